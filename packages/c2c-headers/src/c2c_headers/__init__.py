@@ -1,0 +1,7 @@
+"""c2c_headers: part of the c2c ASGI toolkit (see the package README)."""
+
+from importlib.metadata import version as _version
+
+__version__ = _version("c2c-headers")
+
+__all__ = ["__version__"]
