@@ -1,7 +1,90 @@
-"""c2c_config: part of the c2c ASGI toolkit (see the package README)."""
+"""c2c-config: settings from `C2C__` environment variables for the c2c ASGI toolkit.
+
+`C2C__SECTION__FIELD` variables (case-insensitive, `__` between levels) fill pydantic models;
+comma lists, durations and `k=v` options parse strictly; secrets are `SecretStr`; a bad value
+raises `ConfigError` naming the variable; an unknown `C2C__` variable is reported with the
+closest known name. The Redis client factory lives in `c2c_config.redis` (extra `redis`).
+"""
 
 from importlib.metadata import version as _version
 
+from c2c_config._base import (
+    ENV_PREFIX,
+    C2CSettings,
+    ConfigError,
+    FieldInfo,
+    Section,
+    UnknownVariable,
+    env_var_name,
+    find_unknown_variables,
+    get_settings,
+    iter_fields,
+    redact_url,
+    reload_settings,
+)
+from c2c_config._docs import render_reference
+from c2c_config._sections import (
+    CoreSettings,
+    PrometheusSettings,
+    ProxyHeadersSettings,
+    RedisSettings,
+    normalize_route_prefix,
+    parse_host_port_list,
+)
+from c2c_config._types import (
+    DURATION_FORMATS,
+    REDIS_OPTION_TYPES,
+    Duration,
+    DurationError,
+    FloatList,
+    IntList,
+    Options,
+    RedisOptions,
+    StringList,
+    format_duration,
+    parse_duration,
+    parse_float_list,
+    parse_int_list,
+    parse_options,
+    parse_string_list,
+)
+
 __version__ = _version("c2c-config")
 
-__all__ = ["__version__"]
+__all__ = [
+    "DURATION_FORMATS",
+    "ENV_PREFIX",
+    "REDIS_OPTION_TYPES",
+    "C2CSettings",
+    "ConfigError",
+    "CoreSettings",
+    "Duration",
+    "DurationError",
+    "FieldInfo",
+    "FloatList",
+    "IntList",
+    "Options",
+    "PrometheusSettings",
+    "ProxyHeadersSettings",
+    "RedisOptions",
+    "RedisSettings",
+    "Section",
+    "StringList",
+    "UnknownVariable",
+    "__version__",
+    "env_var_name",
+    "find_unknown_variables",
+    "format_duration",
+    "get_settings",
+    "iter_fields",
+    "normalize_route_prefix",
+    "parse_duration",
+    "parse_float_list",
+    "parse_host_port_list",
+    "parse_int_list",
+    "parse_options",
+    "parse_string_list",
+    "redact_url",
+    "reload_settings",
+    "render_reference",
+]

@@ -1,0 +1,177 @@
+"""The sections c2c-config owns (redis, prometheus, proxy_headers, http, route_prefix) and `CoreSettings`."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from c2c_config._base import C2CSettings, Section
+from c2c_config._types import RedisOptions, StringList
+
+_METRIC_PREFIX = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*|")
+_HOST_PORT = re.compile(r"(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<host>[^\s:\[\]/@,]+)):(?P<port>\d{1,5})")
+
+
+def parse_host_port_list(value: str) -> list[tuple[str, int]]:
+    """Parse `host:port,host:port` (IPv6 in brackets) into a list; raise `ValueError` on a bad entry."""
+    addresses = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        match = _HOST_PORT.fullmatch(item)
+        if match is None:
+            raise ValueError(f"{item!r} is not host:port (write IPv6 addresses as [::1]:26379)")
+        port = int(match["port"])
+        if not 0 < port < 65536:
+            raise ValueError(f"{item!r}: port {port} is out of range 1-65535")
+        addresses.append((match["ipv6"] or match["host"], port))
+    if not addresses:
+        raise ValueError("no sentinel address given")
+    return addresses
+
+
+class RedisSettings(Section):
+    """Redis, used by broadcast, logging-level persistence and the Redis health check."""
+
+    url: str | None = Field(
+        default=None,
+        repr=False,
+        description="Redis connection URL, e.g. redis://:password@redis:6379/0 (the password is never logged)",
+    )
+    options: RedisOptions = Field(
+        default_factory=dict,
+        description="Redis connection options, e.g. 'socket_timeout=5,ssl=True' (typed redis-py keyword arguments)",
+    )
+    sentinels: str | None = Field(
+        default=None, description="Redis Sentinels as host:port,host:port; takes precedence over the URL"
+    )
+    servicename: str | None = Field(default=None, description="Redis service name for Sentinel")
+    db: int = Field(default=0, ge=0, description="Redis database number (Sentinel mode, or a URL without one)")
+    broadcast_prefix: str = Field(default="broadcast_api_", description="Redis prefix for broadcast channels")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.match(r"(redis|rediss|unix)://", value):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value.strip()
+
+    @field_validator("sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_host_port_list(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _sentinels_need_service(self) -> RedisSettings:
+        if self.sentinels and not self.servicename:
+            raise ValueError("C2C__REDIS__SENTINELS is set: C2C__REDIS__SERVICENAME must name the Sentinel service")
+        return self
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """The parsed `sentinels` (empty when not in Sentinel mode)."""
+        return parse_host_port_list(self.sentinels) if self.sentinels else []
+
+    @property
+    def configured(self) -> bool:
+        """Whether a Redis server is configured (URL or Sentinels)."""
+        return bool(self.url or self.sentinels)
+
+
+class PrometheusSettings(Section):
+    """Prometheus metrics."""
+
+    prefix: str = Field(default="c2casgiutils_", description="Prefix for Prometheus metrics")
+    port: int = Field(default=9000, ge=0, le=65535, description="Port for Prometheus metrics")
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _METRIC_PREFIX.fullmatch(value):
+            raise ValueError(
+                "a metric name prefix may hold only letters, digits, '_' and ':' and not start with a digit"
+            )
+        return value
+
+
+def _check_trusted_host(entry: str) -> str:
+    if entry == "*":
+        return entry
+    looks_numeric = bool(re.fullmatch(r"[0-9.]+(/\d+)?|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*(/\d+)?", entry))
+    if "/" in entry and looks_numeric:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as error:
+            raise ValueError(f"trusted host {entry!r} is not a valid network: {error}") from None
+    elif looks_numeric:
+        try:
+            ipaddress.ip_address(entry)
+        except ValueError:
+            raise ValueError(f"trusted host {entry!r} is not a valid IP address") from None
+    # Anything else is a literal (a unix socket path, or a test client name such as `testclient`).
+    return entry
+
+
+class ProxyHeadersSettings(Section):
+    """Forwarded headers from reverse proxies (`ForwardedHeadersMiddleware`)."""
+
+    type: Literal["none", "x-forwarded", "forwarded"] = Field(
+        default="none",
+        description=(
+            "Proxy headers mode: 'none' disables host/proto rewriting, 'x-forwarded' trusts X-Forwarded-* headers, "
+            "'forwarded' trusts RFC7239 Forwarded header"
+        ),
+    )
+    trusted_hosts: StringList = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description=(
+            "Trusted proxy client hosts/networks. Accepts comma-separated string or list "
+            "(e.g. '127.0.0.1,10.0.0.0/8' or '*')."
+        ),
+    )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("trusted_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        return [_check_trusted_host(entry) for entry in value]
+
+
+def normalize_route_prefix(value: str) -> str:
+    """`c2c` → `/c2c/`, `` → `/`: a route prefix starts and ends with a slash."""
+    value = value.strip()
+    if any(char.isspace() or char in "?#\\" for char in value):
+        raise ValueError("a route prefix is a URL path: no spaces, '?', '#' or '\\'")
+    return "/" + value.strip("/") + "/" if value.strip("/") else "/"
+
+
+class CoreSettings(C2CSettings):
+    """The sections shared by the whole toolkit; packages subclass it to add their own sections."""
+
+    redis: RedisSettings = Field(default_factory=RedisSettings, description="Redis")
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings, description="Prometheus")
+    proxy_headers: ProxyHeadersSettings = Field(default_factory=ProxyHeadersSettings, description="Proxy headers")
+    http: bool = Field(
+        default=False,
+        description="The application is running in HTTP mode to be used for development only (default: False)",
+    )
+    route_prefix: str = Field(
+        default="/", description="Route prefix for the application, should start and end with a '/'"
+    )
+
+    @field_validator("route_prefix")
+    @classmethod
+    def _normalize_prefix(cls, value: str) -> str:
+        return normalize_route_prefix(value)
