@@ -36,8 +36,11 @@ is a reused nonce). The returned list is a new list; header names emitted by rul
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import logging
+import os
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 EngineName = Literal["auto", "python", "native"]
 
@@ -101,3 +104,84 @@ class Engine(Protocol):
 
     def apply(self, match: RequestMatch, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """Return the response headers after the matched rules' edits."""
+
+
+ENGINE_ENV_VAR = "C2C_HEADERS_ENGINE"
+ENGINE_NAMES: tuple[EngineName, ...] = ("auto", "python", "native")
+UNKNOWN_ENGINE = "unknown header engine {name!r} (from {source}); accepted: {accepted}"
+NATIVE_MISSING = (
+    "the native header engine was requested ({source}) but c2c_headers_native is not installed: "
+    "install c2c-headers[native], or use engine='python' / 'auto'"
+)
+NATIVE_UNSUPPORTED_PREFIX = "unsupported pattern"
+FALLBACK_WARNING = "native header engine cannot run this configuration (%s); falling back to the python engine"
+
+_LOG = logging.getLogger("c2c_headers")
+
+
+def resolve_engine_name(name: str | None) -> tuple[EngineName, str]:
+    """Return the engine name to use and where it came from (argument, environment or default).
+
+    Order: explicit ``name``, else the ``C2C_HEADERS_ENGINE`` environment variable (read now), else
+    ``"auto"``. Raises ValueError for a value that is not one of ``auto``, ``python``, ``native``.
+    """
+    if name is not None:
+        value, source = name, "engine= argument"
+    elif os.environ.get(ENGINE_ENV_VAR):
+        value, source = os.environ[ENGINE_ENV_VAR].strip().lower(), f"environment variable {ENGINE_ENV_VAR}"
+    else:
+        value, source = "auto", "default"
+    for accepted in ENGINE_NAMES:
+        if value == accepted:
+            return accepted, source
+    raise ValueError(UNKNOWN_ENGINE.format(name=value, source=source, accepted=", ".join(ENGINE_NAMES)))
+
+
+def load_engine(name: str | None, rules: Sequence[CompiledRule]) -> Engine:
+    """Build the engine for ``rules``: ``python``, ``native``, or ``auto`` (native when importable).
+
+    ``name`` None reads ``C2C_HEADERS_ENGINE`` (default ``auto``). With ``auto``, a missing native
+    module or a pattern the native engine cannot express exactly falls back to the python engine (one
+    warning line for the latter); with ``native`` both raise.
+
+    Raises:
+        ValueError: unknown engine name.
+        ModuleNotFoundError: ``native`` requested but c2c-headers-native is not installed.
+        UnsupportedPatternError: ``native`` requested and a rule pattern is not supported by it.
+    """
+    from c2c_headers._python_engine import PythonEngine  # here: _python_engine imports this module
+
+    engine_name, source = resolve_engine_name(name)
+    if engine_name == "python":
+        return PythonEngine(rules)
+    try:
+        native = importlib.import_module("c2c_headers_native")
+    except ModuleNotFoundError as error:
+        if error.name != "c2c_headers_native":
+            raise  # a broken build (a dependency of the module missing) must not look like "not installed"
+        if engine_name == "native":
+            raise ModuleNotFoundError(NATIVE_MISSING.format(source=source), name=error.name) from error
+        return PythonEngine(rules)
+    try:
+        engine: Engine = native.RuleEngine(rules)
+    except ValueError as error:
+        if not str(error).startswith(NATIVE_UNSUPPORTED_PREFIX):
+            raise
+        culprit = _unsupported_rule(native, rules)
+        message = f"rule {culprit.name!r}: {error}" if culprit is not None else str(error)
+        if engine_name == "native":
+            raise UnsupportedPatternError(f"native header engine: {message}") from error
+        _LOG.warning(FALLBACK_WARNING, message)
+        return PythonEngine(rules)
+    _LOG.debug("c2c_headers: using the native header engine (%s)", source)
+    return engine
+
+
+def _unsupported_rule(native: Any, rules: Sequence[CompiledRule]) -> CompiledRule | None:
+    """Find the first rule the native engine rejects alone (to name it in the message)."""
+    for rule in rules:
+        try:
+            native.RuleEngine([rule])
+        except ValueError:
+            return rule
+    return None

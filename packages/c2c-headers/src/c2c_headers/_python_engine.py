@@ -1,0 +1,227 @@
+"""The pure-Python header engine (always available); semantics in `c2c_headers._engine`'s docstring.
+
+Speed comes from doing per request only what depends on the request: the rendered values, the
+order of the edits and the set of names each rule set touches are folded once per distinct set of
+applicable rules ("plan", cached), so applying the default rules is one list comprehension over the
+response headers plus one ``extend``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from c2c_headers._engine import CSP_NONCE_PLACEHOLDER, CompiledRule
+
+_PLACEHOLDER: Final = CSP_NONCE_PLACEHOLDER.encode("latin-1")
+_CACHE_CONTROL: Final = b"cache-control"
+_NO_STORE: Final = (b"cache-control", b"no-store")
+_CONTENT_TYPE: Final = b"content-type"
+# Bound on the plan caches: rule subsets are chosen by (attacker-controlled) requests.
+_MAX_PLANS: Final = 1024
+
+_Matcher = Callable[[str], "re.Match[str] | None"]
+_Header = tuple[bytes, bytes]
+
+
+def new_nonce() -> str:
+    """128 bits from the operating system's CSPRNG, standard base64 with padding (24 characters)."""
+    return base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+
+
+class _EditPlan:
+    """The folded edits of one sequence of applicable rules without ``keep_existing`` edits."""
+
+    __slots__ = ("appended", "placeholder", "touched")
+
+    def __init__(self, edits: Sequence[tuple[bytes, bytes | None]]) -> None:
+        touched: set[bytes] = set()
+        appended: dict[bytes, bytes] = {}
+        for name, value in edits:
+            touched.add(name)
+            appended.pop(name, None)  # re-inserting moves the header to the end, as the contract says
+            if value is not None:
+                appended[name] = value
+        self.touched: frozenset[bytes] = frozenset(touched)
+        self.appended: tuple[_Header, ...] = tuple(appended.items())
+        self.placeholder = any(_PLACEHOLDER in value for _, value in self.appended)
+
+
+class _Plan:
+    """The rules one request matched; doubles as the `RequestMatch` of a request without nonce."""
+
+    __slots__ = ("_edit_plans", "content_type", "content_type_matchers", "keep", "nonce", "rules", "static")
+
+    def __init__(self, rules: tuple[CompiledRule, ...], content_type_matchers: tuple[_Matcher | None, ...]) -> None:
+        self.rules = rules
+        self.content_type_matchers = content_type_matchers
+        self.nonce: str | None = None
+        self.keep = any(rule.keep_existing for rule in rules)
+        self.content_type = any(rule.content_type_pattern is not None for rule in rules)
+        response_free = all(
+            rule.status_low == 0 and rule.status_high == 999 and rule.content_type_pattern is None for rule in rules
+        )
+        self._edit_plans: dict[tuple[int, ...], _EditPlan] = {}
+        # When no rule looks at the response and none keeps existing headers, one plan serves all.
+        self.static = (
+            _EditPlan([edit for rule in rules for edit in rule.edits]) if response_free and not self.keep else None
+        )
+
+    def edit_plan(self, selected: tuple[int, ...]) -> _EditPlan:
+        plan = self._edit_plans.get(selected)
+        if plan is None:
+            plan = _EditPlan([edit for index in selected for edit in self.rules[index].edits])
+            if len(self._edit_plans) < _MAX_PLANS:
+                self._edit_plans[selected] = plan
+        return plan
+
+
+class _NonceMatch:
+    """A `RequestMatch` carrying a fresh nonce."""
+
+    __slots__ = ("nonce", "plan")
+
+    def __init__(self, plan: _Plan, nonce: str) -> None:
+        self.plan = plan
+        self.nonce: str | None = nonce
+
+
+class PythonEngine:
+    """The pure-Python engine: ``re`` patterns, folded edit plans; satisfies `Engine`."""
+
+    name: Final = "python"
+
+    def __init__(self, rules: Sequence[CompiledRule]) -> None:
+        """Compile the patterns of ``rules`` (already validated, rendered and sorted)."""
+        self._rules = tuple(rules)
+        tests: list[tuple[_Matcher | None, _Matcher | None, frozenset[str] | None]] = []
+        content_type: list[_Matcher | None] = []
+        for rule in self._rules:
+            netloc = None if rule.netloc_pattern is None else re.compile(rule.netloc_pattern).match
+            path = None if rule.path_pattern is None else re.compile(rule.path_pattern).match
+            tests.append((netloc, path, rule.methods))
+            pattern = rule.content_type_pattern
+            content_type.append(None if pattern is None else re.compile(pattern, re.IGNORECASE).match)
+        self._content_type = tuple(content_type)
+        self._tests = tuple(tests)
+        self._conditional = any(test != (None, None, None) for test in tests)
+        self._plans: dict[tuple[int, ...], _Plan] = {}
+        self._all = self._plan(tuple(range(len(self._rules)))) if self._rules else None
+
+    def _plan(self, indices: tuple[int, ...]) -> _Plan:
+        plan = self._plans.get(indices)
+        if plan is None:
+            plan = _Plan(
+                tuple(self._rules[index] for index in indices), tuple(self._content_type[index] for index in indices)
+            )
+            if len(self._plans) < _MAX_PLANS:
+                self._plans[indices] = plan
+        return plan
+
+    def match(self, netloc: str, path: str, method: str) -> _Plan | _NonceMatch | None:
+        """Select the rules matching the request (``re.match`` on netloc and path, exact method)."""
+        if self._conditional:
+            matched = []
+            for index, (netloc_match, path_match, methods) in enumerate(self._tests):
+                if (
+                    (netloc_match is None or netloc_match(netloc) is not None)
+                    and (path_match is None or path_match(path) is not None)
+                    and (methods is None or method in methods)
+                ):
+                    matched.append(index)
+            if not matched:
+                return None
+            plan = self._plan(tuple(matched))
+        elif self._all is None:
+            return None
+        else:
+            plan = self._all
+        if any(rule.nonce for rule in plan.rules):
+            return _NonceMatch(plan, new_nonce())
+        return plan
+
+    def apply(self, match: object, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """Return the response headers after the matched rules' edits (a new list)."""
+        if isinstance(match, _NonceMatch):
+            plan, nonce = match.plan, match.nonce
+        elif isinstance(match, _Plan):
+            plan, nonce = match, None
+        else:
+            raise TypeError(f"not a match of this engine: {match!r}")
+        if plan.keep:
+            result = self._apply_keep(plan, status, headers, nonce)
+        else:
+            edits = plan.static
+            if edits is None:
+                edits = plan.edit_plan(self._select(plan, status, headers))
+            touched = edits.touched
+            result = [header for header in headers if header[0].lower() not in touched]
+            if nonce is not None and edits.placeholder:
+                value = b"'nonce-" + nonce.encode("ascii") + b"'"
+                result.extend((name, text.replace(_PLACEHOLDER, value)) for name, text in edits.appended)
+            else:
+                result.extend(edits.appended)
+        if nonce is not None:
+            self._no_store(result, nonce)
+        return result
+
+    @staticmethod
+    def _select(plan: _Plan, status: int, headers: list[tuple[bytes, bytes]]) -> tuple[int, ...]:
+        """Indices (in ``plan.rules``) of the matched rules that apply to this response."""
+        content_type: str | None = None
+        if plan.content_type:
+            for name, value in headers:
+                if name.lower() == _CONTENT_TYPE:
+                    content_type = value.decode("latin-1")
+                    break
+        selected = []
+        for position, (rule, matcher) in enumerate(zip(plan.rules, plan.content_type_matchers, strict=True)):
+            if rule.status_low <= status <= rule.status_high and (
+                matcher is None or (content_type is not None and matcher(content_type) is not None)
+            ):
+                selected.append(position)
+        return tuple(selected)
+
+    def _apply_keep(
+        self, plan: _Plan, status: int, headers: list[tuple[bytes, bytes]], nonce: str | None
+    ) -> list[tuple[bytes, bytes]]:
+        """The general algorithm (some rule keeps existing headers, so the result depends on them)."""
+        existing = {name.lower() for name, _ in headers}
+        touched: set[bytes] = set()
+        appended: dict[bytes, bytes] = {}
+        for position in self._select(plan, status, headers):
+            rule = plan.rules[position]
+            for name, value in rule.edits:
+                if (
+                    value is not None
+                    and rule.keep_existing
+                    and (name in appended or (name in existing and name not in touched))
+                ):
+                    continue
+                touched.add(name)
+                appended.pop(name, None)
+                if value is not None:
+                    appended[name] = value
+        result = [header for header in headers if header[0].lower() not in touched]
+        if nonce is None:
+            result.extend(appended.items())
+        else:
+            value = b"'nonce-" + nonce.encode("ascii") + b"'"
+            result.extend((name, text.replace(_PLACEHOLDER, value)) for name, text in appended.items())
+        return result
+
+    @staticmethod
+    def _no_store(headers: list[tuple[bytes, bytes]], nonce: str) -> None:
+        """Append ``cache-control: no-store`` when a header carries the nonce and none is set."""
+        encoded = nonce.encode("ascii")
+        carries = False
+        for name, value in headers:
+            if name.lower() == _CACHE_CONTROL:
+                return
+            if encoded in value:
+                carries = True
+        if carries:
+            headers.append(_NO_STORE)

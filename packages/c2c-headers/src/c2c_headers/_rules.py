@@ -1,0 +1,460 @@
+"""The rule compiler: validates a ``headers_config`` and renders every value once, at construction.
+
+Both engines receive the result (a sorted tuple of `CompiledRule`); validation, rendering and the
+error messages live here only (CONVENTIONS.md E).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, Required, TypeAlias, TypedDict
+
+from c2c_headers._engine import CSP_NONCE_PLACEHOLDER, CompiledRule
+
+HeaderValue: TypeAlias = str | Sequence[str] | Mapping[str, Any] | None
+"""A rule's header value: str as is, list joined, dict rendered (CSP, Permissions-Policy...), None removes."""
+
+
+class HeaderMatcher(TypedDict, total=False):
+    """One rule of ``headers_config`` (every field optional except ``headers``).
+
+    Attributes:
+        netloc_match: regex matched (``re.match``, anchored at the start only) against the
+            request's ``host[:port]`` (the ``Host`` header, else the server address).
+        path_match: regex matched against the request path relative to ``root_path``, *with* its
+            leading slash (``r"^/api/"``).
+        methods: the request methods the rule applies to (exact, case-sensitive), e.g. ``["GET"]``.
+        status_code: a response status, or an inclusive ``(low, high)`` range.
+        content_type_match: regex matched case-insensitively against the response ``Content-Type``.
+        order: rules are stably sorted by ``order`` (default 0); later rules win.
+        headers: header name -> value (str, list, dict, or None to remove the header).
+        keep_existing: when true, a header the response already has (set by the application or an
+            earlier rule) is left as is instead of being replaced; removals (None) still apply.
+    """
+
+    netloc_match: str
+    path_match: str
+    methods: Sequence[str]
+    status_code: int | tuple[int, int]
+    content_type_match: str
+    order: int
+    headers: Required[Mapping[str, HeaderValue]]
+    keep_existing: bool
+
+
+HeadersConfig: TypeAlias = Mapping[str, HeaderMatcher] | Mapping[str, Mapping[str, Any]]
+"""``headers_config``: rule name -> rule (the names are labels used in error messages)."""
+
+CSP_NONCE: Final = CSP_NONCE_PLACEHOLDER
+"""Placeholder to write in a CSP source list; replaced by ``'nonce-<value>'`` on each response."""
+
+# Error message templates (Starlette style: constants at module top).
+RULE_NOT_MAPPING = "headers_config rule {rule!r}: a rule must be a mapping, got {type}"
+RULE_UNKNOWN_FIELDS = "headers_config rule {rule!r}: unknown field(s) {fields}; accepted: {accepted}"
+RULE_FIELD_ERROR = "headers_config rule {rule!r}, field {field!r}: {problem}"
+RULE_HEADER_ERROR = "headers_config rule {rule!r}, header {header!r}: {problem}"
+
+_FIELDS: Final = frozenset(HeaderMatcher.__annotations__)
+_CSP_HEADERS: Final = frozenset({"content-security-policy", "content-security-policy-report-only"})
+_PERMISSIONS_POLICY: Final = "permissions-policy"
+# Headers whose list syntax is comma-separated (RFC 9110 lists); every other list joins with "; ".
+COMMA_LIST_HEADERS: Final = frozenset(
+    {
+        "access-control-allow-headers",
+        "access-control-allow-methods",
+        "access-control-expose-headers",
+        "allow",
+        "cache-control",
+        "clear-site-data",
+        "permissions-policy",
+        "referrer-policy",
+        "vary",
+        "x-robots-tag",
+    }
+)
+# RFC 9110 section 5.6.2 token.
+_TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Control characters are never allowed in a field value (RFC 9110 section 5.5), except HTAB.
+_CTL_RE: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CSP_DIRECTIVE_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+# CSP keywords that only mean something quoted: unquoted, the browser reads them as host names.
+_CSP_KEYWORDS: Final = frozenset(
+    {
+        "self",
+        "none",
+        "nonce",
+        "unsafe-inline",
+        "unsafe-eval",
+        "unsafe-hashes",
+        "unsafe-allow-redirects",
+        "strict-dynamic",
+        "report-sample",
+        "wasm-unsafe-eval",
+        "inline-speculation-rules",
+    }
+)
+_CSP_HASH_OR_NONCE_RE: Final = re.compile(r"(?:nonce|sha256|sha384|sha512)-", re.IGNORECASE)
+_PP_FEATURE_RE: Final = re.compile(r"[a-z*][a-z0-9_.*-]*")
+_PP_BARE_ITEMS: Final = frozenset({"self", "src", "*"})
+
+
+class _RuleError(ValueError):
+    """Internal: a problem with one header value, completed with the rule and header names."""
+
+
+def _validate_value(value: str) -> str:
+    if _CTL_RE.search(value):
+        raise _RuleError("the value contains a control character (CR, LF, NUL...): header injection")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise _RuleError("the value is not latin-1 (HTTP header values are bytes; percent-encode it)") from None
+    if value != value.strip(" \t"):
+        raise _RuleError("the value has leading or trailing whitespace")
+    return value
+
+
+def _str_items(items: Iterable[object], what: str) -> list[str]:
+    result = []
+    for item in items:
+        if not isinstance(item, str):
+            raise _RuleError(f"unsupported value type {type(item).__name__} in {what} (expected str)")
+        result.append(item)
+    return result
+
+
+def _csp_sources(directive: str, sources: list[str]) -> list[str]:
+    tokens: list[str] = []
+    for source in sources:
+        tokens.extend(source.split())
+    for token in tokens:
+        if ";" in token or "," in token:
+            raise _RuleError(f"CSP directive {directive!r}: source {token!r} contains ';' or ','")
+        if token.lower() in _CSP_KEYWORDS or _CSP_HASH_OR_NONCE_RE.match(token):
+            raise _RuleError(f"CSP directive {directive!r}: keyword {token!r} must be quoted: \"'{token}'\"")
+    return tokens
+
+
+def _render_csp_directives(directives: list[tuple[str, list[str]]]) -> str:
+    seen: set[str] = set()
+    parts = []
+    for directive, sources in directives:
+        if not _CSP_DIRECTIVE_RE.fullmatch(directive):
+            raise _RuleError(f"invalid CSP directive name {directive!r}")
+        if directive.lower() in seen:
+            raise _RuleError(f"duplicate CSP directive {directive!r}")
+        seen.add(directive.lower())
+        tokens = _csp_sources(directive, sources)
+        parts.append(" ".join([directive, *tokens]))
+    if not parts:
+        raise _RuleError("empty Content-Security-Policy (use None to remove the header)")
+    return "; ".join(parts)
+
+
+def _parse_csp_string(policy: str) -> list[tuple[str, list[str]]]:
+    if "," in policy:
+        raise _RuleError("a ',' in a CSP value starts a second policy; write one policy per rule")
+    directives = []
+    for part in policy.split(";"):
+        words = part.split()
+        if words:
+            directives.append((words[0], words[1:]))
+    return directives
+
+
+def _render_csp(value: object) -> str:
+    if isinstance(value, str):
+        return _render_csp_directives(_parse_csp_string(value))
+    if isinstance(value, Mapping):
+        directives = []
+        for directive, sources in value.items():
+            if not isinstance(directive, str):
+                raise _RuleError(f"CSP directive names must be str, got {type(directive).__name__}")
+            if isinstance(sources, str):
+                directives.append((directive, [sources]))
+            elif isinstance(sources, list | tuple):
+                directives.append((directive, _str_items(sources, f"CSP directive {directive!r}")))
+            else:
+                raise _RuleError(f"unsupported value type {type(sources).__name__} for CSP directive {directive!r}")
+        return _render_csp_directives(directives)
+    if not isinstance(value, list | tuple):
+        raise _RuleError(f"unsupported value type {type(value).__name__} for a CSP")
+    directives = []
+    for item in _str_items(value, "the CSP list"):
+        directives.extend(_parse_csp_string(item))
+    return _render_csp_directives(directives)
+
+
+def _render_pp_allowlist(feature: str, allowlist: object) -> str:
+    if isinstance(allowlist, str):
+        return allowlist
+    if not isinstance(allowlist, list | tuple):
+        raise _RuleError(f"unsupported value type {type(allowlist).__name__} for Permissions-Policy {feature!r}")
+    items = _str_items(allowlist, f"Permissions-Policy {feature!r}")
+    if items == ["*"]:
+        return "*"
+    rendered = []
+    for item in items:
+        if item in _PP_BARE_ITEMS or (len(item) >= 2 and item[0] == item[-1] == '"'):
+            rendered.append(item)
+        elif '"' in item or "\\" in item or " " in item:
+            raise _RuleError(f"Permissions-Policy {feature!r}: invalid origin {item!r}")
+        else:
+            rendered.append(f'"{item}"')
+    return "(" + " ".join(rendered) + ")"
+
+
+def _render_dict(header: str, value: Mapping[object, object]) -> str:
+    parts = []
+    for key, item in value.items():
+        if not isinstance(key, str) or not _TOKEN_RE.fullmatch(key):
+            raise _RuleError(f"dict key {key!r} is not a token")
+        if header == _PERMISSIONS_POLICY:
+            if not _PP_FEATURE_RE.fullmatch(key):
+                raise _RuleError(f"invalid Permissions-Policy feature {key!r} (lower-case token)")
+            parts.append(f"{key}={_render_pp_allowlist(key, item)}")
+        elif item is True:
+            parts.append(key)
+        elif isinstance(item, str) or (isinstance(item, int) and not isinstance(item, bool)):
+            parts.append(f"{key}={item}")
+        elif isinstance(item, list | tuple):
+            parts.append(f"{key}={' '.join(_str_items(item, f'dict key {key!r}'))}")
+        else:
+            raise _RuleError(f"unsupported value type {type(item).__name__} for dict key {key!r}")
+    return (", " if header in COMMA_LIST_HEADERS else "; ").join(parts)
+
+
+def render_value(header: str, value: object) -> str | None:
+    """Render one header value to its final string (None = remove); raise ValueError when invalid.
+
+    Args:
+        header: the header name (any case).
+        value: str, list/tuple of str, dict, or None.
+    """
+    lower = header.lower()
+    if value is None:
+        return None
+    if lower in _CSP_HEADERS and isinstance(value, str | list | tuple | Mapping):
+        return _validate_value(_render_csp(value))
+    if isinstance(value, str):
+        return _validate_value(value)
+    if isinstance(value, list | tuple):
+        separator = ", " if lower in COMMA_LIST_HEADERS else "; "
+        return _validate_value(separator.join(_str_items(value, "the list")))
+    if isinstance(value, Mapping):
+        return _validate_value(_render_dict(lower, value))
+    raise _RuleError(f"unsupported value type {type(value).__name__} (expected str, list, dict or None)")
+
+
+def _compile_pattern(rule: str, field: str, pattern: object, flags: int = 0) -> str:
+    if not isinstance(pattern, str):
+        raise ValueError(RULE_FIELD_ERROR.format(rule=rule, field=field, problem="must be a regex string"))
+    try:
+        re.compile(pattern, flags)
+    except re.error as error:
+        raise ValueError(RULE_FIELD_ERROR.format(rule=rule, field=field, problem=f"invalid regex: {error}")) from None
+    return pattern
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _compile_status(rule: str, status: object) -> tuple[int, int]:
+    if isinstance(status, int) and not isinstance(status, bool):
+        low = high = status
+    elif isinstance(status, list | tuple) and len(status) == 2 and all(_is_int(s) for s in status):
+        low, high = status
+    else:
+        problem = "must be an int or an inclusive (low, high) pair of ints"
+        raise ValueError(RULE_FIELD_ERROR.format(rule=rule, field="status_code", problem=problem))
+    if not 0 <= low <= high <= 999:
+        problem = f"range ({low}, {high}) must satisfy 0 <= low <= high <= 999"
+        raise ValueError(RULE_FIELD_ERROR.format(rule=rule, field="status_code", problem=problem))
+    return low, high
+
+
+def _compile_methods(rule: str, methods: object) -> frozenset[str]:
+    if isinstance(methods, str) or not isinstance(methods, Iterable):
+        problem = 'must be a list of method names, e.g. ["GET", "HEAD"]'
+        raise ValueError(RULE_FIELD_ERROR.format(rule=rule, field="methods", problem=problem))
+    result = []
+    for method in methods:
+        if not isinstance(method, str) or not _TOKEN_RE.fullmatch(method):
+            problem = f"{method!r} is not a method name (token)"
+            raise ValueError(RULE_FIELD_ERROR.format(rule=rule, field="methods", problem=problem))
+        result.append(method)
+    if not result:
+        problem = "is empty: the rule would never apply (omit it to match every method)"
+        raise ValueError(RULE_FIELD_ERROR.format(rule=rule, field="methods", problem=problem))
+    return frozenset(result)
+
+
+def compile_rule(name: str, rule: object) -> tuple[int, CompiledRule]:
+    """Validate and render one rule; return ``(order, CompiledRule)``.
+
+    Raises:
+        ValueError: naming the rule and the header or field at fault.
+    """
+    if not isinstance(rule, Mapping):
+        raise ValueError(RULE_NOT_MAPPING.format(rule=name, type=type(rule).__name__))
+    unknown = sorted(str(key) for key in rule if key not in _FIELDS)
+    if unknown:
+        raise ValueError(
+            RULE_UNKNOWN_FIELDS.format(rule=name, fields=", ".join(unknown), accepted=", ".join(sorted(_FIELDS)))
+        )
+    headers = rule.get("headers")
+    if not isinstance(headers, Mapping):
+        problem = "is required and must map header names to values"
+        raise ValueError(RULE_FIELD_ERROR.format(rule=name, field="headers", problem=problem))
+    order = rule.get("order", 0)
+    if not _is_int(order):
+        raise ValueError(RULE_FIELD_ERROR.format(rule=name, field="order", problem="must be an int"))
+    keep_existing = rule.get("keep_existing", False)
+    if not isinstance(keep_existing, bool):
+        raise ValueError(RULE_FIELD_ERROR.format(rule=name, field="keep_existing", problem="must be a bool"))
+
+    edits: list[tuple[bytes, bytes | None]] = []
+    seen: set[str] = set()
+    for header, value in headers.items():
+        if not isinstance(header, str) or not _TOKEN_RE.fullmatch(header):
+            problem = "the header name is not a token (RFC 9110: letters, digits and !#$%&'*+-.^_`|~)"
+            raise ValueError(RULE_HEADER_ERROR.format(rule=name, header=header, problem=problem))
+        if header.lower() in seen:
+            problem = "the header appears twice in this rule (names are case-insensitive)"
+            raise ValueError(RULE_HEADER_ERROR.format(rule=name, header=header, problem=problem))
+        seen.add(header.lower())
+        try:
+            rendered = render_value(header, value)
+        except _RuleError as error:
+            raise ValueError(RULE_HEADER_ERROR.format(rule=name, header=header, problem=error)) from None
+        edits.append(
+            (header.lower().encode("latin-1"), None if rendered is None else rendered.encode("latin-1")),
+        )
+
+    netloc = rule.get("netloc_match")
+    path = rule.get("path_match")
+    content_type = rule.get("content_type_match")
+    methods = rule.get("methods")
+    status = rule.get("status_code")
+    low, high = (0, 999) if status is None else _compile_status(name, status)
+    compiled = CompiledRule(
+        name=name,
+        netloc_pattern=None if netloc is None else _compile_pattern(name, "netloc_match", netloc),
+        path_pattern=None if path is None else _compile_pattern(name, "path_match", path),
+        methods=None if methods is None else _compile_methods(name, methods),
+        status_low=low,
+        status_high=high,
+        content_type_pattern=(
+            None if content_type is None else _compile_pattern(name, "content_type_match", content_type, re.IGNORECASE)
+        ),
+        edits=tuple(edits),
+        nonce=any(value is not None and CSP_NONCE_PLACEHOLDER.encode() in value for _, value in edits),
+        keep_existing=keep_existing,
+    )
+    return order, compiled
+
+
+def compile_rules(headers_config: HeadersConfig | None, use_default: bool = True) -> tuple[CompiledRule, ...]:
+    """Compile the default rules (if ``use_default``) then ``headers_config``, stably sorted by ``order``.
+
+    Raises:
+        ValueError: naming the rule and the header or field at fault.
+    """
+    if headers_config is not None and not isinstance(headers_config, Mapping):
+        raise ValueError(f"headers_config must map rule names to rules, got {type(headers_config).__name__}")
+    compiled: list[tuple[int, CompiledRule]] = []
+    if use_default:
+        compiled.extend(compile_rule(name, rule) for name, rule in DEFAULT_HEADERS_CONFIG.items())
+    for name, rule in (headers_config or {}).items():
+        if not isinstance(name, str):
+            raise ValueError(f"headers_config rule names must be str, got {name!r}")
+        compiled.append(compile_rule(name, rule))
+    compiled.sort(key=lambda item: item[0])  # stable: defaults first, then insertion order
+    return tuple(rule for _, rule in compiled)
+
+
+# Directives that do not fall back to default-src: without them a `default-src 'self'` policy still
+# allows <base> injection, form hijacking, plugins and framing (OWASP secure headers, helmet).
+_CSP_HARDENING: Final[dict[str, list[str]]] = {
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "object-src": ["'none'"],
+    "frame-ancestors": ["'none'"],
+}
+_SWAGGER_CDN: Final = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+_REDOC_CDN: Final = "https://cdn.jsdelivr.net/npm/redoc@2/"
+
+DEFAULT_HEADERS_CONFIG: Final[dict[str, HeaderMatcher]] = {
+    "default": {
+        "order": -1,
+        "headers": {
+            "Content-Security-Policy": {"default-src": ["'self'"], **_CSP_HARDENING},
+            "X-Frame-Options": "DENY",
+            "Strict-Transport-Security": "max-age=31536000; includeSubDomains; preload",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Permissions-Policy": ["geolocation=()", "microphone=()"],
+            "X-DNS-Prefetch-Control": "off",
+            "Origin-Agent-Cluster": "?1",
+            "X-Permitted-Cross-Domain-Policies": "none",
+            "Cross-Origin-Embedder-Policy": "require-corp",
+            "Cross-Origin-Opener-Policy": "same-origin",
+            "Cross-Origin-Resource-Policy": "same-origin",
+        },
+    },
+    # HSTS on http://localhost pins the browser to https for every local project: drop it for pages.
+    "localhost": {
+        "netloc_match": r"^localhost(:\d+)?$",
+        "content_type_match": r"^text/html",
+        "headers": {"Strict-Transport-Security": None},
+    },
+    # The /c2c index page is self-contained: its own scripts and styles, carried by nonces.
+    "c2c": {
+        "path_match": r"^(.*/)?c2c/?$",
+        "content_type_match": r"^text/html",
+        "status_code": 200,
+        "headers": {
+            "Content-Security-Policy": {
+                "default-src": ["'self'"],
+                "script-src": ["'self'", CSP_NONCE],
+                "style-src": ["'self'", CSP_NONCE],
+                **_CSP_HARDENING,
+            },
+        },
+    },
+    # FastAPI's Swagger UI page: CDN script and style, one inline script, the FastAPI favicon.
+    "docs": {
+        "path_match": r"^(.*/)?docs/?$",
+        "content_type_match": r"^text/html",
+        "headers": {
+            "Content-Security-Policy": {
+                "default-src": ["'self'"],
+                "script-src-elem": ["'self'", "'unsafe-inline'", _SWAGGER_CDN],
+                "style-src-elem": ["'self'", _SWAGGER_CDN],
+                "img-src": ["'self'", "data:", "https://fastapi.tiangolo.com/img/"],
+                **_CSP_HARDENING,
+            },
+            "Cross-Origin-Embedder-Policy": None,
+        },
+    },
+    # FastAPI's ReDoc page: CDN script, Google Fonts, inline styles, blob: workers.
+    "redoc": {
+        "path_match": r"^(.*/)?redoc/?$",
+        "content_type_match": r"^text/html",
+        "headers": {
+            "Content-Security-Policy": {
+                "default-src": ["'self'"],
+                "script-src-elem": ["'self'", "'unsafe-inline'", _REDOC_CDN],
+                "style-src": ["'self'", "'unsafe-inline'", "https://fonts.googleapis.com/"],
+                "font-src": ["'self'", "https://fonts.gstatic.com/"],
+                "img-src": ["'self'", "data:", "https://cdn.redoly.com/", "https://fastapi.tiangolo.com/img/"],
+                "worker-src": ["'self'", "blob:"],
+                **_CSP_HARDENING,
+            },
+            "Cross-Origin-Embedder-Policy": None,
+        },
+    },
+}
+"""The default rules (applied first when ``use_default`` is true); see the README for the table."""

@@ -1,0 +1,407 @@
+"""`ForwardedHeadersMiddleware`: trust ``X-Forwarded-*`` or RFC 7239 ``Forwarded`` from known proxies.
+
+Security model (anchors: uvicorn ProxyHeadersMiddleware, werkzeug ProxyFix, Home Assistant):
+
+- Only a peer in ``trusted_hosts`` is believed; everything else passes through untouched.
+- Proxies *append* to these lists, so the leftmost values are whatever the client sent. Repeated
+  header lines are merged (RFC 9110 section 5.3), then the address list is walked right to left,
+  skipping trusted hops; the first untrusted address is the client, and scheme, host and port are
+  taken at the same hop (never further left), so a client behind an appending proxy cannot forge
+  them.
+- One family only (``x-forwarded`` or ``forwarded``): accepting both would let a client inject
+  through the one its proxy does not overwrite (uvicorn PR #2928).
+- A malformed value is ignored (debug log), never a 500; a malformed ``trusted_hosts`` entry is an
+  error at construction, not a literal that never matches.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, Literal, TypeAlias
+
+from c2c_headers.types import ASGIApp, Receive, Scope, Send
+
+HeadersType: TypeAlias = Literal["x-forwarded", "forwarded", "none"]
+
+ORIGINAL_SCOPE_KEY: Final = "c2c_headers.forwarded.original"
+"""Scope key of the values before the rewrite: a dict with ``client``, ``scheme``, ``server``,
+``host`` (the ``Host`` header or None), ``root_path`` and ``path``."""
+
+HEADERS_TYPES: Final = ("x-forwarded", "forwarded", "none")
+BAD_HEADERS_TYPE = "headers_type must be one of {accepted}, got {value!r}"
+BAD_TRUSTED_HOST = "trusted_hosts: {entry!r} looks like an IP address or network but does not parse: {error}"
+BAD_TRUSTED_LITERAL = "trusted_hosts: {entry!r} is not a valid entry (empty or with spaces/control characters)"
+
+_LOG = logging.getLogger("c2c_headers")
+_SCHEMES: Final = {
+    "http": {"http": "http", "https": "https", "ws": "http", "wss": "https"},
+    "websocket": {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"},
+}
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+# Something meant as an IP or a network: only digits and dots (IPv4), or hex digits, colons and
+# dots (IPv6), optionally with a /prefix or a %zone. Anything else is a literal (a unix socket
+# path, "testclient"...).
+_IP_LIKE: Final = re.compile(r"[0-9.]+(/.*)?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[^/]*)?(/.*)?")
+_HOST: Final = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._~-]+))(?::(?P<port>[0-9]{1,5}))?")
+_PREFIX: Final = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?")
+_PORT: Final = re.compile(r"[0-9]{1,5}")
+_MAX_CACHE: Final = 4096
+
+_XFF: Final = b"x-forwarded-for"
+_XFPROTO: Final = b"x-forwarded-proto"
+_XFHOST: Final = b"x-forwarded-host"
+_XFPORT: Final = b"x-forwarded-port"
+_XFPREFIX: Final = b"x-forwarded-prefix"
+_FORWARDED: Final = b"forwarded"
+_HOST_HEADER: Final = b"host"
+
+
+class TrustedHosts:
+    """The proxies whose forwarded headers are believed: IPs, networks, literals, or ``*``.
+
+    ``"127.0.0.1, 10.0.0.0/8, ::1, /tmp/app.sock"`` or a list of such strings (each item may
+    itself be a comma list). ``host in trusted`` reads as prose.
+    """
+
+    def __init__(self, trusted_hosts: str | Iterable[str]) -> None:
+        """Parse every entry; raise ValueError for an entry that looks like an IP but does not parse."""
+        items = [trusted_hosts] if isinstance(trusted_hosts, str) else list(trusted_hosts)
+        entries = [entry.strip() for item in items for entry in str(item).split(",")]
+        self.always = False
+        self.addresses: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        self.literals: set[str] = set()
+        for entry in entries:
+            if not entry:
+                continue
+            if entry == "*":
+                self.always = True
+            elif _IP_LIKE.fullmatch(entry):
+                try:
+                    if "/" in entry:
+                        self.networks.append(ipaddress.ip_network(entry, strict=False))
+                    else:
+                        self.addresses.add(ipaddress.ip_address(entry))
+                except ValueError as error:
+                    raise ValueError(BAD_TRUSTED_HOST.format(entry=entry, error=error)) from None
+            elif any(char.isspace() or ord(char) < 32 for char in entry):
+                raise ValueError(BAD_TRUSTED_LITERAL.format(entry=entry))
+            else:
+                self.literals.add(entry)
+        self._cache: dict[str, bool] = {}
+
+    def __contains__(self, host: object) -> bool:
+        """Whether ``host`` (an address string from the scope or a header) is trusted."""
+        if self.always:
+            return True
+        if not isinstance(host, str):
+            return False
+        known = self._cache.get(host)
+        if known is None:
+            known = self._lookup(host)
+            if len(self._cache) >= _MAX_CACHE:  # values come from headers: keep the cache bounded
+                self._cache.clear()
+            self._cache[host] = known
+        return known
+
+    def _lookup(self, host: str) -> bool:
+        if host in self.literals:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        candidates = [address]
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            candidates.append(address.ipv4_mapped)
+        return any(
+            candidate in self.addresses or any(candidate in network for network in self.networks)
+            for candidate in candidates
+        )
+
+
+def _split_node(node: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port); the port None if absent/bad."""
+    if node.startswith("["):
+        end = node.find("]")
+        if end < 0:
+            return node, None
+        host, rest = node[1:end], node[end + 1 :]
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif node.count(":") == 1:
+        host, port_text = node.split(":")
+    else:
+        return node, None  # a bare IPv6 address, or no port
+    return host, _port(port_text)
+
+
+def _port(text: str) -> int | None:
+    """A TCP port (1-65535) written in ASCII digits, else None (``"²".isdigit()`` is true: not used)."""
+    if _PORT.fullmatch(text) is None:
+        return None
+    port = int(text)
+    return port if 0 < port < 65536 else None
+
+
+def _unquote(value: str) -> str:
+    """Decode an RFC 7230 quoted-string (or return a token as is)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def parse_forwarded(value: str) -> list[dict[str, str]]:
+    """Parse an RFC 7239 ``Forwarded`` value into its elements (one dict per hop, keys lower-case).
+
+    Malformed pairs are dropped; a duplicated parameter makes its whole element empty (RFC 7239
+    section 4: each parameter at most once per element).
+    """
+    elements = []
+    for element_text in _split_outside_quotes(value, ","):
+        element: dict[str, str] = {}
+        for pair in _split_outside_quotes(element_text, ";"):
+            key, equals, raw = pair.strip().partition("=")
+            key = key.strip().lower()
+            if not equals or not key:
+                continue
+            if key in element:
+                element = {}
+                break
+            element[key] = _unquote(raw.strip())
+        elements.append(element)
+    return elements
+
+
+def _valid_host(value: str) -> tuple[str, int | None] | None:
+    """(host, port) of a forwarded host value, or None when it is not a plain ``host[:port]``."""
+    match = _HOST.fullmatch(value)
+    if match is None:
+        return None
+    host = match["name"]
+    if host is None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            return None
+        host = match["ipv6"]
+    port_text = match["port"]
+    if port_text is None:
+        return host, None
+    port = _port(port_text)
+    return None if port is None else (host, port)
+
+
+class ForwardedHeadersMiddleware:
+    """Apply the scheme, host, port, client address (and optionally prefix) forwarded by trusted proxies.
+
+    Rewrites ``scope["scheme"]``, ``scope["server"]``, the ``Host`` header (so ``request.url_for``
+    gives the public URL), ``scope["client"]`` (from ``X-Forwarded-For`` / ``for=``) and, when
+    ``trust_prefix`` is set, ``root_path`` and ``path`` from ``X-Forwarded-Prefix``. The original
+    values stay readable under ``scope[ORIGINAL_SCOPE_KEY]``. ``http`` and ``websocket`` scopes
+    only; ``lifespan`` passes through.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        trusted_hosts: str | Sequence[str] = "127.0.0.1",
+        headers_type: str = "x-forwarded",
+        trust_prefix: bool = False,
+    ) -> None:
+        """Parse the configuration.
+
+        Args:
+            app: the ASGI application to wrap.
+            trusted_hosts: the proxies to believe: IPs, IPv4/IPv6 networks (CIDR), literals (unix
+                socket paths, ``testclient``) or ``*`` (anyone: the client can then forge
+                everything); a comma-separated string or a list.
+            headers_type: ``"x-forwarded"`` (``X-Forwarded-For/-Proto/-Host/-Port``),
+                ``"forwarded"`` (RFC 7239) or ``"none"`` (pass through).
+            trust_prefix: also apply ``X-Forwarded-Prefix`` to ``root_path`` (x-forwarded only).
+
+        Raises:
+            ValueError: an unknown ``headers_type`` or a malformed ``trusted_hosts`` entry.
+        """
+        if headers_type not in HEADERS_TYPES:
+            raise ValueError(BAD_HEADERS_TYPE.format(accepted=", ".join(HEADERS_TYPES), value=headers_type))
+        self.app = app
+        self.trusted_hosts = TrustedHosts(trusted_hosts)
+        self.headers_type = headers_type
+        self.trust_prefix = trust_prefix
+        if headers_type == "x-forwarded":
+            self._wanted = {_XFF, _XFPROTO, _XFHOST, _XFPORT} | ({_XFPREFIX} if trust_prefix else set())
+        else:
+            self._wanted = {_FORWARDED}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite the scope when the peer is trusted, then run the application."""
+        if self.headers_type != "none" and scope["type"] in _SCHEMES:
+            client = scope.get("client")
+            if client is not None and client[0] in self.trusted_hosts:
+                found: dict[bytes, list[bytes]] = {}
+                wanted = self._wanted
+                for name, value in scope["headers"]:
+                    lower = name.lower()
+                    if lower in wanted:
+                        found.setdefault(lower, []).append(value)
+                if found:
+                    if self.headers_type == "x-forwarded":
+                        self._apply(scope, *self._from_x_forwarded(found))
+                    else:
+                        self._apply(scope, *self._from_forwarded(found))
+        await self.app(scope, receive, send)
+
+    def _walk(self, addresses: list[str]) -> int:
+        """Index (from the left) of the client: the first untrusted address from the right."""
+        trusted = self.trusted_hosts
+        for index in range(len(addresses) - 1, -1, -1):
+            if _split_node(addresses[index])[0] not in trusted:
+                return index
+        return 0
+
+    def _from_x_forwarded(
+        self, found: dict[bytes, list[bytes]]
+    ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+        def merged(name: bytes) -> list[str]:
+            lines = found.get(name)
+            if not lines:
+                return []
+            return [item.strip() for item in b",".join(lines).decode("latin-1").split(",")]
+
+        addresses = merged(_XFF)
+        hop = 0  # position of the chosen hop counted from the right (0 = added by the peer itself)
+        client = None
+        if addresses:
+            index = self._walk(addresses)
+            client = addresses[index]
+            hop = len(addresses) - 1 - index
+
+        def at_hop(name: bytes) -> str | None:
+            # Entries further left than the chosen hop come from the client: never use them. A
+            # shorter list (a proxy that replaces instead of appending) is all trusted: take its
+            # leftmost entry.
+            items = merged(name)
+            if not items:
+                return None
+            return items[max(0, len(items) - 1 - hop)]
+
+        prefix = at_hop(_XFPREFIX) if self.trust_prefix else None
+        return client, at_hop(_XFPROTO), at_hop(_XFHOST), at_hop(_XFPORT), prefix
+
+    def _from_forwarded(
+        self, found: dict[bytes, list[bytes]]
+    ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+        elements = parse_forwarded(b",".join(found[_FORWARDED]).decode("latin-1"))
+        if not elements:
+            return None, None, None, None, None
+        index = self._walk([element.get("for", "") for element in elements])
+
+        def field(key: str) -> str | None:
+            # The chosen hop's value, else the nearest trusted hop's (to its right) that has one.
+            for element in elements[index:]:
+                if key in element:
+                    return element[key]
+            return None
+
+        return field("for"), field("proto"), field("host"), None, None
+
+    def _apply(
+        self,
+        scope: Scope,
+        client: str | None,
+        proto: str | None,
+        host_value: str | None,
+        port_value: str | None,
+        prefix: str | None,
+    ) -> None:
+        headers: list[Any] = scope["headers"]
+        original_host: str | None = None
+        for name, value in headers:
+            if name.lower() == _HOST_HEADER:
+                original_host = value.decode("latin-1")
+                break
+        original = {
+            "client": scope.get("client"),
+            "scheme": scope.get("scheme"),
+            "server": scope.get("server"),
+            "host": original_host,
+            "root_path": scope.get("root_path", ""),
+            "path": scope.get("path"),
+        }
+        changed = False
+
+        if client:
+            address, port = _split_node(client)
+            if address and address not in ("unknown",) and not address.startswith("_"):
+                scope["client"] = (address, port or 0)
+                changed = True
+
+        scheme = scope.get("scheme", "http" if scope["type"] == "http" else "ws")
+        if proto is not None:
+            mapped = _SCHEMES[scope["type"]].get(proto.strip().lower())
+            if mapped is None:
+                _LOG.debug("forwarded headers: ignoring the invalid scheme %r", proto)
+            else:
+                scheme = scope["scheme"] = mapped
+                changed = True
+
+        host: tuple[str, int | None] | None = None
+        if host_value is not None:
+            host = _valid_host(host_value)
+            if host is None:
+                _LOG.debug("forwarded headers: ignoring the invalid host %r", host_value)
+        forwarded_port: int | None = None
+        if port_value is not None:
+            forwarded_port = _port(port_value)
+            if forwarded_port is None:
+                _LOG.debug("forwarded headers: ignoring the invalid port %r", port_value)
+        if host is None and forwarded_port is not None and original_host is not None:
+            host = _valid_host(original_host)  # only the port was forwarded: keep the request's host
+        if host is not None:
+            name, port = host
+            port = port or forwarded_port
+            default_port = _DEFAULT_PORTS[scheme]
+            scope["server"] = (name, port or default_port)
+            display = f"[{name}]" if ":" in name else name
+            if port is not None and port != default_port:
+                display = f"{display}:{port}"
+            scope["headers"] = [header for header in headers if header[0].lower() != _HOST_HEADER]
+            scope["headers"].append((_HOST_HEADER, display.encode("latin-1")))
+            changed = True
+
+        if prefix is not None:
+            if _PREFIX.fullmatch(prefix) and "//" not in prefix:
+                prefix = prefix.rstrip("/")
+                scope["root_path"] = prefix + scope.get("root_path", "")
+                scope["path"] = prefix + scope.get("path", "")
+                if isinstance(scope.get("raw_path"), bytes):
+                    scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
+                changed = True
+            else:
+                _LOG.debug("forwarded headers: ignoring the invalid prefix %r", prefix)
+
+        if changed:
+            scope[ORIGINAL_SCOPE_KEY] = original
