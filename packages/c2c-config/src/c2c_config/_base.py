@@ -90,7 +90,7 @@ class FieldInfo:
     @property
     def secret(self) -> bool:
         """Whether its value must never be shown."""
-        return _is_secret(self.annotation) or self.field.repr is False
+        return _is_secret(self.annotation)
 
 
 def iter_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[FieldInfo]:

@@ -31,12 +31,12 @@ _ISO_DURATION = re.compile(
          (?:(?P<minutes>\d+(?:[.,]\d+)?)M)?
          (?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?
     """,
-    re.VERBOSE | re.IGNORECASE,
+    re.VERBOSE | re.IGNORECASE | re.ASCII,
 )
 # Only to give a precise message for calendar units, which have no fixed length.
-_ISO_CALENDAR = re.compile(r"P(?:\d+(?:[.,]\d+)?Y)?(?:\d+(?:[.,]\d+)?M)?(?:\d|T|$)", re.IGNORECASE)
-_SHORT_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])", re.IGNORECASE)
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_ISO_CALENDAR = re.compile(r"P(?:\d+(?:[.,]\d+)?Y)?(?:\d+(?:[.,]\d+)?M)?(?:\d|T|$)", re.IGNORECASE | re.ASCII)
+_SHORT_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])", re.IGNORECASE | re.ASCII)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 _UNITS = ("w", "d", "h", "m", "s")
 _UNIT_SECONDS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
@@ -111,7 +111,7 @@ def parse_duration(value: object) -> datetime.timedelta:
             result = _parse_iso(text)
         elif _NUMBER.fullmatch(text):
             result = datetime.timedelta(seconds=float(text))
-        elif text[0].isdigit():
+        elif text[0] in "0123456789":
             result = _parse_short(text)
         else:
             raise _invalid_duration(value)
@@ -199,7 +199,7 @@ def _to_str(item: object) -> str:
 def _to_int(item: object) -> int:
     if isinstance(item, int):
         return item
-    if isinstance(item, str) and re.fullmatch(r"[+-]?\d+", item):
+    if isinstance(item, str) and re.fullmatch(r"[+-]?[0-9]+", item):
         return int(item)
     raise ValueError
 
@@ -263,9 +263,9 @@ def _convert_option(key: str, raw: object, kind: OptionType | None) -> bool | in
         text = str(raw)
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
-        if re.fullmatch(r"[+-]?\d+", text):
+        if re.fullmatch(r"[+-]?[0-9]+", text):
             return int(text)
-        if re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?", text):
+        if re.fullmatch(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
             return float(text)
         return text
     if kind is bool:
@@ -279,7 +279,7 @@ def _convert_option(key: str, raw: object, kind: OptionType | None) -> bool | in
     if kind is int:
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
-        if isinstance(raw, str) and re.fullmatch(r"[+-]?\d+", raw.strip()):
+        if isinstance(raw, str) and re.fullmatch(r"[+-]?[0-9]+", raw.strip()):
             return int(raw)
         raise ValueError(f"option {key!r}: {raw!r} is not an integer")
     if kind is float:

@@ -1,0 +1,92 @@
+"""The sections owned by c2c-all (sentry, tools) and the unified `Settings` composing every package's."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from c2c_auth import AuthSettings
+from c2c_config import CoreSettings, Section, StringList
+from pydantic import Field, model_validator
+
+
+class SentrySettings(Section):
+    """Sentry error tracking; fields are `sentry_sdk.init` keyword arguments, plus `tags`."""
+
+    extra_prefixes: ClassVar[tuple[str, ...]] = ("tag_",)
+
+    dsn: str | None = Field(default=None, repr=False, description="Sentry DSN")
+    debug: bool = Field(default=False, description="Enable Sentry debug mode")
+    release: str | None = Field(default=None, description="Sentry release version")
+    environment: str = Field(default="production", description="Sentry environment")
+    dist: str | None = Field(default=None, description="Sentry distribution")
+    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0, description="Sample rate for error events")
+    ignore_errors: StringList = Field(default_factory=list, description="List of exception class names to ignore")
+    max_breadcrumbs: int = Field(default=100, ge=0, description="Maximum number of breadcrumbs to capture")
+    attach_stacktrace: bool = Field(default=False, description="Attach stack trace to all messages")
+    send_default_pii: bool | None = Field(default=None, description="Send default PII")
+    event_scrubber: str | None = Field(
+        default=None,
+        description=(
+            "Event scrubber for sensitive information: a comma-separated list of extra field names to scrub "
+            "(added to the SDK's default deny list)"
+        ),
+    )
+    include_source_context: bool = Field(default=True, description="Include source context in events")
+    include_local_variables: bool = Field(default=True, description="Include local variables in events")
+    add_full_stack: bool = Field(default=False, description="Add full stack trace to events")
+    max_stack_frames: int = Field(default=100, ge=0, description="Maximum number of stack frames to capture")
+    server_name: str | None = Field(default=None, description="Server name for Sentry events")
+    project_root: str = Field(
+        default_factory=os.getcwd,
+        description="Root directory of the project",
+        json_schema_extra={"doc_default": "the working directory"},
+    )
+    in_app_include: StringList = Field(default_factory=list, description="List of module prefixes that are in the app")
+    in_app_exclude: StringList = Field(
+        default_factory=list, description="List of module prefixes that are not in the app"
+    )
+    max_request_body_size: str = Field(default="medium", description="Maximum request body size to capture")
+    max_value_length: int = Field(default=1024, ge=1, description="Maximum length of values in event payloads")
+    ca_certs: str | None = Field(default=None, description="Path to alternative CA bundle file in PEM format")
+    send_client_reports: bool = Field(default=True, description="Send client reports to Sentry")
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Default tags for Sentry events: each variable C2C__SENTRY__TAG_<NAME> sets the tag <name> "
+            "(lower-cased), e.g. C2C__SENTRY__TAG_SERVICE=my-service sets the tag service."
+        ),
+        json_schema_extra={"env_pattern": "TAG_<NAME>"},
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_tags(cls, data: Any) -> Any:
+        # The environment source hands `C2C__SENTRY__TAG_SERVICE` over as the key `tag_service`.
+        if isinstance(data, dict):
+            tags = {key[len("tag_") :].lower(): value for key, value in data.items() if key.lower().startswith("tag_")}
+            if tags:
+                data = {key: value for key, value in data.items() if not key.lower().startswith("tag_")}
+                data["tags"] = {**dict(data.get("tags") or {}), **tags}
+        return data
+
+
+class LoggingToolSettings(Section):
+    """The logging-levels tool."""
+
+    redis_prefix: str = Field(default="c2c_logging_level_", description="Redis prefix for logging settings")
+    application_module: str = Field(default="c2casgiutils", description="Application module name for logging")
+
+
+class ToolsSettings(Section):
+    """The `/c2c` tools."""
+
+    logging: LoggingToolSettings = Field(default_factory=LoggingToolSettings, description="Logging tool")
+
+
+class Settings(CoreSettings):
+    """Every setting of the toolkit, as `c2casgiutils.config.settings` documents them."""
+
+    sentry: SentrySettings = Field(default_factory=SentrySettings, description="Sentry")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication")
+    tools: ToolsSettings = Field(default_factory=ToolsSettings, description="Tools")

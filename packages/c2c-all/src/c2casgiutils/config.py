@@ -1,0 +1,74 @@
+"""The toolkit's settings (`C2C__...` environment variables), as `c2casgiutils.config` documents them.
+
+- `settings`: the process-wide `Settings`, built from the environment on first access (not at
+  import), shared by every module; `reload()` re-reads the environment into that same object.
+- `Settings()`: a fresh object built from the environment now.
+
+The machinery and the core sections come from c2c-config, the `auth` section from c2c-auth; the
+`sentry` and `tools` sections belong to this package.
+"""
+
+from __future__ import annotations
+
+from c2c_auth import AuthSettings, CookieSettings, GitHubSettings, JWTSettings, TestAuthSettings
+from c2c_config import (
+    ConfigError,
+    Duration,
+    FloatList,
+    IntList,
+    Options,
+    PrometheusSettings,
+    ProxyHeadersSettings,
+    RedisOptions,
+    RedisSettings,
+    StringList,
+    find_unknown_variables,
+    format_duration,
+    get_settings,
+    parse_duration,
+    reload_settings,
+)
+
+from c2casgiutils._settings import LoggingToolSettings, SentrySettings, Settings, ToolsSettings
+
+__all__ = [
+    "AuthSettings",
+    "ConfigError",
+    "CookieSettings",
+    "Duration",
+    "FloatList",
+    "GitHubSettings",
+    "IntList",
+    "JWTSettings",
+    "LoggingToolSettings",
+    "Options",
+    "PrometheusSettings",
+    "ProxyHeadersSettings",
+    "RedisOptions",
+    "RedisSettings",
+    "SentrySettings",
+    "Settings",
+    "StringList",
+    "TestAuthSettings",
+    "ToolsSettings",
+    "find_unknown_variables",
+    "format_duration",
+    "parse_duration",
+    "reload",
+    "settings",  # noqa: F822 - provided lazily by __getattr__
+]
+
+
+def reload() -> Settings:
+    """Re-read the environment into the process-wide `settings` (in place) and return it.
+
+    Raises `ConfigError` (naming the variable) on a bad value; the previous values then stay.
+    """
+    return reload_settings(Settings)
+
+
+def __getattr__(name: str) -> Settings:
+    # `settings` is built on first access so that importing the package never reads the environment.
+    if name == "settings":
+        return get_settings(Settings)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

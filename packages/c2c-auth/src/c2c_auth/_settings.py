@@ -1,0 +1,118 @@
+"""The `auth` settings section (`C2C__AUTH__...`), owned by c2c-auth."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Literal
+
+from c2c_config import CoreSettings, Duration, Section
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+AccessType = Literal["pull", "push", "admin"]
+
+
+class CookieSettings(Section):
+    """The session cookie that carries the signed JWT."""
+
+    name: str = Field(default="c2c-jwt-auth", description="Authentication cookie name")
+    age: Duration = Field(
+        default=datetime.timedelta(days=7), description="Authentication cookie age in seconds (default: 7 days)"
+    )
+    same_site: Literal["lax", "strict", "none"] = Field(
+        default="lax",
+        description=(
+            "SameSite attribute for the JWT cookies (state and auth token). Defaults to 'lax' to support OAuth and "
+            "other redirect-based login flows that rely on the cookie being sent on top-level navigation from "
+            "external sites. Use 'strict' for stronger CSRF protection when such flows are not required."
+        ),
+    )
+    secure: bool = Field(default=True, description="Whether the JWT cookie should be secure")
+    path: str | None = Field(default=None, description="Path for the JWT cookie (default: the c2c index path)")
+
+    @field_validator("same_site", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("name")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        if not value or any(char in value for char in ' \t\r\n;,="()<>@:\\/[]?{}'):
+            raise ValueError("a cookie name must be a non-empty token (no spaces, separators or control characters)")
+        return value
+
+
+class JWTSettings(Section):
+    """Signing of the session and state cookies."""
+
+    secret: SecretStr | None = Field(default=None, description="JWT secret key")
+    algorithm: Literal["HS256", "HS384", "HS512"] = Field(default="HS256", description="JWT algorithm (default: HS256)")
+    cookie: CookieSettings = Field(default_factory=CookieSettings, description="JWT cookie")
+
+
+class GitHubSettings(Section):
+    """GitHub OAuth application and the repository whose permissions gate access."""
+
+    repository: str | None = Field(default=None, description="GitHub repository for authentication")
+    access_type: AccessType = Field(
+        default="pull",
+        description=(
+            "GitHub access type (c2casgiutils master name): when set and ACCESS_TYPE_READ_ONLY is not, "
+            "it is the permission needed for read-only access"
+        ),
+    )
+    access_type_read_only: AccessType = Field(default="pull", description="GitHub permission for read-only access")
+    access_type_read_write: AccessType = Field(default="push", description="GitHub permission for read-write access")
+    access_type_admin: AccessType = Field(default="admin", description="GitHub permission for admin access")
+    authorize_url: str = Field(
+        default="https://github.com/login/oauth/authorize", description="GitHub OAuth authorization URL"
+    )
+    token_url: str = Field(default="https://github.com/login/oauth/access_token", description="GitHub OAuth token URL")
+    user_url: str = Field(default="https://api.github.com/user", description="GitHub user API URL")
+    repo_url: str = Field(default="https://api.github.com/repos", description="GitHub repository API URL")
+    client_id: str | None = Field(default=None, description="GitHub OAuth client ID")
+    client_secret: SecretStr | None = Field(default=None, description="GitHub OAuth client secret")
+    scope: str = Field(default="repo", description="GitHub OAuth scope")
+    proxy_url: str | None = Field(default=None, description="GitHub proxy URL")
+    state_cookie: str = Field(default="c2c-state", description="GitHub state cookie name")
+    state_cookie_age: Duration = Field(
+        default=datetime.timedelta(minutes=10), description="GitHub state cookie age in seconds (default: 10 minutes)"
+    )
+    access_token_expiration_margin: Duration = Field(
+        default=datetime.timedelta(minutes=1),
+        description="Refresh the GitHub access token this long before it expires",
+    )
+
+    @model_validator(mode="after")
+    def _legacy_access_type(self) -> GitHubSettings:
+        if "access_type" in self.model_fields_set and "access_type_read_only" not in self.model_fields_set:
+            self.access_type_read_only = self.access_type
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """Whether GitHub OAuth is fully configured (client id, client secret and repository)."""
+        return bool(self.client_id and self.client_secret and self.repository)
+
+
+class TestAuthSettings(Section):
+    """Test mode: everyone is logged in (development only)."""
+
+    __test__ = False  # not a pytest test class
+
+    username: str | None = Field(default=None, description="Test username")
+
+
+class AuthSettings(Section):
+    """Authentication of the admin tools (`C2C__AUTH__...`)."""
+
+    jwt: JWTSettings = Field(default_factory=JWTSettings, description="JWT")
+    secret: SecretStr | None = Field(default=None, description="Secret key for trivial authentication (not secure)")
+    github: GitHubSettings = Field(default_factory=GitHubSettings, description="GitHub")
+    test: TestAuthSettings = Field(default_factory=TestAuthSettings, description="Test")
+
+
+class Settings(CoreSettings):
+    """The settings c2c-auth reads: the core sections plus `auth`."""
+
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication")

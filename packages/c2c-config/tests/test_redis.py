@@ -1,0 +1,230 @@
+"""The Redis client factory against a real redis-server and a real Sentinel deployment."""
+
+# mypy: disallow-untyped-calls=False
+# (redis-py leaves execute_command unannotated)
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable
+from typing import cast
+
+import pytest
+from redis.asyncio import Redis
+
+from c2c_config import CoreSettings, RedisSettings
+from c2c_config.redis import RedisFactory, get_factory, reset_factory
+from c2c_testing import RedisSentinel, RedisServer
+
+pytestmark = pytest.mark.redis  # every test here talks to a real redis-server
+
+PASSWORD = "p4ss-w0rd-never-logged"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+async def factory_cleanup() -> AsyncIterator[list[RedisFactory]]:
+    factories: list[RedisFactory] = []
+    yield factories
+    for factory in factories:
+        await factory.aclose()
+
+
+async def test_not_configured() -> None:
+    factory = RedisFactory(RedisSettings())
+    assert not factory.configured
+    assert factory.mode == "none"
+    assert factory.master() is None
+    assert factory.replica() is None
+    assert factory.sentinel() is None
+    assert factory.describe() == "not configured"
+    await factory.aclose()
+
+
+async def test_url_mode(redis_server: RedisServer, factory_cleanup: list[RedisFactory]) -> None:
+    factory = RedisFactory(RedisSettings(url=redis_server.url, options={"socket_timeout": 2.0}))
+    factory_cleanup.append(factory)
+    master = factory.master()
+    assert master is not None
+    assert factory.replica() is master  # one server in URL mode
+    await master.set("key", "value")
+    assert await master.get("key") == "value"  # decoded to str by default
+    assert redis_server.command("GET", "key") == b"value"
+
+
+async def test_url_mode_db_from_settings(redis_server: RedisServer, factory_cleanup: list[RedisFactory]) -> None:
+    """`C2C__REDIS__DB` applies in URL mode when the URL names no database (the reference ignored it)."""
+    url = f"redis://{redis_server.host}:{redis_server.port}"
+    factory = RedisFactory(RedisSettings(url=url, db=3))
+    factory_cleanup.append(factory)
+    master = factory.master()
+    assert master is not None
+    await master.set("where", "db3")
+    redis_server.command("SELECT", "3")
+    assert redis_server.command("SELECT", "3") == "OK"
+    client_info = await master.client_info()
+    assert client_info["db"] == 3
+    # A database in the URL wins over the setting.
+    other = RedisFactory(RedisSettings(url=f"{url}/5", db=3))
+    factory_cleanup.append(other)
+    assert other.master() is not None
+    assert (await other.master().client_info())["db"] == 5  # type: ignore[union-attr]
+
+
+async def test_url_password_never_logged(
+    redis_server: RedisServer, factory_cleanup: list[RedisFactory], caplog: pytest.LogCaptureFixture
+) -> None:
+    redis_server.command("CONFIG", "SET", "requirepass", PASSWORD)
+    settings = RedisSettings(url=f"redis://:{PASSWORD}@{redis_server.host}:{redis_server.port}/0")
+    caplog.set_level(logging.DEBUG)
+    factory = RedisFactory(settings)
+    factory_cleanup.append(factory)
+    master = factory.master()
+    assert master is not None
+    assert await _ping(master)
+    assert "Redis clients created (url mode, redis://:***@127.0.0.1" in caplog.text
+    assert PASSWORD not in caplog.text
+    assert PASSWORD not in repr(settings)
+    assert PASSWORD not in factory.describe()
+
+
+async def test_options_reach_the_client(redis_server: RedisServer, factory_cleanup: list[RedisFactory]) -> None:
+    factory = RedisFactory(
+        RedisSettings(url=redis_server.url, options={"client_name": "c2c-test", "decode_responses": False})
+    )
+    factory_cleanup.append(factory)
+    master = factory.master()
+    assert master is not None
+    assert await master.client_getname() == "c2c-test"
+    await master.set("raw", "value")
+    assert await master.get("raw") == b"value"  # bytes: decode_responses=false was honoured
+
+
+async def _ping(client: Redis) -> bool:
+    # redis-py annotates ping() as `Awaitable[bool] | bool` (sync and async clients share stubs).
+    return await cast("Awaitable[bool]", client.ping())
+
+
+def _connected_clients(server: RedisServer) -> int:
+    info = server.command("INFO", "clients")
+    assert isinstance(info, bytes)
+    return int(info.decode().split("connected_clients:")[1].split()[0])
+
+
+async def test_lazy_creation_and_close(redis_server: RedisServer) -> None:
+    factory = RedisFactory(RedisSettings(url=redis_server.url))
+    first = factory.master()
+    assert first is not None
+    assert await _ping(first)
+    clients_before = _connected_clients(redis_server)
+    await factory.aclose()
+    clients_after = _connected_clients(redis_server)
+    assert clients_after == clients_before - 1  # the connection was really closed
+    second = factory.master()
+    assert second is not None and second is not first  # a new client after close
+    assert await _ping(second)
+    await factory.aclose()
+
+
+async def test_server_down_is_an_error_not_a_hang(redis_server: RedisServer) -> None:
+    import redis.exceptions
+
+    factory = RedisFactory(RedisSettings(url=redis_server.url, options={"socket_connect_timeout": 1.0}))
+    master = factory.master()
+    assert master is not None
+    redis_server.stop()
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await _ping(master)
+    redis_server.start()
+    assert await _ping(master)  # the pool reconnects by itself
+    await factory.aclose()
+
+
+async def test_sentinel_mode(redis_sentinel: RedisSentinel, factory_cleanup: list[RedisFactory]) -> None:
+    settings = RedisSettings(
+        sentinels=redis_sentinel.sentinels_str,
+        servicename=redis_sentinel.service_name,
+        db=2,
+        options={"socket_timeout": 2.0},
+    )
+    factory = RedisFactory(settings)
+    factory_cleanup.append(factory)
+    assert factory.mode == "sentinel"
+    assert factory.sentinel() is not None
+    master, replica = factory.master(), factory.replica()
+    assert master is not None and replica is not None and master is not replica
+    await master.set("k", "v")
+    assert (await master.client_info())["db"] == 2
+    # The replica really is the replica server, and receives the write.
+    assert (await replica.execute_command("ROLE"))[0] == "slave"
+    assert (await master.execute_command("ROLE"))[0] == "master"
+    await master.execute_command("WAIT", 1, 2000)
+    assert await replica.get("k") == "v"
+
+
+async def test_sentinel_failover_is_followed(
+    redis_sentinel: RedisSentinel, factory_cleanup: list[RedisFactory]
+) -> None:
+    factory = RedisFactory(
+        RedisSettings(sentinels=redis_sentinel.sentinels_str, servicename=redis_sentinel.service_name)
+    )
+    factory_cleanup.append(factory)
+    master = factory.master()
+    assert master is not None
+    await master.set("before", "1")
+    await master.execute_command("WAIT", 1, 2000)
+    old_address = redis_sentinel.current_master()
+    new_address = redis_sentinel.failover()
+    assert new_address != old_address
+    # The same client object now writes to the promoted server.
+    for _ in range(50):
+        try:
+            await master.set("after", "2")
+            break
+        except Exception:  # connections to the demoted master fail until rediscovery
+            import asyncio
+
+            await asyncio.sleep(0.2)
+    assert (await master.execute_command("ROLE"))[0] == "master"
+    assert await master.get("before") == "1"
+    assert await master.get("after") == "2"
+    promoted = redis_sentinel.master if redis_sentinel.master.address == new_address else redis_sentinel.replica
+    assert promoted.command("GET", "after") == b"2"
+
+
+async def test_process_wide_factory(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
+    from c2c_config import get_settings, reload_settings
+
+    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
+    reload_settings(CoreSettings)
+    try:
+        factory = get_factory()
+        assert factory is get_factory()
+        assert factory.settings == get_settings(CoreSettings).redis
+        master = factory.master()
+        assert master is not None
+        assert await _ping(master)
+    finally:
+        await reset_factory()
+        monkeypatch.delenv("C2C__REDIS__URL")
+        reload_settings(CoreSettings)
+    assert not get_factory().configured
+    await reset_factory()
+
+
+def test_missing_redis_client_message() -> None:
+    """Without the `redis` extra the import fails with the install hint (redis hidden in a subprocess)."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['redis'] = None\nimport c2c_config.redis"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "ModuleNotFoundError: c2c_config.redis needs the Redis client: install c2c-config[redis]" in result.stderr
