@@ -1,0 +1,232 @@
+"""Built-in checks: Redis, SQLAlchemy, Alembic, HTTP (and Wrong, which always fails).
+
+The optional libraries are imported when a check is created, so `import c2c_health` works without
+them and a missing one gives a message naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import threading
+from collections.abc import Awaitable, Collection, Iterable, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
+
+from c2c_config import redact_url
+from c2c_health._core import Check, Result, Timeout
+from c2c_health._http import fetch_status, validate_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from c2c_config.redis import RedisFactory
+
+LOG = logging.getLogger("c2c_health")
+
+MISSING_EXTRA = "{check} needs {module!r}: install c2c-health[{extra}]"
+
+
+def require(module: str, extra: str, check: str) -> ModuleType:
+    """Import `module`, or raise `ModuleNotFoundError` telling which extra of c2c-health provides it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            MISSING_EXTRA.format(check=check, module=error.name or module, extra=extra), name=error.name
+        ) from error
+
+
+def _describe(error: BaseException) -> str:
+    return redact_url(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+
+
+class Redis(Check):
+    """Pings the Redis master and, when it is another server, the replica (Sentinel aware).
+
+    Uses `c2c_config.redis.get_factory()` (the `C2C__REDIS__*` settings) unless a `factory` is
+    given. Healthy (with a message) when Redis is not configured. Needs `c2c-health[redis]`.
+    """
+
+    def __init__(
+        self,
+        tags: Iterable[str] | str | None = None,
+        *,
+        name: str | None = None,
+        timeout: Timeout = None,
+        factory: RedisFactory | None = None,
+    ) -> None:
+        super().__init__(tags, name=name, timeout=timeout)
+        require("c2c_config.redis", "redis", "the Redis health check")
+        self.factory = factory
+
+    async def check(self) -> Result:
+        """Ping master and replica concurrently."""
+        from c2c_config.redis import get_factory
+
+        factory = self.factory if self.factory is not None else get_factory()
+        master = factory.master()
+        replica = factory.replica()
+        if master is None:
+            return Result(200, {"message": "Redis is not configured"})
+        if replica is None or replica is master:
+            error = await _ping(master)
+            if error is None:
+                return Result(200, {})
+            return Result(500, {"error": error}, public_payload={"error": "Redis is not reachable"})
+        master_error, replica_error = await asyncio.gather(_ping(master), _ping(replica))
+        payload: dict[str, Any] = {}
+        public: dict[str, Any] = {}
+        if master_error is not None:
+            payload["master_error"] = master_error
+            public["master_error"] = "Redis master is not reachable"
+        if replica_error is not None:
+            payload["slave_error"] = replica_error
+            public["slave_error"] = "Redis replica is not reachable"
+        return Result(500 if payload else 200, payload, public_payload=public)
+
+
+async def _ping(client: Any) -> str | None:
+    try:
+        await cast("Awaitable[Any]", client.ping())
+    except Exception as error:
+        LOG.warning("Redis health check: ping failed", exc_info=error)
+        return _describe(error)
+    return None
+
+
+class SQLAlchemy(Check):
+    """Opens a session from an `async_sessionmaker` and runs `SELECT 1`. Needs `c2c-health[sqlalchemy]`."""
+
+    def __init__(
+        self,
+        Session: async_sessionmaker[AsyncSession],
+        tags: Iterable[str] | str | None = None,
+        *,
+        name: str | None = None,
+        timeout: Timeout = None,
+    ) -> None:
+        super().__init__(tags, name=name, timeout=timeout)
+        self._sqlalchemy = require("sqlalchemy", "sqlalchemy", "the SQLAlchemy health check")
+        self.Session = Session
+
+    async def check(self) -> Result:
+        """Run `SELECT 1`; an exception fails the check (logged, hidden from anonymous callers)."""
+        async with self.Session() as session:
+            await session.execute(self._sqlalchemy.text("SELECT 1"))
+        return Result(200, {})
+
+
+class Alembic(Check):
+    """Compares the database's Alembic revision(s) with the heads of the migration scripts.
+
+    The script directory (from `config_file`, whose `script_location` should use `%(here)s` to
+    be independent of the working directory) is read once, in a thread. Several heads are
+    handled: the database must be at exactly the set of heads. Needs `c2c-health[alembic]`.
+    """
+
+    def __init__(
+        self,
+        Session: async_sessionmaker[AsyncSession],
+        config_file: str = "alembic.ini",
+        tags: Iterable[str] | str | None = None,
+        *,
+        name: str | None = None,
+        timeout: Timeout = None,
+        version_table: str = "alembic_version",
+        version_table_schema: str | None = None,
+    ) -> None:
+        super().__init__(tags, name=name, timeout=timeout)
+        require("alembic", "alembic", "the Alembic health check")
+        self.Session = Session
+        self.config_file = config_file
+        self.version_table = version_table
+        self.version_table_schema = version_table_schema
+        self._heads: tuple[str, ...] | None = None
+        self._lock = threading.Lock()
+
+    def script_heads(self) -> tuple[str, ...]:
+        """The heads of the migration scripts (blocking: read once, then remembered)."""
+        with self._lock:
+            if self._heads is None:
+                from alembic.config import Config
+                from alembic.script import ScriptDirectory
+
+                script = ScriptDirectory.from_config(Config(self.config_file))
+                self._heads = tuple(sorted(script.get_heads()))
+            return self._heads
+
+    def _current_heads(self, connection: Connection) -> tuple[str, ...]:
+        from alembic.runtime.migration import MigrationContext
+
+        context = MigrationContext.configure(
+            connection,
+            opts={"version_table": self.version_table, "version_table_schema": self.version_table_schema},
+        )
+        return tuple(sorted(context.get_current_heads()))
+
+    async def check(self) -> Result:
+        """Read the database revision(s) and compare them with the script heads."""
+        heads = self._heads if self._heads is not None else await asyncio.to_thread(self.script_heads)
+        async with self.Session() as session:
+            connection = await session.connection()
+            current = await connection.run_sync(self._current_heads)
+        version = ",".join(current) or None
+        head = ",".join(heads)
+        if set(current) == set(heads):
+            return Result(200, {"version": version, "head": head})
+        return Result(
+            500,
+            {"error": "the database is not at the migration head(s)", "current": version, "head": head},
+            public_payload={"error": "the database schema is not up to date"},
+        )
+
+
+class HTTP(Check):
+    """GETs a dependency's own health URL and expects a status (default 200); redirects are not followed.
+
+    Args:
+        url: an http:// or https:// URL (user:password@ becomes Basic authentication; never shown).
+        expected_status: one status code or a collection of accepted ones.
+        headers: extra request headers.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        expected_status: int | Collection[int] = 200,
+        tags: Iterable[str] | str | None = None,
+        *,
+        name: str | None = None,
+        timeout: Timeout = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(tags, name=name, timeout=timeout)
+        validate_url(url)
+        self.url = url
+        self.expected_status = frozenset([expected_status] if isinstance(expected_status, int) else expected_status)
+        if not self.expected_status:
+            raise ValueError("expected_status must hold at least one status code")
+        self.headers = dict(headers or {})
+
+    async def check(self) -> Result:
+        """Request the URL; a connection error or another status fails the check."""
+        status = await fetch_status(self.url, headers=self.headers)
+        payload = {"url": redact_url(self.url), "status": status}
+        if status in self.expected_status:
+            return Result(200, payload)
+        return Result(
+            500,
+            {**payload, "error": f"unexpected status {status}, expected {sorted(self.expected_status)}"},
+            public_payload={"error": f"the dependency answered {status}"},
+        )
+
+
+class Wrong(Check):
+    """Always fails (status 500): to test alerting and probes."""
+
+    async def check(self) -> Result:
+        """Fail."""
+        return Result(500, {"error": "this check always fails"}, public_payload={"error": "this check always fails"})

@@ -1,0 +1,406 @@
+"""Checks, results, and the factory that runs them: filters, timeouts, concurrency, cache, metrics."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, Field
+
+from c2c_health._metrics import get_metrics
+from c2c_health._settings import HealthSettingsSource, default_settings
+
+LOG = logging.getLogger("c2c_health")
+
+# What an anonymous caller reads instead of the real error (see the `details` setting).
+GENERIC_ERROR = "check failed (details are in the service logs)"
+TIMEOUT_ERROR = "timeout"
+FAILURE_STATUS = 500
+# Distinct filters that can hold a cached report at once (filters are caller input: keep it bounded).
+CACHE_MAX_ENTRIES = 64
+
+Timeout = float | datetime.timedelta | None
+
+
+def _seconds(timeout: Timeout, what: str) -> float | None:
+    if timeout is None:
+        return None
+    seconds = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else float(timeout)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds, got {timeout!r}")
+    return seconds
+
+
+def _check_label(value: str, what: str) -> str:
+    if not isinstance(cast("object", value), str) or not value.strip() or value != value.strip() or "," in value:
+        raise ValueError(f"{what} {value!r} must be a non-empty string without commas or surrounding spaces")
+    return value
+
+
+def _normalize_tags(tags: Iterable[str] | str | None) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = [part.strip() for part in tags.split(",") if part.strip()]
+    return [_check_label(tag, "tag") for tag in tags]
+
+
+def parse_filter(values: str | Iterable[str] | None) -> frozenset[str] | None:
+    """Parse a `name` or `tags` query filter: comma-separated and/or repeated values.
+
+    Items are stripped and empty ones dropped; None (no filter) when nothing is left, so
+    `?tags=` filters nothing, as does an absent parameter.
+    """
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    items = frozenset(part.strip() for value in values for part in value.split(",") if part.strip())
+    return items or None
+
+
+@dataclasses.dataclass
+class Result:
+    """What a check returns: an HTTP-like `status_code` (below 400 = healthy) and a JSON-able `payload`.
+
+    `payload` is shown only to callers allowed to see details (setting `details`). The others see
+    `public_payload` when the check gives one, else `{}` when healthy and a generic error message
+    when not; so a payload may carry error texts, host names or versions.
+    """
+
+    status_code: int = 200
+    payload: dict[str, Any] = dataclasses.field(default_factory=dict)
+    public_payload: dict[str, Any] | None = dataclasses.field(default=None, kw_only=True)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the status code is below 400."""
+        return self.status_code < 400
+
+
+class Check(abc.ABC):
+    """Base class of a health check: implement `async def check(self) -> Result`.
+
+    Args:
+        tags: labels to select the check with (`?tags=readiness`); a list or a comma-separated string.
+        name: the name used by the `name` filter, in the report and as the metric label; defaults to
+            the class name, so give one to tell apart two checks of the same class.
+        timeout: time limit in seconds (or a `timedelta`); defaults to the `health_checks.timeout`
+            setting. A check still running then is cancelled and fails with the error "timeout".
+
+    Exceptions raised by `check` are logged with their traceback and make the check fail.
+    """
+
+    tags: list[str]
+    timeout: float | None
+
+    def __init__(
+        self,
+        tags: Iterable[str] | str | None = None,
+        *,
+        name: str | None = None,
+        timeout: Timeout = None,
+    ) -> None:
+        self.tags = _normalize_tags(tags)
+        self._name = None if name is None else _check_label(name, "check name")
+        self.timeout = _seconds(timeout, "timeout")
+
+    @property
+    def name(self) -> str:
+        """The check's name: the `name` argument, else the class name."""
+        return self.__dict__.get("_name") or type(self).__name__
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = _check_label(value, "check name")
+
+    @abc.abstractmethod
+    async def check(self) -> Result:
+        """Run the check and return its result (raise, or return a status code >= 400, on failure)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} tags={_tags_of(self)!r}>"
+
+
+def _tags_of(check: Check) -> list[str]:
+    # A subclass may override __init__ without calling ours.
+    return list(getattr(check, "tags", None) or [])
+
+
+def _timeout_of(check: Check) -> float | None:
+    return getattr(check, "timeout", None)
+
+
+class EntityResult(BaseModel):
+    """One check in a report."""
+
+    name: str = Field(description="Name of the check")
+    tags: list[str] = Field(description="Tags of the check")
+    status_code: int = Field(description="Status of the check: below 400 is healthy")
+    payload: dict[str, Any] = Field(description="Details, or a generic message for callers not allowed to see them")
+    time_taken: float = Field(description="Duration of the check, in seconds")
+
+
+class GlobalResult(BaseModel):
+    """The health report: the worst status code, the total duration and each check's result."""
+
+    status_code: int = Field(description="The highest status code of the checks (200 when none ran)")
+    time_taken: float = Field(description="Duration of the whole run, in seconds")
+    entities: list[EntityResult] = Field(description="One entry per check that ran")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One check's outcome, with both the detailed and the public payload."""
+
+    name: str
+    tags: tuple[str, ...]
+    status_code: int
+    payload: dict[str, Any]
+    public_payload: dict[str, Any]
+    time_taken: float
+
+    def entity(self, details: bool) -> EntityResult:
+        """The report entry, with the detailed payload or the public one."""
+        return EntityResult(
+            name=self.name,
+            tags=list(self.tags),
+            status_code=self.status_code,
+            payload=dict(self.payload if details else self.public_payload),
+            time_taken=self.time_taken,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """The outcome of one run of a selection of checks."""
+
+    outcomes: tuple[Outcome, ...]
+    time_taken: float
+
+    @property
+    def status_code(self) -> int:
+        """The highest status code, 200 when no check ran."""
+        return max((outcome.status_code for outcome in self.outcomes), default=200)
+
+    def to_model(self, details: bool) -> GlobalResult:
+        """The JSON report; `details=False` replaces each payload by its public form."""
+        return GlobalResult(
+            status_code=self.status_code,
+            time_taken=self.time_taken,
+            entities=[outcome.entity(details) for outcome in self.outcomes],
+        )
+
+
+def _jsonable(payload: object) -> dict[str, Any]:
+    """A JSON-compatible copy of a payload (values JSON cannot hold become strings)."""
+    if not isinstance(payload, dict):
+        payload = {"value": payload}
+    converted: dict[str, Any] = json.loads(json.dumps(payload, default=str))
+    return converted
+
+
+def _public_payload(result: Result) -> dict[str, Any]:
+    if result.public_payload is not None:
+        return dict(result.public_payload)
+    return {} if result.healthy else {"error": GENERIC_ERROR}
+
+
+@dataclasses.dataclass
+class _CacheEntry:
+    expires: float
+    report: Report
+
+
+class Factory:
+    """The registry of checks, and the runner: concurrent, each check bounded by its timeout.
+
+    Args:
+        registry: the Prometheus registry of the metrics (default: the global one).
+        settings: returns the settings to use, called at each run (default: `get_settings(Settings)`).
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        settings: Callable[[], HealthSettingsSource] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings: Callable[[], HealthSettingsSource] = settings or default_settings
+        self._checks: dict[str, Check] = {}
+        self._cache: dict[tuple[str, ...], _CacheEntry] = {}
+        self._inflight: dict[tuple[str, ...], asyncio.Task[Report]] = {}
+        # Checks that ignored their timeout: kept referenced until they end, then their error is logged.
+        self._abandoned: set[asyncio.Task[Result]] = set()
+
+    # -- registry -------------------------------------------------------------------------------
+
+    def add(self, check: Check) -> Check:
+        """Register `check` and return it; adding the same object again does nothing.
+
+        Raises:
+            ValueError: another check has the same name (pass `name=` to one of them).
+            TypeError: `check` is not a `Check`.
+        """
+        if not isinstance(check, Check):
+            raise TypeError(f"a health check must be an instance of c2c_health.Check, got {type(check).__name__}")
+        existing = self._checks.get(check.name)
+        if existing is check:
+            return check
+        if existing is not None:
+            raise ValueError(
+                f"a health check named {check.name!r} is already registered ({existing!r}); "
+                f"give the new one another name, e.g. {type(check).__name__}(..., name='{check.name}-2')"
+            )
+        self._checks[check.name] = check
+        self.clear_cache()
+        return check
+
+    def remove(self, name: str) -> None:
+        """Unregister the check called `name` (KeyError if there is none)."""
+        del self._checks[name]
+        self.clear_cache()
+
+    def clear(self) -> None:
+        """Unregister every check."""
+        self._checks.clear()
+        self.clear_cache()
+
+    def clear_cache(self) -> None:
+        """Forget the cached reports."""
+        self._cache.clear()
+
+    @property
+    def checks(self) -> list[Check]:
+        """The registered checks, in registration order."""
+        return list(self._checks.values())
+
+    def select(self, name: str | Iterable[str] | None = None, tags: str | Iterable[str] | None = None) -> list[Check]:
+        """The checks whose name is one of `name` and that have any of `tags` (each filter optional)."""
+        names = parse_filter(name)
+        wanted_tags = parse_filter(tags)
+        return [
+            check
+            for check in self._checks.values()
+            if (names is None or check.name in names)
+            and (wanted_tags is None or not wanted_tags.isdisjoint(_tags_of(check)))
+        ]
+
+    # -- running --------------------------------------------------------------------------------
+
+    async def check(self, name: str | None = None, tags: str | None = None) -> GlobalResult:
+        """Run the selected checks (see `select`) and return the report with full details."""
+        report = await self.run(name, tags)
+        return report.to_model(details=True)
+
+    async def run(self, name: str | Iterable[str] | None = None, tags: str | Iterable[str] | None = None) -> Report:
+        """Run the selected checks concurrently, or reuse a recent report (setting `cache_ttl`)."""
+        settings = self.settings()
+        checks = self.select(name, tags)
+        ttl = settings.health_checks.cache_ttl.total_seconds()
+        if ttl <= 0:
+            return await self._execute(checks, settings)
+        # The key is the selection, not the raw filter: equivalent filters share an entry, and
+        # arbitrary query strings cannot grow the cache beyond the subsets of registered checks.
+        key = tuple(check.name for check in checks)
+        entry = self._cache.get(key)
+        if entry is not None and entry.expires > time.monotonic():
+            return entry.report
+        loop = asyncio.get_running_loop()
+        task = self._inflight.get(key)
+        if task is None or task.get_loop() is not loop or task.done():
+            task = loop.create_task(self._execute_and_cache(key, checks, settings, ttl))
+            self._inflight[key] = task
+        # shield: a probe that disconnects must not cancel the run other probes wait for.
+        return await asyncio.shield(task)
+
+    async def _execute_and_cache(
+        self, key: tuple[str, ...], checks: list[Check], settings: HealthSettingsSource, ttl: float
+    ) -> Report:
+        try:
+            report = await self._execute(checks, settings)
+            now = time.monotonic()
+            for stale in [k for k, entry in self._cache.items() if entry.expires <= now]:
+                del self._cache[stale]
+            while len(self._cache) >= CACHE_MAX_ENTRIES:
+                del self._cache[next(iter(self._cache))]
+            # The period starts when the run ends: at most one run per period and filter.
+            self._cache[key] = _CacheEntry(now + ttl, report)
+            return report
+        finally:
+            if self._inflight.get(key) is asyncio.current_task():
+                del self._inflight[key]
+
+    async def _execute(self, checks: list[Check], settings: HealthSettingsSource) -> Report:
+        default_timeout = settings.health_checks.timeout.total_seconds()
+        metrics = get_metrics(self.registry, settings.prometheus.prefix) if checks else None
+        start = time.perf_counter()
+        outcomes = await asyncio.gather(*(self._run_one(check, default_timeout) for check in checks))
+        if metrics is not None:
+            for outcome in outcomes:
+                metrics.observe(outcome.name, outcome.status_code, outcome.time_taken)
+        return Report(tuple(outcomes), time.perf_counter() - start)
+
+    async def _run_one(self, check: Check, default_timeout: float) -> Outcome:
+        name = check.name
+        timeout = _timeout_of(check) or default_timeout
+        start = time.perf_counter()
+        task: asyncio.Task[Result] = asyncio.get_running_loop().create_task(check.check(), name=f"health check {name}")
+        try:
+            # wait() rather than timeout(): the bound holds even for a check that swallows cancellation.
+            await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        elapsed = time.perf_counter() - start
+
+        def outcome(status_code: int, payload: dict[str, Any], public: dict[str, Any]) -> Outcome:
+            return Outcome(name, tuple(_tags_of(check)), status_code, payload, public, elapsed)
+
+        if not task.done():
+            task.cancel()
+            self._abandoned.add(task)
+            task.add_done_callback(self._forget)
+            LOG.warning("Health check %r timed out after %g s", name, timeout)
+            return outcome(FAILURE_STATUS, {"error": TIMEOUT_ERROR, "timeout": timeout}, {"error": TIMEOUT_ERROR})
+        if task.cancelled():
+            LOG.warning("Health check %r was cancelled", name)
+            return outcome(FAILURE_STATUS, {"error": "cancelled"}, {"error": GENERIC_ERROR})
+        error = task.exception()
+        if error is not None:
+            LOG.error("Health check %r failed with an exception", name, exc_info=error)
+            return outcome(FAILURE_STATUS, {"error": str(error) or type(error).__name__}, {"error": GENERIC_ERROR})
+        returned: object = task.result()
+        if not isinstance(returned, Result) or type(cast("object", returned.status_code)) is not int:
+            LOG.error("Health check %r returned %r instead of a c2c_health.Result", name, returned)
+            return outcome(FAILURE_STATUS, {"error": "the check returned an invalid result"}, {"error": GENERIC_ERROR})
+        result = returned
+        if not 100 <= result.status_code <= 599:
+            LOG.error("Health check %r returned the invalid status code %r", name, result.status_code)
+            return outcome(
+                FAILURE_STATUS, {"error": "the check returned an invalid status code"}, {"error": GENERIC_ERROR}
+            )
+        if not result.healthy:
+            LOG.warning("Health check %r is failing with status %d: %r", name, result.status_code, result.payload)
+        return outcome(result.status_code, _jsonable(result.payload), _jsonable(_public_payload(result)))
+
+    def _forget(self, task: asyncio.Task[Result]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            LOG.warning(
+                "Health check task %r ended after its timeout with an error", task.get_name(), exc_info=task.exception()
+            )
+
+
+FACTORY = Factory()
+"""The process-wide factory that the router serves by default: `FACTORY.add(MyCheck(tags=[...]))`."""

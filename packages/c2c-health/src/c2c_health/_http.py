@@ -1,0 +1,94 @@
+"""A minimal HTTP/1.1 client on asyncio streams: send one request, read the status line, close.
+
+Enough for probing a health URL without a dependency, and cancellable at any point (a thread
+running urllib could not be interrupted by a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ssl
+import urllib.parse
+from collections.abc import Mapping
+
+from c2c_config import redact_url
+
+USER_AGENT = "c2c-health"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class HTTPProbeError(Exception):
+    """The URL is invalid or the server's answer is not HTTP."""
+
+
+def validate_url(url: str) -> urllib.parse.SplitResult:
+    """Parse an `http://` or `https://` URL with a host; raise `ValueError` otherwise."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{redact_url(url)!r} is not an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as error:
+        raise ValueError(f"{redact_url(url)!r}: {error}") from None
+    return parts
+
+
+def _request_bytes(parts: urllib.parse.SplitResult, method: str, headers: Mapping[str, str]) -> bytes:
+    host = parts.hostname or ""
+    host_header = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        host_header += f":{parts.port}"
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}", f"User-Agent: {USER_AGENT}", "Connection: close"]
+    if parts.username is not None:
+        credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        lines.append("Authorization: Basic " + base64.b64encode(credentials.encode()).decode("ascii"))
+    for key, value in headers.items():
+        if any(char in key + value for char in "\r\n"):
+            raise ValueError(f"header {key!r} contains a line break")
+        lines.append(f"{key}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def fetch_status(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> int:
+    """Send one request to `url` and return the response's status code (redirects are not followed).
+
+    Raises:
+        ValueError: the URL is not http(s).
+        OSError: the connection failed.
+        HTTPProbeError: the answer is not an HTTP response.
+
+    Bound it with `asyncio.timeout()`: it can be cancelled at any point.
+    """
+    parts = validate_url(url)
+    request = _request_bytes(parts, method, headers or {})
+    return await _exchange(parts, request, ssl_context)
+
+
+async def _exchange(parts: urllib.parse.SplitResult, request: bytes, ssl_context: ssl.SSLContext | None) -> int:
+    secure = parts.scheme == "https"
+    context = (ssl_context or ssl.create_default_context()) if secure else None
+    reader, writer = await asyncio.open_connection(
+        parts.hostname, parts.port or _DEFAULT_PORTS[parts.scheme], ssl=context
+    )
+    try:
+        writer.write(request)
+        await writer.drain()
+        line = await reader.readline()
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            # Bounded: a TLS peer may never answer the close_notify.
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+    fields = line.decode("latin-1").split(None, 2)
+    if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit() or len(fields[1]) != 3:
+        raise HTTPProbeError(f"not an HTTP response: {line[:80]!r}")
+    return int(fields[1])
