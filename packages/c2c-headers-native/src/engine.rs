@@ -431,3 +431,338 @@ pub fn apply(
         add_no_store,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(netloc: Option<&str>, path: Option<&str>, methods: Option<&[&str]>) -> RuleSpec {
+        RuleSpec {
+            netloc: netloc.map(str::to_owned),
+            path: path.map(str::to_owned),
+            methods: methods
+                .map(|methods| methods.iter().map(|method| method.to_string()).collect()),
+            content_type: None,
+            nonce: false,
+        }
+    }
+
+    fn edits(pairs: &[(&str, Option<&str>)], keep_existing: bool) -> RuleEdits {
+        RuleEdits {
+            status_low: 0,
+            status_high: 999,
+            edits: pairs
+                .iter()
+                .map(|(name, value)| Edit {
+                    name: name.as_bytes().to_vec(),
+                    value: value.map(|value| split_placeholder(value.as_bytes())),
+                })
+                .collect(),
+            keep_existing,
+        }
+    }
+
+    /// The result as (name, value) strings, with the nonce as given.
+    fn render_result(
+        applied: &Applied,
+        rules: &[RuleEdits],
+        headers: &[(&str, &str)],
+        nonce: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = applied
+            .headers
+            .iter()
+            .map(|item| match *item {
+                Out::Original(index) => (headers[index].0.to_owned(), headers[index].1.to_owned()),
+                Out::Emitted(rule, edit) => {
+                    let edit = &rules[rule as usize].edits[edit as usize];
+                    let parts = edit.value.as_ref().unwrap();
+                    let value = match nonce {
+                        Some(nonce) => render(parts, nonce),
+                        None => parts.join(PLACEHOLDER),
+                    };
+                    (
+                        String::from_utf8(edit.name.clone()).unwrap(),
+                        String::from_utf8(value).unwrap(),
+                    )
+                }
+            })
+            .collect();
+        if applied.add_no_store {
+            out.push(("cache-control".to_owned(), "no-store".to_owned()));
+        }
+        out
+    }
+
+    fn run(
+        specs: &[RuleSpec],
+        rules: &[RuleEdits],
+        status: i64,
+        headers: &[(&str, &str)],
+        nonce: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let matcher = Matcher::new(specs).unwrap();
+        let matched: Vec<u32> = (0..specs.len() as u32).collect();
+        let names: Vec<&[u8]> = headers.iter().map(|(name, _)| name.as_bytes()).collect();
+        let values: Vec<&[u8]> = headers.iter().map(|(_, value)| value.as_bytes()).collect();
+        let content_type = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+            .map(|(_, value)| *value);
+        let applied = apply(
+            &matcher,
+            rules,
+            &matched,
+            status,
+            &names,
+            &values,
+            content_type,
+            nonce,
+        );
+        render_result(&applied, rules, headers, nonce)
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn matching_is_anchored_and_combines_fields() {
+        let specs = [
+            spec(Some(r"\A(?:example\x{2E}com)"), None, None),
+            spec(None, Some(r"\A(?:\x{2F}api)"), Some(&["GET", "HEAD"])),
+            spec(
+                Some(r"\A(?:example\x{2E}com)"),
+                Some(r"\A(?:\x{2F}api)"),
+                None,
+            ),
+            spec(None, None, None),
+        ];
+        let matcher = Matcher::new(&specs).unwrap();
+        assert_eq!(
+            matcher.match_request("example.com", "/api/x", "GET"),
+            vec![0, 1, 2, 3]
+        );
+        assert_eq!(
+            matcher.match_request("example.com:8080", "/", "GET"),
+            vec![0, 3]
+        );
+        assert_eq!(
+            matcher.match_request("www.example.com", "/api", "POST"),
+            vec![3]
+        );
+        assert_eq!(matcher.match_request("x", "/api", "get"), vec![3]);
+        assert_eq!(matcher.match_request("x", "/apx", "GET"), vec![3]);
+    }
+
+    #[test]
+    fn shared_patterns_are_deduplicated_and_order_kept() {
+        let specs: Vec<RuleSpec> = (0..50)
+            .map(|index| {
+                spec(
+                    None,
+                    Some(if index % 2 == 0 {
+                        r"\A(?:\x{2F}a)"
+                    } else {
+                        r"\A(?:\x{2F}b)"
+                    }),
+                    None,
+                )
+            })
+            .collect();
+        let matcher = Matcher::new(&specs).unwrap();
+        assert_eq!(matcher.path.rules_by_pattern.len(), 2);
+        let even: Vec<u32> = (0..50).filter(|index| index % 2 == 0).collect();
+        assert_eq!(matcher.match_request("h", "/a", "GET"), even);
+        assert!(matcher.match_request("h", "/c", "GET").is_empty());
+    }
+
+    #[test]
+    fn no_rules_match_nothing() {
+        let matcher = Matcher::new(&[]).unwrap();
+        assert!(matcher.is_empty());
+        assert!(matcher.match_request("h", "/", "GET").is_empty());
+    }
+
+    #[test]
+    fn pattern_too_big_is_a_build_error_naming_the_rule() {
+        let specs = [
+            spec(None, None, None),
+            spec(None, Some(r"\A(?:[a-z]{100000}{100000})"), None),
+        ];
+        let error = Matcher::new(&specs).unwrap_err();
+        assert_eq!((error.rule, error.field), (1, Field::Path));
+    }
+
+    #[test]
+    fn python_line_anchors_have_the_same_meaning() {
+        // What the translator emits for Python's `^`/`$` under MULTILINE and a final `$`.
+        let cases: &[(&str, &str, bool)] = &[
+            (r"\A(?:a(?m:$))", "a", true),
+            (r"\A(?:a(?m:$))", "a\nb", true),
+            (r"\A(?:a(?m:$))", "ab", false),
+            (r"\A(?:a\n(?m:^))", "a\n", true), // Python: re.match('(?m)a\n^', 'a\n') matches
+            (r"\A(?:a\n(?m:^)b)", "a\nb", true),
+            (r"\A(?:a(?:\n?\z))", "a", true),
+            (r"\A(?:a(?:\n?\z))", "a\n", true),
+            (r"\A(?:a(?:\n?\z))", "a\n\n", false),
+            (r"\A(?:a(?:\n?\z))", "ab", false),
+            (r"\A(?:a\z)", "a\n", false),
+            (r"\A(?:(?-u:\b))", "", false),
+            (r"\A(?:a(?-u:\b))", "a\u{e9}", true), // non-ASCII is not a word character under (?a)
+        ];
+        for (pattern, haystack, expected) in cases {
+            let regex = Regex::new(pattern).unwrap();
+            assert_eq!(
+                regex.is_match(haystack),
+                *expected,
+                "{pattern} on {haystack:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn placeholder_split_and_render() {
+        assert_eq!(split_placeholder(b"a"), vec![b"a".to_vec()]);
+        assert_eq!(
+            split_placeholder(b"'nonce'"),
+            vec![b"".to_vec(), b"".to_vec()]
+        );
+        assert_eq!(
+            split_placeholder(b"'nonce'nonce'"),
+            vec![b"".to_vec(), b"nonce'".to_vec()]
+        );
+        assert_eq!(
+            render(&split_placeholder(b"x 'nonce' y 'nonce'"), "N"),
+            b"x 'nonce-N' y 'nonce-N'".to_vec()
+        );
+    }
+
+    #[test]
+    fn latin1_maps_bytes_to_code_points() {
+        assert_eq!(latin1(b"a\xe9\xff"), "a\u{e9}\u{ff}");
+    }
+
+    #[test]
+    fn set_replaces_and_moves_to_the_end_remove_removes() {
+        let specs = [spec(None, None, None), spec(None, None, None)];
+        let rules = [
+            edits(&[("x-a", Some("1")), ("server", None)], false),
+            edits(&[("x-b", Some("2"))], false),
+        ];
+        let headers = [("X-A", "0"), ("Server", "s"), ("date", "d"), ("x-b", "old")];
+        assert_eq!(
+            run(&specs, &rules, 200, &headers, None),
+            pairs(&[("date", "d"), ("x-a", "1"), ("x-b", "2")])
+        );
+    }
+
+    #[test]
+    fn keep_existing_leaves_present_headers_only() {
+        let specs = [spec(None, None, None), spec(None, None, None)];
+        let rules = [
+            edits(&[("x-a", Some("1"))], true),
+            edits(&[("x-b", Some("2")), ("x-b", Some("3"))], true),
+        ];
+        let headers = [("X-A", "0")];
+        assert_eq!(
+            run(&specs, &rules, 200, &headers, None),
+            pairs(&[("X-A", "0"), ("x-b", "2")])
+        );
+    }
+
+    #[test]
+    fn status_range_and_content_type_select_rules() {
+        let mut html = spec(None, None, None);
+        html.content_type = Some(r"\A(?:[Tt]ext\x{2F}html)".to_owned());
+        let specs = [html, spec(None, None, None)];
+        let mut errors = edits(&[("x-error", Some("1"))], false);
+        errors.status_low = 400;
+        errors.status_high = 599;
+        let rules = [edits(&[("x-html", Some("1"))], false), errors];
+        assert_eq!(
+            run(
+                &specs,
+                &rules,
+                200,
+                &[("Content-Type", "Text/html; q")],
+                None
+            ),
+            pairs(&[("Content-Type", "Text/html; q"), ("x-html", "1")])
+        );
+        assert_eq!(
+            run(&specs, &rules, 404, &[], None),
+            pairs(&[("x-error", "1")])
+        );
+        // Only the first content-type counts.
+        assert_eq!(
+            run(
+                &specs,
+                &rules,
+                200,
+                &[("content-type", "json"), ("content-type", "text/html")],
+                None
+            ),
+            pairs(&[("content-type", "json"), ("content-type", "text/html")])
+        );
+    }
+
+    #[test]
+    fn nonce_is_substituted_and_forbids_caching() {
+        let specs = [spec(None, None, None)];
+        let rules = [edits(
+            &[("content-security-policy", Some("script-src 'nonce'"))],
+            false,
+        )];
+        assert_eq!(
+            run(&specs, &rules, 200, &[], Some("N0")),
+            pairs(&[
+                ("content-security-policy", "script-src 'nonce-N0'"),
+                ("cache-control", "no-store")
+            ])
+        );
+        // An existing cache-control wins, whatever its case.
+        assert_eq!(
+            run(
+                &specs,
+                &rules,
+                200,
+                &[("Cache-Control", "max-age=1")],
+                Some("N0")
+            ),
+            pairs(&[
+                ("Cache-Control", "max-age=1"),
+                ("content-security-policy", "script-src 'nonce-N0'")
+            ])
+        );
+        // A response header carrying the nonce counts as well, even when no rule emits it.
+        let plain = [edits(&[("x-a", Some("1"))], false)];
+        assert_eq!(
+            run(&specs, &plain, 200, &[("x-echo", "N0")], Some("N0")),
+            pairs(&[
+                ("x-echo", "N0"),
+                ("x-a", "1"),
+                ("cache-control", "no-store")
+            ])
+        );
+        // Without a nonce the placeholder stays as written and nothing is added.
+        assert_eq!(
+            run(&specs, &rules, 200, &[], None),
+            pairs(&[("content-security-policy", "script-src 'nonce'")])
+        );
+    }
+
+    #[test]
+    fn response_names_are_lowercased_rule_names_compared_exactly() {
+        let specs = [spec(None, None, None)];
+        let rules = [edits(&[("X-Upper", None)], false)];
+        // Python: `name.lower() in {b"X-Upper"}` is never true.
+        assert_eq!(
+            run(&specs, &rules, 200, &[("X-Upper", "1")], None),
+            pairs(&[("X-Upper", "1")])
+        );
+    }
+}

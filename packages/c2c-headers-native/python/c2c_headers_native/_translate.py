@@ -26,9 +26,9 @@ in an empty string, Rust does) and ``$`` in any other position (it would need a 
 
 from __future__ import annotations
 
-import functools
 import importlib
 import re
+import sys
 from array import array
 from typing import Any
 
@@ -56,21 +56,36 @@ class UnsupportedPattern(ValueError):
     """The pattern uses a construct the Rust engine cannot express exactly; the message says which."""
 
 
-@functools.cache
+_EVERY_CODE_POINT: list[str] = []  # filled on first use (1.1 million characters)
+# (Python pattern of one character, flags) -> ranges; bounded, an engine only ever needs a few.
+_RANGES: dict[tuple[str, int], tuple[tuple[int, int], ...]] = {}
+_MAX_RANGES = 4096
+
+
 def _every_code_point() -> str:
     """All Unicode scalar values (code points minus surrogates, which a Rust ``&str`` cannot hold), in order."""
-    points = array("I", range(_SURROGATES[0]))
-    points.extend(range(_SURROGATES[1] + 1, 0x110000))
-    return points.tobytes().decode("utf-32-le" if array("I", [1]).tobytes()[0] == 1 else "utf-32-be")
+    if not _EVERY_CODE_POINT:
+        points = array("I", range(_SURROGATES[0]))
+        points.extend(range(_SURROGATES[1] + 1, 0x110000))
+        _EVERY_CODE_POINT.append(points.tobytes().decode("utf-32-le" if sys.byteorder == "little" else "utf-32-be"))
+    return _EVERY_CODE_POINT[0]
 
 
 def _index_to_code_point(index: int) -> int:
     return index if index < _SURROGATES[0] else index + (_SURROGATES[1] - _SURROGATES[0] + 1)
 
 
-@functools.lru_cache(maxsize=4096)
 def _code_point_ranges(atom: str, flags: int) -> tuple[tuple[int, int], ...]:
     """The inclusive code point ranges that Python's engine accepts for a one-character pattern."""
+    known = _RANGES.get((atom, flags))
+    if known is None:
+        known = _RANGES[atom, flags] = _scan(atom, flags)
+        if len(_RANGES) > _MAX_RANGES:
+            _RANGES.pop(next(iter(_RANGES)))
+    return known
+
+
+def _scan(atom: str, flags: int) -> tuple[tuple[int, int], ...]:
     everything = _every_code_point()
     ranges: list[tuple[int, int]] = []
     for found in re.compile(f"(?:{atom})+", flags).finditer(everything):
@@ -142,7 +157,9 @@ class _Translator:
             return _rust_char(av)
         if op in (_c.LITERAL, _c.NOT_LITERAL, _c.ANY, _c.IN):
             atom = _python_atom(op, av)
-            return _rust_class(_code_point_ranges(atom, (flags & _CHAR_FLAGS) | (0 if flags & re.ASCII else re.UNICODE)))
+            return _rust_class(
+                _code_point_ranges(atom, (flags & _CHAR_FLAGS) | (0 if flags & re.ASCII else re.UNICODE))
+            )
         if op is _c.AT:
             return self.at(str(av), flags, tail)
         if op is _c.BRANCH:
