@@ -1,7 +1,34 @@
-"""c2c_testing: part of the c2c ASGI toolkit (see the package README)."""
+"""c2c_testing: real servers for the tests of the c2c workspace (unpublished pytest plugin).
+
+The fixtures live in `c2c_testing.plugin` (loaded automatically through the `pytest11` entry
+point); this module exports the classes and helpers for type hints and direct use.
+"""
 
 from importlib.metadata import version as _version
 
+from c2c_testing._binaries import INSTALL_COMMAND, MissingBinaryError
+from c2c_testing._net import free_port, wait_for_port
+from c2c_testing._postgresql import PostgreSQLServer
+from c2c_testing._process import ServerError
+from c2c_testing._redis import RedisSentinel, RedisServer, SentinelProcess
+from c2c_testing._resp import RespError, RespValue
+from c2c_testing.plugin import RedisSentinelFactory, RedisServerFactory
+
 __version__ = _version("c2c-testing")
 
-__all__ = ["__version__"]
+__all__ = [
+    "INSTALL_COMMAND",
+    "MissingBinaryError",
+    "PostgreSQLServer",
+    "RedisSentinel",
+    "RedisSentinelFactory",
+    "RedisServer",
+    "RedisServerFactory",
+    "RespError",
+    "RespValue",
+    "SentinelProcess",
+    "ServerError",
+    "__version__",
+    "free_port",
+    "wait_for_port",
+]

@@ -1,0 +1,210 @@
+"""The pytest plugin (entry point `c2c_testing`): fixtures that start real servers.
+
+Fixtures: `redis_server`, `redis_server_factory`, `redis_sentinel`, `redis_sentinel_factory`,
+`postgresql` (session) and `postgresql_database`. A missing binary is an error saying how to
+install it, never a skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Protocol, TypeVar
+
+import pytest
+
+from c2c_testing._binaries import MissingBinaryError, binary_version, find_executable, find_postgresql_binaries
+from c2c_testing._postgresql import PostgreSQLServer
+from c2c_testing._process import ServerError
+from c2c_testing._redis import RedisSentinel, RedisServer
+
+_T = TypeVar("_T")
+
+# Fixture name -> marker added to the tests that use it, so `-m "not postgresql"` works.
+FIXTURE_MARKERS = {
+    "redis_server": "redis",
+    "redis_server_factory": "redis",
+    "redis_sentinel": "redis",
+    "redis_sentinel_factory": "redis",
+    "postgresql": "postgresql",
+    "postgresql_database": "postgresql",
+}
+MARKER_HELP = {
+    "redis": "redis: needs a real redis-server",
+    "postgresql": "postgresql: needs a real PostgreSQL server",
+}
+
+
+class RedisServerFactory(Protocol):
+    """Type of `redis_server_factory`: starts one more `RedisServer` (stopped at teardown)."""
+
+    def __call__(
+        self, *, port: int | None = None, args: Sequence[str] = (), password: str | None = None
+    ) -> RedisServer:
+        """Start a server; `args` are extra redis-server options, `password` sets requirepass."""
+        ...
+
+
+class RedisSentinelFactory(Protocol):
+    """Type of `redis_sentinel_factory`: starts a master, a replica and `count` sentinels."""
+
+    def __call__(
+        self,
+        *,
+        count: int = 1,
+        service_name: str = "mymaster",
+        down_after_ms: int = 2000,
+        failover_timeout_ms: int = 4000,
+    ) -> RedisSentinel:
+        """Start a Sentinel setup and wait until every sentinel sees master and replica."""
+        ...
+
+
+@contextmanager
+def _setup_errors() -> Iterator[None]:
+    """Turn a missing binary or a server that does not start into a clear test error."""
+    try:
+        yield
+    except (MissingBinaryError, ServerError) as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+def _start(create: Callable[[], _T], start: Callable[[_T], object], close: Callable[[_T], None]) -> _T:
+    with _setup_errors():
+        server = create()
+        try:
+            start(server)
+        except BaseException:
+            close(server)
+            raise
+    return server
+
+
+def _close_all(servers: Sequence[RedisServer | RedisSentinel]) -> None:
+    errors: list[Exception] = []
+    for server in reversed(servers):
+        try:
+            server.close()
+        except Exception as error:  # close the others, then report the first failure
+            errors.append(error)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def redis_server_factory() -> Iterator[RedisServerFactory]:
+    """Start `RedisServer`s on demand; every one is stopped and removed at teardown."""
+    servers: list[RedisServer] = []
+
+    def factory(*, port: int | None = None, args: Sequence[str] = (), password: str | None = None) -> RedisServer:
+        server = _start(
+            lambda: RedisServer(port=port, args=args, password=password), RedisServer.start, RedisServer.close
+        )
+        servers.append(server)
+        return server
+
+    yield factory
+    _close_all(servers)
+
+
+@pytest.fixture
+def redis_server(redis_server_factory: RedisServerFactory) -> RedisServer:
+    """A running `redis-server` on a free 127.0.0.1 port, without persistence."""
+    return redis_server_factory()
+
+
+@pytest.fixture
+def redis_sentinel_factory() -> Iterator[RedisSentinelFactory]:
+    """Start `RedisSentinel` setups on demand; every process is stopped at teardown."""
+    setups: list[RedisSentinel] = []
+
+    def factory(
+        *, count: int = 1, service_name: str = "mymaster", down_after_ms: int = 2000, failover_timeout_ms: int = 4000
+    ) -> RedisSentinel:
+        setup = _start(
+            lambda: RedisSentinel(
+                count=count,
+                service_name=service_name,
+                down_after_ms=down_after_ms,
+                failover_timeout_ms=failover_timeout_ms,
+            ),
+            RedisSentinel.start,
+            RedisSentinel.close,
+        )
+        setups.append(setup)
+        return setup
+
+    yield factory
+    _close_all(setups)
+
+
+@pytest.fixture
+def redis_sentinel(redis_sentinel_factory: RedisSentinelFactory) -> RedisSentinel:
+    """A master, a replica and one sentinel watching them as `mymaster`, ready for failover."""
+    return redis_sentinel_factory()
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[PostgreSQLServer]:
+    """A PostgreSQL server for the whole session, with a password role and a database.
+
+    A test may `stop()` it for an outage test: it is started again after that test.
+    """
+    server = _start(PostgreSQLServer, PostgreSQLServer.start, PostgreSQLServer.close)
+    yield server
+    server.close()
+
+
+def _ensure_running(server: PostgreSQLServer) -> None:
+    if not server.is_running:
+        with _setup_errors():
+            server.start()
+
+
+@pytest.fixture
+def postgresql_database(postgresql: PostgreSQLServer) -> Iterator[str]:
+    """The DSN of a fresh, empty database owned by `postgresql.user`, dropped after the test."""
+    _ensure_running(postgresql)
+    with _setup_errors():
+        dsn = postgresql.create_database()
+    yield dsn
+    _ensure_running(postgresql)
+    postgresql.drop_database(dsn.rsplit("/", 1)[1])
+
+
+@pytest.fixture(autouse=True)
+def _c2c_testing_restart_postgresql(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used `postgresql`, start it again if the test left it stopped."""
+    yield
+    if "postgresql" in request.fixturenames:
+        _ensure_running(request.getfixturevalue("postgresql"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the markers this plugin adds (the workspace declares them too; duplicates are fine)."""
+    for line in MARKER_HELP.values():
+        config.addinivalue_line("markers", line)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the servers they use (`redis`, `postgresql`), for `-m` selection."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for marker in sorted({FIXTURE_MARKERS[name] for name in names & FIXTURE_MARKERS.keys()}):
+            item.add_marker(marker)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Show which redis-server and PostgreSQL the fixtures will start."""
+    lines: list[str] = []
+    try:
+        redis = find_executable("redis-server")
+        lines.append(f"c2c-testing: {binary_version(redis)} ({redis})")
+    except MissingBinaryError:
+        lines.append("c2c-testing: redis-server NOT FOUND (bash scripts/install-services.sh)")
+    try:
+        postgres = find_postgresql_binaries().postgres
+        lines.append(f"c2c-testing: {binary_version(postgres)} ({postgres})")
+    except MissingBinaryError:
+        lines.append("c2c-testing: PostgreSQL NOT FOUND (bash scripts/install-services.sh)")
+    return lines

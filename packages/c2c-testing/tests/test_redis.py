@@ -1,0 +1,102 @@
+"""redis_server and redis_server_factory start real redis-server processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from c2c_testing import RedisServer, RedisServerFactory, RespError
+
+
+def test_answers_ping_set_and_get(redis_server: RedisServer) -> None:
+    assert redis_server.command("PING") == "PONG"
+    assert redis_server.command("SET", "greeting", "hello") == "OK"
+    assert redis_server.command("GET", "greeting") == b"hello"
+    assert redis_server.command("INCR", "counter") == 1
+    assert redis_server.command("GET", "missing") is None
+    assert redis_server.command("RPUSH", "list", "a", "b") == 2
+    assert redis_server.command("LRANGE", "list", 0, -1) == [b"a", b"b"]
+
+
+def test_url_and_address(redis_server: RedisServer) -> None:
+    assert redis_server.host == "127.0.0.1"
+    assert redis_server.url == f"redis://127.0.0.1:{redis_server.port}/0"
+    assert redis_server.address == ("127.0.0.1", redis_server.port)
+
+
+def test_binds_loopback_only_without_persistence(redis_server: RedisServer) -> None:
+    assert redis_server.command("CONFIG", "GET", "bind") == [b"bind", b"127.0.0.1"]
+    assert redis_server.command("CONFIG", "GET", "save") == [b"save", b""]
+    assert redis_server.command("CONFIG", "GET", "appendonly") == [b"appendonly", b"no"]
+    assert redis_server.command("CONFIG", "GET", "dir")[1] == str(redis_server.directory).encode()  # type: ignore[index]
+
+
+def test_error_replies_raise(redis_server: RedisServer) -> None:
+    redis_server.command("SET", "text", "x")
+    with pytest.raises(RespError, match="WRONGTYPE"):
+        redis_server.command("LPUSH", "text", "y")
+
+
+def test_stop_refuses_connections_and_start_keeps_the_port(redis_server: RedisServer) -> None:
+    port = redis_server.port
+    redis_server.stop()
+    assert redis_server.pid is None  # (not `is_running`: mypy would keep it narrowed to False)
+    assert not redis_server.ping()
+    with pytest.raises(ConnectionRefusedError):
+        redis_server.command("PING")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    redis_server.start()
+    assert redis_server.is_running
+    assert redis_server.port == port
+    assert redis_server.command("PING") == "PONG"
+
+
+def test_restart_keeps_the_port_and_loses_the_data(redis_server: RedisServer) -> None:
+    port, pid = redis_server.port, redis_server.pid
+    redis_server.command("SET", "k", "v")
+    redis_server.restart()
+    assert redis_server.port == port
+    assert redis_server.pid != pid
+    assert redis_server.command("GET", "k") is None  # no persistence: a restart is a clean server
+
+
+def test_config_set_applies(redis_server: RedisServer) -> None:
+    assert redis_server.command("CONFIG", "SET", "maxmemory", "10mb") == "OK"
+    assert redis_server.command("CONFIG", "GET", "maxmemory") == [b"maxmemory", b"10485760"]
+
+
+def test_factory_starts_independent_servers(redis_server_factory: RedisServerFactory) -> None:
+    first, second = redis_server_factory(), redis_server_factory()
+    assert first.port != second.port
+    first.command("SET", "where", "first")
+    assert second.command("GET", "where") is None
+
+
+def test_factory_password_and_extra_args(redis_server_factory: RedisServerFactory) -> None:
+    server = redis_server_factory(password="s3cret:/@", args=["--databases", "4"])
+    assert server.url == f"redis://:s3cret%3A%2F%40@127.0.0.1:{server.port}/0"
+    assert server.command("PING") == "PONG"  # the helper authenticates
+    assert server.command("CONFIG", "GET", "databases") == [b"databases", b"4"]
+    with socket.create_connection(server.address, timeout=2) as sock:
+        sock.sendall(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+        assert sock.recv(100).startswith(b"-NOAUTH")
+
+
+def test_factory_stops_its_servers_at_teardown(redis_server_factory: RedisServerFactory) -> None:
+    # The teardown side is proven in test_plugin.py; here: a server can be closed early, twice.
+    server = redis_server_factory()
+    pid = server.pid
+    assert pid is not None
+    server.close()
+    server.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not server.directory.exists()
+
+
+def test_start_twice_is_an_error(redis_server: RedisServer) -> None:
+    with pytest.raises(RuntimeError, match="already running"):
+        redis_server.start()
