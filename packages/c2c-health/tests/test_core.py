@@ -1,0 +1,469 @@
+"""Check, Result, Factory: names, filters, concurrency, timeouts, errors, cache."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from c2c_health import GENERIC_ERROR, TIMEOUT_ERROR, Check, Factory, Result, Wrong, parse_filter
+
+MakeFactory = Callable[..., Factory]
+
+
+class Ok(Check):
+    """Healthy, with a payload."""
+
+    async def check(self) -> Result:
+        return Result(status_code=200, payload={"message": "Everything is fine!"})
+
+
+class Failing(Check):
+    """Returns a failure the way the c2casgiutils README shows."""
+
+    async def check(self) -> Result:
+        try:
+            raise RuntimeError("connection to db.internal:5432 failed for user admin")
+        except Exception as e:
+            return Result(status_code=500, payload={"error": str(e)})
+
+
+class Raising(Check):
+    async def check(self) -> Result:
+        raise RuntimeError("password=hunter2 in SELECT * FROM secrets")
+
+
+class Hanging(Check):
+    async def check(self) -> Result:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+class Stubborn(Check):
+    """Ignores cancellation for a while: the runner must not wait for it."""
+
+    def __init__(self, release: asyncio.Event, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.release = release
+
+    async def check(self) -> Result:
+        while not self.release.is_set():
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                continue
+        return Result()
+
+
+class Counting(Check):
+    def __init__(self, delay: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls = 0
+        self.delay = delay
+
+    async def check(self) -> Result:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
+        return Result(payload={"calls": self.calls})
+
+
+class Rendezvous(Check):
+    """Healthy only if every check of the barrier runs at the same time (sequential runs would time out)."""
+
+    def __init__(self, barrier: asyncio.Barrier, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.barrier = barrier
+
+    async def check(self) -> Result:
+        await self.barrier.wait()
+        return Result()
+
+
+# -- Check ------------------------------------------------------------------------------------
+
+
+def test_name_defaults_to_class_name_and_can_be_overridden() -> None:
+    assert Ok().name == "Ok"
+    assert Ok(name="primary").name == "primary"
+    check = Ok()
+    check.name = "renamed"
+    assert check.name == "renamed"
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (None, []),
+        (["liveness", "all"], ["liveness", "all"]),
+        (("a",), ["a"]),
+        # A comma-separated string is split, not iterated character by character.
+        ("readiness, all", ["readiness", "all"]),
+    ],
+)
+def test_tags(tags: Any, expected: list[str]) -> None:
+    assert Ok(tags=tags).tags == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": ""}, "check name ''"),
+        ({"name": "a,b"}, "without commas"),
+        ({"name": " padded"}, "surrounding spaces"),
+        ({"tags": ["ok", "bad,tag"]}, "tag 'bad,tag'"),
+        ({"timeout": 0}, "timeout must be a positive number"),
+        ({"timeout": -1.0}, "timeout must be a positive number"),
+        ({"timeout": float("nan")}, "timeout must be a positive number"),
+        ({"timeout": datetime.timedelta(0)}, "timeout must be a positive number"),
+    ],
+)
+def test_invalid_arguments(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Ok(**kwargs)
+
+
+def test_timeout_accepts_timedelta() -> None:
+    assert Ok(timeout=datetime.timedelta(milliseconds=1500)).timeout == 1.5
+
+
+def test_user_check_without_super_init_still_runs() -> None:
+    class Legacy(Check):
+        def __init__(self) -> None:  # does not call Check.__init__
+            self.extra = 1
+
+        async def check(self) -> Result:
+            return Result()
+
+    check = Legacy()
+    assert check.name == "Legacy"
+    factory = Factory()
+    factory.add(check)
+    assert factory.select(tags="x") == []
+    assert factory.select(name="Legacy") == [check]
+
+
+# -- Factory registry ---------------------------------------------------------------------------
+
+
+def test_add_rejects_a_second_check_with_the_same_name() -> None:
+    factory = Factory()
+    first = factory.add(Ok())
+    assert factory.add(first) is first  # same object: idempotent
+    with pytest.raises(ValueError, match=r"named 'Ok' is already registered.*name='Ok-2'"):
+        factory.add(Ok())
+    factory.add(Ok(name="Ok-2"))
+    assert [check.name for check in factory.checks] == ["Ok", "Ok-2"]
+    factory.remove("Ok")
+    assert [check.name for check in factory.checks] == ["Ok-2"]
+    factory.clear()
+    assert factory.checks == []
+
+
+def test_add_rejects_non_checks() -> None:
+    with pytest.raises(TypeError, match="instance of c2c_health.Check"):
+        Factory().add(object())  # type: ignore[arg-type]
+
+
+# -- filters ------------------------------------------------------------------------------------
+
+FILTER_CHECKS = {
+    "Redis": ["liveness", "redis", "all"],
+    "DB": ["database", "readiness", "all"],
+    "Alembic": ["database", "migrations"],
+    "Untagged": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "tags", "expected"),
+    [
+        # no filter: everything
+        (None, None, {"Redis", "DB", "Alembic", "Untagged"}),
+        ("", "", {"Redis", "DB", "Alembic", "Untagged"}),
+        # name: exact, comma list or repeated, unknown matches nothing
+        ("Redis", None, {"Redis"}),
+        ("Redis,DB", None, {"Redis", "DB"}),
+        (["Redis", "Alembic"], None, {"Redis", "Alembic"}),
+        ("redis", None, set()),  # case-sensitive, as in c2casgiutils
+        ("Nope", None, set()),
+        # tags: any listed tag matches
+        (None, "database", {"DB", "Alembic"}),
+        (None, "database,critical", {"DB", "Alembic"}),
+        (None, " liveness , migrations ", {"Redis", "Alembic"}),
+        (None, ["redis", "readiness"], {"Redis", "DB"}),
+        (None, "critical", set()),
+        # both: ANDed
+        ("DB", "database", {"DB"}),
+        ("Redis", "database", set()),
+        ("Redis,Alembic", "all", {"Redis"}),
+    ],
+)
+def test_selection_truth_table(name: Any, tags: Any, expected: set[str]) -> None:
+    factory = Factory()
+    for check_name, check_tags in FILTER_CHECKS.items():
+        factory.add(Ok(tags=check_tags, name=check_name))
+    assert {check.name for check in factory.select(name, tags)} == expected
+
+
+_item = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=8)
+
+
+@given(st.lists(_item, max_size=5))
+@example([" a ,b", "b,,c", ""])
+@example([",,", "  "])
+def test_parse_filter_properties(values: list[str]) -> None:
+    parsed = parse_filter(values)
+    expected = {part.strip() for value in values for part in value.split(",")} - {""}
+    if not expected:
+        assert parsed is None
+    else:
+        assert parsed == frozenset(expected)
+        assert all(item and item == item.strip() and "," not in item for item in parsed)
+        # Joining the parsed items back into one comma list gives the same filter.
+        assert parse_filter(",".join(sorted(parsed))) == parsed
+        assert parse_filter(sorted(parsed)) == parsed
+
+
+@given(_item)
+def test_parse_filter_single_string_equals_list_of_one(value: str) -> None:
+    assert parse_filter(value) == parse_filter([value])
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+async def test_report_shape_status_and_public_payloads(make_factory: MakeFactory) -> None:
+    factory = make_factory()
+    factory.add(Ok(tags=["a"]))
+    factory.add(Failing(tags=["b"]))
+    report = await factory.run()
+    assert report.status_code == 500
+    detailed = report.to_model(details=True)
+    public = report.to_model(details=False)
+    assert [(e.name, e.tags, e.status_code) for e in detailed.entities] == [("Ok", ["a"], 200), ("Failing", ["b"], 500)]
+    assert detailed.entities[0].payload == {"message": "Everything is fine!"}
+    assert "db.internal" in detailed.entities[1].payload["error"]
+    assert [e.payload for e in public.entities] == [{}, {"error": GENERIC_ERROR}]
+    assert all(e.time_taken >= 0 for e in detailed.entities)
+    assert detailed.time_taken >= max(e.time_taken for e in detailed.entities)
+
+
+async def test_status_is_the_worst_and_200_when_nothing_ran(make_factory: MakeFactory) -> None:
+    class Teapot(Check):
+        async def check(self) -> Result:
+            return Result(status_code=418)
+
+    factory = make_factory()
+    assert (await factory.run()).status_code == 200
+    factory.add(Ok())
+    factory.add(Teapot())
+    assert (await factory.run()).status_code == 418
+    factory.add(Wrong())
+    assert (await factory.run()).status_code == 500
+    assert (await factory.run(name="Nope")).to_model(details=True).entities == []
+
+
+async def test_checks_run_concurrently(make_factory: MakeFactory) -> None:
+    barrier = asyncio.Barrier(3)
+    factory = make_factory(timeout=5)
+    for index in range(3):
+        factory.add(Rendezvous(barrier, name=f"r{index}"))
+    report = await factory.run()
+    # Run one after the other, the first would wait forever at the barrier and time out.
+    assert [outcome.status_code for outcome in report.outcomes] == [200, 200, 200]
+
+
+async def test_hanging_check_times_out_within_its_bound(make_factory: MakeFactory) -> None:
+    factory = make_factory(timeout=0.3)
+    factory.add(Hanging())
+    factory.add(Ok())
+    start = time.monotonic()
+    report = await factory.run()
+    assert time.monotonic() - start < 5
+    hanging, ok = report.outcomes
+    assert (hanging.status_code, hanging.payload) == (500, {"error": TIMEOUT_ERROR, "timeout": 0.3})
+    assert hanging.public_payload == {"error": TIMEOUT_ERROR}
+    assert ok.status_code == 200
+
+
+async def test_per_check_timeout_overrides_the_default(make_factory: MakeFactory) -> None:
+    factory = make_factory(timeout=60)
+    factory.add(Hanging(timeout=0.2))
+    start = time.monotonic()
+    (outcome,) = (await factory.run()).outcomes
+    assert time.monotonic() - start < 5
+    assert outcome.payload == {"error": TIMEOUT_ERROR, "timeout": 0.2}
+
+
+async def test_check_that_ignores_cancellation_is_still_bounded(
+    make_factory: MakeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = asyncio.Event()
+    factory = make_factory(timeout=0.2)
+    check = factory.add(Stubborn(release))
+    start = time.monotonic()
+    (outcome,) = (await factory.run()).outcomes
+    assert time.monotonic() - start < 5
+    assert outcome.payload["error"] == TIMEOUT_ERROR
+    assert len(factory._abandoned) == 1  # still running, kept referenced
+    release.set()
+    for _ in range(100):
+        if not factory._abandoned:
+            break
+        await asyncio.sleep(0.01)
+    assert not factory._abandoned
+    assert check.name == "Stubborn"
+
+
+async def test_exception_is_logged_in_full_and_hidden_from_the_public(
+    make_factory: MakeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    factory = make_factory()
+    factory.add(Raising(name="db"))
+    with caplog.at_level(logging.ERROR, logger="c2c_health"):
+        (outcome,) = (await factory.run()).outcomes
+    assert outcome.status_code == 500
+    assert outcome.payload == {"error": "password=hunter2 in SELECT * FROM secrets"}
+    assert outcome.public_payload == {"error": GENERIC_ERROR}
+    (record,) = [r for r in caplog.records if r.name == "c2c_health"]
+    assert "'db'" in record.getMessage()
+    assert record.exc_info is not None
+    assert "hunter2" in caplog.text  # traceback in the log
+    assert "Traceback" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("returned", "error"),
+    [
+        (None, "invalid result"),
+        ({"status_code": 200}, "invalid result"),
+        (Result(status_code="200"), "invalid result"),  # type: ignore[arg-type]
+        (Result(status_code=True), "invalid result"),
+        (Result(status_code=42), "invalid status code"),
+        (Result(status_code=600), "invalid status code"),
+    ],
+)
+async def test_invalid_results_fail(make_factory: MakeFactory, returned: Any, error: str) -> None:
+    class Bad(Check):
+        async def check(self) -> Result:
+            return returned  # type: ignore[no-any-return]
+
+    factory = make_factory()
+    factory.add(Bad())
+    (outcome,) = (await factory.run()).outcomes
+    assert outcome.status_code == 500
+    assert error in outcome.payload["error"]
+    assert outcome.public_payload == {"error": GENERIC_ERROR}
+
+
+async def test_payload_is_made_json_compatible(make_factory: MakeFactory) -> None:
+    class Odd(Check):
+        async def check(self) -> Result:
+            return Result(payload={"when": datetime.date(2026, 1, 2), "n": 1}, public_payload={"ok": True})
+
+    factory = make_factory()
+    factory.add(Odd())
+    (outcome,) = (await factory.run()).outcomes
+    assert outcome.payload == {"when": "2026-01-02", "n": 1}
+    assert outcome.public_payload == {"ok": True}
+
+
+async def test_public_payload_given_by_the_check_is_shown(make_factory: MakeFactory) -> None:
+    class Explicit(Check):
+        async def check(self) -> Result:
+            return Result(status_code=503, payload={"error": "secret"}, public_payload={"error": "maintenance"})
+
+    factory = make_factory()
+    factory.add(Explicit())
+    public = (await factory.run()).to_model(details=False)
+    assert public.entities[0].payload == {"error": "maintenance"}
+
+
+async def test_factory_check_keeps_the_c2casgiutils_signature(make_factory: MakeFactory) -> None:
+    factory = make_factory()
+    factory.add(Ok(tags=["x"]))
+    factory.add(Failing(tags=["y"]))
+    result = await factory.check(name=None, tags="x")
+    assert result.status_code == 200
+    assert [e.payload for e in result.entities] == [{"message": "Everything is fine!"}]
+
+
+# -- cache --------------------------------------------------------------------------------------
+
+
+async def test_without_cache_every_run_executes(make_factory: MakeFactory) -> None:
+    factory = make_factory(cache_ttl=0)
+    counting = factory.add(Counting(delay=0.05))
+    assert isinstance(counting, Counting)
+    await asyncio.gather(*(factory.run() for _ in range(5)))
+    assert counting.calls == 5
+
+
+async def test_cache_shares_the_run_in_flight_and_the_result(make_factory: MakeFactory) -> None:
+    factory = make_factory(cache_ttl=60)
+    counting = factory.add(Counting(delay=0.1))
+    assert isinstance(counting, Counting)
+    reports = await asyncio.gather(*(factory.run() for _ in range(50)))
+    assert counting.calls == 1
+    assert len({id(report) for report in reports}) == 1
+    await factory.run()
+    assert counting.calls == 1
+    factory.clear_cache()
+    await factory.run()
+    assert counting.calls == 2
+
+
+async def test_cache_is_per_selection(make_factory: MakeFactory) -> None:
+    factory = make_factory(cache_ttl=60)
+    a = factory.add(Counting(name="a", tags=["x"]))
+    b = factory.add(Counting(name="b", tags=["y"]))
+    assert isinstance(a, Counting)
+    assert isinstance(b, Counting)
+    await factory.run(tags="x")
+    await factory.run(name="a")  # same selection as tags=x: shared entry
+    await factory.run(tags=" x ,")
+    assert (a.calls, b.calls) == (1, 0)
+    await factory.run()
+    assert (a.calls, b.calls) == (2, 1)
+    await factory.run(tags="y")
+    assert (a.calls, b.calls) == (2, 2)
+
+
+async def test_cache_expires(make_factory: MakeFactory) -> None:
+    factory = make_factory(cache_ttl=0.2)
+    counting = factory.add(Counting())
+    assert isinstance(counting, Counting)
+    await factory.run()
+    await factory.run()
+    assert counting.calls == 1
+    await asyncio.sleep(0.3)
+    await factory.run()
+    assert counting.calls == 2
+
+
+async def test_cancelled_probe_does_not_cancel_the_shared_run(make_factory: MakeFactory) -> None:
+    factory = make_factory(cache_ttl=60)
+    counting = factory.add(Counting(delay=0.2))
+    assert isinstance(counting, Counting)
+    first = asyncio.ensure_future(factory.run())
+    second = asyncio.ensure_future(factory.run())
+    await asyncio.sleep(0.05)
+    first.cancel()
+    report = await second
+    assert report.outcomes[0].status_code == 200
+    assert counting.calls == 1
+
+
+async def test_adding_a_check_invalidates_the_cache(make_factory: MakeFactory) -> None:
+    factory = make_factory(cache_ttl=60)
+    factory.add(Ok())
+    assert len((await factory.run()).outcomes) == 1
+    factory.add(Wrong())
+    assert len((await factory.run()).outcomes) == 2
