@@ -21,7 +21,7 @@ def make_settings(**health_checks: Any) -> Settings:
         key: datetime.timedelta(seconds=value) if isinstance(value, int | float) else value
         for key, value in health_checks.items()
     }
-    return Settings(health_checks=HealthChecksSettings(**values))
+    return Settings(health_checks=HealthChecksSettings.model_validate(values))
 
 
 @pytest.fixture

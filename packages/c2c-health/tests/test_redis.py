@@ -1,0 +1,120 @@
+"""The Redis check against a real redis-server (and a real Sentinel setup)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from c2c_config import RedisSettings
+from c2c_health import TIMEOUT_ERROR, Factory, Redis
+from c2c_testing import RedisSentinel, RedisServer
+
+try:
+    from c2c_config.redis import RedisFactory
+
+    HAVE_REDIS = True
+except ModuleNotFoundError:
+    HAVE_REDIS = False
+
+pytestmark = pytest.mark.skipif(not HAVE_REDIS, reason="needs the redis extra: c2c-health[redis]")
+
+MakeFactory = Callable[..., Factory]
+
+
+@pytest.fixture
+async def redis_factory(redis_server: RedisServer) -> AsyncIterator[Any]:
+    factory = RedisFactory(RedisSettings(url=redis_server.url, options={"socket_timeout": 2}))
+    yield factory
+    await factory.aclose()
+
+
+async def test_redis_up_down_and_healed(
+    make_factory: MakeFactory, redis_server: RedisServer, redis_factory: Any
+) -> None:
+    factory = make_factory(timeout=2)
+    factory.add(Redis(tags=["readiness"], factory=redis_factory))
+
+    (outcome,) = (await factory.run()).outcomes
+    assert (outcome.status_code, outcome.payload) == (200, {})
+
+    redis_server.stop()
+    start = time.monotonic()
+    (outcome,) = (await factory.run()).outcomes
+    assert time.monotonic() - start < 10
+    assert outcome.status_code == 500
+    # Detailed payload names the failure; the public one does not give the address.
+    assert outcome.payload["error"].startswith("ConnectionError: ")
+    assert f"127.0.0.1:{redis_server.port}" in outcome.payload["error"]
+    assert outcome.public_payload == {"error": "Redis is not reachable"}
+    assert str(redis_server.port) not in str(outcome.public_payload)
+
+    redis_server.start()
+    (outcome,) = (await factory.run()).outcomes
+    assert (outcome.status_code, outcome.payload) == (200, {})
+
+
+async def test_redis_black_holed_times_out(make_factory: MakeFactory, redis_server: RedisServer) -> None:
+    # A paused server accepts connections but never answers: the check's timeout must fire.
+    redis_factory = RedisFactory(RedisSettings(url=redis_server.url))
+    try:
+        factory = make_factory(timeout=0.5)
+        factory.add(Redis(factory=redis_factory))
+        redis_server.command("CLIENT", "PAUSE", "3000", "ALL")
+        start = time.monotonic()
+        (outcome,) = (await factory.run()).outcomes
+        assert time.monotonic() - start < 2.5
+        assert outcome.payload == {"error": TIMEOUT_ERROR, "timeout": 0.5}
+    finally:
+        await redis_factory.aclose()
+
+
+async def test_redis_from_the_environment(
+    make_factory: MakeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from c2c_config.redis import get_factory, reset_factory
+
+    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
+    await reset_factory()
+    from c2c_config import CoreSettings, reload_settings
+
+    reload_settings(CoreSettings)
+    try:
+        factory = make_factory()
+        factory.add(Redis())
+        (outcome,) = (await factory.run()).outcomes
+        assert outcome.status_code == 200
+        assert get_factory().mode == "url"
+    finally:
+        await reset_factory()
+        monkeypatch.delenv("C2C__REDIS__URL")
+        reload_settings(CoreSettings)
+
+
+async def test_redis_not_configured_is_healthy(make_factory: MakeFactory) -> None:
+    factory = make_factory()
+    factory.add(Redis(factory=RedisFactory(RedisSettings())))
+    (outcome,) = (await factory.run()).outcomes
+    assert (outcome.status_code, outcome.payload) == (200, {"message": "Redis is not configured"})
+
+
+async def test_redis_sentinel_master_and_replica(make_factory: MakeFactory, redis_sentinel: RedisSentinel) -> None:
+    settings = RedisSettings(sentinels=redis_sentinel.sentinels_str, servicename=redis_sentinel.service_name)
+    redis_factory = RedisFactory(settings)
+    try:
+        factory = make_factory(timeout=3)
+        factory.add(Redis(factory=redis_factory))
+        (outcome,) = (await factory.run()).outcomes
+        assert (outcome.status_code, outcome.payload) == (200, {})
+        assert redis_factory.replica() is not redis_factory.master()
+
+        # Master gone, before Sentinel's down-after delay: the master ping fails, the replica answers.
+        redis_sentinel.master.stop()
+        (outcome,) = (await factory.run()).outcomes
+        assert outcome.status_code == 500
+        assert set(outcome.payload) == {"master_error"}
+        assert outcome.public_payload == {"master_error": "Redis master is not reachable"}
+    finally:
+        await redis_factory.aclose()
