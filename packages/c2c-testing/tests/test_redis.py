@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 import pytest
 
-from c2c_testing import RedisServer, RedisServerFactory, RespError
+from c2c_testing import RedisServer, RedisServerFactory, RespError, ServerError, free_port
 
 
 def test_answers_ping_set_and_get(redis_server: RedisServer) -> None:
@@ -100,3 +101,57 @@ def test_factory_stops_its_servers_at_teardown(redis_server_factory: RedisServer
 def test_start_twice_is_an_error(redis_server: RedisServer) -> None:
     with pytest.raises(RuntimeError, match="already running"):
         redis_server.start()
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+def test_a_fresh_server_moves_off_a_port_taken_meanwhile() -> None:
+    server = RedisServer()
+    taken = server.port
+    with _listen(taken), server:
+        assert server.port != taken
+        assert server.command("PING") == "PONG"
+
+
+def test_a_restart_waits_for_its_port_to_be_released(redis_server: RedisServer) -> None:
+    port = redis_server.port
+    redis_server.stop()
+    blocker = _listen(port)
+    release = threading.Timer(0.3, blocker.close)
+    release.start()
+    try:
+        redis_server.start(timeout=10)
+    finally:
+        release.join()
+    assert redis_server.port == port
+    assert redis_server.command("PING") == "PONG"
+
+
+def test_a_busy_fixed_port_is_a_clear_error() -> None:
+    port = free_port()
+    with _listen(port), pytest.raises(ServerError, match=rf"could not bind 127.0.0.1:{port} .*port busy"):
+        RedisServer(port=port).start(timeout=0.5)
+
+
+def test_a_server_that_cannot_start_reports_its_log() -> None:
+    server = RedisServer(args=["--no-such-directive", "1"])
+    try:
+        with pytest.raises(ServerError, match=r"(?s)exited with status 1 while starting.*no-such-directive"):
+            server.start()
+    finally:
+        server.close()
+    assert not server.directory.exists()
+
+
+def test_never_adopts_another_server_answering_on_its_port(redis_server: RedisServer) -> None:
+    newcomer = RedisServer()
+    newcomer.port = redis_server.port  # as if another process took the port after free_port()
+    with newcomer:
+        assert newcomer.port != redis_server.port
+        newcomer.command("SET", "owner", "newcomer")
+        assert redis_server.command("GET", "owner") is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from c2c_testing import RedisSentinel, RedisSentinelFactory
 from c2c_testing._resp import pairs_to_dict
 
@@ -50,6 +52,7 @@ def test_failover_swaps_the_roles(redis_sentinel: RedisSentinel) -> None:
     assert redis_sentinel.current_master() == old_master.address
 
 
+@pytest.mark.slow
 def test_three_sentinels_fail_over_when_the_master_dies(redis_sentinel_factory: RedisSentinelFactory) -> None:
     setup = redis_sentinel_factory(count=3, down_after_ms=1000)
     assert len(setup.sentinels_str.split(",")) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import subprocess
@@ -176,22 +177,30 @@ class RedisServer:
                     f"{self._program()} on port {self.port} exited with status {code} while starting\n"
                     + log_tail(self.log_path, offset)
                 )
-            try:
-                self.command("PING", timeout=0.5)
-            except RespError as error:
-                if error.code not in NOT_READY_CODES:
-                    return "ready"  # e.g. NOAUTH: it answers, so it is up
-            except OSError:
-                pass
-            else:
-                return "ready"
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 stop_process(proc)
                 raise ServerError(
                     f"{self._program()} on {self.host}:{self.port} did not answer PING in time\n"
                     + log_tail(self.log_path, offset)
                 )
+            # False: another server holds the port and answered in our place; ours is about to exit.
+            if self._answers_as(proc.pid, timeout=min(0.5, remaining)) is True:
+                return "ready"
             time.sleep(0.02)
+
+    def _answers_as(self, pid: int, timeout: float) -> bool | None:
+        """None: no answer yet; True: the server on our port is process `pid`; False: another one."""
+        try:
+            info = self.command("INFO", "server", timeout=timeout)
+        except RespError as error:
+            if error.code in NOT_READY_CODES:
+                return None
+            return True  # e.g. NOAUTH without a password: it answers, assume it is ours
+        except OSError:
+            return None
+        match = re.search(rb"^process_id:(\d+)", info if isinstance(info, bytes) else b"", re.MULTILINE)
+        return match is not None and int(match.group(1)) == pid
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the process (SIGTERM, then SIGKILL after `timeout` s); no-op when stopped."""
