@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
+from pydantic import Field, model_validator
+
 from c2c_auth import AuthSettings
 from c2c_config import CoreSettings, Section, StringList
-from pydantic import Field, model_validator
 
 
 class SentrySettings(Section):
@@ -50,6 +51,12 @@ class SentrySettings(Section):
     max_value_length: int = Field(default=1024, ge=1, description="Maximum length of values in event payloads")
     ca_certs: str | None = Field(default=None, description="Path to alternative CA bundle file in PEM format")
     send_client_reports: bool = Field(default=True, description="Send client reports to Sentry")
+    traces_sample_rate: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Sample rate for performance traces (unset: no tracing); probe and metrics routes are never traced",
+    )
     tags: dict[str, str] = Field(
         default_factory=dict,
         description=(

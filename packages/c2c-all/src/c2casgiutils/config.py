@@ -28,7 +28,6 @@ from c2c_config import (
     parse_duration,
     reload_settings,
 )
-
 from c2casgiutils._settings import LoggingToolSettings, SentrySettings, Settings, ToolsSettings
 
 __all__ = [

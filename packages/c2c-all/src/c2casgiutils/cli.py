@@ -1,0 +1,72 @@
+"""Helpers for command-line programs that use the toolkit (`add_arguments`, `init`).
+
+```python
+parser = argparse.ArgumentParser()
+cli.add_arguments(parser)
+args = parser.parse_args()
+await cli.init(args)
+```
+
+`init` configures logging from the YAML file given by `--logging-config` (read off the event
+loop), then starts the broadcaster and the logging tool, so a command-line process also obeys
+log-level changes made for the whole cluster and restores the persisted overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.config
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LOG = logging.getLogger(__name__)
+
+__all__ = ["add_arguments", "init", "load_logging_config"]
+
+
+def add_arguments(parser: argparse.ArgumentParser, default_logging_config: str | None = "logging.yaml") -> None:
+    """Add `--logging-config PATH` (a YAML `logging.config.dictConfig` file) to `parser`."""
+    parser.add_argument(
+        "--logging-config",
+        default=default_logging_config,
+        help=f"logging configuration file, YAML for logging.config.dictConfig (default: {default_logging_config})",
+    )
+
+
+def _read_logging_config(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as stream:
+        content = yaml.safe_load(stream)
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a mapping for logging.config.dictConfig")
+    return content
+
+
+async def load_logging_config(path: str | Path) -> bool:
+    """Apply the YAML logging configuration at `path`; return False (with a log line) when it cannot be used."""
+    file = Path(path)
+    try:
+        content = await asyncio.to_thread(_read_logging_config, file)
+        logging.config.dictConfig(content)
+    except FileNotFoundError:
+        LOG.warning("Logging configuration %s not found, logging left as it is", file)
+        return False
+    except (OSError, yaml.YAMLError, ValueError, TypeError) as error:
+        LOG.error("Cannot use the logging configuration %s: %s", file, error)
+        return False
+    return True
+
+
+async def init(args: argparse.Namespace) -> None:
+    """Configure logging from `args.logging_config`, then start broadcast and the logging tool."""
+    from c2casgiutils import broadcast  # imported late: keep `import c2casgiutils.cli` cheap
+    from c2casgiutils.tools import logging_ as logging_tool
+
+    path = getattr(args, "logging_config", None)
+    if path:
+        await load_logging_config(path)
+    await broadcast.startup()
+    await logging_tool.startup()
