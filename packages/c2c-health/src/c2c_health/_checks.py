@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Collection, Iterable, Mapping
 from types import ModuleType
@@ -154,6 +155,10 @@ class Alembic(Check):
                 from alembic.config import Config
                 from alembic.script import ScriptDirectory
 
+                if not os.path.isfile(self.config_file):
+                    raise FileNotFoundError(
+                        f"Alembic configuration file {self.config_file!r} not found (working directory {os.getcwd()!r})"
+                    )
                 script = ScriptDirectory.from_config(Config(self.config_file))
                 self._heads = tuple(sorted(script.get_heads()))
             return self._heads
