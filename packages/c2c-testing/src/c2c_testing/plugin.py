@@ -8,7 +8,6 @@ install it, never a skip.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 import pytest
@@ -19,6 +18,9 @@ from c2c_testing._process import ServerError
 from c2c_testing._redis import RedisSentinel, RedisServer
 
 _T = TypeVar("_T")
+
+# The servers of the running `postgresql` fixtures (one per session; more under pytester).
+_SESSION_POSTGRESQL: list[PostgreSQLServer] = []
 
 # Fixture name -> marker added to the tests that use it, so `-m "not postgresql"` works.
 FIXTURE_MARKERS = {
@@ -60,24 +62,27 @@ class RedisSentinelFactory(Protocol):
         ...
 
 
-@contextmanager
-def _setup_errors() -> Iterator[None]:
-    """Turn a missing binary or a server that does not start into a clear test error."""
+def _attempt(action: Callable[[], _T]) -> _T:
+    """Run `action`; a missing binary or a server that does not start becomes a clear test error."""
     try:
-        yield
+        return action()
     except (MissingBinaryError, ServerError) as error:
-        pytest.fail(str(error), pytrace=False)
+        message = str(error)
+    # Outside the except block: the error is reported once, without a chained copy.
+    pytest.fail(message, pytrace=False)
 
 
 def _start(create: Callable[[], _T], start: Callable[[_T], object], close: Callable[[_T], None]) -> _T:
-    with _setup_errors():
+    def create_and_start() -> _T:
         server = create()
         try:
             start(server)
         except BaseException:
             close(server)
             raise
-    return server
+        return server
+
+    return _attempt(create_and_start)
 
 
 def _close_all(servers: Sequence[RedisServer | RedisSentinel]) -> None:
@@ -151,22 +156,22 @@ def postgresql() -> Iterator[PostgreSQLServer]:
     A test may `stop()` it for an outage test: it is started again after that test.
     """
     server = _start(PostgreSQLServer, PostgreSQLServer.start, PostgreSQLServer.close)
+    _SESSION_POSTGRESQL.append(server)
     yield server
+    _SESSION_POSTGRESQL.remove(server)
     server.close()
 
 
 def _ensure_running(server: PostgreSQLServer) -> None:
     if not server.is_running:
-        with _setup_errors():
-            server.start()
+        _attempt(server.start)
 
 
 @pytest.fixture
 def postgresql_database(postgresql: PostgreSQLServer) -> Iterator[str]:
     """The DSN of a fresh, empty database owned by `postgresql.user`, dropped after the test."""
     _ensure_running(postgresql)
-    with _setup_errors():
-        dsn = postgresql.create_database()
+    dsn = _attempt(postgresql.create_database)
     yield dsn
     _ensure_running(postgresql)
     postgresql.drop_database(dsn.rsplit("/", 1)[1])
@@ -177,7 +182,8 @@ def _c2c_testing_restart_postgresql(request: pytest.FixtureRequest) -> Iterator[
     """After a test that used `postgresql`, start it again if the test left it stopped."""
     yield
     if "postgresql" in request.fixturenames:
-        _ensure_running(request.getfixturevalue("postgresql"))
+        for server in _SESSION_POSTGRESQL:
+            _ensure_running(server)
 
 
 def pytest_configure(config: pytest.Config) -> None:
