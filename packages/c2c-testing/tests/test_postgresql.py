@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 
 import pytest
@@ -104,3 +105,16 @@ def test_left_stopped_by_a_test(postgresql: PostgreSQLServer) -> None:
 def test_started_again_after_the_previous_test(postgresql: PostgreSQLServer) -> None:
     assert postgresql.is_running
     assert postgresql.psql("select 1").strip() == "1"
+
+
+def test_a_fresh_server_moves_off_a_port_taken_meanwhile() -> None:
+    server = PostgreSQLServer(user="other", database="otherdb")
+    taken = server.port
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", taken))
+        blocker.listen()
+        with server:
+            assert server.port != taken
+            assert server.psql("select current_user, current_database()").strip() == "other|otherdb"
+    assert not server.directory.exists()
+    assert not server.is_running

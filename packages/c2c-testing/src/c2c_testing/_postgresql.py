@@ -27,6 +27,8 @@ SUPERUSER = "postgres"
 SERVER_ACCOUNT = "postgres"
 FALLBACK_ACCOUNT = "c2c-testing"
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# <base>/c2c-postgresql-XXXXXXXX/.s.PGSQL.65535.lock must stay under 108 bytes.
+MAX_BASE_LENGTH = 60
 PORT_BUSY_MARKERS = ("Address already in use", "could not create any TCP/IP sockets")
 
 
@@ -109,6 +111,8 @@ class PostgreSQLServer:
         base = Path(tempfile.gettempdir())
         if self._account is not None and not _traversable_by_others(base):
             base = Path("/tmp")  # the server account must reach its directory
+        if len(str(base)) > MAX_BASE_LENGTH:
+            base = Path("/tmp")  # the unix socket path must fit in sun_path (107 bytes)
         self.directory = Path(tempfile.mkdtemp(prefix="c2c-postgresql-", dir=base))
         if self._account is not None:
             os.chown(self.directory, self._account.uid, self._account.gid)
