@@ -134,8 +134,12 @@ def test_a_restart_waits_for_its_port_to_be_released(redis_server: RedisServer) 
 
 def test_a_busy_fixed_port_is_a_clear_error() -> None:
     port = free_port()
-    with _listen(port), pytest.raises(ServerError, match=rf"could not bind 127.0.0.1:{port} .*port busy"):
-        RedisServer(port=port).start(timeout=0.5)
+    server = RedisServer(port=port)
+    try:
+        with _listen(port), pytest.raises(ServerError, match=rf"could not bind 127.0.0.1:{port} .*port busy"):
+            server.start(timeout=0.5)
+    finally:
+        server.close()
 
 
 def test_a_server_that_cannot_start_reports_its_log() -> None:
