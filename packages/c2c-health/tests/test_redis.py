@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from c2c_config import RedisSettings
+from c2c_config import CoreSettings, RedisSettings, reload_settings
 from c2c_health import TIMEOUT_ERROR, Factory, Redis
 from c2c_testing import RedisSentinel, RedisServer
 
 try:
-    from c2c_config.redis import RedisFactory
+    from c2c_config.redis import RedisFactory, get_factory, reset_factory
 
     HAVE_REDIS = True
 except ModuleNotFoundError:
@@ -74,12 +74,8 @@ async def test_redis_black_holed_times_out(make_factory: MakeFactory, redis_serv
 async def test_redis_from_the_environment(
     make_factory: MakeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from c2c_config.redis import get_factory, reset_factory
-
     monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
     await reset_factory()
-    from c2c_config import CoreSettings, reload_settings
-
     reload_settings(CoreSettings)
     try:
         factory = make_factory()
