@@ -70,17 +70,18 @@ def test_servers_are_stopped_after_a_failing_test(pytester: pytest.Pytester) -> 
 
         def test_fails(redis_server, redis_sentinel):
             servers = [redis_server, redis_sentinel.master, redis_sentinel.replica, *redis_sentinel.sentinel_servers]
-            Path({str(pids)!r}).write_text(" ".join(str(s.pid) for s in servers))
+            Path({str(pids)!r}).write_text("\n".join(f"{{s.pid}} {{s.directory}}" for s in servers))
             raise AssertionError("boom")
         """
     )
     result = pytester.runpytest_inprocess(*INNER)
     result.assert_outcomes(failed=1)
-    started = [int(pid) for pid in pids.read_text().split()]
+    started = [line.split(" ", 1) for line in pids.read_text().splitlines()]
     assert len(started) == 4
-    for pid in started:
+    for pid, directory in started:
         with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+            os.kill(int(pid), 0)
+        assert not Path(directory).exists()
 
 
 def test_tests_are_marked_by_the_servers_they_use(pytester: pytest.Pytester) -> None:
