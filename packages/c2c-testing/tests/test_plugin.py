@@ -70,7 +70,7 @@ def test_servers_are_stopped_after_a_failing_test(pytester: pytest.Pytester) -> 
 
         def test_fails(redis_server, redis_sentinel):
             servers = [redis_server, redis_sentinel.master, redis_sentinel.replica, *redis_sentinel.sentinel_servers]
-            Path({str(pids)!r}).write_text("\n".join(f"{{s.pid}} {{s.directory}}" for s in servers))
+            Path({str(pids)!r}).write_text("\\n".join(f"{{s.pid}} {{s.directory}}" for s in servers))
             raise AssertionError("boom")
         """
     )
