@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime
 from typing import Literal
 
-from c2c_config import CoreSettings, Duration, Section
 from pydantic import Field, SecretStr, field_validator, model_validator
+
+from c2c_config import CoreSettings, Duration, Section
 
 AccessType = Literal["pull", "push", "admin"]
 
@@ -82,6 +83,23 @@ class GitHubSettings(Section):
         default=datetime.timedelta(minutes=1),
         description="Refresh the GitHub access token this long before it expires",
     )
+    revoke_url: str = Field(
+        default="https://api.github.com/applications/{client_id}/token",
+        description=(
+            "GitHub API URL that revokes an OAuth token at logout ({client_id} is replaced); empty to skip revocation"
+        ),
+    )
+    timeout: Duration = Field(
+        default=datetime.timedelta(seconds=10),
+        description="Timeout of every call to GitHub (token exchange, user, repository, revocation)",
+    )
+    cache_ttl: Duration = Field(
+        default=datetime.timedelta(seconds=60),
+        description=(
+            "How long GitHub's answers (user of a token, permissions on the repository) are cached in the process; "
+            "0 disables the cache"
+        ),
+    )
 
     @model_validator(mode="after")
     def _legacy_access_type(self) -> GitHubSettings:
@@ -108,6 +126,22 @@ class AuthSettings(Section):
 
     jwt: JWTSettings = Field(default_factory=JWTSettings, description="JWT")
     secret: SecretStr | None = Field(default=None, description="Secret key for trivial authentication (not secure)")
+    secret_in_query: bool = Field(
+        default=True,
+        description=(
+            "Accept the secret in the 'secret' query parameter (it then appears in access logs and browser history; "
+            "prefer the X-API-Key header or the login form and set this to false)"
+        ),
+    )
+    secret_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Wrong secrets accepted from one client address within SECRET_FAILURE_WINDOW before answering 429",
+    )
+    secret_failure_window: Duration = Field(
+        default=datetime.timedelta(minutes=1),
+        description="Window over which wrong secrets are counted per client address",
+    )
     github: GitHubSettings = Field(default_factory=GitHubSettings, description="GitHub")
     test: TestAuthSettings = Field(default_factory=TestAuthSettings, description="Test")
 

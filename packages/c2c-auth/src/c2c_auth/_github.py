@@ -1,0 +1,212 @@
+"""Calls to GitHub: token exchange and refresh, user, repository permissions, revocation.
+
+Every call has the configured timeout; a network error, a timeout or a 5xx answer raises
+`GitHubUnavailable` (the routes turn it into a 503); a refusal (401, bad grant) raises
+`GitHubRejected`. The user of a token and its permissions on a repository are cached for
+`C2C__AUTH__GITHUB__CACHE_TTL`, keyed by a digest of the token (never the token itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from c2c_auth._settings import GitHubSettings
+
+LOG = logging.getLogger("c2c_auth")
+
+_CACHE_SIZE = 1024
+
+
+class GitHubUnavailable(Exception):
+    """GitHub did not answer in time, or answered with a server error."""
+
+
+class GitHubRejected(Exception):
+    """GitHub refused the request (bad code, revoked or expired token...)."""
+
+
+class TTLCache:
+    """A small bounded cache with a time to live; `clock` is injectable for tests."""
+
+    def __init__(self, size: int = _CACHE_SIZE, clock: Callable[[], float] = time.monotonic) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, ...], tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.clock = clock
+
+    def get(self, key: tuple[str, ...]) -> Any | None:
+        """The cached value, or None when absent or expired."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if item[0] <= self.clock():
+                del self._items[key]
+                return None
+            return item[1]
+
+    def put(self, key: tuple[str, ...], value: Any, ttl: float) -> None:
+        """Store `value` for `ttl` seconds (nothing when `ttl` <= 0)."""
+        if ttl <= 0:
+            return
+        with self._lock:
+            self._items[key] = (self.clock() + ttl, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def forget_token(self, token_digest: str) -> None:
+        """Drop every entry of one token (after logout or a 401)."""
+        with self._lock:
+            for key in [key for key in self._items if key[1] == token_digest]:
+                del self._items[key]
+
+    def clear(self) -> None:
+        """Drop everything."""
+        with self._lock:
+            self._items.clear()
+
+
+CACHE = TTLCache()
+
+
+def token_digest(token: str) -> str:
+    """The cache key of a token: a digest, so that the cache never holds the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _client(settings: GitHubSettings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=settings.timeout.total_seconds(),
+        follow_redirects=False,
+        headers={"Accept": "application/json", "User-Agent": "c2c-auth"},
+    )
+
+
+async def _send(
+    client: httpx.AsyncClient, what: str, request: httpx.Request, auth: tuple[str, str] | None = None
+) -> httpx.Response:
+    try:
+        response = await client.send(request, auth=auth)
+    except httpx.TimeoutException as error:
+        raise GitHubUnavailable(f"GitHub did not answer the {what} request in time") from error
+    except httpx.HTTPError as error:
+        raise GitHubUnavailable(f"GitHub cannot be reached for the {what} request ({type(error).__name__})") from error
+    if response.status_code >= 500 or response.status_code == 429:
+        raise GitHubUnavailable(f"GitHub answered the {what} request with HTTP {response.status_code}")
+    return response
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as error:
+        raise GitHubUnavailable(f"GitHub answered the {what} request with something that is not JSON") from error
+    if not isinstance(data, dict):
+        raise GitHubUnavailable(f"GitHub answered the {what} request with something that is not a JSON object")
+    return data
+
+
+async def _token_request(settings: GitHubSettings, form: dict[str, str], what: str) -> dict[str, Any]:
+    if settings.client_id is None or settings.client_secret is None:
+        raise GitHubRejected("C2C__AUTH__GITHUB__CLIENT_ID and C2C__AUTH__GITHUB__CLIENT_SECRET are not set")
+    body = {"client_id": settings.client_id, "client_secret": settings.client_secret.get_secret_value(), **form}
+    async with _client(settings) as client:
+        response = await _send(client, what, client.build_request("POST", settings.token_url, data=body))
+    if response.status_code in (400, 401, 403, 404, 422):
+        raise GitHubRejected(f"GitHub refused the {what} (HTTP {response.status_code})")
+    if response.status_code != 200:
+        raise GitHubUnavailable(f"GitHub answered the {what} with HTTP {response.status_code}")
+    data = _json_object(response, what)
+    if "error" in data:
+        # GitHub reports a bad code or refresh token with a 200 and an `error` field.
+        raise GitHubRejected(f"GitHub refused the {what}: {str(data['error'])[:100]}")
+    if not isinstance(data.get("access_token"), str) or not data["access_token"]:
+        raise GitHubRejected(f"GitHub's answer to the {what} holds no access token")
+    if str(data.get("token_type", "bearer")).lower() != "bearer":
+        raise GitHubRejected(f"GitHub's answer to the {what} is not a bearer token")
+    return data
+
+
+async def exchange_code(settings: GitHubSettings, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
+    """Exchange an authorization code (with its PKCE verifier) for tokens."""
+    form = {"code": code, "redirect_uri": redirect_uri, "code_verifier": code_verifier}
+    return await _token_request(settings, form, "token exchange")
+
+
+async def refresh_token(settings: GitHubSettings, refresh: str) -> dict[str, Any]:
+    """Use a refresh token (GitHub Apps with expiring user tokens)."""
+    return await _token_request(settings, {"grant_type": "refresh_token", "refresh_token": refresh}, "token refresh")
+
+
+def _auth_headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
+
+
+async def get_user(settings: GitHubSettings, token: str) -> dict[str, Any]:
+    """The user a token belongs to (cached); `GitHubRejected` when GitHub does not accept the token."""
+    key = ("user", token_digest(token), settings.user_url)
+    cached = CACHE.get(key)
+    if cached is not None:
+        return dict(cached)
+    async with _client(settings) as client:
+        response = await _send(
+            client, "user", client.build_request("GET", settings.user_url, headers=_auth_headers(token))
+        )
+    if response.status_code != 200:
+        raise GitHubRejected(f"GitHub refused the token for the user request (HTTP {response.status_code})")
+    data = _json_object(response, "user")
+    if not isinstance(data.get("login"), str) or not data["login"]:
+        raise GitHubRejected("GitHub's user answer holds no login")
+    CACHE.put(key, data, settings.cache_ttl.total_seconds())
+    return data
+
+
+async def get_permissions(settings: GitHubSettings, token: str, repository: str) -> dict[str, bool]:
+    """The token's permissions on `repository` (cached); empty when GitHub gives none.
+
+    `GitHubRejected` when the token is not accepted (401): the caller logs the user out.
+    """
+    key = ("permissions", token_digest(token), settings.repo_url, repository)
+    cached = CACHE.get(key)
+    if cached is not None:
+        return dict(cached)
+    url = f"{settings.repo_url.rstrip('/')}/{repository}"
+    async with _client(settings) as client:
+        response = await _send(client, "repository", client.build_request("GET", url, headers=_auth_headers(token)))
+    if response.status_code == 401:
+        raise GitHubRejected("GitHub does not accept the token any more")
+    permissions: dict[str, bool] = {}
+    if response.status_code == 200:
+        raw = _json_object(response, "repository").get("permissions")
+        if isinstance(raw, dict):
+            permissions = {str(name): value is True for name, value in raw.items()}
+    # 403/404: no access to the repository, which is an answer too (no permission at all).
+    CACHE.put(key, permissions, settings.cache_ttl.total_seconds())
+    return permissions
+
+
+async def revoke(settings: GitHubSettings, token: str) -> None:
+    """Revoke an OAuth token at GitHub (best effort: failures are logged, never raised)."""
+    CACHE.forget_token(token_digest(token))
+    if not settings.revoke_url or settings.client_id is None or settings.client_secret is None:
+        return
+    url = settings.revoke_url.replace("{client_id}", settings.client_id)
+    auth = (settings.client_id, settings.client_secret.get_secret_value())
+    try:
+        async with _client(settings) as client:
+            request = client.build_request("DELETE", url, json={"access_token": token})
+            response = await _send(client, "revocation", request, auth=auth)
+    except GitHubUnavailable as error:
+        LOG.warning("GitHub token revocation failed: %s", error)
+        return
+    if response.status_code not in (204, 200, 404):
+        LOG.warning("GitHub token revocation answered HTTP %s", response.status_code)

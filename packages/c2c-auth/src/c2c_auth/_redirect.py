@@ -1,0 +1,62 @@
+"""`came_from`: where to send the browser after login or logout, same origin only.
+
+Only a path on this site is accepted, returned as a relative reference (`/c2c/?tab=x`). An
+absolute URL is accepted only when its scheme and host are exactly the request's, and it is
+reduced to its path. Everything a browser could resolve to another origin is refused: `//evil`,
+`/\\evil`, `https:evil`, `\\\\evil`, userinfo tricks, control characters and whitespace (browsers
+strip tabs and newlines), percent-encoded slashes or backslashes that decode to one of those, and
+any non-ASCII character (full-width solidus and other Unicode look-alikes; callers percent-encode).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+MAX_LENGTH = 2048
+
+
+def _dangerous_path(path: str) -> bool:
+    # Percent-decoding is applied repeatedly: a proxy or framework may decode once more than we do.
+    decoded = path
+    for _ in range(4):
+        if (
+            "\\" in decoded
+            or decoded.startswith("//")
+            or any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded)
+        ):
+            return True
+        following = unquote(decoded)
+        if following == decoded:
+            return False
+        decoded = following
+    return True  # still changing after several rounds: refuse rather than guess
+
+
+def safe_came_from(value: str | None, scheme: str, netloc: str) -> str | None:
+    """The same-origin relative URL for `value`, or None when it is absent or not safe.
+
+    `scheme` and `netloc` are those of the request (the site's own origin).
+    """
+    if not value or len(value) > MAX_LENGTH:
+        return None
+    if not value.isascii() or any(char.isspace() or ord(char) < 0x20 or char in "\\\x7f" for char in value):
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme or parts.netloc:
+        if parts.scheme.lower() != scheme.lower() or parts.netloc.lower() != netloc.lower() or "@" in parts.netloc:
+            return None
+        if not parts.path.startswith("/"):
+            return None
+    elif not parts.path.startswith("/"):
+        return None
+    if _dangerous_path(parts.path):
+        return None
+    result = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    # Re-parse the result: it must still be a plain path (no scheme or authority appeared).
+    again = urlsplit(result)
+    if again.scheme or again.netloc or not result.startswith("/") or result.startswith("//"):
+        return None
+    return result

@@ -1,0 +1,444 @@
+"""Fixtures: a fake GitHub on 127.0.0.1 (a Starlette app under uvicorn), the app under test, settings."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import json
+import os
+import secrets
+import sys
+import threading
+import types
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from http.cookies import SimpleCookie
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import Depends, FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+import c2c_auth
+from c2c_auth import _core, _github
+from c2c_config import reload_settings
+from c2c_testing import free_port, wait_for_port
+
+APP_BASE = "https://app.example"
+SHARED_SECRET = "correct horse battery staple"
+JWT_SECRET = "a-jwt-secret-that-is-long-enough-for-hs256-0123456789"
+CLIENT_ID = "client-id-123"
+CLIENT_SECRET = "client-secret-456"
+REPOSITORY = "camptocamp/tools"
+
+
+@dataclasses.dataclass
+class FakeUser:
+    """A GitHub account of the fake server and its permissions on REPOSITORY."""
+
+    login: str
+    name: str | None
+    permissions: dict[str, bool] | None
+
+
+LEVELS = {
+    "pull": {"admin": False, "maintain": False, "push": False, "triage": False, "pull": True},
+    "push": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True},
+    "admin": {"admin": True, "maintain": True, "push": True, "triage": True, "pull": True},
+}
+
+
+@dataclasses.dataclass
+class FakeGitHub:
+    """State of the fake GitHub: accounts, issued codes and tokens, call counters, failure switches."""
+
+    base: str = ""
+    users: dict[str, FakeUser] = dataclasses.field(default_factory=dict)
+    next_login: str = "alice"
+    codes: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    tokens: dict[str, str] = dataclasses.field(default_factory=dict)  # access token -> login
+    refresh_tokens: dict[str, str] = dataclasses.field(default_factory=dict)  # refresh token -> login
+    calls: Counter[str] = dataclasses.field(default_factory=Counter)
+    token_requests: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    authorize_requests: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    revoked: list[str] = dataclasses.field(default_factory=list)
+    expires_in: int | None = None  # set: expiring user tokens with refresh tokens (GitHub App style)
+    down: bool = False  # every endpoint answers 503
+    hang: bool = False  # every API endpoint waits until released
+    release: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def reset(self) -> None:
+        """Back to the initial accounts, nothing issued, no failure."""
+        self.users = {
+            "alice": FakeUser("alice", "Alice Liddell", LEVELS["pull"]),
+            "bob": FakeUser("bob", None, LEVELS["push"]),
+            "carol": FakeUser("carol", "Carol", LEVELS["admin"]),
+            "mallory": FakeUser("mallory", "Mallory", None),
+        }
+        self.next_login = "alice"
+        self.codes.clear()
+        self.tokens.clear()
+        self.refresh_tokens.clear()
+        self.calls.clear()
+        self.token_requests.clear()
+        self.authorize_requests.clear()
+        self.revoked.clear()
+        self.expires_in = None
+        self.down = False
+        self.hang = False
+
+    def issue_token(self, login: str) -> str:
+        """A valid access token of `login` (as a personal access token would be)."""
+        token = "gho_" + secrets.token_hex(16)
+        self.tokens[token] = login
+        return token
+
+    def env(self) -> dict[str, str]:
+        """The settings that point c2c-auth at this server."""
+        return {
+            "C2C__AUTH__GITHUB__AUTHORIZE_URL": f"{self.base}/login/oauth/authorize",
+            "C2C__AUTH__GITHUB__TOKEN_URL": f"{self.base}/login/oauth/access_token",
+            "C2C__AUTH__GITHUB__USER_URL": f"{self.base}/user",
+            "C2C__AUTH__GITHUB__REPO_URL": f"{self.base}/repos",
+            "C2C__AUTH__GITHUB__REVOKE_URL": f"{self.base}/applications/{{client_id}}/token",
+        }
+
+
+def _fake_app(fake: FakeGitHub) -> Starlette:
+    async def gate(name: str) -> Response | None:
+        fake.calls[name] += 1
+        if fake.down:
+            return JSONResponse({"message": "down"}, status_code=503)
+        if fake.hang:
+            for _ in range(500):
+                if fake.release.is_set():
+                    break
+                await asyncio.sleep(0.02)
+            return JSONResponse({"message": "too late"}, status_code=504)
+        return None
+
+    def bearer_login(request: Request) -> str | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return fake.tokens.get(token) if scheme.lower() in ("bearer", "token") else None
+
+    async def authorize(request: Request) -> Response:
+        fake.calls["authorize"] += 1
+        params = dict(request.query_params)
+        fake.authorize_requests.append(params)
+        code = secrets.token_hex(8)
+        fake.codes[code] = {**params, "login": fake.next_login}
+        target = params["redirect_uri"]
+        separator = "&" if "?" in target else "?"
+        return RedirectResponse(f"{target}{separator}{urlencode({'code': code, 'state': params['state']})}", 302)
+
+    async def access_token(request: Request) -> Response:
+        if (refused := await gate("token")) is not None:
+            return refused
+        form = dict(parse_qsl((await request.body()).decode()))
+        fake.token_requests.append(form)
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            return JSONResponse({"error": "incorrect_client_credentials"})
+        if form.get("grant_type") == "refresh_token":
+            login = fake.refresh_tokens.pop(form.get("refresh_token", ""), None)
+            if login is None:
+                return JSONResponse({"error": "bad_refresh_token"})
+        else:
+            flow = fake.codes.pop(form.get("code", ""), None)
+            if flow is None:
+                return JSONResponse({"error": "bad_verification_code"})
+            if form.get("redirect_uri") != flow["redirect_uri"] or flow.get("client_id") != CLIENT_ID:
+                return JSONResponse({"error": "redirect_uri_mismatch"})
+            digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+            challenge = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+            if flow.get("code_challenge_method") != "S256" or challenge != flow.get("code_challenge"):
+                return JSONResponse({"error": "invalid_grant", "error_description": "PKCE verification failed"})
+            login = flow["login"]
+        token = fake.issue_token(login)
+        answer: dict[str, Any] = {"access_token": token, "token_type": "bearer", "scope": ""}
+        if fake.expires_in is not None:
+            refresh = "ghr_" + secrets.token_hex(16)
+            fake.refresh_tokens[refresh] = login
+            answer |= {"expires_in": fake.expires_in, "refresh_token": refresh, "refresh_token_expires_in": 15_897_600}
+        return JSONResponse(answer)
+
+    async def user(request: Request) -> Response:
+        if (refused := await gate("user")) is not None:
+            return refused
+        login = bearer_login(request)
+        if login is None:
+            return JSONResponse({"message": "Bad credentials"}, status_code=401)
+        account = fake.users[login]
+        body: dict[str, Any] = {"login": login, "name": account.name, "html_url": f"https://github.com/{login}"}
+        return JSONResponse(body)
+
+    async def repository(request: Request) -> Response:
+        if (refused := await gate("repo")) is not None:
+            return refused
+        login = bearer_login(request)
+        if login is None:
+            return JSONResponse({"message": "Bad credentials"}, status_code=401)
+        name = f"{request.path_params['owner']}/{request.path_params['repo']}"
+        permissions = fake.users[login].permissions
+        if name != REPOSITORY or permissions is None:
+            return JSONResponse({"message": "Not Found"}, status_code=404)
+        return JSONResponse({"full_name": name, "permissions": permissions})
+
+    async def revoke(request: Request) -> Response:
+        if (refused := await gate("revoke")) is not None:
+            return refused
+        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if request.headers.get("authorization") != f"Basic {expected}" or request.path_params["client"] != CLIENT_ID:
+            return JSONResponse({"message": "Bad credentials"}, status_code=401)
+        token = (await request.json())["access_token"]
+        fake.revoked.append(token)
+        fake.tokens.pop(token, None)
+        return Response(status_code=204)
+
+    return Starlette(
+        routes=[
+            Route("/login/oauth/authorize", authorize),
+            Route("/login/oauth/access_token", access_token, methods=["POST"]),
+            Route("/user", user),
+            Route("/repos/{owner}/{repo}", repository),
+            Route("/applications/{client}/token", revoke, methods=["DELETE"]),
+        ]
+    )
+
+
+@pytest.fixture(scope="session")
+def fake_github_server() -> Iterator[FakeGitHub]:
+    """The fake GitHub, served by uvicorn on a free 127.0.0.1 port for the whole session."""
+    fake = FakeGitHub()
+    fake.reset()
+    port = free_port()
+    config = uvicorn.Config(
+        _fake_app(fake), host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none", http="h11"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="fake-github", daemon=True)
+    thread.start()
+    wait_for_port("127.0.0.1", port)
+    fake.base = f"http://127.0.0.1:{port}"
+    yield fake
+    fake.release.set()
+    server.should_exit = True
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+@pytest.fixture
+def fake_github(fake_github_server: FakeGitHub) -> Iterator[FakeGitHub]:
+    """The fake GitHub, reset for one test."""
+    fake_github_server.reset()
+    fake_github_server.release.clear()
+    yield fake_github_server
+    fake_github_server.release.set()
+
+
+class Env:
+    """Sets `C2C__` variables and reloads the settings in place (as an operator restarting with new ones)."""
+
+    def __init__(self) -> None:
+        self.saved = dict(os.environ)
+        for name in list(os.environ):
+            if name.upper().startswith("C2C__"):
+                del os.environ[name]
+
+    def set(self, **values: str | None) -> None:
+        """`set(C2C__AUTH__SECRET="x", C2C__AUTH__TEST__USERNAME=None)`, then reload."""
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reload_settings(c2c_auth.Settings)
+
+    def restore(self) -> None:
+        """Put the environment back and reload."""
+        os.environ.clear()
+        os.environ.update(self.saved)
+        reload_settings(c2c_auth.Settings)
+
+
+@pytest.fixture
+def env() -> Iterator[Env]:
+    """A clean `C2C__` environment; cache and rate limiter reset."""
+    _github.CACHE.clear()
+    _core.LIMITER.reset()
+    environment = Env()
+    environment.set()
+    yield environment
+    environment.restore()
+    _github.CACHE.clear()
+    _core.LIMITER.reset()
+
+
+@pytest.fixture
+def secret_mode(env: Env) -> Env:
+    """Secret mode, without a JWT secret (keys derived from the shared secret)."""
+    env.set(C2C__AUTH__SECRET=SHARED_SECRET)
+    return env
+
+
+@pytest.fixture
+def github_mode(env: Env, fake_github: FakeGitHub) -> Env:
+    """GitHub mode against the fake GitHub."""
+    env.set(
+        C2C__AUTH__JWT__SECRET=JWT_SECRET,
+        C2C__AUTH__GITHUB__CLIENT_ID=CLIENT_ID,
+        C2C__AUTH__GITHUB__CLIENT_SECRET=CLIENT_SECRET,
+        C2C__AUTH__GITHUB__REPOSITORY=REPOSITORY,
+        C2C__AUTH__GITHUB__TIMEOUT="2",
+        **fake_github.env(),
+    )
+    return env
+
+
+def build_app() -> FastAPI:
+    """The app under test: the auth router and protected routes in a sub-application mounted at /c2c."""
+    sub = FastAPI()
+    sub.include_router(c2c_auth.create_router(), prefix="/auth")
+
+    @sub.get("/ro", dependencies=[Depends(c2c_auth.require_read_only_access)])
+    async def read_only() -> dict[str, str]:
+        return {"access": "read-only"}
+
+    @sub.get("/rw", dependencies=[Depends(c2c_auth.require_read_write_access)])
+    async def read_write() -> dict[str, str]:
+        return {"access": "read-write"}
+
+    @sub.get("/admin", dependencies=[Depends(c2c_auth.require_admin_access)])
+    async def admin() -> dict[str, str]:
+        return {"access": "admin"}
+
+    @sub.get("/logged", dependencies=[Depends(c2c_auth.auth_required)])
+    async def logged() -> dict[str, str]:
+        return {"access": "logged in"}
+
+    @sub.get("/checks")
+    async def checks(
+        context: Annotated[c2c_auth.AccessContext, Depends(c2c_auth.get_access_context)],
+    ) -> dict[str, bool]:
+        return {
+            "read_only": await context.check_read_only_access(),
+            "read_write": await context.check_read_write_access(),
+            "admin": await context.check_admin_access(),
+            "custom_push": await context.check_access(c2c_auth.AuthConfig(github_access_type_read_write="push")),
+        }
+
+    main = FastAPI()
+    main.mount("/c2c", sub)
+
+    @main.get("/api/open")
+    async def open_route() -> dict[str, str]:
+        return {"open": "yes"}
+
+    return main
+
+
+ClientFactory = Callable[..., httpx.AsyncClient]
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[ClientFactory]:
+    """Build clients of the app (in-process ASGI, https origin so Secure cookies flow); all closed at the end."""
+    clients: list[httpx.AsyncClient] = []
+    app = build_app()
+
+    def factory(address: str = "203.0.113.7") -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 50000))
+        client = httpx.AsyncClient(transport=transport, base_url=APP_BASE)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> httpx.AsyncClient:
+    """One browser-like client of the app."""
+    return make_client()
+
+
+@pytest.fixture
+async def github_http() -> AsyncIterator[httpx.AsyncClient]:
+    """A real HTTP client for the browser's visits to the fake GitHub."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+async def oauth_login(
+    client: httpx.AsyncClient,
+    github_http: httpx.AsyncClient,
+    fake: FakeGitHub,
+    login: str = "alice",
+    came_from: str | None = None,
+) -> httpx.Response:
+    """Run the OAuth dance as a browser: app login → GitHub authorize → app callback; the callback's response."""
+    started = await start_flow(client, came_from)
+    return await finish_flow(client, github_http, fake, started, login)
+
+
+async def start_flow(client: httpx.AsyncClient, came_from: str | None = None) -> httpx.Response:
+    """GET /c2c/auth/github/login; the redirect to GitHub."""
+    params = {"came_from": came_from} if came_from else {}
+    response = await client.get("/c2c/auth/github/login", params=params)
+    assert response.status_code == 303, response.text
+    return response
+
+
+async def finish_flow(
+    client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake: FakeGitHub, started: httpx.Response, login: str
+) -> httpx.Response:
+    """Follow a started flow through the fake GitHub's authorize page and back to the app's callback."""
+    fake.next_login = login
+    authorize = await github_http.get(started.headers["location"])
+    assert authorize.status_code == 302
+    callback = urlsplit(authorize.headers["location"])
+    assert f"{callback.scheme}://{callback.netloc}" == APP_BASE
+    return await client.get(f"{callback.path}?{callback.query}")
+
+
+def set_cookies(response: httpx.Response) -> dict[str, dict[str, str]]:
+    """The Set-Cookie headers of a response: name → {"value": ..., attribute: value}."""
+    found: dict[str, dict[str, str]] = {}
+    for header in response.headers.get_list("set-cookie"):
+        parsed: SimpleCookie = SimpleCookie()
+        parsed.load(header)
+        for name, morsel in parsed.items():
+            attributes = {key: str(value) for key, value in morsel.items() if value}
+            # SimpleCookie reports flags as True: keep them as "True".
+            found[name] = {"value": morsel.value, **attributes}
+            lowered = header.lower()
+            found[name]["httponly"] = str("httponly" in lowered)
+            found[name]["secure"] = str("; secure" in lowered)
+    return found
+
+
+def jwt_payload(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (what anyone reading the cookie sees)."""
+    part = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
+def jwt_text(token: str) -> str:
+    """Header and payload of a JWT as readable text."""
+    header, payload, _ = token.split(".")
+    return "".join(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode() for part in (header, payload))
+
+
+@pytest.fixture
+def h() -> types.ModuleType:
+    """This module: its helper functions and constants for the tests (they cannot import conftest)."""
+    return sys.modules[__name__]

@@ -1,0 +1,289 @@
+"""Secret mode end to end (weak point 4: secret mode was largely broken; 1: bearer bypass)."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import types
+from typing import Any
+
+import httpx
+import pytest
+
+import c2c_auth
+from c2c_auth import _core
+
+COOKIE = "c2c-jwt-auth"
+
+
+async def test_login_with_header_sets_a_session_cookie_without_the_secret(
+    secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType
+) -> None:
+    response = await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    assert response.status_code == 200
+    assert response.json() == {"status": "success", "message": "Authentication successful"}
+    assert response.headers["cache-control"] == "no-store"
+    cookie = h.set_cookies(response)[COOKIE]
+    assert cookie["path"] == "/c2c/"
+    assert cookie["max-age"] == "604800"
+    assert cookie["samesite"].lower() == "lax"
+    assert cookie["httponly"] == "True"
+    assert cookie["secure"] == "True"
+    # The cookie proves the login without holding the secret (c2casgiutils stored it in clear).
+    text = h.jwt_text(cookie["value"])
+    assert h.SHARED_SECRET not in text
+    assert "battery" not in text
+    payload = h.jwt_payload(cookie["value"])
+    assert payload["typ"] == "session"
+    assert payload["mth"] == "secret"
+    assert payload["exp"] - payload["iat"] == 604800
+    # The session opens the protected routes.
+    for path in ("/c2c/ro", "/c2c/rw", "/c2c/admin", "/c2c/logged"):
+        assert (await client.get(path)).status_code == 200, path
+    status = (await client.get("/c2c/auth/status")).json()
+    assert status == {
+        "is_logged_in": True,
+        "user": {"login": "", "display_name": "", "url": "", "token": ""},
+        "type": "secret",
+    }
+
+
+@pytest.mark.parametrize(
+    ("settings", "how", "expected"),
+    [
+        # query parameter: accepted by default (compatibility), refusable
+        ({}, "query", 200),
+        ({"C2C__AUTH__SECRET_IN_QUERY": "false"}, "query", 400),
+        ({"C2C__AUTH__SECRET_IN_QUERY": "false"}, "header", 200),
+        # nothing given
+        ({}, "none", 400),
+    ],
+)
+async def test_login_channels(
+    secret_mode: Any,
+    client: httpx.AsyncClient,
+    h: types.ModuleType,
+    settings: dict[str, str],
+    how: str,
+    expected: int,
+) -> None:
+    secret_mode.set(**settings)
+    kwargs: dict[str, Any] = {
+        "query": {"params": {"secret": h.SHARED_SECRET}},
+        "header": {"headers": {"X-API-Key": h.SHARED_SECRET}},
+        "none": {},
+    }[how]
+    response = await client.get("/c2c/auth/login", **kwargs)
+    assert response.status_code == expected, response.text
+    assert (COOKIE in h.set_cookies(response)) is (expected == 200)
+    if expected == 400:
+        assert response.json()["detail"]
+
+
+async def test_login_form_post_redirects_with_a_session(
+    secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType
+) -> None:
+    # The index page's form POSTs `secret` (c2casgiutils answered 405).
+    response = await client.post("/c2c/auth/login", data={"secret": h.SHARED_SECRET, "came_from": "/c2c/?tab=logs"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/c2c/?tab=logs"
+    assert COOKIE in h.set_cookies(response)
+    assert (await client.get("/c2c/ro")).status_code == 200
+
+    other = await client.post("/c2c/auth/login", data={"secret": h.SHARED_SECRET, "came_from": "//evil.example/"})
+    assert other.status_code == 303
+    assert other.headers["location"] == "/c2c/"
+
+
+async def test_wrong_secret_is_refused(secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType) -> None:
+    response = await client.post("/c2c/auth/login", data={"secret": "wrong"})
+    assert response.status_code == 401
+    assert COOKIE not in h.set_cookies(response)
+    assert (await client.get("/c2c/ro")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("how", "secret", "expected"),
+    [
+        ("header", "right", 200),
+        ("query", "right", 200),
+        ("header", "wrong", 403),
+        ("query", "wrong", 403),
+        ("header", "", 403),
+    ],
+)
+async def test_secret_on_protected_endpoints(
+    secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType, how: str, secret: str, expected: int
+) -> None:
+    # c2casgiutils ignored these on protected endpoints although its 403 message mentioned them.
+    value = h.SHARED_SECRET if secret == "right" else secret
+    kwargs: dict[str, Any] = {"headers": {"X-API-Key": value}} if how == "header" else {"params": {"secret": value}}
+    response = await client.get("/c2c/rw", **kwargs)
+    assert response.status_code == expected
+    # Stateless: no cookie is issued on a protected endpoint.
+    assert COOKIE not in h.set_cookies(response)
+
+
+async def test_wrong_explicit_secret_does_not_fall_back_to_the_cookie(
+    secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType
+) -> None:
+    await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    assert (await client.get("/c2c/ro")).status_code == 200
+    assert (await client.get("/c2c/ro", headers={"X-API-Key": "wrong"})).status_code == 403
+
+
+async def test_comparison_is_constant_time_on_digests(
+    secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[Any, Any]] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(_core.hmac, "compare_digest", spy)
+    # Non-ASCII and very different lengths: compare_digest on str would raise TypeError (a 500).
+    for value in ("é" * 3, "x" * 5000, h.SHARED_SECRET):
+        response = await client.get("/c2c/ro", headers={"X-API-Key": value.encode()})
+        assert response.status_code in (200, 403)
+    assert len(calls) == 3
+    assert all(isinstance(a, bytes) and len(a) == len(b) == 32 for a, b in calls)
+
+
+async def test_rate_limit_per_address(
+    secret_mode: Any, make_client: Any, h: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_mode.set(C2C__AUTH__SECRET_MAX_FAILURES="3", C2C__AUTH__SECRET_FAILURE_WINDOW="60")
+    now = [1000.0]
+    monkeypatch.setattr(_core.LIMITER, "clock", lambda: now[0])
+    attacker = make_client("198.51.100.1")
+    for _ in range(3):
+        assert (await attacker.get("/c2c/auth/login", headers={"X-API-Key": "guess"})).status_code == 401
+    # Blocked now, even with the right secret (or guessing would go on), on every channel.
+    blocked = await attacker.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    assert blocked.status_code == 429
+    assert blocked.headers["retry-after"] == "60"
+    assert (await attacker.get("/c2c/ro", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 429
+    # Another address is not affected.
+    other = make_client("198.51.100.2")
+    assert (await other.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+    # Once the window has passed, the address may try again.
+    now[0] += 61
+    assert (await attacker.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+
+
+async def test_session_does_not_slide(secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType) -> None:
+    login = await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    exp = h.jwt_payload(h.set_cookies(login)[COOKIE]["value"])["exp"]
+    for path in ("/c2c/ro", "/c2c/auth/status", "/c2c/logged"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        # Not re-issued: the session ends at its first `exp` (c2casgiutils slid it forever).
+        assert COOKIE not in h.set_cookies(response)
+    assert h.jwt_payload(client.cookies[COOKIE])["exp"] == exp
+
+
+async def test_no_jwt_secret_derives_keys_from_the_shared_secret(
+    secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType
+) -> None:
+    # c2casgiutils crashed with a 500 here. Another replica with the same settings accepts the cookie.
+    response = await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    assert response.status_code == 200
+    token = h.set_cookies(response)[COOKIE]["value"]
+    replica = c2c_auth._core.keys()
+    assert replica is not None
+    assert replica.decode(token, "session")["mth"] == "secret"
+    # Changing the shared secret ends the sessions: the cookie is cleared, the user is logged out.
+    secret_mode.set(C2C__AUTH__SECRET="a new shared secret")
+    status = await client.get("/c2c/auth/status")
+    assert status.json()["is_logged_in"] is False
+    assert h.set_cookies(status)[COOKIE]["max-age"] == "0"
+
+
+async def test_secret_rotation_with_a_jwt_secret(
+    secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType
+) -> None:
+    secret_mode.set(C2C__AUTH__JWT__SECRET=h.JWT_SECRET)
+    await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    assert (await client.get("/c2c/ro")).status_code == 200
+    # Same signing key, other shared secret: the session's fingerprint no longer matches.
+    secret_mode.set(C2C__AUTH__SECRET="rotated secret")
+    response = await client.get("/c2c/ro")
+    assert response.status_code == 403
+    assert h.set_cookies(response)[COOKIE]["max-age"] == "0"
+
+
+@pytest.mark.parametrize("target", ["/c2c/auth/status", "/c2c/ro", "/c2c/logged"])
+async def test_expired_cookie_is_cleared_not_a_lockout(
+    secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType, target: str
+) -> None:
+    keys = _core.keys()
+    assert keys is not None
+    expired = keys.encode("session", _core.secret_session_claims() | {"pth": "/c2c/"}, 60, now=time.time() - 3600)
+    client.cookies.set(COOKIE, expired, domain="app.example", path="/c2c/")
+    response = await client.get(target)
+    # Status answers 200 (logged out); protected routes 403; both clear the cookie (weak point 5).
+    assert response.status_code == (200 if target.endswith("status") else 403)
+    cleared = h.set_cookies(response)[COOKIE]
+    assert cleared["max-age"] == "0"
+    assert cleared["path"] == "/c2c/"
+    assert COOKIE not in client.cookies
+    # Logging in again works at once.
+    assert (await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+    assert (await client.get("/c2c/ro")).status_code == 200
+
+
+async def test_logout(secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType) -> None:
+    await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    response = await client.post("/c2c/auth/logout")
+    assert response.json() == {"status": "success", "message": "Logged out successfully"}
+    assert h.set_cookies(response)[COOKIE]["max-age"] == "0"
+    assert (await client.get("/c2c/ro")).status_code == 403
+
+
+async def test_bearer_token_grants_nothing_outside_github_mode(
+    secret_mode: Any, client: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    # Weak point 1: any GitHub token logged in and held every level in secret, test and none modes.
+    secret_mode.set(**fake_github.env())
+    token = fake_github.issue_token("carol")
+    headers = {"Authorization": f"Bearer {token}"}
+    for path in ("/c2c/ro", "/c2c/rw", "/c2c/admin", "/c2c/logged"):
+        assert (await client.get(path, headers=headers)).status_code == 403
+    assert (await client.get("/c2c/auth/status", headers=headers)).json()["is_logged_in"] is False
+    secret_mode.set(C2C__AUTH__SECRET=None)  # mode none
+    assert (await client.get("/c2c/ro", headers=headers)).status_code == 403
+    secret_mode.set(C2C__AUTH__TEST__USERNAME="Tester")  # test mode: logged in as the test user, not as carol
+    status = (await client.get("/c2c/auth/status", headers=headers)).json()
+    assert status["type"] == "test"
+    assert status["user"]["login"] == "test"
+    assert fake_github.calls["user"] == 0
+
+
+async def test_modes_switch_on_reload_without_reimport(
+    env: Any, client: httpx.AsyncClient, h: types.ModuleType
+) -> None:
+    assert c2c_auth.auth_type() is c2c_auth.AuthenticationType.NONE
+    assert c2c_auth.is_enabled() is False
+    response = await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    assert response.status_code == 404
+    assert "mode is none" in response.json()["detail"]
+    assert (await client.get("/c2c/auth/status")).json()["type"] == "none"
+    assert (await client.get("/c2c/ro")).status_code == 403
+
+    env.set(C2C__AUTH__SECRET=h.SHARED_SECRET)
+    assert c2c_auth.is_enabled() is True
+    assert (await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+    github = await client.get("/c2c/auth/github/login")
+    assert github.status_code == 404
+    assert "mode is secret" in github.json()["detail"]
+
+    env.set(C2C__AUTH__SECRET=None, C2C__AUTH__TEST__USERNAME="Tester")
+    assert (await client.get("/c2c/admin")).status_code == 200
+    assert (await client.get("/c2c/auth/status")).json()["user"] == {
+        "login": "test",
+        "display_name": "Tester",
+        "url": "https://example.com",
+        "token": "",
+    }
