@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Literal, Protocol
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from c2c_config import CoreSettings, Duration, PrometheusSettings, Section, get_settings
 
@@ -37,6 +37,13 @@ class HealthChecksSettings(Section):
             "others get a generic message"
         ),
     )
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: datetime.timedelta) -> datetime.timedelta:
+        if value <= datetime.timedelta(0):
+            raise ValueError("the health-check timeout must be longer than 0 s")
+        return value
 
 
 class Settings(CoreSettings):
