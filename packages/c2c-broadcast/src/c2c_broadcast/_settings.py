@@ -1,0 +1,86 @@
+"""The `broadcast` settings section (`C2C__BROADCAST__*`) and the settings class that composes it."""
+
+from __future__ import annotations
+
+import datetime
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from c2c_config import CoreSettings, Duration, Section
+
+
+class BroadcastSettings(Section):
+    """Broadcast of function calls to every replica (local, or through Redis when Redis is configured)."""
+
+    secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Shared secret to sign broadcast messages and answers with HMAC-SHA256; when set, unsigned, "
+            "forged or replayed messages trigger nothing (all replicas must share it)"
+        ),
+    )
+    signature_max_age: Duration = Field(
+        default=datetime.timedelta(seconds=60),
+        description="How old a signed message may be before it is refused (bounds replays; clocks must agree)",
+    )
+    default_timeout: Duration = Field(
+        default=datetime.timedelta(seconds=10),
+        description="How long a broadcast waits for answers when the caller gives no timeout",
+    )
+    heartbeat_interval: Duration = Field(
+        default=datetime.timedelta(seconds=5),
+        description="How often a replica refreshes its entry in the Redis registry of live replicas",
+    )
+    replica_ttl: Duration = Field(
+        default=datetime.timedelta(seconds=15),
+        description="How long a registry entry lives without a heartbeat (a killed replica is forgotten after it)",
+    )
+    legacy_wait: Duration = Field(
+        default=datetime.timedelta(0),
+        description=(
+            "Migration aid: once every registered replica answered, how long to keep waiting for answers of "
+            "unregistered receivers (c2casgiutils 0.14 replicas) when PUBLISH counted more receivers"
+        ),
+    )
+    max_message_size: int = Field(
+        default=1024 * 1024,
+        ge=256,
+        description="Largest message or answer in bytes; bigger ones are dropped with a log line",
+    )
+    max_pending_handlers: int = Field(
+        default=1000,
+        ge=1,
+        description="Most handler calls running at once in a process; further messages are dropped with a log line",
+    )
+    reconnect_max_delay: Duration = Field(
+        default=datetime.timedelta(seconds=10),
+        description="Longest pause between two reconnection attempts to Redis (exponential back-off up to it)",
+    )
+    connect_timeout: Duration = Field(
+        default=datetime.timedelta(seconds=5),
+        description="How long startup and subscribe wait for Redis before going on (retrying in the background)",
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _empty_secret_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _ttl_covers_heartbeats(self) -> BroadcastSettings:
+        if self.heartbeat_interval <= datetime.timedelta(0):
+            raise ValueError("C2C__BROADCAST__HEARTBEAT_INTERVAL must be positive")
+        if self.replica_ttl <= self.heartbeat_interval:
+            raise ValueError(
+                "C2C__BROADCAST__REPLICA_TTL must be longer than C2C__BROADCAST__HEARTBEAT_INTERVAL "
+                "(two or three intervals), or live replicas would vanish from the registry"
+            )
+        return self
+
+
+class Settings(CoreSettings):
+    """`CoreSettings` plus the `broadcast` section: what c2c-broadcast reads (`get_settings(Settings)`)."""
+
+    broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings, description="Broadcast")
