@@ -42,8 +42,8 @@ def test_from_environment(
     for name, value in variables.items():
         environment.setenv(name, value)
     section = Settings().health_checks
-    for name, value in expected.items():
-        assert getattr(section, name) == value
+    for field, wanted in expected.items():
+        assert getattr(section, field) == wanted
 
 
 @pytest.mark.parametrize(
