@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the servers the test suite starts for real (see packages/c2c-testing/README.md):
-# redis-server, redis-sentinel and a PostgreSQL server (initdb + postgres).
+# redis-server, redis-sentinel, a PostgreSQL server (initdb + postgres), and Chromium for the
+# browser test of the /c2c page (driven by Playwright; Playwright's own browser downloads are not
+# reachable here, Debian's chromium is).
 #
 # Idempotent and quiet when everything is already there. As root it installs the missing Debian
 # packages; as another user it prints the command to run and exits with status 1.
 set -euo pipefail
 
-PACKAGES=(redis-server redis-sentinel postgresql)
+PACKAGES=(redis-server redis-sentinel postgresql chromium redis-tools)
 
 have() {
     command -v "$1" >/dev/null 2>&1
@@ -31,6 +33,8 @@ missing=()
 have redis-server || missing+=(redis-server)
 have redis-sentinel || missing+=(redis-sentinel)
 have_postgresql || missing+=("postgresql (initdb, postgres, psql)")
+have chromium || missing+=(chromium)
+have redis-cli || missing+=("redis-tools (redis-cli)")
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
@@ -52,7 +56,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$
 
 # The Debian package starts a system-wide cluster and redis-server on their default ports; the test
 # fixtures start their own servers on free ports and never use those, so stopping them is not needed.
-if ! have redis-server || ! have redis-sentinel || ! have_postgresql; then
+if ! have redis-server || ! have redis-sentinel || ! have_postgresql || ! have chromium || ! have redis-cli; then
     echo "install-services.sh: installation finished but some binaries are still missing" >&2
     exit 1
 fi
