@@ -433,12 +433,14 @@ async def _github_session_auth(request: Request, response: Response) -> AuthInfo
     margin = _settings().github.access_token_expiration_margin.total_seconds()
     expires_at = github.get("ate")
     if isinstance(expires_at, int | float) and now >= expires_at - margin:
-        refreshed = await _refresh(request, response, claims, github, now, path)
-        if refreshed is None:
-            if now >= expires_at:
-                return AuthInfo()
-        else:
+        try:
+            refreshed = await _refresh(request, response, claims, github, now, path)
+        except _SessionEnded:
+            return AuthInfo()
+        if refreshed is not None:
             access_token = refreshed
+        elif now >= expires_at:
+            return AuthInfo()
     info = AuthInfo(
         is_logged_in=True,
         user=UserInfo(
@@ -450,16 +452,25 @@ async def _github_session_auth(request: Request, response: Response) -> AuthInfo
     return info
 
 
+class _SessionEnded(Exception):
+    """The GitHub session cannot go on (refresh refused or impossible); its cookie was cleared."""
+
+
 async def _refresh(
     request: Request, response: Response, claims: dict[str, Any], github: dict[str, Any], now: float, path: str
 ) -> str | None:
-    """Refresh the access token; the new token, or None (the session is cleared when GitHub refuses)."""
+    """Refresh the access token: the new token, or None when GitHub cannot be reached now.
+
+    Raises `_SessionEnded` (after clearing the cookie) when GitHub refuses the refresh token, or
+    when the access token expired without a usable refresh token.
+    """
     refresh = github.get("rt")
     refresh_expires = github.get("rte")
     if not isinstance(refresh, str) or (isinstance(refresh_expires, int | float) and now >= refresh_expires):
         if now >= github.get("ate", 0):
             LOG.info("GitHub access token expired without a usable refresh token: session cleared")
             _logout(request, response, path)
+            raise _SessionEnded
         return None
     settings = _settings()
     try:
@@ -467,7 +478,7 @@ async def _refresh(
     except _github.GitHubRejected as error:
         LOG.info("GitHub token refresh refused, session cleared: %s", error)
         _logout(request, response, path)
-        return None
+        raise _SessionEnded from error
     except _github.GitHubUnavailable as error:
         LOG.warning("GitHub token refresh failed: %s", error)
         return None

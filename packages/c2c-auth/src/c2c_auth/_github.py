@@ -42,8 +42,10 @@ class TTLCache:
         self._lock = threading.Lock()
         self.clock = clock
 
-    def get(self, key: tuple[str, ...]) -> Any | None:
-        """The cached value, or None when absent or expired."""
+    def get(self, key: tuple[str, ...], ttl: float) -> Any | None:
+        """The cached value, or None when absent, expired, or caching is off (`ttl` <= 0)."""
+        if ttl <= 0:
+            return None
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -154,7 +156,7 @@ def _auth_headers(token: str) -> dict[str, str]:
 async def get_user(settings: GitHubSettings, token: str) -> dict[str, Any]:
     """The user a token belongs to (cached); `GitHubRejected` when GitHub does not accept the token."""
     key = ("user", token_digest(token), settings.user_url)
-    cached = CACHE.get(key)
+    cached = CACHE.get(key, settings.cache_ttl.total_seconds())
     if cached is not None:
         return dict(cached)
     async with _client(settings) as client:
@@ -176,7 +178,7 @@ async def get_permissions(settings: GitHubSettings, token: str, repository: str)
     `GitHubRejected` when the token is not accepted (401): the caller logs the user out.
     """
     key = ("permissions", token_digest(token), settings.repo_url, repository)
-    cached = CACHE.get(key)
+    cached = CACHE.get(key, settings.cache_ttl.total_seconds())
     if cached is not None:
         return dict(cached)
     url = f"{settings.repo_url.rstrip('/')}/{repository}"

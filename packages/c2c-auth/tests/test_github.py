@@ -1,0 +1,476 @@
+"""GitHub OAuth end to end against the fake GitHub on 127.0.0.1 (weak points 1, 2, 3, 5 and 11)."""
+
+from __future__ import annotations
+
+import time
+import types
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+import c2c_auth
+from c2c_auth import _core, _github
+
+COOKIE = "c2c-jwt-auth"
+
+
+def _everything(responses: list[httpx.Response]) -> str:
+    """Every header and body the browser saw, as one text."""
+    return "\n".join(f"{r.headers}\n{r.text}" for r in responses)
+
+
+async def test_full_dance(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    started = await h.start_flow(client, came_from="/c2c/ro?x=1")
+    location = urlsplit(started.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{fake_github.base}/login/oauth/authorize"
+    query = {key: values[0] for key, values in parse_qs(location.query).items()}
+    assert query["client_id"] == h.CLIENT_ID
+    assert query["redirect_uri"] == f"{h.APP_BASE}/c2c/auth/github/callback"
+    assert query["scope"] == "repo"
+    assert query["code_challenge_method"] == "S256"
+    assert len(query["code_challenge"]) == 43
+    assert len(query["state"]) >= 43
+    state_cookies = h.set_cookies(started)
+    (state_name,) = state_cookies
+    assert state_name.startswith("c2c-state-")
+    assert state_cookies[state_name]["path"] == "/c2c/auth/github/callback"
+    assert state_cookies[state_name]["httponly"] == "True"
+    # The state cookie holds neither the state nor the PKCE verifier in clear.
+    state_text = h.jwt_text(state_cookies[state_name]["value"])
+    assert query["state"] not in state_text
+
+    callback = await h.finish_flow(client, github_http, fake_github, started, "alice")
+    assert callback.status_code == 303, callback.text
+    assert callback.headers["location"] == "/c2c/ro?x=1"
+    cookies = h.set_cookies(callback)
+    assert cookies[state_name]["max-age"] == "0"  # single use
+    session = cookies[COOKIE]
+    assert session["path"] == "/c2c/"
+    assert session["httponly"] == "True"
+    assert session["secure"] == "True"
+    # The token request used the same redirect_uri and the PKCE verifier (the fake GitHub checks both).
+    (exchange,) = fake_github.token_requests
+    assert exchange["redirect_uri"] == query["redirect_uri"]
+    assert exchange["code_verifier"]
+    (access_token,) = fake_github.tokens
+    # The GitHub token is encrypted in the cookie: not readable by whoever sees it.
+    session_text = h.jwt_text(session["value"])
+    assert access_token not in session_text
+    assert "gho_" not in session_text
+
+    status = await client.get("/c2c/auth/status")
+    assert status.json() == {
+        "is_logged_in": True,
+        "user": {
+            "login": "alice",
+            "display_name": "Alice Liddell",
+            "url": "https://github.com/alice",
+            "token": "",
+        },
+        "type": "github_oauth",
+    }
+    checks = await client.get("/c2c/checks")
+    assert checks.json() == {"read_only": True, "read_write": False, "admin": False, "custom_push": False}
+    responses = [started, callback, status, checks]
+    for path in ("/c2c/ro", "/c2c/rw", "/c2c/admin", "/c2c/logged"):
+        responses.append(await client.get(path))
+    assert [r.status_code for r in responses[-4:]] == [200, 403, 403, 200]
+    assert responses[-3].json()["detail"] == "You don't have read-write access to this resource"
+    # No response ever carried the GitHub token (c2casgiutils returned it from /status).
+    assert access_token not in _everything(responses)
+
+
+@pytest.mark.parametrize(
+    ("login", "expected"),
+    [
+        ("alice", {"/c2c/ro": 200, "/c2c/rw": 403, "/c2c/admin": 403}),  # pull
+        ("bob", {"/c2c/ro": 200, "/c2c/rw": 200, "/c2c/admin": 403}),  # push
+        ("carol", {"/c2c/ro": 200, "/c2c/rw": 200, "/c2c/admin": 200}),  # admin
+        ("mallory", {"/c2c/ro": 403, "/c2c/rw": 403, "/c2c/admin": 403}),  # no access to the repository
+    ],
+)
+async def test_levels(
+    github_mode: Any,
+    client: httpx.AsyncClient,
+    github_http: httpx.AsyncClient,
+    fake_github: Any,
+    h: types.ModuleType,
+    login: str,
+    expected: dict[str, int],
+) -> None:
+    assert (await h.oauth_login(client, github_http, fake_github, login)).status_code == 303
+    assert {path: (await client.get(path)).status_code for path in expected} == expected
+    # Logged in, whatever the permissions.
+    assert (await client.get("/c2c/logged")).status_code == 200
+
+
+async def test_display_name_falls_back_to_login(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    await h.oauth_login(client, github_http, fake_github, "bob")
+    assert (await client.get("/c2c/auth/status")).json()["user"]["display_name"] == "bob"
+
+
+async def test_several_tabs_at_once(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    first = await h.start_flow(client, came_from="/c2c/first")
+    second = await h.start_flow(client, came_from="/c2c/second")
+    # Finished in the other order: each flow has its own state cookie (c2casgiutils had one slot).
+    done_second = await h.finish_flow(client, github_http, fake_github, second, "bob")
+    assert done_second.status_code == 303
+    assert done_second.headers["location"] == "/c2c/second"
+    done_first = await h.finish_flow(client, github_http, fake_github, first, "alice")
+    assert done_first.status_code == 303
+    assert done_first.headers["location"] == "/c2c/first"
+    assert (await client.get("/c2c/auth/status")).json()["user"]["login"] == "alice"
+
+
+async def test_callback_replay_and_foreign_browser(
+    github_mode: Any,
+    make_client: Any,
+    github_http: httpx.AsyncClient,
+    fake_github: Any,
+    h: types.ModuleType,
+) -> None:
+    victim = make_client()
+    attacker = make_client()
+    started = await h.start_flow(attacker)
+    authorize = await github_http.get(started.headers["location"])
+    callback = urlsplit(authorize.headers["location"])
+    url = f"{callback.path}?{callback.query}"
+    # Login CSRF: the attacker's callback URL opened in the victim's browser has no matching state cookie.
+    refused = await victim.get(url)
+    assert refused.status_code == 400
+    assert "No GitHub login in progress" in refused.json()["error"]
+    assert COOKIE not in h.set_cookies(refused)
+    # The right browser succeeds once; a replay fails (state cookie consumed, code used).
+    assert (await attacker.get(url)).status_code == 303
+    replay = await attacker.get(url)
+    assert replay.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "Missing state parameter"),
+        ({"state": "forged", "code": "x"}, "No GitHub login in progress"),
+    ],
+)
+async def test_callback_errors(
+    github_mode: Any, client: httpx.AsyncClient, params: dict[str, str], message: str
+) -> None:
+    response = await client.get("/c2c/auth/github/callback", params=params)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+async def test_callback_state_mismatch_and_provider_error(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    started = await h.start_flow(client)
+    state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+    denied = await client.get("/c2c/auth/github/callback", params={"state": state, "error": "access_denied"})
+    assert denied.status_code == 400
+    assert "access_denied" in denied.json()["error"]
+    # The flow's cookie was consumed by the failed attempt.
+    again = await client.get("/c2c/auth/github/callback", params={"state": state, "code": "x"})
+    assert again.status_code == 400
+
+
+async def test_bad_code_is_a_400(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    started = await h.start_flow(client)
+    state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+    response = await client.get("/c2c/auth/github/callback", params={"state": state, "code": "not-issued"})
+    assert response.status_code == 400
+    assert "bad_verification_code" in response.json()["error"]
+    assert COOKIE not in h.set_cookies(response)
+
+
+@pytest.mark.parametrize("failure", ["down", "hang", "closed"])
+async def test_github_unavailable_at_login_is_a_503(
+    github_mode: Any,
+    client: httpx.AsyncClient,
+    github_http: httpx.AsyncClient,
+    fake_github: Any,
+    h: types.ModuleType,
+    failure: str,
+) -> None:
+    github_mode.set(C2C__AUTH__GITHUB__TIMEOUT="0.3")
+    started = await h.start_flow(client)
+    authorize = await github_http.get(started.headers["location"])
+    callback = urlsplit(authorize.headers["location"])
+    if failure == "closed":
+        from c2c_testing import free_port
+
+        github_mode.set(C2C__AUTH__GITHUB__TOKEN_URL=f"http://127.0.0.1:{free_port()}/token")
+    else:
+        setattr(fake_github, failure, True)
+    response = await client.get(f"{callback.path}?{callback.query}")
+    assert response.status_code == 503
+    assert response.json() == {"error": _core.GITHUB_UNAVAILABLE_MESSAGE}
+    assert COOKIE not in h.set_cookies(response)
+
+
+async def test_github_unavailable_during_access_check(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    github_mode.set(C2C__AUTH__GITHUB__TIMEOUT="0.3")
+    await h.oauth_login(client, github_http, fake_github, "carol")
+    fake_github.down = True
+    response = await client.get("/c2c/admin")
+    assert response.status_code == 503
+    assert response.json()["detail"] == _core.GITHUB_UNAVAILABLE_MESSAGE
+    # The check_* functions fail closed instead of raising.
+    assert (await client.get("/c2c/checks")).json() == dict.fromkeys(
+        ("read_only", "read_write", "admin", "custom_push"), False
+    )
+    fake_github.down = False
+    fake_github.hang = True
+    assert (await client.get("/c2c/rw")).status_code == 503
+
+
+async def test_permissions_are_cached(
+    github_mode: Any,
+    client: httpx.AsyncClient,
+    github_http: httpx.AsyncClient,
+    fake_github: Any,
+    h: types.ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(_github.CACHE, "clock", lambda: now[0])
+    await h.oauth_login(client, github_http, fake_github, "bob")
+    for _ in range(3):
+        assert (await client.get("/c2c/rw")).status_code == 200
+    assert fake_github.calls["repo"] == 1
+    # Access removed at GitHub: still granted until the cache entry expires, then refused.
+    fake_github.users["bob"].permissions = h.LEVELS["pull"]
+    now[0] += 59
+    assert (await client.get("/c2c/rw")).status_code == 200
+    now[0] += 2
+    assert (await client.get("/c2c/rw")).status_code == 403
+    assert fake_github.calls["repo"] == 2
+    # Cache disabled: every check asks GitHub.
+    github_mode.set(C2C__AUTH__GITHUB__CACHE_TTL="0")
+    await client.get("/c2c/ro")
+    await client.get("/c2c/ro")
+    assert fake_github.calls["repo"] == 4
+
+
+async def test_missing_permissions_key_is_no_access(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    await h.oauth_login(client, github_http, fake_github, "bob")
+    fake_github.users["bob"].permissions = {"pull": True}  # no `push` key: c2casgiutils raised KeyError (500)
+    assert (await client.get("/c2c/rw")).status_code == 403
+    assert (await client.get("/c2c/ro")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("login", "expected"),
+    [
+        ("alice", {"/c2c/ro": 200, "/c2c/rw": 403}),
+        ("bob", {"/c2c/ro": 200, "/c2c/rw": 200}),
+        ("mallory", {"/c2c/ro": 403, "/c2c/rw": 403}),  # a valid GitHub account without permission
+        (None, {"/c2c/ro": 403, "/c2c/rw": 403, "/c2c/logged": 403}),  # not a GitHub token
+    ],
+)
+async def test_bearer_token_needs_the_repository_permission(
+    github_mode: Any,
+    client: httpx.AsyncClient,
+    fake_github: Any,
+    login: str | None,
+    expected: dict[str, int],
+) -> None:
+    token = fake_github.issue_token(login) if login else "ghp_forged"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert {path: (await client.get(path, headers=headers)).status_code for path in expected} == expected
+    status = await client.get("/c2c/auth/status", headers=headers)
+    assert token not in status.text
+    assert status.json()["type"] == ("github_bearer" if login else "none")
+
+
+async def test_bearer_token_with_github_down_is_a_503(
+    github_mode: Any, client: httpx.AsyncClient, fake_github: Any
+) -> None:
+    token = fake_github.issue_token("bob")
+    fake_github.down = True
+    response = await client.get("/c2c/ro", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 503
+
+
+async def test_state_cookie_is_never_a_session(
+    github_mode: Any, client: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    # Weak point 2: the state cookie, which anyone can get, was accepted as a session.
+    started = await h.start_flow(client)
+    state_token = next(iter(h.set_cookies(started).values()))["value"]
+    client.cookies.clear()
+    client.cookies.set(COOKIE, state_token, domain="app.example", path="/c2c/")
+    logged = await client.get("/c2c/logged")
+    assert logged.status_code == 403
+    assert h.set_cookies(logged)[COOKIE]["max-age"] == "0"
+    client.cookies.set(COOKIE, state_token, domain="app.example", path="/c2c/")
+    status = await client.get("/c2c/auth/status")
+    assert status.json()["is_logged_in"] is False
+    assert h.set_cookies(status)[COOKIE]["max-age"] == "0"
+
+
+async def test_secret_mode_session_is_not_a_github_session(
+    github_mode: Any, client: httpx.AsyncClient, h: types.ModuleType
+) -> None:
+    keys = _core.keys()
+    assert keys is not None
+    forged = keys.encode("session", {"mth": "secret", "sub": "secret", "sfp": "x"}, 3600)
+    client.cookies.set(COOKIE, forged, domain="app.example", path="/c2c/")
+    assert (await client.get("/c2c/logged")).status_code == 403
+
+
+async def test_expired_session_is_cleared(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    await h.oauth_login(client, github_http, fake_github, "carol")
+    payload = h.jwt_payload(client.cookies[COOKIE])
+    keys = _core.keys()
+    assert keys is not None
+    claims = {key: payload[key] for key in ("mth", "sub", "name", "url", "ght", "pth")}
+    client.cookies.set(COOKIE, keys.encode("session", claims, 60, now=time.time() - 120), "app.example", "/c2c/")
+    for path in ("/c2c/auth/status", "/c2c/admin"):
+        response = await client.get(path)
+        assert response.status_code == (200 if "status" in path else 403)
+        assert h.set_cookies(response)[COOKIE]["max-age"] == "0"
+        client.cookies.set(COOKIE, keys.encode("session", claims, 60, now=time.time() - 120), "app.example", "/c2c/")
+    # Rotating the JWT secret logs everyone out cleanly (c2casgiutils answered 401 until expiry).
+    client.cookies.set(COOKIE, keys.encode("session", claims, 3600), "app.example", "/c2c/")
+    assert (await client.get("/c2c/auth/status")).json()["is_logged_in"] is True
+    github_mode.set(C2C__AUTH__JWT__SECRET="another-jwt-secret-that-is-long-enough-0123456789")
+    response = await client.get("/c2c/auth/status")
+    assert response.status_code == 200
+    assert response.json()["is_logged_in"] is False
+    assert h.set_cookies(response)[COOKIE]["max-age"] == "0"
+
+
+async def test_refresh_of_expiring_tokens(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    # GitHub App user tokens expire; 30 s left is inside the default 1 min margin: refreshed at the next request.
+    fake_github.expires_in = 30
+    await h.oauth_login(client, github_http, fake_github, "bob")
+    first_token = next(iter(fake_github.tokens))
+    response = await client.get("/c2c/rw")
+    assert response.status_code == 200
+    assert fake_github.token_requests[-1]["grant_type"] == "refresh_token"
+    renewed = h.set_cookies(response)[COOKIE]
+    assert renewed["path"] == "/c2c/"
+    assert len(fake_github.tokens) == 2
+    second_token = next(token for token in fake_github.tokens if token != first_token)
+    assert second_token not in h.jwt_text(renewed["value"])
+    # The refresh token is single use at the fake GitHub: a refused refresh logs out and clears the cookie.
+    fake_github.refresh_tokens.clear()
+    refused = await client.get("/c2c/rw")
+    assert refused.status_code == 403
+    assert h.set_cookies(refused)[COOKIE]["max-age"] == "0"
+    assert (await client.get("/c2c/auth/status")).json()["is_logged_in"] is False
+
+
+async def test_refresh_with_github_down_keeps_a_still_valid_token(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    fake_github.expires_in = 30
+    await h.oauth_login(client, github_http, fake_github, "bob")
+    assert (await client.get("/c2c/ro")).status_code == 200  # refreshed, permissions cached
+    fake_github.expires_in = None
+    github_mode.set(C2C__AUTH__GITHUB__TOKEN_URL="http://127.0.0.1:1/unreachable")
+    response = await client.get("/c2c/ro")
+    assert response.status_code == 200
+    assert COOKIE not in h.set_cookies(response)
+
+
+async def test_revoked_token_logs_out(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    await h.oauth_login(client, github_http, fake_github, "carol")
+    fake_github.tokens.clear()  # the user revoked the app at GitHub
+    response = await client.get("/c2c/admin")
+    assert response.status_code == 403
+    assert h.set_cookies(response)[COOKIE]["max-age"] == "0"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_logout_revokes_the_token(
+    github_mode: Any,
+    client: httpx.AsyncClient,
+    github_http: httpx.AsyncClient,
+    fake_github: Any,
+    h: types.ModuleType,
+    method: str,
+) -> None:
+    await h.oauth_login(client, github_http, fake_github, "carol")
+    (token,) = fake_github.tokens
+    assert (await client.get("/c2c/admin")).status_code == 200
+    response = await client.request(method, "/c2c/auth/github/logout", params={"came_from": "/c2c/?bye"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/c2c/?bye"
+    assert h.set_cookies(response)[COOKIE]["max-age"] == "0"
+    assert fake_github.revoked == [token]
+    assert (await client.get("/c2c/admin")).status_code == 403
+    # The revoked token no longer works as a bearer either.
+    assert (await client.get("/c2c/ro", headers={"Authorization": f"Bearer {token}"})).status_code == 403
+
+
+async def test_logout_redirect_is_same_origin(github_mode: Any, client: httpx.AsyncClient) -> None:
+    response = await client.get("/c2c/auth/github/logout", params={"came_from": "https://evil.example/"})
+    assert response.headers["location"] == "/c2c/"
+
+
+@pytest.mark.parametrize(
+    "came_from", ["//evil.example", "/\\evil.example", "https:evil.example", "https://evil.example"]
+)
+async def test_login_refuses_foreign_came_from(github_mode: Any, client: httpx.AsyncClient, came_from: str) -> None:
+    response = await client.get("/c2c/auth/github/login", params={"came_from": came_from})
+    assert response.status_code == 400
+    assert "came_from refused" in response.json()["error"]
+
+
+async def test_proxy_url(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    github_mode.set(C2C__AUTH__GITHUB__PROXY_URL="https://oauth-proxy.example/redirect")
+    started = await h.start_flow(client)
+    query = parse_qs(urlsplit(started.headers["location"]).query)
+    redirect_uri = query["redirect_uri"][0]
+    assert redirect_uri.startswith("https://oauth-proxy.example/redirect?came_from=")
+    assert parse_qs(urlsplit(redirect_uri).query)["came_from"] == [f"{h.APP_BASE}/c2c/auth/github/callback"]
+
+
+async def test_startup_needs_a_jwt_secret_in_github_mode(github_mode: Any, client: httpx.AsyncClient) -> None:
+    await c2c_auth.startup(None)
+    github_mode.set(C2C__AUTH__JWT__SECRET=None)
+    with pytest.raises(ValueError, match="C2C__AUTH__JWT__SECRET"):
+        await c2c_auth.startup(None)
+    # Without startup, the endpoints say so clearly.
+    response = await client.get("/c2c/auth/github/login")
+    assert response.status_code == 500
+    assert "C2C__AUTH__JWT__SECRET" in response.json()["error"]
+
+
+async def test_cookie_settings_apply(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    github_mode.set(
+        C2C__AUTH__JWT__COOKIE__NAME="my-session",
+        C2C__AUTH__JWT__COOKIE__PATH="/",
+        C2C__AUTH__JWT__COOKIE__SAME_SITE="Strict",
+        C2C__AUTH__JWT__COOKIE__AGE="1h",
+    )
+    response = await h.oauth_login(client, github_http, fake_github, "alice")
+    cookie = h.set_cookies(response)["my-session"]
+    assert (cookie["path"], cookie["samesite"].lower(), cookie["max-age"]) == ("/", "strict", "3600")
+    assert (await client.get("/c2c/ro")).status_code == 200
