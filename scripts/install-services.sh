@@ -8,7 +8,7 @@
 # packages; as another user it prints the command to run and exits with status 1.
 set -euo pipefail
 
-PACKAGES=(redis-server redis-sentinel postgresql chromium redis-tools)
+PACKAGES=(redis-server redis-sentinel postgresql chromium redis-tools fonts-dejavu-core)
 
 have() {
     command -v "$1" >/dev/null 2>&1
@@ -34,6 +34,8 @@ have redis-server || missing+=(redis-server)
 have redis-sentinel || missing+=(redis-sentinel)
 have_postgresql || missing+=("postgresql (initdb, postgres, psql)")
 have chromium || missing+=(chromium)
+# The browser screenshot is compared with a committed one: the same font everywhere.
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 have redis-cli || missing+=("redis-tools (redis-cli)")
 
 if [[ ${#missing[@]} -eq 0 ]]; then
@@ -56,7 +58,8 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$
 
 # The Debian package starts a system-wide cluster and redis-server on their default ports; the test
 # fixtures start their own servers on free ports and never use those, so stopping them is not needed.
-if ! have redis-server || ! have redis-sentinel || ! have_postgresql || ! have chromium || ! have redis-cli; then
+if ! have redis-server || ! have redis-sentinel || ! have_postgresql || ! have chromium || ! have redis-cli \
+    || [[ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
     echo "install-services.sh: installation finished but some binaries are still missing" >&2
     exit 1
 fi
