@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.server
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -257,3 +259,49 @@ def test_probe_command_as_a_process(threaded_server: str) -> None:
         [sys.executable, "-m", "c2c_health", threaded_server + "/500"], capture_output=True, text=True, timeout=60
     )
     assert (failing.returncode, failing.stderr) == (1, f"unhealthy: {threaded_server}/500 answered 500\n")
+
+
+# -- https ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (made by the openssl command)."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+async def tls_dependency(certificate: tuple[Path, Path]) -> AsyncIterator[Dependency]:
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    dep = Dependency()
+    server = await asyncio.start_server(dep.handle, "127.0.0.1", 0, ssl=context)
+    dep.port = server.sockets[0].getsockname()[1]
+    yield dep
+    server.close()
+    await server.wait_closed()
+
+
+async def test_https_verifies_the_certificate(
+    make_factory: MakeFactory, tls_dependency: Dependency, certificate: tuple[Path, Path]
+) -> None:
+    url = tls_dependency.url.replace("http://", "https://")
+    trusting = ssl.create_default_context(cafile=str(certificate[0]))
+    factory = make_factory(timeout=10)
+    factory.add(HTTP(url, name="system-cas"))
+    factory.add(HTTP(url, name="private-ca", ssl_context=trusting))
+    system, private = (await factory.run()).outcomes
+    assert system.status_code == 500
+    assert "CERTIFICATE_VERIFY_FAILED" in system.payload["error"]
+    assert (private.status_code, private.payload["status"]) == (200, 200)
+    assert len(tls_dependency.requests) == 1  # the unverified connection sent nothing

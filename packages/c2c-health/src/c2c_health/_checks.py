@@ -10,6 +10,7 @@ import asyncio
 import importlib
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Awaitable, Collection, Iterable, Mapping
 from types import ModuleType
@@ -196,6 +197,7 @@ class HTTP(Check):
         url: an http:// or https:// URL (user:password@ becomes Basic authentication; never shown).
         expected_status: one status code or a collection of accepted ones.
         headers: extra request headers.
+        ssl_context: for https:// URLs, the TLS settings (e.g. a private CA); default: the system's CAs.
     """
 
     def __init__(
@@ -207,9 +209,11 @@ class HTTP(Check):
         name: str | None = None,
         timeout: Timeout = None,
         headers: Mapping[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(tags, name=name, timeout=timeout)
         validate_url(url)
+        self.ssl_context = ssl_context
         self.url = url
         self.expected_status = frozenset([expected_status] if isinstance(expected_status, int) else expected_status)
         if not self.expected_status:
@@ -218,7 +222,7 @@ class HTTP(Check):
 
     async def check(self) -> Result:
         """Request the URL; a connection error or another status fails the check."""
-        status = await fetch_status(self.url, headers=self.headers)
+        status = await fetch_status(self.url, headers=self.headers, ssl_context=self.ssl_context)
         payload = {"url": redact_url(self.url), "status": status}
         if status in self.expected_status:
             return Result(200, payload)
