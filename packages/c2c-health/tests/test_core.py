@@ -467,3 +467,90 @@ async def test_adding_a_check_invalidates_the_cache(make_factory: MakeFactory) -
     assert len((await factory.run()).outcomes) == 1
     factory.add(Wrong())
     assert len((await factory.run()).outcomes) == 2
+
+
+# -- edges ------------------------------------------------------------------------------------
+
+
+async def test_non_dict_payload_is_wrapped(make_factory: MakeFactory) -> None:
+    class Text(Check):
+        async def check(self) -> Result:
+            return Result(payload="all good")  # type: ignore[arg-type]
+
+    factory = make_factory()
+    factory.add(Text())
+    (outcome,) = (await factory.run()).outcomes
+    assert (outcome.status_code, outcome.payload) == (200, {"value": "all good"})
+
+
+async def test_check_cancelling_itself_fails(make_factory: MakeFactory) -> None:
+    class SelfCancel(Check):
+        async def check(self) -> Result:
+            raise asyncio.CancelledError
+
+    factory = make_factory()
+    factory.add(SelfCancel())
+    factory.add(Ok())
+    cancelled, ok = (await factory.run()).outcomes
+    assert (cancelled.status_code, cancelled.payload) == (500, {"error": "cancelled"})
+    assert cancelled.public_payload == {"error": GENERIC_ERROR}
+    assert ok.status_code == 200
+
+
+async def test_cancelled_run_cancels_its_checks(make_factory: MakeFactory) -> None:
+    stopped = asyncio.Event()
+
+    class Watched(Check):
+        async def check(self) -> Result:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                stopped.set()
+            raise AssertionError("unreachable")
+
+    factory = make_factory(timeout=60)
+    factory.add(Watched())
+    run = asyncio.ensure_future(factory.run())
+    await asyncio.sleep(0.05)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await asyncio.wait_for(stopped.wait(), 5)
+
+
+async def test_error_of_an_abandoned_check_is_logged(
+    make_factory: MakeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = asyncio.Event()
+
+    class StubbornThenFails(Stubborn):
+        async def check(self) -> Result:
+            await super().check()
+            raise RuntimeError("late failure")
+
+    factory = make_factory(timeout=0.1)
+    factory.add(StubbornThenFails(release))
+    (outcome,) = (await factory.run()).outcomes
+    assert outcome.payload["error"] == TIMEOUT_ERROR
+    release.set()
+    for _ in range(100):
+        if not factory._abandoned:
+            break
+        await asyncio.sleep(0.01)
+    assert "ended after its timeout with an error" in caplog.text
+    assert "late failure" in caplog.text
+
+
+async def test_cache_holds_a_bounded_number_of_selections(make_factory: MakeFactory) -> None:
+    from c2c_health._core import CACHE_MAX_ENTRIES
+
+    factory = make_factory(cache_ttl=60)
+    names = [f"c{index}" for index in range(7)]
+    for name in names:
+        factory.add(Ok(name=name))
+    selections = [[name for bit, name in enumerate(names) if mask >> bit & 1] for mask in range(1, 2**7)]
+    for selection in selections:
+        await factory.run(name=selection)
+    assert len(factory._cache) == CACHE_MAX_ENTRIES
+    # The most recent selections are kept.
+    assert tuple(selections[-1]) in factory._cache

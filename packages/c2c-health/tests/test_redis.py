@@ -114,3 +114,46 @@ async def test_redis_sentinel_master_and_replica(make_factory: MakeFactory, redi
         assert outcome.public_payload == {"master_error": "Redis master is not reachable"}
     finally:
         await redis_factory.aclose()
+
+
+class _TwoServers:
+    """Quacks like a RedisFactory in Sentinel mode: master and replica are different servers."""
+
+    def __init__(self, master_url: str, replica_url: str) -> None:
+        from redis.asyncio import Redis as Client
+
+        self._master = Client.from_url(master_url)
+        self._replica = Client.from_url(replica_url)
+
+    def master(self) -> Any:
+        return self._master
+
+    def replica(self) -> Any:
+        return self._replica
+
+    async def aclose(self) -> None:
+        await self._master.aclose()
+        await self._replica.aclose()
+
+
+async def test_replica_down_reported_separately(
+    make_factory: MakeFactory, redis_server_factory: Callable[..., RedisServer]
+) -> None:
+    master, replica = redis_server_factory(), redis_server_factory()
+    servers = _TwoServers(master.url, replica.url)
+    try:
+        factory = make_factory(timeout=3)
+        factory.add(Redis(factory=servers))  # type: ignore[arg-type]
+        (outcome,) = (await factory.run()).outcomes
+        assert (outcome.status_code, outcome.payload) == (200, {})
+        replica.stop()
+        (outcome,) = (await factory.run()).outcomes
+        assert outcome.status_code == 500
+        assert set(outcome.payload) == {"slave_error"}
+        assert f":{replica.port}" in outcome.payload["slave_error"]
+        assert outcome.public_payload == {"slave_error": "Redis replica is not reachable"}
+        master.stop()
+        (outcome,) = (await factory.run()).outcomes
+        assert set(outcome.payload) == {"master_error", "slave_error"}
+    finally:
+        await servers.aclose()
