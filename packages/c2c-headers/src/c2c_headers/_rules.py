@@ -43,8 +43,8 @@ class HeaderMatcher(TypedDict, total=False):
     keep_existing: bool
 
 
-HeadersConfig: TypeAlias = Mapping[str, HeaderMatcher] | Mapping[str, Mapping[str, Any]]
-"""``headers_config``: rule name -> rule (the names are labels used in error messages)."""
+HeadersConfig: TypeAlias = Mapping[str, Mapping[str, Any]]
+"""``headers_config``: rule name -> rule (a `HeaderMatcher` or a plain dict; names label error messages)."""
 
 CSP_NONCE: Final = CSP_NONCE_PLACEHOLDER
 """Placeholder to write in a CSP source list; replaced by ``'nonce-<value>'`` on each response."""
