@@ -41,8 +41,10 @@ class Keys:
     def __init__(self, master: str, algorithm: str) -> None:
         raw = master.encode()
         self.algorithm = algorithm
-        # Derived keys (HMAC as a PRF with distinct labels) are always 32 bytes long, whatever the master's length.
-        self.signing = hmac.new(raw, b"c2c-auth/jwt-signing/v1", hashlib.sha256).digest()
+        # Derived keys (HMAC as a PRF with distinct labels) have the hash's length whatever the master's length
+        # (RFC 7518 section 3.2: at least as long as the hash output).
+        length = {"HS256": 32, "HS384": 48, "HS512": 64}[algorithm]
+        self.signing = hmac.new(raw, b"c2c-auth/jwt-signing/v1", hashlib.sha512).digest()[:length]
         self._encryption = AESGCM(hmac.new(raw, b"c2c-auth/claim-encryption/v1", hashlib.sha256).digest())
         self.fingerprint_key = hmac.new(raw, b"c2c-auth/fingerprint/v1", hashlib.sha256).digest()
 

@@ -1,0 +1,175 @@
+"""Token kinds, pinned algorithm, required claims; tampered cookies never accepted, never a 500 (weak points 2, 5)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import types
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from c2c_auth import _core
+from c2c_auth._tokens import AUDIENCES, ISSUER, InvalidToken, Keys
+
+COOKIE = "c2c-jwt-auth"
+KEY = Keys("k" * 40, "HS256")
+
+
+def _claims(**changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCES["session"],
+        "typ": "session",
+        "iat": now,
+        "exp": now + 600,
+        "mth": "secret",
+    }
+    claims.update(changes)
+    return {key: value for key, value in claims.items() if value is not None}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512"])
+def test_round_trip(algorithm: str) -> None:
+    # Short masters are fine: the derived key has the hash's length (no InsecureKeyLengthWarning).
+    keys = Keys("short", algorithm)
+    token = keys.encode("session", {"mth": "secret"}, 60)
+    assert keys.decode(token, "session")["mth"] == "secret"
+    assert jwt.get_unverified_header(token)["alg"] == algorithm
+    with pytest.raises(InvalidToken):
+        Keys("short", "HS256" if algorithm != "HS256" else "HS384").decode(token, "session")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        # a state token is never a session (distinct typ and aud), and the other way round
+        pytest.param(KEY.encode("oauth-state", {"mth": "secret"}, 60), id="state-as-session"),
+        pytest.param(jwt.encode(_claims(typ="oauth-state"), KEY.signing, "HS256"), id="wrong-typ"),
+        pytest.param(jwt.encode(_claims(aud=AUDIENCES["oauth-state"]), KEY.signing, "HS256"), id="wrong-aud"),
+        pytest.param(jwt.encode(_claims(aud=[AUDIENCES["session"], "x"]), KEY.signing, "HS256"), id="aud-list"),
+        pytest.param(jwt.encode(_claims(iss="someone-else"), KEY.signing, "HS256"), id="wrong-iss"),
+        # required claims
+        pytest.param(jwt.encode(_claims(exp=None), KEY.signing, "HS256"), id="no-exp"),
+        pytest.param(jwt.encode(_claims(iat=None), KEY.signing, "HS256"), id="no-iat"),
+        pytest.param(jwt.encode(_claims(typ=None), KEY.signing, "HS256"), id="no-typ"),
+        pytest.param(jwt.encode(_claims(aud=None), KEY.signing, "HS256"), id="no-aud"),
+        pytest.param(jwt.encode(_claims(exp=int(time.time()) - 5), KEY.signing, "HS256"), id="expired"),
+        # pinned algorithm and key
+        pytest.param(jwt.encode(_claims(), KEY.signing * 2, "HS512"), id="hs512"),
+        pytest.param(
+            _b64(b'{"alg":"none","typ":"JWT"}') + "." + _b64(json.dumps(_claims()).encode()) + ".", id="alg-none"
+        ),
+        pytest.param(jwt.encode(_claims(), "k" * 40, "HS256"), id="raw-master-not-derived-key"),
+        pytest.param(jwt.encode(_claims(), Keys("other" * 8, "HS256").signing, "HS256"), id="other-key"),
+        # junk
+        pytest.param("", id="empty"),
+        pytest.param("a.b.c", id="junk"),
+        pytest.param("x" * 9000, id="huge"),
+    ],
+)
+def test_refused(token: str) -> None:
+    with pytest.raises(InvalidToken):
+        KEY.decode(token, "session")
+
+
+def test_encrypted_claims_are_bound_to_their_kind() -> None:
+    blob = KEY.encrypt({"at": "gho_secret"}, "oauth-state")
+    assert "gho_secret" not in base64.urlsafe_b64decode(blob + "==").decode("latin-1")
+    with pytest.raises(InvalidToken):
+        KEY.decrypt(blob, "session")
+    with pytest.raises(InvalidToken):
+        Keys("other" * 8, "HS256").decrypt(KEY.encrypt({"at": "x"}, "session"), "session")
+    assert KEY.decrypt(KEY.encrypt({"at": "x"}, "session"), "session") == {"at": "x"}
+    with pytest.raises(InvalidToken):
+        KEY.decrypt(12, "session")
+
+
+def _segments(token: str) -> tuple[bytes, ...] | None:
+    try:
+        return tuple(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)) for part in token.split("."))
+    except ValueError:
+        return None
+
+
+_COOKIE_CHARS = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=';,"\\')
+
+
+@st.composite
+def _tampered(draw: st.DrawFn, token: str) -> str:
+    header, payload, signature = token.split(".")
+    choice = draw(st.sampled_from(["flip", "truncate", "replace-payload", "swap-header", "random", "append"]))
+    if choice == "flip":
+        index = draw(st.integers(0, len(token) - 1))
+        char = draw(st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."))
+        return token[:index] + char + token[index + 1 :]
+    if choice == "truncate":
+        return token[: draw(st.integers(0, len(token) - 1))]
+    if choice == "replace-payload":
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        key = draw(st.sampled_from(sorted(claims) + ["new"]))
+        claims[key] = draw(st.one_of(st.text(max_size=20), st.integers(), st.none(), st.booleans()))
+        return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
+    if choice == "swap-header":
+        alg = draw(st.sampled_from(["none", "HS512", "RS256", "ES256", "HS384"]))
+        return f"{_b64(json.dumps({'alg': alg, 'typ': 'JWT'}).encode())}.{payload}.{signature}"
+    if choice == "append":
+        return token + draw(st.text(_COOKIE_CHARS, min_size=1, max_size=10))
+    return draw(st.text(_COOKIE_CHARS, max_size=300))
+
+
+async def _probe(client: httpx.AsyncClient, value: str) -> tuple[bool, list[int]]:
+    """Send `value` as the session cookie to the status and a protected route."""
+    headers = {"Cookie": f"{COOKIE}={value}"}
+    status = await client.get("/c2c/auth/status", headers=headers)
+    protected = await client.get("/c2c/logged", headers=headers)
+    return status.json()["is_logged_in"], [status.status_code, protected.status_code]
+
+
+@given(data=st.data())
+async def test_tampered_secret_session(secret_mode: Any, make_client: Any, h: types.ModuleType, data: Any) -> None:
+    client = make_client()
+    login = await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    token = h.set_cookies(login)[COOKIE]["value"]
+    assert (await _probe(make_client(), token)) == (True, [200, 200])  # the property is not vacuous
+    tampered = data.draw(_tampered(token))
+    logged_in, codes = await _probe(make_client(), tampered)
+    assert 500 not in codes
+    if _segments(tampered) == _segments(token):
+        return  # same bytes (base64's unused padding bits): the same token
+    assert logged_in is False
+    assert codes == [200, 403]
+
+
+@given(data=st.data())
+@example(data=None)
+async def test_tampered_github_session(
+    github_mode: Any, make_client: Any, github_http: Any, fake_github: Any, h: types.ModuleType, data: Any
+) -> None:
+    keys = _core.keys()
+    assert keys is not None
+    token = fake_github.issue_token("carol")
+    ght = keys.encrypt({"at": token}, "session")
+    session = keys.encode("session", {"mth": "github_oauth", "sub": "carol", "ght": ght, "pth": "/c2c/"}, 600)
+    client = make_client()
+    if data is None:
+        # The untampered session is accepted: the property below is not vacuous.
+        assert (await _probe(client, session)) == (True, [200, 200])
+        return
+    tampered = data.draw(_tampered(session))
+    logged_in, codes = await _probe(client, tampered)
+    assert 500 not in codes
+    if _segments(tampered) == _segments(session):
+        return
+    assert logged_in is False
+    assert codes == [200, 403]
