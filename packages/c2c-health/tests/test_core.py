@@ -129,6 +129,19 @@ def test_invalid_arguments(kwargs: dict[str, Any], message: str) -> None:
         Ok(**kwargs)
 
 
+def test_name_set_by_a_subclass_before_super_init_is_kept() -> None:
+    class Named(Check):
+        def __init__(self, instance: str) -> None:
+            self.name = f"named-{instance}"
+            super().__init__(tags=["x"])
+
+        async def check(self) -> Result:
+            return Result()
+
+    assert Named("a").name == "named-a"
+    assert Named("a").tags == ["x"]
+
+
 def test_timeout_accepts_timedelta() -> None:
     assert Ok(timeout=datetime.timedelta(milliseconds=1500)).timeout == 1.5
 

@@ -111,7 +111,10 @@ class Check(abc.ABC):
         timeout: Timeout = None,
     ) -> None:
         self.tags = _normalize_tags(tags)
-        self._name = None if name is None else _check_label(name, "check name")
+        if name is not None:
+            self._name: str | None = _check_label(name, "check name")
+        elif "_name" not in self.__dict__:  # a subclass may have set `self.name` before calling us
+            self._name = None
         self.timeout = _seconds(timeout, "timeout")
 
     @property
