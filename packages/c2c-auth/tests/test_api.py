@@ -1,0 +1,98 @@
+"""The public surface: names kept from c2casgiutils, JSON shapes, settings documentation."""
+
+from __future__ import annotations
+
+import logging
+import types
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse
+
+import c2c_auth
+from c2c_config import iter_fields
+
+REFERENCE_NAMES = {
+    "AuthInfo",
+    "UserDetails",
+    "get_auth",
+    "auth_required",
+    "require_read_only_access",
+    "require_read_write_access",
+    "require_admin_access",
+    "require_access",
+    "check_read_only_access",
+    "check_read_write_access",
+    "check_admin_access",
+    "check_access",
+    "check_access_config",
+    "AuthConfig",
+    "get_access_context",
+    "AccessContext",
+    "auth_type",
+    "AuthenticationType",
+    "AuthMethod",
+    "is_enabled",
+    "startup",
+    "AuthSettings",
+}
+
+
+def test_public_names() -> None:
+    assert c2c_auth.__all__ == sorted(c2c_auth.__all__)
+    assert set(c2c_auth.__all__) >= REFERENCE_NAMES
+    assert all(hasattr(c2c_auth, name) for name in c2c_auth.__all__)
+    assert [member.value for member in c2c_auth.AuthenticationType] == [0, 1, 2, 3]
+    assert [member.name for member in c2c_auth.AuthenticationType] == ["NONE", "SECRET", "GITHUB", "TEST"]
+
+
+def test_token_is_never_serialised() -> None:
+    info = c2c_auth.AuthInfo(is_logged_in=True, user=c2c_auth.UserInfo(login="a", token="gho_real"))
+    info._github_token = "gho_private"
+    dumped = info.model_dump_json()
+    assert "gho_" not in dumped
+    assert info.model_dump()["user"]["token"] == ""
+    assert set(info.model_dump()) == {"is_logged_in", "user", "type"}
+
+
+def test_every_auth_setting_is_documented() -> None:
+    fields = [field for field in iter_fields(c2c_auth.Settings) if field.path[0] == "auth"]
+    assert len(fields) > 25
+    assert [field.env_var for field in fields if not field.field.description] == []
+    secrets = {field.env_var for field in fields if field.secret}
+    assert secrets == {"C2C__AUTH__JWT__SECRET", "C2C__AUTH__SECRET", "C2C__AUTH__GITHUB__CLIENT_SECRET"}
+
+
+async def test_apply_pending_cookies_for_endpoints_returning_a_response(secret_mode: Any, h: types.ModuleType) -> None:
+    app = FastAPI()
+
+    @app.get("/c2c/page")
+    async def page(request: Request, auth: Annotated[c2c_auth.AuthInfo, Depends(c2c_auth.get_auth)]) -> HTMLResponse:
+        response = HTMLResponse(f"<p>{auth.is_logged_in}</p>")
+        return c2c_auth.apply_pending_cookies(request, response)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=h.APP_BASE) as client:
+        response = await client.get("/c2c/page", headers={"Cookie": "c2c-jwt-auth=stale.token.value"})
+    assert response.text == "<p>False</p>"
+    assert h.set_cookies(response)["c2c-jwt-auth"]["max-age"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"C2C__AUTH__SECRET": "s"}, "prefer GitHub OAuth"),
+        ({"C2C__AUTH__TEST__USERNAME": "t"}, "never use it in production"),
+        ({"C2C__AUTH__SECRET": "s", "C2C__AUTH__JWT__SECRET": "short"}, "shorter than 32"),
+    ],
+)
+async def test_startup_warnings(
+    env: Any, caplog: pytest.LogCaptureFixture, variables: dict[str, str], message: str
+) -> None:
+    env.set(**variables)
+    with caplog.at_level(logging.WARNING, logger="c2c_auth"):
+        await c2c_auth.startup(FastAPI())
+    assert message in caplog.text
+    assert "short" not in caplog.text.replace("shorter", "")  # the secret's value is never logged
