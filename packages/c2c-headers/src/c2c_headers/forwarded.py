@@ -41,10 +41,10 @@ _SCHEMES: Final = {
     "websocket": {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"},
 }
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-# Something meant as an IP or a network: only digits and dots (IPv4), or hex digits, colons and
-# dots (IPv6), optionally with a /prefix or a %zone. Anything else is a literal (a unix socket
-# path, "testclient"...).
-_IP_LIKE: Final = re.compile(r"[0-9.]+(/.*)?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[^/]*)?(/.*)?")
+# Something meant as an IP or a network: only digits and dots (IPv4), or at least two colons
+# between letters, digits, dots and % (IPv6, zone), optionally with a /prefix. Anything else is a
+# literal (a unix socket path, "unix:/run/app.sock", "testclient"...).
+_IP_LIKE: Final = re.compile(r"[0-9.]+(/.*)?|[0-9A-Za-z.%]*:[0-9A-Za-z.%]*:[0-9A-Za-z:.%]*(/.*)?")
 _HOST: Final = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._~-]+))(?::(?P<port>[0-9]{1,5}))?")
 _PREFIX: Final = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?")
 _PORT: Final = re.compile(r"[0-9]{1,5}")
@@ -379,7 +379,9 @@ class ForwardedHeadersMiddleware:
             if forwarded_port is None:
                 _LOG.debug("forwarded headers: ignoring the invalid port %r", port_value)
         if host is None and forwarded_port is not None and original_host is not None:
-            host = _valid_host(original_host)  # only the port was forwarded: keep the request's host
+            # Only the port was forwarded: the request's host name with the public port.
+            own = _valid_host(original_host)
+            host = None if own is None else (own[0], None)
         if host is not None:
             name, port = host
             port = port or forwarded_port

@@ -1,0 +1,392 @@
+"""The python and native header engines agree byte for byte (CONVENTIONS E, yarl's differential tests).
+
+Hypothesis generates whole rule sets (every `CompiledRule` field), requests and responses, and
+compares the two engines' results with the nonce normalised. Patterns come from two grammars: one
+both dialects share (the native engine must accept every such pattern and match exactly like
+``re``), and constructs only Python's ``re`` has (the native engine must refuse exactly those, with
+``auto`` falling back in one log line and ``native`` raising).
+
+The module needs both engines: without c2c_headers_native it is skipped with the reason, unless
+``--native`` was given (then it fails); ``--no-native`` deselects it (module marker ``native``).
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from c2c_headers import ArmorHeaderMiddleware
+from c2c_headers._engine import (
+    CSP_NONCE_PLACEHOLDER,
+    CompiledRule,
+    Engine,
+    RequestMatch,
+    UnsupportedPatternError,
+    load_engine,
+)
+from c2c_headers._python_engine import PythonEngine
+
+pytestmark = pytest.mark.native
+
+NATIVE_INSTALLED = importlib.util.find_spec("c2c_headers_native") is not None
+PLACEHOLDER = CSP_NONCE_PLACEHOLDER.encode()
+NONCE_RE = re.compile(rb"'nonce-([A-Za-z0-9+/]{22}==)'")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _native_required(request: pytest.FixtureRequest) -> None:
+    """Skip (or, under ``--native``, fail) the whole module when the native engine is missing."""
+    if NATIVE_INSTALLED:
+        return
+    if request.config.getoption("native", default=None):
+        pytest.fail("--native was given but c2c_headers_native is not importable (install c2c-headers[native])")
+    pytest.skip("c2c_headers_native is not installed: comparing the engines needs both (install c2c-headers[native])")
+
+
+def native_engine(rules: tuple[CompiledRule, ...]) -> Engine:
+    from c2c_headers_native import RuleEngine  # here: the module is skipped when it is missing
+
+    return RuleEngine(rules)
+
+
+def translate(pattern: str, ignorecase: bool) -> str:
+    from c2c_headers_native._translate import translate as native_translate
+
+    return native_translate(pattern, ignorecase)
+
+
+# --- patterns -------------------------------------------------------------------------------------
+
+# Characters chosen where the dialects differ: case folding (K/Kelvin sign, s/long s, i/dotted I,
+# sharp s, micro/mu), Unicode digits and spaces, newline, and the characters of hosts and paths.
+SPECIAL = "kK\u212asS\u017fiI\u0130\u0131\u00df\u00b5\u03bc\u0660\u00a0\u2028\n\t_-./:é"
+ALPHABET = "abc" + SPECIAL
+LITERALS = st.sampled_from(ALPHABET).map(re.escape)
+CLASSES = st.sampled_from(
+    [".", r"\d", r"\D", r"\w", r"\W", r"\s", r"\S", "[a-c]", "[^/]", r"[\d.]", "[K-k]", r"[^\w\s]", "[ſ-ǅ]", "[0-9]"]
+)
+
+
+def _shared_pattern() -> st.SearchStrategy[str]:
+    """Patterns the translator must accept: every construct here has an exact Rust form."""
+    atom = st.one_of(LITERALS, LITERALS, CLASSES)
+
+    def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        return st.one_of(
+            st.lists(inner, min_size=2, max_size=4).map("".join),
+            st.lists(inner, min_size=2, max_size=3).map(lambda alts: "(?:" + "|".join(alts) + ")"),
+            inner.map(lambda body: f"({body})"),
+            inner.map(lambda body: f"(?P<g>{body})"),
+            st.tuples(inner, st.sampled_from(["*", "+", "?", "{2}", "{1,3}", "{,2}", "*?", "+?", "??", "{2,}?"])).map(
+                lambda pair: f"(?:{pair[0]}){pair[1]}"
+            ),
+            st.tuples(st.sampled_from(["i", "s", "a", "m", "i-s", "-i"]), inner).map(
+                lambda pair: f"(?{pair[0]}:{pair[1]})"
+            ),
+            inner.map(lambda body: f"(?m:^{body}$)"),
+        )
+
+    body = st.recursive(atom, extend, max_leaves=8)
+    return st.tuples(
+        st.sampled_from(["", "", "(?i)", "(?s)", "(?a)", "(?x)", "(?m)", "(?ia)", "(?is)"]),
+        st.sampled_from(["", "", "^", r"\A"]),
+        body,
+        st.sampled_from(["", "", "$", r"\Z", "(?:$)", "(?:x$|y)"]),
+    ).map("".join)
+
+
+# Constructs only Python's `re` has (or whose meaning differs): the native engine refuses them.
+PYTHON_ONLY = [
+    "(?=a)b",
+    "(?!a)",
+    "(?<=a)b",
+    "(?<!a)b",
+    r"(a)\1",
+    "(?P<x>a)(?P=x)",
+    "(a)?(?(1)b|c)",
+    "a*+",
+    "a++b",
+    "a?+",
+    "a{1,3}+",
+    "(?>a*)a",
+    r"\B",
+    r"a\b",
+    r"(?a:a\B)",
+    "a$b",
+    "a$$",
+    "(?:a$)*",
+    "(?:a$)+b",
+]
+
+
+def _python_only_pattern() -> st.SearchStrategy[str]:
+    return st.tuples(st.sampled_from(["", "x", "^", "(?i)"]), st.sampled_from(PYTHON_ONLY)).map("".join)
+
+
+SHARED = _shared_pattern()
+MAYBE_PATTERN = st.none() | SHARED
+
+# --- rules, requests, responses --------------------------------------------------------------------
+
+HEADER_NAMES = [b"content-security-policy", b"x-a", b"x-b", b"server", b"cache-control", b"content-type"]
+VALUES = st.one_of(
+    st.none(),
+    st.sampled_from([b"1", b"2", b"no-cache", b"text/html", b"script-src 'nonce'", b"'nonce' 'nonce'nonce'"]),
+    st.binary(max_size=12).map(lambda value: value.replace(b"\r", b"").replace(b"\n", b"")),
+)
+
+
+@st.composite
+def compiled_rules(draw: st.DrawFn, patterns: st.SearchStrategy[str | None] = MAYBE_PATTERN) -> CompiledRule:
+    names = draw(st.lists(st.sampled_from(HEADER_NAMES), max_size=4))
+    edits = tuple((name, draw(VALUES)) for name in names)
+    consistent = any(value is not None and PLACEHOLDER in value for _, value in edits)
+    low = draw(st.sampled_from([0, 100, 200, 300, 400, 500]))
+    return CompiledRule(
+        name=draw(st.sampled_from(["default", "api", "rule 'x'", "ü"])),
+        netloc_pattern=draw(patterns),
+        path_pattern=draw(patterns),
+        methods=draw(st.none() | st.frozensets(st.sampled_from(["GET", "HEAD", "POST", "get"]), min_size=1)),
+        status_low=low,
+        status_high=draw(st.sampled_from([low, low + 99, 999])),
+        content_type_pattern=draw(patterns),
+        edits=edits,
+        # Mostly what the compiler derives; sometimes inconsistent, which both engines must treat alike.
+        nonce=draw(st.sampled_from([consistent, consistent, True, False])),
+        keep_existing=draw(st.booleans()),
+    )
+
+
+RULE_SETS = st.lists(compiled_rules(), max_size=6).map(tuple)
+SUBJECTS = st.one_of(st.text(ALPHABET, max_size=8), st.text(max_size=8))
+HEADER_VALUES = st.one_of(
+    st.sampled_from([b"text/html; charset=utf-8", b"TEXT/HTML", b"application/json", b"max-age=1", b"\xe9\xff"]),
+    st.binary(max_size=8),
+)
+HEADER_NAME_CASES = st.sampled_from(HEADER_NAMES).map(bytes.title) | st.sampled_from(HEADER_NAMES)
+HEADERS = st.lists(st.tuples(HEADER_NAME_CASES, HEADER_VALUES), max_size=5)
+REQUESTS = st.tuples(SUBJECTS, SUBJECTS, st.sampled_from(["GET", "HEAD", "POST", "get"]))
+STATUSES = st.sampled_from([0, 99, 100, 200, 204, 299, 300, 404, 500, 599, 999])
+
+
+def normalised(headers: list[tuple[bytes, bytes]], nonce: str | None) -> list[tuple[bytes, bytes]]:
+    """Replace the (random) nonce by a fixed marker, wherever it appears."""
+    assert all(type(item) is tuple and len(item) == 2 for item in headers)
+    if nonce is None:
+        return headers
+    return [(name, value.replace(nonce.encode(), b"<NONCE>")) for name, value in headers]
+
+
+def check_nonce(match: RequestMatch) -> None:
+    if match.nonce is not None:
+        assert len(match.nonce) == 24
+        assert len(base64.b64decode(match.nonce, validate=True)) == 16
+
+
+def agree(
+    rules: tuple[CompiledRule, ...],
+    requests: list[tuple[str, str, str]],
+    responses: list[tuple[int, list[tuple[bytes, bytes]]]],
+) -> None:
+    python, native = PythonEngine(rules), native_engine(rules)
+    assert native.name == "native"
+    for netloc, path, method in requests:
+        python_match, native_match = python.match(netloc, path, method), native.match(netloc, path, method)
+        assert (python_match is None) == (native_match is None), (netloc, path, method)
+        if python_match is None or native_match is None:
+            continue
+        assert (python_match.nonce is None) == (native_match.nonce is None)
+        check_nonce(native_match)
+        for status, headers in responses:
+            python_out = python.apply(python_match, status, list(headers))
+            native_out = native.apply(native_match, status, list(headers))
+            assert normalised(native_out, native_match.nonce) == normalised(python_out, python_match.nonce), (
+                netloc,
+                path,
+                method,
+                status,
+                headers,
+            )
+
+
+# --- the differential properties -------------------------------------------------------------------
+
+
+@given(
+    rules=RULE_SETS,
+    requests=st.lists(REQUESTS, min_size=1, max_size=4),
+    responses=st.lists(st.tuples(STATUSES, HEADERS), min_size=1, max_size=3),
+)
+@example(  # the default rules' own patterns
+    rules=(
+        CompiledRule(
+            "localhost", r"^localhost(:\d+)?$", None, None, 0, 999, r"^text/html", ((b"x-a", None),), False, False
+        ),
+        CompiledRule(
+            "c2c", None, r"^(.*/)?c2c/?$", None, 200, 200, r"^text/html", ((b"x-b", b"'nonce'"),), True, False
+        ),
+    ),
+    requests=[("localhost:8000", "/a/c2c/", "GET"), ("localhost:8000\n", "/c2c\n", "GET")],
+    responses=[(200, [(b"Content-Type", b"text/HTML"), (b"x-a", b"1")])],
+)
+@example(  # case folding where Python and Rust differ: 'İ' lower-cases to 'i' in Python only
+    rules=(CompiledRule("fold", "(?i)i", "(?i)[a-z]", None, 0, 999, "k", ((b"x-a", b"1"),), False, False),),
+    requests=[("\u0130", "\u0131", "GET"), ("I", "\u212a", "GET")],
+    responses=[(200, [(b"content-type", b"\xe9")]), (200, [(b"content-type", "\u212a".encode("utf-8"))])],
+)
+@example(  # Unicode digits: Python's \d is any Nd character
+    rules=(CompiledRule("digits", None, r"/\d+$", None, 0, 999, None, ((b"x-a", b"1"),), False, False),),
+    requests=[("h", "/\u0660\u0661", "GET"), ("h", "/12\n", "GET"), ("h", "/1\n\n", "GET")],
+    responses=[(200, [])],
+)
+def test_engines_agree(
+    rules: tuple[CompiledRule, ...],
+    requests: list[tuple[str, str, str]],
+    responses: list[tuple[int, list[tuple[bytes, bytes]]]],
+) -> None:
+    agree(rules, requests, responses)
+
+
+@given(pattern=SHARED, subjects=st.lists(SUBJECTS, min_size=1, max_size=8), ignorecase=st.booleans())
+@example(pattern=r"(?a)a\b", subjects=["a", "a\u00e9", "ab", "a-"], ignorecase=False)
+@example(pattern=r"(?m)a$\n^b", subjects=["a\nb", "a\n\nb"], ignorecase=False)
+@example(pattern="(?i)ß", subjects=["SS", "ẞ", "ß"], ignorecase=True)
+def test_shared_patterns_match_like_re(pattern: str, subjects: list[str], ignorecase: bool) -> None:
+    """Every pattern of the shared grammar is accepted and matches exactly where ``re.match`` does."""
+    field = "content_type_pattern" if ignorecase else "path_pattern"
+    rule = CompiledRule("p", None, None, None, 0, 999, None, ((b"x-a", b"1"),), False, False)
+    if ignorecase:
+        rule = CompiledRule("p", None, None, None, 0, 999, pattern, ((b"x-a", b"1"),), False, False)
+    else:
+        rule = CompiledRule("p", None, pattern, None, 0, 999, None, ((b"x-a", b"1"),), False, False)
+    engine = native_engine((rule,))
+    compiled = re.compile(pattern, re.IGNORECASE if ignorecase else 0)
+    for subject in subjects:
+        expected = compiled.match(subject) is not None
+        if field == "path_pattern":
+            assert (engine.match("h", subject, "GET") is not None) == expected, (pattern, subject)
+        else:
+            match = engine.match("h", "/", "GET")
+            assert match is not None
+            headers = engine.apply(match, 200, [(b"content-type", subject.encode("latin-1", "replace"))])
+            latin1 = subject.encode("latin-1", "replace").decode("latin-1")
+            assert ((b"x-a", b"1") in headers) == (compiled.match(latin1) is not None), (pattern, subject)
+
+
+@given(
+    rules=st.lists(compiled_rules(), max_size=3).map(tuple),
+    refused=compiled_rules(patterns=st.none() | _python_only_pattern()),
+    field=st.sampled_from(["netloc_pattern", "path_pattern", "content_type_pattern"]),
+    pattern=_python_only_pattern(),
+)
+def test_python_only_patterns_are_refused(
+    rules: tuple[CompiledRule, ...], refused: CompiledRule, field: str, pattern: str
+) -> None:
+    """The native engine refuses a rule set exactly when the translator classifies a pattern unsupported."""
+    culprit = CompiledRule(**{**{f: getattr(refused, f) for f in refused.__dataclass_fields__}, field: pattern})
+    rule_set = (*rules, culprit)
+    PythonEngine(rule_set)  # Python's `re` accepts all of them
+    with pytest.raises(ValueError, match="^unsupported pattern ") as raised:
+        native_engine(rule_set)
+    message = str(raised.value)
+    # The first refused pattern in rule order and field order is the one named.
+    expected = next(
+        (rule, name, value)
+        for rule in rule_set
+        for name in ("netloc_pattern", "path_pattern", "content_type_pattern")
+        if (value := getattr(rule, name)) is not None and _refused(value, name == "content_type_pattern")
+    )
+    assert repr(expected[0].name) in message
+    assert repr(expected[2]) in message
+    assert expected[1] in message
+
+
+def _refused(pattern: str, ignorecase: bool) -> bool:
+    try:
+        translate(pattern, ignorecase)
+    except ValueError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("pattern", PYTHON_ONLY)
+def test_translator_classifies_python_only_constructs(pattern: str) -> None:
+    with pytest.raises(ValueError, match=".") as raised:
+        translate(pattern, False)
+    assert type(raised.value).__name__ == "UnsupportedPattern"
+
+
+@given(pattern=SHARED, ignorecase=st.booleans())
+def test_translator_accepts_the_shared_grammar(pattern: str, ignorecase: bool) -> None:
+    assert translate(pattern, ignorecase).startswith(r"\A")
+
+
+# --- selection: auto falls back in one log line, native raises -------------------------------------
+
+FALLBACK_RULES = (
+    CompiledRule("ok", None, "/", None, 0, 999, None, ((b"x-a", b"1"),), False, False),
+    CompiledRule("lookahead", None, "/(?!admin)", None, 0, 999, None, ((b"x-b", b"2"),), False, False),
+)
+
+
+def test_auto_falls_back_to_python_with_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="c2c_headers"):
+        engine = load_engine("auto", FALLBACK_RULES)
+    assert engine.name == "python"
+    warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warnings) == 1, caplog.text
+    assert "lookahead" in warnings[0].getMessage()
+    assert "/(?!admin)" in warnings[0].getMessage()
+
+
+def test_native_raises_on_an_unsupported_pattern(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="c2c_headers"), pytest.raises(UnsupportedPatternError) as raised:
+        load_engine("native", FALLBACK_RULES)
+    assert "'lookahead'" in str(raised.value)
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+def test_auto_uses_native_when_it_can() -> None:
+    assert load_engine("auto", FALLBACK_RULES[:1]).name == "native"
+
+
+async def _app(scope: Any, receive: Any, send: Any) -> None:  # never called: construction fails first
+    raise AssertionError
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"bad regex": {"path_match": "(", "headers": {"X-A": "1"}}},
+        {"crlf": {"headers": {"X-A": "a\r\nb"}}},
+        {"not latin-1": {"headers": {"X-A": "\u20ac"}}},
+        {"bad status": {"status_code": 1000, "headers": {"X-A": "1"}}},
+    ],
+    ids=["regex", "crlf", "latin1", "status"],
+)
+def test_invalid_configuration_same_error_on_both(config: dict[str, Any]) -> None:
+    messages: dict[str, str] = {}
+    for engine in ("python", "native"):
+        with pytest.raises(ValueError, match=".") as raised:
+            ArmorHeaderMiddleware(_app, headers_config=config, engine=engine)
+        messages[engine] = str(raised.value)
+    assert messages["python"] == messages["native"]
+
+
+def test_native_engine_satisfies_the_engine_protocol() -> None:
+    """Typing-only at heart: mypy checks these assignments against the `Engine` protocol."""
+    from c2c_headers_native import Match, RuleEngine
+
+    engine: Engine = RuleEngine(FALLBACK_RULES[:1])
+    match: RequestMatch | None = engine.match("h", "/", "GET")
+    assert isinstance(match, Match)
+    apply: Callable[[RequestMatch, int, list[tuple[bytes, bytes]]], list[tuple[bytes, bytes]]] = engine.apply
+    assert apply(match, 200, []) == [(b"x-a", b"1")]
