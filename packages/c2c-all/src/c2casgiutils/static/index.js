@@ -1,0 +1,531 @@
+// The /c2c admin page: health checks, login, request headers and logging levels.
+//
+// Plain ES module, no dependency, no build step. It runs under a strict CSP (no eval, no inline
+// handler or style) and never parses data as HTML: everything from the server (payloads, header
+// values, logger names, error messages) goes into the page through textContent.
+
+const BASE = document.body.dataset.base ?? "";
+const READ_WRITE = document.body.dataset.readWrite === "true";
+const REQUEST_TIMEOUT_MS = 30_000;
+const STATUS_LABELS = {
+  400: "Bad request",
+  401: "Not logged in",
+  403: "Access denied",
+  404: "Not found",
+  413: "Too large",
+  422: "Invalid input",
+  429: "Too many attempts",
+  500: "Server error",
+  503: "Unavailable",
+};
+
+// --- DOM helpers ---------------------------------------------------------------------------------
+
+/**
+ * Build an element: `h("li", {class: "check ok", data: {dynamic: "duration"}}, "text", child)`.
+ * Strings become text nodes; null/undefined/false children are skipped.
+ */
+function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "data") {
+      Object.assign(element.dataset, value);
+    } else {
+      element.setAttribute(name, value === true ? "" : String(value));
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+function output(name) {
+  return document.querySelector(`[data-output="${name}"]`);
+}
+
+function show(target, ...children) {
+  target.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined));
+}
+
+function errorBox(message) {
+  return h("div", { class: "error" }, h("span", { "aria-hidden": "true" }, "✗ "), message);
+}
+
+function code(text) {
+  return h("code", {}, text);
+}
+
+// --- Formatting ----------------------------------------------------------------------------------
+
+function significant(value) {
+  return String(Number(value.toPrecision(3)));
+}
+
+/** A duration in seconds, in the unit that suits it: ns, µs, ms or s. */
+export function formatDuration(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "–";
+  const magnitude = Math.abs(seconds);
+  if (magnitude === 0) return "0 s";
+  if (magnitude < 1e-6) return `${Math.round(seconds * 1e9)} ns`;
+  if (magnitude < 1e-3) return `${significant(seconds * 1e6)} µs`;
+  if (magnitude < 1) return `${significant(seconds * 1e3)} ms`;
+  return `${significant(seconds)} s`;
+}
+
+/** A time left in seconds, for humans: "45 s", "9 min 59 s", "2 h 5 min", "3 d 4 h". */
+export function formatRemaining(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "–";
+  let left = Math.max(0, Math.round(seconds));
+  const units = [
+    ["d", 86_400],
+    ["h", 3_600],
+    ["min", 60],
+    ["s", 1],
+  ];
+  const parts = [];
+  for (const [unit, size] of units) {
+    if (left >= size || (unit === "s" && parts.length === 0)) {
+      parts.push(`${Math.floor(left / size)} ${unit}`);
+      left %= size;
+    }
+    if (parts.length === 2) break;
+  }
+  return parts.join(" ");
+}
+
+function levelBadge(level) {
+  const name = String(level ?? "?");
+  return h("span", { class: `level level-${name.toLowerCase().replace(/[^a-z]/g, "")}` }, name);
+}
+
+function scalarText(value) {
+  if (value === null || value === undefined) return "—";
+  if (value === "") return '""';
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+// --- HTTP ----------------------------------------------------------------------------------------
+
+class RequestError extends Error {}
+
+/**
+ * Call an endpoint of the c2c application (a path relative to BASE) and return
+ * `{ok, status, data}` where `data` is the parsed JSON body (or null).
+ * Network failures and time-outs raise RequestError with a readable message.
+ */
+async function call(method, path, { query, json, form } = {}) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query ?? {})) {
+    if (value !== undefined && value !== null && value !== "") params.append(key, value);
+  }
+  const search = params.toString();
+  const headers = { Accept: "application/json" };
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    body = new URLSearchParams(form);
+  }
+  let response;
+  try {
+    response = await fetch(`${BASE}${path}${search ? `?${search}` : ""}`, {
+      method,
+      headers,
+      body,
+      credentials: "same-origin",
+      cache: "no-store",
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch (error) {
+    if (error?.name === "TimeoutError") {
+      throw new RequestError(`No answer within ${REQUEST_TIMEOUT_MS / 1000} s.`);
+    }
+    throw new RequestError(`The request failed: ${error?.message ?? error}. Is the service reachable?`);
+  }
+  let data = null;
+  if ((response.headers.get("content-type") ?? "").includes("json")) {
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+/** A readable message for an error answer (`{"detail": ...}` from FastAPI, or anything else). */
+export function describeError(status, data, { sessionHint = true } = {}) {
+  let detail = data?.detail ?? data?.error ?? data?.message;
+  if (Array.isArray(detail)) {
+    // FastAPI validation errors: [{loc: ["body", "duration"], msg: "..."}]
+    detail = detail
+      .map((item) => {
+        const where = (item?.loc ?? []).filter((part) => part !== "body" && part !== "query").join(".");
+        return where ? `${where}: ${item?.msg ?? ""}` : String(item?.msg ?? JSON.stringify(item));
+      })
+      .join("; ");
+  } else if (detail !== undefined && detail !== null && typeof detail === "object") {
+    detail = JSON.stringify(detail);
+  }
+  const label = STATUS_LABELS[status] ?? (status >= 500 ? "Server error" : "Error");
+  let message = `${label} (HTTP ${status})`;
+  if (detail) message += `: ${detail}`;
+  if (sessionHint && (status === 401 || status === 403)) {
+    message += ". Reload the page and log in again if your session expired.";
+  }
+  return message;
+}
+
+/** Run `task` with `button` disabled and `region` marked busy; show errors in `region`. */
+async function busy(button, region, task) {
+  if (button) button.disabled = true;
+  region?.setAttribute("aria-busy", "true");
+  try {
+    await task();
+  } catch (error) {
+    if (!(error instanceof RequestError)) console.warn(error);
+    if (region) show(region, errorBox(error?.message ?? String(error)));
+  } finally {
+    if (button) button.disabled = false;
+    region?.removeAttribute("aria-busy");
+  }
+}
+
+function submitter(event) {
+  return event.submitter ?? event.currentTarget.querySelector("button[type=submit]");
+}
+
+// --- Access (login / logout) ---------------------------------------------------------------------
+
+function setupAccess() {
+  const message = output("login");
+  const login = document.querySelector('form[data-action="login"]');
+  login?.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    busy(submitter(event), message, async () => {
+      show(message);
+      message.classList.remove("error");
+      // The endpoint sets the session cookie and redirects to the index: reload to get the tools.
+      const answer = await call("POST", "/auth/login", { form: new FormData(form) });
+      if (answer.ok) {
+        message.textContent = "Logged in, loading the tools…";
+        window.location.reload();
+      } else {
+        form.elements.secret.value = "";
+        form.elements.secret.focus();
+        show(message, errorBox(describeError(answer.status, answer.data, { sessionHint: false })));
+      }
+    });
+  });
+  const logout = document.querySelector('form[data-action="logout"]');
+  logout?.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(submitter(event), message, async () => {
+      const answer = await call("POST", "/auth/logout");
+      if (answer.ok) {
+        window.location.reload();
+      } else {
+        show(message, errorBox(describeError(answer.status, answer.data)));
+      }
+    });
+  });
+}
+
+// --- Health checks -------------------------------------------------------------------------------
+
+function renderCheck(entity) {
+  const healthy = Number(entity?.status_code) < 400;
+  const payload = entity?.payload;
+  const hasPayload = payload !== null && payload !== undefined && !(typeof payload === "object" && !Object.keys(payload).length);
+  const tags = Array.isArray(entity?.tags) ? entity.tags : [];
+  return h(
+    "li",
+    { class: `check ${healthy ? "ok" : "fail"}` },
+    h(
+      "div",
+      { class: "check-head" },
+      h("span", { class: `badge ${healthy ? "ok" : "fail"}` }, healthy ? "✓ OK" : "✗ Failed", ` ${entity?.status_code ?? "?"}`),
+      h("span", { class: "check-name" }, String(entity?.name ?? "(unnamed)")),
+      h("span", { class: "duration", data: { dynamic: "duration" } }, formatDuration(entity?.time_taken)),
+    ),
+    tags.length ? h("ul", { class: "tags", "aria-label": "Tags" }, tags.map((tag) => h("li", { class: "tag" }, String(tag)))) : null,
+    hasPayload ? h("pre", { class: "payload" }, JSON.stringify(payload, null, 2)) : null,
+  );
+}
+
+function renderHealth(status, data) {
+  const entities = Array.isArray(data?.entities) ? data.entities : null;
+  if (entities === null) return [errorBox(describeError(status, data))];
+  const healthy = status < 400;
+  const failing = entities.filter((entity) => Number(entity?.status_code) >= 400).length;
+  const summary = h(
+    "div",
+    { class: `summary ${healthy ? "ok" : "fail"}` },
+    h("span", { class: `badge ${healthy ? "ok" : "fail"}` }, healthy ? "✓ Healthy" : "✗ Unhealthy", ` ${status}`),
+    h(
+      "span",
+      {},
+      entities.length === 0
+        ? "No check matches."
+        : `${entities.length} check${entities.length > 1 ? "s" : ""}, ${failing} failing`,
+    ),
+    h("span", { class: "duration", data: { dynamic: "duration" } }, formatDuration(data?.time_taken)),
+  );
+  return [summary, entities.length ? h("ul", { class: "checks" }, entities.map(renderCheck)) : null];
+}
+
+function setupHealth() {
+  const form = document.querySelector('form[data-action="health"]');
+  const region = output("health");
+  form?.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = { name: form.elements.name.value.trim(), tags: form.elements.tags.value.trim() };
+    busy(submitter(event), region, async () => {
+      const answer = await call("GET", "/health_checks", { query });
+      show(region, renderHealth(answer.status, answer.data));
+    });
+  });
+}
+
+// --- Request headers -----------------------------------------------------------------------------
+
+function keyValueTable(caption, entries) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { class: "kv" },
+      h("caption", {}, caption),
+      h(
+        "tbody",
+        {},
+        entries.length
+          ? entries.map(([key, value]) => h("tr", {}, h("th", { scope: "row" }, String(key)), h("td", {}, scalarText(value))))
+          : h("tr", {}, h("td", { colspan: "2", class: "muted" }, "(none)")),
+      ),
+    ),
+  );
+}
+
+function sortedEntries(object) {
+  return Object.entries(object ?? {}).sort(([a], [b]) => a.localeCompare(b));
+}
+
+function setupHeaders() {
+  const button = document.querySelector('button[data-action="headers"]');
+  const region = output("headers");
+  const status = document.querySelector('[data-status="headers"]');
+  button?.addEventListener("click", () => {
+    busy(button, status, async () => {
+      status.textContent = "Loading…";
+      const answer = await call("GET", "/headers/");
+      if (!answer.ok) {
+        show(region);
+        show(status, errorBox(describeError(answer.status, answer.data)));
+        return;
+      }
+      const info = answer.data?.client_info ?? {};
+      const headers = sortedEntries(answer.data?.headers);
+      show(
+        region,
+        keyValueTable("URL", [
+          ["URL", info.url_str],
+          ["Base URL", info.base_url_str],
+          ...Object.entries(info.url ?? {}).filter(([key]) => key !== "query" && key !== "fragment"),
+        ]),
+        keyValueTable("Query parameters", sortedEntries(info.query_params)),
+        keyValueTable("Path parameters", sortedEntries(info.path_params)),
+        keyValueTable("Headers", headers),
+        keyValueTable("ASGI scope", sortedEntries(answer.data?.scope)),
+      );
+      status.textContent = `${headers.length} headers received by the application.`;
+    });
+  });
+}
+
+// --- Logging -------------------------------------------------------------------------------------
+
+function levelLine(data) {
+  return h(
+    "p",
+    { class: "level-line" },
+    code(String(data?.name ?? "?")),
+    " level ",
+    levelBadge(data?.level),
+    ", effective ",
+    levelBadge(data?.effective_level),
+  );
+}
+
+function renderReplicas(replicas) {
+  if (!Array.isArray(replicas) || replicas.length === 0) {
+    return h("p", { class: "muted" }, "No replica answered.");
+  }
+  return h(
+    "ul",
+    { class: "replicas", "aria-label": "Answers of the replicas" },
+    replicas.map((replica) => {
+      if (replica?.error !== undefined || !replica?.payload) {
+        return h(
+          "li",
+          { class: "fail" },
+          h("span", { class: "badge fail" }, "✗ ", String(replica?.error ?? "error")),
+          " ",
+          String(replica?.detail ?? JSON.stringify(replica)),
+        );
+      }
+      return h(
+        "li",
+        { class: "ok" },
+        h("span", { class: "replica-id", data: { dynamic: "replica" } }, `${replica.hostname ?? "?"} · pid ${replica.pid ?? "?"}`),
+        " ",
+        levelBadge(replica.payload.level),
+        " effective ",
+        levelBadge(replica.payload.effective_level),
+      );
+    }),
+  );
+}
+
+async function refreshOverrides(button) {
+  const region = output("overrides");
+  if (!region) return;
+  await busy(button, region, async () => {
+    const answer = await call("GET", "/logging/overrides");
+    if (!answer.ok) {
+      show(region, errorBox(describeError(answer.status, answer.data)));
+      return;
+    }
+    const overrides = Array.isArray(answer.data?.overrides) ? answer.data.overrides : [];
+    if (overrides.length === 0) {
+      show(region, h("p", { class: "muted" }, "No override: every logger has its configured level."));
+      return;
+    }
+    show(
+      region,
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "overrides" },
+          h("caption", { class: "visually-hidden" }, "Logging level overrides"),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", { scope: "col" }, "Logger"),
+              h("th", { scope: "col" }, "Level"),
+              h("th", { scope: "col" }, "Reverts in"),
+              READ_WRITE ? h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")) : null,
+            ),
+          ),
+          h("tbody", {}, overrides.map(renderOverride)),
+        ),
+      ),
+    );
+  });
+}
+
+function renderOverride(override) {
+  const name = String(override?.name ?? "");
+  const expires = override?.expires_in;
+  let action = null;
+  if (READ_WRITE) {
+    const remove = h("button", { type: "button", class: "secondary small danger", "aria-label": `Delete the override of ${name}` }, "Delete");
+    remove.addEventListener("click", () => deleteOverride(name, remove));
+    action = h("td", { class: "actions" }, remove);
+  }
+  return h(
+    "tr",
+    {},
+    h("td", {}, code(name)),
+    h("td", {}, levelBadge(override?.level)),
+    h(
+      "td",
+      expires === null || expires === undefined ? { class: "muted" } : { data: { dynamic: "expires" } },
+      expires === null || expires === undefined ? "never (until deleted)" : formatRemaining(expires),
+    ),
+    action,
+  );
+}
+
+async function deleteOverride(name, button) {
+  const region = output("overrides");
+  let answer = null;
+  await busy(button, region, async () => {
+    answer = await call("DELETE", "/logging/level", { query: { name } });
+    if (!answer.ok) show(region, errorBox(describeError(answer.status, answer.data)));
+  });
+  if (answer?.ok) {
+    await refreshOverrides();
+    region.prepend(
+      h(
+        "p",
+        { class: "notice" },
+        "Deleted the override of ",
+        code(name),
+        ": now ",
+        levelBadge(answer.data?.level),
+        ", effective ",
+        levelBadge(answer.data?.effective_level),
+        ".",
+      ),
+    );
+  }
+}
+
+function setupLogging() {
+  const getForm = document.querySelector('form[data-action="get-level"]');
+  getForm?.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const region = output("get-level");
+    busy(submitter(event), region, async () => {
+      const answer = await call("GET", "/logging/level", { query: { name: getForm.elements.name.value.trim() } });
+      show(region, answer.ok ? levelLine(answer.data) : errorBox(describeError(answer.status, answer.data)));
+    });
+  });
+
+  const setForm = document.querySelector('form[data-action="set-level"]');
+  setForm?.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const region = output("set-level");
+    const minutes = setForm.elements.duration.value.trim();
+    const change = { name: setForm.elements.name.value.trim(), level: setForm.elements.level.value };
+    if (minutes !== "") change.duration = Math.max(1, Math.round(Number(minutes) * 60));
+    busy(submitter(event), region, async () => {
+      const answer = await call("POST", "/logging/level", { json: change });
+      if (!answer.ok) {
+        show(region, errorBox(describeError(answer.status, answer.data)));
+        return;
+      }
+      const reverts = answer.data?.duration
+        ? h("span", {}, ", reverts in ", h("span", { data: { dynamic: "expires" } }, formatRemaining(answer.data.duration)))
+        : ", until the override is deleted";
+      show(
+        region,
+        h("p", { class: "notice" }, "Applied: ", code(String(answer.data?.name ?? change.name)), " ", levelBadge(answer.data?.level), reverts, "."),
+        renderReplicas(answer.data?.replicas),
+      );
+      await refreshOverrides();
+    });
+  });
+
+  const refresh = document.querySelector('button[data-action="overrides"]');
+  refresh?.addEventListener("click", () => refreshOverrides(refresh));
+  if (refresh) refreshOverrides(refresh);
+}
+
+setupAccess();
+setupHealth();
+setupHeaders();
+setupLogging();

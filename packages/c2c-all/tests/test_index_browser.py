@@ -1,0 +1,426 @@
+"""The `/c2c` admin page in a real browser: headless Chromium against a real uvicorn server.
+
+The server (a subprocess) runs a small FastAPI application that mounts `c2casgiutils.app` at `/c2c`
+behind `ArmorHeaderMiddleware` with the default rules, so the page lives under the real
+Content-Security-Policy with per-request nonces; authentication is in secret mode. The tests drive
+the page as an admin would: log in through the form, run the health checks, read the request
+headers, get and change a logger's level, and compare screenshots (light and dark) with the PNGs in
+`tests/snapshots/`.
+
+Snapshots: set `C2C_UPDATE_SNAPSHOTS=1` to rewrite them, then look at them and commit them. They are
+taken with Debian's `chromium` and the DejaVu fonts (`bash scripts/install-services.sh` installs
+both); a missing snapshot fails. The parts that change from run to run (durations, host name and
+pid of the replica, time left of an override, version) are replaced by fixed texts first.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
+
+from c2c_testing import free_port, wait_for_port
+
+LOOPBACK = "127.0.0.1"
+SECRET = "browser-test-secret"  # a test value, not a credential
+LOGGER = "browser_app"
+TIMEOUT_MS = 10_000
+START_TIMEOUT = 10.0
+VIEWPORT = {"width": 1000, "height": 800}
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE_SNAPSHOTS = os.environ.get("C2C_UPDATE_SNAPSHOTS") == "1"
+# A pixel differs when one of its channels moves by more than this (anti-aliasing noise stays below);
+# the snapshot matches when at most this fraction of the pixels differ.
+PIXEL_THRESHOLD = 40
+MAX_DIFF_RATIO = 0.003
+MISSING_CHROMIUM = (
+    "The browser test needs Debian's Chromium at /usr/bin/chromium (Playwright's own download is not used).\n"
+    "Install it with `bash scripts/install-services.sh` (from the repository root, as root), "
+    "or directly: `apt-get install -y chromium fonts-dejavu-core`."
+)
+
+SERVER_ENV = {
+    "C2C__AUTH__SECRET": SECRET,
+    # Plain http on the loopback: a Secure cookie would never come back.
+    "C2C__AUTH__JWT__COOKIE__SECURE": "false",
+    "C2C__TOOLS__LOGGING__APPLICATION_MODULE": LOGGER,
+}
+
+# The application under test; written to a temporary directory and served by uvicorn.
+APP_SOURCE = '''\
+"""The browser test's application: the /c2c sub-application, the default headers, two checks."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import c2casgiutils
+from c2casgiutils.headers import ArmorHeaderMiddleware
+from c2casgiutils.health_checks import FACTORY, Check, Result
+
+LOG = logging.getLogger("browser_app")
+
+
+class Database(Check):
+    async def check(self) -> Result:
+        return Result(200, {"connections": 3, "markup": "<b>shown as text</b>"})
+
+
+class Cache(Check):
+    async def check(self) -> Result:
+        return Result(503, {"error": "the cache is <i>down</i>"})
+
+
+FACTORY.add(Database(tags=["liveness", "database"], name="database"))
+FACTORY.add(Cache(tags="readiness", name="cache"))
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await c2casgiutils.startup(app)
+    yield
+
+
+app = FastAPI(lifespan=lifespan)
+app.mount("/c2c", c2casgiutils.app)
+app.add_middleware(ArmorHeaderMiddleware)
+'''
+
+# Runs in every document before the page's scripts: report CSP violations to the test.
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  const where = `${event.sourceFile}:${event.lineNumber}`;
+  const text = `${event.violatedDirective} blocked ${event.blockedURI || "inline"} (${where})`;
+  window.__cspViolations.push(text);
+  console.error(`CSP violation: ${text}`);
+});
+"""
+
+# Fixed texts for what changes between runs, so that the screenshots compare.
+NORMALISE_DYNAMIC = """
+() => {
+  const fixed = {duration: "1.23 ms", replica: "replica-host · pid 1234", expires: "5 min", version: "0.0.0"};
+  for (const element of document.querySelectorAll("[data-dynamic]")) {
+    element.textContent = fixed[element.dataset.dynamic] ?? "…";
+  }
+  document.activeElement?.blur();
+}
+"""
+
+# A failed fetch is logged by Chromium as a console error: these answers are expected.
+EXPECTED_FAILED_LOADS = (
+    ("/c2c/health_checks", 503),  # the failing check
+    ("/c2c/auth/login", 401),  # the wrong secret
+)
+
+
+@dataclass(frozen=True)
+class Server:
+    """The running uvicorn server."""
+
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+
+@dataclass
+class BrowserLog:
+    """What the page reported: console errors, uncaught exceptions, and every URL it requested."""
+
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def console(self, message: ConsoleMessage) -> None:
+        if message.type not in ("error", "assert"):
+            return
+        location = message.location.get("url", "")
+        if message.text.startswith("Failed to load resource"):
+            for path, status in EXPECTED_FAILED_LOADS:
+                if location.split("?")[0].endswith(path) and f"status of {status} " in message.text:
+                    return
+        self.errors.append(f"console {message.type}: {message.text} ({location})")
+
+    def page_error(self, error: Exception) -> None:
+        self.errors.append(f"uncaught: {error}")
+
+    def request(self, request: Request) -> None:
+        self.requests.append(request.url)
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(f"    {line}" for line in text.splitlines()[-lines:]) or "    (empty)"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """uvicorn serving `APP_SOURCE` on a free loopback port, in secret mode."""
+    directory = tmp_path_factory.mktemp("index-browser")
+    (directory / "browser_app.py").write_text(APP_SOURCE, encoding="utf-8")
+    log_path = directory / "server.log"
+    # Only our settings: a C2C__ variable of the developer's shell (Redis, GitHub...) would change the page.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("C2C__")} | SERVER_ENV
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "browser_app:app", "--app-dir", str(directory)]
+    argv += ["--host", LOOPBACK, "--port", str(port), "--no-access-log"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=directory)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"uvicorn exited with {process.returncode}:\n{_log_tail(log_path)}", pytrace=False)
+            try:
+                wait_for_port(LOOPBACK, port, timeout=0.25)
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"uvicorn did not listen within {START_TIMEOUT:g} s:\n{_log_tail(log_path)}")
+        yield Server(port=port, log=log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium (`--no-sandbox`: the tests may run as root)."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail(MISSING_CHROMIUM, pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"], timeout=TIMEOUT_MS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[tuple[Page, BrowserLog]]:
+    """A fresh browser context (no cookies), fixed viewport, light scheme, every wait bounded."""
+    context = browser.new_context(
+        viewport=VIEWPORT,  # type: ignore[arg-type]
+        color_scheme="light",
+        reduced_motion="reduce",
+        locale="en-US",
+        timezone_id="UTC",
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(TIMEOUT_MS)
+    context.add_init_script(CSP_LISTENER)
+    new_page = context.new_page()
+    log = BrowserLog()
+    new_page.on("console", log.console)
+    new_page.on("pageerror", log.page_error)
+    new_page.on("request", log.request)
+    try:
+        yield new_page, log
+    finally:
+        context.close()
+
+
+def _button(page: Page, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+
+
+def _colour(page: Page, selector: str, prop: str) -> tuple[int, ...]:
+    value = page.locator(selector).first.evaluate(f"(element) => getComputedStyle(element).{prop}")
+    return tuple(int(part) for part in re.findall(r"\d+", str(value))[:3])
+
+
+def _luminance(rgb: tuple[int, ...]) -> float:
+    red, green, blue = rgb
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def _screenshot(page: Page) -> bytes:
+    page.evaluate(NORMALISE_DYNAMIC)
+    page.mouse.move(0, 0)  # no hover style
+    return page.screenshot(full_page=True, animations="disabled", caret="hide")
+
+
+def _assert_snapshot(actual_png: bytes, name: str, out_dir: Path) -> None:
+    """Compare a screenshot with `snapshots/<name>` (rewrite it with `C2C_UPDATE_SNAPSHOTS=1`)."""
+    expected_path = SNAPSHOTS / name
+    if UPDATE_SNAPSHOTS:
+        SNAPSHOTS.mkdir(exist_ok=True)
+        expected_path.write_bytes(actual_png)
+        return
+    actual_path = out_dir / name
+    actual_path.write_bytes(actual_png)
+    if not expected_path.exists():
+        pytest.fail(
+            f"missing snapshot {expected_path} (this run's screenshot: {actual_path}); "
+            "run the test with C2C_UPDATE_SNAPSHOTS=1, look at the image and commit it",
+            pytrace=False,
+        )
+    with Image.open(expected_path) as stored, Image.open(io.BytesIO(actual_png)) as taken:
+        expected, actual = stored.convert("RGB"), taken.convert("RGB")
+    if expected.size != actual.size:
+        pytest.fail(
+            f"{name}: the page is {actual.size[0]}x{actual.size[1]} px, the snapshot {expected.size[0]}x"
+            f"{expected.size[1]} px (screenshot: {actual_path}; C2C_UPDATE_SNAPSHOTS=1 rewrites the snapshot)",
+            pytrace=False,
+        )
+    red, green, blue = ImageChops.difference(expected, actual).split()
+    strongest = ImageChops.lighter(ImageChops.lighter(red, green), blue)
+    mask = strongest.point(lambda value: 255 if value > PIXEL_THRESHOLD else 0)
+    differing = mask.histogram()[255]
+    ratio = differing / (actual.size[0] * actual.size[1])
+    if ratio > MAX_DIFF_RATIO:
+        diff_path = out_dir / f"diff-{name}"
+        mask.save(diff_path)
+        pytest.fail(
+            f"{name}: {differing} pixels ({ratio:.2%}) differ from the snapshot (at most {MAX_DIFF_RATIO:.2%}); "
+            f"screenshot {actual_path}, differing pixels in white: {diff_path}",
+            pytrace=False,
+        )
+
+
+def test_anonymous_page(server: Server, page: tuple[Page, BrowserLog]) -> None:
+    """Under the real CSP, without login: the login form and the health checks, no tool, no error."""
+    tab, log = page
+    response = tab.goto(f"{server.url}/c2c/")
+    assert response is not None
+    assert response.status == 200
+    policy = response.headers["content-security-policy"]
+    nonce = re.search(r"script-src 'self' 'nonce-([^']+)'", policy)
+    assert nonce is not None, policy
+    assert f"style-src 'self' 'nonce-{nonce.group(1)}'" in policy
+    # The browser hides the attribute, not the property: the page's own script carries this request's nonce.
+    assert tab.evaluate("document.querySelector('script[type=module]').nonce") == nonce.group(1)
+
+    expect(tab.get_by_label("Secret")).to_be_visible()
+    expect(tab.locator("#headers")).to_have_count(0)
+    expect(tab.locator("#logging")).to_have_count(0)
+
+    _button(tab, "Run checks")
+    expect(tab.locator(".checks > li")).to_have_count(2)
+    expect(tab.locator(".summary")).to_contain_text("Unhealthy 503")
+    # Anonymous callers get the generic message, not the check's own payload.
+    expect(tab.locator(".check.fail .payload")).not_to_contain_text("down")
+
+    assert log.errors == []
+    assert tab.evaluate("window.__cspViolations") == []
+    assert all(url.startswith(f"{server.url}/") for url in log.requests), log.requests
+
+
+def test_admin_page(server: Server, page: tuple[Page, BrowserLog], tmp_path: Path) -> None:
+    """Log in, run the checks, change a level, compare the screenshots, read the headers, log out."""
+    tab, log = page
+    tab.goto(f"{server.url}/c2c/")
+
+    # A wrong secret: a readable error, still logged out.
+    tab.get_by_label("Secret").fill("not the secret")
+    _button(tab, "Log in")
+    expect(tab.locator("[data-output=login] .error")).to_contain_text("Invalid secret")
+    # The right one: the page reloads with the tools.
+    tab.get_by_label("Secret").fill(SECRET)
+    with tab.expect_navigation():
+        _button(tab, "Log in")
+    expect(tab.get_by_text("Logged in with the shared secret")).to_be_visible()
+    expect(tab.locator("#logging")).to_be_visible()
+
+    # Health checks: the failing one makes the report 503; the page shows it all, in red and green.
+    _button(tab, "Run checks")
+    expect(tab.locator(".checks > li")).to_have_count(2)
+    expect(tab.locator(".summary.fail")).to_contain_text("Unhealthy 503")
+    expect(tab.locator(".summary")).to_contain_text("2 checks, 1 failing")
+    passing, failing = tab.locator(".check.ok"), tab.locator(".check.fail")
+    expect(passing.locator(".check-name")).to_have_text("database")
+    expect(passing.locator(".badge")).to_have_text("✓ OK 200")
+    expect(passing.locator(".tag")).to_have_text(["liveness", "database"])
+    expect(failing.locator(".check-name")).to_have_text("cache")
+    expect(failing.locator(".badge")).to_have_text("✗ Failed 503")
+    expect(passing.locator(".duration")).to_have_text(re.compile(r"^\d+(\.\d+)? (ns|µs|ms|s)$"))
+    # Payloads are text: the markup in them is shown, never interpreted.
+    expect(failing.locator(".payload")).to_contain_text('"error": "the cache is <i>down</i>"')
+    expect(passing.locator(".payload")).to_contain_text("<b>shown as text</b>")
+    expect(tab.locator(".payload i, .payload b")).to_have_count(0)
+    ok_colour = _colour(tab, ".check.ok", "borderLeftColor")
+    fail_colour = _colour(tab, ".check.fail", "borderLeftColor")
+    assert ok_colour[1] > ok_colour[0], ok_colour  # green
+    assert fail_colour[0] > fail_colour[1], fail_colour  # red
+
+    # Logging: the level before, a change for 5 minutes on every replica, the level after.
+    expect(tab.get_by_label("Logger").first).to_have_value(LOGGER)
+    _button(tab, "Get level")
+    expect(tab.locator("[data-output=get-level] .level").first).to_have_text("NOTSET")
+    tab.get_by_label("Level", exact=True).select_option("DEBUG")
+    tab.get_by_label("Revert after (minutes)").fill("5")
+    _button(tab, "Set level")
+    expect(tab.locator("[data-output=set-level] .notice")).to_contain_text(f"Applied: {LOGGER} DEBUG")
+    expect(tab.locator(".replicas > li")).to_have_count(1)
+    expect(tab.locator(".replicas > li .level").first).to_have_text("DEBUG")
+    override = tab.locator(".overrides tbody tr")
+    expect(override).to_have_count(1)
+    expect(override).to_contain_text(LOGGER)
+    expect(override.locator(".level")).to_have_text("DEBUG")
+    _button(tab, "Get level")
+    expect(tab.locator("[data-output=get-level] .level")).to_have_text(["DEBUG", "DEBUG"])
+
+    _assert_snapshot(_screenshot(tab), "index-light.png", tmp_path)
+
+    # Dark mode follows the system preference.
+    light_background = _colour(tab, "body", "backgroundColor")
+    tab.emulate_media(color_scheme="dark")
+    dark_background = _colour(tab, "body", "backgroundColor")
+    assert _luminance(dark_background) < 60 < 200 < _luminance(light_background), (dark_background, light_background)
+    assert _luminance(_colour(tab, "body", "color")) > 180
+    _assert_snapshot(_screenshot(tab), "index-dark.png", tmp_path)
+    tab.emulate_media(color_scheme="light")
+
+    # The request-headers tool: what the application saw, credentials masked.
+    _button(tab, "Show request headers")
+    headers_table = tab.locator("table.kv", has=tab.locator("caption", has_text=re.compile("^Headers$")))
+    expect(headers_table.locator("tr", has=tab.locator("th", has_text=re.compile("^host$")))).to_contain_text(
+        f"{LOOPBACK}:{server.port}"
+    )
+    expect(headers_table.locator("tr", has=tab.locator("th", has_text=re.compile("^cookie$")))).to_contain_text("*****")
+    expect(tab.locator("[data-status=headers]")).to_contain_text("headers received")
+
+    # Deleting the override restores the level.
+    tab.get_by_role("button", name=f"Delete the override of {LOGGER}").click()
+    expect(tab.locator("[data-output=overrides]")).to_contain_text("No override")
+    _button(tab, "Get level")
+    expect(tab.locator("[data-output=get-level] .level").first).to_have_text("NOTSET")
+
+    # Logging out: back to the login form.
+    with tab.expect_navigation():
+        _button(tab, "Log out")
+    expect(tab.get_by_label("Secret")).to_be_visible()
+    expect(tab.locator("#logging")).to_have_count(0)
+
+    assert log.errors == [], "\n".join(log.errors)
+    assert tab.evaluate("window.__cspViolations") == []
+    assert all(url.startswith(f"{server.url}/") for url in log.requests), log.requests
+
+    # Control: the listener does see a violation (an inline style without the nonce).
+    tab.evaluate("document.head.append(Object.assign(document.createElement('style'), {textContent: 'p {}'}))")
+    tab.wait_for_function("window.__cspViolations.length > 0", timeout=TIMEOUT_MS)
+    assert any("style-src" in error for error in log.errors), log.errors
