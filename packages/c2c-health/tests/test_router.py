@@ -156,7 +156,7 @@ async def test_detail_visibility(
     ok, leaky = response.json()["entities"]
     if shown:
         assert ok["payload"] == {"version": "1.2.3"}
-        assert "hunter2" in leaky["payload"]["error"]
+        assert leaky["payload"]["error"].startswith("cannot connect to postgresql://admin:***@db.internal:5432")
     else:
         assert ok["payload"] == {}
         assert leaky["payload"] == {"error": GENERIC_ERROR}
@@ -176,7 +176,7 @@ async def test_anonymous_report_leaks_nothing_but_the_log_has_it(
     body: dict[str, Any] = response.json()
     assert body["entities"][0]["payload"] == {"error": GENERIC_ERROR}
     assert not any(secret in json.dumps(body) for secret in SECRETS)
-    assert all(secret in caplog.text for secret in SECRETS)
+    assert all(secret in caplog.text for secret in SECRETS)  # the traceback is logged in full
 
 
 async def test_cached_report_is_still_filtered_per_caller(make_factory: MakeFactory, make_app: MakeApp) -> None:
@@ -186,5 +186,5 @@ async def test_cached_report_is_still_filtered_per_caller(make_factory: MakeFact
     async with client(app) as http:
         admin = await http.get("/c2c/health_checks", headers={"x-admin": "yes"})
         anonymous = await http.get("/c2c/health_checks")
-    assert "hunter2" in admin.text
-    assert "hunter2" not in anonymous.text
+    assert "db.internal" in admin.text
+    assert "db.internal" not in anonymous.text

@@ -16,6 +16,7 @@ from typing import Any, cast
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
+from c2c_config import redact_url
 from c2c_health._metrics import get_metrics
 from c2c_health._settings import HealthSettingsSource, default_settings
 
@@ -382,7 +383,9 @@ class Factory:
         error = task.exception()
         if error is not None:
             LOG.error("Health check %r failed with an exception", name, exc_info=error)
-            return outcome(FAILURE_STATUS, {"error": str(error) or type(error).__name__}, {"error": GENERIC_ERROR})
+            # URL passwords are masked even for authorised callers; the log above has the full traceback.
+            message = redact_url(str(error)) or type(error).__name__
+            return outcome(FAILURE_STATUS, {"error": message}, {"error": GENERIC_ERROR})
         returned: object = task.result()
         if not isinstance(returned, Result) or type(cast("object", returned.status_code)) is not int:
             LOG.error("Health check %r returned %r instead of a c2c_health.Result", name, returned)
@@ -394,7 +397,12 @@ class Factory:
                 FAILURE_STATUS, {"error": "the check returned an invalid status code"}, {"error": GENERIC_ERROR}
             )
         if not result.healthy:
-            LOG.warning("Health check %r is failing with status %d: %r", name, result.status_code, result.payload)
+            LOG.warning(
+                "Health check %r is failing with status %d: %s",
+                name,
+                result.status_code,
+                redact_url(repr(result.payload)),
+            )
         return outcome(result.status_code, _jsonable(result.payload), _jsonable(_public_payload(result)))
 
     def _forget(self, task: asyncio.Task[Result]) -> None:
