@@ -567,3 +567,27 @@ async def test_cache_holds_a_bounded_number_of_selections(make_factory: MakeFact
     assert len(factory._cache) == CACHE_MAX_ENTRIES
     # The most recent selections are kept.
     assert tuple(selections[-1]) in factory._cache
+
+
+async def test_url_passwords_are_masked_in_payloads_and_log_lines(
+    make_factory: MakeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    class RaisesUrl(Check):
+        async def check(self) -> Result:
+            raise ConnectionError("cannot reach redis://:topsecret@cache:6379/0")
+
+    class ReturnsUrl(Check):
+        async def check(self) -> Result:
+            return Result(status_code=503, payload={"error": "postgresql://app:topsecret@db/app is down"})
+
+    factory = make_factory()
+    factory.add(RaisesUrl())
+    factory.add(ReturnsUrl())
+    with caplog.at_level(logging.WARNING, logger="c2c_health"):
+        raised, returned = (await factory.run()).outcomes
+    assert raised.payload == {"error": "cannot reach redis://:***@cache:6379/0"}
+    assert returned.payload == {"error": "postgresql://app:***@db/app is down"}
+    failing_lines = [r.getMessage() for r in caplog.records if "is failing with status" in r.getMessage()]
+    assert failing_lines == [
+        "Health check 'ReturnsUrl' is failing with status 503: {'error': 'postgresql://app:***@db/app is down'}"
+    ]

@@ -206,11 +206,22 @@ class Report:
 
 
 def _jsonable(payload: object) -> dict[str, Any]:
-    """A JSON-compatible copy of a payload (values JSON cannot hold become strings)."""
+    """A JSON-compatible copy of a payload (values JSON cannot hold become strings), URL passwords masked."""
     if not isinstance(payload, dict):
         payload = {"value": payload}
-    converted: dict[str, Any] = json.loads(json.dumps(payload, default=str))
+    converted: dict[str, Any] = _mask_urls(json.loads(json.dumps(payload, default=str)))
     return converted
+
+
+def _mask_urls(value: Any) -> Any:
+    """Mask the passwords of URLs in every string of a JSON value."""
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, list):
+        return [_mask_urls(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _mask_urls(item) for key, item in value.items()}
+    return value
 
 
 def _public_payload(result: Result) -> dict[str, Any]:
