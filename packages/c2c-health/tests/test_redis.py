@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -56,17 +57,22 @@ async def test_redis_up_down_and_healed(
     assert (outcome.status_code, outcome.payload) == (200, {})
 
 
-async def test_redis_black_holed_times_out(make_factory: MakeFactory, redis_server: RedisServer) -> None:
+async def test_redis_black_holed_times_out_then_heals(make_factory: MakeFactory, redis_server: RedisServer) -> None:
     # A paused server accepts connections but never answers: the check's timeout must fire.
     redis_factory = RedisFactory(RedisSettings(url=redis_server.url))
     try:
-        factory = make_factory(timeout=0.5)
+        factory = make_factory(timeout=0.3)
         factory.add(Redis(factory=redis_factory))
-        redis_server.command("CLIENT", "PAUSE", "3000", "ALL")
+        assert (await factory.run()).outcomes[0].status_code == 200  # a pooled connection exists
+        redis_server.command("CLIENT", "PAUSE", "1500", "ALL")
         start = time.monotonic()
         (outcome,) = (await factory.run()).outcomes
         assert time.monotonic() - start < 2.5
-        assert outcome.payload == {"error": TIMEOUT_ERROR, "timeout": 0.5}
+        assert outcome.payload == {"error": TIMEOUT_ERROR, "timeout": 0.3}
+        await asyncio.sleep(1.5)
+        # The connection cancelled mid-command is not reused in a broken state.
+        (outcome,) = (await factory.run()).outcomes
+        assert (outcome.status_code, outcome.payload) == (200, {})
     finally:
         await redis_factory.aclose()
 
