@@ -15,6 +15,7 @@ pid of the replica, time left of an override, version) are replaced by fixed tex
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -50,12 +51,13 @@ MISSING_CHROMIUM = (
     "or directly: `apt-get install -y chromium fonts-dejavu-core`."
 )
 
-SERVER_ENV = {
-    "C2C__AUTH__SECRET": SECRET,
+COMMON_ENV = {
     # Plain http on the loopback: a Secure cookie would never come back.
     "C2C__AUTH__JWT__COOKIE__SECURE": "false",
     "C2C__TOOLS__LOGGING__APPLICATION_MODULE": LOGGER,
 }
+SERVER_ENV = COMMON_ENV | {"C2C__AUTH__SECRET": SECRET}
+TEST_USER = "Tess <b>Ter</b>"  # markup in a display name stays text
 
 # The application under test; written to a temporary directory and served by uvicorn.
 APP_SOURCE = '''\
@@ -172,14 +174,14 @@ def _log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines()[-lines:]) or "    (empty)"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """uvicorn serving `APP_SOURCE` on a free loopback port, in secret mode."""
-    directory = tmp_path_factory.mktemp("index-browser")
+@contextlib.contextmanager
+def _serve(directory: Path, settings: dict[str, str]) -> Iterator[Server]:
+    """Run uvicorn serving `APP_SOURCE` from `directory` with these `C2C__` settings (and no other)."""
+    directory.mkdir(parents=True, exist_ok=True)
     (directory / "browser_app.py").write_text(APP_SOURCE, encoding="utf-8")
     log_path = directory / "server.log"
     # Only our settings: a C2C__ variable of the developer's shell (Redis, GitHub...) would change the page.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("C2C__")} | SERVER_ENV
+    env = {name: value for name, value in os.environ.items() if not name.startswith("C2C__")} | settings
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "browser_app:app", "--app-dir", str(directory)]
     argv += ["--host", LOOPBACK, "--port", str(port), "--no-access-log"]
@@ -204,6 +206,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The application in secret mode, shared by the tests of the module."""
+    with _serve(tmp_path_factory.mktemp("index-browser"), SERVER_ENV) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -424,3 +433,34 @@ def test_admin_page(server: Server, page: tuple[Page, BrowserLog], tmp_path: Pat
     tab.evaluate("document.head.append(Object.assign(document.createElement('style'), {textContent: 'p {}'}))")
     tab.wait_for_function("window.__cspViolations.length > 0", timeout=TIMEOUT_MS)
     assert any("style-src" in error for error in log.errors), log.errors
+
+
+@pytest.mark.parametrize(
+    ("settings", "tools"),
+    [
+        pytest.param({}, False, id="none"),
+        pytest.param({"C2C__AUTH__TEST__USERNAME": TEST_USER}, True, id="test"),
+    ],
+)
+def test_other_modes(settings: dict[str, str], tools: bool, page: tuple[Page, BrowserLog], tmp_path: Path) -> None:
+    """No authentication: health checks only; test mode: a warning and every tool, read-write."""
+    tab, log = page
+    with _serve(tmp_path / "server", COMMON_ENV | settings) as running:
+        tab.goto(f"{running.url}/c2c/")
+        expect(tab.get_by_label("Secret")).to_have_count(0)
+        if tools:
+            expect(tab.locator("#access .note-warn")).to_contain_text(
+                f"Test mode: every request is logged in as {TEST_USER}."
+            )
+            expect(tab.locator("#access b")).to_have_count(0)
+            expect(tab.get_by_role("button", name="Set level", exact=True)).to_be_visible()
+            expect(tab.locator("[data-output=overrides]")).to_contain_text("No override")
+        else:
+            expect(tab.locator("#access")).to_have_count(0)
+            expect(tab.locator("#headers, #logging, #more")).to_have_count(0)
+        _button(tab, "Run checks")
+        expect(tab.locator(".checks > li")).to_have_count(2)
+        # The details are for callers with access: the test user has it, anonymous callers do not.
+        expect(tab.locator(".check.fail .payload")).to_contain_text("down" if tools else "check failed")
+    assert log.errors == [], "\n".join(log.errors)
+    assert tab.evaluate("window.__cspViolations") == []

@@ -453,7 +453,7 @@ function renderOverride(override) {
     h(
       "td",
       expires === null || expires === undefined ? { class: "muted" } : { data: { dynamic: "expires" } },
-      expires === null || expires === undefined ? "never (until deleted)" : formatRemaining(expires),
+      expires === null || expires === undefined ? "until deleted" : formatRemaining(expires),
     ),
     action,
   );
