@@ -591,3 +591,22 @@ async def test_url_passwords_are_masked_in_payloads_and_log_lines(
     assert failing_lines == [
         "Health check 'ReturnsUrl' is failing with status 503: {'error': 'postgresql://app:***@db/app is down'}"
     ]
+
+
+async def test_synchronous_check_methods_do_not_break_the_report(make_factory: MakeFactory) -> None:
+    class SyncOk(Check):
+        def check(self) -> Result:  # type: ignore[override]
+            return Result(payload={"sync": True})
+
+    class SyncRaises(Check):
+        def check(self) -> Result:  # type: ignore[override]
+            raise RuntimeError("sync failure")
+
+    factory = make_factory()
+    factory.add(SyncOk())
+    factory.add(SyncRaises())
+    factory.add(Ok())
+    sync_ok, sync_raises, ok = (await factory.run()).outcomes
+    assert (sync_ok.status_code, sync_ok.payload) == (200, {"sync": True})
+    assert (sync_raises.status_code, sync_raises.payload) == (500, {"error": "sync failure"})
+    assert ok.status_code == 200

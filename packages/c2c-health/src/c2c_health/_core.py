@@ -6,6 +6,7 @@ import abc
 import asyncio
 import dataclasses
 import datetime
+import inspect
 import json
 import logging
 import math
@@ -236,6 +237,16 @@ class _CacheEntry:
     report: Report
 
 
+async def _invoke(check: Check) -> Result:
+    # Inside the task, so that a `check` that is not `async def` (raising, or returning a Result
+    # directly) is reported like any other failure instead of breaking the whole report.
+    returned: Any = check.check()
+    if inspect.isawaitable(returned):
+        returned = await returned
+    result: Result = returned
+    return result
+
+
 class Factory:
     """The registry of checks, and the runner: concurrent, each check bounded by its timeout.
 
@@ -370,7 +381,7 @@ class Factory:
         name = check.name
         timeout = _timeout_of(check) or default_timeout
         start = time.perf_counter()
-        task: asyncio.Task[Result] = asyncio.get_running_loop().create_task(check.check(), name=f"health check {name}")
+        task: asyncio.Task[Result] = asyncio.get_running_loop().create_task(_invoke(check), name=f"health check {name}")
         try:
             # wait() rather than timeout(): the bound holds even for a check that swallows cancellation.
             await asyncio.wait({task}, timeout=timeout)
