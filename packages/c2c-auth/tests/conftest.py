@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -79,6 +80,7 @@ class FakeGitHub:
     token_requests: list[dict[str, str]] = dataclasses.field(default_factory=list)
     authorize_requests: list[dict[str, str]] = dataclasses.field(default_factory=list)
     revoked: list[str] = dataclasses.field(default_factory=list)
+    peers: list[int] = dataclasses.field(default_factory=list)  # client port of each API call
     expires_in: int | None = None  # set: expiring user tokens with refresh tokens (GitHub App style)
     down: bool = False  # every endpoint answers 503
     hang: bool = False  # every API endpoint waits until released
@@ -100,6 +102,7 @@ class FakeGitHub:
         self.token_requests.clear()
         self.authorize_requests.clear()
         self.revoked.clear()
+        self.peers.clear()
         self.expires_in = None
         self.down = False
         self.hang = False
@@ -122,8 +125,9 @@ class FakeGitHub:
 
 
 def _fake_app(fake: FakeGitHub) -> Starlette:
-    async def gate(name: str) -> Response | None:
+    async def gate(request: Request, name: str) -> Response | None:
         fake.calls[name] += 1
+        fake.peers.append(request.client.port if request.client else 0)
         if fake.down:
             return JSONResponse({"message": "down"}, status_code=503)
         if fake.hang:
@@ -149,7 +153,7 @@ def _fake_app(fake: FakeGitHub) -> Starlette:
         return RedirectResponse(f"{target}{separator}{urlencode({'code': code, 'state': params['state']})}", 302)
 
     async def access_token(request: Request) -> Response:
-        if (refused := await gate("token")) is not None:
+        if (refused := await gate(request, "token")) is not None:
             return refused
         form = dict(parse_qsl((await request.body()).decode()))
         fake.token_requests.append(form)
@@ -179,7 +183,7 @@ def _fake_app(fake: FakeGitHub) -> Starlette:
         return JSONResponse(answer)
 
     async def user(request: Request) -> Response:
-        if (refused := await gate("user")) is not None:
+        if (refused := await gate(request, "user")) is not None:
             return refused
         login = bearer_login(request)
         if login is None:
@@ -189,7 +193,7 @@ def _fake_app(fake: FakeGitHub) -> Starlette:
         return JSONResponse(body)
 
     async def repository(request: Request) -> Response:
-        if (refused := await gate("repo")) is not None:
+        if (refused := await gate(request, "repo")) is not None:
             return refused
         login = bearer_login(request)
         if login is None:
@@ -201,7 +205,7 @@ def _fake_app(fake: FakeGitHub) -> Starlette:
         return JSONResponse({"full_name": name, "permissions": permissions})
 
     async def revoke(request: Request) -> Response:
-        if (refused := await gate("revoke")) is not None:
+        if (refused := await gate(request, "revoke")) is not None:
             return refused
         expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
         if request.headers.get("authorization") != f"Basic {expected}" or request.path_params["client"] != CLIENT_ID:
@@ -311,6 +315,20 @@ def github_mode(env: Env, fake_github: FakeGitHub) -> Env:
     return env
 
 
+@pytest.fixture(autouse=True)
+async def _close_github_client() -> AsyncIterator[None]:
+    """Close the pooled GitHub client of the test's event loop (as an application's shutdown does)."""
+    yield
+    await c2c_auth.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await c2c_auth.startup(app)
+    yield
+    await c2c_auth.shutdown(app)
+
+
 def build_app() -> FastAPI:
     """The app under test: the auth router and protected routes in a sub-application mounted at /c2c."""
     sub = FastAPI()
@@ -343,7 +361,7 @@ def build_app() -> FastAPI:
             "custom_push": await context.check_access(c2c_auth.AuthConfig(github_access_type_read_write="push")),
         }
 
-    main = FastAPI()
+    main = FastAPI(lifespan=_lifespan)
     main.mount("/c2c", sub)
 
     @main.get("/api/open")

@@ -474,3 +474,14 @@ async def test_cookie_settings_apply(
     cookie = h.set_cookies(response)["my-session"]
     assert (cookie["path"], cookie["samesite"].lower(), cookie["max-age"]) == ("/", "strict", "3600")
     assert (await client.get("/c2c/ro")).status_code == 200
+
+
+async def test_github_connections_are_pooled(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    # c2casgiutils opened a new HTTP session for every call to GitHub.
+    await h.oauth_login(client, github_http, fake_github, "carol")
+    assert (await client.get("/c2c/admin")).status_code == 200
+    await client.post("/c2c/auth/logout")
+    assert [fake_github.calls[name] for name in ("token", "user", "repo", "revoke")] == [1, 1, 1, 1]
+    assert len(set(fake_github.peers)) == 1  # four calls, one TCP connection

@@ -21,7 +21,7 @@ def served_app(github_mode: Any, h: types.ModuleType) -> Iterator[str]:
     github_mode.set(C2C__AUTH__JWT__COOKIE__SECURE="false")
     port = free_port()
     config = uvicorn.Config(
-        h.build_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none", http="h11"
+        h.build_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none", http="h11"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="app-under-test", daemon=True)

@@ -31,6 +31,7 @@ from c2c_auth._core import (
     require_admin_access,
     require_read_only_access,
     require_read_write_access,
+    shutdown,
     startup,
 )
 from c2c_auth._routes import create_router
@@ -78,5 +79,6 @@ __all__ = [
     "require_admin_access",
     "require_read_only_access",
     "require_read_write_access",
+    "shutdown",
     "startup",
 ]

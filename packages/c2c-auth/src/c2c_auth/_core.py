@@ -741,3 +741,9 @@ async def startup(main_app: object = None) -> None:
         LOG.warning(
             "Test authentication: every request is logged in as %r; never use it in production", settings.test.username
         )
+
+
+async def shutdown(main_app: object = None) -> None:
+    """Close the pooled HTTP client used for GitHub in the running event loop (call it at application shutdown)."""
+    del main_app
+    await _github.CLIENTS.aclose()

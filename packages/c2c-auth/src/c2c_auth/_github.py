@@ -8,10 +8,12 @@ Every call has the configured timeout; a network error, a timeout or a 5xx answe
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -85,17 +87,45 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _client(settings: GitHubSettings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=settings.timeout.total_seconds(),
-        follow_redirects=False,
-        headers={"Accept": "application/json", "User-Agent": "c2c-auth"},
-    )
+class ClientPool:
+    """One pooled `httpx.AsyncClient` per event loop, so calls to GitHub reuse their connections.
+
+    Created on first use in a loop; `aclose()` (called by `c2c_auth.shutdown()`) closes the
+    client of the running loop. The timeout is set per request from the current settings.
+    """
+
+    def __init__(self) -> None:
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> httpx.AsyncClient:
+        """The client of the running loop."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                follow_redirects=False,
+                headers={"Accept": "application/json", "User-Agent": "c2c-auth"},
+            )
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the client of the running loop (if any)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+
+CLIENTS = ClientPool()
 
 
 async def _send(
-    client: httpx.AsyncClient, what: str, request: httpx.Request, auth: tuple[str, str] | None = None
+    settings: GitHubSettings, what: str, method: str, url: str, auth: tuple[str, str] | None = None, **kwargs: Any
 ) -> httpx.Response:
+    client = CLIENTS.get()
+    request = client.build_request(method, url, timeout=settings.timeout.total_seconds(), **kwargs)
     try:
         response = await client.send(request, auth=auth)
     except httpx.TimeoutException as error:
@@ -121,8 +151,7 @@ async def _token_request(settings: GitHubSettings, form: dict[str, str], what: s
     if settings.client_id is None or settings.client_secret is None:
         raise GitHubRejected("C2C__AUTH__GITHUB__CLIENT_ID and C2C__AUTH__GITHUB__CLIENT_SECRET are not set")
     body = {"client_id": settings.client_id, "client_secret": settings.client_secret.get_secret_value(), **form}
-    async with _client(settings) as client:
-        response = await _send(client, what, client.build_request("POST", settings.token_url, data=body))
+    response = await _send(settings, what, "POST", settings.token_url, data=body)
     if response.status_code in (400, 401, 403, 404, 422):
         raise GitHubRejected(f"GitHub refused the {what} (HTTP {response.status_code})")
     if response.status_code != 200:
@@ -159,10 +188,7 @@ async def get_user(settings: GitHubSettings, token: str) -> dict[str, Any]:
     cached = CACHE.get(key, settings.cache_ttl.total_seconds())
     if cached is not None:
         return dict(cached)
-    async with _client(settings) as client:
-        response = await _send(
-            client, "user", client.build_request("GET", settings.user_url, headers=_auth_headers(token))
-        )
+    response = await _send(settings, "user", "GET", settings.user_url, headers=_auth_headers(token))
     if response.status_code != 200:
         raise GitHubRejected(f"GitHub refused the token for the user request (HTTP {response.status_code})")
     data = _json_object(response, "user")
@@ -182,8 +208,7 @@ async def get_permissions(settings: GitHubSettings, token: str, repository: str)
     if cached is not None:
         return dict(cached)
     url = f"{settings.repo_url.rstrip('/')}/{repository}"
-    async with _client(settings) as client:
-        response = await _send(client, "repository", client.build_request("GET", url, headers=_auth_headers(token)))
+    response = await _send(settings, "repository", "GET", url, headers=_auth_headers(token))
     if response.status_code == 401:
         raise GitHubRejected("GitHub does not accept the token any more")
     permissions: dict[str, bool] = {}
@@ -204,9 +229,7 @@ async def revoke(settings: GitHubSettings, token: str) -> None:
     url = settings.revoke_url.replace("{client_id}", settings.client_id)
     auth = (settings.client_id, settings.client_secret.get_secret_value())
     try:
-        async with _client(settings) as client:
-            request = client.build_request("DELETE", url, json={"access_token": token})
-            response = await _send(client, "revocation", request, auth=auth)
+        response = await _send(settings, "revocation", "DELETE", url, auth=auth, json={"access_token": token})
     except GitHubUnavailable as error:
         LOG.warning("GitHub token revocation failed: %s", error)
         return
