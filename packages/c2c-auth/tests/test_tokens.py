@@ -7,6 +7,7 @@ import json
 import time
 import types
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
@@ -173,3 +174,26 @@ async def test_tampered_github_session(
         return
     assert logged_in is False
     assert codes == [200, 403]
+
+
+@given(data=st.data())
+async def test_tampered_state_cookie(
+    github_mode: Any, make_client: Any, fake_github: Any, h: types.ModuleType, data: Any
+) -> None:
+    client = make_client()
+    started = await h.start_flow(client)
+    ((name, cookie),) = h.set_cookies(started).items()
+    state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+    tampered = data.draw(_tampered(cookie["value"]))
+    client.cookies.clear()
+    response = await client.get(
+        "/c2c/auth/github/callback",
+        params={"state": state, "code": "any"},
+        headers={"Cookie": f"{name}={tampered}"},
+    )
+    assert response.status_code != 500
+    if _segments(tampered) == _segments(cookie["value"]):
+        return
+    assert response.status_code == 400
+    assert COOKIE not in h.set_cookies(response)
+    assert fake_github.calls["token"] == 0  # refused before any call to GitHub
