@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import types
 from typing import Any
@@ -485,3 +486,17 @@ async def test_github_connections_are_pooled(
     await client.post("/c2c/auth/logout")
     assert [fake_github.calls[name] for name in ("token", "user", "repo", "revoke")] == [1, 1, 1, 1]
     assert len(set(fake_github.peers)) == 1  # four calls, one TCP connection
+
+
+async def test_concurrent_requests_share_one_refresh(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    # GitHub's refresh tokens are single use: two requests refreshing at once must not log the user out.
+    fake_github.expires_in = 30
+    await h.oauth_login(client, github_http, fake_github, "bob")
+    responses = await asyncio.gather(*(client.get("/c2c/rw") for _ in range(4)))
+    assert [response.status_code for response in responses] == [200] * 4
+    refreshes = [request for request in fake_github.token_requests if request.get("grant_type") == "refresh_token"]
+    assert len(refreshes) == 1
+    assert all(COOKIE in h.set_cookies(response) for response in responses)
+    assert (await client.get("/c2c/auth/status")).json()["is_logged_in"] is True

@@ -3,7 +3,8 @@
 Every call has the configured timeout; a network error, a timeout or a 5xx answer raises
 `GitHubUnavailable` (the routes turn it into a 503); a refusal (401, bad grant) raises
 `GitHubRejected`. The user of a token and its permissions on a repository are cached for
-`C2C__AUTH__GITHUB__CACHE_TTL`, keyed by a digest of the token (never the token itself).
+`C2C__AUTH__GITHUB__CACHE_TTL`, keyed by a digest of the token (never the token itself); the
+answer to a refresh is kept one minute in memory so that concurrent requests share it.
 """
 
 from __future__ import annotations
@@ -173,9 +174,29 @@ async def exchange_code(settings: GitHubSettings, code: str, redirect_uri: str, 
     return await _token_request(settings, form, "token exchange")
 
 
+_REFRESH_LOCKS: dict[str, asyncio.Lock] = {}
+# GitHub refresh tokens are single use: requests that arrive together with the same session (a page
+# loading several resources) share one refresh instead of the second one failing and logging out.
+_REFRESH_REUSE_SECONDS = 60.0
+
+
 async def refresh_token(settings: GitHubSettings, refresh: str) -> dict[str, Any]:
-    """Use a refresh token (GitHub Apps with expiring user tokens)."""
-    return await _token_request(settings, {"grant_type": "refresh_token", "refresh_token": refresh}, "token refresh")
+    """Use a refresh token (GitHub Apps with expiring user tokens), at most once per token in this process."""
+    digest = token_digest(refresh)
+    key = ("refresh", digest)
+    lock = _REFRESH_LOCKS.setdefault(digest, asyncio.Lock())
+    try:
+        async with lock:
+            done = CACHE.get(key, _REFRESH_REUSE_SECONDS)
+            if done is not None:
+                return dict(done)
+            form = {"grant_type": "refresh_token", "refresh_token": refresh}
+            tokens = await _token_request(settings, form, "token refresh")
+            CACHE.put(key, tokens, _REFRESH_REUSE_SECONDS)
+            return tokens
+    finally:
+        if not lock.locked() and _REFRESH_LOCKS.get(digest) is lock:
+            del _REFRESH_LOCKS[digest]
 
 
 def _auth_headers(token: str) -> dict[str, str]:
