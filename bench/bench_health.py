@@ -124,6 +124,7 @@ async def bench_concurrency(directory: Path) -> None:
     print(f"{'sum of the 10 checks (time_taken)':<44}{statistics.median(sums) * 1000:>10.1f} ms")
     print(f"{'the 10 checks one request after the other':<44}{statistics.median(sequential) * 1000:>10.1f} ms")
     print(f"{'ratio latency / slowest check':<44}{latency / statistics.median(slowest):>11.2f}x")
+    print(f"{'ratio sum of the checks / report latency':<44}{statistics.median(sums) / latency:>11.2f}x")
     print(f"{'ratio one-by-one / concurrent report':<44}{statistics.median(sequential) / latency:>11.2f}x")
 
 
