@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import Depends, FastAPI
 
 import c2c_auth
 from c2c_auth import _core
+from c2c_auth._tokens import Keys
 
 COOKIE = "c2c-jwt-auth"
 
@@ -287,3 +289,26 @@ async def test_modes_switch_on_reload_without_reimport(
         "url": "https://example.com",
         "token": "",
     }
+
+
+async def test_router_under_a_route_prefix(secret_mode: Any, h: types.ModuleType) -> None:
+    # include_router(prefix=...) under C2C__ROUTE_PREFIX: cookie paths follow the mount point.
+    secret_mode.set(C2C__ROUTE_PREFIX="/app/")
+    app = FastAPI()
+    app.include_router(c2c_auth.create_router(), prefix="/app/c2c/auth")
+
+    @app.get("/app/c2c/logged", dependencies=[Depends(c2c_auth.auth_required)])
+    async def logged() -> dict[str, str]:
+        return {}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=h.APP_BASE) as client:
+        login = await client.post("/app/c2c/auth/login", data={"secret": h.SHARED_SECRET})
+        assert login.headers["location"] == "/app/c2c/"
+        assert h.set_cookies(login)[COOKIE]["path"] == "/app/c2c/"
+        assert (await client.get("/app/c2c/logged")).status_code == 200
+        # A session signed with another key (another deployment) is cleared on the same path.
+        other = Keys("another master", "HS256").encode("session", {"mth": "secret"}, 600)
+        refused = await client.get("/app/c2c/logged", headers={"Cookie": f"{COOKIE}={other}"})
+        assert refused.status_code == 403
+        assert h.set_cookies(refused)[COOKIE]["path"] == "/app/c2c/"
