@@ -188,3 +188,20 @@ async def test_cached_report_is_still_filtered_per_caller(make_factory: MakeFact
         anonymous = await http.get("/c2c/health_checks")
     assert "db.internal" in admin.text
     assert "db.internal" not in anonymous.text
+
+
+async def test_kubernetes_presets_by_tags(make_factory: MakeFactory, make_app: MakeApp) -> None:
+    from c2c_health import LIVENESS, READINESS
+
+    factory = make_factory()
+    factory.add(Wrong(tags=[READINESS], name="database"))  # an external dependency is down
+    app = make_app(factory)
+    # No liveness check: the process answers, so it is alive; a database outage never restarts it.
+    liveness = await get(app, f"/c2c/health_checks?tags={LIVENESS}")
+    assert (liveness.status_code, liveness.json()["entities"]) == (200, [])
+    readiness = await get(app, f"/c2c/health_checks?tags={READINESS}")
+    assert readiness.status_code == 500
+    factory.add(Ok(tags=[LIVENESS], name="event-loop"))
+    liveness = await get(app, f"/c2c/health_checks?tags={LIVENESS}")
+    assert [(e["name"], e["status_code"]) for e in liveness.json()["entities"]] == [("event-loop", 200)]
+    assert liveness.status_code == 200
