@@ -7,6 +7,7 @@ import datetime
 import logging
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -610,3 +611,16 @@ async def test_synchronous_check_methods_do_not_break_the_report(make_factory: M
     assert (sync_ok.status_code, sync_ok.payload) == (200, {"sync": True})
     assert (sync_raises.status_code, sync_raises.payload) == (500, {"error": "sync failure"})
     assert ok.status_code == 200
+
+
+async def test_http_status_enum_is_a_valid_status(make_factory: MakeFactory) -> None:
+    class Enum(Check):
+        async def check(self) -> Result:
+            return Result(status_code=HTTPStatus.SERVICE_UNAVAILABLE)
+
+    factory = make_factory()
+    factory.add(Enum())
+    report = await factory.run()
+    assert report.status_code == 503
+    assert type(report.outcomes[0].status_code) is int
+    assert report.to_model(details=False).model_dump(mode="json")["status_code"] == 503

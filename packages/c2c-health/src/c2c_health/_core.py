@@ -409,23 +409,20 @@ class Factory:
             message = redact_url(str(error)) or type(error).__name__
             return outcome(FAILURE_STATUS, {"error": message}, {"error": GENERIC_ERROR})
         returned: object = task.result()
-        if not isinstance(returned, Result) or type(cast("object", returned.status_code)) is not int:
+        status: object = getattr(returned, "status_code", None)
+        # Any int (HTTPStatus too) but not a bool, which is an int to Python.
+        if not isinstance(returned, Result) or not isinstance(status, int) or isinstance(status, bool):
             LOG.error("Health check %r returned %r instead of a c2c_health.Result", name, returned)
             return outcome(FAILURE_STATUS, {"error": "the check returned an invalid result"}, {"error": GENERIC_ERROR})
-        result = returned
-        if not 100 <= result.status_code <= 599:
-            LOG.error("Health check %r returned the invalid status code %r", name, result.status_code)
+        if not 100 <= status <= 599:
+            LOG.error("Health check %r returned the invalid status code %r", name, status)
             return outcome(
                 FAILURE_STATUS, {"error": "the check returned an invalid status code"}, {"error": GENERIC_ERROR}
             )
-        if not result.healthy:
-            LOG.warning(
-                "Health check %r is failing with status %d: %s",
-                name,
-                result.status_code,
-                redact_url(repr(result.payload)),
-            )
-        return outcome(result.status_code, _jsonable(result.payload), _jsonable(_public_payload(result)))
+        if status >= 400:
+            shown = redact_url(repr(returned.payload))
+            LOG.warning("Health check %r is failing with status %d: %s", name, status, shown)
+        return outcome(int(status), _jsonable(returned.payload), _jsonable(_public_payload(returned)))
 
     def _forget(self, task: asyncio.Task[Result]) -> None:
         self._abandoned.discard(task)
