@@ -210,7 +210,6 @@ function setupAccess() {
     const form = event.currentTarget;
     busy(submitter(event), message, async () => {
       show(message);
-      message.classList.remove("error");
       // The endpoint sets the session cookie and redirects to the index: reload to get the tools.
       const answer = await call("POST", "/auth/login", { form: new FormData(form) });
       if (answer.ok) {
@@ -501,8 +500,15 @@ function setupLogging() {
     const region = output("set-level");
     const minutes = setForm.elements.duration.value.trim();
     const change = { name: setForm.elements.name.value.trim(), level: setForm.elements.level.value };
-    if (minutes !== "") change.duration = Math.max(1, Math.round(Number(minutes) * 60));
     busy(submitter(event), region, async () => {
+      if (minutes !== "") {
+        const seconds = Math.round(Number(minutes) * 60);
+        if (!Number.isFinite(seconds) || seconds < 1) {
+          show(region, errorBox("The duration is a number of minutes (at least 0.1), or empty for no revert."));
+          return;
+        }
+        change.duration = seconds;
+      }
       const answer = await call("POST", "/logging/level", { json: change });
       if (!answer.ok) {
         show(region, errorBox(describeError(answer.status, answer.data)));
