@@ -92,12 +92,15 @@ async def test_query_filters(make_factory: MakeFactory, make_app: MakeApp, query
 async def test_router_included_with_a_prefix_and_the_default_factory() -> None:
     app = FastAPI()
     app.include_router(router, prefix="/c2c")
+    saved = FACTORY.checks  # other packages' tests may share the process-wide factory: restore it
     FACTORY.clear()
     try:
         FACTORY.add(Ok(name="from-global"))
         response = await get(app, "/c2c/health_checks")
     finally:
         FACTORY.clear()
+        for check in saved:
+            FACTORY.add(check)
     assert [entity["name"] for entity in response.json()["entities"]] == ["from-global"]
 
 
