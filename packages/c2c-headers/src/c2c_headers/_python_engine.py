@@ -25,6 +25,50 @@ _MAX_PLANS: Final = 1024
 
 _Matcher = Callable[[str], "re.Match[str] | None"]
 _Header = tuple[bytes, bytes]
+_Test = tuple[int, "_Matcher | None", "_Matcher | None", "frozenset[str] | None"]
+_Segment = tuple["_Matcher | None", tuple[_Test, ...]]
+# Path patterns are tested by blocks: one alternation of up to _BLOCK patterns first (a single call
+# into the C regex engine), then the patterns one by one only in a block that can match.
+_BLOCK: Final = 16
+# Text that may refer to a group by number or name: such a pattern is never put in an alternation
+# (the numbers would shift), it is tested alone.
+_GROUP_REFERENCE: Final = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
+
+
+def _segments(
+    rules: tuple[CompiledRule, ...], tests: list[tuple[_Matcher | None, _Matcher | None, frozenset[str] | None]]
+) -> tuple[_Segment, ...]:
+    """Group consecutive path rules into prefiltered blocks, keeping the rule order."""
+    segments: list[_Segment] = []
+    block: list[_Test] = []
+    patterns: list[str] = []
+
+    def flush() -> None:
+        prefilter = None
+        if len(block) >= 2:
+            try:
+                prefilter = re.compile("|".join(f"(?:{pattern})" for pattern in patterns)).match
+            except re.error:  # e.g. inline global flags, duplicate group names: test them alone
+                prefilter = None
+        if prefilter is not None:
+            segments.append((prefilter, tuple(block)))
+        else:
+            segments.extend((None, (test,)) for test in block)
+        block.clear()
+        patterns.clear()
+
+    for index, (rule, (netloc, path, methods)) in enumerate(zip(rules, tests, strict=True)):
+        pattern = rule.path_pattern
+        if pattern is None or _GROUP_REFERENCE.search(pattern):
+            flush()
+            segments.append((None, ((index, netloc, path, methods),)))
+            continue
+        block.append((index, netloc, path, methods))
+        patterns.append(pattern)
+        if len(block) >= _BLOCK:
+            flush()
+    flush()
+    return tuple(segments)
 
 
 def new_nonce() -> str:
@@ -53,12 +97,22 @@ class _EditPlan:
 class _Plan:
     """The rules one request matched; doubles as the `RequestMatch` of a request without nonce."""
 
-    __slots__ = ("_edit_plans", "content_type", "content_type_matchers", "keep", "nonce", "rules", "static")
+    __slots__ = (
+        "_edit_plans",
+        "content_type",
+        "content_type_matchers",
+        "keep",
+        "needs_nonce",
+        "nonce",
+        "rules",
+        "static",
+    )
 
     def __init__(self, rules: tuple[CompiledRule, ...], content_type_matchers: tuple[_Matcher | None, ...]) -> None:
         self.rules = rules
         self.content_type_matchers = content_type_matchers
         self.nonce: str | None = None
+        self.needs_nonce = any(rule.nonce for rule in rules)
         self.keep = any(rule.keep_existing for rule in rules)
         self.content_type = any(rule.content_type_pattern is not None for rule in rules)
         response_free = all(
@@ -106,8 +160,8 @@ class PythonEngine:
             pattern = rule.content_type_pattern
             content_type.append(None if pattern is None else re.compile(pattern, re.IGNORECASE).match)
         self._content_type = tuple(content_type)
-        self._tests = tuple(tests)
         self._conditional = any(test != (None, None, None) for test in tests)
+        self._segments = _segments(self._rules, tests)
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._all = self._plan(tuple(range(len(self._rules)))) if self._rules else None
 
@@ -125,13 +179,17 @@ class PythonEngine:
         """Select the rules matching the request (``re.match`` on netloc and path, exact method)."""
         if self._conditional:
             matched = []
-            for index, (netloc_match, path_match, methods) in enumerate(self._tests):
-                if (
-                    (netloc_match is None or netloc_match(netloc) is not None)
-                    and (path_match is None or path_match(path) is not None)
-                    and (methods is None or method in methods)
-                ):
-                    matched.append(index)
+            for prefilter, tests in self._segments:
+                # One C-level regex tells whether any path pattern of the block can match.
+                if prefilter is not None and prefilter(path) is None:
+                    continue
+                for index, netloc_match, path_match, methods in tests:
+                    if (
+                        (netloc_match is None or netloc_match(netloc) is not None)
+                        and (path_match is None or path_match(path) is not None)
+                        and (methods is None or method in methods)
+                    ):
+                        matched.append(index)
             if not matched:
                 return None
             plan = self._plan(tuple(matched))
@@ -139,7 +197,7 @@ class PythonEngine:
             return None
         else:
             plan = self._all
-        if any(rule.nonce for rule in plan.rules):
+        if plan.needs_nonce:
             return _NonceMatch(plan, new_nonce())
         return plan
 

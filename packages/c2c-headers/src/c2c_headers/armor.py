@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from c2c_headers._engine import Engine, RequestMatch, load_engine
+from c2c_headers._engine import Engine, load_engine
 from c2c_headers._rules import HeadersConfig, compile_rules
 from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -88,7 +88,8 @@ class ArmorHeaderMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        match = self._engine.match(request_netloc(scope), request_path(scope), scope["method"])
+        engine = self._engine
+        match = engine.match(request_netloc(scope), request_path(scope), scope["method"])
         if match is None:
             await self.app(scope, receive, send)
             return
@@ -96,20 +97,15 @@ class ArmorHeaderMiddleware:
         if nonce is not None:
             # A copy: the server may share the lifespan state dict between requests.
             scope["state"] = {**scope.get("state", {}), "nonce": nonce}
-        await self.app(scope, receive, _HeaderSender(self._engine, match, send))
+        apply = engine.apply
 
+        # Per-request state lives in this closure only (never on the middleware instance).
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", ())
+                message["headers"] = apply(
+                    match, message["status"], headers if type(headers) is list else list(headers)
+                )
+            await send(message)
 
-class _HeaderSender:
-    """The ``send`` wrapper of one request (all per-request state lives here)."""
-
-    __slots__ = ("_engine", "_match", "_send")
-
-    def __init__(self, engine: Engine, match: RequestMatch, send: Send) -> None:
-        self._engine = engine
-        self._match = match
-        self._send = send
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = self._engine.apply(self._match, message["status"], list(message.get("headers", ())))
-        await self._send(message)
+        await self.app(scope, receive, send_with_headers)

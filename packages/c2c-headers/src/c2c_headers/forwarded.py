@@ -20,7 +20,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 from c2c_headers.types import ASGIApp, Receive, Scope, Send
 
@@ -49,6 +49,13 @@ _HOST: Final = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.
 _PREFIX: Final = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?")
 _PORT: Final = re.compile(r"[0-9]{1,5}")
 _MAX_CACHE: Final = 4096
+
+_Key: TypeAlias = tuple[str, "str | None", "bytes | None", tuple[tuple[bytes, bytes], ...]]
+# (client, scheme, server, Host header, prefix); each None when unchanged.
+_Rewrite: TypeAlias = tuple[
+    "tuple[str, int] | None", "str | None", "tuple[str, int] | None", "bytes | None", "str | None"
+]
+_NO_REWRITE: Final[_Rewrite] = (None, None, None, None, None)
 
 _XFF: Final = b"x-forwarded-for"
 _XFPROTO: Final = b"x-forwarded-proto"
@@ -91,7 +98,8 @@ class TrustedHosts:
                 raise ValueError(BAD_TRUSTED_LITERAL.format(entry=entry))
             else:
                 self.literals.add(entry)
-        self._cache: dict[str, bool] = {}
+        self.cache: dict[str, bool] = {}
+        """Lookups already made (bounded), for hot paths that skip the method call."""
 
     def __contains__(self, host: object) -> bool:
         """Whether ``host`` (an address string from the scope or a header) is trusted."""
@@ -99,12 +107,12 @@ class TrustedHosts:
             return True
         if not isinstance(host, str):
             return False
-        known = self._cache.get(host)
+        known = self.cache.get(host)
         if known is None:
             known = self._lookup(host)
-            if len(self._cache) >= _MAX_CACHE:  # values come from headers: keep the cache bounded
-                self._cache.clear()
-            self._cache[host] = known
+            if len(self.cache) >= _MAX_CACHE:  # values come from headers: keep the cache bounded
+                self.cache.clear()
+            self.cache[host] = known
         return known
 
     def _lookup(self, host: str) -> bool:
@@ -251,28 +259,135 @@ class ForwardedHeadersMiddleware:
         self.trusted_hosts = TrustedHosts(trusted_hosts)
         self.headers_type = headers_type
         self.trust_prefix = trust_prefix
+        self._active = headers_type != "none"
         if headers_type == "x-forwarded":
             self._wanted = {_XFF, _XFPROTO, _XFHOST, _XFPORT} | ({_XFPREFIX} if trust_prefix else set())
         else:
             self._wanted = {_FORWARDED}
+        # Resolved rewrites by (scope type, scheme, Host, forwarded header lines): a proxy sends the
+        # same few combinations again and again; the parsing and validation then run once.
+        self._cache: dict[_Key, _Rewrite] = {}
+        self._trust_all = self.trusted_hosts.always
+        self._trusted_peers = self.trusted_hosts.cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Rewrite the scope when the peer is trusted, then run the application."""
-        if self.headers_type != "none" and scope["type"] in _SCHEMES:
+        if self._active and scope["type"] in _SCHEMES:
             client = scope.get("client")
-            if client is not None and client[0] in self.trusted_hosts:
-                found: dict[bytes, list[bytes]] = {}
+            # The peer check, through the matcher's bounded cache without a method call per request.
+            if client is not None and (
+                self._trust_all or self._trusted_peers.get(client[0]) or client[0] in self.trusted_hosts
+            ):
+                pairs: list[tuple[bytes, bytes]] = []
+                host: bytes | None = None
                 wanted = self._wanted
                 for name, value in scope["headers"]:
-                    lower = name.lower()
+                    lower = name.lower()  # servers send lower-case names, but ASGI does not require it
                     if lower in wanted:
-                        found.setdefault(lower, []).append(value)
-                if found:
-                    if self.headers_type == "x-forwarded":
-                        self._apply(scope, *self._from_x_forwarded(found))
-                    else:
-                        self._apply(scope, *self._from_forwarded(found))
+                        pairs.append((lower, value))
+                    elif lower == _HOST_HEADER:
+                        host = value
+                if pairs:
+                    key = (scope["type"], scope.get("scheme"), host, tuple(pairs))
+                    rewrite = self._cache.get(key)
+                    if rewrite is None:
+                        rewrite = self._resolve(key)
+                        if len(self._cache) >= _MAX_CACHE:  # keys come from headers: keep it bounded
+                            self._cache.clear()
+                        self._cache[key] = rewrite
+                    if rewrite is not _NO_REWRITE:
+                        self._commit(scope, rewrite, host)
         await self.app(scope, receive, send)
+
+    def _resolve(self, key: _Key) -> _Rewrite:
+        """Compute the rewrite for one combination of scope type, scheme, Host and forwarded headers."""
+        scope_type, current_scheme, host_header, pairs = key
+        found: dict[bytes, list[bytes]] = {}
+        for name, value in pairs:
+            found.setdefault(name, []).append(value)
+        if self.headers_type == "x-forwarded":
+            client, proto, host_value, port_value, prefix = self._from_x_forwarded(found)
+        else:
+            client, proto, host_value, port_value, prefix = self._from_forwarded(found)
+        original_host = None if host_header is None else host_header.decode("latin-1")
+
+        new_client: tuple[str, int] | None = None
+        if client:
+            address, port = _split_node(client)
+            if address and address != "unknown" and not address.startswith("_"):
+                new_client = (address, port or 0)
+
+        scheme = current_scheme or ("http" if scope_type == "http" else "ws")
+        new_scheme: str | None = None
+        if proto is not None:
+            new_scheme = _SCHEMES[scope_type].get(proto.strip().lower())
+            if new_scheme is None:
+                _LOG.debug("forwarded headers: ignoring the invalid scheme %r", proto)
+            else:
+                scheme = new_scheme
+
+        host: tuple[str, int | None] | None = None
+        if host_value is not None:
+            host = _valid_host(host_value)
+            if host is None:
+                _LOG.debug("forwarded headers: ignoring the invalid host %r", host_value)
+        forwarded_port: int | None = None
+        if port_value is not None:
+            forwarded_port = _port(port_value)
+            if forwarded_port is None:
+                _LOG.debug("forwarded headers: ignoring the invalid port %r", port_value)
+        if host is None and forwarded_port is not None and original_host is not None:
+            # Only the port was forwarded: the request's host name with the public port.
+            own = _valid_host(original_host)
+            host = None if own is None else (own[0], None)
+        server: tuple[str, int] | None = None
+        new_host: bytes | None = None
+        if host is not None:
+            host_name, port = host
+            port = port or forwarded_port
+            default_port = _DEFAULT_PORTS[scheme]
+            server = (host_name, port or default_port)
+            display = f"[{host_name}]" if ":" in host_name else host_name
+            if port is not None and port != default_port:
+                display = f"{display}:{port}"
+            new_host = display.encode("latin-1")
+
+        new_prefix: str | None = None
+        if prefix is not None:
+            if _PREFIX.fullmatch(prefix) and "//" not in prefix:
+                new_prefix = prefix.rstrip("/")
+            else:
+                _LOG.debug("forwarded headers: ignoring the invalid prefix %r", prefix)
+
+        rewrite = (new_client, new_scheme, server, new_host, new_prefix)
+        return _NO_REWRITE if rewrite == _NO_REWRITE else rewrite
+
+    @staticmethod
+    def _commit(scope: Scope, rewrite: _Rewrite, host: bytes | None) -> None:
+        """Write a rewrite into the scope, keeping the original values under ORIGINAL_SCOPE_KEY."""
+        client, scheme, server, new_host, prefix = rewrite
+        scope[ORIGINAL_SCOPE_KEY] = {
+            "client": scope.get("client"),
+            "scheme": scope.get("scheme"),
+            "server": scope.get("server"),
+            "host": None if host is None else host.decode("latin-1"),
+            "root_path": scope.get("root_path", ""),
+            "path": scope.get("path"),
+        }
+        if client is not None:
+            scope["client"] = client
+        if scheme is not None:
+            scope["scheme"] = scheme
+        if new_host is not None:
+            scope["server"] = server
+            headers = [header for header in scope["headers"] if header[0].lower() != _HOST_HEADER]
+            headers.append((_HOST_HEADER, new_host))
+            scope["headers"] = headers
+        if prefix is not None:
+            scope["root_path"] = prefix + scope.get("root_path", "")
+            scope["path"] = prefix + scope.get("path", "")
+            if isinstance(scope.get("raw_path"), bytes):
+                scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
 
     def _walk(self, addresses: list[str]) -> int:
         """Index (from the left) of the client: the first untrusted address from the right."""
@@ -315,8 +430,6 @@ class ForwardedHeadersMiddleware:
         self, found: dict[bytes, list[bytes]]
     ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
         elements = parse_forwarded(b",".join(found[_FORWARDED]).decode("latin-1"))
-        if not elements:
-            return None, None, None, None, None
         index = self._walk([element.get("for", "") for element in elements])
 
         def field(key: str) -> str | None:
@@ -327,83 +440,3 @@ class ForwardedHeadersMiddleware:
             return None
 
         return field("for"), field("proto"), field("host"), None, None
-
-    def _apply(
-        self,
-        scope: Scope,
-        client: str | None,
-        proto: str | None,
-        host_value: str | None,
-        port_value: str | None,
-        prefix: str | None,
-    ) -> None:
-        headers: list[Any] = scope["headers"]
-        original_host: str | None = None
-        for name, value in headers:
-            if name.lower() == _HOST_HEADER:
-                original_host = value.decode("latin-1")
-                break
-        original = {
-            "client": scope.get("client"),
-            "scheme": scope.get("scheme"),
-            "server": scope.get("server"),
-            "host": original_host,
-            "root_path": scope.get("root_path", ""),
-            "path": scope.get("path"),
-        }
-        changed = False
-
-        if client:
-            address, port = _split_node(client)
-            if address and address not in ("unknown",) and not address.startswith("_"):
-                scope["client"] = (address, port or 0)
-                changed = True
-
-        scheme = scope.get("scheme", "http" if scope["type"] == "http" else "ws")
-        if proto is not None:
-            mapped = _SCHEMES[scope["type"]].get(proto.strip().lower())
-            if mapped is None:
-                _LOG.debug("forwarded headers: ignoring the invalid scheme %r", proto)
-            else:
-                scheme = scope["scheme"] = mapped
-                changed = True
-
-        host: tuple[str, int | None] | None = None
-        if host_value is not None:
-            host = _valid_host(host_value)
-            if host is None:
-                _LOG.debug("forwarded headers: ignoring the invalid host %r", host_value)
-        forwarded_port: int | None = None
-        if port_value is not None:
-            forwarded_port = _port(port_value)
-            if forwarded_port is None:
-                _LOG.debug("forwarded headers: ignoring the invalid port %r", port_value)
-        if host is None and forwarded_port is not None and original_host is not None:
-            # Only the port was forwarded: the request's host name with the public port.
-            own = _valid_host(original_host)
-            host = None if own is None else (own[0], None)
-        if host is not None:
-            name, port = host
-            port = port or forwarded_port
-            default_port = _DEFAULT_PORTS[scheme]
-            scope["server"] = (name, port or default_port)
-            display = f"[{name}]" if ":" in name else name
-            if port is not None and port != default_port:
-                display = f"{display}:{port}"
-            scope["headers"] = [header for header in headers if header[0].lower() != _HOST_HEADER]
-            scope["headers"].append((_HOST_HEADER, display.encode("latin-1")))
-            changed = True
-
-        if prefix is not None:
-            if _PREFIX.fullmatch(prefix) and "//" not in prefix:
-                prefix = prefix.rstrip("/")
-                scope["root_path"] = prefix + scope.get("root_path", "")
-                scope["path"] = prefix + scope.get("path", "")
-                if isinstance(scope.get("raw_path"), bytes):
-                    scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
-                changed = True
-            else:
-                _LOG.debug("forwarded headers: ignoring the invalid prefix %r", prefix)
-
-        if changed:
-            scope[ORIGINAL_SCOPE_KEY] = original

@@ -1,0 +1,181 @@
+"""The Python engine against a naive model of the contract (its plan cache and regex blocks are optimisations).
+
+The model below is the `c2c_headers._engine` docstring written as directly as possible: every rule
+tested one by one with ``re.match``, every edit applied to the list in turn. Hypothesis generates
+rule sets (including patterns that cannot go in an alternation: back-references, inline global
+flags, duplicate group names), requests and responses; both must give the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from c2c_headers import CSP_NONCE
+from c2c_headers._engine import CompiledRule
+from c2c_headers._python_engine import PythonEngine
+from c2c_headers._rules import compile_rules
+
+PLACEHOLDER = CSP_NONCE.encode()
+
+
+def model_match(rules: tuple[CompiledRule, ...], netloc: str, path: str, method: str) -> list[CompiledRule]:
+    return [
+        rule
+        for rule in rules
+        if (rule.netloc_pattern is None or re.match(rule.netloc_pattern, netloc))
+        and (rule.path_pattern is None or re.match(rule.path_pattern, path))
+        and (rule.methods is None or method in rule.methods)
+    ]
+
+
+def model_apply(
+    matched: list[CompiledRule], nonce: str | None, status: int, headers: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    content_types = [value.decode("latin-1") for name, value in headers if name.lower() == b"content-type"]
+    result = list(headers)
+    for rule in matched:
+        if not rule.status_low <= status <= rule.status_high:
+            continue
+        if rule.content_type_pattern is not None and (
+            not content_types or not re.match(rule.content_type_pattern, content_types[0], re.IGNORECASE)
+        ):
+            continue
+        for name, value in rule.edits:
+            present = any(key.lower() == name for key, _ in result)
+            if value is not None and rule.keep_existing and present:
+                continue
+            result = [(key, old) for key, old in result if key.lower() != name]
+            if value is not None:
+                if nonce is not None:
+                    value = value.replace(PLACEHOLDER, b"'nonce-" + nonce.encode() + b"'")
+                result.append((name, value))
+    if (
+        nonce is not None
+        and any(nonce.encode() in value for _, value in result)
+        and not any(key.lower() == b"cache-control" for key, _ in result)
+    ):
+        result.append((b"cache-control", b"no-store"))
+    return result
+
+
+PATHS = ["/", "/api/x", "/API/x", "/aa", "/ab", "/admin", "/administrator", "/c2c", "/docs", "/a/b/docs", "/x/y"]
+PATH_PATTERNS = [
+    r"^/api/",
+    r"^/(api|admin)",
+    r"/admin$",
+    r"^/(a)\1",  # a back-reference: never in an alternation
+    r"(?i)^/api",  # inline global flag: only valid at the start, so tested alone
+    r"^/(?P<x>a)",  # named groups, twice: duplicate names in an alternation
+    r"^/(?P<x>a)b",
+    r"^/(?P<y>a)(?P=y)",
+    r".*docs$",
+    r"^(.*/)?c2c/?$",
+    r"^/",
+    r"^/x/",
+    r"^/nothing",
+]
+NETLOCS = ["example.com", "localhost:8000", "admin.example.com"]
+HEADER_NAMES = ["X-A", "X-B", "Cache-Control", "Content-Security-Policy", "Server"]
+APP_HEADERS = st.lists(
+    st.tuples(
+        st.sampled_from([b"x-a", b"X-B", b"content-type", b"Cache-Control", b"server", b"x-other"]),
+        st.sampled_from([b"app", b"text/html", b"application/json", b"v"]),
+    ),
+    max_size=5,
+)
+
+
+@st.composite
+def rule_sets(draw: st.DrawFn) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for index in range(draw(st.integers(0, 40))):
+        rule: dict[str, Any] = {}
+        if draw(st.booleans()):
+            rule["path_match"] = draw(st.sampled_from(PATH_PATTERNS))
+        if draw(st.integers(0, 5)) == 0:
+            rule["netloc_match"] = draw(st.sampled_from([r"^localhost(:\d+)?$", r"^admin\.", r"example"]))
+        if draw(st.integers(0, 5)) == 0:
+            rule["methods"] = draw(st.lists(st.sampled_from(["GET", "POST", "HEAD"]), min_size=1, max_size=2))
+        if draw(st.integers(0, 4)) == 0:
+            low = draw(st.integers(100, 599))
+            rule["status_code"] = draw(st.sampled_from([low, (low, min(999, low + 99))]))
+        if draw(st.integers(0, 4)) == 0:
+            rule["content_type_match"] = draw(st.sampled_from(["^text/html", "application/", "TEXT"]))
+        if draw(st.integers(0, 4)) == 0:
+            rule["keep_existing"] = True
+        rule["order"] = draw(st.integers(-1, 2))
+        headers: dict[str, Any] = {}
+        for name in draw(st.lists(st.sampled_from(HEADER_NAMES), unique=True, max_size=3)):
+            if name == "Content-Security-Policy":
+                headers[name] = draw(st.sampled_from([{"script-src": [CSP_NONCE]}, "default-src 'self'", None]))
+            else:
+                headers[name] = draw(st.sampled_from(["v1", "v2", None, f"x {CSP_NONCE}"]))
+        rule["headers"] = headers
+        config[f"rule{index}"] = rule
+    return config
+
+
+@given(
+    config=rule_sets(),
+    use_default=st.booleans(),
+    netloc=st.sampled_from(NETLOCS),
+    path=st.sampled_from(PATHS),
+    method=st.sampled_from(["GET", "POST"]),
+    status=st.sampled_from([200, 204, 404, 500]),
+    headers=APP_HEADERS,
+)
+@example(
+    config={f"r{i}": {"path_match": "^/api/", "headers": {"X-A": str(i)}} for i in range(20)},
+    use_default=False,
+    netloc="example.com",
+    path="/api/x",
+    method="GET",
+    status=200,
+    headers=[],
+)
+def test_engine_equals_model(
+    config: dict[str, Any],
+    use_default: bool,
+    netloc: str,
+    path: str,
+    method: str,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    rules = compile_rules(config, use_default)
+    engine = PythonEngine(rules)
+    expected_rules = model_match(rules, netloc, path, method)
+    for _ in range(2):  # the second time through the plan caches
+        match = engine.match(netloc, path, method)
+        if not expected_rules:
+            assert match is None
+            continue
+        assert match is not None
+        assert (match.nonce is not None) == any(rule.nonce for rule in expected_rules)
+        assert engine.apply(match, status, list(headers)) == model_apply(
+            expected_rules, match.nonce, status, list(headers)
+        )
+
+
+def test_blocks_keep_rule_order_and_find_every_match() -> None:
+    config = {
+        f"r{i:02}": {"path_match": "^/" if i % 7 == 0 else f"^/p{i}/", "headers": {"X-A": str(i)}} for i in range(40)
+    }
+    rules = compile_rules(config, use_default=False)
+    engine = PythonEngine(rules)
+    match = engine.match("h", "/p20/x", "GET")
+    assert match is not None
+    # r35 (order 0, "^/") is the last matching rule: it wins
+    assert engine.apply(match, 200, []) == [(b"x-a", b"35")]
+    assert engine.apply(engine.match("h", "/p36/", "GET") or pytest.fail("no match"), 200, []) == [(b"x-a", b"36")]
+
+
+def test_apply_rejects_a_foreign_match() -> None:
+    engine = PythonEngine(())
+    with pytest.raises(TypeError, match="not a match of this engine"):
+        engine.apply(object(), 200, [])
