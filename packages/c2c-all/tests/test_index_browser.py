@@ -320,6 +320,7 @@ def test_anonymous_page(server: Server, page: tuple[Page, BrowserLog]) -> None:
     response = tab.goto(f"{server.url}/c2c/")
     assert response is not None
     assert response.status == 200
+    expect(tab).to_have_title(f"c2c admin · {LOGGER}")
     policy = response.headers["content-security-policy"]
     nonce = re.search(r"script-src 'self' 'nonce-([^']+)'", policy)
     assert nonce is not None, policy
