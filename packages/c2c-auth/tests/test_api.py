@@ -96,3 +96,27 @@ async def test_startup_warnings(
         await c2c_auth.startup(FastAPI())
     assert message in caplog.text
     assert "short" not in caplog.text.replace("shorter", "")  # the secret's value is never logged
+
+
+@pytest.mark.parametrize(
+    ("variables", "mode"),
+    [
+        ({}, "NONE"),
+        ({"C2C__AUTH__SECRET": ""}, "NONE"),  # an empty secret never enables secret mode
+        ({"C2C__AUTH__SECRET": "s", "C2C__AUTH__TEST__USERNAME": "t"}, "SECRET"),
+        ({"C2C__AUTH__TEST__USERNAME": "t", "C2C__AUTH__GITHUB__CLIENT_ID": "i"}, "TEST"),
+        ({"C2C__AUTH__GITHUB__CLIENT_ID": "i", "C2C__AUTH__GITHUB__CLIENT_SECRET": "s"}, "NONE"),  # no repository
+        (
+            {
+                "C2C__AUTH__GITHUB__CLIENT_ID": "i",
+                "C2C__AUTH__GITHUB__CLIENT_SECRET": "s",
+                "C2C__AUTH__GITHUB__REPOSITORY": "o/r",
+            },
+            "GITHUB",
+        ),
+    ],
+)
+def test_mode_precedence(env: Any, variables: dict[str, str], mode: str) -> None:
+    env.set(**variables)
+    assert c2c_auth.auth_type() is c2c_auth.AuthenticationType[mode]
+    assert c2c_auth.is_enabled() is (mode != "NONE")
