@@ -4,7 +4,12 @@
 //! and anchored with `\A`; `check::check_translated` verifies they stay inside the translator's
 //! allowlist before anything is compiled.
 
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder, SetMatches};
+use std::sync::Mutex;
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson;
+use regex_automata::{Anchored, Input, MatchKind};
 
 /// Room for large rule sets: the defaults (10 MiB program, 2 MiB lazy DFA cache) are sized for one
 /// regex, a set of thousands of patterns needs more to keep the lazy DFA from thrashing.
@@ -47,9 +52,91 @@ pub struct BuildError {
     pub reason: String,
 }
 
+/// One lazy DFA over all the patterns of a field, reporting every pattern that matches at the start.
+///
+/// `RegexSet::matches` answers the same question but costs time in proportion to the number of
+/// patterns (an overlapping search through the meta engine, then a scan of one flag per pattern);
+/// walking the lazy DFA ourselves and reading the pattern ids of the match states it enters costs
+/// time in proportion to the haystack and the patterns that match.
+#[derive(Debug)]
+struct Walker {
+    dfa: DFA,
+    /// Search caches of the lazy DFA (a search needs one exclusively; the GIL makes contention rare).
+    caches: Mutex<Vec<Cache>>,
+}
+
+impl Walker {
+    fn new(patterns: &[String]) -> Option<Walker> {
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    .cache_capacity(DFA_SIZE_LIMIT),
+            )
+            .thompson(thompson::Config::new().nfa_size_limit(Some(SIZE_LIMIT)))
+            .build_many(patterns)
+            .ok()?;
+        Some(Walker {
+            dfa,
+            caches: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The ids (ascending) of the patterns matching at the start of `haystack`, or None when the
+    /// lazy DFA gives up (the caller then asks the regex set).
+    fn search(&self, haystack: &str) -> Option<Vec<u32>> {
+        let cache = self.caches.lock().ok().and_then(|mut caches| caches.pop());
+        let mut cache = cache.unwrap_or_else(|| self.dfa.create_cache());
+        let found = self.walk(&mut cache, haystack.as_bytes());
+        if let Ok(mut caches) = self.caches.lock() {
+            caches.push(cache);
+        }
+        found
+    }
+
+    fn walk(&self, cache: &mut Cache, haystack: &[u8]) -> Option<Vec<u32>> {
+        let mut found: Vec<u32> = Vec::new();
+        let input = Input::new(haystack).anchored(Anchored::Yes);
+        let mut state = self.dfa.start_state_forward(cache, &input).ok()?;
+        let mut collect = |cache: &Cache, state| {
+            for index in 0..self.dfa.match_len(cache, state) {
+                found.push(self.dfa.match_pattern(cache, state, index).as_u32());
+            }
+        };
+        let mut dead = state.is_dead();
+        // Matches are reported one byte late: the state entered after a match's last byte (or the
+        // end-of-input transition) is a match state listing the patterns that matched.
+        for &byte in haystack {
+            if dead {
+                break;
+            }
+            state = self.dfa.next_state(cache, state, byte).ok()?;
+            if state.is_tagged() {
+                if state.is_match() {
+                    collect(cache, state);
+                } else if state.is_dead() {
+                    dead = true;
+                } else if state.is_quit() {
+                    return None;
+                }
+            }
+        }
+        if !dead {
+            state = self.dfa.next_eoi_state(cache, state).ok()?;
+            if state.is_match() {
+                collect(cache, state);
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        Some(found)
+    }
+}
+
 /// Deduplicated patterns of one field, matched in one pass.
 #[derive(Debug)]
 struct PatternIndex {
+    walker: Option<Walker>,
     set: RegexSet,
     /// For each unique pattern, the rules (ascending) that use it.
     rules_by_pattern: Vec<Vec<u32>>,
@@ -136,7 +223,13 @@ impl PatternIndex {
                 rules_by_pattern[*index as usize].push(rule as u32);
             }
         }
+        let walker = if patterns.is_empty() {
+            None
+        } else {
+            Walker::new(&patterns)
+        };
         Ok(PatternIndex {
+            walker,
             set,
             rules_by_pattern,
             unconditional,
@@ -144,31 +237,46 @@ impl PatternIndex {
         })
     }
 
-    fn matches(&self, haystack: &str) -> SetMatches {
-        self.set.matches(haystack)
+    /// The ids (ascending) of the patterns matching `haystack`.
+    fn matches(&self, haystack: &str) -> Vec<u32> {
+        if self.rules_by_pattern.is_empty() {
+            return Vec::new();
+        }
+        if let Some(found) = self
+            .walker
+            .as_ref()
+            .and_then(|walker| walker.search(haystack))
+        {
+            return found;
+        }
+        self.set
+            .matches(haystack)
+            .iter()
+            .map(|index| index as u32)
+            .collect()
     }
 
-    /// How many rules pass this field for the given set matches.
-    fn candidate_count(&self, matched: &SetMatches) -> usize {
+    /// How many rules pass this field for the given matched patterns.
+    fn candidate_count(&self, matched: &[u32]) -> usize {
         self.unconditional.len()
             + matched
                 .iter()
-                .map(|index| self.rules_by_pattern[index].len())
+                .map(|&index| self.rules_by_pattern[index as usize].len())
                 .sum::<usize>()
     }
 
-    fn candidates(&self, matched: &SetMatches) -> Vec<u32> {
+    fn candidates(&self, matched: &[u32]) -> Vec<u32> {
         let mut rules = self.unconditional.clone();
-        for index in matched.iter() {
-            rules.extend_from_slice(&self.rules_by_pattern[index]);
+        for &index in matched {
+            rules.extend_from_slice(&self.rules_by_pattern[index as usize]);
         }
         rules
     }
 
-    fn passes(&self, rule: u32, matched: &SetMatches) -> bool {
+    fn passes(&self, rule: u32, matched: &[u32]) -> bool {
         match self.pattern_of_rule[rule as usize] {
             None => true,
-            Some(index) => matched.matched(index as usize),
+            Some(index) => matched.binary_search(&index).is_ok(),
         }
     }
 }
@@ -578,6 +686,52 @@ mod tests {
         let even: Vec<u32> = (0..50).filter(|index| index % 2 == 0).collect();
         assert_eq!(matcher.match_request("h", "/a", "GET"), even);
         assert!(matcher.match_request("h", "/c", "GET").is_empty());
+    }
+
+    #[test]
+    fn dfa_walk_agrees_with_the_regex_set() {
+        let patterns: Vec<String> = [
+            r"\A(?:)",
+            r"\A(?:a)",
+            r"\A(?:a(?:\n?\z))",
+            r"\A(?:a(?m:$))",
+            r"\A(?:a\n(?m:^)b)",
+            r"\A(?:a(?-u:\b))",
+            r"\A(?:[\x{0}-\x{9}\x{B}-\x{10FFFF}]{0,}x)",
+            r"\A(?:[\x{E9}\x{212A}]+)",
+            r"\A(?:a|ab|abc)",
+            r"\A(?:[^\x{0}-\x{10FFFF}])",
+            r"\A(?:\x{2F}svc1\x{2F})",
+            r"\A(?:\x{2F}svc12\x{2F})",
+        ]
+        .iter()
+        .map(|pattern| pattern.to_string())
+        .collect();
+        let walker = Walker::new(&patterns).unwrap();
+        let set = RegexSet::new(&patterns).unwrap();
+        for haystack in [
+            "",
+            "a",
+            "a\n",
+            "a\n\n",
+            "a\nb",
+            "ab",
+            "abc",
+            "a\u{e9}",
+            "\u{e9}\u{212a}",
+            "yyyx",
+            "y\nx",
+            "/svc1/",
+            "/svc12/x",
+            "/svc123/",
+        ] {
+            let expected: Vec<u32> = set
+                .matches(haystack)
+                .iter()
+                .map(|index| index as u32)
+                .collect();
+            assert_eq!(walker.search(haystack), Some(expected), "{haystack:?}");
+        }
     }
 
     #[test]
