@@ -7,6 +7,7 @@ by hiding the module (a `None` entry in `sys.modules` makes its import raise Mod
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -62,3 +63,22 @@ def test_core_needs_no_extra() -> None:
     assert check.name == "HTTP"
     assert set(c2c_health.__all__) >= {"Check", "Result", "Factory", "FACTORY", "Redis", "SQLAlchemy", "Alembic"}
     assert c2c_health.__all__ == sorted(c2c_health.__all__, key=lambda name: (not name.isupper(), name))
+
+
+def test_lazy_names_are_stable_and_complete() -> None:
+    for name in c2c_health.__all__:
+        assert getattr(c2c_health, name) is getattr(c2c_health, name), name
+    assert set(c2c_health.__all__) <= set(dir(c2c_health))
+    assert isinstance(c2c_health.__version__, str)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        c2c_health.Nope  # noqa: B018
+
+
+def test_probe_command_loads_only_the_standard_library() -> None:
+    code = (
+        "import sys, c2c_health.__main__; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'fastapi', 'starlette', "
+        "'c2c_config', 'prometheus_client', 'sqlalchemy', 'redis'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout == "[]\n"

@@ -6,36 +6,89 @@ runs concurrently under a timeout; failures are logged in full and shown in deta
 callers allowed by the `C2C__HEALTH_CHECKS__DETAILS` setting.
 """
 
-from importlib.metadata import version as _version
+from __future__ import annotations
 
-from c2c_health._checks import HTTP, Alembic, Redis, SQLAlchemy, Wrong
-from c2c_health._core import (
-    FACTORY,
-    GENERIC_ERROR,
-    TIMEOUT_ERROR,
-    Check,
-    EntityResult,
-    Factory,
-    GlobalResult,
-    Outcome,
-    Report,
-    Result,
-    parse_filter,
-)
-from c2c_health._http import HTTPProbeError, fetch_status
-from c2c_health._metrics import HealthMetrics, get_metrics
-from c2c_health._router import DEFAULT_PATHS, Authorizer, create_router
-from c2c_health._settings import DetailVisibility, HealthChecksSettings, HealthSettingsSource, Settings
+import importlib
+import threading
+from typing import TYPE_CHECKING, Any
 
-__version__ = _version("c2c-health")
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from c2c_health._checks import HTTP, Alembic, Redis, SQLAlchemy, Wrong
+    from c2c_health._core import (
+        FACTORY,
+        GENERIC_ERROR,
+        TIMEOUT_ERROR,
+        Check,
+        EntityResult,
+        Factory,
+        GlobalResult,
+        Outcome,
+        Report,
+        Result,
+        parse_filter,
+    )
+    from c2c_health._http import HTTPProbeError, fetch_status
+    from c2c_health._metrics import HealthMetrics, get_metrics
+    from c2c_health._router import DEFAULT_PATHS, Authorizer, create_router
+    from c2c_health._settings import DetailVisibility, HealthChecksSettings, HealthSettingsSource, Settings
+
+    __version__: str
+    router: APIRouter
+    """A router on `FACTORY` with no authorize function: `app.include_router(router, prefix="/c2c")`."""
 
 LIVENESS = "liveness"
 """Tag of the checks a liveness probe runs: only the process's own state, never an external service."""
 READINESS = "readiness"
 """Tag of the checks a readiness probe runs: the dependencies without which requests cannot be served."""
 
-router = create_router()
-"""A router on `FACTORY` with no authorize function: include it, e.g. `app.include_router(router, prefix="/c2c")`."""
+# Names are imported on first access (module __getattr__), so that `python -m c2c_health`, the
+# container probe, loads only the standard library and starts fast.
+_MODULES = {
+    "_checks": ("HTTP", "Alembic", "Redis", "SQLAlchemy", "Wrong"),
+    "_core": (
+        "FACTORY",
+        "GENERIC_ERROR",
+        "TIMEOUT_ERROR",
+        "Check",
+        "EntityResult",
+        "Factory",
+        "GlobalResult",
+        "Outcome",
+        "Report",
+        "Result",
+        "parse_filter",
+    ),
+    "_http": ("HTTPProbeError", "fetch_status"),
+    "_metrics": ("HealthMetrics", "get_metrics"),
+    "_router": ("DEFAULT_PATHS", "Authorizer", "create_router"),
+    "_settings": ("DetailVisibility", "HealthChecksSettings", "HealthSettingsSource", "Settings"),
+}
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
+_LOCK = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    with _LOCK:
+        if name in globals():
+            return globals()[name]
+        value: Any
+        if name == "__version__":
+            value = importlib.import_module("importlib.metadata").version("c2c-health")
+        elif name == "router":
+            value = importlib.import_module("c2c_health._router").create_router()
+        elif name in _LAZY:
+            value = getattr(importlib.import_module(f"c2c_health.{_LAZY[name]}"), name)
+        else:
+            raise AttributeError(f"module 'c2c_health' has no attribute {name!r}")
+        globals()[name] = value  # later accesses do not come here: the same object every time
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "DEFAULT_PATHS",

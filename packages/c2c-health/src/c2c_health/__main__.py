@@ -1,7 +1,7 @@
 """`python -m c2c_health URL`: a probe for container HEALTHCHECK and exec probes.
 
 Exit status 0 when the URL answers 2xx within the timeout, else 1 with one line on stderr saying
-why (never 2, which Docker reserves).
+why (never 2, which Docker reserves). Imports only the standard library: it starts fast.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from c2c_config import redact_url
-from c2c_health._http import HTTPProbeError, fetch_status
+from c2c_health._http import HTTPProbeError, fetch_status, mask_password
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -40,7 +39,7 @@ async def _fetch(url: str, seconds: float) -> int:
 
 def probe(url: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[bool, str]:
     """GET `url` once; return whether it answered 2xx within `timeout` seconds, and why (one line)."""
-    shown = redact_url(url)
+    shown = mask_password(url)
     try:
         status = asyncio.run(_fetch(url, timeout))
     except TimeoutError:

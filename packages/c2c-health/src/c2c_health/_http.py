@@ -1,7 +1,8 @@
 """A minimal HTTP/1.1 client on asyncio streams: send one request, read the status line, close.
 
 Enough for probing a health URL without a dependency, and cancellable at any point (a thread
-running urllib could not be interrupted by a timeout).
+running urllib could not be interrupted by a timeout). Standard library only, so that
+`python -m c2c_health` starts fast.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import ssl
 import urllib.parse
 from collections.abc import Mapping
 
-from c2c_config import redact_url
-
 USER_AGENT = "c2c-health"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -23,15 +22,27 @@ class HTTPProbeError(Exception):
     """The URL is invalid or the server's answer is not HTTP."""
 
 
+def mask_password(url: str) -> str:
+    """The URL with its password, if any, replaced by `***` (for messages; stdlib only, unlike c2c_config)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+
+
 def validate_url(url: str) -> urllib.parse.SplitResult:
     """Parse an `http://` or `https://` URL with a host; raise `ValueError` otherwise."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"{redact_url(url)!r} is not an http:// or https:// URL with a host")
+        raise ValueError(f"{mask_password(url)!r} is not an http:// or https:// URL with a host")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as error:
-        raise ValueError(f"{redact_url(url)!r}: {error}") from None
+        raise ValueError(f"{mask_password(url)!r}: {error}") from None
     return parts
 
 
