@@ -8,7 +8,7 @@ response headers plus one ``extend``.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -73,13 +73,13 @@ def _segments(
 
 def new_nonce() -> str:
     """128 bits from the operating system's CSPRNG, standard base64 with padding (24 characters)."""
-    return base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+    return binascii.b2a_base64(secrets.token_bytes(16), newline=False).decode("ascii")
 
 
 class _EditPlan:
     """The folded edits of one sequence of applicable rules without ``keep_existing`` edits."""
 
-    __slots__ = ("appended", "placeholder", "touched")
+    __slots__ = ("appended", "cache_control", "placeholder", "substitutions", "touched")
 
     def __init__(self, edits: Sequence[tuple[bytes, bytes | None]]) -> None:
         touched: set[bytes] = set()
@@ -91,7 +91,14 @@ class _EditPlan:
                 appended[name] = value
         self.touched: frozenset[bytes] = frozenset(touched)
         self.appended: tuple[_Header, ...] = tuple(appended.items())
-        self.placeholder = any(_PLACEHOLDER in value for _, value in self.appended)
+        # (position in `appended`, name, value split around the placeholder) for the nonce substitution
+        self.substitutions = tuple(
+            (position, name, value.split(_PLACEHOLDER))
+            for position, (name, value) in enumerate(self.appended)
+            if _PLACEHOLDER in value
+        )
+        self.placeholder = bool(self.substitutions)
+        self.cache_control = _CACHE_CONTROL in appended
 
 
 class _Plan:
@@ -217,11 +224,26 @@ class PythonEngine:
                 edits = plan.edit_plan(self._select(plan, status, headers))
             touched = edits.touched
             result = [header for header in headers if header[0].lower() not in touched]
-            if nonce is not None and edits.placeholder:
-                value = b"'nonce-" + nonce.encode("ascii") + b"'"
-                result.extend((name, text.replace(_PLACEHOLDER, value)) for name, text in edits.appended)
-            else:
+            if nonce is None:
                 result.extend(edits.appended)
+                return result
+            # The nonce path: the kept headers of the application are scanned once (usually a few).
+            encoded = nonce.encode("ascii")
+            carries, has_cache_control = edits.placeholder, edits.cache_control
+            for name, value in result:
+                if encoded in value:
+                    carries = True
+                if name.lower() == _CACHE_CONTROL:
+                    has_cache_control = True
+            base = len(result)
+            result.extend(edits.appended)
+            if edits.placeholder:
+                token = b"'nonce-" + encoded + b"'"
+                for position, name, parts in edits.substitutions:
+                    result[base + position] = (name, token.join(parts))
+            if carries and not has_cache_control:
+                result.append(_NO_STORE)
+            return result
         if nonce is not None:
             self._no_store(result, nonce)
         return result

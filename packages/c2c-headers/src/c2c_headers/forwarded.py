@@ -51,11 +51,11 @@ _PORT: Final = re.compile(r"[0-9]{1,5}")
 _MAX_CACHE: Final = 4096
 
 _Key: TypeAlias = tuple[str, "str | None", "bytes | None", tuple[tuple[bytes, bytes], ...]]
-# (client, scheme, server, Host header, prefix); each None when unchanged.
+# (client, scheme, server, Host header, prefix; each None when unchanged) + the original Host.
 _Rewrite: TypeAlias = tuple[
-    "tuple[str, int] | None", "str | None", "tuple[str, int] | None", "bytes | None", "str | None"
+    "tuple[str, int] | None", "str | None", "tuple[str, int] | None", "bytes | None", "str | None", "str | None"
 ]
-_NO_REWRITE: Final[_Rewrite] = (None, None, None, None, None)
+_NO_REWRITE: Final[_Rewrite] = (None, None, None, None, None, None)
 
 _XFF: Final = b"x-forwarded-for"
 _XFPROTO: Final = b"x-forwarded-proto"
@@ -261,9 +261,11 @@ class ForwardedHeadersMiddleware:
         self.trust_prefix = trust_prefix
         self._active = headers_type != "none"
         if headers_type == "x-forwarded":
-            self._wanted = {_XFF, _XFPROTO, _XFHOST, _XFPORT} | ({_XFPREFIX} if trust_prefix else set())
+            wanted = [_XFF, _XFPROTO, _XFHOST, _XFPORT, *([_XFPREFIX] if trust_prefix else [])]
         else:
-            self._wanted = {_FORWARDED}
+            wanted = [_FORWARDED]
+        # lower-case name -> the same bytes object (compared by identity for Host in the hot loop)
+        self._kinds: dict[bytes, bytes] = {name: name for name in [*wanted, _HOST_HEADER]}
         # Resolved rewrites by (scope type, scheme, Host, forwarded header lines): a proxy sends the
         # same few combinations again and again; the parsing and validation then run once.
         self._cache: dict[_Key, _Rewrite] = {}
@@ -280,13 +282,21 @@ class ForwardedHeadersMiddleware:
             ):
                 pairs: list[tuple[bytes, bytes]] = []
                 host: bytes | None = None
-                wanted = self._wanted
-                for name, value in scope["headers"]:
-                    lower = name.lower()  # servers send lower-case names, but ASGI does not require it
-                    if lower in wanted:
-                        pairs.append((lower, value))
-                    elif lower == _HOST_HEADER:
+                kinds = self._kinds
+                headers = scope["headers"]
+                for name, value in headers:
+                    kind = kinds.get(name)
+                    if kind is None:
+                        # Servers send lower-case names, but ASGI does not require it.
+                        if name.islower() or not name.isascii():
+                            continue
+                        kind = kinds.get(name.lower())
+                        if kind is None:
+                            continue
+                    if kind is _HOST_HEADER:
                         host = value
+                    else:
+                        pairs.append((kind, value))
                 if pairs:
                     key = (scope["type"], scope.get("scheme"), host, tuple(pairs))
                     rewrite = self._cache.get(key)
@@ -296,7 +306,26 @@ class ForwardedHeadersMiddleware:
                             self._cache.clear()
                         self._cache[key] = rewrite
                     if rewrite is not _NO_REWRITE:
-                        self._commit(scope, rewrite, host)
+                        new_client, new_scheme, server, new_host, prefix, original_host = rewrite
+                        scope[ORIGINAL_SCOPE_KEY] = {
+                            "client": client,
+                            "scheme": scope.get("scheme"),
+                            "server": scope.get("server"),
+                            "host": original_host,
+                            "root_path": scope.get("root_path", ""),
+                            "path": scope.get("path"),
+                        }
+                        if new_client is not None:
+                            scope["client"] = new_client
+                        if new_scheme is not None:
+                            scope["scheme"] = new_scheme
+                        if new_host is not None:
+                            scope["server"] = server
+                            rewritten = [header for header in headers if header[0].lower() != _HOST_HEADER]
+                            rewritten.append((_HOST_HEADER, new_host))
+                            scope["headers"] = rewritten
+                        if prefix is not None:
+                            self._add_prefix(scope, prefix)
         await self.app(scope, receive, send)
 
     def _resolve(self, key: _Key) -> _Rewrite:
@@ -359,35 +388,16 @@ class ForwardedHeadersMiddleware:
             else:
                 _LOG.debug("forwarded headers: ignoring the invalid prefix %r", prefix)
 
-        rewrite = (new_client, new_scheme, server, new_host, new_prefix)
-        return _NO_REWRITE if rewrite == _NO_REWRITE else rewrite
+        if (new_client, new_scheme, new_host, new_prefix) == (None, None, None, None):
+            return _NO_REWRITE
+        return (new_client, new_scheme, server, new_host, new_prefix, original_host)
 
     @staticmethod
-    def _commit(scope: Scope, rewrite: _Rewrite, host: bytes | None) -> None:
-        """Write a rewrite into the scope, keeping the original values under ORIGINAL_SCOPE_KEY."""
-        client, scheme, server, new_host, prefix = rewrite
-        scope[ORIGINAL_SCOPE_KEY] = {
-            "client": scope.get("client"),
-            "scheme": scope.get("scheme"),
-            "server": scope.get("server"),
-            "host": None if host is None else host.decode("latin-1"),
-            "root_path": scope.get("root_path", ""),
-            "path": scope.get("path"),
-        }
-        if client is not None:
-            scope["client"] = client
-        if scheme is not None:
-            scope["scheme"] = scheme
-        if new_host is not None:
-            scope["server"] = server
-            headers = [header for header in scope["headers"] if header[0].lower() != _HOST_HEADER]
-            headers.append((_HOST_HEADER, new_host))
-            scope["headers"] = headers
-        if prefix is not None:
-            scope["root_path"] = prefix + scope.get("root_path", "")
-            scope["path"] = prefix + scope.get("path", "")
-            if isinstance(scope.get("raw_path"), bytes):
-                scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
+    def _add_prefix(scope: Scope, prefix: str) -> None:
+        scope["root_path"] = prefix + scope.get("root_path", "")
+        scope["path"] = prefix + scope.get("path", "")
+        if isinstance(scope.get("raw_path"), bytes):
+            scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
 
     def _walk(self, addresses: list[str]) -> int:
         """Index (from the left) of the client: the first untrusted address from the right."""
