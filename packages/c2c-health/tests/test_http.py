@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from c2c_health import GENERIC_ERROR, HTTP, TIMEOUT_ERROR, Factory, HTTPProbeError, fetch_status
 from c2c_health.__main__ import main
+from c2c_health._http import parse_status_line
 from c2c_testing import free_port
 
 MakeFactory = Callable[..., Factory]
@@ -155,6 +158,29 @@ async def test_fetch_status_rejects_line_breaks_in_headers(dependency: Dependenc
     with pytest.raises(ValueError, match="line break"):
         await fetch_status(dependency.url, headers={"X": "a\r\nInjected: 1"})
     assert dependency.requests == []
+
+
+@given(st.integers(100, 999), st.sampled_from(["1.0", "1.1"]), st.text(alphabet="abcdefghij XYZ-", max_size=20))
+@example(200, "1.1", "")
+def test_parse_status_line_valid(status: int, version: str, reason: str) -> None:
+    line = f"HTTP/{version} {status} {reason}\r\n".encode()
+    assert parse_status_line(line) == status
+    assert parse_status_line(f"HTTP/{version} {status}\r\n".encode()) == status
+
+
+@given(st.binary(max_size=40))
+@example(b"")
+@example(b"HTTP/1.1 2000 OK\r\n")
+@example(b"HTTP/1.1 \xd9\xa0\xd9\xa1\xd9\xa2 OK\r\n")  # non-ASCII digits
+@example(b"SSH-2.0-OpenSSH_9.2\r\n")
+def test_parse_status_line_never_crashes(line: bytes) -> None:
+    try:
+        status = parse_status_line(line)
+    except HTTPProbeError as error:
+        assert str(error).startswith("not an HTTP response: ")
+    else:
+        assert 0 <= status <= 999
+        assert line.startswith(b"HTTP/")
 
 
 async def test_fetch_status_not_http(dependency: Dependency) -> None:

@@ -99,7 +99,13 @@ async def _exchange(parts: urllib.parse.SplitResult, request: bytes, ssl_context
         with contextlib.suppress(Exception):
             # Bounded: a TLS peer may never answer the close_notify.
             await asyncio.wait_for(writer.wait_closed(), 1.0)
-    fields = line.decode("latin-1").split(None, 2)
-    if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit() or len(fields[1]) != 3:
+    return parse_status_line(line)
+
+
+def parse_status_line(line: bytes) -> int:
+    """The status code of an HTTP/1.x status line (`HTTP/1.1 200 OK`); `HTTPProbeError` for anything else."""
+    fields = line.decode("latin-1").split(" ", 2)
+    code = fields[1].rstrip("\r\n") if len(fields) > 1 else ""
+    if not fields[0].startswith("HTTP/") or len(code) != 3 or not all("0" <= char <= "9" for char in code):
         raise HTTPProbeError(f"not an HTTP response: {line[:80]!r}")
-    return int(fields[1])
+    return int(code)
