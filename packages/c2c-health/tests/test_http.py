@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from c2c_health import GENERIC_ERROR, HTTP, TIMEOUT_ERROR, Factory, HTTPProbeError, fetch_status
 from c2c_health.__main__ import main
-from c2c_health._http import parse_status_line
+from c2c_health._http import mask_password, parse_status_line
 from c2c_testing import free_port
 
 MakeFactory = Callable[..., Factory]
@@ -181,6 +181,21 @@ def test_parse_status_line_never_crashes(line: bytes) -> None:
     else:
         assert 0 <= status <= 999
         assert line.startswith(b"HTTP/")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:pw@h/", "http://u:***@h/"),
+        ("http://:pw@h:80/x?y=1", "http://:***@h:80/x?y=1"),
+        ("https://u:p@ss@h/", "https://u:***@h/"),  # an unencoded @ in the password
+        ("http://u@h/", "http://u@h/"),
+        ("http://h/p", "http://h/p"),
+        ("http://[::1/", "<invalid URL>"),
+    ],
+)
+def test_mask_password(url: str, shown: str) -> None:
+    assert mask_password(url) == shown
 
 
 async def test_fetch_status_not_http(dependency: Dependency) -> None:
