@@ -293,6 +293,9 @@ async def test_bearer_token_needs_the_repository_permission(
     token = fake_github.issue_token(login) if login else "ghp_forged"
     headers = {"Authorization": f"Bearer {token}"}
     assert {path: (await client.get(path, headers=headers)).status_code for path in expected} == expected
+    if login is None:
+        refused = await client.get("/c2c/logged", headers=headers)
+        assert refused.json()["detail"] == _core.NOT_LOGGED_IN_GITHUB_MESSAGE
     status = await client.get("/c2c/auth/status", headers=headers)
     assert token not in status.text
     assert status.json()["type"] == ("github_bearer" if login else "none")

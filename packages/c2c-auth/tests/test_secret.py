@@ -101,7 +101,9 @@ async def test_wrong_secret_is_refused(secret_mode: Any, client: httpx.AsyncClie
     response = await client.post("/c2c/auth/login", data={"secret": "wrong"})
     assert response.status_code == 401
     assert COOKIE not in h.set_cookies(response)
-    assert (await client.get("/c2c/ro")).status_code == 403
+    refused = await client.get("/c2c/ro")
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "Missing or invalid secret (parameter, X-API-Key header or cookie)"
 
 
 @pytest.mark.parametrize(

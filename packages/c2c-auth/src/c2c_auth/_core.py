@@ -28,6 +28,7 @@ LOG = logging.getLogger("c2c_auth")
 
 NO_SIGNING_KEY_MESSAGE = "C2C__AUTH__JWT__SECRET is not set: GitHub authentication needs it to sign session cookies"
 NOT_LOGGED_IN_MESSAGE = "Missing or invalid secret (parameter, X-API-Key header or cookie)"
+NOT_LOGGED_IN_GITHUB_MESSAGE = "Not logged in: log in with GitHub, or send a GitHub token (Authorization: Bearer)"
 TOO_MANY_FAILURES_MESSAGE = "Too many wrong secrets from this address; try again later"
 GITHUB_UNAVAILABLE_MESSAGE = "GitHub is unavailable, authentication cannot be checked now; try again later"
 _STATE_COOKIES = "c2c_auth_cookies"
@@ -622,6 +623,10 @@ async def check_admin_access(
     return await check_access_config(auth_info, _default_config("admin"), request, response)
 
 
+def _not_logged_in_message() -> str:
+    return NOT_LOGGED_IN_GITHUB_MESSAGE if auth_type() is AuthenticationType.GITHUB else NOT_LOGGED_IN_MESSAGE
+
+
 async def _require(
     auth_info: AuthInfo, configs: list[AuthConfig], request: Request, response: Response, what: str
 ) -> None:
@@ -633,7 +638,7 @@ async def _require(
         LOG.warning("Access check failed: %s", error)
         raise forbidden(request, GITHUB_UNAVAILABLE_MESSAGE, status.HTTP_503_SERVICE_UNAVAILABLE) from error
     if not auth_info.is_logged_in:
-        raise forbidden(request, NOT_LOGGED_IN_MESSAGE)
+        raise forbidden(request, _not_logged_in_message())
     raise forbidden(request, f"You don't have {what}access to this resource")
 
 
@@ -690,7 +695,7 @@ async def get_access_context(
 async def auth_required(auth_info: Annotated[AuthInfo, Depends(get_auth)], request: Request) -> None:
     """Dependency: 403 unless logged in (any mode)."""
     if not auth_info.is_logged_in:
-        raise forbidden(request, NOT_LOGGED_IN_MESSAGE)
+        raise forbidden(request, _not_logged_in_message())
 
 
 async def require_access(
