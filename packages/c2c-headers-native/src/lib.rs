@@ -120,6 +120,7 @@ impl RuleEngine {
         let mut names = Vec::new();
         let mut values = Vec::new();
         let mut rule_names = Vec::new();
+        let mut rule_objects = Vec::new();
         for rule in rules.try_iter()? {
             let rule = rule?;
             let rule_name = repr(&rule.getattr("name")?);
@@ -184,24 +185,24 @@ impl RuleEngine {
             names.push(edit_names);
             values.push(edit_values);
             rule_names.push(rule_name);
+            rule_objects.push(rule);
         }
         let matcher = Matcher::new(&specs).map_err(|error| {
-            let spec = &specs[error.rule];
-            let pattern = match error.field {
-                Field::Netloc => &spec.netloc,
-                Field::Path => &spec.path,
-                Field::ContentType => &spec.content_type,
-            };
-            unsupported(
+            let pattern = rule_objects[error.rule].getattr(error.field.attribute())?;
+            Ok::<PyErr, PyErr>(unsupported(
                 &rule_names[error.rule],
                 error.field,
-                &format!("{:?}", pattern.as_deref().unwrap_or_default()),
+                &repr(&pattern),
                 &format!(
                     "the translated pattern does not compile in Rust: {}",
                     error.reason
                 ),
-            )
-        })?;
+            ))
+        });
+        let matcher = match matcher {
+            Ok(matcher) => matcher,
+            Err(Ok(error)) | Err(Err(error)) => return Err(error),
+        };
         Ok(RuleEngine {
             id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
             matcher,

@@ -1,0 +1,213 @@
+"""c2c_headers_native alone (without c2c-headers): the translator, the engine's surface, its errors.
+
+The differential suite against the python engine lives in c2c-headers
+(``packages/c2c-headers/tests/test_engines_agree.py``); here the reference is Python's ``re``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import re
+
+import c2c_headers_native
+import pytest
+from c2c_headers_native import Match, RuleEngine
+from c2c_headers_native._translate import UnsupportedPattern, translate
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+# The same profiles as c2c-headers' conftest (registering twice is harmless: the last one wins).
+settings.register_profile("dev", max_examples=40, deadline=None)
+settings.register_profile(
+    "ci", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """The attributes the engine reads (c2c_headers._engine.CompiledRule without the dependency)."""
+
+    name: str = "rule"
+    netloc_pattern: str | None = None
+    path_pattern: str | None = None
+    methods: frozenset[str] | None = None
+    status_low: int = 0
+    status_high: int = 999
+    content_type_pattern: str | None = None
+    edits: tuple[tuple[bytes, bytes | None], ...] = ((b"x-hit", b"1"),)
+    nonce: bool = False
+    keep_existing: bool = False
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    return RuleEngine([Rule(path_pattern=pattern)]).match("h", path, "GET") is not None
+
+
+# --- the translator -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "translated"),
+    [
+        ("", r"\A(?:)"),
+        ("ab", r"\A(?:ab)"),
+        (r"/a\.b", r"\A(?:\x{2F}a\x{2E}b)"),
+        (r"^a", r"\A(?:\Aa)"),
+        (r"a\Z", r"\A(?:a\z)"),
+        (r"a$", r"\A(?:a(?:\n?\z))"),
+        (r"(?m)^a$", r"\A(?:(?m:^)a(?m:$))"),
+        ("a*?b{2,}", r"\A(?:(?:a){0,}?(?:b){2,})"),
+        (".", r"\A(?:[\x{0}-\x{9}\x{B}-\x{D7FF}\x{E000}-\x{10FFFF}])"),
+        ("(?s).", r"\A(?:[\x{0}-\x{D7FF}\x{E000}-\x{10FFFF}])"),
+        ("(?i)k", r"\A(?:[Kk\x{212A}])"),
+        ("(?a)[^\\W\\d_]", r"\A(?:[A-Za-z])"),
+        (r"(?a)a\b", r"\A(?:a(?-u:\b))"),
+        ("[^\\s\\S]", r"\A(?:[^\x{0}-\x{10FFFF}])"),
+    ],
+)
+def test_translations(pattern: str, translated: str) -> None:
+    assert translate(pattern) == translated
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("(?=a)", "look-ahead or look-behind"),
+        ("(?<!a)b", "negative look-ahead or look-behind"),
+        (r"(a)\1", "back reference"),
+        ("(a)?(?(1)b)", "conditional"),
+        ("a*+", "possessive"),
+        ("(?>a)", "atomic"),
+        (r"a\b", r"Unicode '\b'"),
+        (r"(?a)\B", r"'\B'"),
+        ("a$b", "'$' followed by more pattern"),
+        ("(?:a$)*", "'$' followed by more pattern"),
+        ("(", "invalid Python pattern"),
+    ],
+)
+def test_refusals(pattern: str, reason: str) -> None:
+    with pytest.raises(UnsupportedPattern, match=re.escape(reason)):
+        translate(pattern)
+
+
+def test_ignorecase_is_python_case_folding() -> None:
+    # Python folds 'İ' (U+0130) to 'i' and the Kelvin sign to 'k'; Rust's (?i) does only the latter.
+    assert translate("i", ignorecase=True) == r"\A(?:[Ii\x{130}-\x{131}])"
+    assert translate("(?-i:i)", ignorecase=True) == r"\A(?:(?:i))"
+
+
+ATOMS = st.sampled_from(
+    ["a", "K", "ſ", "İ", "é", "/", "\\.", "\\n", ".", "\\d", "\\w", "\\s", "\\W", "[a-f]", "[^a]", "[\\d_]", "٣"]
+)
+SUFFIXES = st.sampled_from(["", "*", "+", "?", "{1,2}", "*?"])
+PIECES = st.tuples(ATOMS, SUFFIXES).map(lambda pair: f"(?:{pair[0]}){pair[1]}")
+PATTERNS = st.tuples(
+    st.sampled_from(["", "(?i)", "(?a)", "(?s)", "(?m)", "(?ai)"]),
+    st.lists(PIECES, max_size=4).map("".join),
+    st.sampled_from(["", "$", "\\Z", "|b", "(?m:$)"]),
+).map("".join)
+SUBJECTS = st.text(st.sampled_from("aAbKkſsSİiıé/.\n_٣9 "), max_size=6) | st.text(max_size=6)
+
+
+@given(pattern=PATTERNS, subjects=st.lists(SUBJECTS, min_size=1, max_size=10))
+@example(pattern="(?i)i", subjects=["İ", "ı", "I", "i"])
+@example(pattern=r"\d$", subjects=["٣", "٣\n", "٣\n\n", "³"])
+@example(pattern=r"(?s).", subjects=["\n"])
+def test_native_matches_like_re(pattern: str, subjects: list[str]) -> None:
+    compiled = re.compile(pattern)
+    engine = RuleEngine([Rule(path_pattern=pattern)])
+    for subject in subjects:
+        assert (engine.match("h", subject, "GET") is not None) == (compiled.match(subject) is not None), (
+            pattern,
+            subject,
+        )
+
+
+# --- the engine's surface -----------------------------------------------------------------------
+
+
+def test_version_and_name() -> None:
+    assert re.fullmatch(r"\d+\.\d+\.\d+", c2c_headers_native.__version__)
+    engine = RuleEngine([])
+    assert engine.name == "native"
+    assert engine.match("h", "/", "GET") is None
+
+
+def test_match_and_apply() -> None:
+    engine = RuleEngine(
+        [
+            Rule("csp", edits=((b"content-security-policy", b"script-src 'nonce'"),), nonce=True),
+            Rule("api", path_pattern="/api", methods=frozenset({"GET"}), edits=((b"server", None),)),
+        ]
+    )
+    match = engine.match("example.com", "/api/x", "GET")
+    assert isinstance(match, Match)
+    assert match.nonce is not None
+    assert len(base64.b64decode(match.nonce, validate=True)) == 16
+    original = [(b"Server", b"x"), (b"date", b"d")]
+    headers = engine.apply(match, 200, original)
+    assert headers == [
+        (b"date", b"d"),
+        (b"content-security-policy", f"script-src 'nonce-{match.nonce}'".encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    assert headers[0] is original[1]  # untouched headers are passed through, not copied
+    assert original == [(b"Server", b"x"), (b"date", b"d")]  # the input list is not modified
+    assert engine.match("example.com", "/api/x", "GET").nonce != match.nonce  # type: ignore[union-attr]
+
+
+def test_apply_refuses_foreign_handles() -> None:
+    engine, other = RuleEngine([Rule()]), RuleEngine([Rule()])
+    match = other.match("h", "/", "GET")
+    assert match is not None
+    with pytest.raises(ValueError, match="another engine"):
+        engine.apply(match, 200, [])
+
+    class Foreign:
+        nonce = None
+
+    with pytest.raises(TypeError):
+        engine.apply(Foreign(), 200, [])
+
+
+def test_unsupported_pattern_message_names_rule_field_and_pattern() -> None:
+    with pytest.raises(ValueError, match="^unsupported pattern ") as raised:
+        RuleEngine([Rule("fine"), Rule("admin only", path_pattern="/(?!admin)")])
+    assert str(raised.value) == (
+        "unsupported pattern '/(?!admin)' in rule 'admin only' (path_pattern): "
+        "negative look-ahead or look-behind assertion"
+    )
+
+
+def test_a_pattern_too_large_for_rust_is_refused() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^unsupported pattern '\(\?:\\\\w\{1000\}\)\{1000\}' in rule 'huge' \(netloc_pattern\): the translated",
+    ):
+        RuleEngine([Rule("huge", netloc_pattern=r"(?:\w{1000}){1000}")])
+
+
+def test_rules_are_read_once() -> None:
+    @dataclasses.dataclass
+    class Mutable:
+        name: str = "m"
+        netloc_pattern: str | None = None
+        path_pattern: str | None = None
+        methods: frozenset[str] | None = None
+        status_low: int = 0
+        status_high: int = 999
+        content_type_pattern: str | None = None
+        edits: tuple[tuple[bytes, bytes | None], ...] = ((b"x-a", b"1"),)
+        nonce: bool = False
+        keep_existing: bool = False
+
+    rule = Mutable()
+    engine = RuleEngine([rule])
+    rule.path_pattern = "/never"
+    rule.edits = ()
+    match = engine.match("h", "/", "GET")
+    assert match is not None
+    assert engine.apply(match, 200, []) == [(b"x-a", b"1")]
