@@ -84,6 +84,7 @@ class FakeGitHub:
     expires_in: int | None = None  # set: expiring user tokens with refresh tokens (GitHub App style)
     down: bool = False  # every endpoint answers 503
     hang: bool = False  # every API endpoint waits until released
+    token_answer: Response | None = None  # replaces the token endpoint's answer (malformed answers)
     release: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def reset(self) -> None:
@@ -106,6 +107,7 @@ class FakeGitHub:
         self.expires_in = None
         self.down = False
         self.hang = False
+        self.token_answer = None
 
     def issue_token(self, login: str) -> str:
         """A valid access token of `login` (as a personal access token would be)."""
@@ -157,6 +159,8 @@ def _fake_app(fake: FakeGitHub) -> Starlette:
             return refused
         form = dict(parse_qsl((await request.body()).decode()))
         fake.token_requests.append(form)
+        if fake.token_answer is not None:
+            return fake.token_answer
         if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
             return JSONResponse({"error": "incorrect_client_credentials"})
         if form.get("grant_type") == "refresh_token":

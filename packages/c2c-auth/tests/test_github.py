@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from starlette.responses import HTMLResponse, JSONResponse
 
 import c2c_auth
 from c2c_auth import _core, _github
@@ -503,3 +504,49 @@ async def test_concurrent_requests_share_one_refresh(
     assert len(refreshes) == 1
     assert all(COOKIE in h.set_cookies(response) for response in responses)
     assert (await client.get("/c2c/auth/status")).json()["is_logged_in"] is True
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # GitHub's way of refusing: 200 with an error field, or an error status
+        (JSONResponse({"error": "bad_verification_code"}), 400),
+        (JSONResponse({"message": "nope"}, status_code=401), 400),
+        (JSONResponse({"token_type": "bearer"}), 400),  # no access token
+        (JSONResponse({"access_token": "x", "token_type": "mac"}), 400),
+        # not an answer GitHub gives: treated as GitHub being unavailable
+        (HTMLResponse("<html>maintenance</html>"), 503),
+        (JSONResponse(["access_token"]), 503),
+        (JSONResponse({"message": "rate limited"}, status_code=429), 503),
+        (JSONResponse({}, status_code=302), 503),
+    ],
+)
+async def test_malformed_token_answers(
+    github_mode: Any,
+    client: httpx.AsyncClient,
+    github_http: httpx.AsyncClient,
+    fake_github: Any,
+    h: types.ModuleType,
+    answer: Any,
+    expected: int,
+) -> None:
+    fake_github.token_answer = answer
+    response = await h.oauth_login(client, github_http, fake_github, "carol")
+    assert response.status_code == expected
+    assert "error" in response.json()
+    assert COOKIE not in h.set_cookies(response)
+
+
+async def test_expired_access_token_without_refresh_token_ends_the_session(
+    github_mode: Any, client: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    keys = _core.keys()
+    assert keys is not None
+    token = fake_github.issue_token("carol")
+    ght = keys.encrypt({"at": token, "ate": int(time.time()) - 10}, "session")
+    session = keys.encode("session", {"mth": "github_oauth", "sub": "carol", "ght": ght, "pth": "/c2c/"}, 600)
+    client.cookies.set(COOKIE, session, "app.example", "/c2c/")
+    response = await client.get("/c2c/admin")
+    assert response.status_code == 403
+    assert h.set_cookies(response)[COOKIE]["max-age"] == "0"
+    assert fake_github.calls["token"] == 0
