@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Create the environment that holds the *reference* library (c2casgiutils 0.14.0 from PyPI) for
-# bench/bench_headers.py. It is never a dependency of the workspace: it lives in its own venv
+# Create the benchmark environment of bench/bench_headers.py: the *reference* library
+# (c2casgiutils 0.14.0 from PyPI) next to this checkout's c2c-headers (editable, so the bench always
+# measures the current source) and, when it builds, c2c-headers-native. All stacks then run in one
+# process, interleaved, so every ratio comes from one run.
+#
+# The reference is never a dependency of the workspace: it lives only in this venv
 # (default: <repo>/.bench-venv, ignored by git; override with BENCH_REFERENCE_VENV).
 #
-# Usage: bench/setup-reference-env.sh            # creates/updates the venv
-#        BENCH_REFERENCE_VENV=/tmp/ref bench/setup-reference-env.sh
+# Usage: bench/setup-reference-env.sh               # reference + c2c-headers (+ native if it builds)
+#        BENCH_NATIVE=0 bench/setup-reference-env.sh  # skip building the native engine
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="${BENCH_REFERENCE_VENV:-${here}/../.bench-venv}"
+repo="$(cd "${here}/.." && pwd)"
+venv="${BENCH_REFERENCE_VENV:-${repo}/.bench-venv}"
 
-uv venv --python 3.11 "${venv}"
-# c2casgiutils' ArmorHeaderMiddleware is a Starlette BaseHTTPMiddleware and its package imports
-# FastAPI, Jinja2, pydantic-settings... at import time: install what `import c2casgiutils.headers` needs.
-uv pip install --python "${venv}/bin/python" "c2casgiutils==0.14.0" "fastapi" "jinja2" "starlette"
-"${venv}/bin/python" -c "import c2casgiutils.headers as h; print('reference ready:', h.__name__)"
-echo "reference environment: ${venv}"
+uv venv --allow-existing --python 3.11 "${venv}"
+# c2casgiutils' headers module imports Starlette, FastAPI, pydantic(-settings)... at import time;
+# its own dependency metadata pulls them in. FastAPI and Jinja2 are imported but not declared
+# (reference weak point 19), so they are listed explicitly.
+uv pip install --python "${venv}/bin/python" "c2casgiutils==0.14.0" fastapi jinja2
+uv pip install --python "${venv}/bin/python" -e "${repo}/packages/c2c-headers"
+if [[ "${BENCH_NATIVE:-1}" != "0" && -f "${repo}/packages/c2c-headers-native/pyproject.toml" ]]; then
+    if ! uv pip install --python "${venv}/bin/python" "${repo}/packages/c2c-headers-native"; then
+        echo "warning: c2c-headers-native did not build; the bench will measure the python engine only" >&2
+    fi
+fi
+"${venv}/bin/python" -c "import c2casgiutils.headers, c2c_headers; print('reference and c2c-headers ready')"
+echo "benchmark environment: ${venv}"
+echo "run: ${venv}/bin/python ${repo}/bench/bench_headers.py"

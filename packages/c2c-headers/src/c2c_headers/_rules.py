@@ -39,11 +39,13 @@ class HeaderMatcher(TypedDict, total=False):
     status_code: int | tuple[int, int]
     content_type_match: str
     order: int
-    headers: Required[Mapping[str, HeaderValue]]
+    # `Any` rather than `HeaderValue`: mypy cannot infer `{...} if x else {}` against the union, and
+    # every value is validated at construction anyway.
+    headers: Required[Mapping[str, Any]]
     keep_existing: bool
 
 
-HeadersConfig: TypeAlias = Mapping[str, Mapping[str, Any]]
+HeadersConfig: TypeAlias = Mapping[str, HeaderMatcher | Mapping[str, Any]]
 """``headers_config``: rule name -> rule (a `HeaderMatcher` or a plain dict; names label error messages)."""
 
 CSP_NONCE: Final = CSP_NONCE_PLACEHOLDER
