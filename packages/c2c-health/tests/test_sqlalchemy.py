@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,7 +16,7 @@ from c2c_health import GENERIC_ERROR, TIMEOUT_ERROR, Factory, SQLAlchemy
 from c2c_testing import PostgreSQLServer
 
 try:
-    from sqlalchemy import event
+    from sqlalchemy import event, text
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
     HAVE_SQLALCHEMY = True
@@ -123,4 +125,36 @@ async def test_postgresql_stopped_fails_then_heals(make_factory: MakeFactory, po
         await asyncio.to_thread(postgresql.start)
         assert (await factory.run()).outcomes[0].status_code == 200
     finally:
+        await engine.dispose()
+
+
+async def test_frozen_postgresql_backend_times_out_then_heals(
+    make_factory: MakeFactory, postgresql: PostgreSQLServer
+) -> None:
+    # One pooled connection whose server process is stopped (SIGSTOP): a query on an established
+    # connection that never answers, the case c2casgiutils hung on forever.
+    engine = create_async_engine(postgresql.asyncpg_url, pool_size=1, max_overflow=0)
+    backend: int | None = None
+    try:
+        async with engine.connect() as connection:
+            backend = int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        factory = make_factory(timeout=0.5)
+        factory.add(SQLAlchemy(async_sessionmaker(engine)))
+        os.kill(backend, signal.SIGSTOP)
+        start = time.monotonic()
+        (outcome,) = (await factory.run()).outcomes
+        assert time.monotonic() - start < 5
+        assert outcome.payload == {"error": TIMEOUT_ERROR, "timeout": 0.5}
+        os.kill(backend, signal.SIGCONT)
+        backend = None
+        # Heals once the abandoned run has finished its cleanup (polled for at most 10 s).
+        for _ in range(20):
+            (outcome,) = (await factory.run()).outcomes
+            if outcome.status_code == 200:
+                break
+            await asyncio.sleep(0.5)
+        assert (outcome.status_code, outcome.payload) == (200, {})
+    finally:
+        if backend is not None:
+            os.kill(backend, signal.SIGCONT)
         await engine.dispose()
