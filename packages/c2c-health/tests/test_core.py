@@ -53,8 +53,10 @@ class Stubborn(Check):
     def __init__(self, release: asyncio.Event, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.release = release
+        self.calls = 0
 
     async def check(self) -> Result:
+        self.calls += 1
         while not self.release.is_set():
             try:
                 await self.release.wait()
@@ -322,18 +324,27 @@ async def test_check_that_ignores_cancellation_is_still_bounded(
     release = asyncio.Event()
     factory = make_factory(timeout=0.2)
     check = factory.add(Stubborn(release))
+    assert isinstance(check, Stubborn)
     start = time.monotonic()
     (outcome,) = (await factory.run()).outcomes
     assert time.monotonic() - start < 5
     assert outcome.payload["error"] == TIMEOUT_ERROR
     assert len(factory._abandoned) == 1  # still running, kept referenced
+    # While it is still going, probes do not start another run of that check.
+    start = time.monotonic()
+    (outcome,) = (await factory.run()).outcomes
+    assert time.monotonic() - start < 5
+    assert outcome.payload == {"error": TIMEOUT_ERROR, "timeout": 0.2, "previous_run_pending": True}
+    assert outcome.public_payload == {"error": TIMEOUT_ERROR}
+    assert check.calls == 1
     release.set()
     for _ in range(100):
         if not factory._abandoned:
             break
         await asyncio.sleep(0.01)
     assert not factory._abandoned
-    assert check.name == "Stubborn"
+    (outcome,) = (await factory.run()).outcomes  # runs again, and the event is set: healthy
+    assert (outcome.status_code, check.calls) == (200, 2)
 
 
 async def test_exception_is_logged_in_full_and_hidden_from_the_public(

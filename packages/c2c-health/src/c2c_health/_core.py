@@ -6,6 +6,7 @@ import abc
 import asyncio
 import dataclasses
 import datetime
+import functools
 import inspect
 import json
 import logging
@@ -266,8 +267,10 @@ class Factory:
         self._checks: dict[str, Check] = {}
         self._cache: dict[tuple[str, ...], _CacheEntry] = {}
         self._inflight: dict[tuple[str, ...], asyncio.Task[Report]] = {}
-        # Checks that ignored their timeout: kept referenced until they end, then their error is logged.
-        self._abandoned: set[asyncio.Task[Result]] = set()
+        # Runs still going after their timeout, by check name: kept referenced until they end (then
+        # their error is logged), and no new run of that check starts meanwhile, so a dependency
+        # that hangs even cancellation costs one pending run per check, not one per probe.
+        self._abandoned: dict[str, asyncio.Task[Result]] = {}
 
     # -- registry -------------------------------------------------------------------------------
 
@@ -381,7 +384,19 @@ class Factory:
         name = check.name
         timeout = _timeout_of(check) or default_timeout
         start = time.perf_counter()
-        task: asyncio.Task[Result] = asyncio.get_running_loop().create_task(_invoke(check), name=f"health check {name}")
+        loop = asyncio.get_running_loop()
+        previous = self._abandoned.get(name)
+        if previous is not None and not previous.done() and previous.get_loop() is loop:
+            LOG.warning("Health check %r not started: its run abandoned after a timeout is still going", name)
+            return Outcome(
+                name,
+                tuple(_tags_of(check)),
+                FAILURE_STATUS,
+                {"error": TIMEOUT_ERROR, "timeout": timeout, "previous_run_pending": True},
+                {"error": TIMEOUT_ERROR},
+                time.perf_counter() - start,
+            )
+        task: asyncio.Task[Result] = loop.create_task(_invoke(check), name=f"health check {name}")
         try:
             # wait() rather than timeout(): the bound holds even for a check that swallows cancellation.
             await asyncio.wait({task}, timeout=timeout)
@@ -395,8 +410,8 @@ class Factory:
 
         if not task.done():
             task.cancel()
-            self._abandoned.add(task)
-            task.add_done_callback(self._forget)
+            self._abandoned[name] = task
+            task.add_done_callback(functools.partial(self._forget, name))
             LOG.warning("Health check %r timed out after %g s", name, timeout)
             return outcome(FAILURE_STATUS, {"error": TIMEOUT_ERROR, "timeout": timeout}, {"error": TIMEOUT_ERROR})
         if task.cancelled():
@@ -424,8 +439,9 @@ class Factory:
             LOG.warning("Health check %r is failing with status %d: %s", name, status, shown)
         return outcome(int(status), _jsonable(returned.payload), _jsonable(_public_payload(returned)))
 
-    def _forget(self, task: asyncio.Task[Result]) -> None:
-        self._abandoned.discard(task)
+    def _forget(self, name: str, task: asyncio.Task[Result]) -> None:
+        if self._abandoned.get(name) is task:
+            del self._abandoned[name]
         if not task.cancelled() and task.exception() is not None:
             LOG.warning(
                 "Health check task %r ended after its timeout with an error", task.get_name(), exc_info=task.exception()
