@@ -28,9 +28,10 @@ rule in order:
   - else remove every header of that name and append ``(name, value)`` at the end, with every
     occurrence of the placeholder ``CSP_NONCE_PLACEHOLDER`` (bytes) in the value replaced by
     ``b"'nonce-" + nonce + b"'"``.
-Finally, when the match has a nonce and some emitted header value contains it and no
-``cache-control`` header is present, append ``(b"cache-control", b"no-store")`` (a cached nonce
-is a reused nonce). The returned list is a new list; header names emitted by rules are lower-case.
+Finally, when the match has a nonce and some header value of the resulting list contains it (the
+application's own headers included) and no ``cache-control`` header is present, append
+``(b"cache-control", b"no-store")`` (a cached nonce is a reused nonce). The returned list is a new
+list; header names emitted by rules are lower-case.
 """
 
 from __future__ import annotations
