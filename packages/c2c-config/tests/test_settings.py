@@ -237,6 +237,7 @@ def test_unknown_variables_are_reported(
     [
         "C2C__REDIS__URL",  # known
         "C2C__SOMETHING__ELSE",  # another package's section, nothing close
+        "C2C__AUTH__SECRET",  # another package's section, although close to C2C__EXAMPLE__TOKEN
         "C2C_HEADERS_ENGINE",  # not under the C2C__ prefix
         "OTHER",
     ],
@@ -269,6 +270,22 @@ def test_process_settings_reload_in_place(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ConfigError):
         reload_settings(ReloadSettings)
     assert shared.redis.db == 2  # a failed reload keeps the previous values
+
+
+def test_reload_reaches_every_process_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each package reads its own class; one reload is seen by all of them."""
+
+    class First(CoreSettings):
+        pass
+
+    class Second(CoreSettings):
+        pass
+
+    first, second = get_settings(First), get_settings(Second)
+    monkeypatch.setenv("C2C__REDIS__BROADCAST_PREFIX", "reloaded_")
+    reload_settings(First)
+    assert first.redis.broadcast_prefix == "reloaded_"
+    assert second.redis.broadcast_prefix == "reloaded_"
 
 
 def test_reload_before_first_use(monkeypatch: pytest.MonkeyPatch) -> None:

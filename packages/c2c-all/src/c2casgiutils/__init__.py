@@ -1,7 +1,72 @@
-"""c2casgiutils: part of the c2c ASGI toolkit (see the package README)."""
+"""c2casgiutils: the whole c2c ASGI toolkit under one name (drop-in for the `c2casgiutils` library).
 
+```python
+import c2casgiutils
+
+app.mount("/c2c", c2casgiutils.app)          # the admin sub-application
+await c2casgiutils.startup(app)              # in the lifespan: broadcast, logging tool, auth
+from c2casgiutils import auth, broadcast, cli, config, headers, health_checks
+```
+
+Importing the package is cheap: the sub-application and the submodules are loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from c2casgiutils import auth, broadcast, cli, config, headers, health_checks, prometheus, sentry
 
 __version__ = _version("c2c-all")
 
-__all__ = ["__version__"]
+_SUBMODULES = frozenset({"auth", "broadcast", "cli", "config", "headers", "health_checks", "prometheus", "sentry"})
+_APP: FastAPI | None = None
+
+__all__ = [
+    "__version__",
+    "app",
+    "auth",
+    "broadcast",
+    "cli",
+    "config",
+    "headers",
+    "health_checks",
+    "prometheus",
+    "sentry",
+    "shutdown",
+    "startup",
+]
+
+
+async def startup(main_app: Any = None) -> None:
+    """Start the toolkit's background parts; call it in the application's lifespan.
+
+    Starts the broadcaster (Redis when configured, else local; never fails because Redis is
+    down), the logging tool (subscribes to level changes, restores persisted overrides) and checks
+    the authentication configuration (a clear error for GitHub mode without a JWT secret).
+    """
+    from c2c_auth import startup as auth_startup
+    from c2c_broadcast import startup as broadcast_startup
+    from c2casgiutils.tools import logging_
+
+    await auth_startup()
+    await broadcast_startup(main_app)
+    await logging_.startup()
+
+
+def __getattr__(name: str) -> Any:
+    global _APP
+    if name == "app":
+        if _APP is None:
+            from c2casgiutils._app import create_app
+
+            _APP = create_app()
+        return _APP
+    if name in _SUBMODULES:
+        return importlib.import_module(f"c2casgiutils.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

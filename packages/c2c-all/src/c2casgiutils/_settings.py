@@ -8,7 +8,9 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from c2c_auth import AuthSettings
+from c2c_broadcast import BroadcastSettings
 from c2c_config import CoreSettings, Section, StringList
+from c2c_health import HealthChecksSettings
 
 
 class SentrySettings(Section):
@@ -89,6 +91,9 @@ class ToolsSettings(Section):
     """The `/c2c` tools."""
 
     logging: LoggingToolSettings = Field(default_factory=LoggingToolSettings, description="Logging tool")
+    versions_file: str = Field(
+        default="versions.json", description="The file written by c2casgiutils-genversion, served at /c2c/versions"
+    )
 
 
 class Settings(CoreSettings):
@@ -97,3 +102,5 @@ class Settings(CoreSettings):
     sentry: SentrySettings = Field(default_factory=SentrySettings, description="Sentry")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication")
     tools: ToolsSettings = Field(default_factory=ToolsSettings, description="Tools")
+    health_checks: HealthChecksSettings = Field(default_factory=HealthChecksSettings, description="Health checks")
+    broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings, description="Broadcast")

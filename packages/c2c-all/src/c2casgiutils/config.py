@@ -4,13 +4,15 @@
   import), shared by every module; `reload()` re-reads the environment into that same object.
 - `Settings()`: a fresh object built from the environment now.
 
-The machinery and the core sections come from c2c-config, the `auth` section from c2c-auth; the
-`sentry` and `tools` sections belong to this package.
+The machinery and the core sections come from c2c-config, the `auth` section from c2c-auth,
+`health_checks` from c2c-health, `broadcast` from c2c-broadcast; the `sentry` and `tools` sections
+belong to this package. `reload()` re-reads every package's settings at once.
 """
 
 from __future__ import annotations
 
 from c2c_auth import AuthSettings, CookieSettings, GitHubSettings, JWTSettings, TestAuthSettings
+from c2c_broadcast import BroadcastSettings
 from c2c_config import (
     ConfigError,
     Duration,
@@ -28,15 +30,18 @@ from c2c_config import (
     parse_duration,
     reload_settings,
 )
+from c2c_health import HealthChecksSettings
 from c2casgiutils._settings import LoggingToolSettings, SentrySettings, Settings, ToolsSettings
 
 __all__ = [
     "AuthSettings",
+    "BroadcastSettings",
     "ConfigError",
     "CookieSettings",
     "Duration",
     "FloatList",
     "GitHubSettings",
+    "HealthChecksSettings",
     "IntList",
     "JWTSettings",
     "LoggingToolSettings",

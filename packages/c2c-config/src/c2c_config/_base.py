@@ -10,6 +10,7 @@ import re
 import threading
 import types
 import typing
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -180,8 +181,10 @@ def find_unknown_variables(
         close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
         if first in top_sections or first in top_leaves:
             unknown.append(UnknownVariable(raw_name, close[0] if close else None))
-        elif close:
-            unknown.append(UnknownVariable(raw_name, close[0]))
+        elif difflib.get_close_matches(first, sorted(top_sections | top_leaves), n=1, cutoff=0.8):
+            # The section itself looks like a typo (C2C__REDDIS__URL); an unrelated section belongs
+            # to another package (C2C__AUTH__SECRET read by c2c-auth), not reported.
+            unknown.append(UnknownVariable(raw_name, close[0] if close else None))
     return unknown
 
 
@@ -254,7 +257,8 @@ def _settings_error_message(error: SettingsError) -> str:
 
 SettingsT = TypeVar("SettingsT", bound=C2CSettings)
 
-_PROCESS_SETTINGS: dict[type[C2CSettings], C2CSettings] = {}
+# Weak keys: a settings class defined and dropped (in a test) does not stay in every later reload.
+_PROCESS_SETTINGS: weakref.WeakKeyDictionary[type[C2CSettings], C2CSettings] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
@@ -271,19 +275,23 @@ def get_settings(settings_cls: type[SettingsT]) -> SettingsT:
 
 
 def reload_settings(settings_cls: type[SettingsT]) -> SettingsT:
-    """Re-read the environment into the process-wide object of `settings_cls`, in place.
+    """Re-read the environment into the process-wide object of `settings_cls`, in place, and return it.
 
-    Code holding a reference to that object (`from ... import settings`) sees the new values. On a
-    bad value `ConfigError` is raised and the previous values stay.
+    Every other process-wide settings object (each package reads its own class) is re-read too, so
+    that one reload is seen by the whole toolkit. Code holding a reference to such an object (`from
+    ... import settings`) sees the new values. On a bad value `ConfigError` is raised and every
+    object keeps its previous values.
     """
-    fresh = settings_cls()
     with _LOCK:
-        current = _PROCESS_SETTINGS.get(settings_cls)
-        if current is None:
-            _PROCESS_SETTINGS[settings_cls] = fresh
-            return fresh
-        for name in settings_cls.model_fields:
-            # Plain assignment of validated values; the model does not validate assignments.
-            object.__setattr__(current, name, getattr(fresh, name))
-        object.__setattr__(current, "__pydantic_fields_set__", set(fresh.model_fields_set))
-        return typing.cast("SettingsT", current)
+        classes = [settings_cls, *(cls for cls in list(_PROCESS_SETTINGS) if cls is not settings_cls)]
+        fresh = {cls: cls() for cls in classes}  # all built before any is changed
+        for cls, new in fresh.items():
+            current = _PROCESS_SETTINGS.get(cls)
+            if current is None:
+                _PROCESS_SETTINGS[cls] = new
+                continue
+            for name in cls.model_fields:
+                # Plain assignment of validated values; the model does not validate assignments.
+                object.__setattr__(current, name, getattr(new, name))
+            object.__setattr__(current, "__pydantic_fields_set__", set(new.model_fields_set))
+        return typing.cast("SettingsT", _PROCESS_SETTINGS[settings_cls])

@@ -21,6 +21,7 @@ Without Redis the overrides live in the process (the local broadcaster reaches o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import logging
 import re
@@ -272,10 +273,13 @@ async def startup() -> None:
 
 
 def _answers(answers: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each replica's answer: `{hostname, pid, payload}`, or `{hostname, pid, error, ...}` when it did not answer."""
     rendered = []
     for answer in answers:
-        if hasattr(answer, "model_dump"):
+        if isinstance(answer, BaseModel):
             rendered.append(answer.model_dump(mode="json"))
+        elif dataclasses.is_dataclass(answer) and not isinstance(answer, type):
+            rendered.append({**dataclasses.asdict(answer), "error": type(answer).__name__})
         else:
             rendered.append({"error": type(answer).__name__, "detail": str(answer)})
     return rendered

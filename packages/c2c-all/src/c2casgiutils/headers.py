@@ -1,0 +1,27 @@
+"""Security and forwarded headers: the public surface of c2c-headers (re-exported, nothing else here)."""
+
+from c2c_headers import (
+    CSP_NONCE,
+    DEFAULT_HEADERS_CONFIG,
+    ORIGINAL_SCOPE_KEY,
+    ArmorHeaderMiddleware,
+    EngineName,
+    ForwardedHeadersMiddleware,
+    HeaderMatcher,
+    HeadersConfig,
+    HeaderValue,
+    UnsupportedPatternError,
+)
+
+__all__ = [
+    "ArmorHeaderMiddleware",
+    "CSP_NONCE",
+    "DEFAULT_HEADERS_CONFIG",
+    "EngineName",
+    "ForwardedHeadersMiddleware",
+    "HeaderMatcher",
+    "HeaderValue",
+    "HeadersConfig",
+    "ORIGINAL_SCOPE_KEY",
+    "UnsupportedPatternError",
+]
