@@ -14,6 +14,7 @@ Importing the package is cheap: the sub-application and the submodules are loade
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +55,25 @@ async def startup(main_app: Any = None) -> None:
     from c2c_broadcast import startup as broadcast_startup
     from c2casgiutils.tools import logging_
 
-    await auth_startup()
+    await auth_startup(main_app)
     await broadcast_startup(main_app)
     await logging_.startup()
+
+
+async def shutdown() -> None:
+    """Stop what `startup` started and close the shared connections; call it at the end of the lifespan.
+
+    Stops the broadcaster (unsubscribes, no hang), closes the pooled GitHub client and the Redis
+    connections. (c2casgiutils 0.14 had no shutdown hook.)
+    """
+    from c2c_auth import shutdown as auth_shutdown
+    from c2c_broadcast import shutdown as broadcast_shutdown
+
+    await broadcast_shutdown()
+    await auth_shutdown()
+    redis_module = sys.modules.get("c2c_config.redis")  # loaded only when Redis was used
+    if redis_module is not None:
+        await redis_module.reset_factory()
 
 
 def __getattr__(name: str) -> Any:
