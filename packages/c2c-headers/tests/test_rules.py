@@ -289,3 +289,37 @@ def test_csp_dict_round_trip(policy: dict[str, list[str]]) -> None:
         name, *sources = part.split(" ")
         parsed[name] = sources
     assert parsed == policy
+
+
+_JSONISH: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 1000) | st.text(max_size=8) | st.binary(max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+_FIELD_NAMES = st.sampled_from(
+    ["headers", "path_match", "netloc_match", "methods", "status_code", "content_type_match", "order", "keep_existing"]
+)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=5),
+        st.one_of(_JSONISH, st.dictionaries(_FIELD_NAMES, _JSONISH, max_size=4)),
+        max_size=3,
+    )
+)
+@example({"r": {"headers": {"X-A": {"k": None}}}})
+@example({"r": {"headers": {"X-A": "1"}, "status_code": [None, 1]}})
+@example({"r": {"headers": {"X-A": "1"}, "methods": {"GET": 1}}})
+def test_any_configuration_compiles_or_raises_value_error(config: dict[str, Any]) -> None:
+    """Whatever users write, construction gives compiled rules or a ValueError (never another error)."""
+    try:
+        rules = compile_rules(config, use_default=False)
+    except ValueError as error:
+        assert str(error)
+        return
+    assert len(rules) == len(config)
