@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from typing import Any
 
@@ -13,11 +15,12 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
-from c2c_headers import ORIGINAL_SCOPE_KEY, ForwardedHeadersMiddleware
+from c2c_headers import ORIGINAL_SCOPE_KEY, ArmorHeaderMiddleware, ForwardedHeadersMiddleware
 from c2c_headers.forwarded import TrustedHosts, parse_forwarded
-from c2c_headers.types import Receive, Scope, Send
+from c2c_headers.types import Message, Receive, Scope, Send
 
 
 @pytest.mark.parametrize(
@@ -411,3 +414,61 @@ async def test_url_for_gives_the_public_https_url() -> None:
         direct = await client.get("/")
     assert response.json() == {"url": "https://www.example.com/", "client": "1.2.3.4"}
     assert direct.json() == {"url": "http://internal:8000/", "client": "10.1.1.1"}
+
+
+async def test_invalid_values_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    headers = [(b"x-forwarded-proto", b"gopher"), (b"x-forwarded-host", b"evil.com/x"), (b"x-forwarded-port", b"http")]
+    with caplog.at_level(logging.DEBUG, logger="c2c_headers"):
+        scope = await _run(headers)
+    assert (scope["scheme"], _host(scope)) == ("http", [b"internal:8000"])
+    messages = [record.getMessage() for record in caplog.records if record.levelno == logging.DEBUG]
+    assert "forwarded headers: ignoring the invalid scheme 'gopher'" in messages
+    assert "forwarded headers: ignoring the invalid host 'evil.com/x'" in messages
+    assert "forwarded headers: ignoring the invalid port 'http'" in messages
+
+
+async def test_websocket_through_both_middlewares(engine: str) -> None:
+    """A real Starlette websocket behind both middlewares: the public wss URL, untouched frames."""
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"url": str(websocket.url), "client": websocket.client and websocket.client.host})
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
+    stack = ForwardedHeadersMiddleware(ArmorHeaderMiddleware(app, engine=engine), trusted_hosts="testclient")
+    scope = http_scope(
+        "/ws",
+        host="internal:8000",
+        client=("testclient", 50000),
+        headers=[
+            (b"x-forwarded-proto", b"https"),
+            (b"x-forwarded-host", b"public.example"),
+            (b"x-forwarded-for", b"192.0.2.1"),
+        ],
+    )
+    scope.update(type="websocket", scheme="ws", subprotocols=[])
+    del scope["method"]
+    incoming: list[Message] = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "echo"},
+        {"type": "websocket.disconnect", "code": 1000},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await stack(scope, receive, send)
+    assert [message["type"] for message in sent] == [
+        "websocket.accept",
+        "websocket.send",
+        "websocket.send",
+        "websocket.close",
+    ]
+    assert json.loads(sent[1]["text"]) == {"url": "wss://public.example/ws", "client": "192.0.2.1"}
+    assert sent[2]["text"] == "echo"
