@@ -8,6 +8,7 @@ mod check;
 pub mod engine;
 pub mod nonce;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyo3::exceptions::{PyOSError, PyValueError};
@@ -23,10 +24,15 @@ static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
 /// An edit's value as handed back to Python.
 enum Value {
     Remove,
-    /// No placeholder: the very bytes object of the rule, returned without copying.
-    Fixed(Py<PyBytes>),
-    /// Split on the placeholder; rendered per request with the nonce.
-    WithNonce(Vec<Vec<u8>>),
+    /// No placeholder: the `(name, value)` tuple, built once and shared by every response (tuples
+    /// and bytes are immutable), with the rule's own bytes objects.
+    Fixed(Py<PyTuple>),
+    /// Split on the placeholder, rendered per request with the nonce; `as_written` serves a match
+    /// without a nonce (a placeholder in a rule that does not ask for one stays as written).
+    WithNonce {
+        parts: Vec<Vec<u8>>,
+        as_written: Py<PyTuple>,
+    },
 }
 
 /// The rule engine (see `c2c_headers._engine` for the contract).
@@ -37,8 +43,8 @@ struct RuleEngine {
     rules: Vec<RuleEdits>,
     names: Vec<Vec<Py<PyBytes>>>,
     values: Vec<Vec<Value>>,
-    cache_control: Py<PyBytes>,
-    no_store: Py<PyBytes>,
+    /// `(b"cache-control", b"no-store")`, built once.
+    no_store: Py<PyTuple>,
 }
 
 /// What `RuleEngine.match` returns: the matched rules and the request's nonce.
@@ -66,27 +72,52 @@ impl Match {
     }
 }
 
-/// Translate one Python pattern with the package's translator, and check the result.
-fn translate(
-    translator: &Bound<'_, PyAny>,
-    rule_name: &str,
-    field: Field,
-    pattern: &Bound<'_, PyAny>,
-) -> PyResult<Option<String>> {
-    if pattern.is_none() {
-        return Ok(None);
+/// The package's Python translator, with the translations of this construction memoised (rules
+/// often share patterns, e.g. one content type).
+struct Translator<'py> {
+    function: Bound<'py, PyAny>,
+    done: HashMap<(String, bool), String>,
+}
+
+impl<'py> Translator<'py> {
+    fn new(py: Python<'py>) -> PyResult<Self> {
+        let function = py
+            .import("c2c_headers_native._translate")?
+            .getattr("translate")?;
+        Ok(Translator {
+            function,
+            done: HashMap::new(),
+        })
     }
-    let py = pattern.py();
-    let refuse = |reason: &str| -> PyErr { unsupported(rule_name, field, &repr(pattern), reason) };
-    let translated = match translator.call1((pattern, field == Field::ContentType)) {
-        Ok(translated) => translated.extract::<String>()?,
-        Err(error) if error.is_instance_of::<PyValueError>(py) => {
-            return Err(refuse(&error.value(py).str()?.to_string_lossy()));
+
+    /// Translate one Python pattern and check the result against the allowlist.
+    fn translate(
+        &mut self,
+        rule_name: &str,
+        field: Field,
+        pattern: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<String>> {
+        if pattern.is_none() {
+            return Ok(None);
         }
-        Err(error) => return Err(error),
-    };
-    check::check_translated(&translated).map_err(|reason| refuse(&reason))?;
-    Ok(Some(translated))
+        let py = pattern.py();
+        let key = (pattern.extract::<String>()?, field == Field::ContentType);
+        if let Some(translated) = self.done.get(&key) {
+            return Ok(Some(translated.clone()));
+        }
+        let refuse =
+            |reason: &str| -> PyErr { unsupported(rule_name, field, &repr(pattern), reason) };
+        let translated = match self.function.call1((pattern, key.1)) {
+            Ok(translated) => translated.extract::<String>()?,
+            Err(error) if error.is_instance_of::<PyValueError>(py) => {
+                return Err(refuse(&error.value(py).str()?.to_string_lossy()));
+            }
+            Err(error) => return Err(error),
+        };
+        check::check_translated(&translated).map_err(|reason| refuse(&reason))?;
+        self.done.insert(key, translated.clone());
+        Ok(Some(translated))
+    }
 }
 
 fn repr(object: &Bound<'_, PyAny>) -> String {
@@ -112,9 +143,7 @@ impl RuleEngine {
     /// Build the engine from validated, rendered rules (read once; later changes are not seen).
     #[new]
     fn new(py: Python<'_>, rules: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let translator = py
-            .import("c2c_headers_native._translate")?
-            .getattr("translate")?;
+        let mut translator = Translator::new(py)?;
         let mut specs = Vec::new();
         let mut rule_edits = Vec::new();
         let mut names = Vec::new();
@@ -135,21 +164,18 @@ impl RuleEngine {
                 Some(accepted)
             };
             specs.push(RuleSpec {
-                netloc: translate(
-                    &translator,
+                netloc: translator.translate(
                     &rule_name,
                     Field::Netloc,
                     &rule.getattr("netloc_pattern")?,
                 )?,
-                path: translate(
-                    &translator,
+                path: translator.translate(
                     &rule_name,
                     Field::Path,
                     &rule.getattr("path_pattern")?,
                 )?,
                 methods,
-                content_type: translate(
-                    &translator,
+                content_type: translator.translate(
                     &rule_name,
                     Field::ContentType,
                     &rule.getattr("content_type_pattern")?,
@@ -167,8 +193,13 @@ impl RuleEngine {
                     .map(|value| engine::split_placeholder(value.as_bytes()));
                 edit_values.push(match (&value, &split) {
                     (None, _) => Value::Remove,
-                    (Some(_), Some(parts)) if parts.len() > 1 => Value::WithNonce(parts.clone()),
-                    (Some(value), _) => Value::Fixed(value.clone().unbind()),
+                    (Some(value), Some(parts)) if parts.len() > 1 => Value::WithNonce {
+                        parts: parts.clone(),
+                        as_written: PyTuple::new(py, [name.as_any(), value.as_any()])?.unbind(),
+                    },
+                    (Some(value), _) => {
+                        Value::Fixed(PyTuple::new(py, [name.as_any(), value.as_any()])?.unbind())
+                    }
                 });
                 edits.push(Edit {
                     name: name.as_bytes().to_vec(),
@@ -209,8 +240,14 @@ impl RuleEngine {
             rules: rule_edits,
             names,
             values,
-            cache_control: PyBytes::new(py, b"cache-control").unbind(),
-            no_store: PyBytes::new(py, b"no-store").unbind(),
+            no_store: PyTuple::new(
+                py,
+                [
+                    PyBytes::new(py, b"cache-control"),
+                    PyBytes::new(py, b"no-store"),
+                ],
+            )?
+            .unbind(),
         })
     }
 
@@ -277,10 +314,19 @@ impl RuleEngine {
         }
         let names: Vec<&[u8]> = name_objects.iter().map(|name| name.as_bytes()).collect();
         let values: Vec<&[u8]> = value_objects.iter().map(|value| value.as_bytes()).collect();
-        let content_type = names
+        // Decode the content type only when a matched rule looks at it.
+        let content_type = if handle
+            .rules
             .iter()
-            .position(|name| name.eq_ignore_ascii_case(b"content-type"))
-            .map(|index| engine::latin1(values[index]));
+            .any(|&rule| self.matcher.content_type_pattern(rule).is_some())
+        {
+            names
+                .iter()
+                .position(|name| name.eq_ignore_ascii_case(b"content-type"))
+                .map(|index| engine::latin1(values[index]))
+        } else {
+            None
+        };
         let nonce = handle.nonce.as_ref().map(|(text, _)| text.as_str());
         let applied = engine::apply(
             &self.matcher,
@@ -298,34 +344,23 @@ impl RuleEngine {
                 Out::Original(index) => items[index].clone(),
                 Out::Emitted(rule, edit) => {
                     let (rule, edit) = (rule as usize, edit as usize);
-                    let name = self.names[rule][edit].bind(py).clone();
-                    let value = match (&self.values[rule][edit], nonce) {
-                        (Value::Fixed(value), _) => value.bind(py).clone(),
-                        (Value::WithNonce(parts), Some(nonce)) => {
-                            PyBytes::new(py, &engine::render(parts, nonce))
+                    match (&self.values[rule][edit], nonce) {
+                        (Value::Fixed(pair), _) => pair.bind(py).clone().into_any(),
+                        (Value::WithNonce { parts, .. }, Some(nonce)) => {
+                            let name = self.names[rule][edit].bind(py);
+                            let value = PyBytes::new(py, &engine::render(parts, nonce));
+                            PyTuple::new(py, [name.as_any(), value.as_any()])?.into_any()
                         }
-                        // A placeholder in a rule without a nonce (the compiler never builds one):
-                        // leave the value as written.
-                        (Value::WithNonce(parts), None) => {
-                            PyBytes::new(py, &parts.join(engine::PLACEHOLDER))
+                        (Value::WithNonce { as_written, .. }, None) => {
+                            as_written.bind(py).clone().into_any()
                         }
                         (Value::Remove, _) => unreachable!("removals are never emitted"),
-                    };
-                    PyTuple::new(py, [name.into_any(), value.into_any()])?.into_any()
+                    }
                 }
             });
         }
         if applied.add_no_store {
-            out.push(
-                PyTuple::new(
-                    py,
-                    [
-                        self.cache_control.bind(py).clone(),
-                        self.no_store.bind(py).clone(),
-                    ],
-                )?
-                .into_any(),
-            );
+            out.push(self.no_store.bind(py).clone().into_any());
         }
         PyList::new(py, out)
     }

@@ -57,9 +57,9 @@ class UnsupportedPattern(ValueError):
 
 
 _EVERY_CODE_POINT: list[str] = []  # filled on first use (1.1 million characters)
-# (Python pattern of one character, flags) -> ranges; bounded, an engine only ever needs a few.
-_RANGES: dict[tuple[str, int], tuple[tuple[int, int], ...]] = {}
-_MAX_RANGES = 4096
+# (Python pattern of one character, flags) -> Rust class; bounded, an engine only ever needs a few.
+_CLASSES: dict[tuple[str, int], str] = {}
+_MAX_CLASSES = 4096
 
 
 def _every_code_point() -> str:
@@ -75,17 +75,18 @@ def _index_to_code_point(index: int) -> int:
     return index if index < _SURROGATES[0] else index + (_SURROGATES[1] - _SURROGATES[0] + 1)
 
 
-def _code_point_ranges(atom: str, flags: int) -> tuple[tuple[int, int], ...]:
-    """The inclusive code point ranges that Python's engine accepts for a one-character pattern."""
-    known = _RANGES.get((atom, flags))
+def _character_class(atom: str, flags: int) -> str:
+    """The Rust class of exactly the code points Python's engine accepts for a one-character pattern."""
+    known = _CLASSES.get((atom, flags))
     if known is None:
-        known = _RANGES[atom, flags] = _scan(atom, flags)
-        if len(_RANGES) > _MAX_RANGES:
-            _RANGES.pop(next(iter(_RANGES)))
+        known = _CLASSES[atom, flags] = _rust_class(_scan(atom, flags))
+        if len(_CLASSES) > _MAX_CLASSES:
+            _CLASSES.pop(next(iter(_CLASSES)))
     return known
 
 
 def _scan(atom: str, flags: int) -> tuple[tuple[int, int], ...]:
+    """The inclusive code point ranges that Python's engine accepts for a one-character pattern."""
     everything = _every_code_point()
     ranges: list[tuple[int, int]] = []
     for found in re.compile(f"(?:{atom})+", flags).finditer(everything):
@@ -157,9 +158,7 @@ class _Translator:
             return _rust_char(av)
         if op in (_c.LITERAL, _c.NOT_LITERAL, _c.ANY, _c.IN):
             atom = _python_atom(op, av)
-            return _rust_class(
-                _code_point_ranges(atom, (flags & _CHAR_FLAGS) | (0 if flags & re.ASCII else re.UNICODE))
-            )
+            return _character_class(atom, (flags & _CHAR_FLAGS) | (0 if flags & re.ASCII else re.UNICODE))
         if op is _c.AT:
             return self.at(str(av), flags, tail)
         if op is _c.BRANCH:
