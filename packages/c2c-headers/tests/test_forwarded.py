@@ -472,3 +472,13 @@ async def test_websocket_through_both_middlewares(engine: str) -> None:
     ]
     assert json.loads(sent[1]["text"]) == {"url": "wss://public.example/ws", "client": "192.0.2.1"}
     assert sent[2]["text"] == "echo"
+
+
+async def test_mixed_case_names_are_understood() -> None:
+    """ASGI recommends but does not require lower-case names: a "Host" line is replaced, not doubled."""
+    headers = [(b"X-Forwarded-Host", b"public.example"), (b"X-Forwarded-Proto", b"https")]
+    scope = await _run(headers, host=None)
+    scope = await _run([*headers, (b"Host", b"internal:8000")], host=None)
+    assert [value for name, value in scope["headers"] if name.lower() == b"host"] == [b"public.example"]
+    assert scope[ORIGINAL_SCOPE_KEY]["host"] == "internal:8000"
+    assert scope["scheme"] == "https"

@@ -282,6 +282,7 @@ class ForwardedHeadersMiddleware:
             ):
                 pairs: list[tuple[bytes, bytes]] = []
                 host: bytes | None = None
+                host_lower_case = True  # every Host line is spelt "host" (then compare without lower())
                 kinds = self._kinds
                 headers = scope["headers"]
                 for name, value in headers:
@@ -293,6 +294,8 @@ class ForwardedHeadersMiddleware:
                         kind = kinds.get(name.lower())
                         if kind is None:
                             continue
+                        if kind is _HOST_HEADER:
+                            host_lower_case = False
                     if kind is _HOST_HEADER:
                         host = value
                     else:
@@ -321,7 +324,10 @@ class ForwardedHeadersMiddleware:
                             scope["scheme"] = new_scheme
                         if new_host is not None:
                             scope["server"] = server
-                            rewritten = [header for header in headers if header[0].lower() != _HOST_HEADER]
+                            if host_lower_case:
+                                rewritten = [header for header in headers if header[0] != _HOST_HEADER]
+                            else:
+                                rewritten = [header for header in headers if header[0].lower() != _HOST_HEADER]
                             rewritten.append((_HOST_HEADER, new_host))
                             scope["headers"] = rewritten
                         if prefix is not None:
