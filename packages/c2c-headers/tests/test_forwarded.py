@@ -477,7 +477,8 @@ async def test_websocket_through_both_middlewares(engine: str) -> None:
 async def test_mixed_case_names_are_understood() -> None:
     """ASGI recommends but does not require lower-case names: a "Host" line is replaced, not doubled."""
     headers = [(b"X-Forwarded-Host", b"public.example"), (b"X-Forwarded-Proto", b"https")]
-    scope = await _run(headers, host=None)
+    without_host = await _run(headers, host=None)
+    assert _host(without_host) == [b"public.example"]  # a request without Host gets one
     scope = await _run([*headers, (b"Host", b"internal:8000")], host=None)
     assert [value for name, value in scope["headers"] if name.lower() == b"host"] == [b"public.example"]
     assert scope[ORIGINAL_SCOPE_KEY]["host"] == "internal:8000"
