@@ -107,6 +107,10 @@ def _text(value: str | bytes) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+class _Resync(Exception):
+    """The connection is healthy but unusable (parser out of step): replace it without an outage log."""
+
+
 class _Collector:
     """The answers of one call, and when to stop waiting for them."""
 
@@ -210,10 +214,10 @@ class _Subscriber:
                     try:
                         message = await pubsub.get_message(timeout=ping_interval / 2)
                     except UnicodeDecodeError:
-                        # decode_responses=True and someone published bytes that are not UTF-8: the
-                        # frame was read whole, the connection stays usable.
-                        self.owner.dropped("malformed", self.name, "not UTF-8")
-                        continue
+                        # decode_responses=True and someone published bytes that are not UTF-8: redis-py's
+                        # parser is left mid-frame and would fail forever. Start a fresh connection.
+                        self.owner.dropped("malformed", self.name, "not UTF-8; reconnecting")
+                        raise _Resync from None
                     now = time.monotonic()
                     if message is None:
                         if ping_sent is not None and now - ping_sent > ping_interval * 2:
@@ -249,6 +253,8 @@ class _Subscriber:
                         self._confirm_events.pop(channel, None)
             except asyncio.CancelledError:
                 raise
+            except _Resync:
+                delay = 0.0
             except (*ErrorTypes, RuntimeError) as error:
                 self._lost(error)
             finally:
@@ -261,7 +267,7 @@ class _Subscriber:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(pubsub.aclose()), timeout=2)  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay * (0.5 + random.random()))  # jitter
-            delay = min(delay * 2, max_delay)
+            delay = min(max(delay * 2, 0.05), max_delay)
 
     def _ready(self) -> None:
         if self.ever_connected and not self.connected.is_set():
@@ -316,7 +322,7 @@ class RedisBroadcaster(BaseBroadcaster):
             [f"{self.prefix}c2c_control_{secrets.token_hex(16)}"],
             [],
             self._on_request,
-            self._heartbeat_now.set,
+            self._became_ready,
         )
         self._answers = _Subscriber(
             self,
@@ -411,6 +417,7 @@ class RedisBroadcaster(BaseBroadcaster):
             self._since = time.time()
 
     def _became_ready(self) -> None:
+        self._heartbeat_now.set()  # (re-)register now: a restarted Redis lost the registry
         if self._listener.connected.is_set() and self._answers.connected.is_set():
             if self._state == "reconnecting":
                 LOG.warning("Broadcast: Redis is back (%s)", self._factory.describe())

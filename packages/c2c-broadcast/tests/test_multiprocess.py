@@ -1,0 +1,460 @@
+"""Four worker processes subscribed through a real redis-server (or Sentinel), one broadcasting test process."""
+
+# mypy: disallow-untyped-calls=False
+# (redis-py leaves pub/sub methods unannotated)
+# ruff: noqa: ASYNC220, ASYNC221
+# (the test drives redis-cli and worker processes synchronously on purpose: this process only broadcasts)
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import c2c_broadcast
+from c2c_broadcast import BroadcastResponse, BroadcastUnavailableError, ErrorAnswer, MissingAnswer, Settings
+from c2c_config import reload_settings
+from c2c_testing import RedisSentinel, RedisServer
+
+try:
+    import redis.asyncio as aioredis
+
+    from c2c_broadcast._wire import encode_request
+except ModuleNotFoundError:
+    aioredis = None  # type: ignore[assignment]
+
+WORKER_SCRIPT = Path(__file__).with_name("broadcast_worker.py")
+
+# Fast heartbeats and reconnections so that outage tests finish quickly; a long TTL so that a
+# killed worker is still registered when the next broadcast looks.
+FAST = {
+    "C2C__BROADCAST__HEARTBEAT_INTERVAL": "0.5",
+    "C2C__BROADCAST__REPLICA_TTL": "20",
+    "C2C__BROADCAST__RECONNECT_MAX_DELAY": "0.5",
+    "C2C__BROADCAST__CONNECT_TIMEOUT": "2",
+}
+
+
+def environment(settings: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without `C2C__` variables, plus `settings`."""
+    env = {name: value for name, value in os.environ.items() if not name.upper().startswith("C2C__")}
+    env.update(settings)
+    return env
+
+
+class Worker:
+    """One `broadcast_worker.py` process; its log (stderr) goes to a file."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log_file = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            env=dict(env),
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self._lines.put(raw.decode(errors="replace").strip())
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_line(self, prefix: str, timeout: float) -> str:
+        """The next stdout line starting with `prefix`; fails after `timeout` s, showing the log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"worker {self.pid}: no {prefix!r} line within {timeout} s\n{self.log()[-3000:]}")
+            try:
+                line = self._lines.get(timeout=min(remaining, 0.2))
+            except queue.Empty:
+                if self.proc.poll() is not None and self._lines.empty():
+                    raise AssertionError(
+                        f"worker {self.pid} exited ({self.proc.returncode})\n{self.log()[-3000:]}"
+                    ) from None
+                continue
+            if line.startswith(prefix):
+                return line
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, the registry entry stays until it expires."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 15) -> int:
+        """Close stdin (the worker shuts down cleanly); kill after `timeout` s. Returns the exit status."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._reader.join(timeout=5)
+        self._log_file.close()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def running_workers(env: Mapping[str, str], log_dir: Path, count: int = 4) -> Iterator[list[Worker]]:
+    """Start `count` workers, wait until each printed READY, stop them all at the end."""
+    workers = [Worker(env, log_dir / f"worker-{index}.log") for index in range(count)]
+    try:
+        for worker in workers:
+            worker.wait_line("READY", timeout=60)
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+pytestmark = [
+    pytest.mark.skipif(aioredis is None, reason="needs the redis extra: c2c-broadcast[redis]"),
+    pytest.mark.slow,
+]
+
+SECRET = "shared-secret-for-tests"
+
+
+def _settings_for(server: RedisServer, **extra: str) -> dict[str, str]:
+    return {"C2C__REDIS__URL": server.url, **FAST, **extra}
+
+
+async def _use(monkeypatch: pytest.MonkeyPatch, settings: dict[str, str]) -> None:
+    """Make this process a broadcaster with `settings` too."""
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    reload_settings(Settings)
+    await c2c_broadcast.startup()
+    assert c2c_broadcast.status().healthy
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _responses(answers: list[BroadcastResponse[Any] | MissingAnswer]) -> list[BroadcastResponse[Any]]:
+    return [a for a in answers if isinstance(a, BroadcastResponse)]
+
+
+async def _collect(pubsub: Any, seconds: float) -> list[Any]:
+    """Every message received on `pubsub` during `seconds`, decoded from JSON."""
+    received: list[Any] = []
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(remaining, 0.5))
+        if message is not None:
+            received.append(json.loads(message["data"]))
+    return received
+
+
+@pytest.fixture
+def workers(redis_server: RedisServer, tmp_path: Path) -> Iterator[list[Worker]]:
+    with running_workers(environment(_settings_for(redis_server)), tmp_path) as started:
+        _wait_for(lambda: redis_server.command("ZCARD", "broadcast_api_c2c_registry:echo") == 4, "4 registered workers")
+        yield started
+
+
+@pytest.fixture
+async def broadcaster(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> AsyncIterator[None]:
+    await _use(monkeypatch, _settings_for(redis_server))
+    yield
+    await c2c_broadcast.shutdown()
+
+
+async def test_four_workers_answer(workers: list[Worker], broadcaster: None) -> None:
+    begin = time.monotonic()
+    answers = await c2c_broadcast.broadcast("echo", {"value": 1}, expect_answers=True, timeout=10)
+    elapsed = time.monotonic() - begin
+    responses = _responses(answers)
+    assert len(answers) == len(responses) == 4
+    assert sorted(r.pid for r in responses) == sorted(w.pid for w in workers)
+    assert all(r.payload == {"pid": r.pid, "params": {"value": 1}} for r in responses)
+    assert elapsed < 5  # timeout=10: it stopped as soon as the four registered workers answered
+
+
+async def test_handler_error_comes_back_as_error_answers(workers: list[Worker], broadcaster: None) -> None:
+    answers = await c2c_broadcast.broadcast("fail", expect_answers=True, timeout=10)
+    assert len(answers) == 4
+    assert all(isinstance(a, ErrorAnswer) for a in answers)
+    assert {(a.error_type, a.message) for a in answers if isinstance(a, ErrorAnswer)} == {
+        ("RuntimeError", "worker failure")
+    }
+    assert sorted(a.pid for a in answers if isinstance(a, ErrorAnswer)) == sorted(w.pid for w in workers)
+
+
+async def test_killed_worker_is_a_missing_answer_without_waiting(workers: list[Worker], broadcaster: None) -> None:
+    victim = workers[1]
+    victim.kill()
+    begin = time.monotonic()
+    answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10)
+    elapsed = time.monotonic() - begin
+    # Still registered (its entry has not expired) but PUBLISH no longer reaches it: 3 answers, one
+    # MissingAnswer naming it, and no wait for the timeout.
+    assert sorted(r.pid for r in _responses(answers)) == sorted(w.pid for w in workers if w is not victim)
+    missing = [a for a in answers if not isinstance(a, BroadcastResponse)]
+    assert missing == [MissingAnswer(hostname=missing[0].hostname, pid=victim.pid)]
+    assert elapsed < 5
+
+
+async def test_slow_worker_is_missing_after_the_timeout(workers: list[Worker], broadcaster: None) -> None:
+    begin = time.monotonic()
+    answers = await c2c_broadcast.broadcast("slow", {"seconds": 30}, expect_answers=True, timeout=0.5)
+    elapsed = time.monotonic() - begin
+    assert sorted(a.pid or 0 for a in answers) == sorted(w.pid for w in workers)
+    assert all(type(a) is MissingAnswer for a in answers)
+    assert elapsed < 5
+    # The slow handlers do not block the listeners: an echo right after gets four answers.
+    assert len(_responses(await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10))) == 4
+
+
+async def test_monitoring_subscribers_do_not_delay_answers(
+    workers: list[Worker], broadcaster: None, redis_server: RedisServer
+) -> None:
+    """A `SUBSCRIBE` on the channel and a `PSUBSCRIBE *` inflate PUBLISH's count; the registry is not fooled."""
+    port = str(redis_server.port)
+    monitors = [
+        subprocess.Popen(["redis-cli", "-p", port, "SUBSCRIBE", "broadcast_api_echo"], stdout=subprocess.DEVNULL),
+        subprocess.Popen(["redis-cli", "-p", port, "PSUBSCRIBE", "*"], stdout=subprocess.DEVNULL),
+    ]
+    try:
+        _wait_for(
+            lambda: redis_server.command("PUBSUB", "NUMSUB", "broadcast_api_echo")[1] == 5,  # type: ignore[index]
+            "the redis-cli SUBSCRIBE",
+        )
+        _wait_for(lambda: redis_server.command("PUBSUB", "NUMPAT") == 6, "the redis-cli PSUBSCRIBE")
+        begin = time.monotonic()
+        answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10)
+        assert len(_responses(answers)) == len(answers) == 4
+        assert time.monotonic() - begin < 5  # the reference waited the full 10 s here
+    finally:
+        for monitor in monitors:
+            monitor.terminate()
+            monitor.wait(timeout=10)
+
+
+async def test_malformed_messages_are_dropped_and_logged(
+    workers: list[Worker], broadcaster: None, redis_server: RedisServer
+) -> None:
+    port = str(redis_server.port)
+    for payload in ("not json", '{"params": 5}', "[1, 2]", '{"params": {}, "answer_channel": "elsewhere"}'):
+        subprocess.run(["redis-cli", "-p", port, "PUBLISH", "broadcast_api_echo", payload], check=True, timeout=10)
+    # Bigger than max_message_size (1 MiB).
+    subprocess.run(
+        ["redis-cli", "-p", port, "-x", "PUBLISH", "broadcast_api_echo"],
+        input=json.dumps({"params": {"big": "x" * 1_500_000}}).encode(),
+        check=True,
+        timeout=10,
+        stdout=subprocess.DEVNULL,
+    )
+    for worker in workers:
+        _wait_for(lambda worker=worker: "oversized" in worker.log(), "the oversized log line")  # type: ignore[misc]
+    # Not UTF-8 (the clients decode responses): the worker replaces its connection.
+    subprocess.run(["redis-cli", "-p", port, "PUBLISH", "broadcast_api_echo", b"\xff\xfe{"], check=True, timeout=10)
+    for worker in workers:
+        _wait_for(lambda worker=worker: "not UTF-8" in worker.log(), "the not UTF-8 log line")  # type: ignore[misc]
+    # The workers are alive and still listening (within a bounded time for the fresh connection).
+    deadline = time.monotonic() + 15
+    while len(_responses(await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=5))) != 4:
+        assert time.monotonic() < deadline, "the workers did not come back after the non UTF-8 message"
+    for worker in workers:
+        log = worker.log()
+        assert "dropped a message on broadcast_api_echo (malformed: not JSON" in log
+        assert "answer_channel must be a channel of the broadcast prefix" not in log or "malformed" in log
+        assert "dropped a message on listener (malformed: not UTF-8; reconnecting)" in log
+        assert "Traceback" not in log
+
+
+async def test_interoperability_with_a_014_publisher(workers: list[Worker], redis_server: RedisServer) -> None:
+    """A publisher writing the 0.14 JSON by hand; answers parsed as 0.14 does (`BroadcastResponse(**json)`)."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    pubsub = client.pubsub()
+    try:
+        answer_channel = "broadcast_api_echoABCDEFGHIJ"  # 0.14: request channel + 10 random characters
+        await pubsub.subscribe(answer_channel)
+        receivers = await client.publish(
+            "broadcast_api_echo", json.dumps({"params": {"x": 1}, "answer_channel": answer_channel})
+        )
+        assert receivers == 4
+        fail_receivers = await client.publish(
+            "broadcast_api_fail", json.dumps({"params": {}, "answer_channel": answer_channel})
+        )
+        assert fail_receivers == 4
+        answers: list[dict[str, Any]] = []
+        async with asyncio.timeout(10):
+            while len(answers) < 8:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    answers.append(json.loads(message["data"]))
+        parsed = [BroadcastResponse[Any](**answer) for answer in answers]  # extra keys ignored, as 0.14 does
+        echoes = [p for p in parsed if isinstance(p.payload, dict) and "params" in p.payload]
+        errors = [p for p in parsed if p not in echoes]
+        assert sorted(p.pid for p in echoes) == sorted(w.pid for w in workers)
+        assert all(p.payload["params"] == {"x": 1} for p in echoes)
+        # What 0.14 expects from a failing handler.
+        assert [p.payload for p in errors] == [{"status": 500, "message": "worker failure"}] * 4
+        # A fire-and-forget 0.14 message (no answer_channel) is accepted too: no error logged.
+        await client.publish("broadcast_api_echo", json.dumps({"params": {"y": 2}}))
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+    for worker in workers:
+        assert "dropped a message" not in worker.log()
+
+
+async def test_redis_restart(
+    workers: list[Worker], broadcaster: None, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(_responses(await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10))) == 4
+    redis_server.restart()
+    deadline = time.monotonic() + 30
+    answers: list[BroadcastResponse[Any] | MissingAnswer] = []
+    while time.monotonic() < deadline:
+        try:
+            answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=2)
+        except BroadcastUnavailableError:
+            await asyncio.sleep(0.2)
+            continue
+        if len(_responses(answers)) == 4:
+            break
+        await asyncio.sleep(0.2)
+    assert len(_responses(answers)) == 4, answers
+    assert time.monotonic() < deadline  # back within 30 s
+    status = c2c_broadcast.status()
+    assert status.healthy
+    assert status.reconnections >= 1
+    # Re-registered after the restart (the registry lived in the restarted server's memory).
+    _wait_for(lambda: redis_server.command("ZCARD", "broadcast_api_c2c_registry:echo") == 4, "re-registration")
+    for worker in workers:
+        assert "lost the Redis connection" in worker.log()
+        _wait_for(lambda worker=worker: "Redis is back" in worker.log(), "the 'back' log line")  # type: ignore[misc]
+
+
+async def test_clean_shutdown_unregisters(workers: list[Worker], redis_server: RedisServer) -> None:
+    worker = workers[0]
+    begin = time.monotonic()
+    assert worker.stop() == 0
+    assert time.monotonic() - begin < 10
+    assert redis_server.command("ZCARD", "broadcast_api_c2c_registry:echo") == 3
+    assert "Traceback" not in worker.log()
+
+
+async def test_signed_messages(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings_for(redis_server, C2C__BROADCAST__SECRET=SECRET)
+    with running_workers(environment(settings), tmp_path) as started:
+        _wait_for(lambda: redis_server.command("ZCARD", "broadcast_api_c2c_registry:echo") == 4, "registration")
+        await _use(monkeypatch, settings)
+        # Signed by this process: accepted.
+        assert len(_responses(await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10))) == 4
+
+        client = aioredis.Redis.from_url(redis_server.url)
+        pubsub = client.pubsub()
+        answer_channel = "broadcast_api_c2c_answer_forgery"
+        try:
+            await pubsub.subscribe(answer_channel)
+            unsigned = json.dumps({"params": {}, "answer_channel": answer_channel})
+            forged = json.loads(
+                encode_request(
+                    "broadcast_api_echo",
+                    {},
+                    answer_channel=answer_channel,
+                    request_id="f" * 32,
+                    hostname="attacker",
+                    pid=1,
+                    now=time.time(),
+                    secret=b"wrong secret",
+                )
+            )
+            genuine = encode_request(
+                "broadcast_api_echo",
+                {"n": 1},
+                answer_channel=answer_channel,
+                request_id="a" * 32,
+                hostname="tester",
+                pid=2,
+                now=time.time(),
+                secret=SECRET.encode(),
+            )
+            tampered = json.loads(genuine)
+            tampered["params"] = {"n": 2}
+            for message in (unsigned, json.dumps(forged), json.dumps(tampered)):
+                assert await client.publish("broadcast_api_echo", message) == 4
+            # The genuine one, twice: the replay is refused.
+            await client.publish("broadcast_api_echo", genuine)
+            await client.publish("broadcast_api_echo", genuine)
+            received = await _collect(pubsub, seconds=3)
+            assert len(received) == 4  # only the genuine message, once per worker
+            assert {answer["payload"]["params"]["n"] for answer in received} == {1}
+        finally:
+            await pubsub.aclose()
+            await client.aclose()
+        for worker in started:
+            log = worker.log()
+            for reason in ("unsigned", "forged", "replayed"):
+                assert f"({reason}:" in log, (reason, log[-2000:])
+        await c2c_broadcast.shutdown()
+
+
+async def test_sentinel_failover(
+    redis_sentinel: RedisSentinel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = {
+        "C2C__REDIS__SENTINELS": redis_sentinel.sentinels_str,
+        "C2C__REDIS__SERVICENAME": redis_sentinel.service_name,
+        **FAST,
+    }
+    with running_workers(environment(settings), tmp_path):
+        await _use(monkeypatch, settings)
+        assert len(_responses(await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10))) == 4
+        redis_sentinel.failover()
+        # The old master (now a replica) goes away: every pub/sub connection to it must move.
+        redis_sentinel.replica.stop()
+        deadline = time.monotonic() + 60
+        answers: list[BroadcastResponse[Any] | MissingAnswer] = []
+        while time.monotonic() < deadline:
+            try:
+                answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=2)
+            except BroadcastUnavailableError:
+                await asyncio.sleep(0.2)
+                continue
+            if len(_responses(answers)) == 4:
+                break
+            await asyncio.sleep(0.2)
+        assert len(_responses(answers)) == 4, answers
+        await c2c_broadcast.shutdown()
