@@ -7,6 +7,7 @@ import contextvars
 import logging
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -474,3 +475,15 @@ def test_native_missing(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptu
         assert ArmorHeaderMiddleware(make_app()).engine_name == "python"
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert "python engine" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["auto", "native"])
+def test_broken_native_build_is_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """A native module that is there but fails to import (a missing dependency) raises, never falls back."""
+    package = tmp_path / "c2c_headers_native"
+    package.mkdir()
+    (package / "__init__.py").write_text("import c2c_headers_native_missing_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "c2c_headers_native", raising=False)
+    with pytest.raises(ModuleNotFoundError, match="c2c_headers_native_missing_dependency"):
+        ArmorHeaderMiddleware(make_app(), engine=name)
