@@ -337,6 +337,12 @@ def test_anonymous_page(server: Server, page: tuple[Page, BrowserLog]) -> None:
     expect(tab.locator(".summary")).to_contain_text("Unhealthy 503")
     # Anonymous callers get the generic message, not the check's own payload.
     expect(tab.locator(".check.fail .payload")).not_to_contain_text("down")
+    # Filtered by tag: only the passing check, so a green report.
+    tab.get_by_role("textbox", name="Tags").fill("liveness")
+    _button(tab, "Run checks")
+    expect(tab.locator(".summary.ok")).to_have_text(re.compile(r"^✓ Healthy 200\s*1 check, passing\s*\S+ \S?s$"))
+    expect(tab.locator(".checks > li")).to_have_count(1)
+    expect(tab.locator(".check.ok .check-name")).to_have_text("database")
 
     assert log.errors == []
     assert tab.evaluate("window.__cspViolations") == []

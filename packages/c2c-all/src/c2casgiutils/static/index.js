@@ -272,7 +272,9 @@ function renderHealth(status, data) {
       {},
       entities.length === 0
         ? "No check matches."
-        : `${entities.length} check${entities.length > 1 ? "s" : ""}, ${failing} failing`,
+        : `${entities.length} check${entities.length > 1 ? "s" : ""}, ${
+            failing ? `${failing} failing` : entities.length > 1 ? "all passing" : "passing"
+          }`,
     ),
     h("span", { class: "duration", data: { dynamic: "duration" } }, formatDuration(data?.time_taken)),
   );
