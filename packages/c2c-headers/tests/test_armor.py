@@ -13,10 +13,12 @@ from typing import Any
 import httpx
 import pytest
 from _c2c_headers_helpers import call, header_values, http_scope, make_app, make_receive, response_headers
+from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -487,3 +489,22 @@ def test_broken_native_build_is_not_hidden(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delitem(sys.modules, "c2c_headers_native", raising=False)
     with pytest.raises(ModuleNotFoundError, match="c2c_headers_native_missing_dependency"):
         ArmorHeaderMiddleware(make_app(), engine=name)
+
+
+async def test_covers_the_responses_of_middlewares_added_before(engine: str) -> None:
+    """As the README says: added after TrustedHostMiddleware, the armor also covers its 400."""
+    app = FastAPI()
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["good.example"])
+    app.add_middleware(ArmorHeaderMiddleware, engine=engine)
+
+    @app.get("/")
+    async def home() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://evil.example") as client:
+        rejected = await client.get("/")
+        accepted = await client.get("/", headers={"Host": "good.example"})
+    assert rejected.status_code == 400
+    assert rejected.headers["x-frame-options"] == "DENY"
+    assert accepted.json() == {"ok": "yes"}
+    assert accepted.headers["x-frame-options"] == "DENY"
