@@ -244,6 +244,7 @@ def page(browser: Browser) -> Iterator[tuple[Page, BrowserLog]]:
     )
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)  # instead of 5 s: two shared cores may be busy
     context.add_init_script(CSP_LISTENER)
     new_page = context.new_page()
     log = BrowserLog()
