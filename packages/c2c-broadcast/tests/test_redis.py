@@ -1,0 +1,328 @@
+"""The Redis broadcaster in one process against a real redis-server: outages, 0.14 receivers, addressing."""
+
+# mypy: disallow-untyped-calls=False
+# (redis-py leaves pub/sub methods unannotated)
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import c2c_broadcast
+from c2c_broadcast import BroadcastResponse, BroadcastUnavailableError, ErrorAnswer, MissingAnswer, Settings
+from c2c_config import reload_settings
+from c2c_testing import RedisServer, free_port
+
+try:
+    import redis.asyncio as aioredis
+
+    from c2c_broadcast.redis import RedisBroadcaster
+except ModuleNotFoundError:
+    aioredis = None  # type: ignore[assignment]
+
+pytestmark = pytest.mark.skipif(aioredis is None, reason="needs the redis extra: c2c-broadcast[redis]")
+
+HOST = socket.gethostname()
+PID = os.getpid()
+FAST = {
+    "C2C__BROADCAST__HEARTBEAT_INTERVAL": "0.5",
+    "C2C__BROADCAST__REPLICA_TTL": "5",
+    "C2C__BROADCAST__RECONNECT_MAX_DELAY": "0.3",
+    "C2C__BROADCAST__CONNECT_TIMEOUT": "1",
+}
+
+
+async def _start(monkeypatch: pytest.MonkeyPatch, url: str, **extra: str) -> None:
+    for name, value in {"C2C__REDIS__URL": url, **FAST, **extra}.items():
+        monkeypatch.setenv(name, value)
+    reload_settings(Settings)
+    await c2c_broadcast.startup()
+
+
+@pytest.fixture
+async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+async def _wait_healthy(seconds: float = 20) -> None:
+    async with asyncio.timeout(seconds):
+        while not c2c_broadcast.status().healthy:  # noqa: ASYNC110 - a snapshot, not an event
+            await asyncio.sleep(0.05)
+
+
+async def test_round_trip_and_status(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
+    await _start(monkeypatch, redis_server.url)
+
+    async def echo(**params: Any) -> Any:
+        return params
+
+    await c2c_broadcast.subscribe("echo", echo)
+    answers = await c2c_broadcast.broadcast("echo", {"a": [1, "b"]}, expect_answers=True, timeout=10)
+    assert answers == [BroadcastResponse[Any](hostname=HOST, pid=PID, payload={"a": [1, "b"]})]
+    status = c2c_broadcast.status()
+    assert (status.kind, status.state, status.healthy) == ("redis", "connected", True)
+    assert status.channels == ("echo",)
+    assert status.redis == redis_server.url
+    assert status.counters["answers_received"] == 1
+    assert "redis broadcaster connected" in status.describe()
+    # The registry holds this replica, with a TTL.
+    members = redis_server.command("ZRANGE", "broadcast_api_c2c_registry:echo", "0", "-1")
+    assert isinstance(members, list) and len(members) == 1
+    assert json.loads(members[0])["p"] == PID  # type: ignore[arg-type]
+    assert isinstance(redis_server.command("PTTL", "broadcast_api_c2c_registry:echo"), int)
+    await c2c_broadcast.unsubscribe("echo")
+    assert redis_server.command("ZCARD", "broadcast_api_c2c_registry:echo") == 0
+    assert await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10) == []
+
+
+async def test_without_answers_and_concurrent_handlers(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    """A slow handler does not block the listener: a second message is handled meanwhile."""
+    await _start(monkeypatch, redis_server.url)
+    release = asyncio.Event()
+    events: list[str] = []
+
+    async def slow() -> str:
+        events.append("slow started")
+        await release.wait()
+        return "slow"
+
+    async def fast() -> str:
+        events.append("fast")
+        release.set()
+        return "fast"
+
+    await c2c_broadcast.subscribe("slow", slow)
+    await c2c_broadcast.subscribe("fast", fast)
+    slow_call = asyncio.create_task(c2c_broadcast.broadcast("slow", expect_answers=True, timeout=10))
+    fast_answers = await c2c_broadcast.broadcast("fast", expect_answers=True, timeout=10)
+    assert [a.payload for a in fast_answers if isinstance(a, BroadcastResponse)] == ["fast"]
+    slow_answers = await slow_call
+    assert [a.payload for a in slow_answers if isinstance(a, BroadcastResponse)] == ["slow"]
+    assert events == ["slow started", "fast"]
+    assert await c2c_broadcast.broadcast("fast") is None  # type: ignore[func-returns-value]
+
+
+async def test_startup_with_redis_down_retries_in_background(
+    monkeypatch: pytest.MonkeyPatch, redis_server_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    begin = time.monotonic()
+    await _start(monkeypatch, url)
+    assert time.monotonic() - begin < 10  # connect_timeout is 1 s: startup did not hang
+    assert "is unreachable at startup" in caplog.text
+    status = c2c_broadcast.status()
+    assert (status.kind, status.healthy) == ("redis", False)
+    assert status.state == "connecting"
+    assert status.last_error is not None and "ConnectionError" in status.last_error
+
+    async def echo() -> str:
+        return "here"
+
+    await c2c_broadcast.subscribe("echo", echo)  # accepted while down
+    with pytest.raises(BroadcastUnavailableError):
+        await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=0.5)
+    with pytest.raises(BroadcastUnavailableError):
+        await c2c_broadcast.broadcast("echo")
+    server = redis_server_factory(port=port)
+    await _wait_healthy()
+    answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10)
+    assert [a.payload for a in answers if isinstance(a, BroadcastResponse)] == ["here"]
+    assert server.command("ZCARD", "broadcast_api_c2c_registry:echo") == 1
+
+
+async def test_shutdown_with_redis_gone_does_not_hang(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    await _start(monkeypatch, redis_server.url)
+
+    async def echo() -> None:
+        return None
+
+    await c2c_broadcast.subscribe("echo", echo)
+    redis_server.stop()
+    begin = time.monotonic()
+    await asyncio.wait_for(c2c_broadcast.shutdown(), timeout=15)
+    assert time.monotonic() - begin < 10
+
+
+async def test_pending_broadcast_ends_at_shutdown(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
+    await _start(monkeypatch, redis_server.url)
+
+    async def slow() -> None:
+        await asyncio.sleep(60)
+
+    await c2c_broadcast.subscribe("slow", slow)
+    call = asyncio.create_task(c2c_broadcast.broadcast("slow", expect_answers=True, timeout=60))
+    await asyncio.sleep(0.3)
+    begin = time.monotonic()
+    await c2c_broadcast.shutdown()
+    answers = await asyncio.wait_for(call, timeout=10)
+    assert time.monotonic() - begin < 10
+    assert answers == [MissingAnswer(hostname=HOST, pid=PID)]
+
+
+async def test_new_sender_and_014_receiver(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    """A hand-written 0.14 receiver (no registry): the PUBLISH count decides, as in 0.14."""
+    await _start(monkeypatch, redis_server.url)
+    pubsub = raw.pubsub()
+    await pubsub.subscribe("broadcast_api_legacy")
+    seen: list[dict[str, Any]] = []
+
+    async def legacy_receiver() -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is None:
+                continue
+            data = json.loads(message["data"])
+            seen.append(data)
+            if data.get("answer_channel"):
+                answer = {"hostname": "old-host", "pid": 14, "payload": {"got": data["params"]}}
+                await raw.publish(data["answer_channel"], json.dumps(answer))
+
+    task = asyncio.create_task(legacy_receiver())
+    try:
+        begin = time.monotonic()
+        answers = await c2c_broadcast.broadcast("legacy", {"x": 1}, expect_answers=True, timeout=10)
+        assert answers == [BroadcastResponse[Any](hostname="old-host", pid=14, payload={"got": {"x": 1}})]
+        assert time.monotonic() - begin < 5
+        assert seen[0]["params"] == {"x": 1}
+        assert seen[0]["answer_channel"].startswith("broadcast_api_")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pubsub.aclose()
+
+
+async def test_mixed_registered_and_014_receivers_with_legacy_wait(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    """During a migration, `legacy_wait` also collects the answers of unregistered 0.14 receivers."""
+    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__LEGACY_WAIT="5")
+
+    async def echo() -> str:
+        return "new"
+
+    await c2c_broadcast.subscribe("mixed", echo)
+    pubsub = raw.pubsub()
+    await pubsub.subscribe("broadcast_api_mixed")
+
+    async def legacy_receiver() -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None:
+                data = json.loads(message["data"])
+                await asyncio.sleep(0.3)  # answers after the registered replica
+                await raw.publish(data["answer_channel"], json.dumps({"hostname": "old", "pid": 1, "payload": "old"}))
+
+    task = asyncio.create_task(legacy_receiver())
+    try:
+        begin = time.monotonic()
+        answers = await c2c_broadcast.broadcast("mixed", expect_answers=True, timeout=10)
+        assert sorted(a.payload for a in answers if isinstance(a, BroadcastResponse)) == ["new", "old"]
+        assert time.monotonic() - begin < 4  # stopped when the PUBLISH count was reached, not at legacy_wait
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pubsub.aclose()
+
+
+async def test_addressing_on_redis(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
+    await _start(monkeypatch, redis_server.url)
+    calls: list[int] = []
+
+    async def echo() -> int:
+        calls.append(1)
+        return PID
+
+    await c2c_broadcast.subscribe("echo", echo)
+    begin = time.monotonic()
+    assert await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10, pids=PID + 1) == []
+    assert await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10, hostnames="elsewhere") == []
+    assert time.monotonic() - begin < 5  # nobody addressed is registered: no wait
+    answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10, pids=[PID], hostnames=[HOST])
+    assert [a.payload for a in answers if isinstance(a, BroadcastResponse)] == [PID]
+    await asyncio.sleep(0.2)
+    assert calls == [1]  # the unaddressed calls did not run here
+
+
+async def test_forged_answers_are_ignored_when_signing(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    """Anyone who sees the answer channel can publish on it; with a secret, only signed answers count."""
+    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__SECRET="secret")
+    pubsub = raw.pubsub()
+    await pubsub.psubscribe("broadcast_api_*")
+
+    async def echo() -> str:
+        await asyncio.sleep(0.5)  # the forged answer arrives first
+        return "genuine"
+
+    async def forger() -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None and message["channel"] == b"broadcast_api_echo":
+                data = json.loads(message["data"])
+                await raw.publish(data["answer_channel"], json.dumps({"hostname": "x", "pid": 1, "payload": "forged"}))
+
+    await c2c_broadcast.subscribe("echo", echo)
+    task = asyncio.create_task(forger())
+    try:
+        answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=3)
+        assert [a.payload for a in answers if isinstance(a, BroadcastResponse)] == ["genuine"]
+        assert c2c_broadcast.status().counters["messages_dropped{reason=unsigned}"] == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pubsub.aclose()
+
+
+async def test_subscriptions_before_startup_move_to_redis(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "c2c_broadcast")
+
+    async def early() -> str:
+        return "early"
+
+    await c2c_broadcast.subscribe("early", early)  # on the automatic local broadcaster
+    await _start(monkeypatch, redis_server.url)
+    assert isinstance(c2c_broadcast.get_broadcaster(), RedisBroadcaster)
+    assert "switching from the local broadcaster to Redis" in caplog.text
+    answers = await c2c_broadcast.broadcast("early", expect_answers=True, timeout=10)
+    assert [a.payload for a in answers if isinstance(a, BroadcastResponse)] == ["early"]
+    await c2c_broadcast.startup()  # again: nothing changes
+    assert list(c2c_broadcast.get_broadcaster().get_subscribers()) == ["early"]
+
+
+async def test_error_answer_and_oversized_answer(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
+    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__MAX_MESSAGE_SIZE="1000")
+
+    async def big() -> str:
+        return "x" * 5000
+
+    async def broken() -> None:
+        raise KeyError("missing")
+
+    await c2c_broadcast.subscribe("big", big)
+    await c2c_broadcast.subscribe("broken", broken)
+    (answer,) = await c2c_broadcast.broadcast("big", expect_answers=True, timeout=10)
+    assert isinstance(answer, ErrorAnswer) and answer.error_type == "AnswerTooLarge"
+    (answer,) = await c2c_broadcast.broadcast("broken", expect_answers=True, timeout=10)
+    assert answer == ErrorAnswer(hostname=HOST, pid=PID, error_type="KeyError", message="'missing'")
+    with pytest.raises(ValueError, match="max_message_size"):
+        await c2c_broadcast.broadcast("big", {"x": "y" * 5000})
