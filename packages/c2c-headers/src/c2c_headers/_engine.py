@@ -168,8 +168,10 @@ def load_engine(name: str | None, rules: Sequence[CompiledRule]) -> Engine:
     except ValueError as error:
         if not str(error).startswith(NATIVE_UNSUPPORTED_PREFIX):
             raise
+        message = str(error)
         culprit = _unsupported_rule(native, rules)
-        message = f"rule {culprit.name!r}: {error}" if culprit is not None else str(error)
+        if culprit is not None and repr(culprit.name) not in message:
+            message = f"rule {culprit.name!r}: {message}"  # name the rule once, whatever the native text
         if engine_name == "native":
             raise UnsupportedPatternError(f"native header engine: {message}") from error
         _LOG.warning(FALLBACK_WARNING, message)
