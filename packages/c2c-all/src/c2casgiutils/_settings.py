@@ -66,7 +66,14 @@ class SentrySettings(Section):
             "(lower-cased), e.g. C2C__SENTRY__TAG_SERVICE=my-service sets the tag service."
         ),
         json_schema_extra={"env_pattern": "TAG_<NAME>"},
+        # Not an SDK option: left out of model_dump() so `sentry_sdk.init(**settings.model_dump())` works.
+        exclude=True,
     )
+
+    @property
+    def url(self) -> str | None:
+        """The DSN under the name the c2casgiutils README used (`config.settings.sentry.url`)."""
+        return self.dsn
 
     @model_validator(mode="before")
     @classmethod

@@ -50,7 +50,7 @@ def sdk_options(settings: SentrySettings, untraced: Iterable[str] = UNTRACED_PAT
     """The keyword arguments for `sentry_sdk.init` built from `settings` (tags excluded)."""
     options: dict[str, Any] = {}
     for name, value in settings.model_dump().items():
-        if value is None or name in ("tags", "event_scrubber", "traces_sample_rate"):
+        if value is None or name in ("event_scrubber", "traces_sample_rate"):
             continue
         options[name] = value
     if settings.event_scrubber:
