@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the README samples are kept verbatim, long lines included)
 """Every code sample of the c2casgiutils README runs unchanged against c2c-all.
 
 Each sample below is the README's code as written. A sample assumes names it does not import
@@ -16,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from c2c_testing import free_port
 
 PRELUDE = """
