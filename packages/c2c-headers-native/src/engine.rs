@@ -15,6 +15,8 @@ use regex_automata::{Anchored, Input, MatchKind};
 /// regex, a set of thousands of patterns needs more to keep the lazy DFA from thrashing.
 const SIZE_LIMIT: usize = 256 << 20;
 const DFA_SIZE_LIMIT: usize = 64 << 20;
+/// The lazy DFA of one field, per concurrent search (it grows up to this, then clears itself).
+const DFA_CACHE_CAPACITY: usize = 16 << 20;
 
 /// Where a pattern came from, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,13 +68,16 @@ struct Walker {
 }
 
 impl Walker {
-    fn new(patterns: &[String]) -> Option<Walker> {
+    fn new(patterns: &[String], cache_capacity: usize) -> Option<Walker> {
+        // Like the regex crate's own engine: when the lazy DFA keeps rebuilding states (inputs
+        // crafted to defeat it), give up and let the regex set (PikeVM) answer instead.
+        let config = DFA::config()
+            .match_kind(MatchKind::All)
+            .cache_capacity(cache_capacity)
+            .minimum_cache_clear_count(Some(3))
+            .minimum_bytes_per_state(Some(10));
         let dfa = DFA::builder()
-            .configure(
-                DFA::config()
-                    .match_kind(MatchKind::All)
-                    .cache_capacity(DFA_SIZE_LIMIT),
-            )
+            .configure(config)
             .thompson(thompson::Config::new().nfa_size_limit(Some(SIZE_LIMIT)))
             .build_many(patterns)
             .ok()?;
@@ -88,7 +93,10 @@ impl Walker {
         let cache = self.caches.lock().ok().and_then(|mut caches| caches.pop());
         let mut cache = cache.unwrap_or_else(|| self.dfa.create_cache());
         let found = self.walk(&mut cache, haystack.as_bytes());
-        if let Ok(mut caches) = self.caches.lock() {
+        // A cache that gave up stays given up: drop it, the next search starts a fresh one.
+        if found.is_some()
+            && let Ok(mut caches) = self.caches.lock()
+        {
             caches.push(cache);
         }
         found
@@ -165,7 +173,7 @@ fn compile_one(pattern: &str) -> Result<Regex, String> {
 }
 
 impl PatternIndex {
-    fn new(specs: &[RuleSpec], field: Field) -> Result<Self, BuildError> {
+    fn new(specs: &[RuleSpec], field: Field, cache_capacity: usize) -> Result<Self, BuildError> {
         let mut patterns: Vec<String> = Vec::new();
         let mut first_user: Vec<usize> = Vec::new();
         let mut pattern_of_rule = Vec::with_capacity(specs.len());
@@ -226,7 +234,7 @@ impl PatternIndex {
         let walker = if patterns.is_empty() {
             None
         } else {
-            Walker::new(&patterns)
+            Walker::new(&patterns, cache_capacity)
         };
         Ok(PatternIndex {
             walker,
@@ -295,8 +303,8 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn new(specs: &[RuleSpec]) -> Result<Self, BuildError> {
-        let netloc = PatternIndex::new(specs, Field::Netloc)?;
-        let path = PatternIndex::new(specs, Field::Path)?;
+        let netloc = PatternIndex::new(specs, Field::Netloc, DFA_CACHE_CAPACITY)?;
+        let path = PatternIndex::new(specs, Field::Path, DFA_CACHE_CAPACITY)?;
         let mut unique: Vec<String> = Vec::new();
         let mut content_types = Vec::new();
         let mut content_type_of_rule = Vec::with_capacity(specs.len());
@@ -707,7 +715,7 @@ mod tests {
         .iter()
         .map(|pattern| pattern.to_string())
         .collect();
-        let walker = Walker::new(&patterns).unwrap();
+        let walker = Walker::new(&patterns, DFA_CACHE_CAPACITY).unwrap();
         let set = RegexSet::new(&patterns).unwrap();
         for haystack in [
             "",
@@ -732,6 +740,40 @@ mod tests {
                 .collect();
             assert_eq!(walker.search(haystack), Some(expected), "{haystack:?}");
         }
+    }
+
+    #[test]
+    fn dfa_blow_up_falls_back_to_the_regex_set() {
+        // `[ab]*a[ab]{12}` needs 2^13 DFA states: a long haystack exhausts a small lazy DFA cache,
+        // the walk gives up, and the regex set answers (the same answer).
+        let patterns = vec![
+            r"\A(?:[ab]{0,}a[ab]{12}\z)".to_owned(),
+            r"\A(?:b)".to_owned(),
+        ];
+        let specs: Vec<RuleSpec> = patterns
+            .iter()
+            .map(|pattern| spec(None, Some(pattern), None))
+            .collect();
+        let small = 64 << 10;
+        let index = PatternIndex::new(&specs, Field::Path, small).unwrap();
+        let set = RegexSet::new(&patterns).unwrap();
+        let mut haystack = String::new();
+        let mut seed: u32 = 12345;
+        for _ in 0..100_000 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            haystack.push(if seed & 0x10000 == 0 { 'a' } else { 'b' });
+        }
+        assert_eq!(index.walker.as_ref().unwrap().search(&haystack), None);
+        for end in [13, 1000, 50_000, 100_000] {
+            let expected: Vec<u32> = set
+                .matches(&haystack[..end])
+                .iter()
+                .map(|index| index as u32)
+                .collect();
+            assert_eq!(index.matches(&haystack[..end]), expected);
+        }
+        // Short inputs still go through the walk, with a fresh cache.
+        assert_eq!(index.walker.as_ref().unwrap().search("b"), Some(vec![1]));
     }
 
     #[test]
