@@ -211,3 +211,24 @@ def test_rules_are_read_once() -> None:
     match = engine.match("h", "/", "GET")
     assert match is not None
     assert engine.apply(match, 200, []) == [(b"x-a", b"1")]
+
+
+def test_one_engine_serves_many_threads() -> None:
+    """Searches share the engine (each takes its own lazy DFA cache): answers stay per request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = RuleEngine(
+        [
+            Rule(f"r{index}", path_pattern=rf"/r{index}/", edits=((b"x-rule", str(index).encode()),))
+            for index in range(200)
+        ]
+    )
+
+    def hit(index: int) -> list[tuple[bytes, bytes]]:
+        match = engine.match("h", f"/r{index}/x", "GET")
+        assert match is not None
+        return engine.apply(match, 200, [])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(hit, [index % 200 for index in range(4000)]))
+    assert results == [[(b"x-rule", str(index % 200).encode())] for index in range(4000)]
