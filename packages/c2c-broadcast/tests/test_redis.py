@@ -318,8 +318,14 @@ async def test_error_answer_and_oversized_answer(monkeypatch: pytest.MonkeyPatch
     async def broken() -> None:
         raise KeyError("missing")
 
+    async def not_json() -> float:
+        return float("nan")
+
     await c2c_broadcast.subscribe("big", big)
     await c2c_broadcast.subscribe("broken", broken)
+    await c2c_broadcast.subscribe("nan", not_json)
+    (answer,) = await c2c_broadcast.broadcast("nan", expect_answers=True, timeout=10)
+    assert isinstance(answer, ErrorAnswer) and answer.error_type == "TypeError"
     (answer,) = await c2c_broadcast.broadcast("big", expect_answers=True, timeout=10)
     assert isinstance(answer, ErrorAnswer) and answer.error_type == "AnswerTooLarge"
     (answer,) = await c2c_broadcast.broadcast("broken", expect_answers=True, timeout=10)

@@ -38,8 +38,11 @@ class BroadcastUnavailableError(ConnectionError):
     """The broadcast could not be sent: Redis is unreachable (the listener keeps reconnecting)."""
 
 
-def to_wire_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Turn params into JSON values (pydantic models to JSON-mode dicts, ...); `TypeError` when impossible."""
+def to_wire_params(params: Mapping[str, Any] | None, round_trip: bool = True) -> dict[str, Any]:
+    """Turn params into JSON values (pydantic models to JSON-mode dicts, ...); `TypeError` when impossible.
+
+    `round_trip=False` skips the final JSON round trip (the Redis broadcaster serialises right after).
+    """
     if params is None:
         return {}
     if not isinstance(params, Mapping):
@@ -50,7 +53,7 @@ def to_wire_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     try:
         jsonable = pydantic_core.to_jsonable_python(dict(params))
         # Round trip, so that the local broadcaster hands handlers what a Redis one would.
-        value = json.loads(dumps(jsonable))
+        value = json.loads(dumps(jsonable)) if round_trip else jsonable
     except (pydantic_core.PydanticSerializationError, ValueError) as error:
         raise TypeError(f"broadcast params must be JSON serialisable: {error}") from None
     assert isinstance(value, dict)
@@ -121,9 +124,13 @@ class BaseBroadcaster(abc.ABC):
         return dict(self._handlers)
 
     async def run_handler(
-        self, channel: str, handler: Handler, params: dict[str, Any]
+        self, channel: str, handler: Handler, params: dict[str, Any], payload: bool = True, round_trip: bool = True
     ) -> tuple[Any, tuple[str, str] | None]:
-        """Call a handler; return `(JSON payload, None)` or `(None, (exception type, message))` if it raised."""
+        """Call a handler; return `(JSON payload, None)` or `(None, (exception type, message))` if it raised.
+
+        `payload=False`: nobody waits for the answer, the result is dropped unconverted.
+        `round_trip=False`: the result is made JSON-able but not serialised (the caller does it).
+        """
         self._count(HANDLER_CALLS)
         try:
             result = handler(**params)
@@ -133,10 +140,16 @@ class BaseBroadcaster(abc.ABC):
             self._count(HANDLER_ERRORS)
             LOG.exception("The broadcast handler of %r raised", channel)
             return None, (type(error).__name__, str(error))
+        if not payload:
+            return None, None
         try:
-            payload = json.loads(dumps(pydantic_core.to_jsonable_python(result)))
+            jsonable = pydantic_core.to_jsonable_python(result)
+            return (json.loads(dumps(jsonable)) if round_trip else jsonable), None
         except (pydantic_core.PydanticSerializationError, ValueError) as error:
-            self._count(HANDLER_ERRORS)
-            LOG.error("The broadcast handler of %r returned a value that is not JSON serialisable: %s", channel, error)
-            return None, ("TypeError", f"the handler returned a value that is not JSON serialisable: {error}")
-        return payload, None
+            return None, self.not_json(channel, error)
+
+    def not_json(self, channel: str, error: Exception) -> tuple[str, str]:
+        """Count and log a handler result that cannot be sent; return the error to answer with."""
+        self._count(HANDLER_ERRORS)
+        LOG.error("The broadcast handler of %r returned a value that is not JSON serialisable: %s", channel, error)
+        return ("TypeError", f"the handler returned a value that is not JSON serialisable: {error}")

@@ -57,7 +57,7 @@ class LocalBroadcaster(BaseBroadcaster):
         if handler is None or (self.hostname, self.pid) not in targets:
             return [] if expect_answers else None
         if not expect_answers:
-            await self.run_handler(channel, handler, wire_params)
+            await self.run_handler(channel, handler, wire_params, payload=False)
             return None
         task = asyncio.create_task(self.run_handler(channel, handler, wire_params), name=f"c2c-broadcast {channel}")
         self._tasks.add(task)

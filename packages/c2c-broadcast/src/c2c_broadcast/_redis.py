@@ -568,10 +568,11 @@ class RedisBroadcaster(BaseBroadcaster):
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, channel: str, handler: Handler, params: dict[str, Any], request: Any) -> None:
-        payload, error = await self.run_handler(channel, handler, params)
+        wanted = request.answer_channel is not None
+        payload, error = await self.run_handler(channel, handler, params, payload=wanted, round_trip=False)
         if request.answer_channel is None:
             return
-        answer = self._encode_answer(request.answer_channel, request.request_id, payload, error)
+        answer = self._encode_answer(channel, request.answer_channel, request.request_id, payload, error)
         try:
             async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
                 await self.client().publish(request.answer_channel, answer)
@@ -586,7 +587,7 @@ class RedisBroadcaster(BaseBroadcaster):
             )
 
     def _encode_answer(
-        self, answer_channel: str, request_id: str | None, payload: Any, error: tuple[str, str] | None
+        self, channel: str, answer_channel: str, request_id: str | None, payload: Any, error: tuple[str, str] | None
     ) -> str:
         def encode(payload: Any, error: tuple[str, str] | None) -> str:
             return encode_answer(
@@ -601,7 +602,10 @@ class RedisBroadcaster(BaseBroadcaster):
                 secret=self._secret,
             )
 
-        answer = encode(payload, error)
+        try:
+            answer = encode(payload, error)
+        except ValueError as not_json:  # NaN or infinity in the result
+            answer = encode(None, self.not_json(channel, not_json))
         if len(answer.encode()) > self.settings.max_message_size:
             LOG.error("Broadcast: the answer on %s is larger than max_message_size; sending an error", answer_channel)
             answer = encode(None, ("AnswerTooLarge", f"the answer exceeds {self.settings.max_message_size} bytes"))
@@ -641,13 +645,31 @@ class RedisBroadcaster(BaseBroadcaster):
         """Publish a call; with `expect_answers` wait until every live addressed replica answered or `timeout`."""
         if self._closing:
             raise BroadcastUnavailableError("the broadcaster is closed")
-        wire_params = to_wire_params(params)
+        wire_params = to_wire_params(params, round_trip=False)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0)
         request_id = secrets.token_hex(16)
         wire = self.wire_channel(channel)
         answer_channel = self.answer_prefix + secrets.token_hex(16) if expect_answers else None
-        message = encode_request(
+        try:
+            message = self._encode_request(wire, wire_params, answer_channel, request_id, targets)
+        except ValueError as error:  # NaN, infinity
+            raise TypeError(f"broadcast params must be JSON serialisable: {error}") from None
+        if (
+            len(message) > self.settings.max_message_size // 4
+            and len(message.encode()) > self.settings.max_message_size
+        ):
+            raise ValueError(f"the broadcast message exceeds max_message_size ({self.settings.max_message_size} bytes)")
+        if not expect_answers:
+            await self._run_bounded(self.client().publish(wire, message), deadline, loop)
+            self._count(BROADCASTS_SENT)
+            return None
+        return await self._collect(channel, wire, message, answer_channel, request_id, targets, timeout, deadline, loop)
+
+    def _encode_request(
+        self, wire: str, wire_params: dict[str, Any], answer_channel: str | None, request_id: str, targets: Targets
+    ) -> str:
+        return encode_request(
             wire,
             wire_params,
             answer_channel=answer_channel,
@@ -658,12 +680,19 @@ class RedisBroadcaster(BaseBroadcaster):
             targets=targets,
             secret=self._secret,
         )
-        if len(message.encode()) > self.settings.max_message_size:
-            raise ValueError(f"the broadcast message exceeds max_message_size ({self.settings.max_message_size} bytes)")
-        if not expect_answers:
-            await self._run_bounded(self.client().publish(wire, message), deadline, loop)
-            self._count(BROADCASTS_SENT)
-            return None
+
+    async def _collect(
+        self,
+        channel: str,
+        wire: str,
+        message: str,
+        answer_channel: str | None,
+        request_id: str,
+        targets: Targets,
+        timeout: float,  # noqa: ASYNC109
+        deadline: float,
+        loop: asyncio.AbstractEventLoop,
+    ) -> list[Result]:
         assert answer_channel is not None
         if not self._answers.connected.is_set():
             # Answers would be lost: wait (bounded) for the answers listener.
