@@ -8,7 +8,9 @@ caller measures:
 
 - the round-trip time of `broadcast("echo", ..., expect_answers=True)` answered by four replicas
   (p50, p99), and the resulting answered broadcasts per second (one caller, sequential calls);
-- fire-and-forget broadcasts per second (`expect_answers=False`, sequential).
+- fire-and-forget broadcasts per second (`expect_answers=False`, sequential), to the four
+  replicas (which compete for the CPU with the caller on a small machine) and to a channel nobody
+  listens to (the caller's own cost).
 
 Usage:
     bash bench/setup-reference-env.sh            # once (or BENCH_REFERENCE_VENV=/path ...)
@@ -71,11 +73,14 @@ async def main():
         samples.append(time.perf_counter() - begin)
         if sum(1 for a in answers if hasattr(a, "payload")) != {replicas}:
             short += 1
-    sent, begin = 0, time.perf_counter()
-    while time.perf_counter() - begin < fire_seconds:
-        await broadcast.broadcast("echo", {{"n": sent}})
-        sent += 1
-    print(json.dumps({{"samples": samples, "short": short, "fire": sent / (time.perf_counter() - begin)}}))
+    rates = {{}}
+    for channel in ("echo", "nobody"):
+        sent, begin = 0, time.perf_counter()
+        while time.perf_counter() - begin < fire_seconds:
+            await broadcast.broadcast(channel, {{"n": sent}})
+            sent += 1
+        rates[channel] = sent / (time.perf_counter() - begin)
+    print(json.dumps({{"samples": samples, "short": short, "fire": rates["echo"], "alone": rates["nobody"]}}))
 
 asyncio.run(main())
 """
@@ -186,6 +191,7 @@ def summarise(result: dict[str, Any]) -> dict[str, float]:
         "p99_ms": percentile(samples, 0.99) * 1000,
         "answered_per_s": len(samples) / sum(samples),
         "fire_per_s": float(result["fire"]),
+        "alone_per_s": float(result["alone"]),
         "short": float(result["short"]),
     }
 
@@ -218,6 +224,7 @@ def main() -> None:
         ("round trip p99 (ms, lower better)", "p99_ms", True),
         ("answered broadcasts/s", "answered_per_s", False),
         ("fire-and-forget broadcasts/s", "fire_per_s", False),
+        ("  same, channel nobody listens to", "alone_per_s", False),
     ]
     for label, key, lower_is_better in rows:
         ratio = old[key] / new[key] if lower_is_better else new[key] / old[key]
