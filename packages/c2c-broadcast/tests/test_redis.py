@@ -332,3 +332,40 @@ async def test_error_answer_and_oversized_answer(monkeypatch: pytest.MonkeyPatch
     assert answer == ErrorAnswer(hostname=HOST, pid=PID, error_type="KeyError", message="'missing'")
     with pytest.raises(ValueError, match="max_message_size"):
         await c2c_broadcast.broadcast("big", {"x": "y" * 5000})
+
+
+async def test_overloaded_replica_drops_with_a_log_line(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__MAX_PENDING_HANDLERS="1")
+    release = asyncio.Event()
+
+    async def blocked() -> str:
+        await release.wait()
+        return "done"
+
+    await c2c_broadcast.subscribe("blocked", blocked)
+    first = asyncio.create_task(c2c_broadcast.broadcast("blocked", expect_answers=True, timeout=10))
+    async with asyncio.timeout(10):
+        while c2c_broadcast.status().pending_handlers < 1:  # noqa: ASYNC110 - a snapshot, not an event
+            await asyncio.sleep(0.02)
+    second = await c2c_broadcast.broadcast("blocked", expect_answers=True, timeout=0.5)
+    assert second == [MissingAnswer(hostname=HOST, pid=PID)]
+    assert c2c_broadcast.status().counters["messages_dropped{reason=overloaded}"] == 1
+    assert "(overloaded: 1 handlers already running)" in caplog.text
+    release.set()
+    assert [a.payload for a in await first if isinstance(a, BroadcastResponse)] == ["done"]
+
+
+async def test_default_timeout_is_read_at_use_time(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
+    await _start(monkeypatch, redis_server.url)
+
+    async def slow() -> None:
+        await asyncio.sleep(30)
+
+    await c2c_broadcast.subscribe("slow", slow)
+    monkeypatch.setenv("C2C__BROADCAST__DEFAULT_TIMEOUT", "0.3")
+    reload_settings(Settings)
+    begin = time.monotonic()
+    assert await c2c_broadcast.broadcast("slow", expect_answers=True) == [MissingAnswer(hostname=HOST, pid=PID)]
+    assert time.monotonic() - begin < 5  # 0.3 s after the reload, not the 10 s read at startup

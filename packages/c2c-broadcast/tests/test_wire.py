@@ -180,6 +180,19 @@ def test_oversized_messages_are_refused_before_parsing() -> None:
         _request(json.dumps({"params": {"x": "é" * (MAX // 2)}}, ensure_ascii=False))
 
 
+@given(st.integers(min_value=0, max_value=3000), st.sampled_from(["a", "é", "😀"]))
+def test_size_limit_counts_utf8_bytes(count: int, char: str) -> None:
+    data = json.dumps({"params": {"x": char * count}}, ensure_ascii=False)
+    size = len(data.encode())
+    try:
+        _request(data, max_size=4096)
+    except DroppedMessage as refused:
+        assert refused.reason == "oversized"
+        assert size > 4096
+    else:
+        assert size <= 4096
+
+
 # -- round trips -----------------------------------------------------------------------
 
 

@@ -203,7 +203,8 @@ async def broadcast(
     when params are not JSON serialisable.
     """
     broadcaster = _get(need_init=True)
-    wait = broadcaster.settings.default_timeout.total_seconds() if timeout is None else float(timeout)
+    # Read at use time, so that `reload_settings(Settings)` applies to the next call.
+    wait = get_settings(Settings).broadcast.default_timeout.total_seconds() if timeout is None else float(timeout)
     return await broadcaster.broadcast(channel, params, expect_answers, wait, make_targets(hostnames, pids))
 
 
