@@ -90,4 +90,5 @@ async def test_instrumentation_labels_route_templates() -> None:
     text = generate_latest(instrumentator.registry).decode()
     assert 'handler="/items/{item_id}"' in text
     assert 'handler="/items/0"' not in text  # templates, not raw paths: bounded labels
-    assert "health_checks" not in text  # probe routes are not instrumented
+    # Probe routes are not instrumented (the default registry may hold other metrics about health checks).
+    assert 'handler="/c2c/health_checks"' not in text

@@ -23,8 +23,6 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import Depends, FastAPI
-from hypothesis import HealthCheck
-from hypothesis import settings as hypothesis_settings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -35,12 +33,8 @@ from c2c_auth import _core, _github
 from c2c_config import reload_settings
 from c2c_testing import free_port, wait_for_port
 
-# Hypothesis: `dev` (default, fast) and `ci` (more examples), chosen by HYPOTHESIS_PROFILE. The property
-# tests reuse function-scoped fixtures (app, client, settings) on purpose: each example resets its cookies.
-_HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-hypothesis_settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=_HEALTH)
-hypothesis_settings.register_profile("ci", max_examples=600, deadline=None, suppress_health_check=_HEALTH)
-hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+# Hypothesis profiles (`dev`, `ci`) come from the c2c-testing plugin. The property tests reuse
+# function-scoped fixtures (app, client, settings) on purpose: each example resets its cookies.
 
 APP_BASE = "https://app.example"
 SHARED_SECRET = "correct horse battery staple"

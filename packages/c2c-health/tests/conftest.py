@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import datetime
-import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from hypothesis import settings as hypothesis_settings
 from prometheus_client import CollectorRegistry
 
 from c2c_health import Authorizer, Factory, HealthChecksSettings, Settings, create_router
 
 MakeFactory = Callable[..., Factory]
 
-# Hypothesis: `dev` (default, fast) and `ci` (more examples), chosen by HYPOTHESIS_PROFILE.
-hypothesis_settings.register_profile("dev", max_examples=100, deadline=None)
-hypothesis_settings.register_profile("ci", max_examples=1000, deadline=None)
-hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+# Hypothesis profiles (`dev`, `ci`) come from the c2c-testing plugin.
 
 
 def make_settings(**health_checks: Any) -> Settings:

@@ -7,6 +7,9 @@ install it, never a skip.
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
@@ -186,18 +189,60 @@ def _c2c_testing_restart_postgresql(request: pytest.FixtureRequest) -> Iterator[
             _ensure_running(server)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--native` / `--no-native`: the c2c-headers native engine (registered here so it works from any directory).
+
+    Default: native tests run when `c2c_headers_native` is installed and are skipped otherwise;
+    `--native`: a missing native engine fails them (CI); `--no-native`: they are deselected.
+    """
+    parser.addoption(
+        "--native",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="c2c-headers: --native requires the native engine (missing = failure); --no-native deselects it; "
+        "default: run it when installed, skip otherwise",
+    )
+
+
+def native_option(config: pytest.Config) -> bool | None:
+    """The `--native` option: True, False (`--no-native`) or None (not given)."""
+    value = config.getoption("native", default=None)
+    return None if value is None else bool(value)
+
+
+def _register_hypothesis_profiles() -> None:
+    # One definition for the whole workspace: `dev` (default, fast) and `ci` (more examples), chosen
+    # by HYPOTHESIS_PROFILE. No deadline: a timing threshold is a timed assertion on a shared machine.
+    try:
+        from hypothesis import HealthCheck, settings
+    except ModuleNotFoundError:  # a test environment without Hypothesis has no property tests
+        return
+    # function_scoped_fixture: property tests that reset a function-scoped fixture per example (c2c-auth's
+    # cookie jar) do so on purpose.
+    slow = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+    settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=slow)
+    settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=slow, print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Declare the markers this plugin adds (the workspace declares them too; duplicates are fine)."""
     for line in MARKER_HELP.values():
         config.addinivalue_line("markers", line)
+    _register_hypothesis_profiles()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by the servers they use (`redis`, `postgresql`), for `-m` selection."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark tests by the servers they use (`redis`, `postgresql`); deselect `native` tests under `--no-native`."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         for marker in sorted({FIXTURE_MARKERS[name] for name in names & FIXTURE_MARKERS.keys()}):
             item.add_marker(marker)
+    if native_option(config) is False:
+        kept = [item for item in items if not item.get_closest_marker("native")]
+        if len(kept) != len(items):
+            config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("native")])
+            items[:] = kept
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -213,4 +258,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"c2c-testing: {binary_version(postgres)} ({postgres})")
     except MissingBinaryError:
         lines.append("c2c-testing: PostgreSQL NOT FOUND (bash scripts/install-services.sh)")
+    lines.append(_engines_line(config))
     return lines
+
+
+def _engines_line(config: pytest.Config) -> str:
+    option = native_option(config)
+    try:
+        native = importlib.import_module("c2c_headers_native")
+    except ModuleNotFoundError:
+        native = None
+    if option is False:
+        return "c2c-headers engines: python (native deselected by --no-native)"
+    if native is None:
+        if option:
+            return "c2c-headers engines: python, native REQUIRED BUT NOT INSTALLED (tests will fail)"
+        return "c2c-headers engines: python (native not installed: skipped)"
+    return f"c2c-headers engines: python, native {getattr(native, '__version__', 'unknown version')}"

@@ -41,7 +41,9 @@ LevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NOTSET"]
 _LOGGER_NAME = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
 MAX_NAME_LENGTH = 200
 MAX_DURATION = datetime.timedelta(days=7)
-CHANNEL = "c2c_logging_level"
+# The channel c2casgiutils 0.14 used for level changes: old and new replicas sharing a Redis during
+# a migration apply each other's changes (both send `name` and `level`; `duration` only when given).
+CHANNEL = "c2c_decorated_c2casgiutils.tools.logging_.__set_level"
 BROADCAST_TIMEOUT = 10.0
 
 __all__ = [
@@ -199,7 +201,10 @@ class LoggingTool:
         if self._broadcast is None:
             await self.startup()
         assert self._broadcast is not None
-        return cast("list[Any]", await self._broadcast(name=name, level=level, duration=duration) or [])
+        arguments: dict[str, Any] = {"name": name, "level": level}
+        if duration:
+            arguments["duration"] = duration
+        return cast("list[Any]", await self._broadcast(**arguments) or [])
 
     async def _persist(self, name: str, level: str | None, duration: float | None) -> None:
         from c2c_config.redis import get_factory

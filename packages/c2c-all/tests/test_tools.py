@@ -1,0 +1,207 @@
+"""The /c2c sub-application in one process: access levels, the logging tool, the headers tool, versions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+import c2c_broadcast
+import c2casgiutils
+from c2casgiutils import config
+from c2casgiutils._app import create_app
+from c2casgiutils.tools import logging_ as logging_tool
+
+SECRET = "tools-test-secret-value"
+KEY = {"X-API-Key": SECRET}
+
+
+@pytest.fixture
+async def client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("C2C__AUTH__SECRET", SECRET)
+    monkeypatch.setenv("C2C__AUTH__JWT__COOKIE__SECURE", "false")
+    monkeypatch.setenv("C2C__TOOLS__VERSIONS_FILE", str(tmp_path / "versions.json"))
+    config.reload()
+    logging_tool._TOOL = None  # a fresh tool per test
+    app = FastAPI()
+    app.mount("/c2c", create_app())
+    await c2casgiutils.startup(app)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http_client:
+        yield http_client
+    await c2casgiutils.shutdown()
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+    config.reload()
+
+
+# --- access levels ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/c2c/headers/", None),
+        ("GET", "/c2c/logging/level?name=c2c_test", None),
+        ("GET", "/c2c/logging/overrides", None),
+        ("POST", "/c2c/logging/level", {"name": "c2c_test", "level": "DEBUG"}),
+        ("DELETE", "/c2c/logging/level?name=c2c_test", None),
+        ("GET", "/c2c/versions", None),
+    ],
+)
+async def test_tools_need_a_login(client: httpx.AsyncClient, method: str, path: str, body: object) -> None:
+    anonymous = await client.request(method, path, json=body)
+    assert anonymous.status_code == 403, anonymous.text
+    wrong = await client.request(method, path, json=body, headers={"X-API-Key": "wrong"})
+    assert wrong.status_code == 403
+    assert SECRET not in anonymous.text
+
+
+async def test_public_routes(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/c2c/health_checks")).status_code == 200
+    assert (await client.get("/c2c/health")).status_code == 200
+    index = await client.get("/c2c/")
+    assert index.status_code == 200
+    assert index.headers["cache-control"] == "no-store"
+    # The OpenAPI description of the admin endpoints is not public.
+    for path in ("/c2c/openapi.json", "/c2c/docs", "/c2c/redoc"):
+        assert (await client.get(path)).status_code == 404
+
+
+# --- logging tool ----------------------------------------------------------------------------------
+
+
+async def test_get_level_does_not_create_loggers(client: httpx.AsyncClient) -> None:
+    name = "c2c_never_created.child"
+    response = await client.get("/c2c/logging/level", params={"name": name}, headers=KEY)
+    assert response.status_code == 200
+    assert response.json()["level"] == "NOTSET"
+    assert name not in logging.Logger.manager.loggerDict
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"name": "app", "level": "LOUD"}, 422, "invalid level 'LOUD'"),
+        ({"name": "app", "level": 10}, 422, "invalid level 10"),
+        ({"name": "app with space", "level": "DEBUG"}, 422, "invalid logger name"),
+        ({"name": "a" * 201, "level": "DEBUG"}, 422, "invalid logger name"),
+        ({"name": "app", "level": "DEBUG", "duration": "P1Y"}, 422, "years and months"),
+        ({"name": "app", "level": "DEBUG", "duration": 0}, 422, "between 1 second and 7 days"),
+        ({"name": "app", "level": "DEBUG", "duration": "P30D"}, 422, "between 1 second and 7 days"),
+        ({"level": "DEBUG"}, 422, "Field required"),
+    ],
+)
+async def test_set_level_validation(
+    client: httpx.AsyncClient, body: dict[str, object], status: int, message: str
+) -> None:
+    response = await client.post("/c2c/logging/level", json=body, headers=KEY)
+    assert response.status_code == status, response.text
+    assert message in response.text
+    overrides = await client.get("/c2c/logging/overrides", headers=KEY)
+    assert overrides.json() == {"overrides": []}  # nothing stored
+
+
+async def test_get_level_rejects_bad_names(client: httpx.AsyncClient) -> None:
+    response = await client.get("/c2c/logging/level", params={"name": "bad name"}, headers=KEY)
+    assert response.status_code == 400
+    assert "invalid logger name" in response.json()["detail"]
+
+
+async def test_set_level_then_delete(client: httpx.AsyncClient) -> None:
+    logger = logging.getLogger("c2c_tools_test")
+    logger.setLevel(logging.WARNING)
+    response = await client.post("/c2c/logging/level", json={"name": "c2c_tools_test", "level": "debug"}, headers=KEY)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["level"] == "DEBUG"
+    assert logger.level == logging.DEBUG
+    assert len(body["replicas"]) == 1  # the local broadcaster: this process
+    assert body["replicas"][0]["pid"] == os.getpid()
+    assert body["replicas"][0]["payload"]["level"] == "DEBUG"
+    overrides = (await client.get("/c2c/logging/overrides", headers=KEY)).json()["overrides"]
+    assert overrides == [{"name": "c2c_tools_test", "level": "DEBUG", "expires_in": None}]
+    deleted = await client.delete("/c2c/logging/level", params={"name": "c2c_tools_test"}, headers=KEY)
+    assert deleted.status_code == 200
+    assert logger.level == logging.WARNING  # the level it had before the override
+    assert (await client.get("/c2c/logging/overrides", headers=KEY)).json() == {"overrides": []}
+
+
+async def test_level_reverts_after_duration(client: httpx.AsyncClient) -> None:
+    logger = logging.getLogger("c2c_tools_revert")
+    logger.setLevel(logging.ERROR)
+    response = await client.post(
+        "/c2c/logging/level", json={"name": "c2c_tools_revert", "level": "INFO", "duration": 1}, headers=KEY
+    )
+    assert response.status_code == 200
+    assert logger.level == logging.INFO
+    overrides = (await client.get("/c2c/logging/overrides", headers=KEY)).json()["overrides"]
+    assert overrides[0]["name"] == "c2c_tools_revert"
+    assert 0 < overrides[0]["expires_in"] <= 1
+    for _ in range(50):  # bounded wait for the revert (1 s)
+        if logger.level == logging.ERROR:
+            break
+        await asyncio.sleep(0.1)
+    assert logger.level == logging.ERROR
+    assert (await client.get("/c2c/logging/overrides", headers=KEY)).json() == {"overrides": []}
+
+
+async def test_login_cookie_then_tools(client: httpx.AsyncClient) -> None:
+    login = await client.post("/c2c/auth/login", data={"secret": SECRET})
+    assert login.status_code == 303, login.text  # a form POST redirects back to the page
+    assert SECRET not in login.headers.get("set-cookie", "")
+    response = await client.get("/c2c/logging/overrides")
+    assert response.status_code == 200
+
+
+# --- headers tool -------------------------------------------------------------------------------------
+
+
+async def test_headers_tool_masks_credentials(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/c2c/headers/a/b?param_1=secret-value",
+        headers={**KEY, "Authorization": "Bearer tok", "Cookie": "c=1", "X-Custom-Token": "t0k3n", "Accept": "text/x"},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    headers = body["headers"]
+    assert headers["accept"] == "text/x"
+    assert headers["host"] == "testserver"
+    for name in ("x-api-key", "authorization", "cookie", "x-custom-token"):
+        assert headers[name] == "*****", name
+    assert body["client_info"]["path_params"] == {"path_1": "a", "path_2": "b"}
+    text = response.text
+    for secret in (SECRET, "tok", "t0k3n", "secret-value"):
+        assert f'"{secret}"' not in text and f"={secret}" not in text, secret
+    assert body["scope"]["client"] == ["127.0.0.1", 40000]
+
+
+# --- versions ---------------------------------------------------------------------------------------
+
+
+async def test_versions(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    missing = await client.get("/c2c/versions", headers=KEY)
+    assert missing.status_code == 404
+    assert "c2casgiutils-genversion" in missing.json()["detail"]
+    (tmp_path / "versions.json").write_text(json.dumps({"main": {"git_hash": "abc"}, "packages": {}}))
+    found = await client.get("/c2c/versions", headers=KEY)
+    assert found.json() == {"main": {"git_hash": "abc"}, "packages": {}}
+    (tmp_path / "versions.json").write_text("{not json")
+    broken = await client.get("/c2c/versions", headers=KEY)
+    assert broken.status_code == 500
+    assert "cannot be read" in broken.json()["detail"]
+
+
+async def test_broadcaster_is_local_without_redis(client: httpx.AsyncClient) -> None:
+    assert c2c_broadcast.status().kind == "local"
