@@ -122,3 +122,37 @@ def test_sdk_options() -> None:
     assert sampler({"asgi_scope": {"path": "/metrics"}}) == 0.0
     assert sampler({"asgi_scope": {"path": "/api/items"}}) == 0.5
     assert sampler({"asgi_scope": {"path": "/api/items"}, "parent_sampled": True}) == 1.0
+
+
+async def test_probe_routes_are_not_traced(sentry_server: tuple[str, list[list[dict[str, Any]]]]) -> None:
+    """A real FastAPI app under the SDK's integrations: /api is traced, the health checks and metrics are not."""
+    import httpx
+    from fastapi import FastAPI
+
+    dsn, envelopes = sentry_server
+    assert sentry.init(SentrySettings(dsn=dsn, traces_sample_rate=1.0))
+    app = FastAPI()
+
+    @app.get("/api/items")
+    async def items() -> dict[str, str]:
+        return {}
+
+    @app.get("/c2c/health_checks")
+    async def health() -> dict[str, str]:
+        return {}
+
+    @app.get("/metrics")
+    async def metrics() -> str:
+        return ""
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        for path in ("/api/items", "/c2c/health_checks", "/metrics"):
+            assert (await client.get(path)).status_code == 200
+    sentry_sdk.flush(timeout=5)
+    transactions = [
+        item["transaction"]
+        for envelope in envelopes
+        for item in envelope
+        if item.get("type") == "transaction" and "transaction" in item  # the payload, not the item header
+    ]
+    assert transactions == ["/api/items"], transactions
