@@ -1,0 +1,98 @@
+"""The ASGI application: `uvicorn {{ cookiecutter.project_slug }}.main:app`.
+
+Wiring (outermost first): TrustedHost -> ForwardedHeaders (when `C2C__PROXY_HEADERS__TYPE` is
+set) -> security headers -> CORS -> GZip -> the routes. The `/c2c` pages (health checks, logging
+levels, ...) are mounted under the route prefix (`C2C__ROUTE_PREFIX`, default `/`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import c2casgiutils
+from c2casgiutils import config, headers, health_checks, prometheus, sentry
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
+
+from {{ cookiecutter.project_slug }} import api
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+_LOGGER = logging.getLogger(__name__)
+
+settings = Settings()
+PREFIX = config.settings.route_prefix  # "/" or "/some/prefix/"
+
+# Sentry, when C2C__SENTRY__DSN (or SENTRY_DSN) is set; before the app so that it is instrumented.
+sentry.init()
+
+
+class Alive(health_checks.Check):
+    """Liveness: the process serves requests. Depends on nothing external, so that an outage of
+    Redis or of a database never gets the containers restarted (that is what readiness is for)."""
+
+    async def check(self) -> health_checks.Result:
+        return health_checks.Result(status_code=200, payload={"message": "alive"})
+
+
+@asynccontextmanager
+async def _lifespan(main_app: FastAPI) -> AsyncIterator[None]:
+    _LOGGER.info("Starting {{ cookiecutter.project_slug }}")
+    await c2casgiutils.startup(main_app)
+    # Metrics on their own port (C2C__PROMETHEUS__PORT, default 9000; 0 disables).
+    prometheus.start_server()
+    yield
+    await c2casgiutils.shutdown()
+
+
+app = FastAPI(
+    title="{{ cookiecutter.project_slug }}",
+    description="{{ cookiecutter.project_description }}",
+    lifespan=_lifespan,
+    docs_url=f"{PREFIX}docs",
+    redoc_url=None,
+    openapi_url=f"{PREFIX}openapi.json",
+)
+app.include_router(api.router, prefix=f"{PREFIX}api")
+app.mount(f"{PREFIX}c2c", c2casgiutils.app)
+
+
+@app.get(PREFIX)
+async def index() -> dict[str, str]:
+    """Where things are."""
+    return {"api": f"{PREFIX}api/", "admin": f"{PREFIX}c2c/", "health": f"{PREFIX}c2c/health_checks"}
+
+
+# add_middleware puts each new middleware outside the previous ones: the last added runs first.
+app.add_middleware(GZipMiddleware, minimum_size=1000)
+app.add_middleware(
+    CORSMiddleware,
+    allow_origins=settings.cors_origins,
+    allow_credentials=False,
+    allow_methods=["GET"],
+)
+app.add_middleware(
+    headers.ArmorHeaderMiddleware,
+    # C2C__HTTP=true (development over plain HTTP): no Strict-Transport-Security.
+    headers_config={"http": {"headers": {"Strict-Transport-Security": None}}} if config.settings.http else None,
+)
+if config.settings.proxy_headers.type != "none":
+    app.add_middleware(
+        headers.ForwardedHeadersMiddleware,
+        trusted_hosts=config.settings.proxy_headers.trusted_hosts,
+        headers_type=config.settings.proxy_headers.type,
+    )
+# Outermost: a request for an unknown host is refused before anything else runs.
+app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+
+# Health checks, served at <prefix>c2c/health_checks: `?tags=liveness` for the liveness probe and
+# the container HEALTHCHECK, `?tags=readiness` for the readiness probe.
+health_checks.FACTORY.add(Alive(tags=[health_checks.LIVENESS, "all"]))
+if config.settings.redis.configured:
+    health_checks.FACTORY.add(health_checks.Redis(tags=[health_checks.READINESS, "redis", "all"]))
+
+# Request counts and latencies by route, served with the metrics.
+prometheus.instrument(app)

@@ -1,0 +1,336 @@
+"""The cookiecutter scaffold: rendered with the real cookiecutter, installed against this workspace, run.
+
+Once per module: `cookiecutter <checkout> --directory scaffold --no-input project_slug=...` into a
+temporary directory, then a fresh virtual environment (`uv venv`) with the workspace's pure
+packages installed from their sources and the generated project with its `test` group. Then:
+the generated files are sane (Dockerfile instructions, compose file, logging configuration, the
+version range of c2c-all), the generated project's own tests pass in that environment, it is
+ruff- and mypy-clean in its own configuration, and it serves: uvicorn on a free loopback port
+answers `/c2c/health_checks`, `python -m c2c_health URL` exits 0, and with a real Redis the
+readiness check follows Redis while liveness does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from c2c_testing import RedisServer, free_port
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+SLUG = "acme_probe_service"
+ENV_PREFIX = SLUG.upper() + "__"
+# The pure members c2c-all needs (the native engine is optional and built by the release check).
+WORKSPACE_PACKAGES = ["c2c-config", "c2c-headers", "c2c-health", "c2c-broadcast", "c2c-auth", "c2c-all"]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process: none of the caller's toolkit settings or virtualenv."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.upper().startswith(("C2C__", ENV_PREFIX, "UV_PROJECT", "PYTHON", "VIRTUAL_ENV", "SENTRY_"))
+    }
+    env.update(extra)
+    return env
+
+
+def _run(command: list[str], cwd: Path, timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=cwd, env=_clean_env(**env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _check(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (
+        f"{shlex.join(str(a) for a in result.args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    )
+    return result.stdout
+
+
+@dataclass(frozen=True)
+class Project:
+    """The rendered project and the virtual environment it is installed in."""
+
+    path: Path
+    python: Path
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    uv = shutil.which("uv")
+    assert uv is not None, "uv is needed to build the scaffold's environment"
+    base = tmp_path_factory.mktemp("scaffold")
+    # Cookiecutter keeps its replays and clones under the home directory unless told otherwise.
+    config = base / "cookiecutter.yaml"
+    config.write_text(
+        yaml.safe_dump({"cookiecutters_dir": str(base / "cookiecutters"), "replay_dir": str(base / "replay")})
+    )
+    output = base / "out"
+    _check(
+        _run(
+            [sys.executable, "-m", "cookiecutter", str(ROOT), "--directory", "scaffold", "--no-input"]
+            + ["--output-dir", str(output), f"project_slug={SLUG}", "project_description=Probes the scaffold"],
+            cwd=base,
+            timeout=120,
+            COOKIECUTTER_CONFIG=str(config),
+        )
+    )
+    path = output / SLUG
+    venv = base / "venv"
+    _check(_run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], cwd=base, timeout=120))
+    python = venv / "bin" / "python"
+    editables = [arg for name in WORKSPACE_PACKAGES for arg in ("-e", str(ROOT / "packages" / name))]
+    _check(
+        _run(
+            [uv, "pip", "install", "--quiet", "--python", str(python), *editables, "-e", str(path)]
+            + ["--group", f"{path / 'pyproject.toml'}:test"],
+            cwd=base,
+            timeout=600,
+        )
+    )
+    return Project(path, python)
+
+
+# --- the generated files ----------------------------------------------------------------------------
+
+
+def test_files(project: Project) -> None:
+    names = {str(p.relative_to(project.path)) for p in project.path.rglob("*") if p.is_file()}
+    expected = {
+        ".dockerignore",
+        ".gitignore",
+        "Dockerfile",
+        "README.md",
+        "docker-compose.yaml",
+        "logging.yaml",
+        "pyproject.toml",
+        f"{SLUG}/__init__.py",
+        f"{SLUG}/api.py",
+        f"{SLUG}/main.py",
+        f"{SLUG}/py.typed",
+        f"{SLUG}/settings.py",
+        "tests/conftest.py",
+        "tests/test_main.py",
+        "tests/test_settings.py",
+    }
+    assert expected <= names, expected - names
+    for name in expected:
+        text = (project.path / name).read_text()
+        assert "cookiecutter" not in text, f"{name} holds an unrendered template variable"
+        assert not re.search(r"\{\{|\{%", text), f"{name} holds template syntax"
+    assert (
+        ENV_PREFIX + "ALLOWED_HOSTS"
+        in (project.path / f"{SLUG}/settings.py").read_text() + (project.path / "README.md").read_text()
+    )
+
+
+def test_pyproject(project: Project) -> None:
+    pyproject = tomllib.loads((project.path / "pyproject.toml").read_text())
+    assert pyproject["project"]["name"] == SLUG.replace("_", "-")
+    assert pyproject["project"]["description"] == "Probes the scaffold"
+    requirements = {Requirement(r).name: Requirement(r) for r in pyproject["project"]["dependencies"]}
+    c2c_all = requirements["c2c-all"]
+    assert "redis" in c2c_all.extras
+    workspace_version = tomllib.loads((ROOT / "packages/c2c-all/pyproject.toml").read_text())["project"]["version"]
+    assert c2c_all.specifier.contains(workspace_version), (c2c_all, workspace_version)
+    assert {Requirement(r).name for r in pyproject["dependency-groups"]["test"]} >= {"pytest", "httpx"}
+    assert pyproject["tool"]["pytest"]["ini_options"]["filterwarnings"] == ["error"]
+
+
+def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs: comments dropped, continuation lines joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        keyword, _, arguments = line.partition(" ")
+        instructions.append((keyword, arguments.strip()))
+    assert not pending, "the Dockerfile ends with a line continuation"
+    return instructions
+
+
+def test_dockerfile(project: Project) -> None:
+    instructions = _dockerfile_instructions((project.path / "Dockerfile").read_text())
+    keywords = [keyword for keyword, _ in instructions]
+    known = {"FROM", "ENV", "RUN", "WORKDIR", "COPY", "USER", "EXPOSE", "HEALTHCHECK", "CMD", "ARG", "LABEL"}
+    assert set(keywords) <= known, set(keywords) - known
+    assert all(keyword.isupper() for keyword in keywords)
+    assert keywords[0] == "FROM"
+    assert keywords.count("CMD") == 1 and keywords[-1] == "CMD"
+    users = [arguments for keyword, arguments in instructions if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0"), "the service must not run as root"
+    assert keywords.index("USER") < keywords.index("CMD")
+    (healthcheck,) = [arguments for keyword, arguments in instructions if keyword == "HEALTHCHECK"]
+    probe = json.loads(healthcheck[healthcheck.index("CMD ") + 4 :])
+    assert probe[:3] == ["python", "-m", "c2c_health"]
+    assert probe[-1] == "http://127.0.0.1:8080/c2c/health_checks?tags=liveness"
+    command = json.loads(instructions[-1][1])
+    assert command[:2] == ["sh", "-c"]
+    words = shlex.split(command[2])
+    assert words[:3] == ["exec", "uvicorn", f"{SLUG}.main:app"]
+    for flag in ("--host=0.0.0.0", "--port=8080", "--log-config=/app/logging.yaml", "--proxy-headers"):
+        assert flag in words
+    assert "--forwarded-allow-ips=$FORWARDED_ALLOW_IPS" in words
+    env = " ".join(arguments for keyword, arguments in instructions if keyword == "ENV")
+    assert "FORWARDED_ALLOW_IPS=127.0.0.1" in env, "trust no proxy but loopback by default"
+
+
+def test_compose_and_logging(project: Project) -> None:
+    compose = yaml.safe_load((project.path / "docker-compose.yaml").read_text())
+    assert set(compose["services"]) == {"app", "redis"}
+    app = compose["services"]["app"]
+    assert app["environment"]["C2C__REDIS__URL"] == "redis://redis:6379/0"
+    assert all(port.startswith("127.0.0.1:") for port in app["ports"]), "published on loopback only"
+    assert "*" not in app["environment"][ENV_PREFIX + "ALLOWED_HOSTS"]
+    logging_config = yaml.safe_load((project.path / "logging.yaml").read_text())
+    assert logging_config["version"] == 1
+    assert SLUG in logging_config["loggers"]
+    # The configuration is valid for logging.config.dictConfig (in the project's interpreter).
+    code = f"import logging.config, yaml; logging.config.dictConfig(yaml.safe_load(open({'logging.yaml'!r})))"
+    _check(_run([str(project.python), "-I", "-c", code], cwd=project.path, timeout=60))
+
+
+# --- the generated project's own checks ---------------------------------------------------------------
+
+
+def test_generated_tests_pass(project: Project) -> None:
+    result = _run([str(project.python), "-m", "pytest", "-p", "no:cacheprovider"], cwd=project.path, timeout=300)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    print(f"generated project's tests: {summary}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\b\d+ passed\b", summary) and "failed" not in summary and "error" not in summary
+
+
+def test_generated_lint(project: Project, tmp_path: Path) -> None:
+    for command in (["ruff", "format", "--check", "."], ["ruff", "check", "--no-cache", "."]):
+        _check(_run([sys.executable, "-m", *command], cwd=project.path, timeout=120))
+    _check(
+        _run(
+            [sys.executable, "-m", "mypy", "--python-executable", str(project.python), "--cache-dir", str(tmp_path)],
+            cwd=project.path,
+            timeout=300,
+        )
+    )
+
+
+# --- served by uvicorn ----------------------------------------------------------------------------------
+
+
+class Server:
+    """The generated application under uvicorn, started as the Dockerfile starts it (loopback here)."""
+
+    def __init__(self, project: Project, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        command = [str(project.python), "-m", "uvicorn", f"{SLUG}.main:app", "--host=127.0.0.1"]
+        command += [f"--port={self.port}", "--log-config=logging.yaml", "--proxy-headers"]
+        command += ["--forwarded-allow-ips=127.0.0.1"]
+        self.process = subprocess.Popen(
+            command,
+            cwd=project.path,
+            env=_clean_env(C2C__PROMETHEUS__PORT="0", **env),  # no metrics server on all interfaces
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready(timeout=60)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"uvicorn exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                httpx.get(self.url + "/c2c/health_checks?tags=liveness", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.1)
+                continue
+            return
+        raise AssertionError(f"uvicorn did not answer within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()[-4000:]
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+
+
+def _probe(project: Project, url: str) -> subprocess.CompletedProcess[str]:
+    return _run([str(project.python), "-m", "c2c_health", "--timeout=10", url], cwd=project.path, timeout=60)
+
+
+@pytest.fixture
+def server(project: Project, tmp_path: Path) -> Iterator[Server]:
+    running = Server(project, tmp_path / "uvicorn.log")
+    yield running
+    running.stop()
+
+
+def test_serves(project: Project, server: Server) -> None:
+    report = server.get("/c2c/health_checks")
+    assert report.status_code == 200, report.text
+    assert [entity["name"] for entity in report.json()["entities"]] == ["Alive"]  # no Redis configured
+    assert server.get("/c2c/").status_code == 200
+    hello = server.get("/api/hello?name=uvicorn")
+    assert hello.json() == {"message": "Hello, uvicorn!"}
+    assert "default-src" in hello.headers["content-security-policy"]
+    liveness = _probe(project, server.url + "/c2c/health_checks?tags=liveness")
+    assert liveness.returncode == 0, liveness.stderr
+    assert "healthy" in liveness.stdout
+    assert _probe(project, server.url + "/c2c/health_checks").returncode == 0
+    # The log configuration of the Dockerfile is in effect (its format, on stderr).
+    assert re.search(r"INFO\s+uvicorn\.error: Application startup complete", server.log()), server.log()
+
+
+def test_readiness_follows_redis_liveness_does_not(project: Project, redis_server: RedisServer, tmp_path: Path) -> None:
+    running = Server(project, tmp_path / "uvicorn.log", C2C__REDIS__URL=redis_server.url)
+    try:
+        readiness = running.get("/c2c/health_checks?tags=readiness")
+        assert readiness.status_code == 200, readiness.text
+        assert [entity["name"] for entity in readiness.json()["entities"]] == ["Redis"]
+        redis_server.stop()
+        readiness = running.get("/c2c/health_checks?tags=readiness")
+        assert readiness.status_code >= 500, readiness.text
+        assert running.get("/c2c/health_checks?tags=liveness").status_code == 200
+        assert _probe(project, running.url + "/c2c/health_checks?tags=liveness").returncode == 0
+        refused = _probe(project, running.url + "/c2c/health_checks?tags=readiness")
+        assert refused.returncode == 1 and "unhealthy" in refused.stderr
+    finally:
+        running.stop()
