@@ -283,8 +283,9 @@ def reload_settings(settings_cls: type[SettingsT]) -> SettingsT:
     object keeps its previous values.
     """
     with _LOCK:
-        classes = [settings_cls, *(cls for cls in list(_PROCESS_SETTINGS) if cls is not settings_cls)]
-        fresh = {cls: cls() for cls in classes}  # all built before any is changed
+        classes: list[type[C2CSettings]] = [settings_cls]
+        classes += [cls for cls in list(_PROCESS_SETTINGS) if cls is not settings_cls]
+        fresh: dict[type[C2CSettings], C2CSettings] = {cls: cls() for cls in classes}  # all built first
         for cls, new in fresh.items():
             current = _PROCESS_SETTINGS.get(cls)
             if current is None:
