@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -369,3 +370,49 @@ async def test_default_timeout_is_read_at_use_time(monkeypatch: pytest.MonkeyPat
     begin = time.monotonic()
     assert await c2c_broadcast.broadcast("slow", expect_answers=True) == [MissingAnswer(hostname=HOST, pid=PID)]
     assert time.monotonic() - begin < 5  # 0.3 s after the reload, not the 10 s read at startup
+
+
+async def test_zero_timeout_still_publishes(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
+    """`timeout` bounds the wait for answers, not the publication (which gets `connect_timeout`)."""
+    await _start(monkeypatch, redis_server.url)
+    calls: list[int] = []
+
+    async def echo() -> str:
+        calls.append(1)
+        return "x"
+
+    await c2c_broadcast.subscribe("echo", echo)
+    answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=0)
+    assert len(answers) == 1  # one replica registered: its answer, or a MissingAnswer naming it
+    assert answers[0].hostname == HOST
+    async with asyncio.timeout(10):
+        while not calls:  # noqa: ASYNC110 - the handler runs in another task
+            await asyncio.sleep(0.02)
+
+
+async def test_frozen_redis_is_noticed_and_left(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that stops answering without closing connections (SIGSTOP): PING finds out, then recovery."""
+    await _start(monkeypatch, redis_server.url)
+    assert c2c_broadcast.status().healthy
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        async with asyncio.timeout(20):
+            while c2c_broadcast.status().healthy:  # noqa: ASYNC110 - a snapshot, not an event
+                await asyncio.sleep(0.05)
+        assert "no answer to PING" in (c2c_broadcast.status().last_error or "")
+        assert c2c_broadcast.status().state == "reconnecting"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    await _wait_healthy()
+    assert "Redis is back" in caplog.text
+
+    async def echo() -> str:
+        return "ok"
+
+    await c2c_broadcast.subscribe("echo", echo)
+    answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10)
+    assert [a.payload for a in answers if isinstance(a, BroadcastResponse)] == ["ok"]

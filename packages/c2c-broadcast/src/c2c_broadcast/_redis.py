@@ -59,6 +59,7 @@ from c2c_broadcast._wire import (
     Answer,
     DroppedMessage,
     ReplayGuard,
+    Request,
     Targets,
     decode_answer,
     decode_request,
@@ -230,7 +231,10 @@ class _Subscriber:
                     ping_sent = None
                     kind = message["type"]
                     if kind in ("message", "pmessage"):
-                        self._on_message(_text(message["channel"]), message["data"])
+                        try:
+                            self._on_message(_text(message["channel"]), message["data"])
+                        except Exception:  # a bug must not kill the listener
+                            LOG.exception("Broadcast: unexpected error while handling a message on %s", self.name)
                     elif kind in ("subscribe", "psubscribe"):
                         channel = _text(message["channel"])
                         self.confirmed.add(channel)
@@ -256,6 +260,9 @@ class _Subscriber:
             except _Resync:
                 delay = 0.0
             except (*ErrorTypes, RuntimeError) as error:
+                self._lost(error)
+            except Exception as error:  # unexpected: log it, and keep the listener alive
+                LOG.exception("Broadcast: unexpected error in the %s connection", self.name)
                 self._lost(error)
             finally:
                 self.pubsub = None
@@ -567,7 +574,15 @@ class RedisBroadcaster(BaseBroadcaster):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, channel: str, handler: Handler, params: dict[str, Any], request: Any) -> None:
+    async def _handle(self, channel: str, handler: Handler, params: dict[str, Any], request: Request) -> None:
+        try:
+            await self._handle_and_answer(channel, handler, params, request)
+        except Exception:  # the task's exception would otherwise be lost
+            LOG.exception("Broadcast: unexpected error while handling %r", channel)
+
+    async def _handle_and_answer(
+        self, channel: str, handler: Handler, params: dict[str, Any], request: Request
+    ) -> None:
         wanted = request.answer_channel is not None
         payload, error = await self.run_handler(channel, handler, params, payload=wanted, round_trip=False)
         if request.answer_channel is None:
@@ -661,7 +676,8 @@ class RedisBroadcaster(BaseBroadcaster):
         ):
             raise ValueError(f"the broadcast message exceeds max_message_size ({self.settings.max_message_size} bytes)")
         if not expect_answers:
-            await self._run_bounded(self.client().publish(wire, message), deadline, loop)
+            publish_deadline = max(deadline, loop.time() + self.settings.connect_timeout.total_seconds())
+            await self._run_bounded(self.client().publish(wire, message), publish_deadline, loop)
             self._count(BROADCASTS_SENT)
             return None
         return await self._collect(channel, wire, message, answer_channel, request_id, targets, timeout, deadline, loop)
@@ -706,8 +722,11 @@ class RedisBroadcaster(BaseBroadcaster):
         collector = _Collector(request_id)
         self._collectors[answer_channel] = collector
         try:
+            # Publishing gets at least connect_timeout; the answers get what is left of `timeout`.
             receivers, members = await self._run_bounded(
-                self._publish_script(keys=[self.registry_key(channel)], args=[wire, message]), deadline, loop
+                self._publish_script(keys=[self.registry_key(channel)], args=[wire, message]),
+                max(deadline, loop.time() + self.settings.connect_timeout.total_seconds()),
+                loop,
             )
             self._count(BROADCASTS_SENT)
             registered = self._parse_members(members, targets)
@@ -727,7 +746,7 @@ class RedisBroadcaster(BaseBroadcaster):
 
     async def _run_bounded(self, call: Awaitable[Any], deadline: float, loop: asyncio.AbstractEventLoop) -> Any:
         try:
-            async with asyncio.timeout_at(max(deadline, loop.time() + 0.001)):
+            async with asyncio.timeout_at(deadline):
                 return await call
         except ErrorTypes as error:
             raise BroadcastUnavailableError(
