@@ -8,6 +8,8 @@ caller measures:
 
 - the round-trip time of `broadcast("echo", ..., expect_answers=True)` answered by four replicas
   (p50, p99), and the resulting answered broadcasts per second (one caller, sequential calls);
+- interoperability: two replicas of each library on one prefix, and a caller of each library that
+  must get all four answers;
 - fire-and-forget broadcasts per second (`expect_answers=False`, sequential), to the four
   replicas (which compete for the CPU with the caller on a small machine) and to a channel nobody
   listens to (the caller's own cost).
@@ -132,37 +134,26 @@ def environment(port: int, prefix: str) -> dict[str, str]:
     return env
 
 
-def measure(python: str, name: str, port: int, calls: int, fire_seconds: float) -> dict[str, Any]:
-    """Start four replicas and a caller with `python`; return the caller's measurements."""
-    import_line = IMPORTS[name]
-    env = environment(port, prefix=f"bench_{abs(hash(name)) % 10_000}_")
+@contextlib.contextmanager
+def replicas(kinds: list[tuple[str, str]], env: dict[str, str]) -> Iterator[None]:
+    """Run one replica per `(python, implementation name)` until the block ends."""
     workers = [
         subprocess.Popen(
-            [python, "-c", WORKER.format(import_line=import_line)],
+            [python, "-c", WORKER.format(import_line=IMPORTS[name])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
         )
-        for _ in range(REPLICAS)
+        for python, name in kinds
     ]
     try:
-        for worker in workers:
+        for worker, (_, name) in zip(workers, kinds, strict=True):
             assert worker.stdout is not None
             line = worker.stdout.readline()
             if not line.startswith(b"READY"):
                 sys.exit(f"{name}: a replica did not start")
-        caller = subprocess.run(
-            [python, "-c", CALLER.format(import_line=import_line, replicas=REPLICAS), str(calls), str(fire_seconds)],
-            capture_output=True,
-            env=env,
-            timeout=calls * 12 + 120,
-            check=False,
-        )
-        if caller.returncode != 0:
-            sys.exit(f"{name}: the caller failed:\n{caller.stderr.decode(errors='replace')[-3000:]}")
-        result: dict[str, Any] = json.loads(caller.stdout.decode().strip().splitlines()[-1])
-        return result
+        yield
     finally:
         for worker in workers:
             assert worker.stdin is not None
@@ -176,6 +167,38 @@ def measure(python: str, name: str, port: int, calls: int, fire_seconds: float) 
                 worker.wait(timeout=10)
             if worker.stdout is not None:
                 worker.stdout.close()
+
+
+def run_caller(python: str, name: str, env: dict[str, str], calls: int, fire_seconds: float) -> dict[str, Any]:
+    """Run the caller with `python`; return its measurements."""
+    caller = subprocess.run(
+        [python, "-c", CALLER.format(import_line=IMPORTS[name], replicas=REPLICAS), str(calls), str(fire_seconds)],
+        capture_output=True,
+        env=env,
+        timeout=calls * 12 + 120,
+        check=False,
+    )
+    if caller.returncode != 0:
+        sys.exit(f"{name}: the caller failed:\n{caller.stderr.decode(errors='replace')[-3000:]}")
+    result: dict[str, Any] = json.loads(caller.stdout.decode().strip().splitlines()[-1])
+    return result
+
+
+def measure(python: str, name: str, port: int, calls: int, fire_seconds: float) -> dict[str, Any]:
+    """Four replicas and a caller of one implementation, on a prefix of their own."""
+    env = environment(port, prefix=f"bench_{name.split()[0].replace('-', '_')}_")
+    with replicas([(python, name)] * REPLICAS, env):
+        return run_caller(python, name, env, calls, fire_seconds)
+
+
+def interoperate(new_python: str, old_python: str, port: int) -> dict[str, dict[str, Any]]:
+    """Two replicas of each library on one prefix; a caller of each library must get all four answers."""
+    env = environment(port, prefix="bench_mixed_")
+    # New callers wait that long for unregistered (0.14) receivers once the registered ones answered.
+    env["C2C__BROADCAST__LEGACY_WAIT"] = "5"
+    new, old = "c2c-broadcast", "c2casgiutils 0.14.0"
+    with replicas([(new_python, new), (old_python, old)] * (REPLICAS // 2), env):
+        return {name: run_caller(python, name, env, 20, 0.2) for python, name in ((new_python, new), (old_python, old))}
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -213,6 +236,7 @@ def main() -> None:
         old = summarise(
             measure(str(reference_python), "c2casgiutils 0.14.0", port, args.reference_calls, args.fire_seconds)
         )
+        mixed = interoperate(sys.executable, str(reference_python), port)
 
     print(f"\nbroadcast to {REPLICAS} replica processes, one redis-server on loopback, one sequential caller")
     print(f"c2c-broadcast: {args.calls} calls; c2casgiutils 0.14.0: {args.reference_calls} calls\n")
@@ -231,6 +255,9 @@ def main() -> None:
         print(f"{label:<34}{old[key]:>20.2f}{new[key]:>16.2f}{ratio:>9.1f}x")
     print(f"{'calls with fewer than 4 answers':<34}{old['short']:>20.0f}{new['short']:>16.0f}")
     print("\nratio > 1: c2c-broadcast is better by that factor")
+    print(f"\ninteroperability, {REPLICAS // 2} replicas of each library on one prefix, 20 calls per caller:")
+    for name, result in mixed.items():
+        print(f"  {name} caller: {20 - result['short']}/20 calls got all {REPLICAS} answers")
 
 
 if __name__ == "__main__":

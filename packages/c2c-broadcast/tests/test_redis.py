@@ -107,6 +107,9 @@ async def test_without_answers_and_concurrent_handlers(
     await c2c_broadcast.subscribe("slow", slow)
     await c2c_broadcast.subscribe("fast", fast)
     slow_call = asyncio.create_task(c2c_broadcast.broadcast("slow", expect_answers=True, timeout=10))
+    async with asyncio.timeout(10):
+        while not events:  # noqa: ASYNC110 - wait until the slow handler runs (and blocks)
+            await asyncio.sleep(0.02)
     fast_answers = await c2c_broadcast.broadcast("fast", expect_answers=True, timeout=10)
     assert [a.payload for a in fast_answers if isinstance(a, BroadcastResponse)] == ["fast"]
     slow_answers = await slow_call
