@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Append pytest's closing line (and the -ra short summary) of a CI cell to the job summary.
+# Usage: .github/pytest-summary.sh TITLE PYTEST_LOG
+set -euo pipefail
+title=$1
+log=$2
+summary=${GITHUB_STEP_SUMMARY:-/dev/stdout}
+{
+    echo "### $title"
+    echo '```'
+    if [ -f "$log" ]; then
+        # Colour codes out; the short test summary info (-ra) and the closing line.
+        sed -e 's/\x1b\[[0-9;]*m//g' "$log" | sed -n '/short test summary info/,$p' | tail -40
+        sed -e 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* =+$' | tail -1
+    else
+        echo "no pytest log: the cell failed before the tests"
+    fi
+    echo '```'
+} >>"$summary"
