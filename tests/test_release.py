@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
 RELEASE_CHECK = ROOT / "scripts" / "release-check"
 CHECK_CHANGELOGS = ROOT / "scripts" / "check-changelogs.py"
 
@@ -43,6 +44,10 @@ class ReleaseRun:
 
 @pytest.fixture(scope="session")
 def release_run(tmp_path_factory: pytest.TempPathFactory) -> ReleaseRun:
+    # scripts/test reruns the root tests with C2C_HEADERS_ENGINE=python; the release check builds and
+    # installs the same files whatever the engine (its native step names the engine): run it once.
+    if os.environ.get("C2C_HEADERS_ENGINE") == "python":
+        pytest.skip("the release check does not depend on C2C_HEADERS_ENGINE; it runs in the default pass")
     dist = tmp_path_factory.mktemp("dist")
     start = time.monotonic()
     result = subprocess.run(
