@@ -207,6 +207,9 @@ def test_compose_and_logging(project: Project) -> None:
     assert app["environment"]["C2C__REDIS__URL"] == "redis://redis:6379/0"
     assert all(port.startswith("127.0.0.1:") for port in app["ports"]), "published on loopback only"
     assert "*" not in app["environment"][ENV_PREFIX + "ALLOWED_HOSTS"]
+    assert not [name for name in app["environment"] if "SECRET" in name], "secrets belong in .env, not here"
+    assert ".env" in (project.path / ".gitignore").read_text().split()
+    assert ".env" in (project.path / ".dockerignore").read_text().split()
     logging_config = yaml.safe_load((project.path / "logging.yaml").read_text())
     assert logging_config["version"] == 1
     assert SLUG in logging_config["loggers"]
@@ -244,7 +247,8 @@ def test_generated_lint(project: Project, tmp_path: Path) -> None:
 class Server:
     """The generated application under uvicorn, started as the Dockerfile starts it (loopback here)."""
 
-    def __init__(self, project: Project, log_path: Path, **env: str) -> None:
+    def __init__(self, project: Project, log_path: Path, prefix: str = "/", **env: str) -> None:
+        self.prefix = prefix
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -267,7 +271,7 @@ class Server:
             if self.process.poll() is not None:
                 raise AssertionError(f"uvicorn exited with {self.process.returncode}:\n{self.log()}")
             try:
-                httpx.get(self.url + "/c2c/health_checks?tags=liveness", timeout=2)
+                httpx.get(f"{self.url}{self.prefix}c2c/health_checks?tags=liveness", timeout=2)
             except httpx.TransportError:
                 time.sleep(0.1)
                 continue
@@ -332,5 +336,17 @@ def test_readiness_follows_redis_liveness_does_not(project: Project, redis_serve
         assert _probe(project, running.url + "/c2c/health_checks?tags=liveness").returncode == 0
         refused = _probe(project, running.url + "/c2c/health_checks?tags=readiness")
         assert refused.returncode == 1 and "unhealthy" in refused.stderr
+    finally:
+        running.stop()
+
+
+def test_route_prefix(project: Project, tmp_path: Path) -> None:
+    running = Server(project, tmp_path / "uvicorn.log", prefix="/svc/", C2C__ROUTE_PREFIX="/svc/")
+    try:
+        assert running.get("/svc/c2c/health_checks").status_code == 200
+        assert running.get("/svc/api/hello").json() == {"message": "Hello, world!"}
+        assert running.get("/svc/").json()["health"] == "/svc/c2c/health_checks"
+        assert running.get("/c2c/health_checks").status_code == 404
+        assert running.get("/api/hello").status_code == 404
     finally:
         running.stop()
