@@ -1,0 +1,550 @@
+"""Load benchmark: wrk against uvicorn serving each stack, as ratios to the bare app measured in one run.
+
+Every stack runs behind the same server (uvicorn, one process, ``--loop asyncio --no-access-log
+--no-proxy-headers --http httptools`` when httptools is installed, else ``--http h11``; 127.0.0.1, a
+free port) and answers ``GET /`` with a small JSON body; every request carries
+``X-Forwarded-For/-Proto/-Host`` as a proxy would send them:
+
+- ``bare``: a FastAPI app;
+- ``floor: static headers``: the bare app with a minimal pure-ASGI middleware appending the very
+  headers ArmorHeaderMiddleware adds (captured once at startup): the cost of the header bytes alone
+  (serialising, sending, parsing), which no header middleware can avoid;
+- ``armor+fwd [python]`` / ``[native]``: the same app with ``ArmorHeaderMiddleware`` (default rules)
+  and ``ForwardedHeadersMiddleware`` (``C2C_HEADERS_ENGINE`` selects the engine);
+- ``full stack (demo)``: ``examples.demo.app:app`` (TrustedHost, forwarded, armor, CORS, GZip,
+  Prometheus instrumentation, the ``/c2c`` mount; local broadcast, no Redis);
+- ``reference 0.14.0``: the armor+fwd stack built from ``c2casgiutils==0.14.0`` in ``.bench-venv``
+  (``bench/setup-reference-env.sh``; uvicorn, h11 and httptools are added there at the workspace's
+  versions when missing, so that the server is the same). Not with h11: the reference's default CSP
+  ends with a space, which h11 refuses (a 500 for every request).
+
+All servers start first; the memory is read after about 10k requests (a warm-up) and again after
+100k; in between, ``--rounds`` runs of ``--duration`` seconds per stack, interleaved in a shuffled
+order, so that load from other users of the machine affects every stack alike. The table shows the
+median requests per second and p99 latency over the rounds, their ratios to the bare app, errors
+(non-2xx/3xx responses and socket errors over every run) and the resident memory (``VmRSS``).
+
+Usage: ``uv run --no-sync python bench/bench_load.py [--check] [--rounds 3] [--duration 10]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+BENCH_VENV = Path(os.environ.get("BENCH_REFERENCE_VENV", REPO / ".bench-venv"))
+WRK_INSTALL = "apt-get install wrk"
+STACK_ENV = "BENCH_LOAD_STACK"
+FORWARDED = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"}
+UVICORN_OPTIONS = ["--loop", "asyncio", "--no-access-log", "--no-proxy-headers"]
+WARMUP_REQUESTS = 10_000
+TOTAL_REQUESTS = 100_000
+START_TIMEOUT = 60.0
+
+TARGET_RPS = 0.90  # armor+fwd keeps at least 90 % of the bare app's requests per second
+TARGET_P99 = 1.5  # armor+fwd p99 latency at most 1.5 x the bare app's
+TARGET_RSS_GROWTH = 0.10  # RSS after 100k requests within 10 % of RSS after 10k
+
+
+# --- the application (imported by uvicorn: `bench_load:create_app --factory`) --------------------
+
+
+def create_app() -> Any:
+    """The app of the stack named by `BENCH_LOAD_STACK` (bare, floor, armor, reference)."""
+    from fastapi import FastAPI
+
+    stack = os.environ.get(STACK_ENV, "bare")
+    app = FastAPI()
+
+    @app.get("/")
+    async def hello() -> dict[str, str]:
+        return {"message": "Hello from the load benchmark"}
+
+    if stack == "bare":
+        return app
+    if stack == "floor":
+        return _StaticHeaders(app, _armor_headers())
+    if stack == "armor":
+        from c2c_headers import ArmorHeaderMiddleware, ForwardedHeadersMiddleware
+
+        app.add_middleware(ArmorHeaderMiddleware)
+        app.add_middleware(ForwardedHeadersMiddleware, trusted_hosts="127.0.0.1", headers_type="x-forwarded")
+        return app
+    if stack == "reference":
+        # Only in the bench venv, by name: the workspace's c2casgiutils (c2c-all) has the same name.
+        reference: Any = importlib.import_module("c2casgiutils.headers")
+        app.add_middleware(reference.ArmorHeaderMiddleware)
+        app.add_middleware(reference.ForwardedHeadersMiddleware, trusted_hosts="127.0.0.1", headers_type="x-forwarded")
+        return app
+    raise ValueError(f"unknown {STACK_ENV}={stack!r}: expected bare, floor, armor or reference")
+
+
+class _StaticHeaders:
+    """The floor: a pure-ASGI middleware appending a fixed header list (no rule, no forwarded headers)."""
+
+    def __init__(self, app: Any, headers: list[tuple[bytes, bytes]]) -> None:
+        self.app = app
+        self.headers = headers
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _armor_headers() -> list[tuple[bytes, bytes]]:
+    """The headers ArmorHeaderMiddleware (default rules) adds to the JSON answer, captured once."""
+    from c2c_headers import ArmorHeaderMiddleware
+
+    added: list[tuple[bytes, bytes]] = []
+    json_headers = [(b"content-length", b"2"), (b"content-type", b"application/json")]
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": list(json_headers)})
+
+    async def capture(message: Any) -> None:
+        added.extend(header for header in message["headers"] if header not in json_headers)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/", "root_path": "", "headers": [(b"host", b"127.0.0.1")]}
+    # Nothing in there really suspends: run the coroutine to its end without an event loop (the
+    # factory is called from inside uvicorn's running loop).
+    coroutine = ArmorHeaderMiddleware(inner)(scope, receive, capture)
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return added
+    coroutine.close()
+    raise RuntimeError("capturing the armor headers suspended")
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One wrk run."""
+
+    requests: int
+    rps: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+
+
+@dataclass
+class Variant:
+    """One stack behind its own uvicorn process."""
+
+    name: str
+    python: str
+    target: list[str]  # uvicorn's app argument(s)
+    env: dict[str, str]
+    cwd: Path
+    ours: bool = True  # targets apply (the reference is printed only)
+    armor: bool = False  # the armor+fwd targets apply
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    runs: list[Run] = field(default_factory=list)
+    warmup: list[Run] = field(default_factory=list)
+    total_requests: int = 0
+    rss_10k: int = 0
+    rss_100k: int = 0
+    requests_at_10k: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def rss_kib(self) -> int:
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        assert match is not None, status
+        return int(match.group(1))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _pin(core: int | None) -> list[str]:
+    return ["taskset", "-c", str(core)] if core is not None else []
+
+
+def start(variant: Variant, core: int | None, directory: Path, options: list[str]) -> None:
+    variant.port = _free_port()
+    variant.log = directory / f"{re.sub(r'[^a-z0-9]+', '-', variant.name)}.log"
+    argv = [
+        *_pin(core),
+        variant.python,
+        "-m",
+        "uvicorn",
+        *variant.target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(variant.port),
+        *options,
+    ]
+    with variant.log.open("wb") as log:
+        variant.process = subprocess.Popen(
+            argv, cwd=variant.cwd, env=variant.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if variant.process.poll() is not None:
+            raise RuntimeError(f"{variant.name}: the server exited while starting:\n{variant.log.read_text()[-3000:]}")
+        try:
+            request = urllib.request.Request(variant.url, headers=FORWARDED)  # noqa: S310 (http on loopback)
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+                if response.status != 200:
+                    raise RuntimeError(f"{variant.name}: GET / answered {response.status}")
+                has_csp = response.headers.get("content-security-policy") is not None
+                if has_csp != (variant.name != "bare"):
+                    raise RuntimeError(f"{variant.name}: unexpected headers {dict(response.headers)}")
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{variant.name}: no answer in {START_TIMEOUT:g} s") from None
+            time.sleep(0.2)
+
+
+def stop(variant: Variant) -> None:
+    process = variant.process
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _number(pattern: str, text: str, default: str | None = None) -> str:
+    match = re.search(pattern, text, re.MULTILINE)
+    if match is None:
+        if default is not None:
+            return default
+        raise RuntimeError(f"unexpected wrk output (no {pattern!r}):\n{text}")
+    return match.group(1)
+
+
+def wrk(wrk_binary: str, variant: Variant, seconds: float, core: int | None, connections: int) -> Run:
+    header_args = [arg for name, value in FORWARDED.items() for arg in ("-H", f"{name}: {value}")]
+    argv = [
+        *_pin(core),
+        wrk_binary,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        *header_args,
+        variant.url,
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr}\n{result.stdout}")
+    text = result.stdout
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+    if p99 is None:
+        raise RuntimeError(f"unexpected wrk output (no 99% line):\n{text}")
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    run = Run(
+        requests=int(_number(r"^\s+(\d+) requests in", text)),
+        rps=float(_number(r"^Requests/sec:\s+([\d.]+)", text)),
+        p99_ms=float(p99.group(1)) * _UNITS[p99.group(2)],
+        non_2xx=int(_number(r"Non-2xx or 3xx responses: (\d+)", text, "0")),
+        socket_errors=sum(int(value) for value in socket.groups()) if socket else 0,
+    )
+    variant.total_requests += run.requests
+    return run
+
+
+# --- setting up the variants ----------------------------------------------------------------------
+
+
+def _python_has(python: str, *modules: str) -> bool:
+    code = "; ".join(f"import {module}" for module in modules)
+    return subprocess.run([python, "-c", code], capture_output=True, timeout=120, check=False).returncode == 0
+
+
+def _server_packages() -> list[str]:
+    """The server as installed here: uvicorn, h11 and (when installed) httptools, pinned."""
+    names = ["uvicorn", "h11"] + (["httptools"] if importlib.util.find_spec("httptools") else [])
+    return [f"{name}=={importlib.metadata.version(name)}" for name in names]
+
+
+def _ensure_reference_server(python: str) -> str | None:
+    """The bench venv needs the workspace's server (same versions); add it when missing."""
+    wanted = _server_packages()
+    names = tuple(spec.split("==")[0] for spec in wanted)
+    check = (
+        "import importlib.metadata as m, sys; "
+        f"sys.exit(0 if [f'{{n}}=={{m.version(n)}}' for n in {names!r}] == {wanted!r} else 1)"
+    )
+    if subprocess.run([python, "-c", check], capture_output=True, timeout=60, check=False).returncode == 0:
+        return None
+    uv = shutil.which("uv")
+    if uv is None:
+        return "uv not found: cannot add uvicorn to the bench venv"
+    print(f"adding {' '.join(wanted)} to {BENCH_VENV} (the same server as the workspace's)", flush=True)
+    result = subprocess.run(
+        [uv, "pip", "install", "--python", python, *wanted], capture_output=True, text=True, timeout=600, check=False
+    )
+    return None if result.returncode == 0 else f"could not install {wanted} in {BENCH_VENV}: {result.stderr}"
+
+
+def build_variants(directory: Path, with_reference: bool, http: str) -> tuple[list[Variant], list[str]]:
+    notes: list[str] = []
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("C2C__", "C2C_HEADERS_ENGINE", "DEMO_"))}
+    base_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    app_target = ["bench_load:create_app", "--factory", "--app-dir", str(HERE)]
+    ours = sys.executable
+
+    def stack_env(stack: str, **extra: str) -> dict[str, str]:
+        return {**base_env, STACK_ENV: stack, **extra}
+
+    variants = [
+        Variant("bare", ours, app_target, stack_env("bare"), HERE),
+        Variant("floor: static headers", ours, app_target, stack_env("floor"), HERE),
+        Variant(
+            "armor+fwd [python]", ours, app_target, stack_env("armor", C2C_HEADERS_ENGINE="python"), HERE, armor=True
+        ),
+    ]
+    if _python_has(ours, "c2c_headers_native"):
+        variants.append(
+            Variant(
+                "armor+fwd [native]",
+                ours,
+                app_target,
+                stack_env("armor", C2C_HEADERS_ENGINE="native"),
+                HERE,
+                armor=True,
+            )
+        )
+    else:
+        notes.append("native engine not installed: no [native] row")
+    variants.append(
+        Variant(
+            "full stack (demo)",
+            ours,
+            ["examples.demo.app:app", "--app-dir", str(REPO)],
+            {
+                **base_env,
+                "C2C__PROXY_HEADERS__TYPE": "x-forwarded",
+                "C2C__PROMETHEUS__PORT": "0",
+                "C2C__AUTH__SECRET": "bench-secret",
+                "DEMO_DATABASE": str(directory / "demo.sqlite3"),
+            },
+            REPO,
+        )
+    )
+    if with_reference and http == "h11":
+        # Its default CSP ends with "; " and h11 refuses header values with trailing whitespace:
+        # every response would be a 500 (httptools lets it through).
+        notes.append("no reference: its default CSP has a trailing space, which uvicorn's h11 refuses (500 on every")
+        notes.append("  request); install httptools (`uv pip install httptools`) to serve every stack with httptools")
+    elif with_reference:
+        python = str(BENCH_VENV / "bin" / "python")
+        if not Path(python).exists() or not _python_has(python, "c2casgiutils.headers", "fastapi"):
+            notes.append(f"no reference: {BENCH_VENV} missing or incomplete (run bench/setup-reference-env.sh)")
+        elif (problem := _ensure_reference_server(python)) is not None:
+            notes.append(f"no reference: {problem}")
+        else:
+            variants.append(
+                Variant("reference 0.14.0 armor+fwd", python, app_target, stack_env("reference"), HERE, ours=False)
+            )
+    return variants, notes
+
+
+@contextmanager
+def servers(variants: list[Variant], core: int | None, directory: Path, options: list[str]) -> Iterator[None]:
+    try:
+        for variant in variants:
+            start(variant, core, directory, options)
+        yield
+    finally:
+        for variant in variants:
+            stop(variant)
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def _versions(python: str) -> str:
+    code = (
+        "import importlib.metadata as m, importlib.util as u, platform; "
+        "print('python', platform.python_version(), *(f'{n} {m.version(n)}' for n in "
+        "('uvicorn', 'h11', 'httptools', 'fastapi', 'starlette') if u.find_spec(n)))"
+    )
+    result = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    return result.stdout.strip() or result.stderr.strip()
+
+
+def report(variants: list[Variant], total: int) -> list[str]:
+    """Print the table; return the missed targets."""
+    bare = variants[0]
+    bare_rps = statistics.median(run.rps for run in bare.runs)
+    bare_p99 = statistics.median(run.p99_ms for run in bare.runs)
+    header = (
+        f"| {'stack':<27} | {'req/s':>7} | {'x bare':>6} | {'req/s range':>13} | {'p99 ms':>7} | {'x bare':>6} |"
+        f" {'errors':>6} | {'RSS 10k MiB':>11} | {f'RSS {total // 1000}k MiB':>12} | {'growth':>6} |"
+    )
+    print(header)
+    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
+    missed: list[str] = []
+    for variant in variants:
+        rps = statistics.median(run.rps for run in variant.runs)
+        p99 = statistics.median(run.p99_ms for run in variant.runs)
+        every = variant.warmup + variant.runs
+        errors = sum(run.non_2xx + run.socket_errors for run in every)
+        growth = (variant.rss_100k - variant.rss_10k) / variant.rss_10k
+        spread = f"{min(r.rps for r in variant.runs):.0f}-{max(r.rps for r in variant.runs):.0f}"
+        print(
+            f"| {variant.name:<27} | {rps:>7.0f} | {rps / bare_rps:>6.2f} | {spread:>13} | {p99:>7.2f} |"
+            f" {p99 / bare_p99:>6.2f} | {errors:>6} | {variant.rss_10k / 1024:>11.1f} |"
+            f" {variant.rss_100k / 1024:>12.1f} | {growth:>+6.1%} |"
+        )
+        if not variant.ours:
+            continue
+        if errors:
+            missed.append(f"{variant.name}: {errors} errors")
+        if growth > TARGET_RSS_GROWTH:
+            missed.append(
+                f"{variant.name}: RSS grew {growth:+.1%} from 10k to {total // 1000}k requests"
+                f" (> {TARGET_RSS_GROWTH:.0%})"
+            )
+        if variant.armor:
+            if rps / bare_rps < TARGET_RPS:
+                missed.append(f"{variant.name}: {rps / bare_rps:.0%} of the bare app's req/s (< {TARGET_RPS:.0%})")
+            if p99 / bare_p99 > TARGET_P99:
+                missed.append(f"{variant.name}: p99 {p99 / bare_p99:.2f} x the bare app's (> {TARGET_P99:g})")
+    print()
+    print(
+        f"targets: armor+fwd >= {TARGET_RPS:.0%} of bare req/s and p99 <= {TARGET_P99:g} x bare; no error; "
+        f"RSS growth from 10k to {total // 1000}k requests <= {TARGET_RSS_GROWTH:.0%} "
+        "(our stacks; the reference is shown only)"
+    )
+    for line in missed:
+        print(f"MISSED: {line}")
+    if not missed:
+        print("all targets met")
+    return missed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved measured runs per stack (default 3)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the c2casgiutils 0.14.0 stack")
+    parser.add_argument("--total", type=int, default=TOTAL_REQUESTS, help="requests before the second RSS (100000)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the shuffled order")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    options = parser.parse_args()
+
+    wrk_binary = shutil.which("wrk")
+    if wrk_binary is None:
+        print(f"wrk is missing: install it with `{WRK_INSTALL}` (as root)", file=sys.stderr)
+        return 2
+    cores = sorted(os.sched_getaffinity(0))
+    pinned = shutil.which("taskset") is not None and len(cores) >= 2
+    server_core, wrk_core = (cores[0], cores[1]) if pinned else (None, None)
+    seed = options.seed if options.seed is not None else random.randrange(1 << 30)
+    shuffle = random.Random(seed)
+    started = datetime.datetime.now(datetime.UTC)
+    # httptools when installed here (uvicorn[standard], as in production), else the pure-Python h11.
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    server_options = [*UVICORN_OPTIONS, "--http", http]
+    load_before = os.getloadavg()
+
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as temp:
+        variants, notes = build_variants(Path(temp), not options.no_reference, http)
+        print(f"stacks: {', '.join(variant.name for variant in variants)}", flush=True)
+        with servers(variants, server_core, Path(temp), server_options):
+            # Warm-up to about 10k requests each (short runs, interleaved), then the first RSS.
+            for variant in variants:
+                while variant.total_requests < WARMUP_REQUESTS:
+                    run = wrk(wrk_binary, variant, 2, wrk_core, options.connections)
+                    variant.warmup.append(run)
+                variant.requests_at_10k = variant.total_requests
+                variant.rss_10k = variant.rss_kib()
+            for round_number in range(options.rounds):
+                order = list(variants)
+                shuffle.shuffle(order)
+                for variant in order:
+                    variant.runs.append(wrk(wrk_binary, variant, options.duration, wrk_core, options.connections))
+                print(f"round {round_number + 1}/{options.rounds} done", flush=True)
+            # Top up to 100k requests each, then the second RSS.
+            for variant in variants:
+                while variant.total_requests < options.total:
+                    missing = options.total - variant.total_requests
+                    seconds = min(30.0, max(1.0, missing / max(variant.runs[-1].rps, 1.0) + 0.5))
+                    variant.warmup.append(wrk(wrk_binary, variant, seconds, wrk_core, options.connections))
+                variant.rss_100k = variant.rss_kib()
+
+    print()
+    print(
+        f"conditions: {started:%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores "
+        f"(load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after), "
+        + (f"server pinned to core {server_core}, wrk to core {wrk_core}" if pinned else "no CPU pinning")
+    )
+    print(f"server: uvicorn {' '.join(server_options)}, one process; {_versions(sys.executable)}")
+    if any(not variant.ours for variant in variants):
+        print(f"reference server: {_versions(str(BENCH_VENV / 'bin' / 'python'))}")
+    print(
+        f"wrk -t1 -c{options.connections} --latency, {options.rounds} x {options.duration:g} s per stack "
+        f"(interleaved, shuffle seed {seed}), X-Forwarded-For/-Proto/-Host on every request; "
+        f"RSS after {min(v.requests_at_10k for v in variants)}+ and {options.total}+ requests"
+    )
+    for note in notes:
+        print(f"note: {note}")
+    print()
+    missed = report(variants, options.total)
+    return 1 if missed and options.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
