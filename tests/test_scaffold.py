@@ -282,8 +282,8 @@ class Server:
         self._log.flush()
         return self.log_path.read_text()[-4000:]
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=30)
+    def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return httpx.get(self.url + path, headers=headers, timeout=30)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -348,5 +348,28 @@ def test_route_prefix(project: Project, tmp_path: Path) -> None:
         assert running.get("/svc/").json()["health"] == "/svc/c2c/health_checks"
         assert running.get("/c2c/health_checks").status_code == 404
         assert running.get("/api/hello").status_code == 404
+    finally:
+        running.stop()
+
+
+def test_behind_a_proxy(project: Project, tmp_path: Path) -> None:
+    """The proxy (here: this test, from 127.0.0.1) passes the public host in X-Forwarded-Host."""
+    env = {
+        "C2C__PROXY_HEADERS__TYPE": "x-forwarded",
+        "C2C__PROXY_HEADERS__TRUSTED_HOSTS": "127.0.0.1",
+        ENV_PREFIX + "ALLOWED_HOSTS": "public.example",
+    }
+    running = Server(project, tmp_path / "uvicorn.log", **env)
+    try:
+        forwarded = {"Host": "backend:8080", "X-Forwarded-Host": "public.example", "X-Forwarded-Proto": "https"}
+        response = running.get("/api/hello", headers=forwarded)
+        assert response.status_code == 200, response.text
+        assert "max-age=" in response.headers["strict-transport-security"]  # https, public host
+        index = running.get("/", headers=forwarded).json()
+        assert index["health"] == "/c2c/health_checks"
+        # Without the forwarded host, the backend name is not an allowed host; the refusal is armored.
+        refused = running.get("/api/hello", headers={"Host": "backend:8080"})
+        assert refused.status_code == 400
+        assert refused.headers["x-content-type-options"] == "nosniff"
     finally:
         running.stop()

@@ -54,6 +54,7 @@ async def test_c2c_without_slash_redirects(client: httpx.AsyncClient) -> None:
 async def test_unknown_host_refused(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/hello", headers={"Host": "attacker.example"})
     assert response.status_code == 400
+    assert response.headers["x-content-type-options"] == "nosniff"  # the refusal has the security headers
 
 
 async def test_cors_allows_no_origin_by_default(client: httpx.AsyncClient) -> None:

@@ -1,8 +1,10 @@
 """The ASGI application: `uvicorn {{ cookiecutter.project_slug }}.main:app`.
 
-Wiring (outermost first): TrustedHost -> ForwardedHeaders (when `C2C__PROXY_HEADERS__TYPE` is
-set) -> security headers -> CORS -> GZip -> the routes. The `/c2c` pages (health checks, logging
-levels, ...) are mounted under the route prefix (`C2C__ROUTE_PREFIX`, default `/`).
+Middlewares, outermost first: ForwardedHeaders (when `C2C__PROXY_HEADERS__TYPE` is set: the
+public host and scheme, from trusted proxies only) -> security headers (so that the 400s and CORS
+answers below get them too) -> TrustedHost (checks the public host) -> CORS -> GZip -> the routes.
+The `/c2c` pages (health checks, logging levels, ...) are mounted under the route prefix
+(`C2C__ROUTE_PREFIX`, default `/`).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ async def index() -> dict[str, str]:
     return {"api": f"{PREFIX}api/", "admin": f"{PREFIX}c2c/", "health": f"{PREFIX}c2c/health_checks"}
 
 
-# add_middleware puts each new middleware outside the previous ones: the last added runs first.
+# add_middleware wraps the stack built so far: the last one added sees the request first.
 app.add_middleware(GZipMiddleware, minimum_size=1000)
 app.add_middleware(
     CORSMiddleware,
@@ -74,6 +76,8 @@ app.add_middleware(
     allow_credentials=False,
     allow_methods=["GET"],
 )
+# A request for a host not listed is refused (400) before the application sees it.
+app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
 app.add_middleware(
     headers.ArmorHeaderMiddleware,
     # C2C__HTTP=true (development over plain HTTP): no Strict-Transport-Security.
@@ -85,8 +89,6 @@ if config.settings.proxy_headers.type != "none":
         trusted_hosts=config.settings.proxy_headers.trusted_hosts,
         headers_type=config.settings.proxy_headers.type,
     )
-# Outermost: a request for an unknown host is refused before anything else runs.
-app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
 
 # Health checks, served at <prefix>c2c/health_checks: `?tags=liveness` for the liveness probe and
 # the container HEALTHCHECK, `?tags=readiness` for the readiness probe.
