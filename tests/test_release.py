@@ -104,6 +104,12 @@ def test_native_wheel_is_abi3(release_run: ReleaseRun) -> None:
 
 
 @pytest.mark.slow
+def test_metadata(release_run: ReleaseRun) -> None:
+    _assert_ok(release_run, "twine check --strict")
+    _assert_ok(release_run, "every wheel ships py.typed; our packages require each other by bounded ranges")
+
+
+@pytest.mark.slow
 def test_unified_api_from_wheels(release_run: ReleaseRun) -> None:
     _assert_ok(release_run, "c2c-all[all] ")
 
