@@ -9,9 +9,14 @@ summary=${GITHUB_STEP_SUMMARY:-/dev/stdout}
     echo "### $title"
     echo '```'
     if [ -f "$log" ]; then
-        # Colour codes out; the short test summary info (-ra) and the closing line.
-        sed -e 's/\x1b\[[0-9;]*m//g' "$log" | sed -n '/short test summary info/,$p' | tail -40
-        sed -e 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* =+$' | tail -1
+        # Colour codes out; the short test summary info (-ra) down to the closing line, or the
+        # closing line alone when there is no short summary.
+        plain=$(sed -e 's/\x1b\[[0-9;]*m//g' "$log")
+        if grep -q 'short test summary info' <<<"$plain"; then
+            sed -n '/short test summary info/,$p' <<<"$plain" | tail -40
+        else
+            grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* =+$' <<<"$plain" | tail -1 || true
+        fi
     else
         echo "no pytest log: the cell failed before the tests"
     fi
