@@ -21,10 +21,13 @@ free port) and answers ``GET /`` with a small JSON body; every request carries
 All servers start first; the memory is read after about 10k requests (a warm-up) and again after
 100k; in between, ``--rounds`` runs of ``--duration`` seconds per stack, interleaved in a shuffled
 order, so that load from other users of the machine affects every stack alike. The table shows the
-median requests per second and p99 latency over the rounds, their ratios to the bare app, errors
-(non-2xx/3xx responses and socket errors over every run) and the resident memory (``VmRSS``).
+median requests per second and p99 latency over the rounds, their ratios to the bare app, the
+server's CPU time per request (``/proc/<pid>/stat``: not charged while another process runs, so
+steadier than req/s on a shared machine; ``bare/this`` is the share of the bare app's capacity
+kept), errors (non-2xx/3xx responses and socket errors over every run) and the resident memory
+(``VmRSS``).
 
-Usage: ``uv run --no-sync python bench/bench_load.py [--check] [--rounds 3] [--duration 10]``.
+Usage: ``uv run --no-sync python bench/bench_load.py [--check] [--rounds 5] [--duration 6]``.
 """
 
 from __future__ import annotations
@@ -160,6 +163,7 @@ class Run:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    cpu_us: float  # the server's CPU time (user + system) per request
 
 
 @dataclass
@@ -186,6 +190,13 @@ class Variant:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
+
+    def cpu_seconds(self) -> float:
+        """The server's CPU time so far (user + system), from /proc/<pid>/stat."""
+        assert self.process is not None
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_kib(self) -> int:
         assert self.process is not None
@@ -283,7 +294,9 @@ def wrk(wrk_binary: str, variant: Variant, seconds: float, core: int | None, con
         *header_args,
         variant.url,
     ]
+    cpu_before = variant.cpu_seconds()
     result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    cpu = variant.cpu_seconds() - cpu_before
     if result.returncode != 0:
         raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr}\n{result.stdout}")
     text = result.stdout
@@ -291,12 +304,14 @@ def wrk(wrk_binary: str, variant: Variant, seconds: float, core: int | None, con
     if p99 is None:
         raise RuntimeError(f"unexpected wrk output (no 99% line):\n{text}")
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    requests = int(_number(r"^\s+(\d+) requests in", text))
     run = Run(
-        requests=int(_number(r"^\s+(\d+) requests in", text)),
+        requests=requests,
         rps=float(_number(r"^Requests/sec:\s+([\d.]+)", text)),
         p99_ms=float(p99.group(1)) * _UNITS[p99.group(2)],
         non_2xx=int(_number(r"Non-2xx or 3xx responses: (\d+)", text, "0")),
         socket_errors=sum(int(value) for value in socket.groups()) if socket else 0,
+        cpu_us=cpu * 1e6 / max(requests, 1),
     )
     variant.total_requests += run.requests
     return run
@@ -428,9 +443,11 @@ def report(variants: list[Variant], total: int) -> list[str]:
     bare = variants[0]
     bare_rps = statistics.median(run.rps for run in bare.runs)
     bare_p99 = statistics.median(run.p99_ms for run in bare.runs)
+    bare_cpu = statistics.median(run.cpu_us for run in bare.runs)
     header = (
         f"| {'stack':<27} | {'req/s':>7} | {'x bare':>6} | {'req/s range':>13} | {'p99 ms':>7} | {'x bare':>6} |"
-        f" {'errors':>6} | {'RSS 10k MiB':>11} | {f'RSS {total // 1000}k MiB':>12} | {'growth':>6} |"
+        f" {'CPU µs/req':>10} | {'bare/this':>9} | {'errors':>6} | {'RSS 10k MiB':>11}"
+        f" | {f'RSS {total // 1000}k MiB':>12} | {'growth':>6} |"
     )
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
@@ -438,14 +455,15 @@ def report(variants: list[Variant], total: int) -> list[str]:
     for variant in variants:
         rps = statistics.median(run.rps for run in variant.runs)
         p99 = statistics.median(run.p99_ms for run in variant.runs)
+        cpu = statistics.median(run.cpu_us for run in variant.runs)
         every = variant.warmup + variant.runs
         errors = sum(run.non_2xx + run.socket_errors for run in every)
         growth = (variant.rss_100k - variant.rss_10k) / variant.rss_10k
         spread = f"{min(r.rps for r in variant.runs):.0f}-{max(r.rps for r in variant.runs):.0f}"
         print(
             f"| {variant.name:<27} | {rps:>7.0f} | {rps / bare_rps:>6.2f} | {spread:>13} | {p99:>7.2f} |"
-            f" {p99 / bare_p99:>6.2f} | {errors:>6} | {variant.rss_10k / 1024:>11.1f} |"
-            f" {variant.rss_100k / 1024:>12.1f} | {growth:>+6.1%} |"
+            f" {p99 / bare_p99:>6.2f} | {cpu:>10.0f} | {bare_cpu / cpu:>9.2f} | {errors:>6} |"
+            f" {variant.rss_10k / 1024:>11.1f} | {variant.rss_100k / 1024:>12.1f} | {growth:>+6.1%} |"
         )
         if not variant.ours:
             continue
@@ -476,8 +494,8 @@ def report(variants: list[Variant], total: int) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run (default 10)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved measured runs per stack (default 3)")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per measured run (default 6)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved measured runs per stack (default 5)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--no-reference", action="store_true", help="skip the c2casgiutils 0.14.0 stack")
     parser.add_argument("--total", type=int, default=TOTAL_REQUESTS, help="requests before the second RSS (100000)")
