@@ -78,7 +78,13 @@ async def _lifespan(main_app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="c2c ASGI toolkit demo", lifespan=_lifespan)
 app.mount("/c2c", c2casgiutils.app)
 
-# Outermost last: TrustedHost runs first.
+# The README's order: each add_middleware wraps the previous ones, so ForwardedHeaders (added last)
+# runs first and every inner middleware sees the public scheme and host; ArmorHeader also covers
+# TrustedHost's 400 and the CORS answers.
+app.add_middleware(
+    TrustedHostMiddleware,
+    allowed_hosts=os.environ.get("DEMO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(","),
+)
 app.add_middleware(GZipMiddleware, minimum_size=1000)
 app.add_middleware(
     CORSMiddleware,
@@ -98,10 +104,6 @@ if config.settings.proxy_headers.type != "none":
         trusted_hosts=config.settings.proxy_headers.trusted_hosts,
         headers_type=config.settings.proxy_headers.type,
     )
-app.add_middleware(
-    TrustedHostMiddleware,
-    allowed_hosts=os.environ.get("DEMO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(","),
-)
 
 # Health checks: the database (readiness), Redis when configured (readiness); liveness depends on
 # nothing external.
