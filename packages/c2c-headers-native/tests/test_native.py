@@ -11,12 +11,13 @@ import dataclasses
 import os
 import re
 
-import c2c_headers_native
 import pytest
-from c2c_headers_native import Match, RuleEngine
-from c2c_headers_native._translate import UnsupportedPattern, translate
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+import c2c_headers_native
+from c2c_headers_native import Match, RuleEngine
+from c2c_headers_native._translate import UnsupportedPattern, translate
 
 # The same profiles as c2c-headers' conftest (registering twice is harmless: the last one wins).
 settings.register_profile("dev", max_examples=40, deadline=None)
