@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -207,23 +208,25 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def summarise(result: dict[str, Any]) -> dict[str, float]:
-    samples: list[float] = result["samples"]
+def summarise(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Pool the round-trip samples of every round; take the median of the per-round rates."""
+    samples: list[float] = [sample for result in results for sample in result["samples"]]
     return {
         "p50_ms": percentile(samples, 0.50) * 1000,
         "p99_ms": percentile(samples, 0.99) * 1000,
         "answered_per_s": len(samples) / sum(samples),
-        "fire_per_s": float(result["fire"]),
-        "alone_per_s": float(result["alone"]),
-        "short": float(result["short"]),
+        "fire_per_s": statistics.median(float(result["fire"]) for result in results),
+        "alone_per_s": statistics.median(float(result["alone"]) for result in results),
+        "short": float(sum(result["short"] for result in results)),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=300, help="round trips measured for c2c-broadcast")
-    parser.add_argument("--reference-calls", type=int, default=100, help="round trips measured for 0.14 (~100 ms each)")
-    parser.add_argument("--fire-seconds", type=float, default=2.0, help="duration of the fire-and-forget phase")
+    parser.add_argument("--calls", type=int, default=150, help="round trips per round for c2c-broadcast")
+    parser.add_argument("--reference-calls", type=int, default=40, help="round trips per round for 0.14 (~100 ms each)")
+    parser.add_argument("--fire-seconds", type=float, default=1.0, help="duration of each fire-and-forget phase")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (the machine's load drifts)")
     args = parser.parse_args()
 
     venv = Path(os.environ.get("BENCH_REFERENCE_VENV", DEFAULT_REFERENCE_VENV))
@@ -232,14 +235,20 @@ def main() -> None:
         sys.exit(f"no reference environment at {venv}: run bash bench/setup-reference-env.sh (BENCH_REFERENCE_VENV)")
 
     with redis_server() as port:
-        new = summarise(measure(sys.executable, "c2c-broadcast", port, args.calls, args.fire_seconds))
-        old = summarise(
-            measure(str(reference_python), "c2casgiutils 0.14.0", port, args.reference_calls, args.fire_seconds)
-        )
+        new_results, old_results = [], []
+        for _ in range(args.rounds):
+            new_results.append(measure(sys.executable, "c2c-broadcast", port, args.calls, args.fire_seconds))
+            old_results.append(
+                measure(str(reference_python), "c2casgiutils 0.14.0", port, args.reference_calls, args.fire_seconds)
+            )
+        new, old = summarise(new_results), summarise(old_results)
         mixed = interoperate(sys.executable, str(reference_python), port)
 
     print(f"\nbroadcast to {REPLICAS} replica processes, one redis-server on loopback, one sequential caller")
-    print(f"c2c-broadcast: {args.calls} calls; c2casgiutils 0.14.0: {args.reference_calls} calls\n")
+    print(
+        f"{args.rounds} alternating rounds; per round c2c-broadcast {args.calls} calls, "
+        f"c2casgiutils 0.14.0 {args.reference_calls} calls; rates are medians of the rounds\n"
+    )
     header = f"{'metric':<34}{'c2casgiutils 0.14.0':>20}{'c2c-broadcast':>16}{'ratio':>10}"
     print(header)
     print("-" * len(header))

@@ -355,8 +355,11 @@ async def test_overloaded_replica_drops_with_a_log_line(
             await asyncio.sleep(0.02)
     second = await c2c_broadcast.broadcast("blocked", expect_answers=True, timeout=0.5)
     assert second == [MissingAnswer(hostname=HOST, pid=PID)]
+    async with asyncio.timeout(10):  # dropped after waiting OVERLOAD_WAIT (1 s) for a free slot
+        while "messages_dropped{reason=overloaded}" not in c2c_broadcast.status().counters:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
     assert c2c_broadcast.status().counters["messages_dropped{reason=overloaded}"] == 1
-    assert "(overloaded: 1 handlers already running)" in caplog.text
+    assert "(overloaded: 1 handlers still running after 1 s)" in caplog.text
     release.set()
     assert [a.payload for a in await first if isinstance(a, BroadcastResponse)] == ["done"]
 
@@ -419,3 +422,28 @@ async def test_frozen_redis_is_noticed_and_left(
     await c2c_broadcast.subscribe("echo", echo)
     answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10)
     assert [a.payload for a in answers if isinstance(a, BroadcastResponse)] == ["ok"]
+
+
+async def test_a_burst_larger_than_the_handler_limit_is_not_dropped(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    """Back-pressure: with quick handlers, 2000 buffered messages and a limit of 10 lose nothing."""
+    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__MAX_PENDING_HANDLERS="10")
+    received: list[int] = []
+    all_received = asyncio.Event()
+
+    async def count(*, n: int) -> None:
+        await asyncio.sleep(0)
+        received.append(n)
+        if len(received) == 2000:
+            all_received.set()
+
+    await c2c_broadcast.subscribe("count", count)
+    async with raw.pipeline(transaction=False) as pipe:
+        for n in range(2000):
+            pipe.publish("broadcast_api_count", json.dumps({"params": {"n": n}}))
+        await pipe.execute()
+    async with asyncio.timeout(30):
+        await all_received.wait()
+    assert sorted(received) == list(range(2000))
+    assert not any(key.startswith("messages_dropped") for key in c2c_broadcast.status().counters)

@@ -99,6 +99,9 @@ for _, key in ipairs(KEYS) do
 end
 return now
 """
+# When `max_pending_handlers` are running, the listener stops reading for at most this long (Redis
+# buffers meanwhile) before it drops a message.
+OVERLOAD_WAIT = 1.0
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 ErrorTypes = (RedisError, OSError, asyncio.TimeoutError)
@@ -164,7 +167,7 @@ class _Subscriber:
         channels: Callable[[], list[str]],
         fixed_channels: list[str],
         patterns: list[str],
-        on_message: Callable[[str, str | bytes], None],
+        on_message: Callable[[str, str | bytes], Awaitable[None]],
         on_ready: Callable[[], None],
     ) -> None:
         self.owner = owner
@@ -232,7 +235,7 @@ class _Subscriber:
                     kind = message["type"]
                     if kind in ("message", "pmessage"):
                         try:
-                            self._on_message(_text(message["channel"]), message["data"])
+                            await self._on_message(_text(message["channel"]), message["data"])
                         except Exception:  # a bug must not kill the listener
                             LOG.exception("Broadcast: unexpected error while handling a message on %s", self.name)
                     elif kind in ("subscribe", "psubscribe"):
@@ -319,6 +322,7 @@ class RedisBroadcaster(BaseBroadcaster):
         self._reconnections = 0
         self._last_error: str | None = None
         self._heartbeat_now = asyncio.Event()
+        self._slot_freed = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self._closing = False
         self._listener = _Subscriber(
@@ -543,7 +547,7 @@ class RedisBroadcaster(BaseBroadcaster):
 
     # -- receiving -----------------------------------------------------------------------
 
-    def _on_request(self, wire: str, data: str | bytes) -> None:
+    async def _on_request(self, wire: str, data: str | bytes) -> None:
         channel = wire.removeprefix(self.prefix)
         handler = self._handlers.get(channel)
         if handler is None or not wire.startswith(self.prefix):
@@ -565,14 +569,29 @@ class RedisBroadcaster(BaseBroadcaster):
             return
         if (self.hostname, self.pid) not in request.targets:
             return
-        if len(self._tasks) >= self.settings.max_pending_handlers:
-            self.dropped("overloaded", wire, f"{len(self._tasks)} handlers already running")
+        if len(self._tasks) >= self.settings.max_pending_handlers and not await self._free_slot():
+            self.dropped("overloaded", wire, f"{len(self._tasks)} handlers still running after {OVERLOAD_WAIT:g} s")
             return
         task = asyncio.create_task(
             self._handle(channel, handler, request.params, request), name=f"c2c-broadcast {wire}"
         )
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._slot_freed.set()
+
+    async def _free_slot(self) -> bool:
+        """Back-pressure: wait (bounded) until a handler finishes; False if none does in time."""
+        try:
+            async with asyncio.timeout(OVERLOAD_WAIT):
+                while len(self._tasks) >= self.settings.max_pending_handlers:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def _handle(self, channel: str, handler: Handler, params: dict[str, Any], request: Request) -> None:
         try:
@@ -626,7 +645,7 @@ class RedisBroadcaster(BaseBroadcaster):
             answer = encode(None, ("AnswerTooLarge", f"the answer exceeds {self.settings.max_message_size} bytes"))
         return answer
 
-    def _on_answer(self, answer_channel: str, data: str | bytes) -> None:
+    async def _on_answer(self, answer_channel: str, data: str | bytes) -> None:
         collector = self._collectors.get(answer_channel)
         if collector is None:
             LOG.debug("Broadcast: late answer on %s ignored", answer_channel)

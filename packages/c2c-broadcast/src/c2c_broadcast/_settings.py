@@ -50,7 +50,10 @@ class BroadcastSettings(Section):
     max_pending_handlers: int = Field(
         default=1000,
         ge=1,
-        description="Most handler calls running at once in a process; further messages are dropped with a log line",
+        description=(
+            "Most handler calls running at once in a process; then the listener waits up to 1 s for one to end, "
+            "and drops the message with a log line"
+        ),
     )
     reconnect_max_delay: Duration = Field(
         default=datetime.timedelta(seconds=10),
