@@ -411,6 +411,10 @@ async def test_frozen_redis_is_noticed_and_left(
                 await asyncio.sleep(0.05)
         assert "no answer to PING" in (c2c_broadcast.status().last_error or "")
         assert c2c_broadcast.status().state == "reconnecting"
+        # Reconnection attempts against the frozen server time out (connect_timeout 1 s) instead of hanging.
+        async with asyncio.timeout(20):
+            while "TimeoutError" not in (c2c_broadcast.status().last_error or ""):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
     finally:
         os.kill(pid, signal.SIGCONT)
     await _wait_healthy()

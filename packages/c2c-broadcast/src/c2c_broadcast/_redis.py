@@ -208,10 +208,12 @@ class _Subscriber:
                 channels = [*self._fixed_channels, *self._channels()]
                 requested = set(channels)
                 pending = {*channels, *self._patterns}
-                if channels:
-                    await pubsub.subscribe(*channels)
-                if self._patterns:
-                    await pubsub.psubscribe(*self._patterns)
+                # Bounded: against a frozen server the connection handshake would wait forever.
+                async with asyncio.timeout(settings.connect_timeout.total_seconds()):
+                    if channels:
+                        await pubsub.subscribe(*channels)
+                    if self._patterns:
+                        await pubsub.psubscribe(*self._patterns)
                 last_seen = time.monotonic()
                 ping_sent: float | None = None
                 while True:
