@@ -499,9 +499,11 @@ def test_urls_and_security_headers_through_tls_proxy(stack: Stack) -> None:
     assert "nonce-" not in api.headers["content-security-policy"]
     assert "default-src 'self'" in api.headers["content-security-policy"]
 
-    # An unknown host is refused by TrustedHostMiddleware (outside the armor in the demo's wiring).
+    # An unknown host (forwarded by nginx as X-Forwarded-Host) is refused by TrustedHostMiddleware,
+    # inside the armor: the refusal carries the security headers too.
     refused = client.get("/", headers={"Host": f"evil.example:{client.port}"})
     assert refused.status_code == 400, refused.text
+    assert refused.headers["strict-transport-security"] == HSTS
 
     # The echo broadcast, through the proxy, is answered by every replica.
     _wait_for_registry(stack, 3)
