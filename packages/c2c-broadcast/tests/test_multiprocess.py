@@ -458,3 +458,12 @@ async def test_sentinel_failover(
             await asyncio.sleep(0.2)
         assert len(_responses(answers)) == 4, answers
         await c2c_broadcast.shutdown()
+
+
+async def test_addressing_a_subset_of_workers(workers: list[Worker], broadcaster: None) -> None:
+    chosen = sorted(w.pid for w in workers[:2])
+    begin = time.monotonic()
+    answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10, pids=chosen)
+    assert sorted(r.pid for r in _responses(answers)) == chosen
+    assert len(answers) == 2
+    assert time.monotonic() - begin < 5  # only the two addressed replicas were waited for

@@ -451,3 +451,50 @@ async def test_a_burst_larger_than_the_handler_limit_is_not_dropped(
         await all_received.wait()
     assert sorted(received) == list(range(2000))
     assert not any(key.startswith("messages_dropped") for key in c2c_broadcast.status().counters)
+
+
+def _answer(replica: str | None, n: int = 0) -> Any:
+    from c2c_broadcast._wire import Answer
+
+    return Answer(hostname="h", pid=n, payload=n, replica=replica)
+
+
+@pytest.mark.parametrize(
+    ("registered", "receivers", "legacy", "answers", "primary_done", "all_done"),
+    [
+        # every registered replica answered: done
+        (["a", "b"], 2, False, ["a", "b"], True, True),
+        (["a", "b"], 2, False, ["a"], False, False),
+        # a monitor or a pattern subscriber inflates PUBLISH's count: the registry decides
+        (["a", "b"], 4, False, ["a", "b"], True, False),
+        # a killed replica is still registered but PUBLISH no longer reaches it
+        (["a", "b", "c"], 2, False, ["a", "c"], True, True),
+        # answers of unregistered (0.14) replicas count towards PUBLISH's receivers only
+        (["a"], 3, False, [None, "a"], True, False),
+        (["a"], 3, False, [None, "a", None], True, True),
+        (["a"], 3, False, [None, None], False, False),
+        # nobody registered (only 0.14 replicas): PUBLISH's count, as 0.14
+        ([], 2, True, [None], False, False),
+        ([], 2, True, [None, None], True, True),
+        ([], 0, True, [], True, True),
+        # addressed replicas none of which is registered: nothing to wait for
+        ([], 3, False, [], True, False),
+    ],
+)
+def test_when_a_call_stops_waiting(
+    registered: list[str],
+    receivers: int,
+    legacy: bool,
+    answers: list[str | None],
+    primary_done: bool,
+    all_done: bool,
+) -> None:
+    from c2c_broadcast._redis import _Collector
+
+    collector = _Collector("request")
+    for index, replica in enumerate(answers):
+        collector.add(_answer(replica, index))
+    assert not collector.primary_done.is_set()  # nothing is decided before PUBLISH returned
+    collector.expect({name: ("h", i) for i, name in enumerate(registered)}, receivers, legacy)
+    assert collector.primary_done.is_set() == primary_done
+    assert collector.all_done.is_set() == all_done
