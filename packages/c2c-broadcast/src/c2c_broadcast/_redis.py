@@ -663,7 +663,8 @@ class RedisBroadcaster(BaseBroadcaster):
                 request_id=collector.request_id,
             )
         except DroppedMessage as refused:
-            self.dropped(refused.reason, answer_channel, refused.detail)
+            # One log key for every answer channel: they are unique per call, the limiter must stay bounded.
+            self.dropped(refused.reason, "answers", refused.detail)
             return
         self._count(ANSWERS_RECEIVED)
         collector.add(answer)
