@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -251,6 +252,8 @@ def start(variant: Variant, core: int | None, directory: Path, options: list[str
                 if has_csp != (variant.name != "bare"):
                     raise RuntimeError(f"{variant.name}: unexpected headers {dict(response.headers)}")
                 return
+        except urllib.error.HTTPError as error:
+            raise RuntimeError(f"{variant.name}: GET / answered {error.code}: {error.read()[:500]!r}") from None
         except OSError:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{variant.name}: no answer in {START_TIMEOUT:g} s") from None
@@ -392,6 +395,8 @@ def build_variants(directory: Path, with_reference: bool, http: str) -> tuple[li
                 "C2C__PROMETHEUS__PORT": "0",
                 "C2C__AUTH__SECRET": "bench-secret",
                 "DEMO_DATABASE": str(directory / "demo.sqlite3"),
+                # TrustedHost checks the forwarded host (ForwardedHeaders runs first).
+                "DEMO_ALLOWED_HOSTS": f"{FORWARDED['X-Forwarded-Host']},127.0.0.1",
             },
             REPO,
         )
