@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 
@@ -28,6 +29,9 @@ async def _clean_state(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
     reload_settings(Settings)
     yield
     await c2c_broadcast.shutdown()
+    # Nothing of ours survives a shutdown: listeners, heartbeat, handlers, cleanup tasks.
+    leftovers = [task for task in asyncio.all_tasks() if task.get_name().startswith("c2c-broadcast")]
+    assert leftovers == [], leftovers
     try:
         from c2c_config.redis import reset_factory
     except ModuleNotFoundError:
