@@ -8,7 +8,7 @@
 # packages; as another user it prints the command to run and exits with status 1.
 set -euo pipefail
 
-PACKAGES=(redis-server redis-sentinel postgresql chromium redis-tools fonts-dejavu-core)
+PACKAGES=(redis-server redis-sentinel postgresql chromium redis-tools fonts-dejavu-core nginx wrk shellcheck)
 
 have() {
     command -v "$1" >/dev/null 2>&1
@@ -37,6 +37,11 @@ have chromium || missing+=(chromium)
 # The browser screenshot is compared with a committed one: the same font everywhere.
 [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 have redis-cli || missing+=("redis-tools (redis-cli)")
+# nginx: the production-like end-to-end test (TLS in front of three replicas); wrk: bench/bench_load.py;
+# shellcheck: actionlint checks the workflows' run: scripts with it.
+[[ -x /usr/sbin/nginx ]] || have nginx || missing+=(nginx)
+have wrk || missing+=(wrk)
+have shellcheck || missing+=(shellcheck)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
@@ -58,7 +63,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$
 
 # The Debian package starts a system-wide cluster and redis-server on their default ports; the test
 # fixtures start their own servers on free ports and never use those, so stopping them is not needed.
-if ! have redis-server || ! have redis-sentinel || ! have_postgresql || ! have chromium || ! have redis-cli \
+if ! have redis-server || ! have redis-sentinel || ! have_postgresql || ! have chromium || ! have redis-cli || ! have wrk || ! have shellcheck \
     || [[ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
     echo "install-services.sh: installation finished but some binaries are still missing" >&2
     exit 1
