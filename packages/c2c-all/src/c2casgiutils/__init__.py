@@ -68,7 +68,9 @@ async def shutdown() -> None:
     """
     from c2c_auth import shutdown as auth_shutdown
     from c2c_broadcast import shutdown as broadcast_shutdown
+    from c2casgiutils.tools import logging_
 
+    await logging_.shutdown()
     await broadcast_shutdown()
     await auth_shutdown()
     redis_module = sys.modules.get("c2c_config.redis")  # loaded only when Redis was used

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from typing import Any, ClassVar
 
@@ -9,7 +10,7 @@ from pydantic import Field, model_validator
 
 from c2c_auth import AuthSettings
 from c2c_broadcast import BroadcastSettings
-from c2c_config import CoreSettings, Section, StringList
+from c2c_config import CoreSettings, Duration, Section, StringList
 from c2c_health import HealthChecksSettings
 
 
@@ -92,6 +93,13 @@ class LoggingToolSettings(Section):
 
     redis_prefix: str = Field(default="c2c_logging_level_", description="Redis prefix for logging settings")
     application_module: str = Field(default="c2casgiutils", description="Application module name for logging")
+    sync_interval: Duration = Field(
+        default=datetime.timedelta(seconds=30),
+        description=(
+            "With Redis: how often each replica re-reads the stored overrides and applies what it missed "
+            "(it also does right after a Redis reconnection); 0 disables"
+        ),
+    )
 
 
 class ToolsSettings(Section):

@@ -21,6 +21,7 @@ Without Redis the overrides live in the process (the local broadcaster reaches o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -53,6 +54,7 @@ __all__ = [
     "LoggingTool",
     "create_router",
     "get_tool",
+    "shutdown",
     "startup",
     "validate_level",
     "validate_logger_name",
@@ -150,6 +152,7 @@ class LoggingTool:
         self._reverts: dict[str, asyncio.TimerHandle] = {}
         self._local_overrides: dict[str, tuple[str, float | None]] = {}
         self._broadcast: Callable[..., Awaitable[Any]] | None = None
+        self._sync_task: asyncio.Task[None] | None = None
 
     # --- applied on every replica (the broadcast handler) ---------------------------------------
 
@@ -182,11 +185,52 @@ class LoggingTool:
         """The broadcast handler: apply the change here and report the result."""
         return self.apply(name, level, duration)
 
+    # --- keeping this process in line with the stored overrides -------------------------------------
+
+    async def sync(self) -> int:
+        """Apply the stored overrides this process does not run, and drop the ones no longer stored.
+
+        A replica misses a broadcast while its Redis connection is down (a Redis restart, a
+        failover): the stored overrides are the truth, and this brings the process back to them.
+        Returns the number of loggers changed.
+        """
+        stored = {name: (level, expires_in) for name, level, expires_in in await self.overrides()}
+        changed = 0
+        for name, (level, expires_in) in stored.items():
+            logger = _existing_logger(name)
+            if logger is None or logging.getLevelName(logger.level) != level or name not in self._original:
+                self.apply(name, level, expires_in)
+                changed += 1
+        for name in [name for name in self._original if name not in stored]:
+            self.apply(name, None)
+            changed += 1
+        if changed:
+            LOG.info("Logging levels brought in line with %d stored override(s)", changed)
+        return changed
+
+    async def _sync_loop(self, interval: float) -> None:
+        from c2c_broadcast import status
+
+        reconnections = status().reconnections
+        next_sync = time.monotonic() + interval
+        while True:
+            await asyncio.sleep(min(1.0, interval))
+            current = status().reconnections
+            # Right after a reconnection (the broadcasts of the outage are lost), else periodically.
+            if current != reconnections or time.monotonic() >= next_sync:
+                reconnections = current
+                next_sync = time.monotonic() + interval
+                try:
+                    await self.sync()
+                except Exception as error:  # Redis down: the next round retries
+                    LOG.warning("Cannot read the stored logging overrides (%s: %s)", type(error).__name__, error)
+
     # --- the caller side ---------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Subscribe the handler to the broadcast channel and restore the persisted overrides."""
+        """Subscribe the handler, restore the persisted overrides and, with Redis, keep them in sync."""
         from c2c_broadcast import decorate  # imported late: the tool works before broadcast is used
+        from c2casgiutils import config
 
         self._broadcast = await decorate(self.handle, channel=CHANNEL, expect_answers=True, timeout=BROADCAST_TIMEOUT)
         for name, level, expires_in in await self.overrides():
@@ -194,6 +238,18 @@ class LoggingTool:
                 self.apply(name, level, expires_in)
             except ValueError as error:  # a bad entry (written by hand?) must not stop the others
                 LOG.warning("Skipped the stored logging override %r: %s", name, error)
+        if config.settings.redis.configured and self._sync_task is None:
+            interval = config.settings.tools.logging.sync_interval.total_seconds()
+            if interval > 0:
+                self._sync_task = asyncio.create_task(self._sync_loop(interval), name="c2c-logging-sync")
+
+    async def shutdown(self) -> None:
+        """Stop the background synchronisation."""
+        task, self._sync_task = self._sync_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def change(self, name: str, level: str | None, duration: float | None = None) -> list[Any]:
         """Apply a change on every replica (through broadcast) and persist it; return the answers."""
@@ -275,6 +331,12 @@ def get_tool() -> LoggingTool:
 async def startup() -> None:
     """Start the process-wide logging tool (called by `c2casgiutils.startup` and `cli.init`)."""
     await get_tool().startup()
+
+
+async def shutdown() -> None:
+    """Stop the process-wide logging tool's background work (called by `c2casgiutils.shutdown`)."""
+    if _TOOL is not None:
+        await _TOOL.shutdown()
 
 
 def _answers(answers: Sequence[Any]) -> list[dict[str, Any]]:
