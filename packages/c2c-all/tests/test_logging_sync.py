@@ -6,8 +6,8 @@ import logging
 import os
 
 import pytest
-from c2c_testing import RedisServer
 
+from c2c_testing import RedisServer
 from c2casgiutils import config
 from c2casgiutils.tools.logging_ import LoggingTool
 
