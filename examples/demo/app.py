@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 import c2casgiutils
-from c2casgiutils import broadcast, config, headers, health_checks, prometheus, sentry
+from c2casgiutils import broadcast, config, headers, health_checks, monitoring, prometheus, sentry
 from c2casgiutils.broadcast import MissingAnswer
 from c2casgiutils.broadcast import types as broadcast_types
 
@@ -108,6 +108,7 @@ if config.settings.proxy_headers.type != "none":
 # Health checks: the database (readiness), Redis when configured (readiness); liveness depends on
 # nothing external.
 health_checks.FACTORY.add(health_checks.SQLAlchemy(Session=Session, tags=["readiness", "database", "all"]))
+health_checks.FACTORY.add(monitoring.BroadcastCheck(tags=["readiness", "broadcast", "all"]))
 if config.settings.redis.configured:
     health_checks.FACTORY.add(health_checks.Redis(tags=["readiness", "redis", "all"]))
 

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from c2casgiutils import auth, broadcast, cli, config, headers, health_checks, prometheus, sentry
+    from c2casgiutils import auth, broadcast, cli, config, headers, health_checks, monitoring, prometheus, sentry
 
 __version__ = _version("c2c-all")
 
-_SUBMODULES = frozenset({"auth", "broadcast", "cli", "config", "headers", "health_checks", "prometheus", "sentry"})
+_SUBMODULES = frozenset(
+    {"auth", "broadcast", "cli", "config", "headers", "health_checks", "monitoring", "prometheus", "sentry"}
+)
 _APP: FastAPI | None = None
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "config",
     "headers",
     "health_checks",
+    "monitoring",
     "prometheus",
     "sentry",
     "shutdown",
