@@ -273,5 +273,5 @@ def _engines_line(config: pytest.Config) -> str:
     if native is None:
         if option:
             return "c2c-headers engines: python, native REQUIRED BUT NOT INSTALLED (tests will fail)"
-        return "c2c-headers engines: python (native not installed: skipped)"
+        return "c2c-headers engines: python (native engine not installed)"
     return f"c2c-headers engines: python, native {getattr(native, '__version__', 'unknown version')}"
