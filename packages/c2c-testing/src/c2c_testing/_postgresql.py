@@ -6,7 +6,6 @@ import os
 import pwd
 import re
 import secrets
-import shutil
 import signal
 import stat
 import subprocess
@@ -14,13 +13,21 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
 from c2c_testing._binaries import PostgreSQLBinaries, find_executable, find_postgresql_binaries
 from c2c_testing._net import LOOPBACK, free_port, port_is_open
-from c2c_testing._process import ServerError, clean_env, log_size, log_tail, log_text, spawn, stop_process
+from c2c_testing._process import (
+    ManagedServer,
+    ServerError,
+    clean_env,
+    log_size,
+    log_tail,
+    log_text,
+    spawn,
+    stop_process,
+)
 
 SUPERUSER = "postgres"
 # The account that runs the server when the tests run as root (initdb refuses to run as root).
@@ -81,7 +88,7 @@ def check_identifier(name: str) -> str:
     return name
 
 
-class PostgreSQLServer:
+class PostgreSQLServer(ManagedServer):
     """A PostgreSQL cluster (initdb) served on 127.0.0.1 with a password role and a database.
 
     Unix sockets live in its temporary directory; fsync is off. As root, the server runs as the
@@ -325,29 +332,3 @@ class PostgreSQLServer:
         if self._proc is not None:
             stop_process(self._proc, sig=signal.SIGINT, timeout=timeout, escalate=(signal.SIGQUIT,))
             self._proc = None
-
-    def restart(self, timeout: float | None = None) -> Self:
-        """`stop()` then `start()` on the same port, keeping the data."""
-        self.stop()
-        return self.start(timeout)
-
-    def close(self) -> None:
-        """Stop the server and remove its directory (data included)."""
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        if not self.is_running:
-            try:
-                self.start()
-            except BaseException:
-                self.close()
-                raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import abc
 import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 # Every server process still running; killed at interpreter exit so that nothing outlives pytest,
 # even when a teardown was skipped (KeyboardInterrupt, internal error).
@@ -19,6 +23,54 @@ LOG_TAIL_LINES = 25
 
 class ServerError(RuntimeError):
     """A server did not start, answer or stop in time; the message ends with its log tail."""
+
+
+class ManagedServer(abc.ABC):
+    """The life cycle every server of the fixtures shares: `restart`, `close`, and use as a context manager.
+
+    Subclasses provide `start`, `stop`, `is_running` and `directory` (removed by `close`).
+    """
+
+    directory: Path
+
+    @abc.abstractmethod
+    def start(self, timeout: float | None = None) -> Self:
+        """Start the server and wait until it answers."""
+
+    @abc.abstractmethod
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server; no-op when stopped."""
+
+    @property
+    @abc.abstractmethod
+    def is_running(self) -> bool:
+        """Whether the server process is alive."""
+
+    def restart(self, timeout: float | None = None) -> Self:
+        """`stop()` then `start()` on the same port (the data directory is kept)."""
+        self.stop()
+        return self.start(timeout)
+
+    def close(self) -> None:
+        """Stop the server and remove its directory (data included)."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        if not self.is_running:
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 @atexit.register

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 import subprocess
 import tempfile
 import time
@@ -17,7 +16,7 @@ from urllib.parse import quote
 
 from c2c_testing._binaries import find_executable
 from c2c_testing._net import LOOPBACK, free_port
-from c2c_testing._process import ServerError, log_size, log_tail, log_text, spawn, stop_process
+from c2c_testing._process import ManagedServer, ServerError, log_size, log_tail, log_text, spawn, stop_process
 from c2c_testing._resp import Arg, RespError, RespValue, as_text, execute, pairs_to_dict
 
 PORT_BUSY_MARKERS = ("Address already in use", "EADDRINUSE")
@@ -26,7 +25,7 @@ NOT_READY_CODES = ("LOADING", "MASTERDOWN")
 PROBE_KEY = "c2c-testing:replication-probe"
 
 
-class RedisServer:
+class RedisServer(ManagedServer):
     """A `redis-server` process on 127.0.0.1, without persistence, in its own temporary directory.
 
     Create it, then `start()` (or use it as a context manager); `close()` stops it and removes
@@ -207,32 +206,6 @@ class RedisServer:
         if self._proc is not None:
             stop_process(self._proc, timeout=timeout)
             self._proc = None
-
-    def restart(self, timeout: float | None = None) -> Self:
-        """`stop()` then `start()` on the same port."""
-        self.stop()
-        return self.start(timeout)
-
-    def close(self) -> None:
-        """Stop the process and remove its temporary directory."""
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        if not self.is_running:
-            try:
-                self.start()
-            except BaseException:
-                self.close()
-                raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class SentinelProcess(RedisServer):
