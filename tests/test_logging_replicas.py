@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from c2c_testing import RedisServer, free_port, wait_for_port
+from c2c_testing import RedisServer, free_port, stop_process, wait_for_port
 
 SECRET = "replica-test-secret"
 KEY = {"X-API-Key": SECRET}
@@ -73,13 +73,7 @@ class Replica:
         return httpx.get(self.url + path, headers=KEY, timeout=20, **kwargs)  # type: ignore[arg-type]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, timeout=15)
         self.log.close()
 
 

@@ -30,7 +30,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from c2c_testing import RedisServer, free_port
+from c2c_testing import RedisServer, free_port, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -286,13 +286,7 @@ class Server:
         return httpx.get(self.url + path, headers=headers, timeout=30)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, timeout=15)
         self._log.close()
 
 

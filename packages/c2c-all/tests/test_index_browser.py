@@ -31,7 +31,7 @@ import pytest
 from PIL import Image, ImageChops
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Request, expect, sync_playwright
 
-from c2c_testing import free_port, wait_for_port
+from c2c_testing import free_port, stop_process, wait_for_port
 
 LOOPBACK = "127.0.0.1"
 SECRET = "browser-test-secret"  # a test value, not a credential
@@ -203,12 +203,7 @@ def _serve(directory: Path, settings: dict[str, str]) -> Iterator[Server]:
                     pytest.fail(f"uvicorn did not listen within {START_TIMEOUT:g} s:\n{_log_tail(log_path)}")
         yield Server(port=port, log=log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from importlib.metadata import version as _version
 from c2c_testing._binaries import INSTALL_COMMAND, MissingBinaryError
 from c2c_testing._net import free_port, wait_for_port
 from c2c_testing._postgresql import PostgreSQLServer
-from c2c_testing._process import ServerError
+from c2c_testing._process import ServerError, stop_process
 from c2c_testing._redis import RedisSentinel, RedisServer, SentinelProcess
 from c2c_testing._resp import RespError, RespValue
 from c2c_testing.plugin import RedisSentinelFactory, RedisServerFactory
@@ -30,5 +30,6 @@ __all__ = [
     "ServerError",
     "__version__",
     "free_port",
+    "stop_process",
     "wait_for_port",
 ]
