@@ -219,7 +219,8 @@ class PythonEngine:
         if plan.keep:
             result = self._apply_keep(plan, status, headers, nonce)
         else:
-            edits = plan.static
+            # The static plan holds for statuses every rule accepts (an application may send any int).
+            edits = plan.static if 0 <= status <= 999 else None
             if edits is None:
                 edits = plan.edit_plan(self._select(plan, status, headers))
             touched = edits.touched
