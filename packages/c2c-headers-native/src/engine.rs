@@ -4,8 +4,6 @@
 //! and anchored with `\A`; `check::check_translated` verifies they stay inside the translator's
 //! allowlist before anything is compiled.
 
-use std::sync::Mutex;
-
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
@@ -63,8 +61,6 @@ pub struct BuildError {
 #[derive(Debug)]
 struct Walker {
     dfa: DFA,
-    /// Search caches of the lazy DFA (a search needs one exclusively; the GIL makes contention rare).
-    caches: Mutex<Vec<Cache>>,
 }
 
 impl Walker {
@@ -81,29 +77,41 @@ impl Walker {
             .thompson(thompson::Config::new().nfa_size_limit(Some(SIZE_LIMIT)))
             .build_many(patterns)
             .ok()?;
-        Some(Walker {
-            dfa,
-            caches: Mutex::new(Vec::new()),
-        })
+        Some(Walker { dfa })
     }
 
     /// The ids (ascending) of the patterns matching at the start of `haystack`, or None when the
-    /// lazy DFA gives up (the caller then asks the regex set).
+    /// lazy DFA gives up (the caller then asks the regex set). With a fresh cache: for tests.
+    #[cfg(test)]
     fn search(&self, haystack: &str) -> Option<Vec<u32>> {
-        let cache = self.caches.lock().ok().and_then(|mut caches| caches.pop());
-        let mut cache = cache.unwrap_or_else(|| self.dfa.create_cache());
-        let found = self.walk(&mut cache, haystack.as_bytes());
-        // A cache that gave up stays given up: drop it, the next search starts a fresh one.
-        if found.is_some()
-            && let Ok(mut caches) = self.caches.lock()
-        {
-            caches.push(cache);
-        }
-        found
+        let mut found = Vec::new();
+        self.search_into(&mut None, haystack, &mut found)
+            .then_some(found)
     }
 
-    fn walk(&self, cache: &mut Cache, haystack: &[u8]) -> Option<Vec<u32>> {
-        let mut found: Vec<u32> = Vec::new();
+    /// Put the ids (ascending) of the patterns matching at the start of `haystack` in `found`;
+    /// false when the lazy DFA gives up (the caller then asks the regex set). `cache` is created on
+    /// first use, and dropped when it gives up (the next search starts a fresh one).
+    fn search_into(
+        &self,
+        cache: &mut Option<Box<Cache>>,
+        haystack: &str,
+        found: &mut Vec<u32>,
+    ) -> bool {
+        let walker_cache = cache.get_or_insert_with(|| Box::new(self.dfa.create_cache()));
+        found.clear();
+        if self
+            .walk(walker_cache, haystack.as_bytes(), found)
+            .is_none()
+        {
+            *cache = None;
+            found.clear();
+            return false;
+        }
+        true
+    }
+
+    fn walk(&self, cache: &mut Cache, haystack: &[u8], found: &mut Vec<u32>) -> Option<()> {
         let input = Input::new(haystack).anchored(Anchored::Yes);
         let mut state = self.dfa.start_state_forward(cache, &input).ok()?;
         let mut collect = |cache: &Cache, state| {
@@ -137,7 +145,7 @@ impl Walker {
         }
         found.sort_unstable();
         found.dedup();
-        Some(found)
+        Some(())
     }
 }
 
@@ -245,23 +253,26 @@ impl PatternIndex {
         })
     }
 
-    /// The ids (ascending) of the patterns matching `haystack`.
+    /// The ids (ascending) of the patterns matching `haystack` (a fresh cache: for tests).
+    #[cfg(test)]
     fn matches(&self, haystack: &str) -> Vec<u32> {
+        let mut found = Vec::new();
+        self.matches_into(&mut None, haystack, &mut found);
+        found
+    }
+
+    /// Put the ids (ascending) of the patterns matching `haystack` in `found`.
+    fn matches_into(&self, cache: &mut Option<Box<Cache>>, haystack: &str, found: &mut Vec<u32>) {
+        found.clear();
         if self.rules_by_pattern.is_empty() {
-            return Vec::new();
+            return;
         }
-        if let Some(found) = self
-            .walker
-            .as_ref()
-            .and_then(|walker| walker.search(haystack))
+        if let Some(walker) = &self.walker
+            && walker.search_into(cache, haystack, found)
         {
-            return found;
+            return;
         }
-        self.set
-            .matches(haystack)
-            .iter()
-            .map(|index| index as u32)
-            .collect()
+        found.extend(self.set.matches(haystack).iter().map(|index| index as u32));
     }
 
     /// How many rules pass this field for the given matched patterns.
@@ -273,12 +284,12 @@ impl PatternIndex {
                 .sum::<usize>()
     }
 
-    fn candidates(&self, matched: &[u32]) -> Vec<u32> {
-        let mut rules = self.unconditional.clone();
+    fn candidates_into(&self, matched: &[u32], rules: &mut Vec<u32>) {
+        rules.clear();
+        rules.extend_from_slice(&self.unconditional);
         for &index in matched {
             rules.extend_from_slice(&self.rules_by_pattern[index as usize]);
         }
-        rules
     }
 
     fn passes(&self, rule: u32, matched: &[u32]) -> bool {
@@ -287,6 +298,18 @@ impl PatternIndex {
             Some(index) => matched.binary_search(&index).is_ok(),
         }
     }
+}
+
+/// The reusable state of request matching: the lazy DFA caches of both fields and the buffers.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    netloc_cache: Option<Box<Cache>>,
+    path_cache: Option<Box<Cache>>,
+    netlocs: Vec<u32>,
+    paths: Vec<u32>,
+    candidates: Vec<u32>,
+    /// The result of `Matcher::match_into`: the matched rules, ascending.
+    pub selected: Vec<u32>,
 }
 
 /// The compiled request side of a rule set.
@@ -345,26 +368,46 @@ impl Matcher {
 
     /// The rules (ascending) whose netloc pattern, path pattern and methods accept the request.
     pub fn match_request(&self, netloc: &str, path: &str, method: &str) -> Vec<u32> {
-        let netlocs = self.netloc.matches(netloc);
-        let paths = self.path.matches(path);
+        let mut scratch = Scratch::default();
+        self.match_into(&mut scratch, netloc, path, method);
+        scratch.selected
+    }
+
+    /// `match_request` into `scratch.selected`, with the caches and buffers of `scratch` (no
+    /// allocation once they have grown).
+    pub fn match_into(&self, scratch: &mut Scratch, netloc: &str, path: &str, method: &str) {
+        let Scratch {
+            netloc_cache,
+            path_cache,
+            netlocs,
+            paths,
+            candidates,
+            selected,
+        } = scratch;
+        self.netloc.matches_into(netloc_cache, netloc, netlocs);
+        self.path.matches_into(path_cache, path, paths);
         // Enumerate the more selective field, filter by the other: the work follows the number of
         // candidate rules, not the size of the rule set.
-        let (candidates, other, other_matched) =
-            if self.path.candidate_count(&paths) <= self.netloc.candidate_count(&netlocs) {
-                (self.path.candidates(&paths), &self.netloc, &netlocs)
+        let (other, other_matched) =
+            if self.path.candidate_count(paths) <= self.netloc.candidate_count(netlocs) {
+                self.path.candidates_into(paths, candidates);
+                (&self.netloc, &*netlocs)
             } else {
-                (self.netloc.candidates(&netlocs), &self.path, &paths)
+                self.netloc.candidates_into(netlocs, candidates);
+                (&self.path, &*paths)
             };
-        let mut selected: Vec<u32> = candidates
-            .into_iter()
-            .filter(|&rule| other.passes(rule, other_matched))
-            .filter(|&rule| match &self.methods[rule as usize] {
-                None => true,
-                Some(methods) => methods.iter().any(|accepted| accepted == method),
-            })
-            .collect();
+        selected.clear();
+        selected.extend(
+            candidates
+                .iter()
+                .copied()
+                .filter(|&rule| other.passes(rule, other_matched))
+                .filter(|&rule| match &self.methods[rule as usize] {
+                    None => true,
+                    Some(methods) => methods.iter().any(|accepted| accepted == method),
+                }),
+        );
         selected.sort_unstable();
-        selected
     }
 
     /// Whether any of these rules needs a nonce.
@@ -455,7 +498,7 @@ pub fn latin1(bytes: &[u8]) -> String {
 }
 
 /// Whether Python's `header_name.lower() == edit_name` holds (ASCII lower-casing, exact bytes).
-fn lower_equals(header_name: &[u8], edit_name: &[u8]) -> bool {
+pub fn lower_equals(header_name: &[u8], edit_name: &[u8]) -> bool {
     header_name.len() == edit_name.len()
         && header_name
             .iter()
@@ -463,7 +506,7 @@ fn lower_equals(header_name: &[u8], edit_name: &[u8]) -> bool {
             .all(|(header, edit)| header.to_ascii_lowercase() == *edit)
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty()
         || haystack
             .windows(needle.len())
@@ -546,6 +589,40 @@ pub fn apply(
         headers: out,
         add_no_store,
     }
+}
+
+/// The edits of a sequence of applicable rules, folded once for every response they apply to.
+///
+/// Valid when no rule of the sequence keeps existing headers: the result of `apply` then does not
+/// depend on which headers the response has. It is the response's headers whose lower-cased name
+/// is not in `touched`, in their order, followed by the `appended` emissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folded {
+    /// Every header name an edit of the sequence sets or removes (lower-case, unique).
+    pub touched: Vec<Vec<u8>>,
+    /// The emitted `(rule, edit)` pairs, in the order they end up in.
+    pub appended: Vec<(u32, u32)>,
+}
+
+/// Fold the edits of `selected` (rule indices, in application order); see `Folded`.
+pub fn fold(rules: &[RuleEdits], selected: &[u32]) -> Folded {
+    let mut touched: Vec<Vec<u8>> = Vec::new();
+    let mut appended: Vec<(u32, u32)> = Vec::new();
+    for &rule_index in selected {
+        for (edit_index, edit) in rules[rule_index as usize].edits.iter().enumerate() {
+            if !touched.contains(&edit.name) {
+                touched.push(edit.name.clone());
+            }
+            // Setting a header again moves it to the end; removing it drops the earlier emission.
+            appended.retain(|&(rule, other)| {
+                rules[rule as usize].edits[other as usize].name != edit.name
+            });
+            if edit.value.is_some() {
+                appended.push((rule_index, edit_index as u32));
+            }
+        }
+    }
+    Folded { touched, appended }
 }
 
 #[cfg(test)]
@@ -960,5 +1037,72 @@ mod tests {
             run(&specs, &rules, 200, &[("X-Upper", "1")], None),
             pairs(&[("X-Upper", "1")])
         );
+    }
+
+    /// xorshift64*: a deterministic stream for the fold property below (no dependency needed).
+    struct Stream(u64);
+
+    impl Stream {
+        fn below(&mut self, bound: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound
+        }
+    }
+
+    #[test]
+    fn fold_equals_apply_without_keep_existing() {
+        const NAMES: [&str; 4] = ["x-a", "x-b", "x-c", "X-D"];
+        const RESPONSE_NAMES: [&str; 6] = ["x-a", "X-A", "x-b", "X-D", "x-d", "server"];
+        let mut stream = Stream(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..2000 {
+            let rule_count = 1 + stream.below(4) as usize;
+            let rules: Vec<RuleEdits> = (0..rule_count)
+                .map(|_| {
+                    let pairs: Vec<(&str, Option<&str>)> = (0..stream.below(4))
+                        .map(|index| {
+                            let name = NAMES[stream.below(NAMES.len() as u64) as usize];
+                            let value = ["1", "2", "3"][index as usize % 3];
+                            (name, (stream.below(3) > 0).then_some(value))
+                        })
+                        .collect();
+                    edits(&pairs, false)
+                })
+                .collect();
+            let headers: Vec<(&str, &str)> = (0..stream.below(5))
+                .map(|_| {
+                    let name = RESPONSE_NAMES[stream.below(RESPONSE_NAMES.len() as u64) as usize];
+                    (name, "v")
+                })
+                .collect();
+            let selected: Vec<u32> = (0..rule_count as u32)
+                .filter(|_| stream.below(4) > 0)
+                .collect();
+            let names: Vec<&[u8]> = headers.iter().map(|(name, _)| name.as_bytes()).collect();
+            let values: Vec<&[u8]> = headers.iter().map(|(_, value)| value.as_bytes()).collect();
+            let specs = vec![spec(None, None, None); rule_count];
+            let matcher = Matcher::new(&specs).unwrap();
+            let applied = apply(
+                &matcher, &rules, &selected, 200, &names, &values, None, None,
+            );
+            let folded = fold(&rules, &selected);
+            let mut expected: Vec<Out> = (0..names.len())
+                .filter(|&index| {
+                    !folded
+                        .touched
+                        .iter()
+                        .any(|name| lower_equals(names[index], name))
+                })
+                .map(Out::Original)
+                .collect();
+            expected.extend(
+                folded
+                    .appended
+                    .iter()
+                    .map(|&(rule, edit)| Out::Emitted(rule, edit)),
+            );
+            assert_eq!(applied.headers, expected, "{headers:?} {selected:?}");
+        }
     }
 }

@@ -8,18 +8,26 @@ mod check;
 pub mod engine;
 pub mod nonce;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
 pub use check::check_translated;
-use engine::{Edit, Field, Matcher, Out, RuleEdits, RuleSpec};
+use engine::{Edit, Field, Folded, Matcher, Out, RuleEdits, RuleSpec, Scratch};
 
 /// Every engine gets an id so that a match handle is only ever applied by the engine that made it.
 static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Bound on each plan cache: the sets of matched rules are chosen by (attacker-controlled)
+/// requests. Past it, plans are still built, per request, but not kept.
+const MAX_PLANS: usize = 1024;
 
 /// An edit's value as handed back to Python.
 enum Value {
@@ -35,6 +43,34 @@ enum Value {
     },
 }
 
+/// The folded edits of one sequence of applicable rules (none of which keeps existing headers).
+struct EditPlan {
+    folded: Folded,
+    /// The emitted `(name, value)` tuples for a match without a nonce (values as written).
+    as_written: Py<PyTuple>,
+    /// Some emitted value holds the placeholder.
+    placeholder: bool,
+    /// Some emitted header is `cache-control`.
+    cache_control: bool,
+}
+
+/// What does not change between requests that match the same rules, built once per distinct set.
+struct MatchPlan {
+    rules: Box<[u32]>,
+    needs_nonce: bool,
+    /// Some rule looks at the response's content type.
+    content_type: bool,
+    /// The status range inside which every rule applies.
+    status_low: i64,
+    status_high: i64,
+    /// The plan of all the rules, for a response every rule applies to (no content-type pattern,
+    /// status inside the range); None when some rule keeps existing headers (the result depends on
+    /// them: the general algorithm runs).
+    all: Option<Arc<EditPlan>>,
+    /// The plans of the other selections (a rule skipped for its status or content type).
+    selections: Mutex<HashMap<Box<[u32]>, Arc<EditPlan>>>,
+}
+
 /// The rule engine (see `c2c_headers._engine` for the contract).
 #[pyclass(frozen, module = "c2c_headers_native")]
 struct RuleEngine {
@@ -45,13 +81,30 @@ struct RuleEngine {
     values: Vec<Vec<Value>>,
     /// `(b"cache-control", b"no-store")`, built once.
     no_store: Py<PyTuple>,
+    /// Scratch space of matching and the plans, behind one lock taken once per match. It is never
+    /// held across a call into Python (which could re-enter the engine, from a finalizer say); when
+    /// it is taken anyway, the match runs without it.
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    scratch: Scratch,
+    plans: HashMap<Box<[u32]>, Known>,
+}
+
+/// A set of matched rules seen before.
+struct Known {
+    plan: Arc<MatchPlan>,
+    /// Without a nonce a match is immutable: one handle serves every request.
+    handle: Option<Py<Match>>,
 }
 
 /// What `RuleEngine.match` returns: the matched rules and the request's nonce.
 #[pyclass(frozen, module = "c2c_headers_native")]
 struct Match {
     engine: u64,
-    rules: Box<[u32]>,
+    plan: Arc<MatchPlan>,
     nonce: Option<(String, Py<PyString>)>,
 }
 
@@ -66,11 +119,203 @@ impl Match {
     fn __repr__(&self) -> String {
         format!(
             "<c2c_headers_native.Match rules={:?} nonce={}>",
-            self.rules,
+            self.plan.rules,
             self.nonce.is_some()
         )
     }
 }
+
+/// A response's header list, read once: each item with its name and value.
+struct Response<'py> {
+    items: Vec<(Bound<'py, PyAny>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
+}
+
+impl<'py> Response<'py> {
+    fn read(headers: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let mut items = Vec::with_capacity(headers.len().unwrap_or(0));
+        for item in headers.try_iter()? {
+            let item = item?;
+            let (name, value) = match item.cast::<PyTuple>() {
+                Ok(pair) if pair.len() == 2 => (pair.get_item(0)?, pair.get_item(1)?),
+                _ => (item.get_item(0)?, item.get_item(1)?),
+            };
+            items.push((
+                item,
+                name.cast_into::<PyBytes>()?,
+                value.cast_into::<PyBytes>()?,
+            ));
+        }
+        Ok(Response { items })
+    }
+
+    /// The first `content-type` value, decoded as latin-1.
+    fn content_type(&self) -> Option<String> {
+        self.items
+            .iter()
+            .find(|(_, name, _)| name.as_bytes().eq_ignore_ascii_case(b"content-type"))
+            .map(|(_, _, value)| engine::latin1(value.as_bytes()))
+    }
+}
+
+/// Whether `list` holds only `(bytes, bytes)` tuples none of which has a name in `touched`.
+fn untouched(list: &Bound<'_, PyList>, touched: &[Vec<u8>]) -> PyResult<bool> {
+    for item in list.iter() {
+        let Ok(pair) = item.cast_exact::<PyTuple>() else {
+            return Ok(false);
+        };
+        if pair.len() != 2 || !pair.get_borrowed_item(1)?.is_exact_instance_of::<PyBytes>() {
+            return Ok(false);
+        }
+        let name = pair.get_borrowed_item(0)?;
+        let Ok(name) = name.cast_exact::<PyBytes>() else {
+            return Ok(false);
+        };
+        let name = name.as_bytes();
+        if touched
+            .iter()
+            .any(|touched| engine::lower_equals(name, touched))
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A field of the scope, for the fast path of `match_scope`.
+enum ScopeText<'py> {
+    Missing,
+    Text(Bound<'py, PyString>),
+    /// Not an exact `str`: the Python functions decide (and raise what they raise).
+    Other,
+}
+
+fn scope_text<'py>(
+    scope: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<ScopeText<'py>> {
+    Ok(match scope.get_item(key)? {
+        None => ScopeText::Missing,
+        Some(value) => match value.cast_into_exact::<PyString>() {
+            Ok(text) => ScopeText::Text(text),
+            Err(_) => ScopeText::Other,
+        },
+    })
+}
+
+/// Where the netloc of a request comes from, on the fast path.
+enum NetlocSource<'py> {
+    Host(Bound<'py, PyBytes>),
+    Server(String),
+}
+
+/// The netloc of `c2c_headers._scope.request_target` for a well-formed scope; None asks for the
+/// Python function (an item that is not a tuple of two bytes before the `Host` header, a server
+/// that is not a `(str, int | None)` tuple, a scheme that is not a str).
+fn fast_netloc<'py>(scope: &Bound<'py, PyDict>) -> PyResult<Option<NetlocSource<'py>>> {
+    let py = scope.py();
+    if let Some(headers) = scope.get_item(intern!(py, "headers"))? {
+        let host = if let Ok(list) = headers.cast_exact::<PyList>() {
+            find_host(list.iter())?
+        } else if let Ok(tuple) = headers.cast_exact::<PyTuple>() {
+            find_host(tuple.iter())?
+        } else {
+            return Ok(None);
+        };
+        match host {
+            HostHeader::Found(value) => return Ok(Some(NetlocSource::Host(value))),
+            HostHeader::Unknown => return Ok(None),
+            HostHeader::Absent => {}
+        }
+    }
+    let server = match scope.get_item(intern!(py, "server"))? {
+        None => return Ok(Some(NetlocSource::Server(String::new()))),
+        Some(server) if server.is_none() => return Ok(Some(NetlocSource::Server(String::new()))),
+        Some(server) => server,
+    };
+    let Ok(server) = server.cast_exact::<PyTuple>() else {
+        return Ok(None);
+    };
+    if server.len() != 2 {
+        return Ok(None);
+    }
+    let Ok(host) = server.get_item(0)?.cast_into_exact::<PyString>() else {
+        return Ok(None);
+    };
+    let port = server.get_item(1)?;
+    let port = if port.is_none() {
+        None
+    } else if port.is_exact_instance_of::<PyInt>() {
+        match port.extract::<i64>() {
+            Ok(port) => Some(port),
+            Err(_) => return Ok(None),
+        }
+    } else {
+        return Ok(None);
+    };
+    let default_port = match scope_text(scope, intern!(py, "scheme"))? {
+        ScopeText::Missing => Some(80),
+        ScopeText::Text(scheme) => match scheme.to_str() {
+            Ok("http" | "ws") => Some(80),
+            Ok("https" | "wss") => Some(443),
+            Ok(_) => None,
+            Err(_) => return Ok(None),
+        },
+        ScopeText::Other => return Ok(None),
+    };
+    let Ok(host) = host.to_str() else {
+        return Ok(None);
+    };
+    Ok(Some(NetlocSource::Server(match port {
+        Some(port) if default_port != Some(port) => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    })))
+}
+
+enum HostHeader<'py> {
+    Found(Bound<'py, PyBytes>),
+    Absent,
+    Unknown,
+}
+
+fn find_host<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<HostHeader<'py>> {
+    for item in items {
+        let Ok(pair) = item.cast_exact::<PyTuple>() else {
+            return Ok(HostHeader::Unknown);
+        };
+        if pair.len() != 2 {
+            return Ok(HostHeader::Unknown);
+        }
+        let name = pair.get_borrowed_item(0)?;
+        let Ok(name) = name.cast_exact::<PyBytes>() else {
+            return Ok(HostHeader::Unknown);
+        };
+        if name.as_bytes() == b"host" {
+            return Ok(match pair.get_item(1)?.cast_into_exact::<PyBytes>() {
+                Ok(value) => HostHeader::Found(value),
+                Err(_) => HostHeader::Unknown,
+            });
+        }
+    }
+    Ok(HostHeader::Absent)
+}
+
+/// The path of `c2c_headers._scope.request_target`: relative to `root_path`, cut at a segment boundary.
+fn relative_path<'a>(path: &'a str, root_path: &str) -> &'a str {
+    if !root_path.is_empty()
+        && let Some(rest) = path.strip_prefix(root_path)
+    {
+        if rest.is_empty() {
+            return "/";
+        }
+        if rest.starts_with('/') {
+            return rest;
+        }
+    }
+    path
+}
+
+/// `c2c_headers._scope.request_target`, imported on first use (the slow path of `match_scope`).
+static REQUEST_TARGET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The package's Python translator, with the translations of this construction memoised (rules
 /// often share patterns, e.g. one content type).
@@ -248,6 +493,7 @@ impl RuleEngine {
                 ],
             )?
             .unbind(),
+            state: Mutex::new(State::default()),
         })
     }
 
@@ -265,24 +511,58 @@ impl RuleEngine {
         netloc: &str,
         path: &str,
         method: &str,
-    ) -> PyResult<Option<Match>> {
-        let rules = self.matcher.match_request(netloc, path, method);
-        if rules.is_empty() {
-            return Ok(None);
+    ) -> PyResult<Option<Py<Match>>> {
+        self.select(py, netloc, path, method)
+    }
+
+    /// ``match(*c2c_headers._scope.request_target(scope))`` in one call.
+    ///
+    /// A well-formed scope (a dict; headers a list or tuple of ``(bytes, bytes)`` tuples; str path,
+    /// root path, method and scheme; server ``(str, int | None)`` or None) is read here; anything
+    /// else is handed to ``c2c_headers._scope.request_target``, so both give the same answer and
+    /// raise the same errors.
+    fn match_scope(&self, py: Python<'_>, scope: &Bound<'_, PyAny>) -> PyResult<Option<Py<Match>>> {
+        if let Ok(dict) = scope.cast_exact::<PyDict>()
+            && let Some(netloc) = fast_netloc(dict)?
+        {
+            let path = scope_text(dict, intern!(py, "path"))?;
+            let root_path = scope_text(dict, intern!(py, "root_path"))?;
+            let method = scope_text(dict, intern!(py, "method"))?;
+            if let (ScopeText::Text(method), false, false) = (
+                &method,
+                matches!(path, ScopeText::Other),
+                matches!(root_path, ScopeText::Other),
+            ) {
+                let path = match &path {
+                    ScopeText::Text(path) => path.to_str().ok(),
+                    _ => Some("/"),
+                };
+                let root_path = match &root_path {
+                    ScopeText::Text(root_path) => root_path.to_str().ok(),
+                    _ => Some(""),
+                };
+                if let (Some(path), Some(root_path), Ok(method)) =
+                    (path, root_path, method.to_str())
+                {
+                    let netloc: Cow<'_, str> = match &netloc {
+                        NetlocSource::Host(value) => match std::str::from_utf8(value.as_bytes()) {
+                            Ok(text) if value.as_bytes().is_ascii() => Cow::Borrowed(text),
+                            _ => Cow::Owned(engine::latin1(value.as_bytes())),
+                        },
+                        NetlocSource::Server(text) => Cow::Borrowed(text.as_str()),
+                    };
+                    return self.select(py, &netloc, relative_path(path, root_path), method);
+                }
+            }
         }
-        let nonce = if self.matcher.needs_nonce(&rules) {
-            let text = nonce::new_nonce()
-                .map_err(|error| PyOSError::new_err(format!("no random bytes: {error}")))?;
-            let object = PyString::new(py, &text).unbind();
-            Some((text, object))
-        } else {
-            None
-        };
-        Ok(Some(Match {
-            engine: self.id,
-            rules: rules.into_boxed_slice(),
-            nonce,
-        }))
+        let function = REQUEST_TARGET.get_or_try_init(py, || {
+            py.import("c2c_headers._scope")?
+                .getattr("request_target")
+                .map(Bound::unbind)
+        })?;
+        let (netloc, path, method): (String, String, String) =
+            function.bind(py).call1((scope,))?.extract()?;
+        self.select(py, &netloc, &path, &method)
     }
 
     /// Return the response headers after the matched rules' edits.
@@ -299,31 +579,306 @@ impl RuleEngine {
                 "this match was made by another engine",
             ));
         }
-        let mut items: Vec<Bound<'py, PyAny>> = Vec::new();
-        let mut name_objects: Vec<Bound<'py, PyBytes>> = Vec::new();
-        let mut value_objects: Vec<Bound<'py, PyBytes>> = Vec::new();
-        for item in headers.try_iter()? {
-            let item = item?;
-            let (name, value) = match item.cast::<PyTuple>() {
-                Ok(pair) if pair.len() == 2 => (pair.get_item(0)?, pair.get_item(1)?),
-                _ => (item.get_item(0)?, item.get_item(1)?),
-            };
-            name_objects.push(name.cast_into::<PyBytes>()?);
-            value_objects.push(value.cast_into::<PyBytes>()?);
-            items.push(item);
+        let plan = &handle.plan;
+        let nonce = handle.nonce.as_ref().map(|(text, _)| text.as_str());
+        let every_rule =
+            !plan.content_type && plan.status_low <= status && status <= plan.status_high;
+        // The usual case: no nonce, every rule applies, and the response's list (of bytes pairs) has
+        // no header a rule touches. Copy it and append the plan's tuples, two calls.
+        if let (None, Some(all), true, Ok(list)) =
+            (nonce, &plan.all, every_rule, headers.cast_exact::<PyList>())
+            && untouched(list, &all.folded.touched)?
+        {
+            let out = list.get_slice(0, list.len());
+            let at = out.len();
+            out.set_slice(at, at, all.as_written.bind(py).as_any())?;
+            return Ok(out);
         }
-        let names: Vec<&[u8]> = name_objects.iter().map(|name| name.as_bytes()).collect();
-        let values: Vec<&[u8]> = value_objects.iter().map(|value| value.as_bytes()).collect();
-        // Decode the content type only when a matched rule looks at it.
-        let content_type = if handle
+        let response = Response::read(headers)?;
+        let edits = match &plan.all {
+            None => return self.apply_general(py, handle, status, &response),
+            Some(all) if every_rule => all.clone(),
+            Some(_) => self.selection_plan(py, plan, status, &response)?,
+        };
+        let touched = &edits.folded.touched;
+        let is_kept = |name: &[u8]| {
+            !touched
+                .iter()
+                .any(|touched| engine::lower_equals(name, touched))
+        };
+        let kept = response
+            .items
+            .iter()
+            .filter(|(_, name, _)| is_kept(name.as_bytes()));
+        // Usually every header of the response is kept: copy the list in one call.
+        let out = match headers.cast_exact::<PyList>() {
+            Ok(list)
+                if list.len() == response.items.len()
+                    && kept.clone().count() == response.items.len() =>
+            {
+                list.get_slice(0, list.len())
+            }
+            _ => PyList::new(py, kept.clone().map(|(item, _, _)| item))?,
+        };
+        let Some(nonce) = nonce else {
+            let at = out.len();
+            out.set_slice(at, at, edits.as_written.bind(py).as_any())?;
+            return Ok(out);
+        };
+        // The nonce path: the kept headers of the application are scanned once (usually a few).
+        let (mut carries, mut cache_control) = (edits.placeholder, edits.cache_control);
+        for (_, name, value) in kept {
+            carries = carries || engine::contains(value.as_bytes(), nonce.as_bytes());
+            cache_control =
+                cache_control || engine::lower_equals(name.as_bytes(), b"cache-control");
+        }
+        for &(rule, edit) in &edits.folded.appended {
+            out.append(self.emitted(py, rule, edit, Some(nonce))?)?;
+        }
+        if carries && !cache_control {
+            out.append(self.no_store.bind(py))?;
+        }
+        Ok(out)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<c2c_headers_native.RuleEngine rules={}>",
+            self.matcher.len()
+        )
+    }
+}
+
+impl RuleEngine {
+    /// The rules matching a request, with their plan and, when one needs it, a fresh nonce.
+    fn select(
+        &self,
+        py: Python<'_>,
+        netloc: &str,
+        path: &str,
+        method: &str,
+    ) -> PyResult<Option<Py<Match>>> {
+        let rules = match self.state.try_lock() {
+            Ok(mut state) => {
+                let State { scratch, plans } = &mut *state;
+                self.matcher.match_into(scratch, netloc, path, method);
+                if scratch.selected.is_empty() {
+                    return Ok(None);
+                }
+                if let Some(known) = plans.get(scratch.selected.as_slice()) {
+                    if let Some(handle) = &known.handle {
+                        return Ok(Some(handle.clone_ref(py)));
+                    }
+                    let plan = known.plan.clone();
+                    drop(state);
+                    return self.new_match(py, plan).map(Some);
+                }
+                scratch.selected.as_slice().into()
+            }
+            Err(_) => {
+                let selected = self.matcher.match_request(netloc, path, method);
+                if selected.is_empty() {
+                    return Ok(None);
+                }
+                selected.into_boxed_slice()
+            }
+        };
+        let plan = self.match_plan(py, rules)?;
+        let handle = if plan.needs_nonce {
+            None
+        } else {
+            Some(Py::new(
+                py,
+                Match {
+                    engine: self.id,
+                    plan: plan.clone(),
+                    nonce: None,
+                },
+            )?)
+        };
+        if let Ok(mut state) = self.state.try_lock()
+            && state.plans.len() < MAX_PLANS
+        {
+            state
+                .plans
+                .entry(plan.rules.clone())
+                .or_insert_with(|| Known {
+                    plan: plan.clone(),
+                    handle: handle.as_ref().map(|handle| handle.clone_ref(py)),
+                });
+        }
+        match handle {
+            Some(handle) => Ok(Some(handle)),
+            None => self.new_match(py, plan).map(Some),
+        }
+    }
+
+    /// A match of `plan`, with a fresh nonce when it needs one.
+    fn new_match(&self, py: Python<'_>, plan: Arc<MatchPlan>) -> PyResult<Py<Match>> {
+        let nonce = if plan.needs_nonce {
+            let text = nonce::new_nonce()
+                .map_err(|error| PyOSError::new_err(format!("no random bytes: {error}")))?;
+            let object = PyString::new(py, &text).unbind();
+            Some((text, object))
+        } else {
+            None
+        };
+        Py::new(
+            py,
+            Match {
+                engine: self.id,
+                plan,
+                nonce,
+            },
+        )
+    }
+
+    /// What does not change between the requests that match `rules`.
+    fn match_plan(&self, py: Python<'_>, rules: Box<[u32]>) -> PyResult<Arc<MatchPlan>> {
+        let keep = rules
+            .iter()
+            .any(|&rule| self.rules[rule as usize].keep_existing);
+        let plan = Arc::new(MatchPlan {
+            needs_nonce: self.matcher.needs_nonce(&rules),
+            content_type: rules
+                .iter()
+                .any(|&rule| self.matcher.content_type_pattern(rule).is_some()),
+            status_low: rules
+                .iter()
+                .map(|&rule| self.rules[rule as usize].status_low)
+                .max()
+                .unwrap_or(i64::MIN),
+            status_high: rules
+                .iter()
+                .map(|&rule| self.rules[rule as usize].status_high)
+                .min()
+                .unwrap_or(i64::MAX),
+            all: if keep {
+                None
+            } else {
+                Some(Arc::new(self.edit_plan(py, &rules)?))
+            },
+            selections: Mutex::new(HashMap::new()),
+            rules,
+        });
+        Ok(plan)
+    }
+
+    fn edit_plan(&self, py: Python<'_>, selected: &[u32]) -> PyResult<EditPlan> {
+        let folded = engine::fold(&self.rules, selected);
+        let mut as_written = Vec::with_capacity(folded.appended.len());
+        for &(rule, edit) in &folded.appended {
+            as_written.push(self.emitted(py, rule, edit, None)?);
+        }
+        let as_written = PyTuple::new(py, as_written)?.unbind();
+        let placeholder = folded.appended.iter().any(|&(rule, edit)| {
+            matches!(
+                self.values[rule as usize][edit as usize],
+                Value::WithNonce { .. }
+            )
+        });
+        let cache_control = folded.appended.iter().any(|&(rule, edit)| {
+            self.rules[rule as usize].edits[edit as usize].name == b"cache-control"
+        });
+        Ok(EditPlan {
+            folded,
+            as_written,
+            placeholder,
+            cache_control,
+        })
+    }
+
+    /// The plan of the matched rules that apply to this response (status and content type).
+    fn selection_plan(
+        &self,
+        py: Python<'_>,
+        plan: &MatchPlan,
+        status: i64,
+        response: &Response<'_>,
+    ) -> PyResult<Arc<EditPlan>> {
+        let content_type = if plan.content_type {
+            response.content_type()
+        } else {
+            None
+        };
+        // Several rules often share a content-type pattern: evaluate each at most once.
+        let mut verdicts: HashMap<u32, bool> = HashMap::new();
+        let selected: Vec<u32> = plan
             .rules
             .iter()
-            .any(|&rule| self.matcher.content_type_pattern(rule).is_some())
+            .copied()
+            .filter(|&rule| {
+                let edits = &self.rules[rule as usize];
+                if status < edits.status_low || status > edits.status_high {
+                    return false;
+                }
+                match self.matcher.content_type_pattern(rule) {
+                    None => true,
+                    Some(pattern) => content_type.as_deref().is_some_and(|value| {
+                        *verdicts
+                            .entry(pattern)
+                            .or_insert_with(|| self.matcher.content_type_matches(pattern, value))
+                    }),
+                }
+            })
+            .collect();
+        if let Ok(selections) = plan.selections.try_lock()
+            && let Some(edits) = selections.get(selected.as_slice())
         {
-            names
-                .iter()
-                .position(|name| name.eq_ignore_ascii_case(b"content-type"))
-                .map(|index| engine::latin1(values[index]))
+            return Ok(edits.clone());
+        }
+        let edits = Arc::new(self.edit_plan(py, &selected)?);
+        if let Ok(mut selections) = plan.selections.try_lock()
+            && selections.len() < MAX_PLANS
+        {
+            selections
+                .entry(selected.into_boxed_slice())
+                .or_insert_with(|| edits.clone());
+        }
+        Ok(edits)
+    }
+
+    /// The `(name, value)` tuple of an emitted edit, with the nonce substituted.
+    fn emitted<'py>(
+        &self,
+        py: Python<'py>,
+        rule: u32,
+        edit: u32,
+        nonce: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (rule, edit) = (rule as usize, edit as usize);
+        Ok(match (&self.values[rule][edit], nonce) {
+            (Value::Fixed(pair), _) => pair.bind(py).clone().into_any(),
+            (Value::WithNonce { parts, .. }, Some(nonce)) => {
+                let name = self.names[rule][edit].bind(py);
+                let value = PyBytes::new(py, &engine::render(parts, nonce));
+                PyTuple::new(py, [name.as_any(), value.as_any()])?.into_any()
+            }
+            (Value::WithNonce { as_written, .. }, None) => as_written.bind(py).clone().into_any(),
+            (Value::Remove, _) => unreachable!("removals are never emitted"),
+        })
+    }
+
+    /// The general algorithm, for rules that keep existing headers (see `engine::apply`).
+    fn apply_general<'py>(
+        &self,
+        py: Python<'py>,
+        handle: &Match,
+        status: i64,
+        response: &Response<'py>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let names: Vec<&[u8]> = response
+            .items
+            .iter()
+            .map(|(_, name, _)| name.as_bytes())
+            .collect();
+        let values: Vec<&[u8]> = response
+            .items
+            .iter()
+            .map(|(_, _, value)| value.as_bytes())
+            .collect();
+        let content_type = if handle.plan.content_type {
+            response.content_type()
         } else {
             None
         };
@@ -331,7 +886,7 @@ impl RuleEngine {
         let applied = engine::apply(
             &self.matcher,
             &self.rules,
-            &handle.rules,
+            &handle.plan.rules,
             status,
             &names,
             &values,
@@ -341,35 +896,14 @@ impl RuleEngine {
         let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(applied.headers.len() + 1);
         for item in applied.headers {
             out.push(match item {
-                Out::Original(index) => items[index].clone(),
-                Out::Emitted(rule, edit) => {
-                    let (rule, edit) = (rule as usize, edit as usize);
-                    match (&self.values[rule][edit], nonce) {
-                        (Value::Fixed(pair), _) => pair.bind(py).clone().into_any(),
-                        (Value::WithNonce { parts, .. }, Some(nonce)) => {
-                            let name = self.names[rule][edit].bind(py);
-                            let value = PyBytes::new(py, &engine::render(parts, nonce));
-                            PyTuple::new(py, [name.as_any(), value.as_any()])?.into_any()
-                        }
-                        (Value::WithNonce { as_written, .. }, None) => {
-                            as_written.bind(py).clone().into_any()
-                        }
-                        (Value::Remove, _) => unreachable!("removals are never emitted"),
-                    }
-                }
+                Out::Original(index) => response.items[index].0.clone(),
+                Out::Emitted(rule, edit) => self.emitted(py, rule, edit, nonce)?,
             });
         }
         if applied.add_no_store {
             out.push(self.no_store.bind(py).clone().into_any());
         }
         PyList::new(py, out)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "<c2c_headers_native.RuleEngine rules={}>",
-            self.matcher.len()
-        )
     }
 }
 

@@ -233,3 +233,105 @@ def test_one_engine_serves_many_threads() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(hit, [index % 200 for index in range(4000)]))
     assert results == [[(b"x-rule", str(index % 200).encode())] for index in range(4000)]
+
+
+def test_a_match_without_nonce_is_one_shared_handle() -> None:
+    """Immutable without a nonce, a match is built once per set of rules; a nonce makes it per request."""
+    engine = RuleEngine([Rule("plain", path_pattern="/p"), Rule("csp", path_pattern="/c", nonce=True)])
+    first, second = engine.match("h", "/p", "GET"), engine.match("h", "/p", "GET")
+    assert first is not None
+    assert first is second
+    assert first.nonce is None
+    paged, again = engine.match("h", "/c", "GET"), engine.match("h", "/c", "GET")
+    assert paged is not None and again is not None
+    assert paged is not again
+    assert paged.nonce != again.nonce
+
+
+def test_more_rule_sets_than_the_plan_cache_holds() -> None:
+    """Past 1024 distinct sets of matched rules, plans are built per request: still right."""
+    engine = RuleEngine(
+        [
+            Rule(f"r{index}", path_pattern=rf"/r{index}/", edits=((b"x-rule", str(index).encode()),))
+            for index in range(1100)
+        ]
+    )
+    for _ in range(2):
+        for index in range(1100):
+            match = engine.match("h", f"/r{index}/", "GET")
+            assert match is not None
+            assert engine.apply(match, 200, [(b"date", b"d")]) == [(b"date", b"d"), (b"x-rule", str(index).encode())]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [list, tuple, lambda headers: [list(header) for header in headers], lambda headers: iter(list(headers))],
+    ids=["list of tuples", "tuple", "list of lists", "iterator"],
+)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [(b"date", b"d"), (b"content-type", b"text/html")],
+        [(b"X-A", b"old"), (b"date", b"d")],  # a header a rule replaces
+        [(b"server", b"s"), (b"x-a", b"old"), (b"SERVER", b"t")],  # and one it removes, twice
+    ],
+)
+def test_every_shape_of_header_list_gets_the_same_edits(shape: object, headers: list[tuple[bytes, bytes]]) -> None:
+    """A list of (bytes, bytes) tuples takes the copy-and-append path; other shapes the general one."""
+    engine = RuleEngine([Rule(edits=((b"x-a", b"1"), (b"server", None)))])
+    match = engine.match("h", "/", "GET")
+    assert match is not None
+    expected = [header for header in headers if header[0].lower() not in (b"x-a", b"server")] + [(b"x-a", b"1")]
+    result = engine.apply(match, 200, shape(headers))  # type: ignore[operator]
+    assert [tuple(header) for header in result] == expected
+    assert type(result) is list
+
+
+def test_apply_status_outside_every_range_applies_nothing() -> None:
+    """Any rule accepts 0..999; an application may still send another int, and then none applies."""
+    engine = RuleEngine([Rule(), Rule("ok", status_low=200, status_high=299, edits=((b"x-ok", b"1"),))])
+    match = engine.match("h", "/", "GET")
+    assert match is not None
+    assert engine.apply(match, 200, []) == [(b"x-hit", b"1"), (b"x-ok", b"1")]
+    assert engine.apply(match, 404, []) == [(b"x-hit", b"1")]
+    assert engine.apply(match, 1000, []) == []
+    assert engine.apply(match, -1, []) == []
+
+
+def test_match_scope_reads_a_well_formed_scope() -> None:
+    """Host header, else the server address (default port dropped); path relative to root_path."""
+    engine = RuleEngine(
+        [
+            Rule("host", netloc_pattern=r"h:8000$", edits=((b"x-host", b"1"),)),
+            Rule("bare", netloc_pattern=r"h$", edits=((b"x-bare", b"1"),)),
+            Rule("root", path_pattern=r"/$", edits=((b"x-root", b"1"),)),
+            Rule("get", methods=frozenset({"GET"}), edits=((b"x-get", b"1"),)),
+        ]
+    )
+
+    def emitted(scope: dict[str, object]) -> list[bytes]:
+        match = engine.match_scope(scope)
+        return [] if match is None else [name for name, _ in engine.apply(match, 200, [])]
+
+    base: dict[str, object] = {"type": "http", "method": "GET", "path": "/", "root_path": ""}
+    assert emitted({**base, "headers": [(b"accept", b"*/*"), (b"host", b"h:8000")]}) == [b"x-host", b"x-root", b"x-get"]
+    assert emitted({**base, "headers": [], "server": ("h", 80), "scheme": "http"}) == [b"x-bare", b"x-root", b"x-get"]
+    assert emitted({**base, "headers": [], "server": ("h", 443), "scheme": "http"}) == [b"x-root", b"x-get"]
+    assert emitted({**base, "server": ("h", 8000)}) == [b"x-host", b"x-root", b"x-get"]
+    assert emitted({**base, "path": "/app/", "root_path": "/app", "method": "POST"}) == [b"x-root"]
+    assert emitted({**base, "path": "/apple", "root_path": "/app", "method": "POST"}) == []
+    assert emitted({**base, "path": "/app", "root_path": "/app", "method": "POST"}) == [b"x-root"]
+
+
+def test_match_scope_hands_other_scopes_to_c2c_headers() -> None:
+    """A scope no server builds is read by c2c_headers' own function (installed with c2c-headers)."""
+    engine = RuleEngine([Rule()])
+    scope = {"type": "http", "headers": [[b"host", b"h"]], "path": "/", "method": "GET"}  # a list item
+    try:
+        import c2c_headers  # noqa: F401
+    except ModuleNotFoundError:
+        with pytest.raises(ModuleNotFoundError, match="c2c_headers"):
+            engine.match_scope(scope)
+    else:
+        assert engine.match_scope(scope) is not None

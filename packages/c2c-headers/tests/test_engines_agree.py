@@ -261,6 +261,22 @@ def test_engines_agree(
     agree(rules, requests, responses)
 
 
+@given(rules=RULE_SETS, traffic=st.lists(st.tuples(REQUESTS, STATUSES, HEADERS), min_size=1, max_size=25))
+def test_engines_agree_over_a_stream_of_requests(
+    rules: tuple[CompiledRule, ...], traffic: list[tuple[tuple[str, str, str], int, list[tuple[bytes, bytes]]]]
+) -> None:
+    """One pair of engines serves many requests in turn: whatever they cache, each answer is its own."""
+    python, native = PythonEngine(rules), native_engine(rules)
+    for (netloc, path, method), status, headers in traffic:
+        python_match, native_match = python.match(netloc, path, method), native.match(netloc, path, method)
+        assert (python_match is None) == (native_match is None)
+        if python_match is None or native_match is None:
+            continue
+        python_out = python.apply(python_match, status, list(headers))
+        native_out = native.apply(native_match, status, list(headers))
+        assert normalised(native_out, native_match.nonce) == normalised(python_out, python_match.nonce)
+
+
 def _subject(data: st.DataObject, pattern: str | None, flags: int = 0) -> str:
     """A string ``re.match`` accepts for ``pattern`` (any string when there is none)."""
     if pattern is None:
@@ -419,3 +435,152 @@ def test_native_engine_satisfies_the_engine_protocol() -> None:
     assert isinstance(match, Match)
     apply: Callable[[RequestMatch, int, list[tuple[bytes, bytes]]], list[tuple[bytes, bytes]]] = engine.apply
     assert apply(match, 200, []) == [(b"x-a", b"1")]
+
+
+# --- the request read from the ASGI scope -----------------------------------------------------------
+
+# One rule per condition, each emitting its own header, so that the result names the matched rules.
+SCOPE_RULES = tuple(
+    CompiledRule(f"r{index}", netloc, path, methods, 0, 999, None, ((f"x-r{index}".encode(), b"1"),), False, False)
+    for index, (netloc, path, methods) in enumerate(
+        [
+            (r"^h(:\d+)?$", None, None),
+            (r"^localhost", None, None),
+            (r"^$", None, None),
+            ("^\xe9", None, None),
+            (r".*:8000$", None, None),
+            ("^\xfc", None, None),
+            (None, r"^/$", None),
+            (None, r"^/a", frozenset({"GET"})),
+            (None, r"^/ap", None),
+            (None, r"^p", None),
+            (None, r"^/a/?$", None),
+            (r"^h", r"^/", frozenset({"POST", "get"})),
+            (None, None, None),
+        ]
+    )
+)
+HOST_VALUES = st.sampled_from([b"h", b"h:8000", b"localhost", b"localhost:80", b"\xe9x", b"", b"\xfc"]) | st.binary(
+    max_size=6
+)
+SCOPE_HEADER_NAMES = st.sampled_from([b"host", b"host", b"Host", b"accept", b"x-forwarded-host", "host"])
+
+
+def mostly(good: st.SearchStrategy[Any], *odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly ``good``, else one of ``odd`` (what no ASGI server sends).
+
+    The odd branch is one value in the middle of the range: Hypothesis favours the bounds, and
+    shrinks towards 0, that is towards a well-formed scope.
+    """
+    return st.integers(0, 15).flatmap(lambda draw: st.one_of(*odd) if draw == 11 else good)
+
+
+GOOD_ITEMS = st.tuples(SCOPE_HEADER_NAMES, HOST_VALUES)
+SCOPE_ITEMS = mostly(
+    GOOD_ITEMS,
+    GOOD_ITEMS.map(list),  # Python unpacks a list as well
+    st.tuples(SCOPE_HEADER_NAMES, st.just("h")),  # a str value: no .decode
+    st.tuples(SCOPE_HEADER_NAMES, HOST_VALUES, st.just(b"x")),  # three items: no unpacking
+)
+SCOPE_HEADERS = st.lists(SCOPE_ITEMS, max_size=4) | st.lists(SCOPE_ITEMS, max_size=3).map(tuple)
+GOOD_SERVERS = st.tuples(
+    st.sampled_from(["h", "\xfc", "127.0.0.1", "", "localhost"]),
+    st.none() | st.sampled_from([80, 443, 8000]) | st.integers(-1, 70000),
+)
+SERVERS = mostly(
+    GOOD_SERVERS | st.none(),
+    st.tuples(st.just("h"), st.just(2**70) | st.just(True)),  # ints a native int64 or exact int is not
+    st.tuples(st.just("h"), st.just(8000)).map(list),
+    st.just(("h",)),
+)
+SCHEMES = mostly(st.sampled_from(["http", "https", "ws", "wss", "ftp"]), st.just(b"http"))
+PATH_TEXT = st.text("/ap\xe9\u212a", max_size=6)
+SCOPE_PATHS = mostly(PATH_TEXT, st.just(b"/a"))
+ROOT_PATHS = mostly(st.sampled_from(["", "/", "/a", "/a/", "/ap"]) | PATH_TEXT, st.just(b"/a"))
+SCOPE_METHODS = mostly(st.sampled_from(["GET", "POST", "get"]), st.just(b"GET"))
+
+
+@st.composite
+def http_scopes(draw: st.DrawFn) -> dict[str, Any]:
+    """Scopes as servers build them, and some no server builds (missing keys, wrong types)."""
+    scope: dict[str, Any] = {"type": "http"}
+    for key, values, weight in (
+        ("headers", SCOPE_HEADERS, 9),
+        ("server", SERVERS, 8),
+        ("scheme", SCHEMES, 8),
+        ("path", SCOPE_PATHS, 9),
+        ("root_path", ROOT_PATHS, 7),
+        ("method", SCOPE_METHODS, 19),
+    ):
+        if draw(st.integers(0, 9 if weight < 10 else 19)) < weight:
+            scope[key] = draw(values)
+    return scope
+
+
+def scope_outcome(engine: Engine, scope: Any) -> object:
+    """The headers the matched rules emit, None when none matched, or the type of the error."""
+    try:
+        match = engine.match_scope(scope)
+    except Exception as error:  # the error type is what is compared
+        return type(error)
+    return None if match is None else engine.apply(match, 200, [])
+
+
+@given(scope=http_scopes(), proxy=st.booleans())
+@example(scope={"type": "http", "headers": [(b"host", b"h:8000")], "path": "/a", "method": "GET"}, proxy=False)
+@example(scope={"type": "http", "server": ("h", 8000), "scheme": "https", "path": "/", "method": "GET"}, proxy=False)
+@example(scope={"type": "http", "path": "/ap", "root_path": "/a", "method": "GET"}, proxy=False)
+@example(scope={"type": "http", "path": "/a", "root_path": "/a", "method": "POST"}, proxy=False)
+@example(scope={"type": "http", "headers": [(b"accept", b"x"), (b"host", b"\xe9x")], "method": "GET"}, proxy=True)
+def test_engines_read_the_scope_alike(scope: dict[str, Any], proxy: bool) -> None:
+    """``match_scope``: the native engine reads well-formed scopes itself, the others through Python.
+
+    Both engines give the same rules or raise the same error; and the native answer is its ``match``
+    on `request_target`, the one definition of netloc, path and method.
+    """
+    from types import MappingProxyType
+
+    from c2c_headers._scope import request_target
+
+    python, native = PythonEngine(SCOPE_RULES), native_engine(SCOPE_RULES)
+    subject: Any = MappingProxyType(scope) if proxy else scope  # not a dict: the native slow path
+    expected = scope_outcome(python, subject)
+    event(f"outcome: {expected if isinstance(expected, type) else 'matched' if expected else 'no rule'}")
+    assert scope_outcome(native, subject) == expected, scope
+    try:
+        target = request_target(subject)
+    except Exception as error:  # the same error as the engines
+        assert expected is type(error)
+        return
+    direct = native.match(*target)
+    assert (None if direct is None else native.apply(direct, 200, [])) == expected
+
+
+def test_native_reads_a_well_formed_scope_without_python() -> None:
+    """The fast path is taken: no Python function runs for a scope as uvicorn builds it."""
+    import sys
+
+    native = native_engine(SCOPE_RULES)
+    scopes: list[dict[str, Any]] = [
+        {"type": "http", "headers": [(b"host", b"h:8000")], "path": "/a", "root_path": "", "method": "GET"},
+        {"type": "http", "headers": [], "server": ("h", 443), "scheme": "https", "path": "/", "method": "GET"},
+        {"type": "http", "headers": ((b"host", b"\xe9x"),), "path": "/a/ap", "root_path": "/a", "method": "POST"},
+    ]
+    calls: list[str] = []
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        if event == "call":
+            calls.append(frame.f_code.co_qualname)
+
+    matches = []
+    sys.setprofile(profile)
+    try:
+        for scope in scopes:  # a loop: a comprehension is a call of its own before Python 3.12
+            matches.append(native.match_scope(scope))
+    finally:
+        sys.setprofile(None)
+    assert calls == []
+    assert all(match is not None for match in matches)
+    # A scope no server builds goes through `request_target`, with its error.
+    with pytest.raises(TypeError, match="path and method must be str"):
+        native.match_scope({"type": "http", "path": b"/", "method": "GET"})

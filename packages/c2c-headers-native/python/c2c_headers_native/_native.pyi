@@ -1,7 +1,7 @@
 """The Rust extension of c2c_headers_native (stubs written by hand; checked by mypy.stubtest)."""
 
-from collections.abc import Sequence
-from typing import Protocol, final
+from collections.abc import MutableMapping, Sequence
+from typing import Any, Protocol, final
 
 __all__ = ["Match", "RuleEngine", "__version__"]
 
@@ -62,6 +62,13 @@ class RuleEngine:
 
     def match(self, netloc: str, path: str, method: str) -> Match | None:
         """Select the rules matching the request; None when none does."""
+
+    def match_scope(self, scope: MutableMapping[str, Any]) -> Match | None:
+        """``match`` on the netloc, relative path and method of an ASGI ``http`` scope, in one call.
+
+        Reads a well-formed scope itself and hands any other to ``c2c_headers._scope.request_target``
+        (same answer, same errors).
+        """
 
     def apply(self, match: _RequestMatch, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """Return the response headers after the matched rules' edits (a new list)."""

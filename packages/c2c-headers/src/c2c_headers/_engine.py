@@ -17,6 +17,12 @@ least one matched rule has ``nonce=True``, the match carries a fresh nonce: 16 b
 operating system's CSPRNG, standard base64 with padding (24 characters); otherwise its nonce is
 ``None``.
 
+``match_scope(scope) -> RequestMatch | None``: ``match`` applied to
+``c2c_headers._scope.request_target(scope)`` (the ``Host`` header or the server address, the path
+relative to ``root_path``, the method), in one call: the middleware's only call per request. An
+engine may read the scope itself; it must then answer exactly as that function does, errors
+included.
+
 ``apply(match, status, headers) -> list[tuple[bytes, bytes]]``: ``headers`` is the ASGI
 ``http.response.start`` header list (names in any case). For each matched rule, in order: skip it
 unless ``status_low <= status <= status_high``; skip it when it has a ``content_type_pattern`` and
@@ -42,6 +48,8 @@ import logging
 import os
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
+
+from c2c_headers.types import Scope
 
 EngineName = Literal["auto", "python", "native"]
 
@@ -102,6 +110,9 @@ class Engine(Protocol):
 
     def match(self, netloc: str, path: str, method: str) -> RequestMatch | None:
         """Select the rules matching the request; None when none does."""
+
+    def match_scope(self, scope: Scope) -> RequestMatch | None:
+        """``match(*c2c_headers._scope.request_target(scope))``: the request of an ``http`` scope."""
 
     def apply(self, match: RequestMatch, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """Return the response headers after the matched rules' edits."""

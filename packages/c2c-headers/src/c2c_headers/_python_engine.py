@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from c2c_headers._engine import CSP_NONCE_PLACEHOLDER, CompiledRule
+from c2c_headers._scope import request_target
+from c2c_headers.types import Scope
 
 _PLACEHOLDER: Final = CSP_NONCE_PLACEHOLDER.encode("latin-1")
 _CACHE_CONTROL: Final = b"cache-control"
@@ -207,6 +209,10 @@ class PythonEngine:
         if plan.needs_nonce:
             return _NonceMatch(plan, new_nonce())
         return plan
+
+    def match_scope(self, scope: Scope) -> _Plan | _NonceMatch | None:
+        """`match` on the netloc, relative path and method of an ``http`` scope."""
+        return self.match(*request_target(scope))
 
     def apply(self, match: object, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """Return the response headers after the matched rules' edits (a new list)."""

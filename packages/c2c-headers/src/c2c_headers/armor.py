@@ -3,43 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Final
 
 from c2c_headers._engine import Engine, load_engine
 from c2c_headers._rules import HeadersConfig, compile_rules
 from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
 
 _LOG = logging.getLogger("c2c_headers")
-_HOST: Final = b"host"
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-def request_netloc(scope: Scope) -> str:
-    """``host[:port]`` as the client addressed it: the ``Host`` header, else the server address."""
-    for name, value in scope.get("headers", ()):
-        if name == _HOST:
-            return str(value.decode("latin-1"))
-    server = scope.get("server")
-    if server is None:
-        return ""
-    host, port = server
-    if port is None or _DEFAULT_PORTS.get(scope.get("scheme", "http")) == port:
-        return str(host)
-    return f"{host}:{port}"
-
-
-def request_path(scope: Scope) -> str:
-    """The request path relative to ``root_path``, with its leading slash (``/`` at the very root)."""
-    path: str = scope.get("path", "/")
-    root_path: str = scope.get("root_path", "")
-    if root_path and path.startswith(root_path):
-        rest = path[len(root_path) :]
-        # Strip a prefix only at a segment boundary ("/app" is not the root of "/apple").
-        if not rest:
-            return "/"
-        if rest[0] == "/":
-            return rest
-    return path
 
 
 class ArmorHeaderMiddleware:
@@ -81,6 +50,9 @@ class ArmorHeaderMiddleware:
         self.rules = compile_rules(headers_config, use_default)
         self._engine: Engine = load_engine(engine, self.rules)
         self.engine_name: str = self._engine.name
+        # Bound once: the two calls of every request.
+        self._match_scope = self._engine.match_scope
+        self._apply = self._engine.apply
         _LOG.debug("ArmorHeaderMiddleware: %d rules, %s engine", len(self.rules), self.engine_name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,8 +60,7 @@ class ArmorHeaderMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        engine = self._engine
-        match = engine.match(request_netloc(scope), request_path(scope), scope["method"])
+        match = self._match_scope(scope)
         if match is None:
             await self.app(scope, receive, send)
             return
@@ -97,7 +68,7 @@ class ArmorHeaderMiddleware:
         if nonce is not None:
             # A copy: the server may share the lifespan state dict between requests.
             scope["state"] = {**scope.get("state", {}), "nonce": nonce}
-        apply = engine.apply
+        apply = self._apply
 
         # Per-request state lives in this closure only (never on the middleware instance).
         async def send_with_headers(message: Message) -> None:
