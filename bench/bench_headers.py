@@ -34,7 +34,8 @@ from c2c_headers import CSP_NONCE, ArmorHeaderMiddleware, ForwardedHeadersMiddle
 from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
 
 BENCH_VENV = Path(__file__).resolve().parent.parent / ".bench-venv"
-TARGET_ARMOR_VS_FLOOR = 5.0
+TARGET_ARMOR_VS_FLOOR = 5.0  # issue 3, either engine
+TARGET_NATIVE_VS_FLOOR = 2.5  # issue 4: the native engine with the default rules
 TARGET_ARMOR_VS_REFERENCE = 30.0
 TARGET_FORWARDED_VS_FLOOR = 3.0
 
@@ -266,11 +267,8 @@ def report(stacks: list[Stack], engines: list[str], with_reference: bool) -> int
     print()
     for engine in engines:
         ratio = (cost[f"armor defaults [{engine}]"] - bare) / floor
-        missed += _target(
-            f"armor defaults [{engine}] <= {TARGET_ARMOR_VS_FLOOR:g} x floor",
-            ratio <= TARGET_ARMOR_VS_FLOOR,
-            f"{ratio:.1f}",
-        )
+        target = TARGET_NATIVE_VS_FLOOR if engine == "native" else TARGET_ARMOR_VS_FLOOR
+        missed += _target(f"armor defaults [{engine}] <= {target:g} x floor", ratio <= target, f"{ratio:.1f}")
         if with_reference:
             ratio = reference["armor defaults"] / (cost[f"armor defaults [{engine}]"] - bare)
             ok = ratio >= TARGET_ARMOR_VS_REFERENCE
