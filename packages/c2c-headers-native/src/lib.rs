@@ -503,7 +503,8 @@ impl RuleEngine {
         "native"
     }
 
-    /// Select the rules matching the request; None when none does.
+    /// Select the rules matching the request; None when none does. The match carries the plan of
+    /// its set of rules and, when one needs it, a fresh nonce.
     #[pyo3(name = "match")]
     fn match_request(
         &self,
@@ -512,7 +513,59 @@ impl RuleEngine {
         path: &str,
         method: &str,
     ) -> PyResult<Option<Py<Match>>> {
-        self.select(py, netloc, path, method)
+        let rules = match self.state.try_lock() {
+            Ok(mut state) => {
+                let State { scratch, plans } = &mut *state;
+                self.matcher.match_into(scratch, netloc, path, method);
+                if scratch.selected.is_empty() {
+                    return Ok(None);
+                }
+                if let Some(known) = plans.get(scratch.selected.as_slice()) {
+                    if let Some(handle) = &known.handle {
+                        return Ok(Some(handle.clone_ref(py)));
+                    }
+                    let plan = known.plan.clone();
+                    drop(state);
+                    return self.new_match(py, plan).map(Some);
+                }
+                scratch.selected.as_slice().into()
+            }
+            Err(_) => {
+                let selected = self.matcher.match_request(netloc, path, method);
+                if selected.is_empty() {
+                    return Ok(None);
+                }
+                selected.into_boxed_slice()
+            }
+        };
+        let plan = self.match_plan(py, rules)?;
+        let handle = if plan.needs_nonce {
+            None
+        } else {
+            Some(Py::new(
+                py,
+                Match {
+                    engine: self.id,
+                    plan: plan.clone(),
+                    nonce: None,
+                },
+            )?)
+        };
+        if let Ok(mut state) = self.state.try_lock()
+            && state.plans.len() < MAX_PLANS
+        {
+            state
+                .plans
+                .entry(plan.rules.clone())
+                .or_insert_with(|| Known {
+                    plan: plan.clone(),
+                    handle: handle.as_ref().map(|handle| handle.clone_ref(py)),
+                });
+        }
+        match handle {
+            Some(handle) => Ok(Some(handle)),
+            None => self.new_match(py, plan).map(Some),
+        }
     }
 
     /// ``match(*c2c_headers._scope.request_target(scope))`` in one call.
@@ -551,7 +604,7 @@ impl RuleEngine {
                         },
                         NetlocSource::Server(text) => Cow::Borrowed(text.as_str()),
                     };
-                    return self.select(py, &netloc, relative_path(path, root_path), method);
+                    return self.match_request(py, &netloc, relative_path(path, root_path), method);
                 }
             }
         }
@@ -562,7 +615,7 @@ impl RuleEngine {
         })?;
         let (netloc, path, method): (String, String, String) =
             function.bind(py).call1((scope,))?.extract()?;
-        self.select(py, &netloc, &path, &method)
+        self.match_request(py, &netloc, &path, &method)
     }
 
     /// Return the response headers after the matched rules' edits.
@@ -650,69 +703,6 @@ impl RuleEngine {
 }
 
 impl RuleEngine {
-    /// The rules matching a request, with their plan and, when one needs it, a fresh nonce.
-    fn select(
-        &self,
-        py: Python<'_>,
-        netloc: &str,
-        path: &str,
-        method: &str,
-    ) -> PyResult<Option<Py<Match>>> {
-        let rules = match self.state.try_lock() {
-            Ok(mut state) => {
-                let State { scratch, plans } = &mut *state;
-                self.matcher.match_into(scratch, netloc, path, method);
-                if scratch.selected.is_empty() {
-                    return Ok(None);
-                }
-                if let Some(known) = plans.get(scratch.selected.as_slice()) {
-                    if let Some(handle) = &known.handle {
-                        return Ok(Some(handle.clone_ref(py)));
-                    }
-                    let plan = known.plan.clone();
-                    drop(state);
-                    return self.new_match(py, plan).map(Some);
-                }
-                scratch.selected.as_slice().into()
-            }
-            Err(_) => {
-                let selected = self.matcher.match_request(netloc, path, method);
-                if selected.is_empty() {
-                    return Ok(None);
-                }
-                selected.into_boxed_slice()
-            }
-        };
-        let plan = self.match_plan(py, rules)?;
-        let handle = if plan.needs_nonce {
-            None
-        } else {
-            Some(Py::new(
-                py,
-                Match {
-                    engine: self.id,
-                    plan: plan.clone(),
-                    nonce: None,
-                },
-            )?)
-        };
-        if let Ok(mut state) = self.state.try_lock()
-            && state.plans.len() < MAX_PLANS
-        {
-            state
-                .plans
-                .entry(plan.rules.clone())
-                .or_insert_with(|| Known {
-                    plan: plan.clone(),
-                    handle: handle.as_ref().map(|handle| handle.clone_ref(py)),
-                });
-        }
-        match handle {
-            Some(handle) => Ok(Some(handle)),
-            None => self.new_match(py, plan).map(Some),
-        }
-    }
-
     /// A match of `plan`, with a fresh nonce when it needs one.
     fn new_match(&self, py: Python<'_>, plan: Arc<MatchPlan>) -> PyResult<Py<Match>> {
         let nonce = if plan.needs_nonce {
