@@ -67,7 +67,7 @@ class RuleEngine:
         """``match`` on the netloc, relative path and method of an ASGI ``http`` scope, in one call.
 
         Reads a well-formed scope itself and hands any other to ``c2c_headers._scope.request_target``
-        (same answer, same errors).
+        (same answer, same errors; ModuleNotFoundError when c2c-headers is not installed).
         """
 
     def apply(self, match: _RequestMatch, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
