@@ -538,23 +538,8 @@ pub fn apply(
             Out::Emitted(rule, edit) => edit_of(rule, edit).name == name,
         }
     };
-    // Several rules often share a content-type pattern: evaluate each at most once per response.
-    let mut verdicts: Vec<Option<bool>> = vec![None; matcher.content_types.len()];
-    for &rule_index in matched {
+    for rule_index in applicable(matcher, rules, matched, status, content_type) {
         let rule = &rules[rule_index as usize];
-        if status < rule.status_low || status > rule.status_high {
-            continue;
-        }
-        if let Some(pattern) = matcher.content_type_pattern(rule_index) {
-            let accepted = match content_type {
-                None => false,
-                Some(value) => *verdicts[pattern as usize]
-                    .get_or_insert_with(|| matcher.content_type_matches(pattern, value)),
-            };
-            if !accepted {
-                continue;
-            }
-        }
         for (edit_index, edit) in rule.edits.iter().enumerate() {
             if edit.value.is_some()
                 && rule.keep_existing
@@ -589,6 +574,36 @@ pub fn apply(
         headers: out,
         add_no_store,
     }
+}
+
+/// The matched rules (in order) that apply to a response: status in the rule's range, and the
+/// content type (first `content-type` value, latin-1) accepted by its pattern when it has one.
+pub fn applicable(
+    matcher: &Matcher,
+    rules: &[RuleEdits],
+    matched: &[u32],
+    status: i64,
+    content_type: Option<&str>,
+) -> Vec<u32> {
+    // Several rules often share a content-type pattern: evaluate each at most once per response.
+    let mut verdicts: Vec<Option<bool>> = vec![None; matcher.content_types.len()];
+    matched
+        .iter()
+        .copied()
+        .filter(|&rule_index| {
+            let rule = &rules[rule_index as usize];
+            if status < rule.status_low || status > rule.status_high {
+                return false;
+            }
+            match matcher.content_type_pattern(rule_index) {
+                None => true,
+                Some(pattern) => content_type.is_some_and(|value| {
+                    *verdicts[pattern as usize]
+                        .get_or_insert_with(|| matcher.content_type_matches(pattern, value))
+                }),
+            }
+        })
+        .collect()
 }
 
 /// The edits of a sequence of applicable rules, folded once for every response they apply to.

@@ -189,6 +189,18 @@ enum ScopeText<'py> {
     Other,
 }
 
+impl ScopeText<'_> {
+    /// The text, or `default` when the key is missing; None (ask Python) when it is not an exact
+    /// `str` or not valid UTF-8.
+    fn or(&self, default: &'static str) -> Option<&str> {
+        match self {
+            ScopeText::Missing => Some(default),
+            ScopeText::Text(text) => text.to_str().ok(),
+            ScopeText::Other => None,
+        }
+    }
+}
+
 fn scope_text<'py>(
     scope: &Bound<'py, PyDict>,
     key: &Bound<'py, PyString>,
@@ -206,6 +218,19 @@ fn scope_text<'py>(
 enum NetlocSource<'py> {
     Host(Bound<'py, PyBytes>),
     Server(String),
+}
+
+impl NetlocSource<'_> {
+    /// The netloc: the `Host` value decoded as latin-1 (borrowed when ASCII), or the server's.
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            NetlocSource::Host(value) => match std::str::from_utf8(value.as_bytes()) {
+                Ok(text) if value.as_bytes().is_ascii() => Cow::Borrowed(text),
+                _ => Cow::Owned(engine::latin1(value.as_bytes())),
+            },
+            NetlocSource::Server(text) => Cow::Borrowed(text.as_str()),
+        }
+    }
 }
 
 /// The netloc of `c2c_headers._scope.request_target` for a well-formed scope; None asks for the
@@ -576,37 +601,9 @@ impl RuleEngine {
     /// raise the same errors.
     fn match_scope(&self, py: Python<'_>, scope: &Bound<'_, PyAny>) -> PyResult<Option<Py<Match>>> {
         if let Ok(dict) = scope.cast_exact::<PyDict>()
-            && let Some(netloc) = fast_netloc(dict)?
+            && let Some(found) = self.match_fast(py, dict)?
         {
-            let path = scope_text(dict, intern!(py, "path"))?;
-            let root_path = scope_text(dict, intern!(py, "root_path"))?;
-            let method = scope_text(dict, intern!(py, "method"))?;
-            if let (ScopeText::Text(method), false, false) = (
-                &method,
-                matches!(path, ScopeText::Other),
-                matches!(root_path, ScopeText::Other),
-            ) {
-                let path = match &path {
-                    ScopeText::Text(path) => path.to_str().ok(),
-                    _ => Some("/"),
-                };
-                let root_path = match &root_path {
-                    ScopeText::Text(root_path) => root_path.to_str().ok(),
-                    _ => Some(""),
-                };
-                if let (Some(path), Some(root_path), Ok(method)) =
-                    (path, root_path, method.to_str())
-                {
-                    let netloc: Cow<'_, str> = match &netloc {
-                        NetlocSource::Host(value) => match std::str::from_utf8(value.as_bytes()) {
-                            Ok(text) if value.as_bytes().is_ascii() => Cow::Borrowed(text),
-                            _ => Cow::Owned(engine::latin1(value.as_bytes())),
-                        },
-                        NetlocSource::Server(text) => Cow::Borrowed(text.as_str()),
-                    };
-                    return self.match_request(py, &netloc, relative_path(path, root_path), method);
-                }
-            }
+            return Ok(found);
         }
         let function = REQUEST_TARGET.get_or_try_init(py, || {
             py.import("c2c_headers._scope")?
@@ -703,6 +700,31 @@ impl RuleEngine {
 }
 
 impl RuleEngine {
+    /// `match_scope` for a well-formed scope read here; None when the scope is not one.
+    fn match_fast(
+        &self,
+        py: Python<'_>,
+        scope: &Bound<'_, PyDict>,
+    ) -> PyResult<Option<Option<Py<Match>>>> {
+        let Some(netloc) = fast_netloc(scope)? else {
+            return Ok(None);
+        };
+        let path = scope_text(scope, intern!(py, "path"))?;
+        let root_path = scope_text(scope, intern!(py, "root_path"))?;
+        let method = scope_text(scope, intern!(py, "method"))?;
+        let (Some(path), Some(root_path), ScopeText::Text(method)) =
+            (path.or("/"), root_path.or(""), &method)
+        else {
+            return Ok(None);
+        };
+        let Ok(method) = method.to_str() else {
+            return Ok(None);
+        };
+        let path = relative_path(path, root_path);
+        self.match_request(py, &netloc.text(), path, method)
+            .map(Some)
+    }
+
     /// A match of `plan`, with a fresh nonce when it needs one.
     fn new_match(&self, py: Python<'_>, plan: Arc<MatchPlan>) -> PyResult<Py<Match>> {
         let nonce = if plan.needs_nonce {
@@ -791,27 +813,13 @@ impl RuleEngine {
         } else {
             None
         };
-        // Several rules often share a content-type pattern: evaluate each at most once.
-        let mut verdicts: HashMap<u32, bool> = HashMap::new();
-        let selected: Vec<u32> = plan
-            .rules
-            .iter()
-            .copied()
-            .filter(|&rule| {
-                let edits = &self.rules[rule as usize];
-                if status < edits.status_low || status > edits.status_high {
-                    return false;
-                }
-                match self.matcher.content_type_pattern(rule) {
-                    None => true,
-                    Some(pattern) => content_type.as_deref().is_some_and(|value| {
-                        *verdicts
-                            .entry(pattern)
-                            .or_insert_with(|| self.matcher.content_type_matches(pattern, value))
-                    }),
-                }
-            })
-            .collect();
+        let selected = engine::applicable(
+            &self.matcher,
+            &self.rules,
+            &plan.rules,
+            status,
+            content_type.as_deref(),
+        );
         if let Ok(selections) = plan.selections.try_lock()
             && let Some(edits) = selections.get(selected.as_slice())
         {
