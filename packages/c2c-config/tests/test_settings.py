@@ -118,8 +118,16 @@ def test_environment_values(
         ("C2C__REDIS__OPTIONS", "ssl", "is not of the form key=value"),
         ("C2C__REDIS__SENTINELS", "localhost", "C2C__REDIS__SENTINELS='localhost': 'localhost' is not host:port"),
         ("C2C__REDIS__URL", "http://x", "C2C__REDIS__URL='http://x': must start with redis://"),
-        ("C2C__EXAMPLE__AGE", "P1Y", "C2C__EXAMPLE__AGE='P1Y': invalid duration 'P1Y' (years and months"),
-        ("C2C__EXAMPLE__AGE", "1x", "C2C__EXAMPLE__AGE='1x': invalid duration '1x'; expected an ISO 8601"),
+        (
+            "C2C__EXAMPLE__AGE",
+            "P1Y",
+            "C2C__EXAMPLE__AGE='P1Y': Invalid time delta: invalid duration 'P1Y' (years and months",
+        ),
+        (
+            "C2C__EXAMPLE__AGE",
+            "1x",
+            "C2C__EXAMPLE__AGE='1x': Invalid time delta: invalid duration '1x'; expected an ISO 8601",
+        ),
         ("C2C__HTTP", "perhaps", "C2C__HTTP='perhaps': Input should be a valid boolean"),
         ("C2C__ROUTE_PREFIX", "/a b/", "C2C__ROUTE_PREFIX='/a b/': a route prefix is a URL path"),
     ],

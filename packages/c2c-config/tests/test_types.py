@@ -187,7 +187,7 @@ def test_number_lists(parser: object, text: str, expected: list[float]) -> None:
         (parse_string_list, "[1", "must be a JSON array"),
         (parse_string_list, '{"a": 1}', None),
         (parse_string_list, "[1]", "is not a string"),
-        (parse_string_list, 5, "expected a comma-separated string or a list"),
+        (parse_string_list, 5, "expected a comma-separated string, a list or None, got a value of type"),
     ],
 )
 def test_list_errors(parser: object, text: object, message: str | None) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from c2c_config import CoreSettings, Duration, Section
+from c2c_config import CoreSettings, Duration, SecretText, Section
 
 AccessType = Literal["pull", "push", "admin"]
 
@@ -46,7 +46,7 @@ class CookieSettings(Section):
 class JWTSettings(Section):
     """Signing of the session and state cookies."""
 
-    secret: SecretStr | None = Field(default=None, description="JWT secret key")
+    secret: SecretText | None = Field(default=None, description="JWT secret key")
     algorithm: Literal["HS256", "HS384", "HS512"] = Field(default="HS256", description="JWT algorithm (default: HS256)")
     cookie: CookieSettings = Field(default_factory=CookieSettings, description="JWT cookie")
 
@@ -72,7 +72,7 @@ class GitHubSettings(Section):
     user_url: str = Field(default="https://api.github.com/user", description="GitHub user API URL")
     repo_url: str = Field(default="https://api.github.com/repos", description="GitHub repository API URL")
     client_id: str | None = Field(default=None, description="GitHub OAuth client ID")
-    client_secret: SecretStr | None = Field(default=None, description="GitHub OAuth client secret")
+    client_secret: SecretText | None = Field(default=None, description="GitHub OAuth client secret")
     scope: str = Field(default="repo", description="GitHub OAuth scope")
     proxy_url: str | None = Field(default=None, description="GitHub proxy URL")
     state_cookie: str = Field(default="c2c-state", description="GitHub state cookie name")
@@ -125,7 +125,7 @@ class AuthSettings(Section):
     """Authentication of the admin tools (`C2C__AUTH__...`)."""
 
     jwt: JWTSettings = Field(default_factory=JWTSettings, description="JWT")
-    secret: SecretStr | None = Field(default=None, description="Secret key for trivial authentication (not secure)")
+    secret: SecretText | None = Field(default=None, description="Secret key for trivial authentication (not secure)")
     secret_in_query: bool = Field(
         default=True,
         description=(

@@ -277,7 +277,7 @@ class _Subscriber:
                     event.clear()
                 self.first_attempt.set()
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(pubsub.aclose()), timeout=2)  # type: ignore[no-untyped-call]
+                    await asyncio.wait_for(asyncio.shield(pubsub.aclose()), timeout=2)  # type: ignore[no-untyped-call,unused-ignore]
             await asyncio.sleep(delay * (0.5 + random.random()))  # jitter
             delay = min(max(delay * 2, 0.05), max_delay)
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import datetime
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from c2c_config import CoreSettings, Duration, Section
+from c2c_config import CoreSettings, Duration, SecretText, Section
 
 
 class BroadcastSettings(Section):
     """Broadcast of function calls to every replica (local, or through Redis when Redis is configured)."""
 
-    secret: SecretStr | None = Field(
+    secret: SecretText | None = Field(
         default=None,
         description=(
             "Shared secret to sign broadcast messages and answers with HMAC-SHA256; when set, unsigned, "
@@ -66,7 +66,7 @@ class BroadcastSettings(Section):
 
     @field_validator("secret")
     @classmethod
-    def _empty_secret_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+    def _empty_secret_is_none(cls, value: SecretText | None) -> SecretText | None:
         if value is not None and not value.get_secret_value():
             return None
         return value

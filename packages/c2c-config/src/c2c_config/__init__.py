@@ -1,8 +1,8 @@
 """c2c-config: settings from `C2C__` environment variables for the c2c ASGI toolkit.
 
 `C2C__SECTION__FIELD` variables (case-insensitive, `__` between levels) fill pydantic models;
-comma lists, durations and `k=v` options parse strictly; secrets are `SecretStr`; a bad value
-raises `ConfigError` naming the variable; an unknown `C2C__` variable is reported with the
+comma lists, durations and `k=v` options parse strictly; secrets are `SecretText` (a `str` that
+masks itself); a bad value raises `ConfigError` naming the variable; an unknown `C2C__` variable is reported with the
 closest known name. The Redis client factory lives in `c2c_config.redis` (extra `redis`).
 """
 
@@ -23,6 +23,7 @@ from c2c_config._base import (
     reload_settings,
 )
 from c2c_config._docs import render_reference
+from c2c_config._loop import LoopLocal, running_loop
 from c2c_config._sections import (
     CoreSettings,
     PrometheusSettings,
@@ -34,12 +35,14 @@ from c2c_config._sections import (
 from c2c_config._types import (
     DURATION_FORMATS,
     REDIS_OPTION_TYPES,
+    SECRET_MASK,
     Duration,
     DurationError,
     FloatList,
     IntList,
     Options,
     RedisOptions,
+    SecretText,
     StringList,
     format_duration,
     parse_duration,
@@ -55,6 +58,7 @@ __all__ = [
     "DURATION_FORMATS",
     "ENV_PREFIX",
     "REDIS_OPTION_TYPES",
+    "SECRET_MASK",
     "C2CSettings",
     "ConfigError",
     "CoreSettings",
@@ -63,12 +67,14 @@ __all__ = [
     "FieldInfo",
     "FloatList",
     "IntList",
+    "LoopLocal",
     "Options",
     "PrometheusSettings",
     "ProxyHeadersSettings",
     "RedisOptions",
     "RedisSettings",
     "Section",
+    "SecretText",
     "StringList",
     "UnknownVariable",
     "__version__",
@@ -86,5 +92,6 @@ __all__ = [
     "parse_string_list",
     "redact_url",
     "reload_settings",
+    "running_loop",
     "render_reference",
 ]

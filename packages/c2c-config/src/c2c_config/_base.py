@@ -18,6 +18,8 @@ import pydantic
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from c2c_config._types import SecretText
+
 LOG = logging.getLogger("c2c_config")
 
 ENV_PREFIX = "C2C__"
@@ -70,7 +72,7 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 
 def _is_secret(annotation: Any) -> bool:
-    if annotation in (SecretStr, SecretBytes):
+    if annotation in (SecretStr, SecretBytes, SecretText):
         return True
     return any(_is_secret(arg) for arg in typing.get_args(annotation))
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic_core import PydanticUndefined
 
 from c2c_config._base import ENV_DELIMITER, FieldInfo, env_var_name, iter_fields
-from c2c_config._types import format_duration
+from c2c_config._types import SecretText, format_duration
 
 BEGIN_MARKER = "<!-- BEGIN GENERATED SETTINGS: do not edit, run `python -m c2c_config docs` -->"
 END_MARKER = "<!-- END GENERATED SETTINGS -->"
@@ -60,7 +60,14 @@ def describe_type(annotation: Any, metadata: Any = ()) -> str:
         return "mapping"
     if origin is list:
         return "list"
-    simple = {str: "string", int: "integer", float: "number", bool: "boolean", SecretStr: "secret string"}
+    simple = {
+        str: "string",
+        int: "integer",
+        float: "number",
+        bool: "boolean",
+        SecretStr: "secret string",
+        SecretText: "secret string",
+    }
     if annotation in simple:
         return simple[annotation]
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
@@ -90,7 +97,7 @@ def _render_default(info: FieldInfo) -> str:
         return ", ".join(f"`{k}={v}`" for k, v in value.items()) if value else "empty"
     if isinstance(value, enum.Enum):
         return f"`{value.value}`"
-    if isinstance(value, SecretStr):
+    if isinstance(value, SecretStr | SecretText):
         return "hidden"
     return f"`{value}`" if str(value) else "empty"
 

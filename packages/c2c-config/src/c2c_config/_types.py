@@ -14,7 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import BeforeValidator, GetCoreSchemaHandler, PlainSerializer, WithJsonSchema
+from pydantic_core import core_schema
 from pydantic_settings import NoDecode
 
 DURATION_FORMATS = (
@@ -47,7 +48,7 @@ class DurationError(ValueError):
 
 def _invalid_duration(value: str, reason: str = "") -> DurationError:
     detail = f" ({reason})" if reason else ""
-    return DurationError(f"invalid duration {value!r}{detail}; expected {DURATION_FORMATS}")
+    return DurationError(f"Invalid time delta: invalid duration {value!r}{detail}; expected {DURATION_FORMATS}")
 
 
 def _parse_iso(text: str) -> datetime.timedelta:
@@ -98,10 +99,10 @@ def parse_duration(value: object) -> datetime.timedelta:
     if isinstance(value, datetime.timedelta):
         result = value
     elif isinstance(value, bool):
-        raise DurationError(f"invalid duration {value!r}; expected {DURATION_FORMATS}")
+        raise DurationError(f"Invalid time delta: invalid duration {value!r}; expected {DURATION_FORMATS}")
     elif isinstance(value, int | float):
         if not math.isfinite(value):
-            raise DurationError(f"invalid duration {value!r}: not a finite number")
+            raise DurationError(f"Invalid time delta: invalid duration {value!r}: not a finite number")
         result = datetime.timedelta(seconds=value)
     elif isinstance(value, str):
         text = value.strip()
@@ -116,9 +117,11 @@ def parse_duration(value: object) -> datetime.timedelta:
         else:
             raise _invalid_duration(value)
     else:
-        raise DurationError(f"invalid duration of type {type(value).__name__}; expected {DURATION_FORMATS}")
+        raise DurationError(
+            f"Invalid time delta: invalid duration of type {type(value).__name__}; expected {DURATION_FORMATS}"
+        )
     if result < datetime.timedelta(0):
-        raise DurationError(f"invalid duration {value!r}: must not be negative")
+        raise DurationError(f"Invalid time delta: invalid duration {value!r}: must not be negative")
     return result
 
 
@@ -157,6 +160,8 @@ Duration = Annotated[
 
 
 def _split_list(value: object) -> list[Any]:
+    if value is None:  # as in c2casgiutils 0.14: an unset value is an empty list
+        return []
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
@@ -170,7 +175,7 @@ def _split_list(value: object) -> list[Any]:
         return [item.strip() for item in text.split(",") if item.strip()]
     if isinstance(value, list | tuple | set | frozenset):
         return list(value)
-    raise ValueError(f"expected a comma-separated string or a list, got {type(value).__name__}")
+    raise ValueError(f"expected a comma-separated string, a list or None, got a value of type {type(value).__name__}")
 
 
 def _typed_list(kind: Callable[[Any], Any], kind_name: str) -> Callable[[object], list[Any]]:
@@ -216,11 +221,11 @@ parse_int_list = _typed_list(_to_int, "an integer")
 parse_float_list = _typed_list(_to_float, "a finite number")
 
 StringList = Annotated[list[str], NoDecode, BeforeValidator(parse_string_list)]
-"""A list of strings from `a,b,c` (items stripped, empty items dropped) or a JSON array."""
+"""A list of strings from `a,b,c` (items stripped, empty items dropped), a JSON array, a list, or None (empty)."""
 IntList = Annotated[list[int], NoDecode, BeforeValidator(parse_int_list)]
-"""A list of integers from `1,2,3` or a JSON array."""
+"""A list of integers from `1,2,3`, a JSON array, a list, or None (empty)."""
 FloatList = Annotated[list[float], NoDecode, BeforeValidator(parse_float_list)]
-"""A list of finite numbers from `0.5,1` or a JSON array."""
+"""A list of finite numbers from `0.5,1`, a JSON array, a list, or None (empty)."""
 
 
 # --- k=v options --------------------------------------------------------------------------------
@@ -379,3 +384,46 @@ Options = Annotated[dict[str, bool | int | float | str], NoDecode, BeforeValidat
 
 RedisOptions = Annotated[dict[str, bool | int | float | str], NoDecode, BeforeValidator(_parse_redis_options)]
 """`k=v` keyword arguments for redis-py, each typed from `REDIS_OPTION_TYPES` (unknown keys refused)."""
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+SECRET_MASK = "**********"  # noqa: S105 - the mask, not a secret
+"""How a secret shows in a `repr`, a settings dump or a page (pydantic's `SecretStr` mask)."""
+
+
+class SecretText(str):
+    """A secret setting: the text itself, which never shows in a `repr`, a dump or a log line.
+
+    It *is* a `str` (c2casgiutils 0.14 gave secrets as plain strings, and applications use them so:
+    `jwt.decode(cookie, settings.auth.jwt.secret, algorithms=[...])`, comparisons, `.encode()`),
+    while `repr()`, `model_dump()` and `model_dump_json()` show `**********`, as pydantic's
+    `SecretStr` does, and `.get_secret_value()` returns the plain `str` as `SecretStr` does.
+    `str(secret)` and f-strings give the text: never format a secret into a message.
+    """
+
+    __slots__ = ()
+
+    def get_secret_value(self) -> str:
+        """The secret as a plain `str` (`SecretStr`'s accessor, kept for code written for it)."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"SecretText({SECRET_MASK!r})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def validate(value: object) -> SecretText:
+            if isinstance(value, SecretText):
+                return value
+            if hasattr(value, "get_secret_value"):  # a pydantic SecretStr
+                value = value.get_secret_value()
+            if not isinstance(value, str):
+                raise ValueError(f"expected text, got a value of type {type(value).__name__}")
+            return cls(value)
+
+        return core_schema.no_info_plain_validator_function(
+            validate,
+            json_schema_input_schema=core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda _value: SECRET_MASK),
+        )

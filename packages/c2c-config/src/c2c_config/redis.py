@@ -8,17 +8,20 @@ Two modes, decided by `RedisSettings`:
   found through the Sentinels (`master_for` / `slave_for`), database `C2C__REDIS__DB`; they follow a
   failover by themselves.
 
-Clients are created lazily (creating one opens no connection) and closed by `aclose()`. Responses
+Clients are created lazily (creating one opens no connection), one set per running event loop, and
+closed by `aclose()` or, at the latest, when their loop ends. Responses
 are decoded to `str` unless the options say `decode_responses=false`. Passwords never reach a log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import urllib.parse
 from typing import Any
 
 from c2c_config._base import get_settings, redact_url
+from c2c_config._loop import LoopLocal
 from c2c_config._sections import CoreSettings, RedisSettings
 
 try:
@@ -35,18 +38,41 @@ LOG = logging.getLogger("c2c_config.redis")
 __all__ = ["RedisFactory", "get_factory", "reset_factory"]
 
 
+@dataclasses.dataclass
+class _Clients:
+    """The clients of one event loop."""
+
+    master: aioredis.Redis | None = None
+    replica: aioredis.Redis | None = None
+    sentinel: Sentinel | None = None
+
+    async def aclose(self) -> None:
+        clients = list({id(c): c for c in (self.master, self.replica) if c}.values())
+        sentinel = self.sentinel
+        self.master = self.replica = None
+        self.sentinel = None
+        for client in clients:
+            await client.aclose()
+        if sentinel is not None:
+            for sentinel_client in sentinel.sentinels:
+                await sentinel_client.aclose()
+
+
 class RedisFactory:
-    """Lazily built Redis clients for one `RedisSettings`.
+    """Lazily built Redis clients for one `RedisSettings`, one set per event loop.
 
     `master()` and `replica()` return `None` when Redis is not configured, so callers can fall back
     to in-process behaviour (local broadcast, in-memory logging levels).
+
+    A redis-py asyncio client is bound to the loop that first used it, so each running loop gets
+    its own clients (see `c2c_config.LoopLocal`): a process that runs several loops one after the
+    other (a `TestClient` per test) never reuses a client of an earlier loop, and the clients of a
+    loop are closed on that loop when it ends, even if nobody called `aclose()`.
     """
 
     def __init__(self, settings: RedisSettings) -> None:
         self.settings = settings
-        self._master: aioredis.Redis | None = None
-        self._replica: aioredis.Redis | None = None
-        self._sentinel: Sentinel | None = None
+        self._clients: LoopLocal[_Clients] = LoopLocal(self._build, _Clients.aclose, name="Redis clients")
 
     @property
     def configured(self) -> bool:
@@ -74,7 +100,8 @@ class RedisFactory:
             return redact_url(self.settings.url)
         return "not configured"
 
-    def _build(self) -> None:
+    def _build(self) -> _Clients:
+        clients = _Clients()
         options = self._options()
         if self.mode == "sentinel":
             assert self.settings.servicename is not None
@@ -83,12 +110,12 @@ class RedisFactory:
             sentinel_kwargs = {
                 key: value for key, value in options.items() if key not in ("password", "username", "db")
             }
-            # redis-py leaves Sentinel.__init__ unannotated.
-            self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            # redis-py before 8 leaves Sentinel.__init__ unannotated.
+            clients.sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
                 self.settings.sentinel_addresses, sentinel_kwargs=sentinel_kwargs, **options
             )
-            self._master = self._sentinel.master_for(self.settings.servicename, db=self.settings.db)
-            self._replica = self._sentinel.slave_for(self.settings.servicename, db=self.settings.db)
+            clients.master = clients.sentinel.master_for(self.settings.servicename, db=self.settings.db)
+            clients.replica = clients.sentinel.slave_for(self.settings.servicename, db=self.settings.db)
         elif self.mode == "url":
             assert self.settings.url is not None
             url = self.settings.url
@@ -96,39 +123,30 @@ class RedisFactory:
             has_db = parsed.path.strip("/") != "" or "db=" in parsed.query
             if not has_db and "db" not in options:
                 options["db"] = self.settings.db
-            self._master = aioredis.Redis.from_url(url, **options)
-            self._replica = self._master
-        LOG.info("Redis clients created (%s mode, %s)", self.mode, self.describe())
+            clients.master = aioredis.Redis.from_url(url, **options)
+            clients.replica = clients.master
+        if self.configured:
+            LOG.info("Redis clients created (%s mode, %s)", self.mode, self.describe())
+        return clients
 
     def master(self) -> aioredis.Redis | None:
-        """The client for writes (created on first call), or None when Redis is not configured."""
-        if self._master is None and self.configured:
-            self._build()
-        return self._master
+        """This loop's client for writes (created on first call), or None when Redis is not configured."""
+        return self._clients.get().master if self.configured else None
 
     def replica(self) -> aioredis.Redis | None:
-        """The client for reads that tolerate a lagging replica, or None when Redis is not configured."""
-        if self._replica is None and self.configured:
-            self._build()
-        return self._replica
+        """This loop's client for reads that tolerate a lagging replica, or None when Redis is not configured."""
+        return self._clients.get().replica if self.configured else None
 
     def sentinel(self) -> Sentinel | None:
-        """The Sentinel client in Sentinel mode, else None."""
-        if self._sentinel is None and self.mode == "sentinel":
-            self._build()
-        return self._sentinel
+        """This loop's Sentinel client in Sentinel mode, else None."""
+        return self._clients.get().sentinel if self.mode == "sentinel" else None
 
     async def aclose(self) -> None:
-        """Close every connection; later calls to `master()` build new clients."""
-        clients = list({id(c): c for c in (self._master, self._replica) if c}.values())
-        sentinel = self._sentinel
-        self._master = self._replica = None
-        self._sentinel = None
-        for client in clients:
-            await client.aclose()
-        if sentinel is not None:
-            for sentinel_client in sentinel.sentinels:
-                await sentinel_client.aclose()
+        """Close this loop's connections now; later calls to `master()` build new clients.
+
+        The clients of another loop are not touched: they close when their loop ends.
+        """
+        await self._clients.aclose()
 
 
 _FACTORY: RedisFactory | None = None
