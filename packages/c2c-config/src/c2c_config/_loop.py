@@ -56,11 +56,14 @@ class _LoopState:
 _STATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
 
-async def _guard(state: _LoopState) -> None:
+async def _guard(loop: asyncio.AbstractEventLoop, state: _LoopState) -> None:
     """Wait until the loop's end cancels this task, then close the loop's values on it."""
     try:
         await asyncio.Event().wait()
     finally:
+        # The state (and its guardian, which references the loop) must not outlive the loop.
+        if _STATES.get(loop) is state:
+            del _STATES[loop]
         # Newest first: a value created later may depend on an earlier one.
         entries = list(state.values.values())[::-1]
         state.values.clear()
@@ -71,9 +74,13 @@ async def _guard(state: _LoopState) -> None:
 def _state_of(loop: asyncio.AbstractEventLoop) -> _LoopState:
     state = _STATES.get(loop)
     if state is None:
+        # A loop closed without cancelling its tasks (a bare `loop.close()`) never ran its guardian:
+        # forget what it held (nothing can be closed on a closed loop) so that it can be freed.
+        for closed in [other for other in _STATES if other.is_closed()]:
+            del _STATES[closed]
         state = _STATES[loop] = _LoopState()
     if state.guardian is None or state.guardian.done():
-        state.guardian = loop.create_task(_guard(state), name="c2c-config loop-local guardian")
+        state.guardian = loop.create_task(_guard(loop, state), name="c2c-config loop-local guardian")
     return state
 
 
