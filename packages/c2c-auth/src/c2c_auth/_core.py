@@ -20,7 +20,7 @@ from fastapi import Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, PrivateAttr, field_serializer
 
 from c2c_auth import _github
-from c2c_auth._settings import AccessType, AuthSettings, Settings
+from c2c_auth._settings import AuthSettings, GitHubAccessType, Settings
 from c2c_auth._tokens import InvalidToken, Keys, unverified_claims
 from c2c_config import get_settings
 
@@ -93,9 +93,9 @@ class AuthConfig(BaseModel):
     """A permission requirement on a GitHub repository (None: the setting's repository)."""
 
     github_repository: str | None = None
-    github_access_type_read_only: AccessType | None = None
-    github_access_type_read_write: AccessType | None = None
-    github_access_type_admin: AccessType | None = None
+    github_access_type_read_only: GitHubAccessType | None = None
+    github_access_type_read_write: GitHubAccessType | None = None
+    github_access_type_admin: GitHubAccessType | None = None
 
 
 def _settings() -> AuthSettings:
@@ -531,7 +531,7 @@ async def get_auth(request: Request, response: Response) -> AuthInfo:
 
 def _default_config(level: Literal["admin", "read_write", "read_only"]) -> AuthConfig:
     github = _settings().github
-    access: dict[str, AccessType] = {
+    access: dict[str, GitHubAccessType] = {
         "admin": github.access_type_admin,
         "read_write": github.access_type_read_write,
         "read_only": github.access_type_read_only,

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from c2c_config import CoreSettings, Duration, SecretText, Section
 
-AccessType = Literal["pull", "push", "admin"]
+
+class GitHubAccessType(StrEnum):
+    """A permission on a GitHub repository, as GitHub's `permissions` object names it."""
+
+    PULL = "pull"
+    """Read access."""
+    PUSH = "push"
+    """Write access."""
+    ADMIN = "admin"
+    """Administration of the repository."""
+
+
+AccessType = GitHubAccessType
+"""Former name of `GitHubAccessType` (kept as an alias)."""
 
 
 class CookieSettings(Section):
@@ -55,16 +69,22 @@ class GitHubSettings(Section):
     """GitHub OAuth application and the repository whose permissions gate access."""
 
     repository: str | None = Field(default=None, description="GitHub repository for authentication")
-    access_type: AccessType = Field(
-        default="pull",
+    access_type: GitHubAccessType = Field(
+        default=GitHubAccessType.PULL,
         description=(
             "GitHub access type (c2casgiutils master name): when set and ACCESS_TYPE_READ_ONLY is not, "
             "it is the permission needed for read-only access"
         ),
     )
-    access_type_read_only: AccessType = Field(default="pull", description="GitHub permission for read-only access")
-    access_type_read_write: AccessType = Field(default="push", description="GitHub permission for read-write access")
-    access_type_admin: AccessType = Field(default="admin", description="GitHub permission for admin access")
+    access_type_read_only: GitHubAccessType = Field(
+        default=GitHubAccessType.PULL, description="GitHub permission for read-only access"
+    )
+    access_type_read_write: GitHubAccessType = Field(
+        default=GitHubAccessType.PUSH, description="GitHub permission for read-write access"
+    )
+    access_type_admin: GitHubAccessType = Field(
+        default=GitHubAccessType.ADMIN, description="GitHub permission for admin access"
+    )
     authorize_url: str = Field(
         default="https://github.com/login/oauth/authorize", description="GitHub OAuth authorization URL"
     )
