@@ -21,12 +21,38 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from c2casgiutils import auth, broadcast, cli, config, headers, health_checks, monitoring, prometheus, sentry
+    from c2casgiutils import (
+        auth,
+        broadcast,
+        cli,
+        config,
+        headers,
+        health_checks,
+        monitoring,
+        prometheus,
+        redis_utils,
+        sentry,
+        tools,
+    )
 
 __version__ = _version("c2c-all")
 
+# Loaded on first access, so that `import c2casgiutils` stays cheap and `c2casgiutils.tools.logging_`
+# works after a plain `import c2casgiutils`, as it did in 0.14.
 _SUBMODULES = frozenset(
-    {"auth", "broadcast", "cli", "config", "headers", "health_checks", "monitoring", "prometheus", "sentry"}
+    {
+        "auth",
+        "broadcast",
+        "cli",
+        "config",
+        "headers",
+        "health_checks",
+        "monitoring",
+        "prometheus",
+        "redis_utils",
+        "sentry",
+        "tools",
+    }
 )
 _APP: FastAPI | None = None
 
@@ -41,9 +67,11 @@ __all__ = [
     "health_checks",
     "monitoring",
     "prometheus",
+    "redis_utils",
     "sentry",
     "shutdown",
     "startup",
+    "tools",
 ]
 
 

@@ -28,9 +28,9 @@ LOG = logging.getLogger(__name__)
 __all__ = ["add_arguments", "init", "load_logging_config"]
 
 
-def add_arguments(parser: argparse.ArgumentParser, default_logging_config: str | None = "logging.yaml") -> None:
-    """Add `--logging-config PATH` (a YAML `logging.config.dictConfig` file) to `parser`."""
-    parser.add_argument(
+def add_arguments(arg_parser: argparse.ArgumentParser, default_logging_config: str | None = "logging.yaml") -> None:
+    """Add `--logging-config PATH` (a YAML `logging.config.dictConfig` file) to `arg_parser`."""
+    arg_parser.add_argument(
         "--logging-config",
         default=default_logging_config,
         help=f"logging configuration file, YAML for logging.config.dictConfig (default: {default_logging_config})",

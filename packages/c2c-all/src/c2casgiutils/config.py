@@ -3,6 +3,11 @@
 - `settings`: the process-wide `Settings`, built from the environment on first access (not at
   import), shared by every module; `reload()` re-reads the environment into that same object.
 - `Settings()`: a fresh object built from the environment now.
+- The names of c2casgiutils 0.14: the section classes (`Auth`, `AuthGitHub`, `AuthJWT`,
+  `AuthJWTCookie`, `AuthTest`, `Prometheus`, `ProxyHeaders`, `Redis`, `Sentry`, `SettingsTools`,
+  `SettingsToolsLogging`: aliases of the classes named `...Settings`), `GitHubAccessType`, the list
+  types and `parse_comma_separated_list` / `_int_list` / `_float_list` (`None` gives `[]`, lists
+  pass through, items are stripped), `parse_duration`.
 
 The machinery and the core sections come from c2c-config, the `auth` section from c2c-auth,
 `health_checks` from c2c-health, `broadcast` from c2c-broadcast; the `sentry` and `tools` sections
@@ -30,11 +35,33 @@ from c2c_config import (
     parse_duration,
     reload_settings,
 )
+from c2c_config import parse_float_list as parse_comma_separated_float_list
+from c2c_config import parse_int_list as parse_comma_separated_int_list
+from c2c_config import parse_string_list as parse_comma_separated_list
 from c2c_health import HealthChecksSettings
 from c2casgiutils._settings import LoggingToolSettings, SentrySettings, Settings, ToolsSettings
 
+# The section classes under their c2casgiutils 0.14 names: the same classes, not copies, so that
+# `isinstance(settings.auth, Auth)` and `Auth(...)` keep working.
+Auth = AuthSettings
+AuthGitHub = GitHubSettings
+AuthJWT = JWTSettings
+AuthJWTCookie = CookieSettings
+AuthTest = TestAuthSettings
+Prometheus = PrometheusSettings
+ProxyHeaders = ProxyHeadersSettings
+Redis = RedisSettings
+Sentry = SentrySettings
+SettingsTools = ToolsSettings
+SettingsToolsLogging = LoggingToolSettings
+
 __all__ = [
+    "Auth",
+    "AuthGitHub",
+    "AuthJWT",
+    "AuthJWTCookie",
     "AuthSettings",
+    "AuthTest",
     "BroadcastSettings",
     "ConfigError",
     "CookieSettings",
@@ -46,17 +73,26 @@ __all__ = [
     "JWTSettings",
     "LoggingToolSettings",
     "Options",
+    "Prometheus",
     "PrometheusSettings",
+    "ProxyHeaders",
     "ProxyHeadersSettings",
+    "Redis",
     "RedisOptions",
     "RedisSettings",
+    "Sentry",
     "SentrySettings",
     "Settings",
+    "SettingsTools",
+    "SettingsToolsLogging",
     "StringList",
     "TestAuthSettings",
     "ToolsSettings",
     "find_unknown_variables",
     "format_duration",
+    "parse_comma_separated_float_list",
+    "parse_comma_separated_int_list",
+    "parse_comma_separated_list",
     "parse_duration",
     "reload",
     "settings",  # noqa: F822 - provided lazily by __getattr__

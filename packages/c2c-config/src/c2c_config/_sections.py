@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from c2c_config._base import C2CSettings, Section
-from c2c_config._types import RedisOptions, StringList
+from c2c_config._types import RedisOptions, StringList, _parse_redis_options
 
 _METRIC_PREFIX = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*|")
 _HOST_PORT = re.compile(r"(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<host>[^\s:\[\]/@,]+)):(?P<port>\d{1,5})")
@@ -51,6 +51,14 @@ class RedisSettings(Section):
     servicename: str | None = Field(default=None, description="Redis service name for Sentinel")
     db: int = Field(default=0, ge=0, description="Redis database number (Sentinel mode, or a URL without one)")
     broadcast_prefix: str = Field(default="broadcast_api_", description="Redis prefix for broadcast channels")
+
+    @classmethod
+    def parse_options(cls, value: object) -> dict[str, bool | int | float | str]:
+        """Parse `k=v,k2=v2` (or pass a mapping) into typed redis-py options, as the `options` field does.
+
+        Its c2casgiutils 0.14 name; raises `ValueError` naming the option on an unknown name or a bad value.
+        """
+        return _parse_redis_options(value)
 
     @field_validator("url")
     @classmethod
@@ -173,5 +181,6 @@ class CoreSettings(C2CSettings):
 
     @field_validator("route_prefix")
     @classmethod
-    def _normalize_prefix(cls, value: str) -> str:
+    def validate_route_prefix(cls, value: str) -> str:
+        """Normalise the prefix to start and end with `/` (its c2casgiutils 0.14 name)."""
         return normalize_route_prefix(value)

@@ -88,7 +88,7 @@ def _parse_short(text: str) -> datetime.timedelta:
     return datetime.timedelta(seconds=total)
 
 
-def parse_duration(value: object) -> datetime.timedelta:
+def parse_duration(text: object) -> datetime.timedelta:
     """Parse a duration from an environment value (see `DURATION_FORMATS`) or pass a timedelta through.
 
     Numbers (int or float) are seconds. Negative, infinite and NaN durations are refused.
@@ -96,6 +96,7 @@ def parse_duration(value: object) -> datetime.timedelta:
     Raises:
         DurationError: the value is not a duration; the message lists the accepted formats.
     """
+    value = text
     if isinstance(value, datetime.timedelta):
         result = value
     elif isinstance(value, bool):

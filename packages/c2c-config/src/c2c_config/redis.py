@@ -141,6 +141,10 @@ class RedisFactory:
         """This loop's Sentinel client in Sentinel mode, else None."""
         return self._clients.get().sentinel if self.mode == "sentinel" else None
 
+    def forget(self) -> None:
+        """Drop this loop's clients without closing them (closed when their loop ends); next calls build new ones."""
+        self._clients.forget()
+
     async def aclose(self) -> None:
         """Close this loop's connections now; later calls to `master()` build new clients.
 
