@@ -16,7 +16,7 @@ belong to this package. `reload()` re-reads every package's settings at once.
 
 from __future__ import annotations
 
-from c2c_auth import AuthSettings, CookieSettings, GitHubSettings, JWTSettings, TestAuthSettings
+from c2c_auth import AuthSettings, CookieSettings, GitHubAccessType, GitHubSettings, JWTSettings, TestAuthSettings
 from c2c_broadcast import BroadcastSettings
 from c2c_config import (
     ConfigError,
@@ -67,6 +67,7 @@ __all__ = [
     "CookieSettings",
     "Duration",
     "FloatList",
+    "GitHubAccessType",
     "GitHubSettings",
     "HealthChecksSettings",
     "IntList",
