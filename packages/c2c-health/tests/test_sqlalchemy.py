@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 
-from c2c_health import GENERIC_ERROR, TIMEOUT_ERROR, Factory, SQLAlchemy
+from c2c_health import FACTORY, GENERIC_ERROR, TIMEOUT_ERROR, Factory, SQLAlchemy, create_router, router
 from c2c_testing import PostgreSQLServer
 
 try:
@@ -158,3 +163,108 @@ async def test_frozen_postgresql_backend_times_out_then_heals(
         if backend is not None:
             os.kill(backend, signal.SIGCONT)
         await engine.dispose()
+
+
+# -- two databases: checks with the same name -----------------------------------------------------
+
+GAUGE = "c2casgiutils_health_checks_failure"
+
+
+def _sqlite(path: Path) -> Any:
+    return create_async_engine(f"sqlite+aiosqlite:///{path}")
+
+
+async def test_two_sqlite_databases_both_run_under_distinct_names(
+    make_factory: MakeFactory, registry: CollectorRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = _sqlite(tmp_path / "one.sqlite")
+    bad = _sqlite(tmp_path / "missing-dir" / "two.sqlite")  # cannot be opened: this check fails
+    try:
+        factory = make_factory(details="always")
+        first = factory.add(SQLAlchemy(async_sessionmaker(good), tags=["database"]))
+        with caplog.at_level(logging.WARNING, logger="c2c_health"):
+            session_two = async_sessionmaker(bad)
+            second = factory.add(SQLAlchemy(session_two, tags=["database"]))
+        assert factory.registered == {"SQLAlchemy": first, "SQLAlchemy-2": second}
+        (warning,) = [r for r in caplog.records if r.getMessage().startswith("Two health checks are named")]
+        assert "'SQLAlchemy'" in warning.getMessage() and "'SQLAlchemy-2'" in warning.getMessage()
+
+        app = FastAPI()
+        app.include_router(create_router(factory), prefix="/c2c")
+        with TestClient(app) as client:
+            response = client.get("/c2c/health_checks")
+            assert response.status_code == 500
+            entities = {entity["name"]: entity for entity in response.json()["entities"]}
+            assert list(entities) == ["SQLAlchemy", "SQLAlchemy-2"]
+            assert entities["SQLAlchemy"]["status_code"] == 200
+            assert entities["SQLAlchemy-2"]["status_code"] == 500
+            assert "unable to open database file" in entities["SQLAlchemy-2"]["payload"]["error"]
+            # The gauge has one label value per check.
+            assert registry.get_sample_value(GAUGE, {"name": "SQLAlchemy"}) == 200
+            assert registry.get_sample_value(GAUGE, {"name": "SQLAlchemy-2"}) == 500
+            # The name filter matches exactly.
+            only_first = client.get("/c2c/health_checks?name=SQLAlchemy")
+            assert only_first.status_code == 200
+            assert [e["name"] for e in only_first.json()["entities"]] == ["SQLAlchemy"]
+            only_second = client.get("/c2c/health_checks?name=SQLAlchemy-2")
+            assert only_second.status_code == 500
+            assert [e["name"] for e in only_second.json()["entities"]] == ["SQLAlchemy-2"]
+            both = client.get("/c2c/health_checks?name=SQLAlchemy,SQLAlchemy-2")
+            assert [e["name"] for e in both.json()["entities"]] == ["SQLAlchemy", "SQLAlchemy-2"]
+
+        # Adding them again (same objects, or equal ones: same sessionmaker and tags) changes nothing.
+        factory.add(first)
+        factory.add(second)
+        factory.add(SQLAlchemy(session_two, tags=["database"]))
+        assert list(factory.registered) == ["SQLAlchemy", "SQLAlchemy-2"]
+        assert factory.registered["SQLAlchemy"] is first
+    finally:
+        await good.dispose()
+        await bad.dispose()
+
+
+@pytest.fixture
+def global_factory() -> Iterator[Factory]:
+    """The process-wide FACTORY, emptied for the test and restored afterwards."""
+    saved = dict(FACTORY._entries)
+    settings = FACTORY.settings
+    FACTORY.clear()
+    try:
+        yield FACTORY
+    finally:
+        FACTORY.clear()
+        FACTORY._entries.update(saved)
+        FACTORY.settings = settings
+
+
+def test_lifespan_registering_two_databases_in_many_test_clients(
+    global_factory: Factory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 0.14 pattern: a lifespan that builds its engines and checks, a TestClient per test."""
+    disposed: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        one, two = _sqlite(tmp_path / "one.sqlite"), _sqlite(tmp_path / "two.sqlite")
+        FACTORY.add(SQLAlchemy(async_sessionmaker(one), tags=["database", "all"]))
+        FACTORY.add(SQLAlchemy(async_sessionmaker(two), tags=["database", "all"]))
+        yield
+        await one.dispose()
+        await two.dispose()
+        disposed.append("both")
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(router, prefix="/c2c")
+    with caplog.at_level(logging.WARNING, logger="c2c_health"):
+        for _ in range(5):
+            with TestClient(app) as client:
+                response = client.get("/c2c/health_checks?tags=database")
+                assert response.status_code == 200, response.json()
+                assert [e["name"] for e in response.json()["entities"]] == ["SQLAlchemy", "SQLAlchemy-2"]
+                second = client.get("/c2c/health_checks?name=SQLAlchemy-2")
+                assert [e["name"] for e in second.json()["entities"]] == ["SQLAlchemy-2"]
+    assert disposed == ["both"] * 5
+    # The checks of each earlier run were replaced, never piled up: two checks, the last run's.
+    assert list(FACTORY.registered) == ["SQLAlchemy", "SQLAlchemy-2"]
+    warnings = [r for r in caplog.records if r.getMessage().startswith("Two health checks are named")]
+    assert len(warnings) == 1  # at the first startup only

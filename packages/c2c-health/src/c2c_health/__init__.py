@@ -31,12 +31,15 @@ if TYPE_CHECKING:
     )
     from c2c_health._http import HTTPProbeError, fetch_status
     from c2c_health._metrics import HealthMetrics, get_metrics
-    from c2c_health._router import DEFAULT_PATHS, Authorizer, create_router
+    from c2c_health._router import DEFAULT_PATHS, Authorizer, c2c_health_checks, create_router
     from c2c_health._settings import DetailVisibility, HealthChecksSettings, HealthSettingsSource, Settings
 
     __version__: str
     router: APIRouter
-    """A router on `FACTORY` with no authorize function: `app.include_router(router, prefix="/c2c")`."""
+    """A router on `FACTORY` with no authorize function: `app.include_router(router, prefix="/c2c")`.
+
+    Its endpoint is `c2c_health_checks` (the signature of c2casgiutils 0.14), at `DEFAULT_PATHS`.
+    """
 
 LIVENESS = "liveness"
 """Tag of the checks a liveness probe runs: only the process's own state, never an external service."""
@@ -62,7 +65,7 @@ _MODULES = {
     ),
     "_http": ("HTTPProbeError", "fetch_status"),
     "_metrics": ("HealthMetrics", "get_metrics"),
-    "_router": ("DEFAULT_PATHS", "Authorizer", "create_router"),
+    "_router": ("DEFAULT_PATHS", "Authorizer", "c2c_health_checks", "create_router"),
     "_settings": ("DetailVisibility", "HealthChecksSettings", "HealthSettingsSource", "Settings"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
@@ -77,7 +80,7 @@ def __getattr__(name: str) -> Any:
         if name == "__version__":
             value = importlib.import_module("importlib.metadata").version("c2c-health")
         elif name == "router":
-            value = importlib.import_module("c2c_health._router").create_router()
+            value = importlib.import_module("c2c_health._router").default_router()
         elif name in _LAZY:
             value = getattr(importlib.import_module(f"c2c_health.{_LAZY[name]}"), name)
         else:
@@ -117,6 +120,7 @@ __all__ = [
     "Settings",
     "Wrong",
     "__version__",
+    "c2c_health_checks",
     "create_router",
     "fetch_status",
     "get_metrics",

@@ -114,11 +114,26 @@ class SQLAlchemy(Check):
         self._sqlalchemy = require("sqlalchemy", "sqlalchemy", "the SQLAlchemy health check")
         self.Session = Session
 
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]} database={_database_of(self.Session)!r}>"
+
     async def check(self) -> Result:
         """Run `SELECT 1`; an exception fails the check (logged, hidden from anonymous callers)."""
         async with self.Session() as session:
             await session.execute(self._sqlalchemy.text("SELECT 1"))
         return Result(200, {})
+
+
+def _database_of(Session: Any) -> str | None:
+    """The URL (password masked) of the engine a sessionmaker is bound to, to tell checks apart in logs."""
+    bind = getattr(Session, "kw", {}).get("bind")
+    url = getattr(bind, "url", None)
+    if url is None:
+        return None
+    try:
+        return redact_url(str(url.render_as_string(hide_password=True)))
+    except Exception:
+        return None
 
 
 class Alembic(Check):
@@ -128,6 +143,9 @@ class Alembic(Check):
     be independent of the working directory) is read once, in a thread. Several heads are
     handled: the database must be at exactly the set of heads. Needs `c2c-health[alembic]`.
     """
+
+    # Internal state, not configuration: two Alembic checks differing only here are the same check.
+    _c2c_compare_ignore = frozenset({"_heads", "_lock"})
 
     def __init__(
         self,
@@ -148,6 +166,9 @@ class Alembic(Check):
         self.version_table_schema = version_table_schema
         self._heads: tuple[str, ...] | None = None
         self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]} database={_database_of(self.Session)!r} config_file={self.config_file!r}>"
 
     def script_heads(self) -> tuple[str, ...]:
         """The heads of the migration scripts (blocking: read once, then remembered)."""

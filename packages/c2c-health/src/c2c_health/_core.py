@@ -12,11 +12,12 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from c2c_config import redact_url
 from c2c_health._metrics import get_metrics
@@ -71,18 +72,45 @@ def parse_filter(values: str | Iterable[str] | None) -> frozenset[str] | None:
     return items or None
 
 
-@dataclasses.dataclass
-class Result:
+class Result(BaseModel):
     """What a check returns: an HTTP-like `status_code` (below 400 = healthy) and a JSON-able `payload`.
+
+    A pydantic model, as in c2casgiutils 0.14: `Result(status_code=500, payload={"error": ...})`;
+    the positional form `Result(500, {...})` works too. A `payload` that is not a mapping is
+    wrapped as `{"value": payload}`.
 
     `payload` is shown only to callers allowed to see details (setting `details`). The others see
     `public_payload` when the check gives one, else `{}` when healthy and a generic error message
     when not; so a payload may carry error texts, host names or versions.
     """
 
-    status_code: int = 200
-    payload: dict[str, Any] = dataclasses.field(default_factory=dict)
-    public_payload: dict[str, Any] | None = dataclasses.field(default=None, kw_only=True)
+    status_code: int = Field(default=200, description="Below 400 is healthy")
+    payload: dict[str, Any] = Field(default_factory=dict, description="Details, for authorised callers")
+    public_payload: dict[str, Any] | None = Field(default=None, description="What everybody may see")
+
+    def __init__(
+        self,
+        status_code: int = 200,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        public_payload: Mapping[str, Any] | None = None,
+        **data: Any,
+    ) -> None:
+        super().__init__(
+            status_code=status_code,
+            payload={} if payload is None else payload,
+            public_payload=public_payload,
+            **data,
+        )
+
+    @field_validator("payload", "public_payload", mode="before")
+    @classmethod
+    def _wrap(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return {} if info.field_name == "payload" else None
+        if isinstance(value, Mapping):
+            return value
+        return {"value": value}
 
     @property
     def healthy(self) -> bool:
@@ -96,15 +124,16 @@ class Check(abc.ABC):
     Args:
         tags: labels to select the check with (`?tags=readiness`); a list or a comma-separated string.
         name: the name used by the `name` filter, in the report and as the metric label; defaults to
-            the class name, so give one to tell apart two checks of the same class.
+            the class name. Two checks with the same name both run: the factory registers the
+            later one as `<name>-2` (and logs a warning), so give names to choose them.
         timeout: time limit in seconds (or a `timedelta`); defaults to the `health_checks.timeout`
             setting. A check still running then is cancelled and fails with the error "timeout".
 
     Exceptions raised by `check` are logged with their traceback and make the check fail.
     """
 
-    tags: list[str]
     timeout: float | None
+    _tags: list[str]
 
     def __init__(
         self,
@@ -113,7 +142,8 @@ class Check(abc.ABC):
         name: str | None = None,
         timeout: Timeout = None,
     ) -> None:
-        self.tags = _normalize_tags(tags)
+        if tags is not None or "_tags" not in self.__dict__:  # a subclass may have set `self.tags` before
+            self.tags = tags  # the setter normalises
         if name is not None:
             self._name: str | None = _check_label(name, "check name")
         elif "_name" not in self.__dict__:  # a subclass may have set `self.name` before calling us
@@ -128,6 +158,18 @@ class Check(abc.ABC):
     @name.setter
     def name(self, value: str) -> None:
         self._name = _check_label(value, "check name")
+
+    @property
+    def tags(self) -> list[str]:
+        """The check's tags (a list; assigning a comma-separated string or None works too)."""
+        tags: list[str] | None = self.__dict__.get("_tags")
+        if tags is None:  # a subclass that did not call our __init__
+            tags = self._tags = []
+        return tags
+
+    @tags.setter
+    def tags(self, value: Iterable[str] | str | None) -> None:
+        self._tags = _normalize_tags(value)
 
     @abc.abstractmethod
     async def check(self) -> Result:
@@ -149,19 +191,21 @@ def _timeout_of(check: Check) -> float | None:
 class EntityResult(BaseModel):
     """One check in a report."""
 
-    name: str = Field(description="Name of the check")
+    name: str = Field(description="Name the check is registered under")
     tags: list[str] = Field(description="Tags of the check")
-    status_code: int = Field(description="Status of the check: below 400 is healthy")
-    payload: dict[str, Any] = Field(description="Details, or a generic message for callers not allowed to see them")
-    time_taken: float = Field(description="Duration of the check, in seconds")
+    status_code: int = Field(default=200, description="Status of the check: below 400 is healthy")
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="Details, or a generic message for callers not allowed to see them"
+    )
+    time_taken: float = Field(default=0.0, description="Duration of the check, in seconds")
 
 
 class GlobalResult(BaseModel):
     """The health report: the worst status code, the total duration and each check's result."""
 
-    status_code: int = Field(description="The highest status code of the checks (200 when none ran)")
-    time_taken: float = Field(description="Duration of the whole run, in seconds")
-    entities: list[EntityResult] = Field(description="One entry per check that ran")
+    status_code: int = Field(default=200, description="The highest status code of the checks (200 when none ran)")
+    time_taken: float = Field(default=0.0, description="Duration of the whole run, in seconds")
+    entities: list[EntityResult] = Field(default_factory=list, description="One entry per check that ran")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,6 +292,57 @@ async def _invoke(check: Check) -> Result:
     return result
 
 
+def _running_loop() -> Callable[[], asyncio.AbstractEventLoop | None] | None:
+    """A reference to the running event loop (weak when the loop allows it), None outside any loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    try:
+        return weakref.ref(loop)
+    except TypeError:  # a loop class without weak references
+        return lambda: loop
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """A registered check: the name it is registered under, its own name, the loop it was added in."""
+
+    name: str
+    base: str
+    check: Check
+    loop: Callable[[], asyncio.AbstractEventLoop | None] | None
+
+    def stale(self) -> bool:
+        """Whether the check was added while an event loop was running that is now closed (or gone)."""
+        if self.loop is None:
+            return False
+        loop = self.loop()
+        return loop is None or loop.is_closed()
+
+
+def _equal(left: object, right: object) -> bool:
+    if left is right:
+        return True
+    if type(left) is not type(right):
+        return False
+    try:
+        return (left == right) is True
+    except Exception:
+        return False
+
+
+def _same_configuration(left: Check, right: Check) -> bool:
+    """Whether two checks of one class hold equal attributes (so they check the same thing)."""
+    try:
+        left_vars, right_vars = vars(left), vars(right)
+    except TypeError:  # no __dict__
+        return False
+    ignored: frozenset[str] = getattr(type(left), "_c2c_compare_ignore", frozenset())
+    keys = left_vars.keys() - ignored
+    return keys == right_vars.keys() - ignored and all(_equal(left_vars[key], right_vars[key]) for key in keys)
+
+
 class Factory:
     """The registry of checks, and the runner: concurrent, each check bounded by its timeout.
 
@@ -264,7 +359,7 @@ class Factory:
     ) -> None:
         self.registry = registry
         self.settings: Callable[[], HealthSettingsSource] = settings or default_settings
-        self._checks: dict[str, Check] = {}
+        self._entries: dict[str, _Entry] = {}
         self._cache: dict[tuple[str, ...], _CacheEntry] = {}
         self._inflight: dict[tuple[str, ...], asyncio.Task[Report]] = {}
         # Runs still going after their timeout, by check name: kept referenced until they end (then
@@ -275,34 +370,69 @@ class Factory:
     # -- registry -------------------------------------------------------------------------------
 
     def add(self, check: Check) -> Check:
-        """Register `check` and return it; adding the same object again does nothing.
+        """Register `check` and return it. Never refuses a check for its name.
+
+        - The same object again: nothing happens.
+        - A check of the same class and name whose attributes are all equal to a registered one's
+          (the same check made again): it takes the registered one's place and name.
+        - A check of the same class and name as one registered while an event loop was running
+          that is now closed (an earlier run of the application, e.g. the lifespan of a previous
+          `TestClient`): it takes the first such check's place and name, so a lifespan that
+          registers its checks can run any number of times.
+        - Otherwise, when the name is taken, the check is registered as `<name>-2` (then `-3`...)
+          and a warning naming both checks is logged; pass `name=` to choose the names.
+
+        The name a check is registered under (see `registered`) is the one of the report, of the
+        `name` filter and of the metric label.
 
         Raises:
-            ValueError: another check has the same name (pass `name=` to one of them).
             TypeError: `check` is not a `Check`.
         """
         if not isinstance(check, Check):
             raise TypeError(f"a health check must be an instance of c2c_health.Check, got {type(check).__name__}")
-        existing = self._checks.get(check.name)
-        if existing is check:
+        if any(entry.check is check for entry in self._entries.values()):
             return check
-        if existing is not None:
-            raise ValueError(
-                f"a health check named {check.name!r} is already registered ({existing!r}); "
-                f"give the new one another name, e.g. {type(check).__name__}(..., name='{check.name}-2')"
+        base = check.name
+        loop = _running_loop()
+        same_kind = [
+            entry for entry in self._entries.values() if entry.base == base and type(entry.check) is type(check)
+        ]
+        replaced = next((entry for entry in same_kind if _same_configuration(entry.check, check)), None)
+        reason = "an equal check"
+        if replaced is None:
+            replaced = next((entry for entry in same_kind if entry.stale()), None)
+            reason = "a check registered in an event loop now closed"
+        if replaced is not None:
+            LOG.debug("Health check %r replaces %s, %r", replaced.name, reason, replaced.check)
+            self._entries[replaced.name] = _Entry(replaced.name, base, check, loop)
+            self.clear_cache()
+            return check
+        name = base
+        if name in self._entries:
+            number = 2
+            while f"{base}-{number}" in self._entries:
+                number += 1
+            name = f"{base}-{number}"
+            LOG.warning(
+                "Two health checks are named %r: %r, registered first, and %r, registered as %r; "
+                "pass name= to give them names of your choice",
+                base,
+                self._entries[base].check,
+                check,
+                name,
             )
-        self._checks[check.name] = check
+        self._entries[name] = _Entry(name, base, check, loop)
         self.clear_cache()
         return check
 
     def remove(self, name: str) -> None:
-        """Unregister the check called `name` (KeyError if there is none)."""
-        del self._checks[name]
+        """Unregister the check registered as `name` (KeyError if there is none)."""
+        del self._entries[name]
         self.clear_cache()
 
     def clear(self) -> None:
         """Unregister every check."""
-        self._checks.clear()
+        self._entries.clear()
         self.clear_cache()
 
     def clear_cache(self) -> None:
@@ -312,17 +442,30 @@ class Factory:
     @property
     def checks(self) -> list[Check]:
         """The registered checks, in registration order."""
-        return list(self._checks.values())
+        return [entry.check for entry in self._entries.values()]
+
+    @property
+    def registered(self) -> dict[str, Check]:
+        """The registered checks by the name they are registered under, in registration order (a copy)."""
+        return {name: entry.check for name, entry in self._entries.items()}
 
     def select(self, name: str | Iterable[str] | None = None, tags: str | Iterable[str] | None = None) -> list[Check]:
-        """The checks whose name is one of `name` and that have any of `tags` (each filter optional)."""
+        """The checks registered under one of `name` and having any of `tags` (each filter optional).
+
+        Names match exactly (case included): `SQLAlchemy` does not select `SQLAlchemy-2`.
+        """
+        return [check for _, check in self._select(name, tags)]
+
+    def _select(
+        self, name: str | Iterable[str] | None = None, tags: str | Iterable[str] | None = None
+    ) -> list[tuple[str, Check]]:
         names = parse_filter(name)
         wanted_tags = parse_filter(tags)
         return [
-            check
-            for check in self._checks.values()
-            if (names is None or check.name in names)
-            and (wanted_tags is None or not wanted_tags.isdisjoint(_tags_of(check)))
+            (registered, entry.check)
+            for registered, entry in self._entries.items()
+            if (names is None or registered in names)
+            and (wanted_tags is None or not wanted_tags.isdisjoint(_tags_of(entry.check)))
         ]
 
     # -- running --------------------------------------------------------------------------------
@@ -335,13 +478,13 @@ class Factory:
     async def run(self, name: str | Iterable[str] | None = None, tags: str | Iterable[str] | None = None) -> Report:
         """Run the selected checks concurrently, or reuse a recent report (setting `cache_ttl`)."""
         settings = self.settings()
-        checks = self.select(name, tags)
+        checks = self._select(name, tags)
         ttl = settings.health_checks.cache_ttl.total_seconds()
         if ttl <= 0:
             return await self._execute(checks, settings)
         # The key is the selection, not the raw filter: equivalent filters share an entry, and
         # arbitrary query strings cannot grow the cache beyond the subsets of registered checks.
-        key = tuple(check.name for check in checks)
+        key = tuple(registered for registered, _ in checks)
         entry = self._cache.get(key)
         if entry is not None and entry.expires > time.monotonic():
             return entry.report
@@ -354,7 +497,7 @@ class Factory:
         return await asyncio.shield(task)
 
     async def _execute_and_cache(
-        self, key: tuple[str, ...], checks: list[Check], settings: HealthSettingsSource, ttl: float
+        self, key: tuple[str, ...], checks: list[tuple[str, Check]], settings: HealthSettingsSource, ttl: float
     ) -> Report:
         try:
             report = await self._execute(checks, settings)
@@ -370,18 +513,17 @@ class Factory:
             if self._inflight.get(key) is asyncio.current_task():
                 del self._inflight[key]
 
-    async def _execute(self, checks: list[Check], settings: HealthSettingsSource) -> Report:
+    async def _execute(self, checks: list[tuple[str, Check]], settings: HealthSettingsSource) -> Report:
         default_timeout = settings.health_checks.timeout.total_seconds()
         metrics = get_metrics(self.registry, settings.prometheus.prefix) if checks else None
         start = time.perf_counter()
-        outcomes = await asyncio.gather(*(self._run_one(check, default_timeout) for check in checks))
+        outcomes = await asyncio.gather(*(self._run_one(name, check, default_timeout) for name, check in checks))
         if metrics is not None:
             for outcome in outcomes:
                 metrics.observe(outcome.name, outcome.status_code, outcome.time_taken)
         return Report(tuple(outcomes), time.perf_counter() - start)
 
-    async def _run_one(self, check: Check, default_timeout: float) -> Outcome:
-        name = check.name
+    async def _run_one(self, name: str, check: Check, default_timeout: float) -> Outcome:
         timeout = _timeout_of(check) or default_timeout
         start = time.perf_counter()
         loop = asyncio.get_running_loop()

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from c2c_health._core import FACTORY, Factory, GlobalResult
@@ -20,6 +20,8 @@ DEFAULT_PATHS = ("/health_checks", "/health", "/health/")
 
 _NAME_HELP = "Only the checks with one of these names (comma-separated or repeated)"
 _TAGS_HELP = "Only the checks having any of these tags (comma-separated or repeated), e.g. readiness"
+_NAME_HELP_014 = "Only the checks with one of these names (comma-separated)"
+_TAGS_HELP_014 = "Only the checks having any of these tags (comma-separated), e.g. readiness"
 
 
 async def _may_see_details(request: Request, factory: Factory, authorize: Authorizer | None) -> bool:
@@ -73,10 +75,44 @@ def create_router(
             headers={"Cache-Control": "no-store"},
         )
 
+    _add_routes(router, health_checks, paths, include_in_schema)
+    return router
+
+
+async def c2c_health_checks(
+    response: Response,
+    name: Annotated[str | None, Query(description=_NAME_HELP_014)] = None,
+    tags: Annotated[str | None, Query(description=_TAGS_HELP_014)] = None,
+) -> GlobalResult:
+    """Run the checks of `FACTORY` (filtered by `name` and `tags`) and return the report.
+
+    The endpoint of `c2c_health.router`, with the signature of `c2casgiutils.health_checks`
+    0.14: `name` and `tags` are comma-separated lists (a repeated parameter keeps its last value;
+    `create_router()` accepts repeated ones). Sets `response.status_code` to the worst status of
+    the checks (200 when none ran) and `Cache-Control: no-store`. The payloads are shown only
+    when the `C2C__HEALTH_CHECKS__DETAILS` setting is `always` (this endpoint has no authorize
+    function; use `create_router(authorize=...)` for that).
+    """
+    report = await FACTORY.run(name=name, tags=tags)
+    response.status_code = report.status_code
+    response.headers["Cache-Control"] = "no-store"
+    return report.to_model(details=FACTORY.settings().health_checks.details == "always")
+
+
+def default_router() -> APIRouter:
+    """The router of `c2c_health.router`: `c2c_health_checks` on `FACTORY`, at the default paths."""
+    router = APIRouter()
+    _add_routes(router, c2c_health_checks, DEFAULT_PATHS, include_in_schema=True)
+    return router
+
+
+def _add_routes(
+    router: APIRouter, endpoint: Callable[..., Awaitable[object]], paths: Sequence[str], include_in_schema: bool
+) -> None:
     for index, path in enumerate(paths):
         router.add_api_route(
             path,
-            health_checks,
+            endpoint,
             methods=["GET"],
             response_model=GlobalResult,
             responses={500: {"model": GlobalResult, "description": "At least one check failed"}},
@@ -84,4 +120,3 @@ def create_router(
             summary="Health checks",
             include_in_schema=include_in_schema and index == 0,
         )
-    return router
