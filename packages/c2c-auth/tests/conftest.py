@@ -356,7 +356,9 @@ def build_app() -> FastAPI:
             "read_only": await context.check_read_only_access(),
             "read_write": await context.check_read_write_access(),
             "admin": await context.check_admin_access(),
-            "custom_push": await context.check_access(c2c_auth.AuthConfig(github_access_type_read_write="push")),
+            "custom_push": await context.check_access(
+                c2c_auth.AuthConfig(github_access_type_read_write=c2c_auth.GitHubAccessType.PUSH)
+            ),
         }
 
     main = FastAPI(lifespan=_lifespan)

@@ -333,7 +333,7 @@ async def test_secret_mode_session_is_not_a_github_session(
 ) -> None:
     keys = _core.keys()
     assert keys is not None
-    forged = keys.encode("session", {"mth": "secret", "sub": "secret", "sfp": "x"}, 3600)
+    forged = keys.encode("session", {"mth": "secret", "sfp": "x"}, 3600)
     client.cookies.set(COOKIE, forged, domain="app.example", path="/c2c/")
     assert (await client.get("/c2c/logged")).status_code == 403
 
@@ -345,7 +345,7 @@ async def test_expired_session_is_cleared(
     payload = h.jwt_payload(client.cookies[COOKIE])
     keys = _core.keys()
     assert keys is not None
-    claims = {key: payload[key] for key in ("mth", "sub", "name", "url", "ght", "pth")}
+    claims = {key: payload[key] for key in ("mth", "login", "display_name", "url", "ght", "pth")}
     client.cookies.set(COOKIE, keys.encode("session", claims, 60, now=time.time() - 120), "app.example", "/c2c/")
     for path in ("/c2c/auth/status", "/c2c/admin"):
         response = await client.get(path)
@@ -544,7 +544,7 @@ async def test_expired_access_token_without_refresh_token_ends_the_session(
     assert keys is not None
     token = fake_github.issue_token("carol")
     ght = keys.encrypt({"at": token, "ate": int(time.time()) - 10}, "session")
-    session = keys.encode("session", {"mth": "github_oauth", "sub": "carol", "ght": ght, "pth": "/c2c/"}, 600)
+    session = keys.encode("session", {"mth": "github_oauth", "login": "carol", "ght": ght, "pth": "/c2c/"}, 600)
     client.cookies.set(COOKIE, session, "app.example", "/c2c/")
     response = await client.get("/c2c/admin")
     assert response.status_code == 403

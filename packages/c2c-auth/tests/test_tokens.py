@@ -16,18 +16,20 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from c2c_auth import _core
-from c2c_auth._tokens import AUDIENCES, ISSUER, InvalidToken, Keys
+from c2c_auth._tokens import ISSUER, SESSION_FORMAT, STATE_AUDIENCE, InvalidToken, Keys
 
 COOKIE = "c2c-jwt-auth"
-KEY = Keys("k" * 40, "HS256")
+MASTER = "k" * 40
+KEY = Keys(MASTER, "HS256")
 
 
 def _claims(**changes: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": ISSUER,
-        "aud": AUDIENCES["session"],
         "typ": "session",
+        "ver": SESSION_FORMAT,
+        "sid": "abc",
         "iat": now,
         "exp": now + 600,
         "mth": "secret",
@@ -40,39 +42,108 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
+def _sign(claims: dict[str, Any], key: str | bytes = MASTER, algorithm: str = "HS256") -> str:
+    return jwt.encode(claims, key, algorithm)
+
+
 @pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512"])
 def test_round_trip(algorithm: str) -> None:
-    # Short masters are fine: the derived key has the hash's length (no InsecureKeyLengthWarning).
+    # Short masters are fine (no InsecureKeyLengthWarning per cookie: startup() reports a short secret once).
     keys = Keys("short", algorithm)
     token = keys.encode("session", {"mth": "secret"}, 60)
-    assert keys.decode(token, "session")["mth"] == "secret"
+    claims = keys.decode(token, "session")
+    assert claims["mth"] == "secret"
+    assert claims["ver"] == 1
+    assert len(claims["sid"]) >= 20
     assert jwt.get_unverified_header(token)["alg"] == algorithm
     with pytest.raises(InvalidToken):
         Keys("short", "HS256" if algorithm != "HS256" else "HS384").decode(token, "session")
+    state = keys.encode("oauth-state", {"sth": "x"}, 60)
+    assert keys.decode(state, "oauth-state")["sth"] == "x"
+
+
+def test_session_is_signed_with_the_master_itself_and_has_no_audience() -> None:
+    """What 0.14-style application code does: `jwt.decode(cookie, secret, algorithms=["HS256"])`."""
+    token = KEY.encode("session", {"mth": "github_oauth", "login": "alice", "display_name": "A", "url": "u"}, 60)
+    claims = jwt.decode(token, MASTER, algorithms=["HS256"])
+    assert {key: claims[key] for key in ("login", "display_name", "url", "typ", "ver")} == {
+        "login": "alice",
+        "display_name": "A",
+        "url": "u",
+        "typ": "session",
+        "ver": 1,
+    }
+    assert "aud" not in claims
+    assert "token" not in claims
+
+
+def test_state_and_session_never_swap() -> None:
+    """Different keys (the state key is derived), different kinds: refused both ways, by the signature first."""
+    state = KEY.encode("oauth-state", {"sth": "x", "sid": "abc", "ver": 1}, 60)
+    session = KEY.encode("session", {"mth": "secret"}, 60)
+    with pytest.raises(InvalidToken):
+        KEY.decode(state, "session")
+    with pytest.raises(InvalidToken):
+        KEY.decode(session, "oauth-state")
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(state, MASTER, algorithms=["HS256"], options={"verify_aud": False})
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(session, KEY.state_signing, algorithms=["HS256"])
+    assert KEY.state_signing != KEY.session_signing
+    # Even a state token signed with the session key is refused: it has an audience and another kind.
+    forged = _sign(_claims(typ="oauth-state", aud=STATE_AUDIENCE))
+    with pytest.raises(InvalidToken):
+        KEY.decode(forged, "session")
+
+
+def test_secret_mode_without_jwt_secret_derives_the_session_key() -> None:
+    keys = Keys("a shared secret long enough for hs256", "HS256", session_key_is_master=False)
+    token = keys.encode("session", {"mth": "secret"}, 60)
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, "a shared secret long enough for hs256", algorithms=["HS256"])
+    assert keys.decode(token, "session")["mth"] == "secret"
+
+
+def test_later_additions_are_optional_claims() -> None:
+    """A newer writer's extra claims are ignored, so a format addition never logs anyone out."""
+    token = _sign(_claims(future_claim={"x": 1}, another="y"))
+    assert KEY.decode(token, "session")["another"] == "y"
 
 
 @pytest.mark.parametrize(
     "token",
     [
-        # a state token is never a session (distinct typ and aud), and the other way round
-        pytest.param(KEY.encode("oauth-state", {"mth": "secret"}, 60), id="state-as-session"),
-        pytest.param(jwt.encode(_claims(typ="oauth-state"), KEY.signing, "HS256"), id="wrong-typ"),
-        pytest.param(jwt.encode(_claims(aud=AUDIENCES["oauth-state"]), KEY.signing, "HS256"), id="wrong-aud"),
-        pytest.param(jwt.encode(_claims(aud=[AUDIENCES["session"], "x"]), KEY.signing, "HS256"), id="aud-list"),
-        pytest.param(jwt.encode(_claims(iss="someone-else"), KEY.signing, "HS256"), id="wrong-iss"),
-        # required claims
-        pytest.param(jwt.encode(_claims(exp=None), KEY.signing, "HS256"), id="no-exp"),
-        pytest.param(jwt.encode(_claims(iat=None), KEY.signing, "HS256"), id="no-iat"),
-        pytest.param(jwt.encode(_claims(typ=None), KEY.signing, "HS256"), id="no-typ"),
-        pytest.param(jwt.encode(_claims(aud=None), KEY.signing, "HS256"), id="no-aud"),
-        pytest.param(jwt.encode(_claims(exp=int(time.time()) - 5), KEY.signing, "HS256"), id="expired"),
+        # a state token is never a session (derived key, kind, audience)
+        pytest.param(KEY.encode("oauth-state", {"mth": "secret", "sid": "a", "ver": 1}, 60), id="state-as-session"),
+        pytest.param(_sign(_claims(typ="oauth-state")), id="wrong-typ"),
+        pytest.param(_sign(_claims(aud="c2c-auth:session")), id="with-aud"),
+        pytest.param(_sign(_claims(iss="someone-else")), id="wrong-iss"),
+        # required claims and the format version
+        pytest.param(_sign(_claims(exp=None)), id="no-exp"),
+        pytest.param(_sign(_claims(iat=None)), id="no-iat"),
+        pytest.param(_sign(_claims(iss=None)), id="no-iss"),
+        pytest.param(_sign(_claims(typ=None)), id="no-typ"),
+        pytest.param(_sign(_claims(ver=None)), id="no-ver"),
+        pytest.param(_sign(_claims(sid=None)), id="no-sid"),
+        pytest.param(_sign(_claims(sid="")), id="empty-sid"),
+        pytest.param(_sign(_claims(ver=2)), id="ver-2"),
+        pytest.param(_sign(_claims(ver="1")), id="ver-text"),
+        pytest.param(_sign(_claims(ver=True)), id="ver-bool"),
+        pytest.param(_sign(_claims(exp=int(time.time()) - 5)), id="expired"),
+        # c2casgiutils 0.14's cookies, signed with the same secret: logged out once after the upgrade
+        pytest.param(
+            _sign({"login": "a", "display_name": "A", "url": "u", "token": "gho_x", "iat": 1, "exp": 2**31}),
+            id="0.14-session",
+        ),
+        pytest.param(_sign({"oauth_state": "s", "iat": 1, "exp": 2**31}), id="0.14-state"),
+        pytest.param(_sign({"secret": "s", "iat": 1, "exp": 2**31}), id="0.14-secret-session"),
         # pinned algorithm and key
-        pytest.param(jwt.encode(_claims(), KEY.signing * 2, "HS512"), id="hs512"),
+        pytest.param(_sign(_claims(), MASTER * 2, "HS512"), id="hs512"),
         pytest.param(
             _b64(b'{"alg":"none","typ":"JWT"}') + "." + _b64(json.dumps(_claims()).encode()) + ".", id="alg-none"
         ),
-        pytest.param(jwt.encode(_claims(), "k" * 40, "HS256"), id="raw-master-not-derived-key"),
-        pytest.param(jwt.encode(_claims(), Keys("other" * 8, "HS256").signing, "HS256"), id="other-key"),
+        pytest.param(_sign(_claims(), KEY.state_signing), id="state-key"),
+        pytest.param(_sign(_claims(), "other" * 8), id="other-key"),
         # junk
         pytest.param("", id="empty"),
         pytest.param("a.b.c", id="junk"),
@@ -161,7 +232,7 @@ async def test_tampered_github_session(
     assert keys is not None
     token = fake_github.issue_token("carol")
     ght = keys.encrypt({"at": token}, "session")
-    session = keys.encode("session", {"mth": "github_oauth", "sub": "carol", "ght": ght, "pth": "/c2c/"}, 600)
+    session = keys.encode("session", {"mth": "github_oauth", "login": "carol", "ght": ght, "pth": "/c2c/"}, 600)
     client = make_client()
     if data is None:
         # The untampered session is accepted: the property below is not vacuous.

@@ -7,6 +7,9 @@ under `/c2c/auth` and protect routes with `Depends(require_read_only_access)` an
 """
 
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Literal
+
+from fastapi.security import APIKeyHeader, APIKeyQuery
 
 from c2c_auth._core import (
     AccessContext,
@@ -14,6 +17,7 @@ from c2c_auth._core import (
     AuthenticationType,
     AuthInfo,
     AuthMethod,
+    GitHubSessionPayload,
     UserDetails,
     UserInfo,
     apply_pending_cookies,
@@ -27,6 +31,7 @@ from c2c_auth._core import (
     get_access_context,
     get_auth,
     is_enabled,
+    level_config,
     require_access,
     require_admin_access,
     require_read_only_access,
@@ -48,7 +53,39 @@ from c2c_auth._settings import (
 
 __version__ = _version("c2c-auth")
 
+router = create_router()
+"""The authentication endpoints (`/login`, `/logout`, `/status`, `/github/...`), for `include_router(router,
+prefix="/auth")` as c2casgiutils 0.14 applications do; `create_router()` gives a new one."""
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+"""The `X-API-Key` header as a FastAPI security scheme (the secret of secret mode; `None` when absent)."""
+
+api_key_query = APIKeyQuery(name="secret", auto_error=False)
+"""The `secret` query parameter as a FastAPI security scheme (see `C2C__AUTH__SECRET_IN_QUERY`)."""
+
+_LEVEL_NAMES: dict[str, Literal["admin", "read_write", "read_only"]] = {
+    "READ_ONLY_AUTH_CONFIG": "read_only",
+    "READ_WRITE_AUTH_CONFIG": "read_write",
+    "ADMIN_AUTH_CONFIG": "admin",
+}
+
+if TYPE_CHECKING:
+    READ_ONLY_AUTH_CONFIG: AuthConfig
+    READ_WRITE_AUTH_CONFIG: AuthConfig
+    ADMIN_AUTH_CONFIG: AuthConfig
+
+
+def __getattr__(name: str) -> AuthConfig:
+    # The three AuthConfig constants of c2casgiutils 0.14 reflect the settings of the moment (0.14
+    # built them at import): the same object while the settings do not change.
+    level = _LEVEL_NAMES.get(name)
+    if level is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return level_config(level)
+
+
 __all__ = [
+    "ADMIN_AUTH_CONFIG",
     "AccessContext",
     "AccessType",
     "AuthConfig",
@@ -58,13 +95,18 @@ __all__ = [
     "AuthenticationType",
     "CookieSettings",
     "GitHubAccessType",
+    "GitHubSessionPayload",
     "GitHubSettings",
     "JWTSettings",
+    "READ_ONLY_AUTH_CONFIG",
+    "READ_WRITE_AUTH_CONFIG",
     "Settings",
     "TestAuthSettings",
     "UserDetails",
     "UserInfo",
     "__version__",
+    "api_key_header",
+    "api_key_query",
     "apply_pending_cookies",
     "auth_required",
     "auth_type",
@@ -77,10 +119,12 @@ __all__ = [
     "get_access_context",
     "get_auth",
     "is_enabled",
+    "level_config",
     "require_access",
     "require_admin_access",
     "require_read_only_access",
     "require_read_write_access",
+    "router",
     "shutdown",
     "startup",
 ]

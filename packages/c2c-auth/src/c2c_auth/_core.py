@@ -17,7 +17,7 @@ from enum import Enum, StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, HTTPException, Request, Response, status
-from pydantic import BaseModel, Field, PrivateAttr, field_serializer
+from pydantic import BaseModel, Field, field_serializer, model_validator
 
 from c2c_auth import _github
 from c2c_auth._settings import AuthSettings, GitHubAccessType, Settings
@@ -58,35 +58,74 @@ class AuthMethod(StrEnum):
     TEST = "test"
 
 
+_TOKEN_NOT_SERIALISED_WARNED = False
+
+
 class UserInfo(BaseModel):
     """The logged-in user as `AuthInfo` shows it.
 
-    `token` exists for compatibility with c2casgiutils; it is always serialised as an empty string,
-    so no response ever carries a credential.
+    `token` is the user's GitHub token in GitHub mode, in memory as in c2casgiutils 0.14, for the
+    application to call GitHub on the user's behalf and for the permission checks. Unlike 0.14 it
+    is never serialised (always `""` in a dump or a response, hidden from `repr`): no response ever
+    carries a credential. Serialising a non-empty token logs a warning once, naming
+    `auth_info.user.token` as the way to read it.
     """
 
     login: str = ""
     display_name: str = ""
     url: str = ""
-    token: str = ""
+    token: str = Field(default="", repr=False)
 
     @field_serializer("token")
     def _never_serialise_a_token(self, value: str) -> str:
-        del value
+        global _TOKEN_NOT_SERIALISED_WARNED
+        if value and not _TOKEN_NOT_SERIALISED_WARNED:
+            _TOKEN_NOT_SERIALISED_WARNED = True
+            LOG.warning(
+                "UserInfo.token is never serialised (c2casgiutils 0.14 did): dumps and responses show an empty "
+                "token; application code reads auth_info.user.token in the process instead"
+            )
         return ""
 
 
 UserDetails = UserInfo
 
 
+class GitHubSessionPayload(UserInfo):
+    """What the session tells about a GitHub user: login, display name, profile URL, token expiry.
+
+    The name and the constructor of c2casgiutils 0.14 are kept, but it never holds a token: the
+    GitHub tokens stay encrypted in the session cookie (`token` is never serialised, as in
+    `UserInfo`; a `refresh_token` given to the constructor is dropped with a warning).
+    """
+
+    access_token_expires_at: int | None = None
+    refresh_token_expires_at: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_refresh_token(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("refresh_token"):
+            LOG.warning(
+                "GitHubSessionPayload never holds a refresh token (c2c-auth keeps the GitHub tokens encrypted in "
+                "the session cookie and refreshes them itself): the value is dropped"
+            )
+            data = {key: value for key, value in data.items() if key != "refresh_token"}
+        return data
+
+
 class AuthInfo(BaseModel):
-    """The authentication status of a request: `{"is_logged_in", "user": {...}, "type"}`."""
+    """The authentication status of a request: `{"is_logged_in", "user": {...}, "type"}`.
+
+    Application code may build one (a test's `app.dependency_overrides[get_auth]`, a custom
+    authentication): outside GitHub mode a logged-in `AuthInfo` holds every access level, in GitHub
+    mode the levels come from GitHub for `user.token`. The client never builds it: `get_auth` does.
+    """
 
     is_logged_in: bool = False
     user: UserInfo = Field(default_factory=UserInfo)
+    session_payload: GitHubSessionPayload | None = Field(default=None, exclude=True, repr=False)
     type: AuthMethod = AuthMethod.NONE
-    # The GitHub token of the request (OAuth session or bearer); private, so never serialised.
-    _github_token: str | None = PrivateAttr(default=None)
 
 
 class AuthConfig(BaseModel):
@@ -127,9 +166,11 @@ def keys(settings: AuthSettings | None = None) -> Keys | None:
     """
     settings = _settings() if settings is None else settings
     if settings.jwt.secret is not None and settings.jwt.secret.get_secret_value():
+        # The session is signed with the JWT secret itself (0.14-style application code decodes it).
         return Keys(settings.jwt.secret.get_secret_value(), settings.jwt.algorithm)
     if auth_type() is AuthenticationType.SECRET and settings.secret is not None:
-        return Keys(settings.secret.get_secret_value(), settings.jwt.algorithm)
+        # Nobody else knows this key: the session is signed with a key derived from the shared secret.
+        return Keys(settings.secret.get_secret_value(), settings.jwt.algorithm, session_key_is_master=False)
     return None
 
 
@@ -242,9 +283,27 @@ def _logout(request: Request, response: Response | None, path: str | None = None
 def issue_session(
     request: Request, response: Response | None, claims: dict[str, Any], lifetime: float, path: str
 ) -> None:
-    """Sign a session token and set it as the session cookie."""
+    """Sign a session token and set it as the session cookie (a new `sid` unless `claims` carries one)."""
     token = _require_keys().encode("session", {**claims, "pth": path}, lifetime)
     set_cookie(request, response, session_cookie_name(), token, int(lifetime), path)
+
+
+# Sessions ended by a logout in this process, by id, until their own expiry. Other replicas stop
+# honouring a GitHub session when its token, revoked at GitHub by the logout, is refused.
+REVOKED_SESSIONS = _github.TTLCache(size=100_000)
+
+
+def revoke_session(claims: dict[str, Any]) -> None:
+    """Refuse the session of these (verified) claims from now on, in this process."""
+    sid = claims.get("sid")
+    expires = claims.get("exp")
+    if isinstance(sid, str) and isinstance(expires, int | float):
+        REVOKED_SESSIONS.put(("sid", sid), True, float(expires) - time.time() + 1)
+
+
+def _check_not_revoked(claims: dict[str, Any]) -> None:
+    if REVOKED_SESSIONS.get(("sid", str(claims.get("sid"))), 1.0) is not None:
+        raise InvalidToken("session ended by a logout")
 
 
 # --- secret mode ---------------------------------------------------------------------------------
@@ -335,7 +394,7 @@ def secret_session_claims() -> dict[str, Any]:
     """The claims of a secret-mode session: the mode and a keyed fingerprint of the secret, never the secret."""
     settings = _settings()
     secret = settings.secret.get_secret_value() if settings.secret is not None else ""
-    return {"mth": AuthMethod.SECRET.value, "sub": "secret", "sfp": _require_keys().fingerprint(secret)}
+    return {"mth": AuthMethod.SECRET.value, "sfp": _require_keys().fingerprint(secret)}
 
 
 def _secret_auth(request: Request, response: Response) -> AuthInfo:
@@ -355,6 +414,7 @@ def _secret_auth(request: Request, response: Response) -> AuthInfo:
             raise InvalidToken("session of another mode")
         if not hmac.compare_digest(str(claims.get("sfp", "")), secret_session_claims()["sfp"]):
             raise InvalidToken("session of another secret")
+        _check_not_revoked(claims)
     except InvalidToken as error:
         LOG.info("Session cookie refused and cleared: %s", error)
         _logout(request, response)
@@ -407,9 +467,9 @@ async def _bearer_auth(token: str) -> AuthInfo:
     except _github.GitHubUnavailable as error:
         LOG.warning("GitHub bearer token not checked: %s", error)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, GITHUB_UNAVAILABLE_MESSAGE) from error
-    info = AuthInfo(is_logged_in=True, user=user_info(user), type=AuthMethod.GITHUB_BEARER)
-    info._github_token = token
-    return info
+    found = user_info(user)
+    found.token = token
+    return AuthInfo(is_logged_in=True, user=found, type=AuthMethod.GITHUB_BEARER)
 
 
 async def _github_session_auth(request: Request, response: Response) -> AuthInfo:
@@ -421,8 +481,9 @@ async def _github_session_auth(request: Request, response: Response) -> AuthInfo
         claims = found.decode(token, "session")
         if claims.get("mth") != AuthMethod.GITHUB_OAUTH.value:
             raise InvalidToken("session of another mode")
+        _check_not_revoked(claims)
         github = found.decrypt(claims.get("ght"), "session")
-        if not isinstance(github.get("at"), str) or not isinstance(claims.get("sub"), str):
+        if not isinstance(github.get("at"), str) or not isinstance(claims.get("login"), str) or not claims["login"]:
             raise InvalidToken("session without a GitHub identity")
     except InvalidToken as error:
         LOG.info("Session cookie refused and cleared: %s", error)
@@ -442,15 +503,22 @@ async def _github_session_auth(request: Request, response: Response) -> AuthInfo
             access_token = refreshed
         elif now >= expires_at:
             return AuthInfo()
-    info = AuthInfo(
+    login: str = claims["login"]
+    display_name = str(claims.get("display_name") or login)
+    url = str(claims.get("url") or "")
+    payload = GitHubSessionPayload(
+        login=login,
+        display_name=display_name,
+        url=url,
+        access_token_expires_at=expires_at if isinstance(expires_at, int) else None,
+        refresh_token_expires_at=github.get("rte") if isinstance(github.get("rte"), int) else None,
+    )
+    return AuthInfo(
         is_logged_in=True,
-        user=UserInfo(
-            login=claims["sub"], display_name=str(claims.get("name") or claims["sub"]), url=str(claims.get("url", ""))
-        ),
+        user=UserInfo(login=login, display_name=display_name, url=url, token=access_token),
+        session_payload=payload,
         type=AuthMethod.GITHUB_OAUTH,
     )
-    info._github_token = access_token
-    return info
 
 
 class _SessionEnded(Exception):
@@ -484,7 +552,9 @@ async def _refresh(
         LOG.warning("GitHub token refresh failed: %s", error)
         return None
     found = _require_keys()
-    kept = {key: value for key, value in claims.items() if key in ("mth", "sub", "name", "url")}
+    # Every claim but the registered ones and the tokens is kept: the identity, the session id, and
+    # optional claims a newer version may have added.
+    kept = {key: value for key, value in claims.items() if key not in ("iss", "typ", "ver", "iat", "exp", "ght")}
     tokens.setdefault("refresh_token", refresh)
     lifetime = max(1.0, float(claims["exp"]) - now)
     if isinstance(tokens.get("refresh_token_expires_in"), int | float):
@@ -539,17 +609,38 @@ def _default_config(level: Literal["admin", "read_write", "read_only"]) -> AuthC
     return AuthConfig(github_repository=github.repository, **{f"github_access_type_{level}": access[level]})
 
 
+_LEVEL_CONFIGS: dict[str, AuthConfig] = {}
+
+
+def level_config(level: Literal["admin", "read_write", "read_only"]) -> AuthConfig:
+    """The `AuthConfig` of a level as the settings define it now (`READ_ONLY_AUTH_CONFIG` and friends).
+
+    The same object is returned while the settings do not change, a new one after a reload.
+    """
+    fresh = _default_config(level)
+    cached = _LEVEL_CONFIGS.get(level)
+    if cached is not None and cached == fresh:
+        return cached
+    _LEVEL_CONFIGS[level] = fresh
+    return fresh
+
+
 async def _has_access(
     auth_info: AuthInfo, auth_config: AuthConfig, request: Request | None, response: Response | None
 ) -> bool:
-    """The access decision; raises `GitHubUnavailable` when GitHub cannot answer."""
+    """The access decision; raises `GitHubUnavailable` when GitHub cannot answer.
+
+    As in c2casgiutils 0.14: outside GitHub mode a logged-in `AuthInfo` holds every level; in
+    GitHub mode the level is the permission GitHub gives `auth_info.user.token` on the repository.
+    Only `get_auth` or application code builds an `AuthInfo`, never the client: `get_auth` logs
+    nobody in in mode NONE and ignores bearer tokens outside GitHub mode, so this opens nothing.
+    """
     if not auth_info.is_logged_in:
         return False
-    mode = auth_type()
-    if mode is not AuthenticationType.GITHUB:
-        # Secret and test sessions hold every level; a GitHub identity counts only in GitHub mode.
-        return mode is not AuthenticationType.NONE and auth_info.type in (AuthMethod.SECRET, AuthMethod.TEST)
-    if auth_info.type not in (AuthMethod.GITHUB_OAUTH, AuthMethod.GITHUB_BEARER) or not auth_info._github_token:
+    if auth_type() is not AuthenticationType.GITHUB:
+        return True
+    token = auth_info.user.token
+    if not token:
         return False
     repository = auth_config.github_repository or _settings().github.repository
     required = next(
@@ -563,7 +654,7 @@ async def _has_access(
     if repository is None or required is None:
         return False
     try:
-        permissions = await _github.get_permissions(_settings().github, auth_info._github_token, repository)
+        permissions = await _github.get_permissions(_settings().github, token, repository)
     except _github.GitHubRejected:
         LOG.info("GitHub token rejected during a permission check: logged out")
         if request is not None and auth_info.type is AuthMethod.GITHUB_OAUTH:
@@ -692,8 +783,11 @@ async def get_access_context(
     return AccessContext(auth_info, request, response)
 
 
-async def auth_required(auth_info: Annotated[AuthInfo, Depends(get_auth)], request: Request) -> None:
-    """Dependency: 403 unless logged in (any mode)."""
+async def auth_required(
+    auth_info: Annotated[AuthInfo, Depends(get_auth)],
+    request: Request = None,  # type: ignore[assignment] # FastAPI injects it; 0.14's callers pass auth_info only
+) -> None:
+    """Dependency: 403 unless logged in (any mode); `auth_required(auth_info)` as in c2casgiutils 0.14."""
     if not auth_info.is_logged_in:
         raise forbidden(request, _not_logged_in_message())
 

@@ -14,7 +14,6 @@ import hashlib
 import logging
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 
 from c2c_auth._settings import GitHubSettings
+from c2c_config import LoopLocal
 
 LOG = logging.getLogger("c2c_auth")
 
@@ -88,47 +88,39 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class ClientPool:
-    """One pooled `httpx.AsyncClient` per event loop, so calls to GitHub reuse their connections.
-
-    Created on first use in a loop; `aclose()` (called by `c2c_auth.shutdown()`) closes the
-    client of the running loop. The timeout is set per request from the current settings.
-    """
-
-    def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def get(self) -> httpx.AsyncClient:
-        """The client of the running loop."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(
-                follow_redirects=False,
-                headers={"Accept": "application/json", "User-Agent": "c2c-auth"},
-            )
-            self._clients[loop] = client
-        return client
-
-    async def aclose(self) -> None:
-        """Close the client of the running loop (if any)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+def _new_client() -> httpx.AsyncClient:
+    # The timeout is set per request from the current settings.
+    return httpx.AsyncClient(follow_redirects=False, headers={"Accept": "application/json", "User-Agent": "c2c-auth"})
 
 
-CLIENTS = ClientPool()
+async def _close_client(client: httpx.AsyncClient) -> None:
+    await client.aclose()
+
+
+CLIENTS: LoopLocal[httpx.AsyncClient] = LoopLocal(_new_client, _close_client, name="GitHub HTTP client")
+"""One pooled `httpx.AsyncClient` per event loop, so calls to GitHub reuse their connections.
+
+Created on first use in a loop and closed on that loop when it ends (or by `c2c_auth.shutdown()`):
+several lifespans in one process (a `TestClient` per test) never share a client.
+"""
+
+
+def client() -> httpx.AsyncClient:
+    """The pooled client of the running loop (a new one if the application closed it)."""
+    current = CLIENTS.get()
+    if current.is_closed:
+        CLIENTS.forget()
+        current = CLIENTS.get()
+    return current
 
 
 async def _send(
     settings: GitHubSettings, what: str, method: str, url: str, auth: tuple[str, str] | None = None, **kwargs: Any
 ) -> httpx.Response:
-    client = CLIENTS.get()
-    request = client.build_request(method, url, timeout=settings.timeout.total_seconds(), **kwargs)
+    pooled = client()
+    request = pooled.build_request(method, url, timeout=settings.timeout.total_seconds(), **kwargs)
     try:
-        response = await client.send(request, auth=auth)
+        response = await pooled.send(request, auth=auth)
     except httpx.TimeoutException as error:
         raise GitHubUnavailable(f"GitHub did not answer the {what} request in time") from error
     except httpx.HTTPError as error:
@@ -174,7 +166,8 @@ async def exchange_code(settings: GitHubSettings, code: str, redirect_uri: str, 
     return await _token_request(settings, form, "token exchange")
 
 
-_REFRESH_LOCKS: dict[str, asyncio.Lock] = {}
+# Per event loop: an asyncio lock belongs to the loop that uses it.
+_REFRESH_LOCKS: LoopLocal[dict[str, asyncio.Lock]] = LoopLocal(dict, name="GitHub refresh locks")
 # GitHub refresh tokens are single use: requests that arrive together with the same session (a page
 # loading several resources) share one refresh instead of the second one failing and logging out.
 _REFRESH_REUSE_SECONDS = 60.0
@@ -184,7 +177,8 @@ async def refresh_token(settings: GitHubSettings, refresh: str) -> dict[str, Any
     """Use a refresh token (GitHub Apps with expiring user tokens), at most once per token in this process."""
     digest = token_digest(refresh)
     key = ("refresh", digest)
-    lock = _REFRESH_LOCKS.setdefault(digest, asyncio.Lock())
+    locks = _REFRESH_LOCKS.get()
+    lock = locks.setdefault(digest, asyncio.Lock())
     try:
         async with lock:
             done = CACHE.get(key, _REFRESH_REUSE_SECONDS)
@@ -195,8 +189,8 @@ async def refresh_token(settings: GitHubSettings, refresh: str) -> dict[str, Any
             CACHE.put(key, tokens, _REFRESH_REUSE_SECONDS)
             return tokens
     finally:
-        if not lock.locked() and _REFRESH_LOCKS.get(digest) is lock:
-            del _REFRESH_LOCKS[digest]
+        if not lock.locked() and locks.get(digest) is lock:
+            del locks[digest]
 
 
 def _auth_headers(token: str) -> dict[str, str]:

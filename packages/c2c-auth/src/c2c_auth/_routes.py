@@ -88,15 +88,20 @@ def _pkce_challenge(verifier: str) -> str:
 
 
 async def _revoke_session(request: Request) -> None:
-    """Revoke the GitHub token of the request's session at GitHub (GitHub mode, valid session only)."""
-    if _core.auth_type() is not AuthenticationType.GITHUB:
-        return
+    """End the request's session (valid sessions only): its id is refused from now on in this process,
+    and in GitHub mode its token is revoked at GitHub (which ends it on every replica)."""
     found = _core.keys()
     token = request.cookies.get(_core.session_cookie_name())
     if found is None or token is None:
         return
     try:
         claims = found.decode(token, "session")
+    except InvalidToken:
+        return
+    _core.revoke_session(claims)
+    if _core.auth_type() is not AuthenticationType.GITHUB:
+        return
+    try:
         access = found.decrypt(claims.get("ght"), "session").get("at")
     except InvalidToken:
         return
@@ -236,8 +241,8 @@ def create_router() -> APIRouter:
         info = _core.user_info(user)
         session = {
             "mth": AuthMethod.GITHUB_OAUTH.value,
-            "sub": info.login,
-            "name": info.display_name,
+            "login": info.login,
+            "display_name": info.display_name,
             "url": info.url,
             **_core.token_claims(found, tokens, now),
         }

@@ -1,9 +1,17 @@
-"""Signed cookies (JWT) and encrypted claims.
+"""Signed cookies (JWT) and encrypted claims: the session token and the OAuth state token.
 
-Every token carries `iss`, `aud` and `typ` claims naming its kind, so a state cookie can never be
-read as a session (c2casgiutils 0.14 accepted one for the other). The algorithm is pinned to the
-configured HMAC one, and `exp` and `iat` are required. Provider tokens inside a session are
-encrypted with AES-GCM, so the cookie never exposes them even to someone who reads it.
+Session token (format version 1, see the README's "Session token" section): a JWT signed with the
+master secret itself (`C2C__AUTH__JWT__SECRET`, the configured HMAC algorithm) and without `aud`,
+so that application code written for c2casgiutils 0.14 (`jwt.decode(cookie, secret,
+algorithms=["HS256"])`) reads it. Its claims: `iss`, `typ="session"`, `ver=1`, `sid` (session id),
+`iat`, `exp`, `mth` (mode), `pth` (cookie path); in GitHub mode 0.14's `login`, `display_name`
+and `url` and `ght` (the GitHub tokens, AES-GCM encrypted); in secret mode `sfp` (a keyed
+fingerprint of the shared secret, never the secret). Later additions are optional claims: `ver`
+stays 1 and readers ignore claims they do not know, so a format change never logs users out.
+
+OAuth state token: signed with a key *derived* from the master secret, with `aud` and
+`typ="oauth-state"`: a state token never verifies as a session and a session never verifies as a
+state token (different key, different kind, `aud` present or absent).
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import time
+import warnings
 from typing import Any, Literal
 
 import jwt
@@ -22,9 +32,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ISSUER = "c2c-auth"
 TokenKind = Literal["session", "oauth-state"]
-# The audience of each kind: distinct, so that a token of one kind fails the audience check of the other.
-AUDIENCES: dict[TokenKind, str] = {"session": "c2c-auth:session", "oauth-state": "c2c-auth:github-callback"}
-REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "typ"]
+SESSION_FORMAT = 1
+"""The session token's format version (`ver`); later additions are optional claims, it stays 1."""
+STATE_AUDIENCE = "c2c-auth:github-callback"
+SESSION_REQUIRED_CLAIMS = ["exp", "iat", "iss", "typ", "ver", "sid"]
+STATE_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "typ"]
+MAX_TOKEN_LENGTH = 8192
+
+
+def new_session_id() -> str:
+    """A fresh session id (128 random bits)."""
+    return secrets.token_urlsafe(16)
 
 
 class InvalidToken(Exception):
@@ -32,19 +50,23 @@ class InvalidToken(Exception):
 
 
 class Keys:
-    """The keys derived from one master secret: JWT signing and claim encryption are independent.
+    """The keys of one master secret: session signing, state signing, claim encryption, fingerprints.
 
-    The master is `C2C__AUTH__JWT__SECRET`, or in secret mode without it the shared secret, so
-    that every replica derives the same keys without extra configuration.
+    In GitHub mode (and whenever `C2C__AUTH__JWT__SECRET` is set) the master is the JWT secret and
+    the session is signed with it as is (`session_key_is_master`), as c2casgiutils 0.14 did. In
+    secret mode without a JWT secret the master is the shared secret and the session is signed with
+    a key derived from it. The state token, the encryption and the fingerprints always use derived
+    keys (HMAC as a PRF with distinct labels), independent of each other.
     """
 
-    def __init__(self, master: str, algorithm: str) -> None:
+    def __init__(self, master: str, algorithm: str, *, session_key_is_master: bool = True) -> None:
         raw = master.encode()
         self.algorithm = algorithm
-        # Derived keys (HMAC as a PRF with distinct labels) have the hash's length whatever the master's length
-        # (RFC 7518 section 3.2: at least as long as the hash output).
+        # Derived keys have the hash's length whatever the master's (RFC 7518 section 3.2).
         length = {"HS256": 32, "HS384": 48, "HS512": 64}[algorithm]
-        self.signing = hmac.new(raw, b"c2c-auth/jwt-signing/v1", hashlib.sha512).digest()[:length]
+        self.state_signing = hmac.new(raw, b"c2c-auth/jwt-signing/v1", hashlib.sha512).digest()[:length]
+        derived_session = hmac.new(raw, b"c2c-auth/session-signing/v1", hashlib.sha512).digest()[:length]
+        self.session_signing = raw if session_key_is_master else derived_session
         self._encryption = AESGCM(hmac.new(raw, b"c2c-auth/claim-encryption/v1", hashlib.sha256).digest())
         self.fingerprint_key = hmac.new(raw, b"c2c-auth/fingerprint/v1", hashlib.sha256).digest()
 
@@ -72,43 +94,71 @@ class Keys:
         return data
 
     def encode(self, kind: TokenKind, claims: dict[str, Any], lifetime: float, now: float | None = None) -> str:
-        """Sign `claims` as a token of `kind` valid for `lifetime` seconds."""
+        """Sign `claims` as a token of `kind` valid for `lifetime` seconds.
+
+        A session gets `ver` and, unless `claims` carries one, a new `sid`.
+        """
         issued = int(time.time() if now is None else now)
-        payload = {
-            **claims,
-            "iss": ISSUER,
-            "aud": AUDIENCES[kind],
-            "typ": kind,
-            "iat": issued,
-            "exp": issued + max(1, int(lifetime)),
-        }
-        return jwt.encode(payload, self.signing, algorithm=self.algorithm, headers={"typ": "JWT"})
+        payload: dict[str, Any] = {**claims, "iss": ISSUER, "typ": kind, "iat": issued}
+        payload["exp"] = issued + max(1, int(lifetime))
+        if kind == "session":
+            payload.pop("aud", None)
+            payload["ver"] = SESSION_FORMAT
+            if not isinstance(payload.get("sid"), str) or not payload["sid"]:
+                payload["sid"] = new_session_id()
+            key = self.session_signing
+        else:
+            payload["aud"] = STATE_AUDIENCE
+            key = self.state_signing
+        with warnings.catch_warnings():
+            # A short JWT secret is reported once by `startup()`, not at every cookie.
+            warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+            return jwt.encode(payload, key, algorithm=self.algorithm, headers={"typ": "JWT"})
 
     def decode(self, token: str | None, kind: TokenKind) -> dict[str, Any]:
-        """Verify a token of `kind`: signature with the pinned algorithm, issuer, audience, type, `exp`, `iat`."""
+        """Verify a token of `kind`: key and pinned algorithm, `iss`, `typ`, `exp`, `iat`, and per kind
+        `ver`/`sid` and no `aud` (session) or the state audience (state)."""
         if not token:
             raise InvalidToken("no token")
-        if len(token) > 8192:
+        if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("token too long")
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                self.signing,
-                algorithms=[self.algorithm],
-                audience=AUDIENCES[kind],
-                issuer=ISSUER,
-                options={"require": REQUIRED_CLAIMS, "strict_aud": True},
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+                if kind == "session":
+                    # No `audience`: a token that has an `aud` claim (a state token) fails.
+                    claims: dict[str, Any] = jwt.decode(
+                        token,
+                        self.session_signing,
+                        algorithms=[self.algorithm],
+                        issuer=ISSUER,
+                        options={"require": SESSION_REQUIRED_CLAIMS},
+                    )
+                else:
+                    claims = jwt.decode(
+                        token,
+                        self.state_signing,
+                        algorithms=[self.algorithm],
+                        audience=STATE_AUDIENCE,
+                        issuer=ISSUER,
+                        options={"require": STATE_REQUIRED_CLAIMS, "strict_aud": True},
+                    )
         except (jwt.PyJWTError, ValueError, TypeError) as error:
             raise InvalidToken(f"{kind} token rejected: {type(error).__name__}") from error
         if claims.get("typ") != kind:
             raise InvalidToken(f"not a {kind} token")
+        if kind == "session":
+            version = claims.get("ver")
+            if type(version) is not int or version != SESSION_FORMAT:
+                raise InvalidToken(f"session format {version!r} is not {SESSION_FORMAT}")
+            if not isinstance(claims.get("sid"), str) or not claims["sid"]:
+                raise InvalidToken("session without an id")
         return claims
 
 
 def unverified_claims(token: str | None) -> dict[str, Any]:
     """The claims of a token without any check; only for harmless hints (the path to clear a cookie on)."""
-    if not token or len(token) > 8192:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         return {}
     try:
         claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
