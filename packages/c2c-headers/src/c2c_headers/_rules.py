@@ -15,6 +15,9 @@ from c2c_headers._engine import CSP_NONCE_PLACEHOLDER, CompiledRule
 HeaderValue: TypeAlias = str | Sequence[str] | Mapping[str, Any] | None
 """A rule's header value: str as is, list joined, dict rendered (CSP, Permissions-Policy...), None removes."""
 
+Header: TypeAlias = HeaderValue
+"""c2casgiutils 0.14's name for `HeaderValue` (``c2casgiutils.headers.Header``): the same type."""
+
 
 class HeaderMatcher(TypedDict, total=False):
     """One rule of ``headers_config`` (every field optional except ``headers``).
