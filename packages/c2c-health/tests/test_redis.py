@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from c2c_config import CoreSettings, RedisSettings, reload_settings
-from c2c_health import TIMEOUT_ERROR, Factory, Redis
+from c2c_health import FACTORY, TIMEOUT_ERROR, Factory, Redis, router
 from c2c_testing import RedisSentinel, RedisServer
 
 try:
@@ -163,3 +167,36 @@ async def test_replica_down_reported_separately(
         assert set(outcome.payload) == {"master_error", "slave_error"}
     finally:
         await servers.aclose()
+
+
+def test_lifespan_registering_redis_in_many_test_clients(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 0.14 pattern: `FACTORY.add(Redis(...))` in the lifespan, a TestClient (an event loop) per test."""
+    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
+    reload_settings(CoreSettings)
+    saved = dict(FACTORY._entries)
+    FACTORY.clear()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        FACTORY.add(Redis(tags=["liveness", "redis", "all"]))
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(router, prefix="/c2c")
+    try:
+        with caplog.at_level(logging.WARNING):
+            for _ in range(4):
+                with TestClient(app) as client:
+                    response = client.get("/c2c/health_checks?tags=redis")
+                    assert response.status_code == 200, response.json()
+                    assert [e["name"] for e in response.json()["entities"]] == ["Redis"]
+        assert list(FACTORY.registered) == ["Redis"]
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    finally:
+        FACTORY.clear()
+        FACTORY._entries.update(saved)
+        asyncio.run(reset_factory())
+        monkeypatch.delenv("C2C__REDIS__URL")
+        reload_settings(CoreSettings)
