@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -170,7 +172,7 @@ async def test_login_cookie_then_tools(client: httpx.AsyncClient) -> None:
 
 async def test_headers_tool_masks_credentials(client: httpx.AsyncClient) -> None:
     response = await client.get(
-        "/c2c/headers/a/b?param_1=secret-value",
+        "/c2c/headers/a/b?param_1=shown&token=secret-value",
         headers={**KEY, "Authorization": "Bearer tok", "Cookie": "c=1", "X-Custom-Token": "t0k3n", "Accept": "text/x"},
     )
     assert response.status_code == 200
@@ -178,9 +180,11 @@ async def test_headers_tool_masks_credentials(client: httpx.AsyncClient) -> None
     headers = body["headers"]
     assert headers["accept"] == "text/x"
     assert headers["host"] == "testserver"
-    for name in ("x-api-key", "authorization", "cookie", "x-custom-token"):
+    for name in ("x-api-key", "authorization", "x-custom-token"):
         assert headers[name] == "*****", name
+    assert headers["cookie"] == "c=*****"  # cookie names kept, values masked
     assert body["client_info"]["path_params"] == {"path_1": "a", "path_2": "b"}
+    assert body["client_info"]["query_params"] == {"param_1": "shown", "token": "*****"}
     text = response.text
     for secret in (SECRET, "tok", "t0k3n", "secret-value"):
         assert f'"{secret}"' not in text and f"={secret}" not in text, secret
@@ -205,3 +209,85 @@ async def test_versions(client: httpx.AsyncClient, tmp_path: Path) -> None:
 
 async def test_broadcaster_is_local_without_redis(client: httpx.AsyncClient) -> None:
     assert c2c_broadcast.status().kind == "local"
+
+
+# --- 0.14's names ---------------------------------------------------------------------------------
+
+
+def test_tools_reachable_after_a_plain_import() -> None:
+    code = (
+        "import c2casgiutils, inspect\n"
+        "assert inspect.iscoroutinefunction(c2casgiutils.tools.logging_.startup)\n"
+        "assert c2casgiutils.tools.headers.router is not None\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_models_keep_the_fields_of_0_14() -> None:
+    from c2casgiutils.broadcast import types as broadcast_types
+    from c2casgiutils.tools import headers as headers_tool
+
+    assert set(headers_tool.HeadersClientInfoResponse.model_fields) == {
+        "url_str",
+        "url",
+        "base_url_str",
+        "base_url",
+        "query_params",
+        "path_params",
+    }
+    assert set(headers_tool.HeadersResponse.model_fields) == {"headers", "client_info", "scope"}
+    assert set(logging_tool.LevelResponse.model_fields) == {"name", "level", "effective_level"}
+    # Ours adds `expires_in`, optional: 0.14's constructor call still works.
+    assert logging_tool.OverrideResponse(name="a", level="DEBUG").expires_in is None
+    assert logging_tool.OverridesResponse(overrides=[]).overrides == []
+    assert logging_tool.BroadcastResponse is broadcast_types.BroadcastResponse
+    assert logging_tool.MissingAnswer is broadcast_types.MissingAnswer
+    assert issubclass(logging_tool.LevelChangeResponse, logging_tool.LevelResponse)
+
+
+def test_routers_hold_the_routes() -> None:
+    from c2casgiutils import tools
+
+    app = FastAPI()
+    app.include_router(tools.router)
+    paths = {
+        "c2c_index": "/",
+        "c2c_versions": "/versions",
+        "c2c_headers": "/headers/",
+        "c2c_headers_path": "/headers/{path}",
+        "c2c_headers_path2": "/headers/{path_1}/{path_2}",
+        "c2c_logging_level": "/logging/level",
+        "c2c_logging_set_level": "/logging/level",
+        "c2c_logging_delete_level": "/logging/level",
+        "c2c_logging_overrides": "/logging/overrides",
+    }
+    for name, path in paths.items():
+        parameters = {key: "x" for key in ("path", "path_1", "path_2") if "{" + key + "}" in path}
+        assert app.url_path_for(name, **parameters) == path.replace("{path}", "x").replace("{path_1}", "x").replace(
+            "{path_2}", "x"
+        ), name
+
+
+async def test_index_honours_a_get_auth_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.14's `c2c_index` takes `auth_info` from `get_auth`: an application's override applies to the page."""
+    from c2casgiutils import auth
+
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("C2C__AUTH__SECRET", SECRET)
+    config.reload()
+    sub_app = create_app()
+    sub_app.dependency_overrides[auth.get_auth] = lambda: auth.AuthInfo(
+        is_logged_in=True, user=auth.UserInfo(login="someone", display_name="Some One")
+    )
+    app = FastAPI()
+    app.mount("/c2c", sub_app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http_client:
+        page = await http_client.get("/c2c/")
+    assert page.status_code == 200
+    assert 'id="headers"' in page.text  # the read-only tools are offered to the overridden user
+    monkeypatch.delenv("C2C__AUTH__SECRET")
+    config.reload()

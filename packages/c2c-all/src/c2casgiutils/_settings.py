@@ -102,10 +102,26 @@ class LoggingToolSettings(Section):
     )
 
 
+class HeadersToolSettings(Section):
+    """The request-headers tool."""
+
+    masked_names: StringList = Field(
+        default_factory=list,
+        description=(
+            "Names of more headers and query parameters whose values the request-headers tool masks, "
+            "added to the built-in credential names (authorization, cookie, x-api-key and any name containing "
+            "token, secret, password, passwd, session, csrf, xsrf, apikey, auth, credential, privatekey, "
+            "sessid, signature, jwt); "
+            "an entry masks every name that contains it, compared case-insensitively, punctuation ignored"
+        ),
+    )
+
+
 class ToolsSettings(Section):
     """The `/c2c` tools."""
 
     logging: LoggingToolSettings = Field(default_factory=LoggingToolSettings, description="Logging tool")
+    headers: HeadersToolSettings = Field(default_factory=HeadersToolSettings, description="Request-headers tool")
     versions_file: str = Field(
         default="versions.json", description="The file written by c2casgiutils-genversion, served at /c2c/versions"
     )

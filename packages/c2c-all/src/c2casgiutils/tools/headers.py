@@ -1,107 +1,253 @@
-"""The request-headers tool: what the application sees of a request (behind proxies, after middlewares).
+"""The request-headers tool: what the application receives of a request (behind proxies, after middlewares).
 
-`GET /headers/`, `/headers/{path}`, `/headers/{path_1}/{path_2}` (read-only access) answer
-`{"headers", "client_info", "scope"}`. Header values are shown in clear only for the names in
-`CLEAR_HEADERS` (routing and content negotiation); every other value (cookies, authorization,
-API keys, anything unknown) is masked, since an admin page must not become a credential viewer.
+`GET /headers/`, `/headers/{path}`, `/headers/{path_1}/{path_2}` (read-only access, under the
+`/c2c` mount) answer a `HeadersResponse`: `{"headers", "client_info", "scope"}`.
+
+Every header is shown in clear, except credentials, which are masked by name (`*****`):
+
+- `Authorization`, `Proxy-Authorization`, `X-API-Key`, and `Cookie`, whose cookie names are kept
+  and every value masked (`session=*****; theme=*****`);
+- any header whose name contains one of `MASKED_FRAGMENTS` (`token`, `secret`, `password`,
+  `passwd`, `session`, `csrf`, `xsrf`, `apikey`, `auth`, `credential`, `privatekey`, `sessid`,
+  `signature`, `jwt`), compared
+  case-insensitively with `-`, `_` and other punctuation ignored (`X-Auth-Token`, `X_CSRF`,
+  `x-api-key` all match);
+- plus the fragments of the setting `C2C__TOOLS__HEADERS__MASKED_NAMES` (a comma-separated list,
+  matched the same way).
+
+Query parameters with such names are masked the same way, wherever they appear: `query_params`,
+the request URL (`url_str`, `url.query`, `url.fragment`) and the query part of URL-valued headers
+(`Referer`, `X-Forwarded-Uri`, `X-Original-URL`, ...). Repeated headers and parameters are joined
+with `, ` (`; ` for `Cookie`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import re
+import urllib.parse
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from c2c_auth import require_read_only_access
 
 MASK = "*****"
-CLEAR_HEADERS = frozenset(
-    {
-        "accept",
-        "accept-encoding",
-        "accept-language",
-        "cache-control",
-        "connection",
-        "content-length",
-        "content-type",
-        "dnt",
-        "forwarded",
-        "host",
-        "origin",
-        "pragma",
-        "referer",
-        "sec-ch-ua",
-        "sec-ch-ua-mobile",
-        "sec-ch-ua-platform",
-        "sec-fetch-dest",
-        "sec-fetch-mode",
-        "sec-fetch-site",
-        "sec-fetch-user",
-        "te",
-        "upgrade-insecure-requests",
-        "user-agent",
-        "via",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-port",
-        "x-forwarded-prefix",
-        "x-forwarded-proto",
-        "x-real-ip",
-        "x-request-id",
-        "x-correlation-id",
-    }
-)
-_URL_FIELDS = ("scheme", "netloc", "path", "query", "fragment", "hostname", "port", "is_secure")
+"""What replaces a masked value."""
 
-__all__ = ["CLEAR_HEADERS", "MASK", "create_router", "describe_request"]
+MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+"""Header names always masked (`cookie` keeps its cookie names)."""
+
+MASKED_FRAGMENTS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "session",
+    "csrf",
+    "xsrf",
+    "apikey",
+    "auth",
+    "credential",
+    "privatekey",
+    "sessid",
+    "signature",
+    "jwt",
+)
+"""A header, query or path parameter whose normalised name contains one of these is masked."""
+
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+# The query part of a URL inside a header value: after the first '?', up to a fragment or a space.
+_HEADER_QUERY = re.compile(r"\?([^#\s]*)")
+
+__all__ = [
+    "MASK",
+    "MASKED_FRAGMENTS",
+    "MASKED_HEADERS",
+    "HeadersClientInfoResponse",
+    "HeadersResponse",
+    "NameMasker",
+    "c2c_headers",
+    "c2c_headers_path",
+    "c2c_headers_path2",
+    "describe_request",
+    "mask_query",
+    "router",
+]
+
+ScopeValue = str | int | float | bool | list[str | int] | None
+URLValue = str | int | bool | None
+
+
+class HeadersClientInfoResponse(BaseModel):
+    """The request's URL as the application sees it (credential-named query parameters masked)."""
+
+    url_str: str
+    url: dict[str, URLValue]
+    base_url_str: str
+    base_url: dict[str, URLValue]
+    query_params: dict[str, str]
+    path_params: dict[str, str]
+
+
+class HeadersResponse(BaseModel):
+    """The answer of the request-headers tool."""
+
+    headers: dict[str, str]
+    client_info: HeadersClientInfoResponse
+    scope: dict[str, ScopeValue]
+
+
+def _normalise(name: str) -> str:
+    return _NOT_ALPHANUMERIC.sub("", name.casefold())
+
+
+class NameMasker:
+    """Decides which names hold credentials: `MASKED_HEADERS`, `MASKED_FRAGMENTS` and `extra` fragments."""
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        fragments = {_normalise(fragment) for fragment in (*MASKED_FRAGMENTS, *extra)}
+        self.fragments = tuple(sorted(fragment for fragment in fragments if fragment))
+
+    def __call__(self, name: str) -> bool:
+        """Whether the value of a header, parameter or scope entry called `name` is masked."""
+        if name.strip().casefold() in MASKED_HEADERS:
+            return True
+        normalised = _normalise(name)
+        return any(fragment in normalised for fragment in self.fragments)
+
+
+def mask_query(query: str, masked: Callable[[str], bool]) -> str:
+    """A raw query string with the values of the parameters whose (decoded) name is `masked` replaced by `MASK`.
+
+    The other parameters are kept byte for byte; pairs are split on `&` and `=` as Starlette does.
+    """
+    if "=" not in query:
+        return query
+    pieces = []
+    for piece in query.split("&"):
+        name, equal, _ = piece.partition("=")
+        if equal and masked(urllib.parse.unquote_plus(name)):
+            piece = f"{name}={MASK}"
+        pieces.append(piece)
+    return "&".join(pieces)
+
+
+def _mask_cookies(value: str) -> str:
+    pieces = []
+    for piece in value.split(";"):
+        name, equal, _ = piece.strip().partition("=")
+        pieces.append(f"{name}={MASK}" if equal else MASK)
+    return "; ".join(pieces)
+
+
+def _header_value(name: str, value: str, masked: Callable[[str], bool]) -> str:
+    if name == "cookie":
+        return _mask_cookies(value)
+    if masked(name):
+        return MASK
+    if "?" in value:  # a URL (Referer, X-Forwarded-Uri...): its query parameters are masked by name
+        return _HEADER_QUERY.sub(lambda match: "?" + mask_query(match.group(1), masked), value)
+    return value
 
 
 def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-def describe_request(request: Request) -> dict[str, Any]:
-    """The headers (masked outside `CLEAR_HEADERS`), URL details and the scalar entries of the ASGI scope."""
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in request.scope.get("headers", []):
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1") if name in CLEAR_HEADERS else MASK
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-
-    def url_details(url: Any) -> dict[str, Any]:
-        return {field: getattr(url, field) for field in _URL_FIELDS}
-
-    scope = {key: value for key, value in request.scope.items() if _scalar(value) and key != "headers"}
-    for key in ("client", "server"):
-        if isinstance(request.scope.get(key), tuple | list):
-            scope[key] = list(request.scope[key])
+def _url_details(url: Any) -> dict[str, URLValue]:
     return {
-        "headers": headers,
-        "client_info": {
-            "url_str": str(request.url.remove_query_params(list(request.query_params))),
-            "url": url_details(request.url) | {"query": ""},
-            "base_url_str": str(request.base_url),
-            "base_url": url_details(request.base_url),
-            "query_params": dict.fromkeys(request.query_params, MASK),
-            "path_params": dict(request.path_params),
-        },
-        "scope": scope,
+        "scheme": url.scheme,
+        "netloc": url.netloc,
+        "path": url.path,
+        "query": url.query,
+        "fragment": url.fragment,
+        "hostname": url.hostname,
+        "port": url.port,
+        "is_secure": url.is_secure,
     }
 
 
-def create_router(read_only: Callable[..., Any] | None = None) -> APIRouter:
-    """The `/headers` routes, guarded by the `read_only` FastAPI dependency."""
-    router = APIRouter(prefix="/headers", tags=["headers"], dependencies=[Depends(read_only)] if read_only else [])
+def _masker() -> NameMasker:
+    from c2casgiutils import config  # read per request: `config.reload()` applies at once
 
-    @router.get("/")
-    async def headers(request: Request) -> dict[str, Any]:
-        return describe_request(request)
+    return NameMasker(config.settings.tools.headers.masked_names)
 
-    @router.get("/{path}")
-    async def headers_path(request: Request, path: str) -> dict[str, Any]:
-        return describe_request(request)
 
-    @router.get("/{path_1}/{path_2}")
-    async def headers_paths(request: Request, path_1: str, path_2: str) -> dict[str, Any]:
-        return describe_request(request)
+def describe_request(request: Request, masked: Callable[[str], bool] | None = None) -> HeadersResponse:
+    """What the application receives of `request`, credentials masked by name (see the module's documentation).
 
-    return router
+    `masked` decides which names are credentials (default: `NameMasker` with the configured
+    `C2C__TOOLS__HEADERS__MASKED_NAMES`).
+    """
+    is_masked = _masker() if masked is None else masked
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in request.scope.get("headers", []):
+        name = raw_name.decode("latin-1").lower()
+        value = _header_value(name, raw_value.decode("latin-1"), is_masked)
+        if name in headers:
+            value = f"{headers[name]}{'; ' if name == 'cookie' else ', '}{value}"
+        headers[name] = value
+
+    url = request.url
+    # The query as the URL parser sees it, and a fragment (a '#' decoded from the path lands there).
+    masked_url = url.replace(query=mask_query(url.query, is_masked), fragment=mask_query(url.fragment, is_masked))
+    query_params: dict[str, str] = {}
+    for name in request.query_params:
+        query_params[name] = MASK if is_masked(name) else ", ".join(request.query_params.getlist(name))
+
+    scope: dict[str, ScopeValue] = {}
+    for key, value in request.scope.items():
+        if key in ("client", "server") and isinstance(value, tuple | list):
+            scope[key] = [item for item in value if isinstance(item, str | int)]
+        elif _scalar(value):
+            scope[key] = MASK if isinstance(value, str) and is_masked(key) else value
+    return HeadersResponse(
+        headers=headers,
+        client_info=HeadersClientInfoResponse(
+            url_str=str(masked_url),
+            url=_url_details(masked_url),
+            base_url_str=str(request.base_url),
+            base_url=_url_details(request.base_url),
+            query_params=query_params,
+            path_params={name: MASK if is_masked(name) else str(value) for name, value in request.path_params.items()},
+        ),
+        scope=scope,
+    )
+
+
+router = APIRouter(prefix="/headers", tags=["headers"])
+"""The request-headers routes (read-only access); `c2casgiutils.tools.router` includes them."""
+
+
+@router.get("/")
+async def c2c_headers(request: Request, _: Annotated[None, Depends(require_read_only_access)]) -> HeadersResponse:
+    """What the application receives of this request (`GET /c2c/headers/`)."""
+    return describe_request(request)
+
+
+@router.get("/{path}")
+async def c2c_headers_path(
+    request: Request,
+    path: str,
+    param: Annotated[str | None, Query()] = None,
+    _: Annotated[None, Depends(require_read_only_access)] = None,
+) -> HeadersResponse:
+    """The same, with one path parameter (`GET /c2c/headers/{path}`), to see what a route receives."""
+    del path, param  # shown through the request
+    return describe_request(request)
+
+
+@router.get("/{path_1}/{path_2}")
+async def c2c_headers_path2(
+    request: Request,
+    path_1: str,
+    path_2: str,
+    param_1: Annotated[str | None, Query()] = None,
+    param_2: Annotated[str | None, Query()] = None,
+    _: Annotated[None, Depends(require_read_only_access)] = None,
+) -> HeadersResponse:
+    """The same, with two path parameters (`GET /c2c/headers/{path_1}/{path_2}`)."""
+    del path_1, path_2, param_1, param_2  # shown through the request
+    return describe_request(request)
