@@ -100,6 +100,7 @@ class GitHubSessionPayload(UserInfo):
     """
 
     access_token_expires_at: int | None = None
+    refresh_token: str | None = Field(default=None, description="Always None: kept for 0.14's constructor")
     refresh_token_expires_at: int | None = None
 
     @model_validator(mode="before")

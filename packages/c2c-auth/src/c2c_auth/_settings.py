@@ -46,7 +46,8 @@ class CookieSettings(Section):
 
     @field_validator("same_site", mode="before")
     @classmethod
-    def _lower(cls, value: object) -> object:
+    def normalize_same_site(cls, value: object) -> object:
+        """Accept `Lax`, `STRICT`... (case-insensitive, as c2casgiutils 0.14)."""
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("name")
@@ -120,6 +121,14 @@ class GitHubSettings(Section):
             "0 disables the cache"
         ),
     )
+
+    @field_validator("access_token_expiration_margin")
+    @classmethod
+    def validate_access_token_expiration_margin(cls, value: datetime.timedelta) -> datetime.timedelta:
+        """The margin cannot be negative (as c2casgiutils 0.14)."""
+        if value < datetime.timedelta(0):
+            raise ValueError("the access token expiration margin cannot be negative")
+        return value
 
     @model_validator(mode="after")
     def _legacy_access_type(self) -> GitHubSettings:
