@@ -833,8 +833,14 @@ async def startup(main_app: object = None) -> None:
     jwt_secret = settings.jwt.secret.get_secret_value() if settings.jwt.secret is not None else ""
     if mode is AuthenticationType.GITHUB and not jwt_secret:
         raise ValueError(NO_SIGNING_KEY_MESSAGE)
-    if jwt_secret and len(jwt_secret) < 32:
-        LOG.warning("C2C__AUTH__JWT__SECRET is shorter than 32 characters: use a long random value")
+    needed = {"HS256": 32, "HS384": 48, "HS512": 64}[settings.jwt.algorithm]
+    if jwt_secret and len(jwt_secret.encode()) < needed:
+        # The session cookie is signed with the JWT secret itself (RFC 7518 section 3.2: at least the hash size).
+        LOG.warning(
+            "C2C__AUTH__JWT__SECRET is shorter than %s bytes (the minimum for %s): use a long random value",
+            needed,
+            settings.jwt.algorithm,
+        )
     if mode is AuthenticationType.SECRET:
         LOG.warning("Authentication by shared secret: prefer GitHub OAuth (C2C__AUTH__GITHUB__...)")
     if mode is AuthenticationType.TEST:
@@ -844,6 +850,10 @@ async def startup(main_app: object = None) -> None:
 
 
 async def shutdown(main_app: object = None) -> None:
-    """Close the pooled HTTP client used for GitHub in the running event loop (call it at application shutdown)."""
+    """Close the pooled HTTP client used for GitHub in the running event loop now.
+
+    Optional: the client of a loop is closed on that loop when it ends anyway (0.14-style lifespans
+    that only call `startup` leak nothing), and the next use in any loop creates a fresh one.
+    """
     del main_app
     await _github.CLIENTS.aclose()
