@@ -419,7 +419,8 @@ def test_admin_page(server: Server, page: tuple[Page, BrowserLog], tmp_path: Pat
         return headers_table.locator("tr", has=tab.locator("th", has_text=re.compile(f"^{name}$")))
 
     expect(header_row("host")).to_contain_text(f"{LOOPBACK}:{server.port}")
-    expect(header_row("cookie")).to_have_text("cookie*****")
+    # Cookie names are shown, their values masked.
+    expect(header_row("cookie")).to_have_text(re.compile(r"^cookie[^=;\s]+=\*{5}(; [^=;\s]+=\*{5})*$"))
     expect(header_row("x-request-id")).to_have_text("x-request-id<b>request-1</b>")
     expect(headers_table.locator("b")).to_have_count(0)
     expect(tab.locator("[data-status=headers]")).to_contain_text("headers received")
