@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from fastapi.security import APIKeyHeader, APIKeyQuery
 
 import c2c_auth
-from c2c_auth import AuthInfo, GitHubAccessType, UserInfo
+from c2c_auth import AuthInfo, GitHubAccessType, UserInfo, _core
 from c2c_config import get_settings
 
 COOKIE = "c2c-jwt-auth"
@@ -343,12 +343,28 @@ async def test_cookie_of_0_14_logs_out_once(github_mode: Any, client: httpx.Asyn
 
 
 async def test_logout_ends_the_session_id(
-    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+    github_mode: Any,
+    client: httpx.AsyncClient,
+    github_http: httpx.AsyncClient,
+    fake_github: Any,
+    h: types.ModuleType,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A copy of the cookie kept by someone else stops working at logout (in this process at once)."""
     await h.oauth_login(client, github_http, fake_github, "carol")
     stolen = client.cookies[COOKIE]
     assert (await client.get("/c2c/admin")).status_code == 200
+    monkeypatch.setattr(_core, "_TOKEN_NOT_SERIALISED_WARNED", False)
+    with caplog.at_level(logging.WARNING, logger="c2c_auth"):
+        status = await client.get("/c2c/auth/status")
+    assert status.json()["user"] == {
+        "login": "carol",
+        "display_name": "Carol",
+        "url": "https://github.com/carol",
+        "token": "",
+    }
+    assert caplog.text == ""  # the status endpoint itself never triggers the warning meant for applications
     await client.post("/c2c/auth/github/logout")
     response = await client.get("/c2c/auth/status", headers={"Cookie": f"{COOKIE}={stolen}"})
     assert response.json()["is_logged_in"] is False
