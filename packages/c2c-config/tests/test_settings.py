@@ -267,7 +267,9 @@ def test_process_settings_reload_in_place(monkeypatch: pytest.MonkeyPatch) -> No
         pass
 
     monkeypatch.setenv("C2C__REDIS__DB", "1")
-    shared = get_settings(ReloadSettings)
+    # Process-wide objects share their sections: a class used first after the environment changed
+    # gets the sections the others read; reloading re-reads them all.
+    shared = reload_settings(ReloadSettings)
     assert shared.redis.db == 1
     assert get_settings(ReloadSettings) is shared  # built once
     monkeypatch.setenv("C2C__REDIS__DB", "2")
@@ -330,3 +332,36 @@ def test_route_prefix_is_idempotent(value: str) -> None:
     once = normalize_route_prefix(value)
     assert once.startswith("/") and once.endswith("/")
     assert normalize_route_prefix(once) == once
+
+
+def test_process_wide_objects_share_their_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+    from c2c_config import RedisSettings, SecretText, Section, get_settings, reload_settings
+
+    class Thing(Section):
+        secret: SecretText | None = None
+        size: int = 1
+
+    class PackageSettings(CoreSettings):
+        thing: Thing = Thing()
+
+    class UnifiedSettings(CoreSettings):
+        thing: Thing = Thing()
+        other: int = 0
+
+    monkeypatch.setenv("C2C__THING__SIZE", "3")
+    package = get_settings(PackageSettings)
+    unified = get_settings(UnifiedSettings)
+    assert unified.thing is package.thing
+    assert unified.redis is package.redis
+    assert isinstance(unified.redis, RedisSettings)
+    # A change made at run time through one object is seen through the other, validated.
+    unified.thing.secret = "changed"  # type: ignore[assignment]
+    assert isinstance(package.thing.secret, SecretText)
+    assert package.thing.secret.get_secret_value() == "changed"
+    with pytest.raises(ValueError, match="size"):
+        unified.thing.size = "not a number"  # type: ignore[assignment]
+    # A reload re-reads the environment and keeps them shared.
+    monkeypatch.setenv("C2C__THING__SIZE", "4")
+    reload_settings(PackageSettings)
+    assert package.thing.size == unified.thing.size == 4
+    assert unified.thing is package.thing

@@ -46,9 +46,12 @@ class Section(BaseModel):
 
     `extra_prefixes` lists lower-case key prefixes the section collects itself (for instance
     `tag_` for `C2C__SENTRY__TAG_<NAME>`), so the typo detector does not report them.
+
+    Assignments are validated (`settings.auth.secret = "x"` stores a `SecretText`, a bad value
+    raises), as applications and test suites of c2casgiutils 0.14 change sections at run time.
     """
 
-    model_config = pydantic.ConfigDict(extra="ignore", validate_default=True)
+    model_config = pydantic.ConfigDict(extra="ignore", validate_default=True, validate_assignment=True)
 
     extra_prefixes: ClassVar[tuple[str, ...]] = ()
 
@@ -264,8 +267,35 @@ _PROCESS_SETTINGS: weakref.WeakKeyDictionary[type[C2CSettings], C2CSettings] = w
 _LOCK = threading.Lock()
 
 
+def _share_sections() -> None:
+    """Make every process-wide settings object hold the same instance of each section they have in common.
+
+    Each package reads its own settings class (c2c-auth reads one with `auth`, c2casgiutils the one
+    composing every section), all from the same environment. Sharing the section objects means an
+    application that changes a section at run time (0.14 code and test suites assign
+    `settings.auth.secret = ...`) is seen by every package, not only through the object it changed.
+    The object built first gives its sections to the others. Call with `_LOCK` held.
+    """
+    owners: dict[tuple[str, type[BaseModel]], BaseModel] = {}
+    for current in _PROCESS_SETTINGS.values():
+        for name in type(current).model_fields:
+            value = getattr(current, name)
+            if not isinstance(value, BaseModel):
+                continue
+            key = (name, type(value))
+            shared = owners.setdefault(key, value)
+            if shared is not value:
+                object.__setattr__(current, name, shared)
+
+
 def get_settings(settings_cls: type[SettingsT]) -> SettingsT:
-    """The process-wide settings object of `settings_cls`, built from the environment on first use."""
+    """The process-wide settings object of `settings_cls`, built from the environment on first use.
+
+    Process-wide objects of different classes share their common sections (the same `auth`,
+    `redis`... instances), so a change made to a section through one is seen through all. A class
+    used for the first time gets the sections the others already hold (with any change made to them
+    at run time); after changing the environment, `reload_settings` re-reads every object.
+    """
     current = _PROCESS_SETTINGS.get(settings_cls)
     if current is None:
         with _LOCK:
@@ -273,6 +303,7 @@ def get_settings(settings_cls: type[SettingsT]) -> SettingsT:
             if current is None:
                 current = settings_cls()
                 _PROCESS_SETTINGS[settings_cls] = current
+                _share_sections()
     return typing.cast("SettingsT", current)
 
 
@@ -297,4 +328,5 @@ def reload_settings(settings_cls: type[SettingsT]) -> SettingsT:
                 # Plain assignment of validated values; the model does not validate assignments.
                 object.__setattr__(current, name, getattr(new, name))
             object.__setattr__(current, "__pydantic_fields_set__", set(new.model_fields_set))
+        _share_sections()
         return typing.cast("SettingsT", _PROCESS_SETTINGS[settings_cls])
