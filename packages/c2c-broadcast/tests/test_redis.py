@@ -245,6 +245,37 @@ async def test_mixed_registered_and_014_receivers_with_legacy_wait(
         await pubsub.aclose()
 
 
+async def test_a_silent_014_receiver_costs_legacy_wait_and_a_missing_answer(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    """An unregistered exact-channel subscriber that never answers: bounded by `legacy_wait`, reported anonymously."""
+    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__LEGACY_WAIT="0.5")
+
+    async def echo() -> str:
+        return "new"
+
+    await c2c_broadcast.subscribe("mixed", echo)
+    pubsub = raw.pubsub()
+    await pubsub.subscribe("broadcast_api_mixed")  # never reads: a 0.14 replica that hangs
+    patterns = raw.pubsub()
+    await patterns.psubscribe("*")  # not counted at all
+    try:
+        begin = time.monotonic()
+        answers = await c2c_broadcast.broadcast("mixed", expect_answers=True, timeout=10)
+        elapsed = time.monotonic() - begin
+        assert answers == [BroadcastResponse[Any](hostname=HOST, pid=PID, payload="new"), MissingAnswer()]
+        assert 0.45 < elapsed < 3
+        assert c2c_broadcast.status().counters["answers_missing"] == 1
+        # A call addressed to this replica does not wait for unregistered subscribers.
+        begin = time.monotonic()
+        answers = await c2c_broadcast.broadcast("mixed", expect_answers=True, timeout=10, pids=PID)
+        assert answers == [BroadcastResponse[Any](hostname=HOST, pid=PID, payload="new")]
+        assert time.monotonic() - begin < 0.4
+    finally:
+        await pubsub.aclose()
+        await patterns.aclose()
+
+
 async def test_addressing_on_redis(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
     await _start(monkeypatch, redis_server.url)
     calls: list[int] = []
@@ -460,34 +491,41 @@ def _answer(replica: str | None, n: int = 0) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("registered", "receivers", "legacy", "answers", "primary_done", "all_done"),
+    ("registered", "receivers", "subscribers", "everyone", "answers", "primary_done", "all_done", "anonymous"),
     [
         # every registered replica answered: done
-        (["a", "b"], 2, False, ["a", "b"], True, True),
-        (["a", "b"], 2, False, ["a"], False, False),
-        # a monitor or a pattern subscriber inflates PUBLISH's count: the registry decides
-        (["a", "b"], 4, False, ["a", "b"], True, False),
+        (["a", "b"], 2, 2, True, ["a", "b"], True, True, 0),
+        (["a", "b"], 2, 2, True, ["a"], False, False, 0),
+        # a pattern subscriber (PSUBSCRIBE *) inflates PUBLISH's count, not NUMSUB's: nothing to wait for
+        (["a", "b"], 4, 2, True, ["a", "b"], True, True, 0),
+        # an exact-channel monitor (SUBSCRIBE) is counted: the bounded extra wait, then one MissingAnswer()
+        (["a", "b"], 3, 3, True, ["a", "b"], True, False, 1),
         # a killed replica is still registered but PUBLISH no longer reaches it
-        (["a", "b", "c"], 2, False, ["a", "c"], True, True),
-        # answers of unregistered (0.14) replicas count towards PUBLISH's receivers only
-        (["a"], 3, False, [None, "a"], True, False),
-        (["a"], 3, False, [None, "a", None], True, True),
-        (["a"], 3, False, [None, None], False, False),
-        # nobody registered (only 0.14 replicas): PUBLISH's count, as 0.14
-        ([], 2, True, [None], False, False),
-        ([], 2, True, [None, None], True, True),
-        ([], 0, True, [], True, True),
-        # addressed replicas none of which is registered: nothing to wait for
-        ([], 3, False, [], True, False),
+        (["a", "b", "c"], 2, 2, True, ["a", "c"], True, True, 0),
+        # answers of unregistered (0.14) replicas count towards NUMSUB's subscribers
+        (["a"], 3, 3, True, [None, "a"], True, False, 1),
+        (["a"], 3, 3, True, [None, "a", None], True, True, 0),
+        (["a"], 3, 3, True, [None, None], False, False, 0),
+        # nobody registered (only 0.14 replicas): NUMSUB's count decides, as PUBLISH's did in 0.14
+        ([], 2, 2, True, [None], True, False, 1),
+        ([], 2, 2, True, [None, None], True, True, 0),
+        ([], 0, 0, True, [], True, True, 0),
+        # ... without the pattern subscribers 0.14 waited for
+        ([], 3, 2, True, [None, None], True, True, 0),
+        # a call to a subset: 0.14 replicas ignore addressing, nothing is waited for them
+        ([], 3, 3, False, [], True, True, 0),
+        (["a"], 3, 3, False, ["a"], True, True, 0),
     ],
 )
 def test_when_a_call_stops_waiting(
     registered: list[str],
     receivers: int,
-    legacy: bool,
+    subscribers: int,
+    everyone: bool,
     answers: list[str | None],
     primary_done: bool,
     all_done: bool,
+    anonymous: int,
 ) -> None:
     from c2c_broadcast._redis import _Collector
 
@@ -495,6 +533,8 @@ def test_when_a_call_stops_waiting(
     for index, replica in enumerate(answers):
         collector.add(_answer(replica, index))
     assert not collector.primary_done.is_set()  # nothing is decided before PUBLISH returned
-    collector.expect({name: ("h", i) for i, name in enumerate(registered)}, receivers, legacy)
+    collector.expect({name: ("h", i) for i, name in enumerate(registered)}, receivers, subscribers, everyone)
+    assert collector.legacy == (not registered and everyone)
     assert collector.primary_done.is_set() == primary_done
     assert collector.all_done.is_set() == all_done
+    assert collector.unanswered_unregistered() == anonymous

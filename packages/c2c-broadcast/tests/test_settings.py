@@ -16,7 +16,7 @@ def test_defaults() -> None:
     assert settings.secret is None
     assert settings.default_timeout == datetime.timedelta(seconds=10)
     assert settings.heartbeat_interval < settings.replica_ttl
-    assert settings.legacy_wait == datetime.timedelta(0)
+    assert settings.legacy_wait == datetime.timedelta(seconds=2)
     assert settings.max_message_size == 1024 * 1024
 
 

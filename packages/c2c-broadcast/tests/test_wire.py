@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from c2c_broadcast._wire import (
     EVERYONE,
+    EXTENSIONS,
     DroppedMessage,
     ReplayGuard,
     Targets,
@@ -18,6 +20,7 @@ from c2c_broadcast._wire import (
     decode_request,
     encode_answer,
     encode_request,
+    extension,
     make_targets,
 )
 
@@ -341,3 +344,99 @@ def test_targets() -> None:
         make_targets([1], None)  # type: ignore[list-item]
     with pytest.raises(TypeError):
         make_targets(None, ["1"])  # type: ignore[list-item]
+
+
+# -- how the message is extended -------------------------------------------------------
+
+
+def _check_trace(value: Any) -> str:
+    if not isinstance(value, str):
+        raise DroppedMessage("malformed", "trace must be a string")
+    return value
+
+
+@pytest.fixture
+def trace_extension() -> Iterator[str]:
+    """A registered extension, as a later feature would add one (removed after the test)."""
+    extension("trace", ("request", "answer"), _check_trace, "a trace id, for the tests")
+    yield "trace"
+    del EXTENSIONS["trace"]
+
+
+def test_the_first_extension_is_c2c() -> None:
+    assert EXTENSIONS["c2c"].kinds == {"request", "answer"}
+
+
+@pytest.mark.parametrize("name", ["params", "answer_channel", "hostname", "pid", "payload", "c2c", "Bad", "a-b", ""])
+def test_an_extension_never_takes_a_014_field_or_an_odd_name(name: str) -> None:
+    with pytest.raises(ValueError, match=r"0\.14|already registered|lower case"):
+        extension(name, ["request"], _check_trace, "x")
+
+
+def test_only_registered_extensions_are_sent() -> None:
+    with pytest.raises(ValueError, match="not a registered request extension"):
+        _signed({}, extensions={"unknown": 1})
+    with pytest.raises(ValueError, match="not a registered request extension"):
+        _signed({}, extensions={"c2c": {}})  # set by the codec itself
+
+
+def test_an_extension_is_top_level_signed_and_read_back(trace_extension: str) -> None:
+    data = _signed({"a": 1}, extensions={trace_extension: "t-1"})
+    message = json.loads(data)
+    # Top level, beside 0.14's fields, which keep their meaning.
+    assert set(message) == {"params", "answer_channel", "trace", "c2c"}
+    assert message["params"] == {"a": 1}
+    request = _request(data, secret=SECRET)
+    assert request.extensions == {"trace": "t-1"}
+    # Inside the signed part: changing it (or adding it) breaks the signature.
+    message["trace"] = "t-2"
+    with pytest.raises(DroppedMessage, match="forged"):
+        _request(message, secret=SECRET)
+    plain = json.loads(_signed({"a": 1}))
+    plain["trace"] = "added"
+    with pytest.raises(DroppedMessage, match="forged"):
+        _request(plain, secret=SECRET)
+    # A malformed value of a registered field drops the message.
+    with pytest.raises(DroppedMessage, match="malformed"):
+        _request({"params": {}, "trace": 5})
+    # Absent: the message means what it meant before.
+    assert _request({"params": {}}).extensions == {}
+
+
+def test_an_unknown_field_is_ignored_but_signed() -> None:
+    """A newer version's field: an older receiver ignores it, and the signature still covers it."""
+    message = json.loads(_signed({"a": 1}, secret=None))
+    message["from_the_future"] = {"x": 1}
+    request = _request(message)
+    assert (request.params, request.extensions) == ({"a": 1}, {})
+    from c2c_broadcast._wire import sign
+
+    body = {k: v for k, v in message.items() if k != "c2c"}
+    body["c2c"] = {k: v for k, v in message["c2c"].items() if k != "sig"}
+    message["c2c"]["sig"] = sign(SECRET, CHANNEL, body)
+    assert _request(message, secret=SECRET).params == {"a": 1}
+    message["from_the_future"] = {"x": 2}
+    with pytest.raises(DroppedMessage, match="forged"):
+        _request(message, secret=SECRET, replay_guard=None)
+
+
+def test_answers_carry_extensions_too(trace_extension: str) -> None:
+    data = encode_answer(
+        ANSWER_CHANNEL,
+        hostname="h",
+        pid=1,
+        payload="p",
+        replica="h:1:x",
+        request_id="r",
+        now=NOW,
+        secret=SECRET,
+        extensions={trace_extension: "t-9"},
+    )
+    answer = decode_answer(data, ANSWER_CHANNEL, max_size=MAX, now=NOW, secret=SECRET, request_id="r")
+    assert (answer.payload, answer.extensions) == ("p", {"trace": "t-9"})
+    # What a 0.14 caller reads is unchanged.
+    assert {k: json.loads(data)[k] for k in ("hostname", "pid", "payload")} == {
+        "hostname": "h",
+        "pid": 1,
+        "payload": "p",
+    }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
@@ -27,7 +28,7 @@ from c2c_broadcast._settings import BroadcastSettings, Settings
 from c2c_broadcast._status import BroadcasterStatus, InMemoryMetrics, Metrics
 from c2c_broadcast._wire import make_targets
 from c2c_broadcast.types import BroadcastResponse, ErrorAnswer, MissingAnswer
-from c2c_config import get_settings
+from c2c_config import LoopLocal, get_settings, running_loop
 
 if TYPE_CHECKING:
     from c2c_broadcast._redis import RedisBroadcaster
@@ -39,8 +40,55 @@ LOG = logging.getLogger("c2c_broadcast")
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-_broadcaster: BaseBroadcaster | None = None
-_closing: set[asyncio.Task[None]] = set()
+
+class _Process:
+    """What the process keeps from one event loop to the next: nothing bound to a loop.
+
+    The subscriptions (channel -> callback, plain callables) and whether `startup()` was called,
+    so that a loop that never ran `startup()` (a `TestClient` without `with`, a second
+    `asyncio.run`) still gets a broadcaster of the right kind with every subscription.
+    """
+
+    def __init__(self) -> None:
+        self.subscriptions: dict[str, Handler] = {}
+        self.started = False
+        self.metrics: Metrics | None = None
+        self.latest: weakref.ref[BaseBroadcaster] | None = None
+
+    def reset(self) -> None:
+        self.subscriptions.clear()
+        self.started = False
+        self.metrics = None
+        self.latest = None
+
+    def latest_open(self) -> BaseBroadcaster | None:
+        broadcaster = self.latest() if self.latest is not None else None
+        return broadcaster if broadcaster is not None and not broadcaster.closed else None
+
+
+class _Slot:
+    """One event loop's broadcaster, and the closings `cleanup()` started on that loop."""
+
+    def __init__(self) -> None:
+        self.broadcaster: BaseBroadcaster | None = None
+        self.closing: set[asyncio.Task[None]] = set()
+
+    def keep(self, task: asyncio.Task[None]) -> None:
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
+
+    async def close(self) -> None:
+        broadcaster, self.broadcaster = self.broadcaster, None
+        if broadcaster is not None:
+            await broadcaster.close()
+        if self.closing:
+            await asyncio.wait(list(self.closing), timeout=5)
+
+
+_PROCESS = _Process()
+# Each running event loop has its own broadcaster (connections, tasks, events are bound to a loop):
+# closed on that loop when it ends, even when the application never calls `shutdown()`.
+_SLOTS: LoopLocal[_Slot] = LoopLocal(_Slot, _Slot.close, name="broadcaster")
 
 
 def _load_redis_broadcaster() -> type[RedisBroadcaster]:
@@ -55,87 +103,152 @@ def _load_redis_broadcaster() -> type[RedisBroadcaster]:
     return RedisBroadcaster
 
 
+def _new_broadcaster(settings: Settings, redis: bool) -> BaseBroadcaster:
+    """A broadcaster (no I/O yet) holding the process's subscriptions."""
+    broadcaster: BaseBroadcaster
+    if redis:
+        from c2c_config.redis import get_factory
+
+        broadcaster = _load_redis_broadcaster()(
+            get_factory(settings.redis), settings.broadcast, metrics=_PROCESS.metrics
+        )
+    else:
+        broadcaster = LocalBroadcaster(settings.broadcast, _PROCESS.metrics)
+    broadcaster.adopt(_PROCESS.subscriptions)
+    return broadcaster
+
+
+def _install(broadcaster: BaseBroadcaster) -> BaseBroadcaster | None:
+    """Make `broadcaster` the running loop's one; return the one it replaces (to close)."""
+    # A Redis broadcaster takes this loop's client now, so the client is older than the slot and,
+    # when the loop ends, is closed after the broadcaster (newest first), which still uses it.
+    broadcaster.bind()
+    previous = _SLOTS.forget()
+    slot = _SLOTS.get()
+    slot.broadcaster = broadcaster
+    if previous is not None:
+        for task in previous.closing:
+            slot.keep(task)
+    _PROCESS.latest = weakref.ref(broadcaster)
+    return previous.broadcaster if previous is not None else None
+
+
+def _current() -> BaseBroadcaster:
+    """The running loop's broadcaster, created (not started) if it has none.
+
+    Outside an event loop (a metrics scrape in a thread): the most recent open broadcaster of the
+    process, else a local one.
+    """
+    if running_loop() is None:
+        latest = _PROCESS.latest_open()
+        if latest is not None:
+            return latest
+        outside = _SLOTS.get()
+        if outside.broadcaster is None:
+            outside.broadcaster = _new_broadcaster(get_settings(Settings), redis=False)
+        return outside.broadcaster
+    slot = _SLOTS.peek()
+    if slot is not None and slot.broadcaster is not None:
+        return slot.broadcaster
+    settings = get_settings(Settings)
+    broadcaster = _new_broadcaster(settings, redis=_PROCESS.started and settings.redis.configured)
+    _install(broadcaster)
+    return broadcaster
+
+
+async def _ensure(need_init: bool = False) -> BaseBroadcaster:
+    """The running loop's broadcaster, started."""
+    if need_init and not _PROCESS.started:
+        slot = _SLOTS.peek()
+        if slot is None or slot.broadcaster is None:
+            LOG.error("Broadcast used before startup(): using a local broadcaster")
+    broadcaster = _current()
+    await broadcaster.start()
+    return broadcaster
+
+
 async def startup(app: object | None = None, *, metrics: Metrics | None = None) -> None:
-    """Install the process's broadcaster: Redis when configured, else local.
+    """Install the broadcaster of the running event loop: Redis when configured, else local.
 
     `app` is accepted for compatibility and not used. Reads `get_settings(Settings)`. When Redis is
     configured but down, startup does not fail: it logs a warning and the broadcaster keeps
-    connecting in the background (`status()` shows it). Callbacks subscribed before startup (on the
-    automatic local broadcaster) move to the Redis broadcaster. Raises `ModuleNotFoundError` when
-    Redis is configured and the `redis` extra is not installed.
+    connecting in the background (`status()` shows it). Callbacks subscribed before startup move to
+    the Redis broadcaster. Raises `ModuleNotFoundError` when Redis is configured and the `redis`
+    extra is not installed.
+
+    Each event loop has its own broadcaster: a process that runs several loops one after the other
+    (a `TestClient` per test) gets a fresh one in each, and the one of a loop is closed on that loop
+    when it ends, with or without `shutdown()`. The subscriptions belong to the process and follow.
     """
     del app
-    global _broadcaster
     settings = get_settings(Settings)
-    if not settings.redis.configured:
-        if _broadcaster is None:
-            _broadcaster = LocalBroadcaster(settings.broadcast, metrics)
-            LOG.info("Broadcast: no Redis configured, using the local (in-process) broadcaster")
+    redis = settings.redis.configured
+    if redis:
+        _load_redis_broadcaster()  # the clear error when the extra is missing
+    _PROCESS.started = True
+    if metrics is not None:
+        _PROCESS.metrics = metrics
+    slot = _SLOTS.peek()
+    current = slot.broadcaster if slot is not None else None
+    if current is not None and not current.closed and current.kind == ("redis" if redis else "local"):
+        await current.start()
         return
-    if _broadcaster is not None and _broadcaster.kind == "redis":
-        return
-    redis_broadcaster = _load_redis_broadcaster()
-    from c2c_config.redis import get_factory
-
-    broadcaster = redis_broadcaster(get_factory(settings.redis), settings.broadcast, metrics=metrics)
-    previous, _broadcaster = _broadcaster, broadcaster
-    await broadcaster.start()
+    broadcaster = _new_broadcaster(settings, redis)
+    previous = _install(broadcaster)
+    if redis:
+        await broadcaster.start()
+        if previous is not None and previous.kind == "local":
+            LOG.info("Broadcast: switching from the local broadcaster to Redis")
+    else:
+        LOG.info("Broadcast: no Redis configured, using the local (in-process) broadcaster")
     if previous is not None:
-        LOG.info("Broadcast: switching from the local broadcaster to Redis")
-        for channel, callback in previous.get_subscribers().items():
-            await broadcaster.subscribe(channel, callback)
         await previous.close()
 
 
-def _get(need_init: bool = False) -> BaseBroadcaster:
-    global _broadcaster
-    if _broadcaster is None:
-        if need_init:
-            LOG.error("Broadcast used before startup(): using a local broadcaster")
-        _broadcaster = LocalBroadcaster(get_settings(Settings).broadcast)
-    return _broadcaster
-
-
 def get_broadcaster() -> BaseBroadcaster:
-    """The process's broadcaster (a local one is created if `startup()` was not called)."""
-    return _get()
+    """The running event loop's broadcaster (created, not started, if `startup()` was not called in this loop)."""
+    return _current()
 
 
 def status() -> BroadcasterStatus:
-    """The state of the process's broadcaster, for a health check (`status().healthy`) or an admin page."""
-    return _get().status()
+    """The state of the running loop's broadcaster, for a health check (`status().healthy`) or an admin page.
+
+    Outside an event loop (a metrics scrape in a thread), the state of the most recently started one.
+    """
+    return _current().status()
 
 
 async def shutdown() -> None:
-    """Stop the broadcaster cleanly (unregister, close connections, cancel running handlers) and forget it.
+    """Stop the running loop's broadcaster cleanly (unregister, close connections, cancel running handlers).
 
-    Bounded in time (a few seconds at most, even with Redis down) and never raises.
+    Also forgets the process's subscriptions, so that the next `startup()` starts from nothing.
+    Bounded in time (a few seconds at most, even with Redis down) and never raises. Optional: when
+    an event loop ends, its broadcaster is closed anyway.
     """
-    global _broadcaster
-    broadcaster, _broadcaster = _broadcaster, None
-    if broadcaster is not None:
-        await broadcaster.close()
-    if _closing:
-        await asyncio.wait(list(_closing), timeout=5)
+    _PROCESS.reset()
+    slot = _SLOTS.forget()
+    if slot is not None:
+        await slot.close()
 
 
 def cleanup() -> asyncio.Task[None] | None:
-    """Forget the broadcaster, so the next `startup()` builds a new one (synchronous, as in c2casgiutils 0.14).
+    """Forget the broadcaster and the subscriptions, so the next `startup()` builds a new one (as in 0.14).
 
-    When an event loop is running, the old broadcaster is closed in a task, which is returned (await
-    it, or call `await shutdown()` instead, to wait for the end); otherwise nothing is left to close.
+    Synchronous, as in c2casgiutils 0.14. When an event loop is running, its broadcaster is closed
+    in a task, which is returned (await it, or call `await shutdown()` instead, to wait for the
+    end); otherwise nothing is left to close.
     """
-    global _broadcaster
-    broadcaster, _broadcaster = _broadcaster, None
-    if broadcaster is None:
+    _PROCESS.reset()
+    loop = running_loop()
+    slot = _SLOTS.forget()
+    if loop is None or slot is None:
         return None
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
+    if slot.broadcaster is None:
+        for pending in slot.closing:  # earlier cleanups still running: the loop's end waits for them
+            _SLOTS.get().keep(pending)
         return None
-    task = loop.create_task(broadcaster.close(), name="c2c-broadcast cleanup")
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
+    task = loop.create_task(slot.close(), name="c2c-broadcast cleanup")
+    _SLOTS.get().keep(task)  # the loop's end (or shutdown()) waits for it
     return task
 
 
@@ -146,12 +259,16 @@ async def subscribe(channel: str, callback: Handler) -> None:
     (JSON serialisable, or a pydantic model) is the payload of this replica's answer; if it raises,
     the caller gets an `ErrorAnswer`.
     """
-    await _get().subscribe(channel, callback)
+    broadcaster = await _ensure()
+    _PROCESS.subscriptions[channel] = callback
+    await broadcaster.subscribe(channel, callback)
 
 
 async def unsubscribe(channel: str) -> None:
     """Stop handling `channel` in this process."""
-    await _get().unsubscribe(channel)
+    broadcaster = await _ensure()
+    _PROCESS.subscriptions.pop(channel, None)
+    await broadcaster.unsubscribe(channel)
 
 
 @overload
@@ -202,7 +319,7 @@ async def broadcast(
     subset of replicas. Raises `BroadcastUnavailableError` when Redis is unreachable, `TypeError`
     when params are not JSON serialisable.
     """
-    broadcaster = _get(need_init=True)
+    broadcaster = await _ensure(need_init=True)
     # Read at use time, so that `reload_settings(Settings)` applies to the next call.
     wait = get_settings(Settings).broadcast.default_timeout.total_seconds() if timeout is None else float(timeout)
     return await broadcaster.broadcast(channel, params, expect_answers, wait, make_targets(hostnames, pids))

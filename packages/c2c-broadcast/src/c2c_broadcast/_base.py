@@ -89,8 +89,23 @@ class BaseBroadcaster(abc.ABC):
         if self.metrics is not self.memory_metrics:
             self.metrics.increment(name, amount, **labels)
 
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """Whether `close()` was called (a closed broadcaster is not used again)."""
+
+    def adopt(self, subscriptions: Mapping[str, Handler]) -> None:
+        """Take these subscriptions before `start()` (no I/O: the start subscribes them)."""
+        self._handlers.update(subscriptions)
+
+    def bind(self) -> None:  # noqa: B027 - optional hook
+        """Take what this broadcaster needs from the running event loop (its Redis client); no I/O."""
+
     async def start(self) -> None:  # noqa: B027 - optional hook
-        """Start background work (connections); never raises because a dependency is down."""
+        """Start background work (connections); never raises because a dependency is down.
+
+        Idempotent; does nothing once closed.
+        """
 
     @abc.abstractmethod
     async def subscribe(self, channel: str, callback: Handler) -> None:

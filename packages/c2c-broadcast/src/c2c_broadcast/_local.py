@@ -32,6 +32,11 @@ class LocalBroadcaster(BaseBroadcaster):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._closed
+
     async def subscribe(self, channel: str, callback: Handler) -> None:
         """Call `callback` for broadcasts on `channel` in this process."""
         if channel in self._handlers:

@@ -79,13 +79,15 @@ except ModuleNotFoundError as _error:  # exercised by the "not installed" test
         "the Redis broadcaster needs the Redis client: install c2c-broadcast[redis]", name=_error.name
     ) from None
 
-# Read the live replicas of a channel and publish, in one round trip, in Redis's clock.
+# Read the live replicas of a channel, count its exact-channel subscribers (PUBSUB NUMSUB: not the
+# pattern subscribers, which PUBLISH counts) and publish, in one round trip, atomically, in Redis's clock.
 _PUBLISH_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+local subscribers = redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2]
 local receivers = redis.call('PUBLISH', ARGV[1], ARGV[2])
-return {receivers, members}
+return {receivers, members, subscribers}
 """
 # Refresh this replica in the registry of every channel it listens to; forget expired replicas.
 _HEARTBEAT_SCRIPT = """
@@ -116,13 +118,23 @@ class _Resync(Exception):
 
 
 class _Collector:
-    """The answers of one call, and when to stop waiting for them."""
+    """The answers of one call, and when to stop waiting for them.
+
+    - `primary_done`: every registered (addressed) replica answered, or as many of them as PUBLISH
+      reached when fewer (a killed replica stays registered until its entry expires).
+    - `all_done`: that, and as many answers as the channel had exact-channel subscribers
+      (`subscribers`, from PUBSUB NUMSUB): the unregistered ones are c2casgiutils 0.14 replicas
+      (or a monitoring `SUBSCRIBE`). Pattern subscribers are never counted.
+    - `legacy`: nobody registered and everyone addressed (only 0.14 replicas listen): the
+      subscriber count is all there is, as in 0.14.
+    """
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         self.answers: list[Answer] = []
         self.registered: dict[str, tuple[str, int]] | None = None
         self.receivers = 0
+        self.subscribers = 0
         self.legacy = False
         self.primary_done = asyncio.Event()
         self.all_done = asyncio.Event()
@@ -131,11 +143,20 @@ class _Collector:
         self.answers.append(answer)
         self._check()
 
-    def expect(self, registered: dict[str, tuple[str, int]], receivers: int, legacy: bool) -> None:
+    def expect(self, registered: dict[str, tuple[str, int]], receivers: int, subscribers: int, everyone: bool) -> None:
+        """What the publication found: registered replicas, PUBLISH's count, NUMSUB's count (all addressed?)."""
         self.registered = registered
         self.receivers = receivers
-        self.legacy = legacy
+        # Unregistered (0.14) replicas ignore addressing: a call to a subset does not wait for them.
+        self.subscribers = subscribers if everyone else 0
+        self.legacy = not registered and everyone
         self._check()
+
+    def unanswered_unregistered(self) -> int:
+        """How many exact-channel subscribers neither answered nor are named by a registry entry."""
+        assert self.registered is not None
+        named = len(self.registered) - len(self.answered_registered())
+        return max(0, self.subscribers - len(self.answers) - named)
 
     def answered_registered(self) -> set[str]:
         assert self.registered is not None
@@ -144,16 +165,10 @@ class _Collector:
     def _check(self) -> None:
         if self.registered is None:
             return  # PUBLISH has not returned yet
-        if self.legacy:
-            # Nobody of ours is registered: only the receiver count is known (the 0.14 rule).
-            if len(self.answers) >= self.receivers:
-                self.primary_done.set()
-                self.all_done.set()
-            return
         # A killed replica stays registered until its entry expires, but PUBLISH no longer counts it.
         if len(self.answered_registered()) >= min(len(self.registered), self.receivers):
             self.primary_done.set()
-        if len(self.answers) >= self.receivers:
+        if self.primary_done.is_set() and len(self.answers) >= self.subscribers:
             self.all_done.set()
 
 
@@ -303,16 +318,29 @@ class RedisBroadcaster(BaseBroadcaster):
 
     def __init__(
         self,
-        factory: RedisFactory,
+        factory: RedisFactory | None = None,
         settings: BroadcastSettings | None = None,
         *,
         prefix: str | None = None,
         metrics: Metrics | None = None,
+        client: aioredis.Redis | None = None,
     ) -> None:
-        """Prepare a broadcaster on `factory`'s master client; `prefix` defaults to the Redis settings'."""
+        """Prepare a broadcaster (no I/O) on `factory`'s master client, or on `client`.
+
+        `prefix` defaults to the Redis settings' broadcast prefix. The client is taken from the
+        factory in the event loop that starts the broadcaster (the factory's clients are per loop);
+        a given `client` must belong to that loop, and stays its owner's to close.
+        """
         super().__init__(settings, metrics)
+        if factory is None and client is None:
+            raise TypeError("RedisBroadcaster needs a RedisFactory or a client")
         self._factory = factory
-        self.prefix = prefix if prefix is not None else factory.settings.broadcast_prefix
+        self._client: aioredis.Redis | None = client
+        if prefix is None:
+            if factory is None:
+                raise TypeError("RedisBroadcaster needs a prefix when built on a client")
+            prefix = factory.settings.broadcast_prefix
+        self.prefix = prefix
         self._secret = self.settings.secret.get_secret_value().encode() if self.settings.secret else None
         self.answer_prefix = f"{self.prefix}c2c_answer_{secrets.token_hex(16)}_"
         self._collectors: dict[str, _Collector] = {}
@@ -362,12 +390,34 @@ class RedisBroadcaster(BaseBroadcaster):
     def _wire_channels(self) -> list[str]:
         return [self.wire_channel(channel) for channel in self._handlers]
 
+    def bind(self) -> None:
+        """Take the running event loop's master client from the factory (once; no I/O)."""
+        if self._client is None:
+            assert self._factory is not None
+            client = self._factory.master()
+            if client is None:
+                raise RuntimeError("Redis is not configured")
+            self._client = client
+
     def client(self) -> aioredis.Redis:
-        """The master client of the factory."""
-        client = self._factory.master()
-        if client is None:
-            raise RuntimeError("Redis is not configured")
-        return client
+        """The master client this broadcaster uses (taken from the factory by `bind()`)."""
+        self.bind()
+        assert self._client is not None
+        return self._client
+
+    def describe(self) -> str:
+        """Where Redis is, for a log line (never a password)."""
+        if self._factory is not None:
+            return self._factory.describe()
+        kwargs = self._client.connection_pool.connection_kwargs if self._client is not None else {}
+        if "host" in kwargs:
+            return f"redis://{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        return "a given Redis client"
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._closing
 
     @property
     def _member(self) -> str:
@@ -376,8 +426,11 @@ class RedisBroadcaster(BaseBroadcaster):
     # -- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the listeners and the heartbeat; wait for Redis at most `connect_timeout`, never fail."""
-        if self._background:
+        """Start the listeners and the heartbeat; wait for Redis at most `connect_timeout`, never fail.
+
+        Idempotent; a closed broadcaster does not start again.
+        """
+        if self._background or self._closing:
             return
         client = self.client()
         self._publish_script = client.register_script(_PUBLISH_SCRIPT)
@@ -391,12 +444,17 @@ class RedisBroadcaster(BaseBroadcaster):
             async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
                 await self._listener.first_attempt.wait()
                 await self._answers.first_attempt.wait()
+        if self._listener.connected.is_set() and self._handlers:
+            # Adopted subscriptions: registered before startup returns, so a call right after counts them.
+            with contextlib.suppress(*ErrorTypes):
+                async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
+                    await self._register(list(self._handlers))
         if self._listener.connected.is_set() and self._answers.connected.is_set():
-            LOG.info("Broadcast through Redis (%s) as replica %s", self._factory.describe(), self.replica_id)
+            LOG.info("Broadcast through Redis (%s) as replica %s", self.describe(), self.replica_id)
         else:
             LOG.warning(
                 "Broadcast: Redis (%s) is unreachable at startup (%s); retrying in the background",
-                self._factory.describe(),
+                self.describe(),
                 self._listener.last_error or self._answers.last_error or "no answer yet",
             )
 
@@ -405,7 +463,8 @@ class RedisBroadcaster(BaseBroadcaster):
         if self._closing:
             return
         self._closing = True
-        if self._handlers and self._listener.connected.is_set():
+        # Even when the listener was already cancelled (the event loop is ending): leave the registry.
+        if self._handlers and self._listener.ever_connected:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
                     await self._unregister(list(self._handlers))
@@ -433,7 +492,7 @@ class RedisBroadcaster(BaseBroadcaster):
         self._heartbeat_now.set()  # (re-)register now: a restarted Redis lost the registry
         if self._listener.connected.is_set() and self._answers.connected.is_set():
             if self._state == "reconnecting":
-                LOG.warning("Broadcast: Redis is back (%s)", self._factory.describe())
+                LOG.warning("Broadcast: Redis is back (%s)", self.describe())
             self._set_state("connected")
 
     def count_reconnection(self) -> None:
@@ -471,7 +530,7 @@ class RedisBroadcaster(BaseBroadcaster):
             since=self._since,
             replica_id=self.replica_id,
             channels=tuple(sorted(self._handlers)),
-            redis=self._factory.describe(),
+            redis=self.describe(),
             last_error=self._last_error,
             reconnections=self._reconnections,
             pending_handlers=len(self._tasks),
@@ -739,26 +798,28 @@ class RedisBroadcaster(BaseBroadcaster):
                     await self._answers.connected.wait()
             if not self._answers.connected.is_set():
                 raise BroadcastUnavailableError(
-                    f"cannot collect answers: Redis ({self._factory.describe()}) is unreachable ({self._last_error})"
+                    f"cannot collect answers: Redis ({self.describe()}) is unreachable ({self._last_error})"
                 )
         collector = _Collector(request_id)
         self._collectors[answer_channel] = collector
         try:
             # Publishing gets at least connect_timeout; the answers get what is left of `timeout`.
-            receivers, members = await self._run_bounded(
+            receivers, members, subscribers = await self._run_bounded(
                 self._publish_script(keys=[self.registry_key(channel)], args=[wire, message]),
                 max(deadline, loop.time() + self.settings.connect_timeout.total_seconds()),
                 loop,
             )
             self._count(BROADCASTS_SENT)
             registered = self._parse_members(members, targets)
-            legacy = not registered and targets.everyone
-            collector.expect(registered, int(receivers), legacy)
+            collector.expect(registered, int(receivers), int(subscribers), targets.everyone)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(deadline):
-                    await collector.primary_done.wait()
+                    # Only 0.14 replicas listen: their count is all there is, wait for it (0.14's rule).
+                    await (collector.all_done if collector.legacy else collector.primary_done).wait()
             legacy_wait = self.settings.legacy_wait.total_seconds()
-            if legacy_wait > 0 and not collector.all_done.is_set() and targets.everyone:
+            if not collector.all_done.is_set() and legacy_wait > 0:
+                # Every registered replica answered; unregistered subscribers (0.14 replicas) get a
+                # bounded extra wait, so that a monitoring SUBSCRIBE costs at most `legacy_wait`.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout_at(min(deadline, loop.time() + legacy_wait)):
                         await collector.all_done.wait()
@@ -772,7 +833,7 @@ class RedisBroadcaster(BaseBroadcaster):
                 return await call
         except ErrorTypes as error:
             raise BroadcastUnavailableError(
-                f"cannot publish: Redis ({self._factory.describe()}) is unreachable ({type(error).__name__}: {error})"
+                f"cannot publish: Redis ({self.describe()}) is unreachable ({type(error).__name__}: {error})"
             ) from error
 
     def _parse_members(self, members: list[Any], targets: Targets) -> dict[str, tuple[str, int]]:
@@ -796,8 +857,8 @@ class RedisBroadcaster(BaseBroadcaster):
             for replica, (hostname, pid) in registered.items():
                 if replica not in answered:
                     results.append(MissingAnswer(hostname=hostname, pid=pid))
-            if collector.legacy:
-                results.extend(MissingAnswer() for _ in range(collector.receivers - len(collector.answers)))
+            # Exact-channel subscribers that are not registered (0.14 replicas) and did not answer.
+            results.extend(MissingAnswer() for _ in range(collector.unanswered_unregistered()))
         missing = len(results) - len(collector.answers)
         if missing:
             self._count(ANSWERS_MISSING, missing)

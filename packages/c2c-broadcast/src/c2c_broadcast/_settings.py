@@ -36,10 +36,11 @@ class BroadcastSettings(Section):
         description="How long a registry entry lives without a heartbeat (a killed replica is forgotten after it)",
     )
     legacy_wait: Duration = Field(
-        default=datetime.timedelta(0),
+        default=datetime.timedelta(seconds=2),
         description=(
-            "Migration aid: once every registered replica answered, how long to keep waiting for answers of "
-            "unregistered receivers (c2casgiutils 0.14 replicas) when PUBLISH counted more receivers"
+            "Once every registered replica answered, how much longer a call waits for the answers of the other "
+            "exact-channel subscribers (c2casgiutils 0.14 replicas during a mixed rollout, counted with PUBSUB "
+            "NUMSUB; pattern subscribers are not counted); 0 stops at once"
         ),
     )
     max_message_size: int = Field(

@@ -17,6 +17,9 @@ An answer published on the answer channel::
 0.14 ignores the `c2c` key on both sides. A handler error also sets `payload` to
 `{"status": 500, "message": ...}`, which is what a 0.14 sender expects.
 
+How the format grows is defined once, below ("How the message is extended"): optional top-level
+fields, registered with `extension()`, inside the signed part, ignored by 0.14.
+
 The signature is the HMAC-SHA256, keyed by the shared secret, of the channel name, a newline and
 the message without `c2c.sig` re-serialised canonically (sorted keys, no spaces, ASCII); the
 receiver recomputes it from what it parsed, so it verifies exactly what it acts on.
@@ -30,8 +33,9 @@ import hashlib
 import hmac
 import json
 import math
-from collections.abc import Collection, Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Literal
 
 WIRE_VERSION = 1
 META_KEY = "c2c"
@@ -43,6 +47,14 @@ MAX_TARGETS = 1000
 MAX_ERROR_MESSAGE = 2000
 
 
+Kind = Literal["request", "answer"]
+
+# What c2casgiutils 0.14 reads, and all it reads: a request's `params` and `answer_channel`, an
+# answer's `hostname`, `pid` and `payload`. It ignores every other key of the JSON object.
+LEGACY_REQUEST_FIELDS = frozenset({"params", "answer_channel"})
+LEGACY_ANSWER_FIELDS = frozenset({"hostname", "pid", "payload"})
+
+
 class DroppedMessage(Exception):
     """A received message or answer is refused; `reason` is a short code for logs and counters."""
 
@@ -50,6 +62,95 @@ class DroppedMessage(Exception):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+# -- How the message is extended (the one place) ----------------------------------------------
+#
+# A request and an answer are JSON objects. A feature that needs to carry more than 0.14's fields
+# adds an OPTIONAL TOP-LEVEL FIELD, registered here with `extension()`:
+#
+# - top-level: a key of the message object, beside 0.14's fields; never inside `params` or
+#   `payload` (they belong to the handler and reach 0.14 replicas);
+# - optional: a message without it means what it meant before (0.14 senders never set it), so a
+#   receiver must work when it is absent;
+# - signed: the signature (`c2c.sig`) covers the whole message except itself, so with signing on the
+#   field is inside the signed part, and a message with a changed or added field is refused;
+# - ignored by 0.14 replicas, which read only their fields (above);
+# - validated: a receiver checks a registered field with its `check` and drops the message
+#   (`DroppedMessage("malformed")`) when it is malformed; a field it does not know (sent by a newer
+#   version) is ignored, still covered by the signature;
+# - named in lower case, and never one of 0.14's fields; the name is never reused with another
+#   meaning. A field that changes what a message means for a receiver that ignores it is not an
+#   extension: it needs a new wire version (`c2c.v`).
+#
+# `encode_request` / `encode_answer` take the fields in `extensions=`, `decode_request` /
+# `decode_answer` return the registered ones they found in `.extensions`. The first extension is
+# `c2c` (wire version 1: request id, timestamps, sender, targets, replica, handler error, signature),
+# parsed by this module itself.
+
+
+@dataclasses.dataclass(frozen=True)
+class Extension:
+    """An optional top-level field of the broadcast messages (see "How the message is extended")."""
+
+    name: str
+    kinds: frozenset[Kind]
+    check: Callable[[Any], Any]
+    """Validates a received value and returns it (possibly normalised); raises `DroppedMessage`."""
+    description: str
+
+
+EXTENSIONS: dict[str, Extension] = {}
+"""The registered extensions, by field name."""
+
+_EXTENSION_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def extension(name: str, kinds: Collection[Kind], check: Callable[[Any], Any], description: str) -> Extension:
+    """Register an optional top-level field of requests and/or answers; `ValueError` if the name is not free."""
+    if not _EXTENSION_NAME.fullmatch(name):
+        raise ValueError(f"an extension field name is lower case letters, digits and _, not {name!r}")
+    if name in LEGACY_REQUEST_FIELDS | LEGACY_ANSWER_FIELDS:
+        raise ValueError(f"{name!r} is a field of c2casgiutils 0.14's format, not an extension")
+    if name in EXTENSIONS:
+        raise ValueError(f"the extension field {name!r} is already registered")
+    kind_set = frozenset(kinds)
+    if not kind_set or not kind_set <= {"request", "answer"}:
+        raise ValueError("an extension applies to 'request' and/or 'answer'")
+    registered = Extension(name, kind_set, check, description)
+    EXTENSIONS[name] = registered
+    return registered
+
+
+def _add_extensions(message: dict[str, Any], kind: Kind, extensions: Mapping[str, Any] | None) -> None:
+    for name, value in (extensions or {}).items():
+        registered = EXTENSIONS.get(name)
+        if registered is None or kind not in registered.kinds or name == META_KEY:
+            raise ValueError(f"{name!r} is not a registered {kind} extension (c2c_broadcast._wire.extension)")
+        if value is not None:
+            message[name] = value
+
+
+def _read_extensions(message: Mapping[str, Any], kind: Kind) -> dict[str, Any]:
+    return {
+        name: registered.check(message[name])
+        for name, registered in EXTENSIONS.items()
+        if name != META_KEY and kind in registered.kinds and message.get(name) is not None
+    }
+
+
+def _check_meta_value(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise DroppedMessage("malformed", f"{META_KEY} must be an object")
+    return value
+
+
+extension(
+    META_KEY,
+    ("request", "answer"),
+    _check_meta_value,
+    "wire version 1: request id, timestamp, sender, targets (requests); replica, handler error (answers); signature",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +202,8 @@ class Request:
     request_id: str | None = None
     targets: Targets = EVERYONE
     signed: bool = False
+    extensions: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The registered extension fields the request carried (see "How the message is extended")."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +217,8 @@ class Answer:
     request_id: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    extensions: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The registered extension fields the answer carried."""
 
     @property
     def is_error(self) -> bool:
@@ -245,14 +350,19 @@ def encode_request(
     now: float,
     targets: Targets = EVERYONE,
     secret: bytes | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> str:
-    """Build the JSON of a request to publish on the wire channel `channel`."""
+    """Build the JSON of a request to publish on the wire channel `channel`.
+
+    `extensions`: registered optional top-level fields to add (a None value is left out).
+    """
     meta: dict[str, Any] = {"v": WIRE_VERSION, "id": request_id, "ts": now, "from": {"hostname": hostname, "pid": pid}}
     if not targets.everyone:
         meta["targets"] = targets.to_json()
     message: dict[str, Any] = {"params": dict(params)}
     if answer_channel is not None:
         message["answer_channel"] = answer_channel
+    _add_extensions(message, "request", extensions)
     message[META_KEY] = meta
     return _attach_signature(secret, channel, message)
 
@@ -312,10 +422,11 @@ def decode_request(
     if meta is not None:
         request_id = _check_str(meta.get("id"), "c2c.id", MAX_ID_LENGTH)
         targets = _decode_targets(meta.get("targets"))
+    extensions = _read_extensions(message, "request")
     if signed and replay_guard is not None:
         assert request_id is not None  # _verify refuses a signed message without c2c
         replay_guard.check(request_id, now, max_age)
-    return Request(params, answer_channel, request_id, targets, signed)
+    return Request(params, answer_channel, request_id, targets, signed, extensions)
 
 
 def error_payload(message: str) -> dict[str, Any]:
@@ -334,8 +445,12 @@ def encode_answer(
     now: float,
     error: tuple[str, str] | None = None,
     secret: bytes | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> str:
-    """Build the JSON of an answer; `error` is `(exception type, message)` when the handler raised."""
+    """Build the JSON of an answer; `error` is `(exception type, message)` when the handler raised.
+
+    `extensions`: registered optional top-level fields to add (a None value is left out).
+    """
     meta: dict[str, Any] = {"v": WIRE_VERSION, "replica": replica, "ts": now}
     if request_id is not None:
         meta["id"] = request_id
@@ -343,7 +458,9 @@ def encode_answer(
         error_type, text = error[0], error[1][:MAX_ERROR_MESSAGE]
         meta["error"] = {"type": error_type, "message": text}
         payload = error_payload(text)
-    message = {"hostname": hostname, "pid": pid, "payload": payload, META_KEY: meta}
+    message: dict[str, Any] = {"hostname": hostname, "pid": pid, "payload": payload}
+    _add_extensions(message, "answer", extensions)
+    message[META_KEY] = meta
     return _attach_signature(secret, answer_channel, message)
 
 
@@ -367,8 +484,9 @@ def decode_answer(
         raise DroppedMessage("malformed", "an answer has a payload")
     meta = _check_meta(message)
     _verify(secret, answer_channel, message, meta, max_age, now)
+    extensions = _read_extensions(message, "answer")
     if meta is None:
-        return Answer(hostname, pid, message["payload"])
+        return Answer(hostname, pid, message["payload"], extensions=extensions)
     replica = _check_str(meta.get("replica"), "c2c.replica", MAX_ID_LENGTH * 4)
     answer_id = meta.get("id")
     if answer_id is not None:
@@ -377,11 +495,11 @@ def decode_answer(
         raise DroppedMessage("forged", "the answer is for another request")
     error = meta.get("error")
     if error is None:
-        return Answer(hostname, pid, message["payload"], replica, answer_id)
+        return Answer(hostname, pid, message["payload"], replica, answer_id, extensions=extensions)
     if not isinstance(error, dict):
         raise DroppedMessage("malformed", "c2c.error must be an object")
     error_type = _check_str(error.get("type"), "c2c.error.type", 200)
     text = error.get("message")
     if not isinstance(text, str):
         raise DroppedMessage("malformed", "c2c.error.message must be a string")
-    return Answer(hostname, pid, None, replica, answer_id, error_type, text)
+    return Answer(hostname, pid, None, replica, answer_id, error_type, text, extensions)
