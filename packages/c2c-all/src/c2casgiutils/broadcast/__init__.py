@@ -1,4 +1,15 @@
-"""Broadcast to every replica: the public surface of c2c-broadcast (re-exported, nothing else here)."""
+"""Broadcast to every replica: the public surface of c2c-broadcast, plus c2casgiutils 0.14's modules.
+
+The functions and classes here are c2c-broadcast's (re-exported). The submodules `interface`,
+`local`, `redis` and `utils` hold c2casgiutils 0.14's broadcaster classes as thin adapters over
+ours; as in 0.14 they are reachable as attributes after `import c2casgiutils.broadcast` (loaded on
+first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from c2c_broadcast import (
     BaseBroadcaster,
@@ -24,6 +35,11 @@ from c2c_broadcast import (
 )
 from c2casgiutils.broadcast import types
 
+if TYPE_CHECKING:
+    from c2casgiutils.broadcast import interface, local, redis, utils  # noqa: F401 - attributes, as in 0.14
+
+_SUBMODULES = frozenset({"interface", "local", "redis", "utils"})
+
 __all__ = [
     "BaseBroadcaster",
     "BroadcastResponse",
@@ -47,3 +63,9 @@ __all__ = [
     "types",
     "unsubscribe",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

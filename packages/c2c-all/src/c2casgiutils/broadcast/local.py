@@ -1,0 +1,64 @@
+"""c2casgiutils 0.14's `LocalBroadcaster()`: a thin adapter over c2c-broadcast's local broadcaster."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import c2c_broadcast
+from c2c_config import get_settings
+from c2casgiutils.broadcast import interface
+from c2casgiutils.broadcast.utils import to_014_answers
+
+__all__ = ["LocalBroadcaster"]
+
+
+class LocalBroadcaster(interface.BaseBroadcaster):
+    """Broadcast within this process only, with c2casgiutils 0.14's constructor and methods.
+
+    Runs on `c2c_broadcast.LocalBroadcaster` (settings from the environment). `broadcast` returns
+    0.14's raw answers (`[{"hostname", "pid", "payload"}]`, `[]` when nobody subscribed, `None`
+    without `expect_answers`).
+
+    Differences from 0.14 (for the migration guide):
+
+    - a callback that raises does not propagate: its answer is the payload 0.14's *Redis*
+      broadcaster sent on errors, `{"status": 500, "message": ...}` (and it is logged), so the two
+      implementations behave alike;
+    - `timeout` is honoured: a callback slower than it gives a missing answer (`None`) and goes on
+      running (0.14 ignored the timeout and waited);
+    - params and payloads make a JSON round trip, as through Redis (0.14 passed objects as they were);
+    - `unsubscribe` of a channel that is not subscribed does nothing (0.14 raised `KeyError`);
+    - `get_subscribers()` returns a copy (0.14 returned its own mapping);
+    - sync callbacks are accepted too; `close()` is new (cancels callbacks still running).
+    """
+
+    def __init__(self) -> None:
+        """A local broadcaster with the `broadcast` settings of the environment."""
+        self._impl = c2c_broadcast.LocalBroadcaster(get_settings(c2c_broadcast.Settings).broadcast)
+
+    async def subscribe(self, channel: str, callback: Callable[..., Awaitable[Any]]) -> None:
+        """Call `callback(**params)` for broadcasts on `channel` (replaces a previous callback)."""
+        await self._impl.subscribe(channel, callback)
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Forget the callback of `channel`."""
+        await self._impl.unsubscribe(channel)
+
+    async def broadcast(
+        self,
+        channel: str,
+        params: Mapping[str, Any],
+        expect_answers: bool,
+        timeout: float,  # noqa: ASYNC109 - c2casgiutils 0.14's signature
+    ) -> list[Any] | None:
+        """Call this process's callback of `channel`; with `expect_answers`, its raw answer in a list."""
+        return to_014_answers(await self._impl.broadcast(channel, params, expect_answers, timeout))
+
+    def get_subscribers(self) -> Mapping[str, Callable[..., Awaitable[Any]]]:
+        """The subscribed channels and their callbacks (a copy)."""
+        return self._impl.get_subscribers()
+
+    async def close(self) -> None:
+        """Cancel callbacks still running after a timeout (not in 0.14)."""
+        await self._impl.close()
