@@ -94,7 +94,9 @@ def test_public_name(module_name: str, name: str) -> None:
         if new.default is inspect.Parameter.empty and new_name not in old_required:
             # A FastAPI dependency parameter named `_` (0.14's access guards) is never passed by callers.
             assert new_name.startswith("_"), f"{module_name}.{name} requires {new_name!r}, which 0.14 did not"
-    positions = [list(ours).index(old) for old in old_names if old in ours]
+    # Keyword-only parameters may come in any order; positional ones keep 0.14's.
+    positional = [n for n, p in ours.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    positions = [positional.index(old) for old in old_names if old in positional]
     assert positions == sorted(positions), f"{module_name}.{name}: 0.14's parameters changed order"
 
 

@@ -78,8 +78,11 @@ class SentrySettings(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _collect_tags(cls, data: Any) -> Any:
-        # The environment source hands `C2C__SENTRY__TAG_SERVICE` over as the key `tag_service`.
+    def build_sentry_tags(cls, data: Any) -> Any:
+        """Collect the `C2C__SENTRY__TAG_<NAME>` variables into `tags` (its c2casgiutils 0.14 name).
+
+        The environment source hands `C2C__SENTRY__TAG_SERVICE` over as the key `tag_service`.
+        """
         if isinstance(data, dict):
             tags = {key[len("tag_") :].lower(): value for key, value in data.items() if key.lower().startswith("tag_")}
             if tags:

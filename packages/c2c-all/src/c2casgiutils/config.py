@@ -39,7 +39,7 @@ from c2c_config import parse_float_list as parse_comma_separated_float_list
 from c2c_config import parse_int_list as parse_comma_separated_int_list
 from c2c_config import parse_string_list as parse_comma_separated_list
 from c2c_health import HealthChecksSettings
-from c2casgiutils._settings import LoggingToolSettings, SentrySettings, Settings, ToolsSettings
+from c2casgiutils._settings import HeadersToolSettings, LoggingToolSettings, SentrySettings, Settings, ToolsSettings
 
 # The section classes under their c2casgiutils 0.14 names: the same classes, not copies, so that
 # `isinstance(settings.auth, Auth)` and `Auth(...)` keep working.
@@ -69,6 +69,7 @@ __all__ = [
     "FloatList",
     "GitHubAccessType",
     "GitHubSettings",
+    "HeadersToolSettings",
     "HealthChecksSettings",
     "IntList",
     "JWTSettings",
