@@ -11,12 +11,19 @@ from c2c_testing._net import free_port, wait_for_port
 from c2c_testing._postgresql import PostgreSQLServer
 from c2c_testing._process import ServerError, stop_process
 from c2c_testing._redis import RedisSentinel, RedisServer, SentinelProcess
+from c2c_testing._reference import (
+    C2CASGIUTILS_014_REQUIREMENTS,
+    ReferenceEnvironmentError,
+    ensure_c2casgiutils_014,
+    reference_venv_location,
+)
 from c2c_testing._resp import RespError, RespValue
 from c2c_testing.plugin import RedisSentinelFactory, RedisServerFactory
 
 __version__ = _version("c2c-testing")
 
 __all__ = [
+    "C2CASGIUTILS_014_REQUIREMENTS",
     "INSTALL_COMMAND",
     "MissingBinaryError",
     "PostgreSQLServer",
@@ -24,12 +31,15 @@ __all__ = [
     "RedisSentinelFactory",
     "RedisServer",
     "RedisServerFactory",
+    "ReferenceEnvironmentError",
     "RespError",
     "RespValue",
     "SentinelProcess",
     "ServerError",
     "__version__",
+    "ensure_c2casgiutils_014",
     "free_port",
+    "reference_venv_location",
     "stop_process",
     "wait_for_port",
 ]

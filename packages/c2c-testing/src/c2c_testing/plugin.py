@@ -1,8 +1,9 @@
 """The pytest plugin (entry point `c2c_testing`): fixtures that start real servers.
 
 Fixtures: `redis_server`, `redis_server_factory`, `redis_sentinel`, `redis_sentinel_factory`,
-`postgresql` (session) and `postgresql_database`. A missing binary is an error saying how to
-install it, never a skip.
+`postgresql` (session), `postgresql_database` and `c2casgiutils_014_python` (session: the
+interpreter of a c2casgiutils 0.14.0 environment). A missing binary is an error saying how to
+install it, never a skip; so is an environment that cannot be built.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import importlib
 import os
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pytest
@@ -19,6 +21,7 @@ from c2c_testing._binaries import MissingBinaryError, binary_version, find_execu
 from c2c_testing._postgresql import PostgreSQLServer
 from c2c_testing._process import ServerError
 from c2c_testing._redis import RedisSentinel, RedisServer
+from c2c_testing._reference import ReferenceEnvironmentError, ensure_c2casgiutils_014, reference_venv_location
 
 _T = TypeVar("_T")
 
@@ -178,6 +181,21 @@ def postgresql_database(postgresql: PostgreSQLServer) -> Iterator[str]:
     yield dsn
     _ensure_running(postgresql)
     postgresql.drop_database(dsn.rsplit("/", 1)[1])
+
+
+@pytest.fixture(scope="session")
+def c2casgiutils_014_python(pytestconfig: pytest.Config) -> Path:
+    """The interpreter of a venv with `c2casgiutils[all]==0.14.0` from PyPI and what a 0.14 service tests with.
+
+    Built with uv on first use in `<rootdir>/.venv-c2casgiutils-014` (or `$C2C_TESTING_C2CASGIUTILS_014_VENV`)
+    under a file lock, then reused while complete. A failed build is an error naming the command.
+    """
+    location = reference_venv_location(pytestconfig.rootpath)
+    try:
+        return ensure_c2casgiutils_014(location)
+    except ReferenceEnvironmentError as error:
+        message = str(error)
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture(autouse=True)
