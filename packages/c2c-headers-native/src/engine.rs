@@ -39,6 +39,9 @@ impl Field {
 pub struct RuleSpec {
     pub netloc: Option<String>,
     pub path: Option<String>,
+    /// The path pattern sees the path with its leading slash (`/api/x`); else without it (`api/x`,
+    /// c2casgiutils 0.14's form). See `c2c_headers._engine.CompiledRule.path_with_slash`.
+    pub path_with_slash: bool,
     pub methods: Option<Vec<String>>,
     pub content_type: Option<String>,
     pub nonce: bool,
@@ -85,38 +88,48 @@ impl Walker {
     #[cfg(test)]
     fn search(&self, haystack: &str) -> Option<Vec<u32>> {
         let mut found = Vec::new();
-        self.search_into(&mut None, haystack, &mut found)
+        self.search_into(&mut None, haystack, 0, &mut found)
             .then_some(found)
     }
 
-    /// Put the ids (ascending) of the patterns matching at the start of `haystack` in `found`;
-    /// false when the lazy DFA gives up (the caller then asks the regex set). `cache` is created on
-    /// first use, and dropped when it gives up (the next search starts a fresh one).
+    /// Append to `found` the ids plus `offset` (ascending) of the patterns matching at the start of
+    /// `haystack`; false when the lazy DFA gives up (the caller then asks the regex set), `found`
+    /// then as it was. `cache` is created on first use, and dropped when it gives up (the next
+    /// search starts a fresh one). `found` must hold only ids below `offset`.
     fn search_into(
         &self,
         cache: &mut Option<Box<Cache>>,
         haystack: &str,
+        offset: u32,
         found: &mut Vec<u32>,
     ) -> bool {
         let walker_cache = cache.get_or_insert_with(|| Box::new(self.dfa.create_cache()));
-        found.clear();
+        let start = found.len();
         if self
-            .walk(walker_cache, haystack.as_bytes(), found)
+            .walk(walker_cache, haystack.as_bytes(), offset, found)
             .is_none()
         {
             *cache = None;
-            found.clear();
+            found.truncate(start);
             return false;
         }
+        found[start..].sort_unstable();
+        found.dedup();
         true
     }
 
-    fn walk(&self, cache: &mut Cache, haystack: &[u8], found: &mut Vec<u32>) -> Option<()> {
+    fn walk(
+        &self,
+        cache: &mut Cache,
+        haystack: &[u8],
+        offset: u32,
+        found: &mut Vec<u32>,
+    ) -> Option<()> {
         let input = Input::new(haystack).anchored(Anchored::Yes);
         let mut state = self.dfa.start_state_forward(cache, &input).ok()?;
         let mut collect = |cache: &Cache, state| {
             for index in 0..self.dfa.match_len(cache, state) {
-                found.push(self.dfa.match_pattern(cache, state, index).as_u32());
+                found.push(offset + self.dfa.match_pattern(cache, state, index).as_u32());
             }
         };
         let mut dead = state.is_dead();
@@ -143,22 +156,61 @@ impl Walker {
                 collect(cache, state);
             }
         }
-        found.sort_unstable();
-        found.dedup();
         Some(())
     }
 }
 
-/// Deduplicated patterns of one field, matched in one pass.
+/// The two forms of the haystack a pattern sees: the field's text as is, or (path patterns of
+/// c2casgiutils 0.14's form) the path without its leading slash.
+const FORMS: usize = 2;
+const AS_IS: usize = 0;
+const WITHOUT_SLASH: usize = 1;
+
+/// The patterns of one haystack form, matched in one pass.
 #[derive(Debug)]
-struct PatternIndex {
+struct Group {
     walker: Option<Walker>,
     set: RegexSet,
-    /// For each unique pattern, the rules (ascending) that use it.
+    /// The field-wide id of the group's first pattern (the groups number their patterns in turn).
+    offset: u32,
+}
+
+impl Group {
+    /// Append to `found` the field-wide ids (ascending) of the group's patterns matching `haystack`.
+    fn matches_into(&self, cache: &mut Option<Box<Cache>>, haystack: &str, found: &mut Vec<u32>) {
+        if let Some(walker) = &self.walker
+            && walker.search_into(cache, haystack, self.offset, found)
+        {
+            return;
+        }
+        self.set_matches_into(haystack, found);
+    }
+
+    /// The regex set's answer, when the lazy DFA gave up. Out of line: the set's thread-local pool
+    /// lookup would otherwise be hoisted into every search (a `__tls_get_addr` call per field).
+    #[cold]
+    #[inline(never)]
+    fn set_matches_into(&self, haystack: &str, found: &mut Vec<u32>) {
+        found.extend(
+            self.set
+                .matches(haystack)
+                .iter()
+                .map(|index| self.offset + index as u32),
+        );
+    }
+}
+
+/// Deduplicated patterns of one field, matched in one pass per haystack form (one pass in all when
+/// every pattern sees the same form).
+#[derive(Debug)]
+struct PatternIndex {
+    /// Per form (`AS_IS`, `WITHOUT_SLASH`), its patterns; None when it has none.
+    groups: [Option<Group>; FORMS],
+    /// For each unique pattern (field-wide id), the rules (ascending) that use it.
     rules_by_pattern: Vec<Vec<u32>>,
     /// Rules without a pattern for this field: they always pass it.
     unconditional: Vec<u32>,
-    /// For each rule, its pattern's index in `set`.
+    /// For each rule, its pattern's field-wide id.
     pattern_of_rule: Vec<Option<u32>>,
 }
 
@@ -180,36 +232,16 @@ fn compile_one(pattern: &str) -> Result<Regex, String> {
         .map_err(|error| error.to_string())
 }
 
-impl PatternIndex {
-    fn new(specs: &[RuleSpec], field: Field, cache_capacity: usize) -> Result<Self, BuildError> {
-        let mut patterns: Vec<String> = Vec::new();
-        let mut first_user: Vec<usize> = Vec::new();
-        let mut pattern_of_rule = Vec::with_capacity(specs.len());
-        let mut unconditional = Vec::new();
-        // Deduplicate through a map: `unique_index` is quadratic, fine for the few patterns of the
-        // other fields, not for thousands.
-        let mut seen = std::collections::HashMap::<&str, u32>::new();
-        for (rule, spec) in specs.iter().enumerate() {
-            let pattern = match field {
-                Field::Netloc => spec.netloc.as_deref(),
-                Field::Path => spec.path.as_deref(),
-                Field::ContentType => spec.content_type.as_deref(),
-            };
-            match pattern {
-                None => {
-                    unconditional.push(rule as u32);
-                    pattern_of_rule.push(None);
-                }
-                Some(pattern) => {
-                    let index = *seen.entry(pattern).or_insert_with(|| {
-                        first_user.push(rule);
-                        unique_index(&mut patterns, pattern)
-                    });
-                    pattern_of_rule.push(Some(index));
-                }
-            }
-        }
-        let set = RegexSetBuilder::new(&patterns)
+impl Group {
+    /// Compile the patterns of one form; `first_user[i]` is the first rule using `patterns[i]`.
+    fn new(
+        patterns: &[String],
+        first_user: &[usize],
+        offset: u32,
+        field: Field,
+        cache_capacity: usize,
+    ) -> Result<Self, BuildError> {
+        let set = RegexSetBuilder::new(patterns)
             .size_limit(SIZE_LIMIT)
             .dfa_size_limit(DFA_SIZE_LIMIT)
             .build();
@@ -233,46 +265,107 @@ impl PatternIndex {
                 });
             }
         };
-        let mut rules_by_pattern = vec![Vec::new(); patterns.len()];
+        Ok(Group {
+            walker: Walker::new(patterns, cache_capacity),
+            set,
+            offset,
+        })
+    }
+}
+
+impl PatternIndex {
+    fn new(specs: &[RuleSpec], field: Field, cache_capacity: usize) -> Result<Self, BuildError> {
+        let mut patterns: [Vec<String>; FORMS] = Default::default();
+        let mut first_user: [Vec<usize>; FORMS] = Default::default();
+        // Per rule, (form, index among the patterns of that form).
+        let mut local_of_rule: Vec<Option<(usize, u32)>> = Vec::with_capacity(specs.len());
+        let mut unconditional = Vec::new();
+        // Deduplicate through a map (keyed by form too: `\/a` and `/a` translate alike but see
+        // different forms): a linear search per pattern would be quadratic in thousands of rules.
+        let mut seen = std::collections::HashMap::<(usize, &str), u32>::new();
+        for (rule, spec) in specs.iter().enumerate() {
+            let (pattern, form) = match field {
+                Field::Netloc => (spec.netloc.as_deref(), AS_IS),
+                Field::Path if spec.path_with_slash => (spec.path.as_deref(), AS_IS),
+                Field::Path => (spec.path.as_deref(), WITHOUT_SLASH),
+                Field::ContentType => (spec.content_type.as_deref(), AS_IS),
+            };
+            match pattern {
+                None => {
+                    unconditional.push(rule as u32);
+                    local_of_rule.push(None);
+                }
+                Some(pattern) => {
+                    let index = *seen.entry((form, pattern)).or_insert_with(|| {
+                        first_user[form].push(rule);
+                        patterns[form].push(pattern.to_owned());
+                        (patterns[form].len() - 1) as u32
+                    });
+                    local_of_rule.push(Some((form, index)));
+                }
+            }
+        }
+        let mut offsets = [0u32; FORMS];
+        for form in 1..FORMS {
+            offsets[form] = offsets[form - 1] + patterns[form - 1].len() as u32;
+        }
+        let mut groups: [Option<Group>; FORMS] = Default::default();
+        for form in 0..FORMS {
+            if !patterns[form].is_empty() {
+                groups[form] = Some(Group::new(
+                    &patterns[form],
+                    &first_user[form],
+                    offsets[form],
+                    field,
+                    cache_capacity,
+                )?);
+            }
+        }
+        let pattern_of_rule: Vec<Option<u32>> = local_of_rule
+            .iter()
+            .map(|local| local.map(|(form, index)| offsets[form] + index))
+            .collect();
+        let total = patterns.iter().map(Vec::len).sum();
+        let mut rules_by_pattern = vec![Vec::new(); total];
         for (rule, index) in pattern_of_rule.iter().enumerate() {
             if let Some(index) = index {
                 rules_by_pattern[*index as usize].push(rule as u32);
             }
         }
-        let walker = if patterns.is_empty() {
-            None
-        } else {
-            Walker::new(&patterns, cache_capacity)
-        };
         Ok(PatternIndex {
-            walker,
-            set,
+            groups,
             rules_by_pattern,
             unconditional,
             pattern_of_rule,
         })
     }
 
-    /// The ids (ascending) of the patterns matching `haystack` (a fresh cache: for tests).
+    /// The ids (ascending) of the patterns matching `haystack`, in either form (a fresh cache: for
+    /// tests).
     #[cfg(test)]
     fn matches(&self, haystack: &str) -> Vec<u32> {
         let mut found = Vec::new();
-        self.matches_into(&mut None, haystack, &mut found);
+        self.matches_into(&mut Default::default(), [haystack; FORMS], &mut found);
         found
     }
 
-    /// Put the ids (ascending) of the patterns matching `haystack` in `found`.
-    fn matches_into(&self, cache: &mut Option<Box<Cache>>, haystack: &str, found: &mut Vec<u32>) {
+    /// Put the ids (ascending) of the patterns matching in `found`: each group's patterns are
+    /// matched against the haystack of its form (`haystacks[AS_IS]`, `haystacks[WITHOUT_SLASH]`).
+    fn matches_into(
+        &self,
+        caches: &mut [Option<Box<Cache>>; FORMS],
+        haystacks: [&str; FORMS],
+        found: &mut Vec<u32>,
+    ) {
         found.clear();
-        if self.rules_by_pattern.is_empty() {
-            return;
+        // The groups number their patterns in turn: appending group after group keeps `found`
+        // ascending. Unrolled: at most two groups, usually one.
+        if let Some(group) = &self.groups[AS_IS] {
+            group.matches_into(&mut caches[AS_IS], haystacks[AS_IS], found);
         }
-        if let Some(walker) = &self.walker
-            && walker.search_into(cache, haystack, found)
-        {
-            return;
+        if let Some(group) = &self.groups[WITHOUT_SLASH] {
+            group.matches_into(&mut caches[WITHOUT_SLASH], haystacks[WITHOUT_SLASH], found);
         }
-        found.extend(self.set.matches(haystack).iter().map(|index| index as u32));
     }
 
     /// How many rules pass this field for the given matched patterns.
@@ -303,8 +396,8 @@ impl PatternIndex {
 /// The reusable state of request matching: the lazy DFA caches of both fields and the buffers.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    netloc_cache: Option<Box<Cache>>,
-    path_cache: Option<Box<Cache>>,
+    netloc_caches: [Option<Box<Cache>>; FORMS],
+    path_caches: [Option<Box<Cache>>; FORMS],
     netlocs: Vec<u32>,
     paths: Vec<u32>,
     candidates: Vec<u32>,
@@ -367,6 +460,8 @@ impl Matcher {
     }
 
     /// The rules (ascending) whose netloc pattern, path pattern and methods accept the request.
+    /// `path` is the path relative to the root path, with its leading slash: a path pattern sees it
+    /// as is or without that slash (`RuleSpec::path_with_slash`).
     pub fn match_request(&self, netloc: &str, path: &str, method: &str) -> Vec<u32> {
         let mut scratch = Scratch::default();
         self.match_into(&mut scratch, netloc, path, method);
@@ -377,15 +472,19 @@ impl Matcher {
     /// allocation once they have grown).
     pub fn match_into(&self, scratch: &mut Scratch, netloc: &str, path: &str, method: &str) {
         let Scratch {
-            netloc_cache,
-            path_cache,
+            netloc_caches,
+            path_caches,
             netlocs,
             paths,
             candidates,
             selected,
         } = scratch;
-        self.netloc.matches_into(netloc_cache, netloc, netlocs);
-        self.path.matches_into(path_cache, path, paths);
+        self.netloc
+            .matches_into(netloc_caches, [netloc, netloc], netlocs);
+        // Path patterns of c2casgiutils 0.14's form see the path without its leading slash.
+        let without_slash = path.strip_prefix('/').unwrap_or(path);
+        self.path
+            .matches_into(path_caches, [path, without_slash], paths);
         // Enumerate the more selective field, filter by the other: the work follows the number of
         // candidate rules, not the size of the rule set.
         let (other, other_matched) =
@@ -644,10 +743,12 @@ pub fn fold(rules: &[RuleEdits], selected: &[u32]) -> Folded {
 mod tests {
     use super::*;
 
+    /// A rule whose path pattern sees the path with its leading slash.
     fn spec(netloc: Option<&str>, path: Option<&str>, methods: Option<&[&str]>) -> RuleSpec {
         RuleSpec {
             netloc: netloc.map(str::to_owned),
             path: path.map(str::to_owned),
+            path_with_slash: true,
             methods: methods
                 .map(|methods| methods.iter().map(|method| method.to_string()).collect()),
             content_type: None,
@@ -788,6 +889,62 @@ mod tests {
         assert!(matcher.match_request("h", "/c", "GET").is_empty());
     }
 
+    /// A rule whose path pattern sees the path without its leading slash (c2casgiutils 0.14).
+    fn bare(path: &str) -> RuleSpec {
+        RuleSpec {
+            path_with_slash: false,
+            ..spec(None, Some(path), None)
+        }
+    }
+
+    #[test]
+    fn each_path_pattern_sees_its_own_form() {
+        // What the translator emits for `^/api/`, `^api/`, `^$` (twice), `/`, `\/a` and `a`.
+        let specs = [
+            spec(None, Some(r"\A(?:\A\x{2F}api\x{2F})"), None),
+            bare(r"\A(?:\Aapi\x{2F})"),
+            spec(None, Some(r"\A(?:\A(?:\n?\z))"), None),
+            bare(r"\A(?:\A(?:\n?\z))"),
+            spec(None, Some(r"\A(?:\x{2F})"), None),
+            // The same Rust pattern in both forms: two patterns, not one.
+            bare(r"\A(?:\x{2F}a)"),
+            spec(None, Some(r"\A(?:\x{2F}a)"), None),
+            bare(r"\A(?:a)"),
+            spec(None, None, None),
+        ];
+        let matcher = Matcher::new(&specs).unwrap();
+        assert_eq!(matcher.path.rules_by_pattern.len(), 8);
+        let cases: &[(&str, &[u32])] = &[
+            ("/api/x", &[0, 1, 4, 6, 7, 8]),
+            ("/a", &[4, 6, 7, 8]),
+            ("//a", &[4, 5, 8]),
+            // At the root: `/` with its slash, the empty string without.
+            ("/", &[3, 4, 8]),
+            // A path without a leading slash (a scope no server builds) is seen as is by both.
+            ("api/x", &[1, 7, 8]),
+            ("", &[2, 3, 8]),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(
+                matcher.match_request("h", path, "GET"),
+                *expected,
+                "{path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_forms_combine_with_netloc_and_methods() {
+        let mut api = bare(r"\A(?:\Aapi)");
+        api.netloc = Some(r"\A(?:h)".to_owned());
+        api.methods = Some(vec!["GET".to_owned()]);
+        let specs = [api, spec(Some(r"\A(?:h)"), Some(r"\A(?:\x{2F}api)"), None)];
+        let matcher = Matcher::new(&specs).unwrap();
+        assert_eq!(matcher.match_request("h", "/api", "GET"), vec![0, 1]);
+        assert_eq!(matcher.match_request("h", "/api", "POST"), vec![1]);
+        assert!(matcher.match_request("x", "/api", "GET").is_empty());
+    }
+
     #[test]
     fn dfa_walk_agrees_with_the_regex_set() {
         let patterns: Vec<String> = [
@@ -855,7 +1012,13 @@ mod tests {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             haystack.push(if seed & 0x10000 == 0 { 'a' } else { 'b' });
         }
-        assert_eq!(index.walker.as_ref().unwrap().search(&haystack), None);
+        let walker = index.groups[AS_IS]
+            .as_ref()
+            .unwrap()
+            .walker
+            .as_ref()
+            .unwrap();
+        assert_eq!(walker.search(&haystack), None);
         for end in [13, 1000, 50_000, 100_000] {
             let expected: Vec<u32> = set
                 .matches(&haystack[..end])
@@ -865,7 +1028,7 @@ mod tests {
             assert_eq!(index.matches(&haystack[..end]), expected);
         }
         // Short inputs still go through the walk, with a fresh cache.
-        assert_eq!(index.walker.as_ref().unwrap().search("b"), Some(vec![1]));
+        assert_eq!(walker.search("b"), Some(vec![1]));
     }
 
     #[test]

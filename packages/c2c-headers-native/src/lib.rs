@@ -444,6 +444,8 @@ impl RuleEngine {
                     Field::Path,
                     &rule.getattr("path_pattern")?,
                 )?,
+                // The form of the path the pattern sees, decided once in c2c-headers.
+                path_with_slash: truthy(&rule, "path_with_slash")?,
                 methods,
                 content_type: translator.translate(
                     &rule_name,

@@ -34,6 +34,8 @@ class Rule:
     name: str = "rule"
     netloc_pattern: str | None = None
     path_pattern: str | None = None
+    # c2c-headers derives it from the pattern; here every pattern sees the path as given, as `re.match` would.
+    path_with_slash: bool = True
     methods: frozenset[str] | None = None
     status_low: int = 0
     status_high: int = 999
@@ -160,6 +162,57 @@ def test_match_and_apply() -> None:
     assert engine.match("example.com", "/api/x", "GET").nonce != match.nonce  # type: ignore[union-attr]
 
 
+# Each row: pattern, whether it sees the leading slash, path, matches?
+@pytest.mark.parametrize(
+    ("pattern", "with_slash", "path", "matches"),
+    [
+        # with the slash: the path as given
+        ("^/api/", True, "/api/x", True),
+        ("^api/", True, "/api/x", False),
+        # without: the path minus its leading slash (c2casgiutils 0.14)
+        ("^api/", False, "/api/x", True),
+        ("^/api/", False, "/api/x", False),
+        ("^/api/", False, "//api/x", True),
+        ("^$", False, "/", True),
+        ("^$", True, "/", False),
+        (r"^(.*/)?c2c/?$", False, "/c2c", True),
+        (r"^(.*/)?c2c/?$", False, "/x/c2c/", True),
+        (r"^(.*/)?c2c/?$", False, "/xc2c", False),
+        # a path without a leading slash (no server sends one) is seen as is by both forms
+        ("^api", False, "api", True),
+        ("^api", True, "api", True),
+        ("^$", False, "", True),
+    ],
+)
+def test_path_with_slash_chooses_the_form_of_the_path(pattern: str, with_slash: bool, path: str, matches: bool) -> None:
+    engine = RuleEngine([Rule(path_pattern=pattern, path_with_slash=with_slash)])
+    assert (engine.match("h", path, "GET") is not None) is matches
+
+
+def test_both_path_forms_in_one_engine_and_from_the_scope() -> None:
+    """Rules of both forms share one engine; ``match_scope`` cuts root_path first, then the form applies."""
+    engine = RuleEngine(
+        [
+            Rule("slash", path_pattern="/api/", edits=((b"x-slash", b"1"),)),
+            Rule("bare", path_pattern="api/", path_with_slash=False, edits=((b"x-bare", b"1"),)),
+            Rule("same text", path_pattern="/api/", path_with_slash=False, edits=((b"x-same", b"1"),)),
+            Rule("root", path_pattern="$", path_with_slash=False, edits=((b"x-root", b"1"),)),
+        ]
+    )
+
+    def emitted(path: str, root_path: str = "") -> list[bytes]:
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": root_path, "headers": []}
+        match = engine.match_scope(scope)
+        return [] if match is None else [name for name, _ in engine.apply(match, 200, [])]
+
+    assert emitted("/api/x") == [b"x-slash", b"x-bare"]
+    assert emitted("/app/api/x", "/app") == [b"x-slash", b"x-bare"]
+    assert emitted("//api/x") == [b"x-same"]
+    assert emitted("/app", "/app") == [b"x-root"]
+    assert emitted("/app/", "/app") == [b"x-root"]
+    assert emitted("/") == [b"x-root"]
+
+
 def test_apply_refuses_foreign_handles() -> None:
     engine, other = RuleEngine([Rule()]), RuleEngine([Rule()])
     match = other.match("h", "/", "GET")
@@ -197,6 +250,7 @@ def test_rules_are_read_once() -> None:
         name: str = "m"
         netloc_pattern: str | None = None
         path_pattern: str | None = None
+        path_with_slash: bool = True
         methods: frozenset[str] | None = None
         status_low: int = 0
         status_high: int = 999

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from c2c_headers import CSP_NONCE, ArmorHeaderMiddleware
+from c2c_headers import CSP_NONCE, ArmorHeaderMiddleware, UnsupportedPatternError
 from c2c_headers.types import Message, Receive, Scope, Send
 
 HTML = ((b"content-type", b"text/html; charset=utf-8"),)
@@ -104,6 +104,115 @@ async def test_matching(
     middleware = ArmorHeaderMiddleware(make_app(status, headers), _hit(rule), use_default=False, engine=engine)
     result = await response_headers(middleware, http_scope(path, method, host, root_path))
     assert header_values(result, b"x-hit") == ([b"1"] if applied else [])
+
+
+# Each row: path_match, root_path, request path, applied? The form of the path a pattern sees is
+# chosen per pattern, from its source text (issue 13): with the leading slash when the pattern
+# starts with "/" or "^/", else without it, as c2casgiutils 0.14 matched.
+@pytest.mark.parametrize(
+    ("pattern", "root_path", "path", "applied"),
+    [
+        # "/" or "^/" first: the path with its leading slash (our README's form)
+        (r"^/api/", "", "/api/x", True),
+        (r"/api/", "", "/api/x", True),
+        (r"^/api/", "", "/apix", False),
+        (r"^/api/", "", "/other/api/x", False),
+        (r"^/$", "", "/", True),
+        (r"/", "", "/", True),
+        (r"^/?$", "", "/", True),
+        # anything else: the path without its leading slash (c2casgiutils 0.14's form)
+        (r"^api/", "", "/api/x", True),
+        (r"api/", "", "/api/x", True),
+        (r"api", "", "/api", True),
+        (r"^api/", "", "/other/api/x", False),
+        (r"^api/", "", "/apix", False),
+        (r"(?i)^api", "", "/API/x", True),
+        (r".*\.js$", "", "/static/app.js", True),
+        (r"static/", "", "/static/x", True),
+        # the test is on the source text only: a flag or \A first is 0.14's form
+        (r"(?i)^/api", "", "/api/x", False),
+        (r"\A/api", "", "/api/x", False),
+        (r"\/api", "", "/api/x", False),
+        (r"\/api", "", "//api/x", True),
+        # the root: "/" with its slash, "" without
+        (r"^$", "", "/", True),
+        (r"^$", "", "/x", False),
+        (r"^/$", "", "/x", False),
+        (r"", "", "/", True),
+        (r"", "", "/anything", True),
+        # the default rules' form: both forms agree on it
+        (r"^(.*/)?c2c/?$", "", "/c2c", True),
+        (r"^(.*/)?c2c/?$", "", "/c2c/", True),
+        (r"^(.*/)?c2c/?$", "", "/a/b/c2c", True),
+        (r"^(.*/)?c2c/?$", "", "/xc2c", False),
+        (r"^(.*/)?c2c/?$", "", "/c2c/x", False),
+        # negative patterns keep their meaning: never "either form matches", which would match
+        # every path (look-ahead: the native engine refuses it, auto falls back to python)
+        (r"^(?!api/)", "", "/api/x", False),
+        (r"^(?!api/)", "", "/docs", True),
+        (r"^(?!api/)", "", "/", True),
+        (r"^(?!api/|admin/)", "", "/admin/x", False),
+        (r"^/(?!api/)", "", "/api/x", False),
+        (r"^/(?!api/)", "", "/docs", True),
+        # relative to root_path first, then the form
+        (r"^api/", "/app", "/app/api/x", True),
+        (r"^/api/", "/app", "/app/api/x", True),
+        (r"^app/", "/app", "/app/api/x", False),
+        (r"^$", "/app", "/app", True),
+        (r"^$", "/app", "/app/", True),
+        (r"^/$", "/app", "/app", True),
+        (r"^(?!api/)", "/app", "/app/api/x", False),
+        (r"^(?!api/)", "/app", "/app/docs", True),
+        # not under root_path (a segment boundary is needed): the whole path
+        (r"^apple", "/app", "/apple", True),
+        (r"^/apple", "/app", "/apple", True),
+        # an empty path (no server sends one) is seen as is by both forms
+        (r"^$", "", "", True),
+        (r"^/", "", "", False),
+        (r"", "", "", True),
+    ],
+)
+async def test_path_match_forms(engine: str, pattern: str, root_path: str, path: str, applied: bool) -> None:
+    config = _hit({"path_match": pattern})
+    if engine == "native" and "(?!" in pattern:
+        with pytest.raises(UnsupportedPatternError, match="look-ahead"):
+            ArmorHeaderMiddleware(make_app(), config, use_default=False, engine="native")
+        engine = "auto"
+    middleware = ArmorHeaderMiddleware(make_app(), config, use_default=False, engine=engine)
+    assert middleware.engine_name == ("python" if "(?!" in pattern else engine)
+    result = await response_headers(middleware, http_scope(path, root_path=root_path))
+    assert header_values(result, b"x-hit") == ([b"1"] if applied else [])
+
+
+# Each row: request path, root_path, the default rule whose CSP the HTML page gets (None: "default").
+@pytest.mark.parametrize(
+    ("path", "root_path", "rule"),
+    [
+        ("/c2c", "", "c2c"),
+        ("/c2c/", "", "c2c"),
+        ("/api/c2c", "", "c2c"),
+        ("/app/c2c", "/app", "c2c"),
+        ("/app/x/c2c/", "/app", "c2c"),
+        ("/xc2c", "", None),
+        ("/c2c/x", "", None),
+        ("/docs", "", "docs"),
+        ("/docs/", "", "docs"),
+        ("/v1/docs", "", "docs"),
+        ("/app/docs", "/app", "docs"),
+        ("/mydocs", "", None),
+        ("/redoc", "", "redoc"),
+        ("/app/redoc/", "/app", "redoc"),
+        ("/", "", None),
+        ("/app", "/app", None),
+    ],
+)
+async def test_default_path_rules_match_as_before(engine: str, path: str, root_path: str, rule: str | None) -> None:
+    """The default rules are of 0.14's form: they match the pages they matched with the slash."""
+    middleware = ArmorHeaderMiddleware(make_app(headers=HTML), engine=engine)
+    scope = http_scope(path, root_path=root_path)
+    (csp,) = header_values(await response_headers(middleware, scope), b"content-security-policy")
+    found = {"c2c": b"'nonce-" in csp, "docs": b"swagger-ui" in csp, "redoc": b"redoc@" in csp}
+    assert [name for name, present in found.items() if present] == ([] if rule is None else [rule])
 
 
 async def test_netloc_without_host_header(engine: str) -> None:

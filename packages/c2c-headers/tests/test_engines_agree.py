@@ -1,7 +1,9 @@
 """The python and native header engines agree byte for byte (CONVENTIONS E, yarl's differential tests).
 
 Hypothesis generates whole rule sets (every `CompiledRule` field), requests and responses, and
-compares the two engines' results with the nonce normalised. Patterns come from two grammars: one
+compares the two engines' results with the nonce normalised. Path patterns come in both forms (``/``
+or ``^/`` first: the path with its leading slash; any other start: without it, c2casgiutils 0.14's
+form), and paths with one, two or no leading slash. Patterns come from two grammars: one
 both dialects share (the native engine must accept every such pattern and match exactly like
 ``re``), and constructs only Python's ``re`` has (the native engine must refuse exactly those, with
 ``auto`` falling back in one log line and ``native`` raising).
@@ -76,8 +78,8 @@ CLASSES = st.sampled_from(
 )
 
 
-def _shared_pattern() -> st.SearchStrategy[str]:
-    """Patterns the translator must accept: every construct here has an exact Rust form."""
+def _shared_body() -> st.SearchStrategy[str]:
+    """Pattern bodies (no global flag) of constructs that all have an exact Rust form."""
     atom = st.one_of(LITERALS, LITERALS, CLASSES)
 
     def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -94,13 +96,30 @@ def _shared_pattern() -> st.SearchStrategy[str]:
             inner.map(lambda body: f"(?m:^{body}$)"),
         )
 
-    body = st.recursive(atom, extend, max_leaves=8)
+    return st.recursive(atom, extend, max_leaves=8)
+
+
+BODY = _shared_body()
+ENDS = st.sampled_from(["", "", "$", r"\Z", "(?:$)", "(?:x$|y)"])
+
+
+def _shared_pattern() -> st.SearchStrategy[str]:
+    """Patterns the translator must accept: every construct here has an exact Rust form."""
     return st.tuples(
         st.sampled_from(["", "", "(?i)", "(?s)", "(?a)", "(?x)", "(?m)", "(?ia)", "(?is)"]),
         st.sampled_from(["", "", "^", r"\A"]),
-        body,
-        st.sampled_from(["", "", "$", r"\Z", "(?:$)", "(?:x$|y)"]),
+        BODY,
+        ENDS,
     ).map("".join)
+
+
+def _path_pattern() -> st.SearchStrategy[str]:
+    """Path patterns of both forms: ``/`` or ``^/`` first (the path with its leading slash), or any
+    other start (without it: c2casgiutils 0.14's form), including the near misses ``\\A/`` and
+    ``(?i)^/``."""
+    slash_form = st.tuples(st.sampled_from(["/", "^/"]), BODY, ENDS).map("".join)
+    near_misses = st.tuples(st.sampled_from([r"\A/", "(?i)^/", "(?m)^/", r"\/", "^^/"]), BODY, ENDS).map("".join)
+    return st.one_of(_shared_pattern(), slash_form, slash_form, near_misses)
 
 
 # Constructs only Python's `re` has (or whose meaning differs): the native engine refuses them.
@@ -133,6 +152,8 @@ def _python_only_pattern() -> st.SearchStrategy[str]:
 
 SHARED = _shared_pattern()
 MAYBE_PATTERN = st.none() | SHARED
+PATH_PATTERNS = _path_pattern()
+MAYBE_PATH_PATTERN = st.none() | PATH_PATTERNS
 
 # --- rules, requests, responses --------------------------------------------------------------------
 
@@ -145,7 +166,11 @@ VALUES = st.one_of(
 
 
 @st.composite
-def compiled_rules(draw: st.DrawFn, patterns: st.SearchStrategy[str | None] = MAYBE_PATTERN) -> CompiledRule:
+def compiled_rules(
+    draw: st.DrawFn,
+    patterns: st.SearchStrategy[str | None] = MAYBE_PATTERN,
+    path_patterns: st.SearchStrategy[str | None] = MAYBE_PATH_PATTERN,
+) -> CompiledRule:
     names = draw(st.lists(st.sampled_from(HEADER_NAMES), min_size=1, max_size=4))
     edits = tuple((name, draw(VALUES)) for name in names)
     consistent = any(value is not None and PLACEHOLDER in value for _, value in edits)
@@ -153,7 +178,7 @@ def compiled_rules(draw: st.DrawFn, patterns: st.SearchStrategy[str | None] = MA
     return CompiledRule(
         name=draw(st.sampled_from(["default", "api", "rule 'x'", "ü"])),
         netloc_pattern=draw(patterns),
-        path_pattern=draw(patterns),
+        path_pattern=draw(path_patterns),
         methods=draw(st.none() | st.frozensets(st.sampled_from(["GET", "HEAD", "POST", "get"]), min_size=1)),
         status_low=low,
         status_high=draw(st.sampled_from([low, low + 99, 999])),
@@ -169,13 +194,16 @@ def compiled_rules(draw: st.DrawFn, patterns: st.SearchStrategy[str | None] = MA
 
 RULE_SETS = st.lists(compiled_rules(), max_size=6).map(tuple)
 SUBJECTS = st.one_of(st.text(ALPHABET, max_size=8), st.text(max_size=8))
+# Paths as `request_target` gives them: mostly with a leading slash (a double one too), sometimes
+# without (a scope no server builds), so that both forms of a path pattern are exercised.
+PATHS = st.one_of(SUBJECTS.map(lambda text: "/" + text), SUBJECTS.map(lambda text: "//" + text), SUBJECTS)
 HEADER_VALUES = st.one_of(
     st.sampled_from([b"text/html; charset=utf-8", b"TEXT/HTML", b"application/json", b"max-age=1", b"\xe9\xff"]),
     st.binary(max_size=8),
 )
 HEADER_NAME_CASES = st.sampled_from(HEADER_NAMES).map(bytes.title) | st.sampled_from(HEADER_NAMES)
 HEADERS = st.lists(st.tuples(HEADER_NAME_CASES, HEADER_VALUES), max_size=5)
-REQUESTS = st.tuples(SUBJECTS, SUBJECTS, st.sampled_from(["GET", "HEAD", "POST", "get"]))
+REQUESTS = st.tuples(SUBJECTS, PATHS, st.sampled_from(["GET", "HEAD", "POST", "get"]))
 # Out-of-range statuses too: an application can send any integer, and rules then never apply.
 STATUSES = st.sampled_from([-1, 0, 99, 100, 200, 204, 299, 300, 404, 500, 599, 999, 1000])
 
@@ -243,6 +271,17 @@ def agree(
     requests=[("localhost:8000", "/a/c2c/", "GET"), ("localhost:8000\n", "/c2c\n", "GET")],
     responses=[(200, [(b"Content-Type", b"text/HTML"), (b"x-a", b"1")])],
 )
+@example(  # both path forms, and the same text in both (`\/a` is 0.14's form, `/a` ours)
+    rules=(
+        CompiledRule("bare", None, r"^api/", None, 0, 999, None, ((b"x-a", b"1"),), False, False),
+        CompiledRule("slash", None, r"^/api/", None, 0, 999, None, ((b"x-b", b"2"),), False, False),
+        CompiledRule("escaped", None, r"\/a", None, 0, 999, None, ((b"x-a", b"3"),), False, False),
+        CompiledRule("plain", None, r"/a", None, 0, 999, None, ((b"server", None),), False, False),
+        CompiledRule("root", None, r"$", None, 0, 999, None, ((b"x-b", None),), False, False),
+    ),
+    requests=[("h", "/api/x", "GET"), ("h", "//api/", "GET"), ("h", "/", "GET"), ("h", "", "GET"), ("h", "a", "GET")],
+    responses=[(200, [(b"Server", b"s")])],
+)
 @example(  # case folding where Python and Rust differ: 'İ' lower-cases to 'i' in Python only
     rules=(CompiledRule("fold", "(?i)i", "(?i)[a-z]", None, 0, 999, "k", ((b"x-a", b"1"),), False, False),),
     requests=[("\u0130", "\u0131", "GET"), ("I", "\u212a", "GET")],
@@ -290,7 +329,10 @@ def test_engines_agree_on_requests_the_rules_match(rules: tuple[CompiledRule, ..
     requests, responses = [], []
     for rule in rules:
         method = data.draw(st.sampled_from(sorted(rule.methods or {"GET"})))
-        requests.append((_subject(data, rule.netloc_pattern), _subject(data, rule.path_pattern), method))
+        path = _subject(data, rule.path_pattern)
+        if rule.path_pattern is not None and not rule.path_with_slash and data.draw(st.booleans()):
+            path = "/" + path  # the request whose path, without its leading slash, the pattern matches
+        requests.append((_subject(data, rule.netloc_pattern), path, method))
         content_type = _subject(data, rule.content_type_pattern, re.IGNORECASE)
         status = data.draw(st.integers(rule.status_low, rule.status_high))
         headers = data.draw(HEADERS)
@@ -309,10 +351,11 @@ def test_shared_patterns_match_like_re(pattern: str, subjects: list[str], ignore
     edits = ((b"x-a", b"1"),)
     compiled = re.compile(pattern, re.IGNORECASE if ignorecase else 0)
     if not ignorecase:
-        engine = native_engine((CompiledRule("p", None, pattern, None, 0, 999, None, edits, False, False),))
+        # The netloc pattern: it sees the text as is (a path pattern may see it without a slash).
+        engine = native_engine((CompiledRule("p", pattern, None, None, 0, 999, None, edits, False, False),))
         for subject in subjects:
             expected = compiled.match(subject) is not None
-            assert (engine.match("h", subject, "GET") is not None) == expected, (pattern, subject)
+            assert (engine.match(subject, "/", "GET") is not None) == expected, (pattern, subject)
         return
     # The content-type pattern: matched case-insensitively against the latin-1 decoded header value.
     engine = native_engine((CompiledRule("p", None, None, None, 0, 999, pattern, edits, False, False),))
@@ -327,7 +370,9 @@ def test_shared_patterns_match_like_re(pattern: str, subjects: list[str], ignore
 
 @given(
     rules=st.lists(compiled_rules(), max_size=3).map(tuple),
-    refused=compiled_rules(patterns=st.none() | _python_only_pattern()),
+    refused=compiled_rules(
+        patterns=st.none() | _python_only_pattern(), path_patterns=st.none() | _python_only_pattern()
+    ),
     field=st.sampled_from(["netloc_pattern", "path_pattern", "content_type_pattern"]),
     pattern=_python_only_pattern(),
 )
@@ -456,6 +501,8 @@ SCOPE_RULES = tuple(
             (None, r"^p", None),
             (None, r"^/a/?$", None),
             (r"^h", r"^/", frozenset({"POST", "get"})),
+            (None, r"^a", None),  # c2casgiutils 0.14's form: the path without its leading slash
+            (None, r"^$", None),
             (None, None, None),
         ]
     )

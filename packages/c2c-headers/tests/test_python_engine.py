@@ -24,11 +24,13 @@ PLACEHOLDER = CSP_NONCE.encode()
 
 
 def model_match(rules: tuple[CompiledRule, ...], netloc: str, path: str, method: str) -> list[CompiledRule]:
+    # A path pattern that does not start with "/" or "^/" sees the path without its leading slash.
+    bare = path.removeprefix("/")
     return [
         rule
         for rule in rules
         if (rule.netloc_pattern is None or re.match(rule.netloc_pattern, netloc))
-        and (rule.path_pattern is None or re.match(rule.path_pattern, path))
+        and (rule.path_pattern is None or re.match(rule.path_pattern, path if rule.path_with_slash else bare))
         and (rule.methods is None or method in rule.methods)
     ]
 
@@ -63,18 +65,43 @@ def model_apply(
     return result
 
 
-PATHS = ["/", "/api/x", "/API/x", "/aa", "/ab", "/admin", "/administrator", "/c2c", "/docs", "/a/b/docs", "/x/y"]
+PATHS = [
+    "/",
+    "/api/x",
+    "/API/x",
+    "/aa",
+    "/ab",
+    "/admin",
+    "/administrator",
+    "/c2c",
+    "/docs",
+    "/a/b/docs",
+    "/x/y",
+    "//api/x",
+    "",  # no server sends these two: seen as is by both forms
+    "api/x",
+]
 PATH_PATTERNS = [
+    # c2casgiutils 0.14's form (no leading "/" or "^/"): the path without its leading slash
+    r"^api/",
+    r"^(?!api/)",
+    r"api",
+    r"^$",
+    r"(?i)^api",
+    r"(?i)^/api",  # inline global flag (tested alone); a flag first is 0.14's form: only "//api..." matches
+    r"(a)\1",
+    r"^(?P<x>a)",
+    r"\/",
+    r".*docs$",
+    r"^(.*/)?c2c/?$",
+    # ours (leading "/" or "^/"): the path as is
     r"^/api/",
     r"^/(api|admin)",
     r"/admin$",
     r"^/(a)\1",  # a back-reference: never in an alternation
-    r"(?i)^/api",  # inline global flag: only valid at the start, so tested alone
     r"^/(?P<x>a)",  # named groups, twice: duplicate names in an alternation
     r"^/(?P<x>a)b",
     r"^/(?P<y>a)(?P=y)",
-    r".*docs$",
-    r"^(.*/)?c2c/?$",
     r"^/",
     r"^/x/",
     r"^/nothing",
@@ -173,6 +200,25 @@ def test_blocks_keep_rule_order_and_find_every_match() -> None:
     # r35 (order 0, "^/") is the last matching rule: it wins
     assert engine.apply(match, 200, []) == [(b"x-a", b"35")]
     assert engine.apply(engine.match("h", "/p36/", "GET") or pytest.fail("no match"), 200, []) == [(b"x-a", b"36")]
+
+
+def test_blocks_of_both_path_forms_keep_rule_order() -> None:
+    """Runs of 0.14-form and slash-form patterns, interleaved with rules without a path pattern."""
+    config: dict[str, Any] = {}
+    for i in range(60):
+        kind = (i // 7) % 3  # runs of seven rules of one kind
+        pattern = {0: f"^/p{i % 5}/", 1: f"^p{i % 5}/", 2: None}[kind]
+        rule: dict[str, Any] = {"headers": {f"X-R{i}": "1"}}  # one header per rule: the result lists them all
+        config[f"r{i:02}"] = rule | ({} if pattern is None else {"path_match": pattern})
+    rules = compile_rules(config, use_default=False)
+    engine = PythonEngine(rules)
+    for path in ["/p1/x", "/p4/", "/x", "/", "", "p2/"]:
+        expected = model_match(rules, "h", path, "GET")
+        match = engine.match("h", path, "GET")
+        assert match is not None
+        result = engine.apply(match, 200, [])
+        assert result == model_apply(expected, None, 200, [])
+        assert len(result) == len(expected) >= 18  # the 18 rules without a path pattern at least
 
 
 def test_apply_rejects_a_foreign_match() -> None:

@@ -323,3 +323,67 @@ def test_any_configuration_compiles_or_raises_value_error(config: dict[str, Any]
         assert str(error)
         return
     assert len(rules) == len(config)
+
+
+# Each row: path_match, whether it sees the path with its leading slash.
+@pytest.mark.parametrize(
+    ("pattern", "with_slash"),
+    [
+        ("/", True),
+        ("/api", True),
+        ("^/", True),
+        ("^/api/", True),
+        ("^/(?!api/)", True),
+        # any other start: c2casgiutils 0.14's form
+        ("", False),
+        ("^", False),
+        ("api/", False),
+        ("^api/", False),
+        ("^(?!api/)", False),
+        (r"(.*/)?c2c/?$", False),
+        (r"\A/api", False),
+        ("(?i)^/api", False),
+        ("(/api)", False),
+        (r"\/api", False),
+        ("^^/api", False),
+        (" /api", False),
+    ],
+)
+def test_path_form_follows_the_source_text(pattern: str, with_slash: bool) -> None:
+    _, rule = compile_rule("r", {"path_match": pattern, "headers": {"X-A": "1"}})
+    assert rule.path_with_slash is with_slash
+
+
+def test_a_rule_without_path_pattern_has_no_slash_form() -> None:
+    _, rule = compile_rule("r", {"headers": {"X-A": "1"}})
+    assert rule.path_with_slash is False
+
+
+DEFAULT_PATH_PATTERNS = sorted({rule["path_match"] for rule in DEFAULT_HEADERS_CONFIG.values() if "path_match" in rule})
+
+
+def test_the_default_path_patterns_are_of_0_14_form() -> None:
+    assert DEFAULT_PATH_PATTERNS == [r"^(.*/)?c2c/?$", r"^(.*/)?docs/?$", r"^(.*/)?redoc/?$"]
+    assert not any(pattern.startswith(("/", "^/")) for pattern in DEFAULT_PATH_PATTERNS)
+
+
+@given(path=st.text(st.sampled_from("/acdeors2x\n"), max_size=12).map(lambda text: "/" + text))
+@example(path="/c2c")
+@example(path="/docs/")
+@example(path="/a/redoc\n")
+@example(path="/")
+@example(path="//c2c")
+def test_the_default_path_patterns_match_what_they_matched_with_the_slash(path: str) -> None:
+    """Seen without the leading slash (0.14's form), the defaults match exactly the paths they matched with it."""
+    for pattern in DEFAULT_PATH_PATTERNS:
+        assert bool(re.match(pattern, path[1:])) == bool(re.match(pattern, path)), (pattern, path)
+
+
+def test_header_is_0_14s_name_for_header_value() -> None:
+    """``c2casgiutils.headers.Header`` (0.14): the union of the values a rule accepts, our `HeaderValue`."""
+    import c2c_headers
+
+    assert c2c_headers.Header is c2c_headers.HeaderValue
+    assert "Header" in c2c_headers.__all__
+    value: c2c_headers.Header = {"default-src": ["'self'"]}  # mypy: a dict value is a Header
+    assert render_value("Content-Security-Policy", value) == "default-src 'self'"

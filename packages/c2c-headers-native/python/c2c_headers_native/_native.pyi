@@ -17,6 +17,9 @@ class _CompiledRule(Protocol):
     @property
     def path_pattern(self) -> str | None: ...
     @property
+    def path_with_slash(self) -> bool:
+        """Whether ``path_pattern`` sees the path with its leading slash (``/api/x``), else without (``api/x``)."""
+    @property
     def methods(self) -> frozenset[str] | None: ...
     @property
     def status_low(self) -> int: ...
@@ -61,7 +64,11 @@ class RuleEngine:
         """Always ``"native"``."""
 
     def match(self, netloc: str, path: str, method: str) -> Match | None:
-        """Select the rules matching the request; None when none does."""
+        """Select the rules matching the request; None when none does.
+
+        ``path`` has its leading slash; a rule's path pattern sees it without that slash unless the
+        rule's ``path_with_slash`` is true.
+        """
 
     def match_scope(self, scope: MutableMapping[str, Any]) -> Match | None:
         """``match`` on the netloc, relative path and method of an ASGI ``http`` scope, in one call.

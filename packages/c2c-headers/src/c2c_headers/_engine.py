@@ -12,10 +12,15 @@ the rule and the pattern (the native engine for look-around, back-references...)
 
 ``match(netloc, path, method) -> RequestMatch | None``: select the rules whose ``netloc_pattern``,
 ``path_pattern`` (both with Python ``re.match`` semantics: anchored at the start only) and
-``methods`` (exact, case-sensitive) accept the request. ``None`` means no rule matched. When at
-least one matched rule has ``nonce=True``, the match carries a fresh nonce: 16 bytes from the
-operating system's CSPRNG, standard base64 with padding (24 characters); otherwise its nonce is
-``None``.
+``methods`` (exact, case-sensitive) accept the request. ``path`` is the path relative to
+``root_path`` with its leading slash; a path pattern sees it in one of two forms, chosen per
+pattern by `CompiledRule.path_with_slash`: as is when the pattern's source starts with ``/`` or
+``^/`` (the README's form, ``^/api/``), else without its leading slash (``path[1:]`` when ``path``
+starts with ``/``, ``path`` otherwise: c2casgiutils 0.14's form, ``^api/``). Never both forms: a
+negative pattern such as ``^(?!api/)`` would then match every path. ``None`` means no rule
+matched. When at least one matched rule has ``nonce=True``, the match carries a fresh nonce: 16
+bytes from the operating system's CSPRNG, standard base64 with padding (24 characters); otherwise
+its nonce is ``None``.
 
 ``match_scope(scope) -> RequestMatch | None``: ``match`` applied to
 ``c2c_headers._scope.request_target(scope)`` (the ``Host`` header or the server address, the path
@@ -57,6 +62,10 @@ EngineName = Literal["auto", "python", "native"]
 # c2casgiutils: the quotes are part of it.
 CSP_NONCE_PLACEHOLDER = "'nonce'"
 
+# A path pattern whose source starts with one of these sees the path with its leading slash; any
+# other sees it without (see `CompiledRule.path_with_slash`).
+PATH_WITH_SLASH_PREFIXES = ("/", "^/")
+
 
 class UnsupportedPatternError(ValueError):
     """An engine cannot express a rule's pattern exactly (raised at construction, never per request)."""
@@ -70,7 +79,7 @@ class CompiledRule:
         name: the rule's name in the user configuration (for error messages).
         netloc_pattern: a Python ``re`` pattern applied with ``re.match`` to ``host[:port]``, or None.
         path_pattern: a Python ``re`` pattern applied with ``re.match`` to the path relative to
-            ``root_path``, with its leading slash, or None.
+            ``root_path``, with its leading slash when `path_with_slash`, else without it; or None.
         methods: the accepted request methods (exact), or None for any.
         status_low: the lowest accepted response status (inclusive).
         status_high: the highest accepted response status (inclusive).
@@ -91,6 +100,17 @@ class CompiledRule:
     edits: tuple[tuple[bytes, bytes | None], ...]
     nonce: bool
     keep_existing: bool
+
+    @property
+    def path_with_slash(self) -> bool:
+        """Whether `path_pattern` sees the path with its leading slash (``/api/x``) or without (``api/x``).
+
+        With: the pattern's source starts with ``/`` or ``^/`` (the form of our README). Without:
+        any other pattern (the form of c2casgiutils 0.14, which matched ``api/x``), so that
+        ``^api/``, ``(.*/)?c2c/?$`` or ``^(?!api/)`` keep meaning what they meant there. The test is
+        on the source text only: ``\\A/api`` or ``(?i)^/api`` are of the second form.
+        """
+        return self.path_pattern is not None and self.path_pattern.startswith(PATH_WITH_SLASH_PREFIXES)
 
 
 class RequestMatch(Protocol):

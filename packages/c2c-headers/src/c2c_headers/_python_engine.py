@@ -29,21 +29,27 @@ _Matcher = Callable[[str], "re.Match[str] | None"]
 _Header = tuple[bytes, bytes]
 _Test = tuple[int, "_Matcher | None", "_Matcher | None", "frozenset[str] | None"]
 _Segment = tuple["_Matcher | None", tuple[_Test, ...]]
+# Consecutive segments whose path patterns see one form of the path: (with its leading slash?, segments).
+_Run = tuple[bool, tuple[_Segment, ...]]
 # Path patterns are tested by blocks: one alternation of up to _BLOCK patterns first (a single call
-# into the C regex engine), then the patterns one by one only in a block that can match.
+# into the C regex engine), then the patterns one by one only in a block that can match. A block
+# holds patterns of one path form only (with or without the leading slash).
 _BLOCK: Final = 16
 # Text that may refer to a group by number or name: such a pattern is never put in an alternation
 # (the numbers would shift), it is tested alone.
 _GROUP_REFERENCE: Final = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
 
 
-def _segments(
+def _runs(
     rules: tuple[CompiledRule, ...], tests: list[tuple[_Matcher | None, _Matcher | None, frozenset[str] | None]]
-) -> tuple[_Segment, ...]:
-    """Group consecutive path rules into prefiltered blocks, keeping the rule order."""
-    segments: list[_Segment] = []
+) -> tuple[_Run, ...]:
+    """Group consecutive path rules of one path form into prefiltered blocks, and the blocks into
+    runs of one form (the path form is chosen once per run, not per block), keeping the rule order."""
+    # (form, segment): the form is None for a rule without path pattern (it fits any run).
+    segments: list[tuple[bool | None, _Segment]] = []
     block: list[_Test] = []
     patterns: list[str] = []
+    block_form = True
 
     def flush() -> None:
         prefilter = None
@@ -53,24 +59,41 @@ def _segments(
             except re.error:  # e.g. inline global flags, duplicate group names: test them alone
                 prefilter = None
         if prefilter is not None:
-            segments.append((prefilter, tuple(block)))
+            segments.append((block_form, (prefilter, tuple(block))))
         else:
-            segments.extend((None, (test,)) for test in block)
+            segments.extend((block_form, (None, (test,))) for test in block)
         block.clear()
         patterns.clear()
 
     for index, (rule, (netloc, path, methods)) in enumerate(zip(rules, tests, strict=True)):
         pattern = rule.path_pattern
+        test = (index, netloc, path, methods)
         if pattern is None or _GROUP_REFERENCE.search(pattern):
             flush()
-            segments.append((None, ((index, netloc, path, methods),)))
+            segments.append((None if pattern is None else rule.path_with_slash, (None, (test,))))
             continue
-        block.append((index, netloc, path, methods))
+        if block and block_form != rule.path_with_slash:
+            flush()
+        block_form = rule.path_with_slash
+        block.append(test)
         patterns.append(pattern)
         if len(block) >= _BLOCK:
             flush()
     flush()
-    return tuple(segments)
+    runs: list[_Run] = []
+    run: list[_Segment] = []
+    run_form: bool | None = None
+    for form, segment in segments:
+        if form is not None and run_form is not None and form != run_form:
+            runs.append((run_form, tuple(run)))
+            run = []
+            run_form = None
+        if run_form is None:
+            run_form = form
+        run.append(segment)
+    if run:
+        runs.append((True if run_form is None else run_form, tuple(run)))
+    return tuple(runs)
 
 
 def new_nonce() -> str:
@@ -170,7 +193,7 @@ class PythonEngine:
             content_type.append(None if pattern is None else re.compile(pattern, re.IGNORECASE).match)
         self._content_type = tuple(content_type)
         self._conditional = any(test != (None, None, None) for test in tests)
-        self._segments = _segments(self._rules, tests)
+        self._runs = _runs(self._rules, tests)
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._all = self._plan(tuple(range(len(self._rules)))) if self._rules else None
 
@@ -185,20 +208,25 @@ class PythonEngine:
         return plan
 
     def match(self, netloc: str, path: str, method: str) -> _Plan | _NonceMatch | None:
-        """Select the rules matching the request (``re.match`` on netloc and path, exact method)."""
+        """Select the rules matching the request (``re.match`` on netloc and path, exact method).
+
+        ``path`` has its leading slash; a pattern of 0.14's form sees it without (`CompiledRule.path_with_slash`).
+        """
         if self._conditional:
             matched = []
-            for prefilter, tests in self._segments:
-                # One C-level regex tells whether any path pattern of the block can match.
-                if prefilter is not None and prefilter(path) is None:
-                    continue
-                for index, netloc_match, path_match, methods in tests:
-                    if (
-                        (netloc_match is None or netloc_match(netloc) is not None)
-                        and (path_match is None or path_match(path) is not None)
-                        and (methods is None or method in methods)
-                    ):
-                        matched.append(index)
+            for with_slash, segments in self._runs:
+                subject = path if with_slash or path[:1] != "/" else path[1:]
+                for prefilter, tests in segments:
+                    # One C-level regex tells whether any path pattern of the block can match.
+                    if prefilter is not None and prefilter(subject) is None:
+                        continue
+                    for index, netloc_match, path_match, methods in tests:
+                        if (
+                            (netloc_match is None or netloc_match(netloc) is not None)
+                            and (path_match is None or path_match(subject) is not None)
+                            and (methods is None or method in methods)
+                        ):
+                            matched.append(index)
             if not matched:
                 return None
             plan = self._plan(tuple(matched))

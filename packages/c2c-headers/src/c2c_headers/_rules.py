@@ -25,8 +25,11 @@ class HeaderMatcher(TypedDict, total=False):
     Attributes:
         netloc_match: regex matched (``re.match``, anchored at the start only) against the
             request's ``host[:port]`` (the ``Host`` header, else the server address).
-        path_match: regex matched against the request path relative to ``root_path``, *with* its
-            leading slash (``r"^/api/"``).
+        path_match: regex matched (``re.match``) against the request path relative to ``root_path``.
+            A pattern whose source starts with ``/`` or ``^/`` sees the path with its leading slash
+            (``r"^/api/"`` matches ``/api/x``); any other sees it without, as c2casgiutils 0.14 did
+            (``r"^api/"`` matches ``/api/x``, ``r"^(?!api/)"`` every path outside ``/api/``; at
+            the root the path is ``/``, or ``""`` without its slash).
         methods: the request methods the rule applies to (exact, case-sensitive), e.g. ``["GET"]``.
         status_code: a response status, or an inclusive ``(low, high)`` range.
         content_type_match: regex matched case-insensitively against the response ``Content-Type``.
