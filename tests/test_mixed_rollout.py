@@ -28,7 +28,7 @@ import pytest
 
 from c2c_testing import RedisServer, free_port, stop_process
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 TESTS = Path(__file__).parent
 SECRET = "mixed-rollout-admin-secret-" + secrets.token_hex(8)

@@ -276,6 +276,37 @@ async def test_a_silent_014_receiver_costs_legacy_wait_and_a_missing_answer(
         await patterns.aclose()
 
 
+async def test_close_stops_receiving_before_leaving_the_registry(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    """Else a call made during a clean shutdown would count the replica as an unregistered subscriber and wait."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    replica = RedisBroadcaster(client=client, prefix="broadcast_api_")
+    await replica.start()
+
+    async def echo() -> str:
+        return "x"
+
+    await replica.subscribe("echo", echo)
+    assert redis_server.command("PUBSUB", "NUMSUB", "broadcast_api_echo") == [b"broadcast_api_echo", 1]
+    assert redis_server.command("ZCARD", "broadcast_api_c2c_registry:echo") == 1
+    seen: list[Any] = []
+    unregister = replica._unregister
+
+    async def spy(channels: list[str]) -> None:
+        seen.append(redis_server.command("PUBSUB", "NUMSUB", "broadcast_api_echo"))
+        await unregister(channels)
+
+    monkeypatch.setattr(replica, "_unregister", spy)
+    await replica.close()
+    await client.aclose()
+    assert seen == [[b"broadcast_api_echo", 0]]  # no longer a subscriber when it left the registry
+    assert redis_server.command("ZCARD", "broadcast_api_c2c_registry:echo") == 0
+    assert replica.closed and replica.status().state == "stopped"
+    await replica.start()  # a closed broadcaster does not start again
+    assert replica.status().state == "stopped"
+
+
 async def test_addressing_on_redis(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
     await _start(monkeypatch, redis_server.url)
     calls: list[int] = []
