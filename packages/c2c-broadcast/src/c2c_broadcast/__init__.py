@@ -25,6 +25,7 @@ from c2c_broadcast._base import BaseBroadcaster, BroadcastUnavailableError, Hand
 from c2c_broadcast._decorate import Decorated, default_channel
 from c2c_broadcast._local import LocalBroadcaster
 from c2c_broadcast._settings import BroadcastSettings, Settings
+from c2c_broadcast._signals import drain_on_sigterm, restore_sigterm
 from c2c_broadcast._status import BroadcasterStatus, InMemoryMetrics, Metrics
 from c2c_broadcast._wire import make_targets
 from c2c_broadcast.types import BroadcastResponse, ErrorAnswer, MissingAnswer
@@ -203,6 +204,20 @@ async def startup(app: object | None = None, *, metrics: Metrics | None = None) 
         LOG.info("Broadcast: no Redis configured, using the local (in-process) broadcaster")
     if previous is not None:
         await previous.close()
+    # Under a server that stops gracefully on SIGTERM, leave the registry at once (see _signals).
+    drain_on_sigterm(drain)
+
+
+async def drain() -> None:
+    """Stop being expected by callers while still answering: the running loop's replica leaves the registry.
+
+    `startup()` calls it when the server receives SIGTERM (uvicorn, hypercorn: a Python handler of
+    their own), so that a replica stopping gracefully is not waited for by the calls made while it
+    stops, even when the lifespan never calls `shutdown()`. Bounded, never raises.
+    """
+    slot = _SLOTS.peek()
+    if slot is not None and slot.broadcaster is not None:
+        await slot.broadcaster.drain()
 
 
 def get_broadcaster() -> BaseBroadcaster:
@@ -226,6 +241,7 @@ async def shutdown() -> None:
     an event loop ends, its broadcaster is closed anyway.
     """
     _PROCESS.reset()
+    restore_sigterm()
     slot = _SLOTS.forget()
     if slot is not None:
         await slot.close()
@@ -392,6 +408,7 @@ __all__ = [
     "broadcast",
     "cleanup",
     "decorate",
+    "drain",
     "get_broadcaster",
     "shutdown",
     "startup",

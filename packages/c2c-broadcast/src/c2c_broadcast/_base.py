@@ -101,6 +101,14 @@ class BaseBroadcaster(abc.ABC):
     def bind(self) -> None:  # noqa: B027 - optional hook
         """Take what this broadcaster needs from the running event loop (its Redis client); no I/O."""
 
+    async def drain(self) -> None:  # noqa: B027 - optional hook
+        """Stop being expected by callers (the process is about to stop), while still answering.
+
+        A Redis broadcaster leaves the registry of live replicas and stops its heartbeats, so that
+        calls made meanwhile do not wait for this replica once it is gone; a local one has nothing
+        to do. Bounded in time, never raises.
+        """
+
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Start background work (connections); never raises because a dependency is down.
 

@@ -363,6 +363,7 @@ class RedisBroadcaster(BaseBroadcaster):
         self._slot_freed = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self._closing = False
+        self._draining = False
         self._listener = _Subscriber(
             self,
             "listener",
@@ -465,6 +466,24 @@ class RedisBroadcaster(BaseBroadcaster):
                 self.describe(),
                 self._listener.last_error or self._answers.last_error or "no answer yet",
             )
+
+    async def drain(self) -> None:
+        """Leave the registry of live replicas and stop the heartbeats; keep answering (see `BaseBroadcaster`).
+
+        Called when the server starts a graceful shutdown (SIGTERM): callers stop waiting for this
+        replica at once instead of until its registry entry expires (`replica_ttl`), while the calls
+        it still receives are answered until its connections close.
+        """
+        if self._draining or self._closing:
+            return
+        self._draining = True
+        if self._handlers and self._listener.ever_connected:
+            try:
+                async with asyncio.timeout(1):
+                    await self._unregister(list(self._handlers))
+            except Exception as error:  # bounded and best effort: the entry expires anyway
+                LOG.warning("Broadcast: could not leave the registry: %s: %s", type(error).__name__, error)
+        LOG.info("Broadcast: draining, replica %s left the registry", self.replica_id)
 
     async def close(self) -> None:
         """Stop receiving, unregister, stop the other listeners, heartbeat and running handlers.
@@ -578,7 +597,7 @@ class RedisBroadcaster(BaseBroadcaster):
                 async with asyncio.timeout(interval):
                     await self._heartbeat_now.wait()
             self._heartbeat_now.clear()
-            if not self._listener.connected.is_set():
+            if self._draining or not self._listener.connected.is_set():
                 continue
             confirmed = self._listener.confirmed
             channels = [name for name in self._handlers if self.wire_channel(name) in confirmed]
