@@ -232,7 +232,7 @@ class LoggingTool:
 
     # --- applied on every replica (the broadcast handler) ---------------------------------------
 
-    def apply(self, name: str, level: str | None, duration: float | None = None) -> LevelResponse:
+    def apply(self, name: str, level: str | None, duration: float | None = None) -> LevelResponse | bool:
         """Set (or, with `level=None`, restore) a logger's level in this process."""
         name = validate_logger_name(name)
         logger = logging.getLogger() if name == "root" else logging.getLogger(name)
@@ -277,7 +277,9 @@ class LoggingTool:
         logger.setLevel(self._original.pop(name, logging.NOTSET))
         LOG.info("Logger %s reverted to %s", name, logging.getLevelName(logger.level))
 
-    async def handle(self, *, name: str, level: str | None, duration: float | None = None) -> LevelResponse:
+    # The annotation is what the callers validate the answers against: ours answer a LevelResponse,
+    # c2casgiutils 0.14 replicas (a mixed rollout) answer `True`.
+    async def handle(self, *, name: str, level: str | None, duration: float | None = None) -> LevelResponse | bool:
         """The broadcast handler: apply the change here and report the result."""
         return self.apply(name, level, duration)
 
