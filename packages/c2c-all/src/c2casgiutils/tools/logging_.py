@@ -232,7 +232,7 @@ class LoggingTool:
 
     # --- applied on every replica (the broadcast handler) ---------------------------------------
 
-    def apply(self, name: str, level: str | None, duration: float | None = None) -> LevelResponse | bool:
+    def apply(self, name: str, level: str | None, duration: float | None = None) -> LevelResponse:
         """Set (or, with `level=None`, restore) a logger's level in this process."""
         name = validate_logger_name(name)
         logger = logging.getLogger() if name == "root" else logging.getLogger(name)
