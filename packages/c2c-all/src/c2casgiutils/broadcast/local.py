@@ -8,12 +8,11 @@ from typing import Any
 import c2c_broadcast
 from c2c_config import get_settings
 from c2casgiutils.broadcast import interface
-from c2casgiutils.broadcast.utils import to_014_answers
 
 __all__ = ["LocalBroadcaster"]
 
 
-class LocalBroadcaster(interface.BaseBroadcaster):
+class LocalBroadcaster(interface._OverOurs):
     """Broadcast within this process only, with c2casgiutils 0.14's constructor and methods.
 
     Runs on `c2c_broadcast.LocalBroadcaster` (settings from the environment). `broadcast` returns
@@ -33,32 +32,12 @@ class LocalBroadcaster(interface.BaseBroadcaster):
     - sync callbacks are accepted too; `close()` is new (cancels callbacks still running).
     """
 
+    _impl: c2c_broadcast.LocalBroadcaster
+
     def __init__(self) -> None:
         """A local broadcaster with the `broadcast` settings of the environment."""
         self._impl = c2c_broadcast.LocalBroadcaster(get_settings(c2c_broadcast.Settings).broadcast)
 
-    async def subscribe(self, channel: str, callback: Callable[..., Awaitable[Any]]) -> None:
-        """Call `callback(**params)` for broadcasts on `channel` (replaces a previous callback)."""
-        await self._impl.subscribe(channel, callback)
-
-    async def unsubscribe(self, channel: str) -> None:
-        """Forget the callback of `channel`."""
-        await self._impl.unsubscribe(channel)
-
-    async def broadcast(
-        self,
-        channel: str,
-        params: Mapping[str, Any],
-        expect_answers: bool,
-        timeout: float,  # noqa: ASYNC109 - c2casgiutils 0.14's signature
-    ) -> list[Any] | None:
-        """Call this process's callback of `channel`; with `expect_answers`, its raw answer in a list."""
-        return to_014_answers(await self._impl.broadcast(channel, params, expect_answers, timeout))
-
     def get_subscribers(self) -> Mapping[str, Callable[..., Awaitable[Any]]]:
         """The subscribed channels and their callbacks (a copy)."""
         return self._impl.get_subscribers()
-
-    async def close(self) -> None:
-        """Cancel callbacks still running after a timeout (not in 0.14)."""
-        await self._impl.close()

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
@@ -20,7 +19,6 @@ import c2c_broadcast
 from c2c_broadcast.redis import RedisBroadcaster as _OurRedisBroadcaster
 from c2c_config import get_settings
 from c2casgiutils.broadcast import interface, local
-from c2casgiutils.broadcast.utils import to_014_answers
 
 if TYPE_CHECKING:
     import redis.asyncio.client
@@ -107,7 +105,7 @@ class AsyncPubSubWorker:
                 await self.pubsub.aclose()
 
 
-class RedisBroadcaster(interface.BaseBroadcaster):
+class RedisBroadcaster(interface._OverOurs):
     """Broadcast through Redis with c2casgiutils 0.14's constructor, over c2c-broadcast's Redis broadcaster.
 
     `master` carries everything (pub/sub and commands) and must belong to the event loop that uses
@@ -151,30 +149,7 @@ class RedisBroadcaster(interface.BaseBroadcaster):
         """Start the listeners; waits for Redis at most `C2C__BROADCAST__CONNECT_TIMEOUT`, never fails."""
         await self._impl.start()
 
-    async def subscribe(self, channel: str, callback: Callable[..., Awaitable[Any]]) -> None:
-        """Call `callback(**params)` for every broadcast on `channel` (replaces a previous callback)."""
-        await self._impl.subscribe(channel, callback)
-
-    async def unsubscribe(self, channel: str) -> None:
-        """Stop handling `channel`."""
-        await self._impl.unsubscribe(channel)
-
-    async def broadcast(
-        self,
-        channel: str,
-        params: Mapping[str, Any],
-        expect_answers: bool,
-        timeout: float,  # noqa: ASYNC109 - c2casgiutils 0.14's signature
-    ) -> list[Any] | None:
-        """Publish a call on `channel`; with `expect_answers`, the raw answers of every replica."""
-        await self._impl.start()
-        return to_014_answers(await self._impl.broadcast(channel, params, expect_answers, timeout))
-
     async def copy_local_subscriptions(self, prev_broadcaster: local.LocalBroadcaster) -> None:
         """Subscribe here every callback of a local broadcaster."""
         for channel, callback in prev_broadcaster.get_subscribers().items():
             await self.subscribe(channel, callback)
-
-    async def close(self) -> None:
-        """Leave the registry, stop the listeners and the running handlers (not in 0.14); bounded."""
-        await self._impl.close()
