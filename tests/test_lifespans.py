@@ -69,7 +69,9 @@ def _make_app(call_shutdown: bool) -> FastAPI:
 
 
 @pytest.mark.parametrize("call_shutdown", [True, False], ids=["with-shutdown", "startup-only"])
-def test_ten_lifespans_with_redis(redis_env: RedisServer, call_shutdown: bool, caplog: pytest.LogCaptureFixture) -> None:
+def test_ten_lifespans_with_redis(
+    redis_env: RedisServer, call_shutdown: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     app = _make_app(call_shutdown)
     with caplog.at_level(logging.WARNING):
         for number in range(10):
