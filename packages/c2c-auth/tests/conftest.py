@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import c2c_auth
-from c2c_auth import _core, _github
+from c2c_auth import _github, _secret
 from c2c_config import reload_settings
 from c2c_testing import free_port, wait_for_port
 
@@ -283,13 +283,13 @@ class Env:
 def env() -> Iterator[Env]:
     """A clean `C2C__` environment; cache and rate limiter reset."""
     _github.CACHE.clear()
-    _core.LIMITER.reset()
+    _secret.LIMITER.reset()
     environment = Env()
     environment.set()
     yield environment
     environment.restore()
     _github.CACHE.clear()
-    _core.LIMITER.reset()
+    _secret.LIMITER.reset()
 
 
 @pytest.fixture

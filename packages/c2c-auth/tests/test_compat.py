@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from fastapi.security import APIKeyHeader, APIKeyQuery
 
 import c2c_auth
-from c2c_auth import AuthInfo, GitHubAccessType, UserInfo, _core
+from c2c_auth import AuthInfo, GitHubAccessType, UserInfo, _info
 from c2c_config import get_settings
 
 COOKIE = "c2c-jwt-auth"
@@ -355,7 +355,7 @@ async def test_logout_ends_the_session_id(
     await h.oauth_login(client, github_http, fake_github, "carol")
     stolen = client.cookies[COOKIE]
     assert (await client.get("/c2c/admin")).status_code == 200
-    monkeypatch.setattr(_core, "_TOKEN_NOT_SERIALISED_WARNED", False)
+    monkeypatch.setattr(_info, "_TOKEN_NOT_SERIALISED_WARNED", False)
     with caplog.at_level(logging.WARNING, logger="c2c_auth"):
         status = await client.get("/c2c/auth/status")
     assert status.json()["user"] == {

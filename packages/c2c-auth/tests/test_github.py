@@ -13,7 +13,7 @@ import pytest
 from starlette.responses import HTMLResponse, JSONResponse
 
 import c2c_auth
-from c2c_auth import _core, _github
+from c2c_auth import _access, _github, _sessions
 
 COOKIE = "c2c-jwt-auth"
 
@@ -216,7 +216,7 @@ async def test_github_unavailable_at_login_is_a_503(
         setattr(fake_github, failure, True)
     response = await client.get(f"{callback.path}?{callback.query}")
     assert response.status_code == 503
-    assert response.json() == {"error": _core.GITHUB_UNAVAILABLE_MESSAGE}
+    assert response.json() == {"error": _github.GITHUB_UNAVAILABLE_MESSAGE}
     assert COOKIE not in h.set_cookies(response)
 
 
@@ -228,7 +228,7 @@ async def test_github_unavailable_during_access_check(
     fake_github.down = True
     response = await client.get("/c2c/admin")
     assert response.status_code == 503
-    assert response.json()["detail"] == _core.GITHUB_UNAVAILABLE_MESSAGE
+    assert response.json()["detail"] == _github.GITHUB_UNAVAILABLE_MESSAGE
     # The check_* functions fail closed instead of raising.
     assert (await client.get("/c2c/checks")).json() == dict.fromkeys(
         ("read_only", "read_write", "admin", "custom_push"), False
@@ -296,7 +296,7 @@ async def test_bearer_token_needs_the_repository_permission(
     assert {path: (await client.get(path, headers=headers)).status_code for path in expected} == expected
     if login is None:
         refused = await client.get("/c2c/logged", headers=headers)
-        assert refused.json()["detail"] == _core.NOT_LOGGED_IN_GITHUB_MESSAGE
+        assert refused.json()["detail"] == _access.NOT_LOGGED_IN_GITHUB_MESSAGE
     status = await client.get("/c2c/auth/status", headers=headers)
     assert token not in status.text
     assert status.json()["type"] == ("github_bearer" if login else "none")
@@ -331,7 +331,7 @@ async def test_state_cookie_is_never_a_session(
 async def test_secret_mode_session_is_not_a_github_session(
     github_mode: Any, client: httpx.AsyncClient, h: types.ModuleType
 ) -> None:
-    keys = _core.keys()
+    keys = _sessions.keys()
     assert keys is not None
     forged = keys.encode("session", {"mth": "secret", "sfp": "x"}, 3600)
     client.cookies.set(COOKIE, forged, domain="app.example", path="/c2c/")
@@ -343,7 +343,7 @@ async def test_expired_session_is_cleared(
 ) -> None:
     await h.oauth_login(client, github_http, fake_github, "carol")
     payload = h.jwt_payload(client.cookies[COOKIE])
-    keys = _core.keys()
+    keys = _sessions.keys()
     assert keys is not None
     claims = {key: payload[key] for key in ("mth", "login", "display_name", "url", "ght", "pth")}
     client.cookies.set(COOKIE, keys.encode("session", claims, 60, now=time.time() - 120), "app.example", "/c2c/")
@@ -540,7 +540,7 @@ async def test_malformed_token_answers(
 async def test_expired_access_token_without_refresh_token_ends_the_session(
     github_mode: Any, client: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
 ) -> None:
-    keys = _core.keys()
+    keys = _sessions.keys()
     assert keys is not None
     token = fake_github.issue_token("carol")
     ght = keys.encrypt({"at": token, "ate": int(time.time()) - 10}, "session")

@@ -12,7 +12,7 @@ import pytest
 from fastapi import Depends, FastAPI
 
 import c2c_auth
-from c2c_auth import _core
+from c2c_auth import _secret, _sessions
 from c2c_auth._tokens import Keys
 
 COOKIE = "c2c-jwt-auth"
@@ -160,7 +160,7 @@ async def test_rate_limit_per_address(
 ) -> None:
     secret_mode.set(C2C__AUTH__SECRET_MAX_FAILURES="3", C2C__AUTH__SECRET_FAILURE_WINDOW="60")
     now = [1000.0]
-    monkeypatch.setattr(_core.LIMITER, "clock", lambda: now[0])
+    monkeypatch.setattr(_secret.LIMITER, "clock", lambda: now[0])
     attacker = make_client("198.51.100.1")
     for _ in range(3):
         assert (await attacker.get("/c2c/auth/login", headers={"X-API-Key": "guess"})).status_code == 401
@@ -195,7 +195,7 @@ async def test_no_jwt_secret_derives_keys_from_the_shared_secret(
     response = await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
     assert response.status_code == 200
     token = h.set_cookies(response)[COOKIE]["value"]
-    replica = c2c_auth._core.keys()
+    replica = c2c_auth._sessions.keys()
     assert replica is not None
     assert replica.decode(token, "session")["mth"] == "secret"
     # Changing the shared secret ends the sessions: the cookie is cleared, the user is logged out.
@@ -222,9 +222,9 @@ async def test_secret_rotation_with_a_jwt_secret(
 async def test_expired_cookie_is_cleared_not_a_lockout(
     secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType, target: str
 ) -> None:
-    keys = _core.keys()
+    keys = _sessions.keys()
     assert keys is not None
-    expired = keys.encode("session", _core.secret_session_claims() | {"pth": "/c2c/"}, 60, now=time.time() - 3600)
+    expired = keys.encode("session", _secret.secret_session_claims() | {"pth": "/c2c/"}, 60, now=time.time() - 3600)
     client.cookies.set(COOKIE, expired, domain="app.example", path="/c2c/")
     response = await client.get(target)
     # Status answers 200 (logged out); protected routes 403; both clear the cookie (weak point 5).

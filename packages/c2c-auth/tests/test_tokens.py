@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from c2c_auth import _core
+from c2c_auth import _sessions
 from c2c_auth._tokens import ISSUER, SESSION_FORMAT, STATE_AUDIENCE, InvalidToken, Keys
 
 COOKIE = "c2c-jwt-auth"
@@ -228,7 +228,7 @@ async def test_tampered_secret_session(secret_mode: Any, make_client: Any, h: ty
 async def test_tampered_github_session(
     github_mode: Any, make_client: Any, github_http: Any, fake_github: Any, h: types.ModuleType, data: Any
 ) -> None:
-    keys = _core.keys()
+    keys = _sessions.keys()
     assert keys is not None
     token = fake_github.issue_token("carol")
     ght = keys.encrypt({"at": token}, "session")

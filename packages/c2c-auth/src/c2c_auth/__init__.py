@@ -11,35 +11,27 @@ from typing import TYPE_CHECKING, Literal
 
 from fastapi.security import APIKeyHeader, APIKeyQuery
 
-from c2c_auth._core import (
+from c2c_auth._access import (
     AccessContext,
     AuthConfig,
-    AuthenticationType,
-    AuthInfo,
-    AuthMethod,
-    GitHubSessionPayload,
-    UserDetails,
-    UserInfo,
-    apply_pending_cookies,
     auth_required,
-    auth_type,
     check_access,
     check_access_config,
     check_admin_access,
     check_read_only_access,
     check_read_write_access,
     get_access_context,
-    get_auth,
-    is_enabled,
     level_config,
     require_access,
     require_admin_access,
     require_read_only_access,
     require_read_write_access,
-    shutdown,
-    startup,
 )
+from c2c_auth._core import get_auth, shutdown, startup
+from c2c_auth._info import AuthInfo, AuthMethod, GitHubSessionPayload, UserDetails, UserInfo
+from c2c_auth._modes import AuthenticationType, auth_type, is_enabled
 from c2c_auth._routes import create_router
+from c2c_auth._sessions import apply_pending_cookies
 from c2c_auth._settings import (
     AccessType,
     AuthSettings,

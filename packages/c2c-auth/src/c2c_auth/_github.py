@@ -28,6 +28,10 @@ LOG = logging.getLogger("c2c_auth")
 _CACHE_SIZE = 1024
 
 
+GITHUB_UNAVAILABLE_MESSAGE = "GitHub is unavailable, authentication cannot be checked now; try again later"
+"""The detail of the 503 answered when GitHub cannot be reached."""
+
+
 class GitHubUnavailable(Exception):
     """GitHub did not answer in time, or answered with a server error."""
 

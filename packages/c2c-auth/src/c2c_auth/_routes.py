@@ -18,8 +18,9 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from c2c_auth import _core, _github
-from c2c_auth._core import AuthenticationType, AuthInfo, AuthMethod
+from c2c_auth import _core, _github, _github_auth, _modes, _secret, _sessions
+from c2c_auth._info import AuthInfo, AuthMethod
+from c2c_auth._modes import AuthenticationType
 from c2c_auth._redirect import safe_came_from
 from c2c_auth._tokens import InvalidToken
 
@@ -32,16 +33,16 @@ CALLBACK_ROUTE = "c2c_github_callback"
 
 def _json(request: Request, content: dict[str, Any], status_code: int = 200) -> JSONResponse:
     response = JSONResponse(content, status_code=status_code, headers=_NO_STORE)
-    return _core.apply_pending_cookies(request, response)
+    return _sessions.apply_pending_cookies(request, response)
 
 
 def _redirect(request: Request, location: str) -> RedirectResponse:
     response = RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER, headers=_NO_STORE)
-    return _core.apply_pending_cookies(request, response)
+    return _sessions.apply_pending_cookies(request, response)
 
 
 def _unavailable(request: Request, endpoint: str, needed: AuthenticationType) -> JSONResponse:
-    mode = _core.auth_type().name.lower()
+    mode = _modes.auth_type().name.lower()
     message = (
         f"{endpoint} is not available: the authentication mode is {mode}, this endpoint needs {needed.name.lower()}"
     )
@@ -59,7 +60,7 @@ def _index_path(request: Request, suffix: str) -> str:
 
 
 def _cookie_path(request: Request, suffix: str) -> str:
-    return _core._settings().jwt.cookie.path or _index_path(request, suffix)
+    return _modes.current_settings().jwt.cookie.path or _index_path(request, suffix)
 
 
 def _came_from(request: Request, value: str | None) -> str | None:
@@ -80,7 +81,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _flow_cookie(state: str) -> str:
     """One state cookie per login flow, so several tabs can log in at once."""
-    return f"{_core._settings().github.state_cookie}-{hashlib.sha256(state.encode()).hexdigest()[:16]}"
+    return f"{_modes.current_settings().github.state_cookie}-{hashlib.sha256(state.encode()).hexdigest()[:16]}"
 
 
 def _pkce_challenge(verifier: str) -> str:
@@ -90,23 +91,23 @@ def _pkce_challenge(verifier: str) -> str:
 async def _revoke_session(request: Request) -> None:
     """End the request's session (valid sessions only): its id is refused from now on in this process,
     and in GitHub mode its token is revoked at GitHub (which ends it on every replica)."""
-    found = _core.keys()
-    token = request.cookies.get(_core.session_cookie_name())
+    found = _sessions.keys()
+    token = request.cookies.get(_sessions.session_cookie_name())
     if found is None or token is None:
         return
     try:
         claims = found.decode(token, "session")
     except InvalidToken:
         return
-    _core.revoke_session(claims)
-    if _core.auth_type() is not AuthenticationType.GITHUB:
+    _sessions.revoke_session(claims)
+    if _modes.auth_type() is not AuthenticationType.GITHUB:
         return
     try:
         access = found.decrypt(claims.get("ght"), "session").get("at")
     except InvalidToken:
         return
     if isinstance(access, str):
-        await _github.revoke(_core._settings().github, access)
+        await _github.revoke(_modes.current_settings().github, access)
 
 
 def create_router() -> APIRouter:
@@ -117,12 +118,12 @@ def create_router() -> APIRouter:
     async def login(request: Request) -> Response:
         """Secret mode: log in with the `X-API-Key` header, the `secret` form field or query parameter."""
         suffix = "/login"
-        if _core.auth_type() is not AuthenticationType.SECRET:
+        if _modes.auth_type() is not AuthenticationType.SECRET:
             return _unavailable(request, "Secret login", AuthenticationType.SECRET)
         form = await _form(request) if request.method == "POST" else {}
         provided = request.headers.get("x-api-key") or form.get("secret") or None
         if provided is None and "secret" in request.query_params:
-            if not _core._settings().secret_in_query:
+            if not _modes.current_settings().secret_in_query:
                 message = (
                     "The secret query parameter is disabled (C2C__AUTH__SECRET_IN_QUERY); use the X-API-Key header"
                 )
@@ -131,10 +132,10 @@ def create_router() -> APIRouter:
         if not provided:
             message = "Missing secret: send the X-API-Key header, the secret form field or the secret parameter"
             return _json(request, {"detail": message}, status.HTTP_400_BAD_REQUEST)
-        if not _core.verify_secret(request, provided):
+        if not _secret.verify_secret(request, provided):
             return _json(request, {"detail": "Invalid secret"}, status.HTTP_401_UNAUTHORIZED)
-        age = _core._settings().jwt.cookie.age.total_seconds()
-        _core.issue_session(request, None, _core.secret_session_claims(), age, _cookie_path(request, suffix))
+        age = _modes.current_settings().jwt.cookie.age.total_seconds()
+        _sessions.issue_session(request, None, _secret.secret_session_claims(), age, _cookie_path(request, suffix))
         if form:
             target = _came_from(request, form.get("came_from") or request.query_params.get("came_from"))
             return _redirect(request, target or _index_path(request, suffix))
@@ -145,7 +146,7 @@ def create_router() -> APIRouter:
     async def logout(request: Request) -> Response:
         """Clear the session cookie (and revoke the GitHub token in GitHub mode)."""
         await _revoke_session(request)
-        _core.clear_cookie(request, None, _core.session_cookie_name(), _cookie_path(request, "/logout"))
+        _sessions.clear_cookie(request, None, _sessions.session_cookie_name(), _cookie_path(request, "/logout"))
         return _json(request, {"status": "success", "message": "Logged out successfully"})
 
     router.add_api_route("/logout", logout, methods=["GET", "POST"], name="c2c_auth_logout")
@@ -161,16 +162,16 @@ def create_router() -> APIRouter:
     @router.get("/github/login", name="c2c_github_login")
     async def github_login(request: Request, came_from: str | None = None) -> Response:
         """Start a GitHub OAuth flow (state and PKCE verifier in a per-flow signed cookie)."""
-        if _core.auth_type() is not AuthenticationType.GITHUB:
+        if _modes.auth_type() is not AuthenticationType.GITHUB:
             return _unavailable(request, "GitHub login", AuthenticationType.GITHUB)
-        found = _core.keys()
+        found = _sessions.keys()
         if found is None:
-            return _json(request, {"error": _core.NO_SIGNING_KEY_MESSAGE}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+            return _json(request, {"error": _sessions.NO_SIGNING_KEY_MESSAGE}, status.HTTP_500_INTERNAL_SERVER_ERROR)
         target = _came_from(request, came_from)
         if came_from and target is None:
             message = "came_from refused: only a path on this site is accepted"
             return _json(request, {"error": message}, status.HTTP_400_BAD_REQUEST)
-        github = _core._settings().github
+        github = _modes.current_settings().github
         callback = str(request.url_for(CALLBACK_ROUTE))
         redirect_uri = callback
         if github.proxy_url:
@@ -196,7 +197,7 @@ def create_router() -> APIRouter:
             "code_challenge_method": "S256",
         }
         separator = "&" if "?" in github.authorize_url else "?"
-        _core.set_cookie(request, None, _flow_cookie(state), cookie, int(age), urlsplit(callback).path)
+        _sessions.set_cookie(request, None, _flow_cookie(state), cookie, int(age), urlsplit(callback).path)
         return _redirect(request, f"{github.authorize_url}{separator}{urlencode(query)}")
 
     @router.get("/github/callback", name=CALLBACK_ROUTE)
@@ -204,11 +205,11 @@ def create_router() -> APIRouter:
         request: Request, state: str | None = None, code: str | None = None, error: str | None = None
     ) -> Response:
         """Finish a GitHub OAuth flow: check the state, exchange the code with the PKCE verifier, set the session."""
-        if _core.auth_type() is not AuthenticationType.GITHUB:
+        if _modes.auth_type() is not AuthenticationType.GITHUB:
             return _unavailable(request, "GitHub callback", AuthenticationType.GITHUB)
-        found = _core.keys()
+        found = _sessions.keys()
         if found is None:
-            return _json(request, {"error": _core.NO_SIGNING_KEY_MESSAGE}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+            return _json(request, {"error": _sessions.NO_SIGNING_KEY_MESSAGE}, status.HTTP_500_INTERNAL_SERVER_ERROR)
         if not state or len(state) > 512:
             return _json(request, {"error": "Missing state parameter"}, status.HTTP_400_BAD_REQUEST)
         name = _flow_cookie(state)
@@ -217,7 +218,7 @@ def create_router() -> APIRouter:
             message = "No GitHub login in progress for this state (expired, already used, or another browser)"
             return _json(request, {"error": message}, status.HTTP_400_BAD_REQUEST)
         # Single use: the flow's cookie is deleted whatever happens next.
-        _core.clear_cookie(request, None, name, request.url.path)
+        _sessions.clear_cookie(request, None, name, request.url.path)
         try:
             claims = found.decode(stored, "oauth-state")
             verifier = found.decrypt(claims.get("pkce"), "oauth-state").get("v")
@@ -231,7 +232,7 @@ def create_router() -> APIRouter:
             return _json(request, {"error": f"GitHub refused the login: {error[:200]}"}, status.HTTP_400_BAD_REQUEST)
         if not code:
             return _json(request, {"error": "Missing code parameter"}, status.HTTP_400_BAD_REQUEST)
-        github = _core._settings().github
+        github = _modes.current_settings().github
         try:
             tokens = await _github.exchange_code(github, code, str(claims.get("ru", "")), verifier)
             now = time.time()
@@ -240,28 +241,28 @@ def create_router() -> APIRouter:
             return _json(request, {"error": str(refused)}, status.HTTP_400_BAD_REQUEST)
         except _github.GitHubUnavailable as unavailable:
             LOG.warning("GitHub login failed: %s", unavailable)
-            return _json(request, {"error": _core.GITHUB_UNAVAILABLE_MESSAGE}, status.HTTP_503_SERVICE_UNAVAILABLE)
-        info = _core.user_info(user)
+            return _json(request, {"error": _github.GITHUB_UNAVAILABLE_MESSAGE}, status.HTTP_503_SERVICE_UNAVAILABLE)
+        info = _github_auth.user_info(user)
         session = {
             "mth": AuthMethod.GITHUB_OAUTH.value,
             "login": info.login,
             "display_name": info.display_name,
             "url": info.url,
-            **_core.token_claims(found, tokens, now),
+            **_github_auth.token_claims(found, tokens, now),
         }
         suffix = "/github/callback"
-        lifetime = _core.session_lifetime(tokens)
-        _core.issue_session(request, None, session, lifetime, _cookie_path(request, suffix))
+        lifetime = _github_auth.session_lifetime(tokens)
+        _sessions.issue_session(request, None, session, lifetime, _cookie_path(request, suffix))
         target = _came_from(request, claims.get("cf") if isinstance(claims.get("cf"), str) else None)
         return _redirect(request, target or _index_path(request, suffix))
 
     async def github_logout(request: Request, came_from: str | None = None) -> Response:
         """Clear the session, revoke its GitHub token, redirect to `came_from` (same origin) or the index."""
-        if _core.auth_type() is not AuthenticationType.GITHUB:
+        if _modes.auth_type() is not AuthenticationType.GITHUB:
             return _unavailable(request, "GitHub logout", AuthenticationType.GITHUB)
         await _revoke_session(request)
         suffix = "/github/logout"
-        _core.clear_cookie(request, None, _core.session_cookie_name(), _cookie_path(request, suffix))
+        _sessions.clear_cookie(request, None, _sessions.session_cookie_name(), _cookie_path(request, suffix))
         return _redirect(request, _came_from(request, came_from) or _index_path(request, suffix))
 
     router.add_api_route("/github/logout", github_logout, methods=["GET", "POST"], name="c2c_github_logout")
