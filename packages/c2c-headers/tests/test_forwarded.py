@@ -18,7 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from c2c_headers import ORIGINAL_SCOPE_KEY, ArmorHeaderMiddleware, ForwardedHeadersMiddleware
+import c2c_headers
+from c2c_headers import ORIGINAL_SCOPE_KEY, ArmorHeaderMiddleware, ForwardedHeadersMiddleware, parse_trusted_hosts
 from c2c_headers.forwarded import TrustedHosts, parse_forwarded
 from c2c_headers.types import Message, Receive, Scope, Send
 
@@ -54,6 +55,13 @@ from c2c_headers.types import Message, Receive, Scope, Send
         ("127.0.0.1", "not-an-ip", False),
         ("127.0.0.1", "", False),
         ("127.0.0.1", None, False),
+        # scoped IPv6 (link-local): the zone is part of the address, as uvicorn reports the peer
+        ("fe80::1%eth0", "fe80::1%eth0", True),
+        ("fe80::1%eth0", "fe80::1%eth1", False),
+        ("fe80::1%eth0", "fe80::1", False),
+        ("fe80::1%br-lan", "fe80::1%br-lan", True),
+        ("fe80::/10", "fe80::1%eth0", True),
+        ("10.0.0.0/255.0.0.0", "10.9.9.9", True),
     ],
 )
 def test_trusted_hosts(trusted: Any, host: Any, expected: bool) -> None:
@@ -62,11 +70,44 @@ def test_trusted_hosts(trusted: Any, host: Any, expected: bool) -> None:
 
 @pytest.mark.parametrize(
     "entry",
-    ["10.0.0.300", "10.0.0.0/33", "1.2.3", "::1/129", "fe80::zz", "2001:db8:::1", "10.0.0.0/8/9", "256.1.1.1"],
+    [
+        "10.0.0.300",
+        "10.0.0.0/33",
+        "1.2.3",
+        "::1/129",
+        "fe80::zz",
+        "2001:db8:::1",
+        "10.0.0.0/8/9",
+        "256.1.1.1",
+        "10.0.0.0/abc",
+        "10.0.0.0/",
+        "fe80::%eth0/64",
+        "fe80::1%eth0/64",
+        "::1%",
+    ],
 )
 def test_malformed_trusted_entry_is_an_error(entry: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(f"trusted_hosts: {entry!r} looks like an IP address or network")):
+    with pytest.raises(ValueError, match=re.escape(f"trusted host {entry!r} is not a valid ")):
         ForwardedHeadersMiddleware(_echo, trusted_hosts=f"127.0.0.1,{entry}")
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("10.0.0.0/abc", "after '/' comes a prefix length (0-32 for IPv4, 0-128 for IPv6) or an IPv4 netmask"),
+        ("fe80::%eth0/64", "a network cannot carry a zone"),
+        ("10.0.0.300", "is not a valid IP address: "),
+    ],
+)
+def test_malformed_trusted_entry_says_why(entry: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        parse_trusted_hosts(entry)
+
+
+def test_trusted_hosts_parser_is_public() -> None:
+    assert c2c_headers.parse_trusted_hosts is parse_trusted_hosts
+    assert c2c_headers.TrustedHosts is TrustedHosts
+    assert isinstance(ForwardedHeadersMiddleware(_echo, trusted_hosts="10.0.0.0/8").trusted_hosts, TrustedHosts)
 
 
 def test_literal_with_space_is_an_error() -> None:

@@ -7,6 +7,7 @@ from ``c2casgiutils.headers``.
 from importlib.metadata import version as _version
 
 from c2c_headers._engine import EngineName, UnsupportedPatternError
+from c2c_headers._hosts import TrustedHosts, parse_trusted_hosts
 from c2c_headers._rules import CSP_NONCE, DEFAULT_HEADERS_CONFIG, Header, HeaderMatcher, HeadersConfig, HeaderValue
 from c2c_headers.armor import ArmorHeaderMiddleware
 from c2c_headers.forwarded import ORIGINAL_SCOPE_KEY, ForwardedHeadersMiddleware
@@ -24,6 +25,8 @@ __all__ = [
     "HeaderMatcher",
     "HeaderValue",
     "HeadersConfig",
+    "TrustedHosts",
     "UnsupportedPatternError",
     "__version__",
+    "parse_trusted_hosts",
 ]

@@ -19,9 +19,15 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Iterable, Sequence
-from typing import Final, Literal, TypeAlias
+from collections.abc import Sequence
+from typing import Final, Literal, NamedTuple, TypeAlias
 
+# TrustedHosts and its messages lived here: still importable from this module.
+from c2c_headers._hosts import BAD_TRUSTED_HOST as BAD_TRUSTED_HOST
+from c2c_headers._hosts import BAD_TRUSTED_LITERAL as BAD_TRUSTED_LITERAL
+from c2c_headers._hosts import TrustedHosts as TrustedHosts
+from c2c_headers._hosts import parse_trusted_hosts
+from c2c_headers._scope import _DEFAULT_PORTS  # the one default-port table of c2c-headers
 from c2c_headers.types import ASGIApp, Receive, Scope, Send
 
 HeadersType: TypeAlias = Literal["x-forwarded", "forwarded", "none"]
@@ -32,30 +38,50 @@ ORIGINAL_SCOPE_KEY: Final = "c2c_headers.forwarded.original"
 
 HEADERS_TYPES: Final = ("x-forwarded", "forwarded", "none")
 BAD_HEADERS_TYPE = "headers_type must be one of {accepted}, got {value!r}"
-BAD_TRUSTED_HOST = "trusted_hosts: {entry!r} looks like an IP address or network but does not parse: {error}"
-BAD_TRUSTED_LITERAL = "trusted_hosts: {entry!r} is not a valid entry (empty or with spaces/control characters)"
 
 _LOG = logging.getLogger("c2c_headers")
 _SCHEMES: Final = {
     "http": {"http": "http", "https": "https", "ws": "http", "wss": "https"},
     "websocket": {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"},
 }
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-# Something meant as an IP or a network: only digits and dots (IPv4), or at least two colons
-# between letters, digits, dots and % (IPv6, zone), optionally with a /prefix. Anything else is a
-# literal (a unix socket path, "unix:/run/app.sock", "testclient"...).
-_IP_LIKE: Final = re.compile(r"[0-9.]+(/.*)?|[0-9A-Za-z.%]*:[0-9A-Za-z.%]*:[0-9A-Za-z:.%]*(/.*)?")
 _HOST: Final = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._~-]+))(?::(?P<port>[0-9]{1,5}))?")
 _PREFIX: Final = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?")
 _PORT: Final = re.compile(r"[0-9]{1,5}")
 _MAX_CACHE: Final = 4096
 
+# The cache key: (scope type, scheme, Host header, forwarded header lines). A plain tuple: it is
+# built on every request, and a tuple literal is the cheapest hashable value.
 _Key: TypeAlias = tuple[str, "str | None", "bytes | None", tuple[tuple[bytes, bytes], ...]]
-# (client, scheme, server, Host header, prefix; each None when unchanged) + the original Host.
-_Rewrite: TypeAlias = tuple[
-    "tuple[str, int] | None", "str | None", "tuple[str, int] | None", "bytes | None", "str | None", "str | None"
-]
-_NO_REWRITE: Final[_Rewrite] = (None, None, None, None, None, None)
+
+
+class _Forwarded(NamedTuple):
+    """The raw values the proxies sent at the chosen hop (each None when absent)."""
+
+    client: str | None
+    proto: str | None
+    host: str | None
+    port: str | None
+    prefix: str | None
+
+
+class _Rewrite(NamedTuple):
+    """What the middleware changes in a scope (each None when unchanged), computed once per key."""
+
+    client: tuple[str, int] | None
+    """The new ``scope["client"]``."""
+    scheme: str | None
+    """The new ``scope["scheme"]``."""
+    server: tuple[str, int] | None
+    """The new ``scope["server"]`` (set together with ``host_header``)."""
+    host_header: bytes | None
+    """The new ``Host`` header."""
+    prefix: str | None
+    """The prefix to put before ``root_path`` and ``path``."""
+    original_host: str | None
+    """The request's own ``Host`` header (latin-1), kept under `ORIGINAL_SCOPE_KEY`."""
+
+
+_NO_REWRITE: Final = _Rewrite(None, None, None, None, None, None)
 
 _XFF: Final = b"x-forwarded-for"
 _XFPROTO: Final = b"x-forwarded-proto"
@@ -64,71 +90,6 @@ _XFPORT: Final = b"x-forwarded-port"
 _XFPREFIX: Final = b"x-forwarded-prefix"
 _FORWARDED: Final = b"forwarded"
 _HOST_HEADER: Final = b"host"
-
-
-class TrustedHosts:
-    """The proxies whose forwarded headers are believed: IPs, networks, literals, or ``*``.
-
-    ``"127.0.0.1, 10.0.0.0/8, ::1, /tmp/app.sock"`` or a list of such strings (each item may
-    itself be a comma list). ``host in trusted`` reads as prose.
-    """
-
-    def __init__(self, trusted_hosts: str | Iterable[str]) -> None:
-        """Parse every entry; raise ValueError for an entry that looks like an IP but does not parse."""
-        items = [trusted_hosts] if isinstance(trusted_hosts, str) else list(trusted_hosts)
-        entries = [entry.strip() for item in items for entry in str(item).split(",")]
-        self.always = False
-        self.addresses: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
-        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        self.literals: set[str] = set()
-        for entry in entries:
-            if not entry:
-                continue
-            if entry == "*":
-                self.always = True
-            elif _IP_LIKE.fullmatch(entry):
-                try:
-                    if "/" in entry:
-                        self.networks.append(ipaddress.ip_network(entry, strict=False))
-                    else:
-                        self.addresses.add(ipaddress.ip_address(entry))
-                except ValueError as error:
-                    raise ValueError(BAD_TRUSTED_HOST.format(entry=entry, error=error)) from None
-            elif any(char.isspace() or ord(char) < 32 for char in entry):
-                raise ValueError(BAD_TRUSTED_LITERAL.format(entry=entry))
-            else:
-                self.literals.add(entry)
-        self.cache: dict[str, bool] = {}
-        """Lookups already made (bounded), for hot paths that skip the method call."""
-
-    def __contains__(self, host: object) -> bool:
-        """Whether ``host`` (an address string from the scope or a header) is trusted."""
-        if self.always:
-            return True
-        if not isinstance(host, str):
-            return False
-        known = self.cache.get(host)
-        if known is None:
-            known = self._lookup(host)
-            if len(self.cache) >= _MAX_CACHE:  # values come from headers: keep the cache bounded
-                self.cache.clear()
-            self.cache[host] = known
-        return known
-
-    def _lookup(self, host: str) -> bool:
-        if host in self.literals:
-            return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        candidates = [address]
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            candidates.append(address.ipv4_mapped)
-        return any(
-            candidate in self.addresses or any(candidate in network for network in self.networks)
-            for candidate in candidates
-        )
 
 
 def _split_node(node: str) -> tuple[str, int | None]:
@@ -222,6 +183,65 @@ def _valid_host(value: str) -> tuple[str, int | None] | None:
     return None if port is None else (host, port)
 
 
+def _new_client(forwarded_for: str | None) -> tuple[str, int] | None:
+    """The client address of a ``for`` value; None when absent, obfuscated (``_x``) or ``unknown``."""
+    if not forwarded_for:
+        return None
+    address, port = _split_node(forwarded_for)
+    if not address or address == "unknown" or address.startswith("_"):
+        return None
+    return (address, port or 0)
+
+
+def _new_scheme(scope_type: str, proto: str | None) -> str | None:
+    """The scheme of a forwarded proto for this scope type (``https`` -> ``wss`` for a websocket)."""
+    if proto is None:
+        return None
+    scheme = _SCHEMES[scope_type].get(proto.strip().lower())
+    if scheme is None:
+        _LOG.debug("forwarded headers: ignoring the invalid scheme %r", proto)
+    return scheme
+
+
+def _new_host(
+    scheme: str, host_value: str | None, port_value: str | None, original_host: str | None
+) -> tuple[tuple[str, int] | None, bytes | None]:
+    """``(server, Host header)`` from a forwarded host and port, or ``(None, None)`` when unchanged."""
+    host: tuple[str, int | None] | None = None
+    if host_value is not None:
+        host = _valid_host(host_value)
+        if host is None:
+            _LOG.debug("forwarded headers: ignoring the invalid host %r", host_value)
+    forwarded_port: int | None = None
+    if port_value is not None:
+        forwarded_port = _port(port_value)
+        if forwarded_port is None:
+            _LOG.debug("forwarded headers: ignoring the invalid port %r", port_value)
+    if host is None and forwarded_port is not None and original_host is not None:
+        # Only the port was forwarded: the request's host name with the public port.
+        own = _valid_host(original_host)
+        host = None if own is None else (own[0], None)
+    if host is None:
+        return None, None
+    host_name, port = host
+    port = port or forwarded_port
+    default_port = _DEFAULT_PORTS[scheme]
+    display = f"[{host_name}]" if ":" in host_name else host_name
+    if port is not None and port != default_port:
+        display = f"{display}:{port}"
+    return (host_name, port or default_port), display.encode("latin-1")
+
+
+def _new_prefix(prefix: str | None) -> str | None:
+    """A forwarded prefix without its trailing slash; None when absent or not a plain path."""
+    if prefix is None:
+        return None
+    if _PREFIX.fullmatch(prefix) and "//" not in prefix:
+        return prefix.rstrip("/")
+    _LOG.debug("forwarded headers: ignoring the invalid prefix %r", prefix)
+    return None
+
+
 class ForwardedHeadersMiddleware:
     """Apply the scheme, host, port, client address (and optionally prefix) forwarded by trusted proxies.
 
@@ -256,7 +276,7 @@ class ForwardedHeadersMiddleware:
         if headers_type not in HEADERS_TYPES:
             raise ValueError(BAD_HEADERS_TYPE.format(accepted=", ".join(HEADERS_TYPES), value=headers_type))
         self.app = app
-        self.trusted_hosts = TrustedHosts(trusted_hosts)
+        self.trusted_hosts = parse_trusted_hosts(trusted_hosts)
         self.headers_type = headers_type
         self.trust_prefix = trust_prefix
         self._active = headers_type != "none"
@@ -304,35 +324,51 @@ class ForwardedHeadersMiddleware:
                     key = (scope["type"], scope.get("scheme"), host, tuple(pairs))
                     rewrite = self._cache.get(key)
                     if rewrite is None:
-                        rewrite = self._resolve(key)
-                        if len(self._cache) >= _MAX_CACHE:  # keys come from headers: keep it bounded
-                            self._cache.clear()
-                        self._cache[key] = rewrite
+                        rewrite = self._remember(key)
                     if rewrite is not _NO_REWRITE:
-                        new_client, new_scheme, server, new_host, prefix, original_host = rewrite
-                        scope[ORIGINAL_SCOPE_KEY] = {
-                            "client": client,
-                            "scheme": scope.get("scheme"),
-                            "server": scope.get("server"),
-                            "host": original_host,
-                            "root_path": scope.get("root_path", ""),
-                            "path": scope.get("path"),
-                        }
-                        if new_client is not None:
-                            scope["client"] = new_client
-                        if new_scheme is not None:
-                            scope["scheme"] = new_scheme
-                        if new_host is not None:
-                            scope["server"] = server
-                            if host_lower_case:
-                                rewritten = [header for header in headers if header[0] != _HOST_HEADER]
-                            else:
-                                rewritten = [header for header in headers if header[0].lower() != _HOST_HEADER]
-                            rewritten.append((_HOST_HEADER, new_host))
-                            scope["headers"] = rewritten
-                        if prefix is not None:
-                            self._add_prefix(scope, prefix)
+                        self._apply(scope, client, headers, rewrite, host_lower_case)
         await self.app(scope, receive, send)
+
+    def _remember(self, key: _Key) -> _Rewrite:
+        """Resolve a combination not seen yet and cache it (bounded: keys come from headers)."""
+        rewrite = self._resolve(key)
+        if len(self._cache) >= _MAX_CACHE:
+            self._cache.clear()
+        self._cache[key] = rewrite
+        return rewrite
+
+    @classmethod
+    def _apply(
+        cls,
+        scope: Scope,
+        client: tuple[str, int],
+        headers: Sequence[tuple[bytes, bytes]],
+        rewrite: _Rewrite,
+        host_lower_case: bool,
+    ) -> None:
+        """Write ``rewrite`` into ``scope``, keeping the original values under `ORIGINAL_SCOPE_KEY`."""
+        scope[ORIGINAL_SCOPE_KEY] = {
+            "client": client,
+            "scheme": scope.get("scheme"),
+            "server": scope.get("server"),
+            "host": rewrite.original_host,
+            "root_path": scope.get("root_path", ""),
+            "path": scope.get("path"),
+        }
+        if rewrite.client is not None:
+            scope["client"] = rewrite.client
+        if rewrite.scheme is not None:
+            scope["scheme"] = rewrite.scheme
+        if rewrite.host_header is not None:
+            scope["server"] = rewrite.server
+            if host_lower_case:
+                rewritten = [header for header in headers if header[0] != _HOST_HEADER]
+            else:
+                rewritten = [header for header in headers if header[0].lower() != _HOST_HEADER]
+            rewritten.append((_HOST_HEADER, rewrite.host_header))
+            scope["headers"] = rewritten
+        if rewrite.prefix is not None:
+            cls._add_prefix(scope, rewrite.prefix)
 
     def _resolve(self, key: _Key) -> _Rewrite:
         """Compute the rewrite for one combination of scope type, scheme, Host and forwarded headers."""
@@ -340,63 +376,17 @@ class ForwardedHeadersMiddleware:
         found: dict[bytes, list[bytes]] = {}
         for name, value in pairs:
             found.setdefault(name, []).append(value)
-        if self.headers_type == "x-forwarded":
-            client, proto, host_value, port_value, prefix = self._from_x_forwarded(found)
-        else:
-            client, proto, host_value, port_value, prefix = self._from_forwarded(found)
+        sent = self._from_x_forwarded(found) if self.headers_type == "x-forwarded" else self._from_forwarded(found)
         original_host = None if host_header is None else host_header.decode("latin-1")
 
-        new_client: tuple[str, int] | None = None
-        if client:
-            address, port = _split_node(client)
-            if address and address != "unknown" and not address.startswith("_"):
-                new_client = (address, port or 0)
-
-        scheme = current_scheme or ("http" if scope_type == "http" else "ws")
-        new_scheme: str | None = None
-        if proto is not None:
-            new_scheme = _SCHEMES[scope_type].get(proto.strip().lower())
-            if new_scheme is None:
-                _LOG.debug("forwarded headers: ignoring the invalid scheme %r", proto)
-            else:
-                scheme = new_scheme
-
-        host: tuple[str, int | None] | None = None
-        if host_value is not None:
-            host = _valid_host(host_value)
-            if host is None:
-                _LOG.debug("forwarded headers: ignoring the invalid host %r", host_value)
-        forwarded_port: int | None = None
-        if port_value is not None:
-            forwarded_port = _port(port_value)
-            if forwarded_port is None:
-                _LOG.debug("forwarded headers: ignoring the invalid port %r", port_value)
-        if host is None and forwarded_port is not None and original_host is not None:
-            # Only the port was forwarded: the request's host name with the public port.
-            own = _valid_host(original_host)
-            host = None if own is None else (own[0], None)
-        server: tuple[str, int] | None = None
-        new_host: bytes | None = None
-        if host is not None:
-            host_name, port = host
-            port = port or forwarded_port
-            default_port = _DEFAULT_PORTS[scheme]
-            server = (host_name, port or default_port)
-            display = f"[{host_name}]" if ":" in host_name else host_name
-            if port is not None and port != default_port:
-                display = f"{display}:{port}"
-            new_host = display.encode("latin-1")
-
-        new_prefix: str | None = None
-        if prefix is not None:
-            if _PREFIX.fullmatch(prefix) and "//" not in prefix:
-                new_prefix = prefix.rstrip("/")
-            else:
-                _LOG.debug("forwarded headers: ignoring the invalid prefix %r", prefix)
-
+        new_client = _new_client(sent.client)
+        new_scheme = _new_scheme(scope_type, sent.proto)
+        scheme = new_scheme or current_scheme or ("http" if scope_type == "http" else "ws")
+        server, new_host = _new_host(scheme, sent.host, sent.port, original_host)
+        new_prefix = _new_prefix(sent.prefix)
         if (new_client, new_scheme, new_host, new_prefix) == (None, None, None, None):
             return _NO_REWRITE
-        return (new_client, new_scheme, server, new_host, new_prefix, original_host)
+        return _Rewrite(new_client, new_scheme, server, new_host, new_prefix, original_host)
 
     @staticmethod
     def _add_prefix(scope: Scope, prefix: str) -> None:
@@ -413,9 +403,7 @@ class ForwardedHeadersMiddleware:
                 return index
         return 0
 
-    def _from_x_forwarded(
-        self, found: dict[bytes, list[bytes]]
-    ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    def _from_x_forwarded(self, found: dict[bytes, list[bytes]]) -> _Forwarded:
         def merged(name: bytes) -> list[str]:
             lines = found.get(name)
             if not lines:
@@ -440,11 +428,9 @@ class ForwardedHeadersMiddleware:
             return items[max(0, len(items) - 1 - hop)]
 
         prefix = at_hop(_XFPREFIX) if self.trust_prefix else None
-        return client, at_hop(_XFPROTO), at_hop(_XFHOST), at_hop(_XFPORT), prefix
+        return _Forwarded(client, at_hop(_XFPROTO), at_hop(_XFHOST), at_hop(_XFPORT), prefix)
 
-    def _from_forwarded(
-        self, found: dict[bytes, list[bytes]]
-    ) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    def _from_forwarded(self, found: dict[bytes, list[bytes]]) -> _Forwarded:
         elements = parse_forwarded(b",".join(found[_FORWARDED]).decode("latin-1"))
         index = self._walk([element.get("for", "") for element in elements])
 
@@ -455,4 +441,4 @@ class ForwardedHeadersMiddleware:
                     return element[key]
             return None
 
-        return field("for"), field("proto"), field("host"), None, None
+        return _Forwarded(field("for"), field("proto"), field("host"), None, None)
