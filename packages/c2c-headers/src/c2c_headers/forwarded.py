@@ -16,11 +16,12 @@ Security model (anchors: uvicorn ProxyHeadersMiddleware, werkzeug ProxyFix, Home
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import re
 from collections.abc import Sequence
-from typing import Final, Literal, NamedTuple, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 # TrustedHosts and its messages lived here: still importable from this module.
 from c2c_headers._hosts import BAD_TRUSTED_HOST as BAD_TRUSTED_HOST
@@ -54,7 +55,8 @@ _MAX_CACHE: Final = 4096
 _Key: TypeAlias = tuple[str, "str | None", "bytes | None", tuple[tuple[bytes, bytes], ...]]
 
 
-class _Forwarded(NamedTuple):
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Forwarded:
     """The raw values the proxies sent at the chosen hop (each None when absent)."""
 
     client: str | None
@@ -64,8 +66,13 @@ class _Forwarded(NamedTuple):
     prefix: str | None
 
 
-class _Rewrite(NamedTuple):
-    """What the middleware changes in a scope (each None when unchanged), computed once per key."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Rewrite:
+    """What the middleware changes in a scope (each None when unchanged), computed once per key.
+
+    A slotted dataclass rather than a NamedTuple: read on every rewritten request, and CPython
+    reads a slot as fast as it unpacks a plain tuple, a NamedTuple's fields about twice slower.
+    """
 
     client: tuple[str, int] | None
     """The new ``scope["client"]``."""
@@ -242,6 +249,45 @@ def _new_prefix(prefix: str | None) -> str | None:
     return None
 
 
+def _apply(
+    scope: Scope,
+    client: tuple[str, int],
+    headers: Sequence[tuple[bytes, bytes]],
+    rewrite: _Rewrite,
+    host_lower_case: bool,
+) -> None:
+    """Write ``rewrite`` into ``scope``, keeping the original values under `ORIGINAL_SCOPE_KEY`.
+
+    A function, not a method (a cheaper call): it runs on every rewritten request.
+    """
+    scope[ORIGINAL_SCOPE_KEY] = {
+        "client": client,
+        "scheme": scope.get("scheme"),
+        "server": scope.get("server"),
+        "host": rewrite.original_host,
+        "root_path": scope.get("root_path", ""),
+        "path": scope.get("path"),
+    }
+    if rewrite.client is not None:
+        scope["client"] = rewrite.client
+    if rewrite.scheme is not None:
+        scope["scheme"] = rewrite.scheme
+    if rewrite.host_header is not None:
+        scope["server"] = rewrite.server
+        if host_lower_case:
+            rewritten = [header for header in headers if header[0] != _HOST_HEADER]
+        else:
+            rewritten = [header for header in headers if header[0].lower() != _HOST_HEADER]
+        rewritten.append((_HOST_HEADER, rewrite.host_header))
+        scope["headers"] = rewritten
+    prefix = rewrite.prefix
+    if prefix is not None:
+        scope["root_path"] = prefix + scope.get("root_path", "")
+        scope["path"] = prefix + scope.get("path", "")
+        if isinstance(scope.get("raw_path"), bytes):
+            scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
+
+
 class ForwardedHeadersMiddleware:
     """Apply the scheme, host, port, client address (and optionally prefix) forwarded by trusted proxies.
 
@@ -326,7 +372,7 @@ class ForwardedHeadersMiddleware:
                     if rewrite is None:
                         rewrite = self._remember(key)
                     if rewrite is not _NO_REWRITE:
-                        self._apply(scope, client, headers, rewrite, host_lower_case)
+                        _apply(scope, client, headers, rewrite, host_lower_case)
         await self.app(scope, receive, send)
 
     def _remember(self, key: _Key) -> _Rewrite:
@@ -336,39 +382,6 @@ class ForwardedHeadersMiddleware:
             self._cache.clear()
         self._cache[key] = rewrite
         return rewrite
-
-    @classmethod
-    def _apply(
-        cls,
-        scope: Scope,
-        client: tuple[str, int],
-        headers: Sequence[tuple[bytes, bytes]],
-        rewrite: _Rewrite,
-        host_lower_case: bool,
-    ) -> None:
-        """Write ``rewrite`` into ``scope``, keeping the original values under `ORIGINAL_SCOPE_KEY`."""
-        scope[ORIGINAL_SCOPE_KEY] = {
-            "client": client,
-            "scheme": scope.get("scheme"),
-            "server": scope.get("server"),
-            "host": rewrite.original_host,
-            "root_path": scope.get("root_path", ""),
-            "path": scope.get("path"),
-        }
-        if rewrite.client is not None:
-            scope["client"] = rewrite.client
-        if rewrite.scheme is not None:
-            scope["scheme"] = rewrite.scheme
-        if rewrite.host_header is not None:
-            scope["server"] = rewrite.server
-            if host_lower_case:
-                rewritten = [header for header in headers if header[0] != _HOST_HEADER]
-            else:
-                rewritten = [header for header in headers if header[0].lower() != _HOST_HEADER]
-            rewritten.append((_HOST_HEADER, rewrite.host_header))
-            scope["headers"] = rewritten
-        if rewrite.prefix is not None:
-            cls._add_prefix(scope, rewrite.prefix)
 
     def _resolve(self, key: _Key) -> _Rewrite:
         """Compute the rewrite for one combination of scope type, scheme, Host and forwarded headers."""
@@ -387,13 +400,6 @@ class ForwardedHeadersMiddleware:
         if (new_client, new_scheme, new_host, new_prefix) == (None, None, None, None):
             return _NO_REWRITE
         return _Rewrite(new_client, new_scheme, server, new_host, new_prefix, original_host)
-
-    @staticmethod
-    def _add_prefix(scope: Scope, prefix: str) -> None:
-        scope["root_path"] = prefix + scope.get("root_path", "")
-        scope["path"] = prefix + scope.get("path", "")
-        if isinstance(scope.get("raw_path"), bytes):
-            scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
 
     def _walk(self, addresses: list[str]) -> int:
         """Index (from the left) of the client: the first untrusted address from the right."""
