@@ -114,6 +114,17 @@ def test_environment_values(
         ("C2C__PROXY_HEADERS__TYPE", "both", "C2C__PROXY_HEADERS__TYPE='both': Input should be 'none', 'x-forwarded'"),
         ("C2C__PROXY_HEADERS__TRUSTED_HOSTS", "10.0.0.300", "trusted host '10.0.0.300' is not a valid IP address"),
         ("C2C__PROXY_HEADERS__TRUSTED_HOSTS", "10.0.0.0/33", "trusted host '10.0.0.0/33' is not a valid network"),
+        (
+            "C2C__PROXY_HEADERS__TRUSTED_HOSTS",
+            "10.0.0.0/abc",
+            "trusted host '10.0.0.0/abc' is not a valid network: after '/' comes a prefix length",
+        ),
+        (
+            "C2C__PROXY_HEADERS__TRUSTED_HOSTS",
+            "fe80::%eth0/64",
+            "trusted host 'fe80::%eth0/64' is not a valid network: a network cannot carry a zone",
+        ),
+        ("C2C__PROXY_HEADERS__TRUSTED_HOSTS", "my host", "trusted host 'my host' is not a valid entry"),
         ("C2C__REDIS__OPTIONS", "socket_timout=5", "C2C__REDIS__OPTIONS='socket_timout=5': unknown Redis option"),
         ("C2C__REDIS__OPTIONS", "ssl", "is not of the form key=value"),
         ("C2C__REDIS__SENTINELS", "localhost", "C2C__REDIS__SENTINELS='localhost': 'localhost' is not host:port"),

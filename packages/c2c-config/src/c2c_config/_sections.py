@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Literal
 
@@ -110,24 +109,6 @@ class PrometheusSettings(Section):
         return value
 
 
-def _check_trusted_host(entry: str) -> str:
-    if entry == "*":
-        return entry
-    looks_numeric = bool(re.fullmatch(r"[0-9.]+(/\d+)?|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*(/\d+)?", entry))
-    if "/" in entry and looks_numeric:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError as error:
-            raise ValueError(f"trusted host {entry!r} is not a valid network: {error}") from None
-    elif looks_numeric:
-        try:
-            ipaddress.ip_address(entry)
-        except ValueError:
-            raise ValueError(f"trusted host {entry!r} is not a valid IP address") from None
-    # Anything else is a literal (a unix socket path, or a test client name such as `testclient`).
-    return entry
-
-
 class ProxyHeadersSettings(Section):
     """Forwarded headers from reverse proxies (`ForwardedHeadersMiddleware`)."""
 
@@ -154,7 +135,12 @@ class ProxyHeadersSettings(Section):
     @field_validator("trusted_hosts")
     @classmethod
     def _check_hosts(cls, value: list[str]) -> list[str]:
-        return [_check_trusted_host(entry) for entry in value]
+        # The middleware's own parser, so that the setting and `ForwardedHeadersMiddleware` accept
+        # and refuse exactly the same entries. Imported here: `import c2c_config` stays light.
+        from c2c_headers import parse_trusted_hosts
+
+        parse_trusted_hosts(value)
+        return value
 
 
 def normalize_route_prefix(value: str) -> str:
