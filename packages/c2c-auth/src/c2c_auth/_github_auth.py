@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import HTTPException, Request, Response, status
 
 from c2c_auth import _github
+from c2c_auth._claims import GitHubTokens, SessionClaims
 from c2c_auth._github import GITHUB_UNAVAILABLE_MESSAGE
 from c2c_auth._info import AuthInfo, AuthMethod, GitHubSessionPayload, UserInfo
 from c2c_auth._modes import current_settings
@@ -17,6 +19,7 @@ from c2c_auth._sessions import (
     clear_session_cookie,
     default_cookie_path,
     issue_session,
+    read_session,
     require_keys,
     safe_path,
     session_cookie_name,
@@ -35,16 +38,36 @@ def user_info(user: dict[str, Any]) -> UserInfo:
     return UserInfo(login=login, display_name=name if isinstance(name, str) and name else login, url=url)
 
 
-def token_claims(keys_: Keys, tokens: dict[str, Any], now: float) -> dict[str, Any]:
-    """The encrypted `ght` claim from a GitHub token answer (access/refresh tokens and their expiry)."""
-    data: dict[str, Any] = {"at": tokens["access_token"]}
-    if isinstance(tokens.get("expires_in"), int | float):
-        data["ate"] = int(now + tokens["expires_in"])
-    if isinstance(tokens.get("refresh_token"), str) and tokens["refresh_token"]:
-        data["rt"] = tokens["refresh_token"]
-        if isinstance(tokens.get("refresh_token_expires_in"), int | float):
-            data["rte"] = int(now + tokens["refresh_token_expires_in"])
-    return {"ght": keys_.encrypt(data, "session")}
+def _expiry(seconds: object, now: float) -> int | None:
+    return int(now + seconds) if isinstance(seconds, int | float) else None
+
+
+def tokens_from_answer(tokens: dict[str, Any], now: float) -> GitHubTokens:
+    """The tokens of GitHub's token answer, with absolute expiry times."""
+    refresh = tokens.get("refresh_token")
+    has_refresh = isinstance(refresh, str) and bool(refresh)
+    return GitHubTokens(
+        access_token=tokens["access_token"],
+        access_expires_at=_expiry(tokens.get("expires_in"), now),
+        refresh_token=refresh if has_refresh else None,
+        refresh_expires_at=_expiry(tokens.get("refresh_token_expires_in"), now) if has_refresh else None,
+    )
+
+
+def encrypted_tokens(keys_: Keys, tokens: dict[str, Any], now: float) -> str:
+    """The session's encrypted GitHub tokens (`SessionClaims.github_tokens`) from GitHub's token answer."""
+    return keys_.encrypt(tokens_from_answer(tokens, now).to_jwt(), "session")
+
+
+def github_session(info: UserInfo, keys_: Keys, tokens: dict[str, Any], now: float) -> SessionClaims:
+    """The claims of a new GitHub session: the user (0.14's claims) and the encrypted tokens."""
+    return SessionClaims(
+        method=AuthMethod.GITHUB_OAUTH.value,
+        login=info.login,
+        display_name=info.display_name,
+        url=info.url,
+        github_tokens=encrypted_tokens(keys_, tokens, now),
+    )
 
 
 def session_lifetime(tokens: dict[str, Any]) -> float:
@@ -58,6 +81,7 @@ def session_lifetime(tokens: dict[str, Any]) -> float:
 
 
 async def bearer_auth(token: str) -> AuthInfo:
+    """An `Authorization: Bearer` GitHub token: logged in as its user (GitHub asked, cached)."""
     settings = current_settings()
     try:
         user = await _github.get_user(settings.github, token)
@@ -73,45 +97,64 @@ async def bearer_auth(token: str) -> AuthInfo:
 
 
 async def github_session_auth(request: Request, response: Response) -> AuthInfo:
+    """The GitHub session cookie: its user, with an access token refreshed when it is about to expire."""
     token = request.cookies.get(session_cookie_name())
     if token is None:
         return AuthInfo()
-    found = require_keys()
     try:
-        claims = found.decode(token, "session")
-        if claims.get("mth") != AuthMethod.GITHUB_OAUTH.value:
-            raise InvalidToken("session of another mode")
-        check_not_revoked(claims)
-        github = found.decrypt(claims.get("ght"), "session")
-        if not isinstance(github.get("at"), str) or not isinstance(claims.get("login"), str) or not claims["login"]:
-            raise InvalidToken("session without a GitHub identity")
+        claims, github = _read_github_session(require_keys(), token)
     except InvalidToken as error:
         LOG.info("Session cookie refused and cleared: %s", error)
         clear_session_cookie(request, response)
         return AuthInfo()
-    path = safe_path(claims.get("pth")) or default_cookie_path(request)
-    access_token: str = github["at"]
+    path = safe_path(claims.cookie_path) or default_cookie_path(request)
+    access_token = await _usable_access_token(request, response, claims, github, path)
+    if access_token is None:
+        return AuthInfo()
+    return _session_auth_info(claims, github, access_token)
+
+
+def _read_github_session(keys_: Keys, token: str) -> tuple[SessionClaims, GitHubTokens]:
+    """The claims and GitHub tokens of a valid GitHub session; raises `InvalidToken`."""
+    claims = read_session(keys_, token)
+    if claims.method != AuthMethod.GITHUB_OAUTH.value:
+        raise InvalidToken("session of another mode")
+    check_not_revoked(claims)
+    github = GitHubTokens.from_jwt(keys_.decrypt(claims.github_tokens, "session"))
+    if github is None or not claims.login:
+        raise InvalidToken("session without a GitHub identity")
+    return claims, github
+
+
+async def _usable_access_token(
+    request: Request, response: Response, claims: SessionClaims, github: GitHubTokens, path: str
+) -> str | None:
+    """The access token, refreshed within the expiration margin; None when the session cannot go on."""
     now = time.time()
     margin = current_settings().github.access_token_expiration_margin.total_seconds()
-    expires_at = github.get("ate")
-    if isinstance(expires_at, int | float) and now >= expires_at - margin:
-        try:
-            refreshed = await _refresh(request, response, claims, github, now, path)
-        except _SessionEnded:
-            return AuthInfo()
-        if refreshed is not None:
-            access_token = refreshed
-        elif now >= expires_at:
-            return AuthInfo()
-    login: str = claims["login"]
-    display_name = str(claims.get("display_name") or login)
-    url = str(claims.get("url") or "")
+    expires_at = github.access_expires_at
+    if expires_at is None or now < expires_at - margin:
+        return github.access_token
+    try:
+        refreshed = await _refresh(request, response, claims, github, now, path)
+    except _SessionEnded:
+        return None
+    if refreshed is not None:
+        return refreshed
+    # GitHub cannot refresh now: the current token serves until it expires.
+    return None if now >= expires_at else github.access_token
+
+
+def _session_auth_info(claims: SessionClaims, github: GitHubTokens, access_token: str) -> AuthInfo:
+    login = claims.login or ""
+    display_name = claims.display_name or login
+    url = claims.url or ""
     payload = GitHubSessionPayload(
         login=login,
         display_name=display_name,
         url=url,
-        access_token_expires_at=expires_at if isinstance(expires_at, int) else None,
-        refresh_token_expires_at=github.get("rte") if isinstance(github.get("rte"), int) else None,
+        access_token_expires_at=github.access_expires_at if isinstance(github.access_expires_at, int) else None,
+        refresh_token_expires_at=github.refresh_expires_at if isinstance(github.refresh_expires_at, int) else None,
     )
     return AuthInfo(
         is_logged_in=True,
@@ -126,17 +169,17 @@ class _SessionEnded(Exception):
 
 
 async def _refresh(
-    request: Request, response: Response, claims: dict[str, Any], github: dict[str, Any], now: float, path: str
+    request: Request, response: Response, claims: SessionClaims, github: GitHubTokens, now: float, path: str
 ) -> str | None:
     """Refresh the access token: the new token, or None when GitHub cannot be reached now.
 
     Raises `_SessionEnded` (after clearing the cookie) when GitHub refuses the refresh token, or
     when the access token expired without a usable refresh token.
     """
-    refresh = github.get("rt")
-    refresh_expires = github.get("rte")
-    if not isinstance(refresh, str) or (isinstance(refresh_expires, int | float) and now >= refresh_expires):
-        if now >= github.get("ate", 0):
+    refresh = github.refresh_token
+    refresh_expires = github.refresh_expires_at
+    if refresh is None or (refresh_expires is not None and now >= refresh_expires):
+        if now >= (github.access_expires_at or 0):
             LOG.info("GitHub access token expired without a usable refresh token: session cleared")
             clear_session_cookie(request, response, path)
             raise _SessionEnded
@@ -152,14 +195,14 @@ async def _refresh(
         LOG.warning("GitHub token refresh failed: %s", error)
         return None
     found = require_keys()
-    # Every claim but the registered ones and the tokens is kept: the identity, the session id, and
-    # optional claims a newer version may have added.
-    kept = {key: value for key, value in claims.items() if key not in ("iss", "typ", "ver", "iat", "exp", "ght")}
     tokens.setdefault("refresh_token", refresh)
-    lifetime = max(1.0, float(claims["exp"]) - now)
+    lifetime = max(1.0, float(claims.expires_at or 0) - now)
     if isinstance(tokens.get("refresh_token_expires_in"), int | float):
         lifetime = min(lifetime, float(tokens["refresh_token_expires_in"]))
-    elif isinstance(refresh_expires, int | float):
+    elif refresh_expires is not None:
         tokens["refresh_token_expires_in"] = refresh_expires - now
-    issue_session(request, response, {**kept, **token_claims(found, tokens, now)}, lifetime, path)
+    # Every claim but the tokens (and those `Keys.encode` sets) is kept: the identity, the session
+    # id, and optional claims a newer version may have added.
+    session = replace(claims, github_tokens=encrypted_tokens(found, tokens, now))
+    issue_session(request, response, session, lifetime, path)
     return str(tokens["access_token"])

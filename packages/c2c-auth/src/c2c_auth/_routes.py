@@ -19,7 +19,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from c2c_auth import _core, _github, _github_auth, _modes, _secret, _sessions
-from c2c_auth._info import AuthInfo, AuthMethod
+from c2c_auth._claims import PKCE_VERIFIER, GitHubTokens, OAuthState
+from c2c_auth._info import AuthInfo
 from c2c_auth._modes import AuthenticationType
 from c2c_auth._redirect import safe_came_from
 from c2c_auth._tokens import InvalidToken
@@ -96,18 +97,18 @@ async def _revoke_session(request: Request) -> None:
     if found is None or token is None:
         return
     try:
-        claims = found.decode(token, "session")
+        claims = _sessions.read_session(found, token)
     except InvalidToken:
         return
     _sessions.revoke_session(claims)
     if _modes.auth_type() is not AuthenticationType.GITHUB:
         return
     try:
-        access = found.decrypt(claims.get("ght"), "session").get("at")
+        tokens = GitHubTokens.from_jwt(found.decrypt(claims.github_tokens, "session"))
     except InvalidToken:
         return
-    if isinstance(access, str):
-        await _github.revoke(_modes.current_settings().github, access)
+    if tokens is not None:
+        await _github.revoke(_modes.current_settings().github, tokens.access_token)
 
 
 def create_router() -> APIRouter:
@@ -135,7 +136,7 @@ def create_router() -> APIRouter:
         if not _secret.verify_secret(request, provided):
             return _json(request, {"detail": "Invalid secret"}, status.HTTP_401_UNAUTHORIZED)
         age = _modes.current_settings().jwt.cookie.age.total_seconds()
-        _sessions.issue_session(request, None, _secret.secret_session_claims(), age, _cookie_path(request, suffix))
+        _sessions.issue_session(request, None, _secret.secret_session(), age, _cookie_path(request, suffix))
         if form:
             target = _came_from(request, form.get("came_from") or request.query_params.get("came_from"))
             return _redirect(request, target or _index_path(request, suffix))
@@ -179,14 +180,14 @@ def create_router() -> APIRouter:
             redirect_uri = f"{github.proxy_url}{separator}came_from={quote(callback, safe='')}"
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(64)
-        claims = {
-            "sth": hashlib.sha256(state.encode()).hexdigest(),
-            "pkce": found.encrypt({"v": verifier}, "oauth-state"),
-            "cf": target,
-            "ru": redirect_uri,
-        }
+        flow = OAuthState(
+            state_hash=hashlib.sha256(state.encode()).hexdigest(),
+            pkce=found.encrypt({PKCE_VERIFIER: verifier}, "oauth-state"),
+            came_from=target,
+            redirect_uri=redirect_uri,
+        )
         age = github.state_cookie_age.total_seconds()
-        cookie = found.encode("oauth-state", claims, age)
+        cookie = found.encode("oauth-state", flow.to_jwt(), age)
         query = {
             "client_id": github.client_id or "",
             "redirect_uri": redirect_uri,
@@ -220,13 +221,13 @@ def create_router() -> APIRouter:
         # Single use: the flow's cookie is deleted whatever happens next.
         _sessions.clear_cookie(request, None, name, request.url.path)
         try:
-            claims = found.decode(stored, "oauth-state")
-            verifier = found.decrypt(claims.get("pkce"), "oauth-state").get("v")
+            flow = OAuthState.from_jwt(found.decode(stored, "oauth-state"))
+            verifier = found.decrypt(flow.pkce, "oauth-state").get(PKCE_VERIFIER)
         except InvalidToken as refused:
             LOG.info("OAuth state cookie refused: %s", refused)
             return _json(request, {"error": "Invalid login state"}, status.HTTP_400_BAD_REQUEST)
         expected = hashlib.sha256(state.encode()).hexdigest()
-        if not hmac.compare_digest(str(claims.get("sth", "")), expected) or not isinstance(verifier, str):
+        if not hmac.compare_digest(flow.state_hash or "", expected) or not isinstance(verifier, str):
             return _json(request, {"error": "State mismatch"}, status.HTTP_400_BAD_REQUEST)
         if error:
             return _json(request, {"error": f"GitHub refused the login: {error[:200]}"}, status.HTTP_400_BAD_REQUEST)
@@ -234,7 +235,7 @@ def create_router() -> APIRouter:
             return _json(request, {"error": "Missing code parameter"}, status.HTTP_400_BAD_REQUEST)
         github = _modes.current_settings().github
         try:
-            tokens = await _github.exchange_code(github, code, str(claims.get("ru", "")), verifier)
+            tokens = await _github.exchange_code(github, code, flow.redirect_uri or "", verifier)
             now = time.time()
             user = await _github.get_user(github, str(tokens["access_token"]))
         except _github.GitHubRejected as refused:
@@ -242,18 +243,11 @@ def create_router() -> APIRouter:
         except _github.GitHubUnavailable as unavailable:
             LOG.warning("GitHub login failed: %s", unavailable)
             return _json(request, {"error": _github.GITHUB_UNAVAILABLE_MESSAGE}, status.HTTP_503_SERVICE_UNAVAILABLE)
-        info = _github_auth.user_info(user)
-        session = {
-            "mth": AuthMethod.GITHUB_OAUTH.value,
-            "login": info.login,
-            "display_name": info.display_name,
-            "url": info.url,
-            **_github_auth.token_claims(found, tokens, now),
-        }
+        session = _github_auth.github_session(_github_auth.user_info(user), found, tokens, now)
         suffix = "/github/callback"
         lifetime = _github_auth.session_lifetime(tokens)
         _sessions.issue_session(request, None, session, lifetime, _cookie_path(request, suffix))
-        target = _came_from(request, claims.get("cf") if isinstance(claims.get("cf"), str) else None)
+        target = _came_from(request, flow.came_from)
         return _redirect(request, target or _index_path(request, suffix))
 
     async def github_logout(request: Request, came_from: str | None = None) -> Response:

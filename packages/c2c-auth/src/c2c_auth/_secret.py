@@ -13,9 +13,10 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response, status
 
+from c2c_auth._claims import SessionClaims
 from c2c_auth._info import AuthInfo, AuthMethod
 from c2c_auth._modes import current_settings
-from c2c_auth._sessions import check_not_revoked, clear_session_cookie, require_keys, session_cookie_name
+from c2c_auth._sessions import check_not_revoked, clear_session_cookie, read_session, require_keys, session_cookie_name
 from c2c_auth._tokens import InvalidToken
 
 LOG = logging.getLogger("c2c_auth")
@@ -104,14 +105,33 @@ def provided_secret(request: Request) -> str | None:
     return None
 
 
-def secret_session_claims() -> dict[str, Any]:
+def secret_session() -> SessionClaims:
     """The claims of a secret-mode session: the mode and a keyed fingerprint of the secret, never the secret."""
+    return SessionClaims(method=AuthMethod.SECRET.value, secret_fingerprint=_secret_fingerprint())
+
+
+def secret_session_claims() -> dict[str, Any]:
+    """`secret_session()` as signed (a claim dictionary)."""
+    return secret_session().to_jwt()
+
+
+def _secret_fingerprint() -> str:
     settings = current_settings()
     secret = settings.secret.get_secret_value() if settings.secret is not None else ""
-    return {"mth": AuthMethod.SECRET.value, "sfp": require_keys().fingerprint(secret)}
+    return require_keys().fingerprint(secret)
+
+
+def _check_secret_session(claims: SessionClaims) -> None:
+    """Raise `InvalidToken` unless this verified session is a secret-mode one, of the current secret, not ended."""
+    if claims.method != AuthMethod.SECRET.value:
+        raise InvalidToken("session of another mode")
+    if not hmac.compare_digest(claims.secret_fingerprint or "", _secret_fingerprint()):
+        raise InvalidToken("session of another secret")
+    check_not_revoked(claims)
 
 
 def secret_auth(request: Request, response: Response) -> AuthInfo:
+    """Secret mode: the secret the request carries decides alone, else the session cookie."""
     provided = provided_secret(request)
     if provided is not None:
         # An explicit credential decides alone: a wrong one never falls back to the cookie.
@@ -122,13 +142,7 @@ def secret_auth(request: Request, response: Response) -> AuthInfo:
     if token is None:
         return AuthInfo()
     try:
-        found = require_keys()
-        claims = found.decode(token, "session")
-        if claims.get("mth") != AuthMethod.SECRET.value:
-            raise InvalidToken("session of another mode")
-        if not hmac.compare_digest(str(claims.get("sfp", "")), secret_session_claims()["sfp"]):
-            raise InvalidToken("session of another secret")
-        check_not_revoked(claims)
+        _check_secret_session(read_session(require_keys(), token))
     except InvalidToken as error:
         LOG.info("Session cookie refused and cleared: %s", error)
         clear_session_cookie(request, response)

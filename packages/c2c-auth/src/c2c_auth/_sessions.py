@@ -4,11 +4,13 @@ cookie (issue, clear) and the sessions ended by a logout."""
 from __future__ import annotations
 
 import time
-from typing import Any, TypeVar
+from dataclasses import replace
+from typing import TypeVar
 
 from fastapi import HTTPException, Request, Response, status
 
 from c2c_auth import _github
+from c2c_auth._claims import SessionClaims
 from c2c_auth._modes import AuthenticationType, auth_type, current_settings
 from c2c_auth._settings import AuthSettings, Settings
 from c2c_auth._tokens import InvalidToken, Keys, unverified_claims
@@ -135,16 +137,22 @@ def session_cookie_name() -> str:
 
 
 def clear_session_cookie(request: Request, response: Response | None, path: str | None = None) -> None:
-    claims = unverified_claims(request.cookies.get(session_cookie_name()))
-    path = path or safe_path(claims.get("pth")) or default_cookie_path(request)
+    """Clear the session cookie: at `path`, else where the cookie says it was set, else the default path."""
+    claims = SessionClaims.from_jwt(unverified_claims(request.cookies.get(session_cookie_name())))
+    path = path or safe_path(claims.cookie_path) or default_cookie_path(request)
     clear_cookie(request, response, session_cookie_name(), path)
 
 
+def read_session(keys_: Keys, token: str | None) -> SessionClaims:
+    """The claims of a verified session token; raises `InvalidToken`."""
+    return SessionClaims.from_jwt(keys_.decode(token, "session"))
+
+
 def issue_session(
-    request: Request, response: Response | None, claims: dict[str, Any], lifetime: float, path: str
+    request: Request, response: Response | None, claims: SessionClaims, lifetime: float, path: str
 ) -> None:
     """Sign a session token and set it as the session cookie (a new `sid` unless `claims` carries one)."""
-    token = require_keys().encode("session", {**claims, "pth": path}, lifetime)
+    token = require_keys().encode("session", replace(claims, cookie_path=path).to_jwt(), lifetime)
     set_cookie(request, response, session_cookie_name(), token, int(lifetime), path)
 
 
@@ -153,14 +161,13 @@ def issue_session(
 REVOKED_SESSIONS = _github.TTLCache(size=100_000)
 
 
-def revoke_session(claims: dict[str, Any]) -> None:
+def revoke_session(claims: SessionClaims) -> None:
     """Refuse the session of these (verified) claims from now on, in this process."""
-    sid = claims.get("sid")
-    expires = claims.get("exp")
-    if isinstance(sid, str) and isinstance(expires, int | float):
-        REVOKED_SESSIONS.put(("sid", sid), True, float(expires) - time.time() + 1)
+    if claims.session_id is not None and claims.expires_at is not None:
+        REVOKED_SESSIONS.put(("sid", claims.session_id), True, float(claims.expires_at) - time.time() + 1)
 
 
-def check_not_revoked(claims: dict[str, Any]) -> None:
-    if REVOKED_SESSIONS.get(("sid", str(claims.get("sid"))), 1.0) is not None:
+def check_not_revoked(claims: SessionClaims) -> None:
+    """Raise `InvalidToken` when a logout in this process ended this session."""
+    if REVOKED_SESSIONS.get(("sid", str(claims.session_id)), 1.0) is not None:
         raise InvalidToken("session ended by a logout")

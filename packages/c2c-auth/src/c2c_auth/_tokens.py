@@ -30,13 +30,15 @@ import jwt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from c2c_auth._claims import Claim
+
 ISSUER = "c2c-auth"
 TokenKind = Literal["session", "oauth-state"]
 SESSION_FORMAT = 1
 """The session token's format version (`ver`); later additions are optional claims, it stays 1."""
 STATE_AUDIENCE = "c2c-auth:github-callback"
-SESSION_REQUIRED_CLAIMS = ["exp", "iat", "iss", "typ", "ver", "sid"]
-STATE_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "typ"]
+SESSION_REQUIRED_CLAIMS = [Claim.EXPIRES_AT, Claim.ISSUED_AT, Claim.ISSUER, Claim.KIND, Claim.FORMAT, Claim.SESSION_ID]
+STATE_REQUIRED_CLAIMS = [Claim.EXPIRES_AT, Claim.ISSUED_AT, Claim.ISSUER, Claim.AUDIENCE, Claim.KIND]
 MAX_TOKEN_LENGTH = 8192
 
 
@@ -99,16 +101,16 @@ class Keys:
         A session gets `ver` and, unless `claims` carries one, a new `sid`.
         """
         issued = int(time.time() if now is None else now)
-        payload: dict[str, Any] = {**claims, "iss": ISSUER, "typ": kind, "iat": issued}
-        payload["exp"] = issued + max(1, int(lifetime))
+        payload: dict[str, Any] = {**claims, Claim.ISSUER: ISSUER, Claim.KIND: kind, Claim.ISSUED_AT: issued}
+        payload[Claim.EXPIRES_AT] = issued + max(1, int(lifetime))
         if kind == "session":
-            payload.pop("aud", None)
-            payload["ver"] = SESSION_FORMAT
-            if not isinstance(payload.get("sid"), str) or not payload["sid"]:
-                payload["sid"] = new_session_id()
+            payload.pop(Claim.AUDIENCE, None)
+            payload[Claim.FORMAT] = SESSION_FORMAT
+            if not isinstance(payload.get(Claim.SESSION_ID), str) or not payload[Claim.SESSION_ID]:
+                payload[Claim.SESSION_ID] = new_session_id()
             key = self.session_signing
         else:
-            payload["aud"] = STATE_AUDIENCE
+            payload[Claim.AUDIENCE] = STATE_AUDIENCE
             key = self.state_signing
         with warnings.catch_warnings():
             # A short JWT secret is reported once by `startup()`, not at every cookie.
@@ -145,13 +147,13 @@ class Keys:
                     )
         except (jwt.PyJWTError, ValueError, TypeError) as error:
             raise InvalidToken(f"{kind} token rejected: {type(error).__name__}") from error
-        if claims.get("typ") != kind:
+        if claims.get(Claim.KIND) != kind:
             raise InvalidToken(f"not a {kind} token")
         if kind == "session":
-            version = claims.get("ver")
+            version = claims.get(Claim.FORMAT)
             if type(version) is not int or version != SESSION_FORMAT:
                 raise InvalidToken(f"session format {version!r} is not {SESSION_FORMAT}")
-            if not isinstance(claims.get("sid"), str) or not claims["sid"]:
+            if not isinstance(claims.get(Claim.SESSION_ID), str) or not claims[Claim.SESSION_ID]:
                 raise InvalidToken("session without an id")
         return claims
 
