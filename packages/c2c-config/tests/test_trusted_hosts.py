@@ -81,6 +81,6 @@ def test_the_environment_variable_agrees_too(entries: list[str]) -> None:
     [("fe80::1%eth0", "fe80::1%eth0", True), ("fe80::1%eth0", "fe80::1", False), ("10.0.0.0/8", "10.1.2.3", True)],
 )
 def test_the_setting_keeps_its_entries_and_the_middleware_matches_them(value: str, peer: str, trusted: bool) -> None:
-    setting = ProxyHeadersSettings(trusted_hosts=value)
+    setting = ProxyHeadersSettings.model_validate({"trusted_hosts": value})
     assert setting.trusted_hosts == [value]
     assert (peer in parse_trusted_hosts(setting.trusted_hosts)) is trusted

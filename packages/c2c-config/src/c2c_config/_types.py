@@ -257,47 +257,64 @@ def _split_options(text: str) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
+def _guess_option(raw: object) -> bool | int | float | str:
+    """No declared type: the literal decides, conservatively (`true` → True, `5` → 5, `0.5` → 0.5)."""
+    if isinstance(raw, bool | int | float):
+        return raw
+    text = str(raw)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if re.fullmatch(r"[+-]?[0-9]+", text):
+        return int(text)
+    if re.fullmatch(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
+        return float(text)
+    return text
+
+
+def _bool_option(key: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if str(raw).lower() in _TRUE:
+        return True
+    if str(raw).lower() in _FALSE:
+        return False
+    raise ValueError(f"option {key!r}: {raw!r} is not a boolean (true/false, yes/no, on/off, 1/0)")
+
+
+def _int_option(key: str, raw: object) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"[+-]?[0-9]+", raw.strip()):
+        return int(raw)
+    raise ValueError(f"option {key!r}: {raw!r} is not an integer")
+
+
+def _float_option(key: str, raw: object) -> float:
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        result = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"option {key!r}: {raw!r} is not a number") from None
+    if not math.isfinite(result):
+        raise ValueError(f"option {key!r}: {raw!r} is not a finite number")
+    return result
+
+
 def _convert_option(key: str, raw: object, kind: OptionType | None) -> bool | int | float | str:
+    """One option's value as `kind` (guessed from the literal when None); a quoted value is a string."""
     if isinstance(raw, str) and len(raw) >= 2 and raw[0] == raw[-1] == '"':
         if kind not in (None, str):
             raise ValueError(f"option {key!r}: a quoted value is a string, expected {getattr(kind, '__name__', kind)}")
         return raw[1:-1]
     if kind is None:
-        # No declared type: the literal decides, conservatively.
-        if isinstance(raw, bool | int | float):
-            return raw
-        text = str(raw)
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        if re.fullmatch(r"[+-]?[0-9]+", text):
-            return int(text)
-        if re.fullmatch(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
-            return float(text)
-        return text
+        return _guess_option(raw)
     if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        if str(raw).lower() in _TRUE:
-            return True
-        if str(raw).lower() in _FALSE:
-            return False
-        raise ValueError(f"option {key!r}: {raw!r} is not a boolean (true/false, yes/no, on/off, 1/0)")
+        return _bool_option(key, raw)
     if kind is int:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and re.fullmatch(r"[+-]?[0-9]+", raw.strip()):
-            return int(raw)
-        raise ValueError(f"option {key!r}: {raw!r} is not an integer")
+        return _int_option(key, raw)
     if kind is float:
-        try:
-            if isinstance(raw, bool):
-                raise ValueError
-            result = float(raw)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ValueError(f"option {key!r}: {raw!r} is not a number") from None
-        if not math.isfinite(result):
-            raise ValueError(f"option {key!r}: {raw!r} is not a finite number")
-        return result
+        return _float_option(key, raw)
     return str(raw)
 
 
