@@ -558,7 +558,7 @@ def test_when_a_call_stops_waiting(
     all_done: bool,
     anonymous: int,
 ) -> None:
-    from c2c_broadcast._redis import _Collector
+    from c2c_broadcast._calls import Collector as _Collector
 
     collector = _Collector("request")
     for index, replica in enumerate(answers):

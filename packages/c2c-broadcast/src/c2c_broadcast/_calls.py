@@ -1,0 +1,280 @@
+"""The call side: publish a request, collect the answers, decide when to stop waiting.
+
+A call without answers is one PUBLISH. A call with answers gets a fresh answer channel under the
+process's answers pattern (`<prefix>c2c_answer_<random>_*`, read by the *answers* subscriber), then
+one Lua script (`PUBLISH_SCRIPT`: one round trip, atomic, in Redis's clock) reads the channel's
+registry, counts its exact-channel subscribers and publishes. A `Collector` is woken by each answer
+and says when the wait ends (see its docstring); the replicas that did not answer become
+`MissingAnswer`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from c2c_broadcast._base import LOG, BroadcastUnavailableError, Result, answer_to_result, to_wire_params
+from c2c_broadcast._registry import parse_members
+from c2c_broadcast._settings import BroadcastSettings
+from c2c_broadcast._status import ANSWERS_MISSING, ANSWERS_RECEIVED, BROADCASTS_SENT
+from c2c_broadcast._subscriber import ErrorTypes
+from c2c_broadcast._wire import EVERYONE, Answer, DroppedMessage, Targets, decode_answer, encode_request
+from c2c_broadcast.types import MissingAnswer
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from c2c_broadcast._redis import RedisBroadcaster
+
+# Read the live replicas of a channel, count its exact-channel subscribers (PUBSUB NUMSUB: not the
+# pattern subscribers, which PUBLISH counts) and publish, in one round trip, atomically, in Redis's clock.
+PUBLISH_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+local subscribers = redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2]
+local receivers = redis.call('PUBLISH', ARGV[1], ARGV[2])
+return {receivers, members, subscribers}
+"""
+
+
+class Collector:
+    """The answers of one call, and when to stop waiting for them.
+
+    - `primary_done`: every registered (addressed) replica answered, or as many of them as PUBLISH
+      reached when fewer (a killed replica stays registered until its entry expires).
+    - `all_done`: that, and as many answers as the channel had exact-channel subscribers
+      (`subscribers`, from PUBSUB NUMSUB): the unregistered ones are c2casgiutils 0.14 replicas
+      (or a monitoring `SUBSCRIBE`). Pattern subscribers are never counted.
+    - `legacy`: nobody registered and everyone addressed (only 0.14 replicas listen): the
+      subscriber count is all there is, as in 0.14.
+    """
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.answers: list[Answer] = []
+        self.registered: dict[str, tuple[str, int]] | None = None
+        self.receivers = 0
+        self.subscribers = 0
+        self.legacy = False
+        self.primary_done = asyncio.Event()
+        self.all_done = asyncio.Event()
+
+    def add(self, answer: Answer) -> None:
+        self.answers.append(answer)
+        self._check()
+
+    def expect(self, registered: dict[str, tuple[str, int]], receivers: int, subscribers: int, everyone: bool) -> None:
+        """What the publication found: registered replicas, PUBLISH's count, NUMSUB's count (all addressed?)."""
+        self.registered = registered
+        self.receivers = receivers
+        # Unregistered (0.14) replicas ignore addressing: a call to a subset does not wait for them.
+        self.subscribers = subscribers if everyone else 0
+        self.legacy = not registered and everyone
+        self._check()
+
+    def unanswered_unregistered(self) -> int:
+        """How many exact-channel subscribers neither answered nor are named by a registry entry."""
+        assert self.registered is not None
+        named = len(self.registered) - len(self.answered_registered())
+        return max(0, self.subscribers - len(self.answers) - named)
+
+    def answered_registered(self) -> set[str]:
+        assert self.registered is not None
+        return {a.replica for a in self.answers if a.replica is not None and a.replica in self.registered}
+
+    def wake(self) -> None:
+        """Stop waiting at once (the broadcaster is closing)."""
+        self.primary_done.set()
+        self.all_done.set()
+
+    def _check(self) -> None:
+        if self.registered is None:
+            return  # PUBLISH has not returned yet
+        # A killed replica stays registered until its entry expires, but PUBLISH no longer counts it.
+        if len(self.answered_registered()) >= min(len(self.registered), self.receivers):
+            self.primary_done.set()
+        if self.primary_done.is_set() and len(self.answers) >= self.subscribers:
+            self.all_done.set()
+
+
+class Calls:
+    """The calls this broadcaster makes, and the answers it is waiting for."""
+
+    def __init__(self, owner: RedisBroadcaster) -> None:
+        """Calls made by `owner` (its settings, client, identity, registry and answers subscriber)."""
+        self.owner = owner
+        self.collectors: dict[str, Collector] = {}
+        self._script: Any = None
+
+    @property
+    def settings(self) -> BroadcastSettings:
+        return self.owner.settings
+
+    def bind(self, client: aioredis.Redis) -> None:
+        """Register the publishing script on the running loop's client (no I/O)."""
+        self._script = client.register_script(PUBLISH_SCRIPT)
+
+    def wake_all(self) -> None:
+        """Wake every pending caller (the broadcaster is closing)."""
+        for collector in self.collectors.values():
+            collector.wake()
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def broadcast(
+        self,
+        channel: str,
+        params: Mapping[str, Any] | None,
+        expect_answers: bool,
+        timeout: float,  # noqa: ASYNC109
+        targets: Targets = EVERYONE,
+    ) -> list[Result] | None:
+        """Publish a call; with `expect_answers` wait until every live addressed replica answered or `timeout`."""
+        if self.owner.closed:
+            raise BroadcastUnavailableError("the broadcaster is closed")
+        wire_params = to_wire_params(params, round_trip=False)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0)
+        request_id = secrets.token_hex(16)
+        wire = self.owner.wire_channel(channel)
+        answer_channel = self.owner.answer_prefix + secrets.token_hex(16) if expect_answers else None
+        message = self._encode_request(wire, wire_params, answer_channel, request_id, targets)
+        if not expect_answers:
+            publish_deadline = max(deadline, loop.time() + self.settings.connect_timeout.total_seconds())
+            await self._run_bounded(self.owner.client().publish(wire, message), publish_deadline)
+            self.owner.count(BROADCASTS_SENT)
+            return None
+        assert answer_channel is not None
+        await self._wait_for_answers_listener(timeout)
+        return await self._collect(channel, wire, message, answer_channel, request_id, targets, deadline, loop)
+
+    def _encode_request(
+        self, wire: str, wire_params: dict[str, Any], answer_channel: str | None, request_id: str, targets: Targets
+    ) -> str:
+        """The request as sent; TypeError when not JSON (NaN, infinity), ValueError when too large."""
+        try:
+            message = encode_request(
+                wire,
+                wire_params,
+                answer_channel=answer_channel,
+                request_id=request_id,
+                hostname=self.owner.hostname,
+                pid=self.owner.pid,
+                now=time.time(),
+                targets=targets,
+                secret=self.owner.secret,
+            )
+        except ValueError as error:  # NaN, infinity
+            raise TypeError(f"broadcast params must be JSON serialisable: {error}") from None
+        max_size = self.settings.max_message_size
+        if len(message) > max_size // 4 and len(message.encode()) > max_size:
+            raise ValueError(f"the broadcast message exceeds max_message_size ({max_size} bytes)")
+        return message
+
+    async def _wait_for_answers_listener(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Answers would be lost without the answers subscription: wait (bounded) for it, or raise."""
+        answers = self.owner.answers_subscriber
+        if answers.connected.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(self.settings.connect_timeout.total_seconds(), timeout)):
+                await answers.connected.wait()
+        if not answers.connected.is_set():
+            raise BroadcastUnavailableError(
+                f"cannot collect answers: Redis ({self.owner.describe()}) is unreachable ({self.owner.last_error})"
+            )
+
+    async def _collect(
+        self,
+        channel: str,
+        wire: str,
+        message: str,
+        answer_channel: str,
+        request_id: str,
+        targets: Targets,
+        deadline: float,
+        loop: asyncio.AbstractEventLoop,
+    ) -> list[Result]:
+        collector = Collector(request_id)
+        self.collectors[answer_channel] = collector
+        try:
+            # Publishing gets at least connect_timeout; the answers get what is left of `timeout`.
+            receivers, members, subscribers = await self._run_bounded(
+                self._script(keys=[self.owner.registry.key(channel)], args=[wire, message]),
+                max(deadline, loop.time() + self.settings.connect_timeout.total_seconds()),
+            )
+            self.owner.count(BROADCASTS_SENT)
+            collector.expect(parse_members(members, targets), int(receivers), int(subscribers), targets.everyone)
+            await self._wait(collector, deadline, loop)
+        finally:
+            del self.collectors[answer_channel]
+        return self._results(collector)
+
+    async def _wait(self, collector: Collector, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+        """Until the registered replicas answered, then (bounded by `legacy_wait`) the unregistered ones."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                # Only 0.14 replicas listen: their count is all there is, wait for it (0.14's rule).
+                await (collector.all_done if collector.legacy else collector.primary_done).wait()
+        legacy_wait = self.settings.legacy_wait.total_seconds()
+        if not collector.all_done.is_set() and legacy_wait > 0:
+            # Every registered replica answered; unregistered subscribers (0.14 replicas) get a
+            # bounded extra wait, so that a monitoring SUBSCRIBE costs at most `legacy_wait`.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(min(deadline, loop.time() + legacy_wait)):
+                    await collector.all_done.wait()
+
+    async def _run_bounded(self, call: Awaitable[Any], deadline: float) -> Any:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await call
+        except ErrorTypes as error:
+            raise BroadcastUnavailableError(
+                f"cannot publish: Redis ({self.owner.describe()}) is unreachable ({type(error).__name__}: {error})"
+            ) from error
+
+    def _results(self, collector: Collector) -> list[Result]:
+        results: list[Result] = [answer_to_result(answer) for answer in collector.answers]
+        registered = collector.registered or {}
+        if collector.registered is not None:
+            answered = collector.answered_registered()
+            for replica, (hostname, pid) in registered.items():
+                if replica not in answered:
+                    results.append(MissingAnswer(hostname=hostname, pid=pid))
+            # Exact-channel subscribers that are not registered (0.14 replicas) and did not answer.
+            results.extend(MissingAnswer() for _ in range(collector.unanswered_unregistered()))
+        missing = len(results) - len(collector.answers)
+        if missing:
+            self.owner.count(ANSWERS_MISSING, missing)
+            LOG.warning("Broadcast: %d answer(s) missing (%d received)", missing, len(collector.answers))
+        return results
+
+    # -- receiving answers ---------------------------------------------------------------
+
+    async def on_answer(self, answer_channel: str, data: str | bytes) -> None:
+        """An answer arrived on the answers pattern: give it to its call (a late one is dropped)."""
+        collector = self.collectors.get(answer_channel)
+        if collector is None:
+            LOG.debug("Broadcast: late answer on %s ignored", answer_channel)
+            return
+        try:
+            answer = decode_answer(
+                data,
+                answer_channel,
+                max_size=self.settings.max_message_size,
+                now=time.time(),
+                secret=self.owner.secret,
+                max_age=self.settings.signature_max_age.total_seconds(),
+                request_id=collector.request_id,
+            )
+        except DroppedMessage as refused:
+            # One log key for every answer channel: they are unique per call, the limiter must stay bounded.
+            self.owner.dropped(refused.reason, "answers", refused.detail)
+            return
+        self.owner.count(ANSWERS_RECEIVED)
+        collector.add(answer)

@@ -1,0 +1,123 @@
+"""The registry of live replicas: who listens to a channel, kept by heartbeats.
+
+One sorted set per channel, `<prefix>c2c_registry:<channel>`; member = the replica
+(`{"h": hostname, "p": pid, "r": replica id}`, JSON with sorted keys), score = its expiry in
+Redis's clock (ms). A replica refreshes its entries every `heartbeat_interval` (and at once after a
+reconnection: a restarted Redis lost the registry), they live `replica_ttl` without heartbeats, and
+a clean shutdown or a drain removes them. A call reads the registry in its publishing script
+(`_calls.PUBLISH_SCRIPT`) and turns the members back into replicas with `parse_members`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from c2c_broadcast._settings import BroadcastSettings
+from c2c_broadcast._status import RateLimitedLog
+from c2c_broadcast._subscriber import ErrorTypes
+from c2c_broadcast._wire import Targets
+
+# Refresh this replica in the registry of every channel it listens to; forget expired replicas.
+HEARTBEAT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+for _, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, now + ttl, ARGV[1])
+  redis.call('PEXPIRE', key, ttl * 2)
+end
+return now
+"""
+
+
+def registry_key(prefix: str, channel: str) -> str:
+    """The sorted set of the replicas listening to `channel`."""
+    return f"{prefix}c2c_registry:{channel}"
+
+
+def member(hostname: str, pid: int, replica_id: str) -> str:
+    """A replica's entry in the registry."""
+    return json.dumps({"h": hostname, "p": pid, "r": replica_id}, sort_keys=True)
+
+
+def parse_members(members: list[Any], targets: Targets) -> dict[str, tuple[str, int]]:
+    """The registered replicas that `targets` addresses: replica id -> (hostname, pid); bad entries skipped."""
+    registered: dict[str, tuple[str, int]] = {}
+    for entry in members:
+        try:
+            info = json.loads(entry)
+            replica, hostname, pid = info["r"], info["h"], info["p"]
+        except (ValueError, TypeError, KeyError):
+            continue
+        valid = isinstance(replica, str) and isinstance(hostname, str) and isinstance(pid, int)
+        if valid and (hostname, pid) in targets:
+            registered[replica] = (hostname, pid)
+    return registered
+
+
+class Registry:
+    """This replica's entries in the registry: register, unregister, and the heartbeat that keeps them."""
+
+    def __init__(
+        self,
+        prefix: str,
+        member: str,
+        settings: BroadcastSettings,
+        client: Callable[[], aioredis.Redis],
+        log: RateLimitedLog,
+    ) -> None:
+        """Entries of `member` under `prefix`, written through `client()` (no I/O before `bind()`)."""
+        self.prefix = prefix
+        self.member = member
+        self.settings = settings
+        self._client = client
+        self._log = log
+        self._script: Any = None
+        self.wake = asyncio.Event()
+        """Set it to heartbeat now (a connection became ready)."""
+
+    def key(self, channel: str) -> str:
+        """The sorted set of the replicas listening to `channel`."""
+        return registry_key(self.prefix, channel)
+
+    def bind(self, client: aioredis.Redis) -> None:
+        """Register the heartbeat script on the running loop's client (no I/O)."""
+        self._script = client.register_script(HEARTBEAT_SCRIPT)
+
+    async def register(self, channels: list[str]) -> None:
+        """Add (or refresh) this replica in the registry of `channels`."""
+        keys = [self.key(channel) for channel in channels]
+        if keys:
+            ttl_ms = int(self.settings.replica_ttl.total_seconds() * 1000)
+            await self._script(keys=keys, args=[self.member, ttl_ms])
+
+    async def unregister(self, channels: list[str]) -> None:
+        """Remove this replica from the registry of `channels`."""
+        async with self._client().pipeline(transaction=False) as pipe:
+            for channel in channels:
+                pipe.zrem(self.key(channel), self.member)
+            await pipe.execute()
+
+    async def heartbeat(self, stopped: Callable[[], bool], channels: Callable[[], list[str] | None]) -> None:
+        """Every `heartbeat_interval` (or when woken), refresh `channels()`; None means not now."""
+        interval = self.settings.heartbeat_interval.total_seconds()
+        while not stopped():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self.wake.wait()
+            self.wake.clear()
+            current = channels()
+            if current is None:
+                continue
+            try:
+                async with asyncio.timeout(interval):
+                    await self.register(current)
+            except ErrorTypes as error:
+                self._log.warning("heartbeat", "Broadcast: heartbeat failed: %s: %s", type(error).__name__, error)
