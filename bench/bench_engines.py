@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from c2c_headers._engine import CompiledRule, Engine
+from c2c_headers._engine import CompiledRule, Engine, native_engine
 from c2c_headers._python_engine import PythonEngine
 from c2c_headers._rules import compile_rules
 
@@ -116,7 +116,7 @@ def main() -> None:
     for size in args.sizes:
         rules = rule_set(size)
         start = time.perf_counter()
-        native: Engine = native_module.RuleEngine(rules)
+        native: Engine = native_engine(native_module, rules)  # as c2c-headers builds it
         native_build = time.perf_counter() - start
         start = time.perf_counter()
         python: Engine = PythonEngine(rules)

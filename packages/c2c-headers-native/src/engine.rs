@@ -40,7 +40,7 @@ pub struct RuleSpec {
     pub netloc: Option<String>,
     pub path: Option<String>,
     /// The path pattern sees the path with its leading slash (`/api/x`); else without it (`api/x`,
-    /// c2casgiutils 0.14's form). See `c2c_headers._engine.CompiledRule.path_with_slash`.
+    /// c2casgiutils 0.14's form). See `c2c_headers_native.Rule.path_with_slash`.
     pub path_with_slash: bool,
     pub methods: Option<Vec<String>>,
     pub content_type: Option<String>,

@@ -1,8 +1,10 @@
 //! `c2c_headers_native._native`: the c2c-headers rule engine in Rust.
 //!
-//! The Python side (c2c-headers) validates the configuration and renders every value; this module
-//! receives the resulting `CompiledRule` objects once, at construction, and then answers two calls
-//! per request: `match` (one pass over a regex set per field) and `apply`.
+//! The caller (c2c-headers) validates the configuration and renders every value; this module
+//! receives the resulting `c2c_headers_native.Rule` records once, at construction (read by position,
+//! `python/c2c_headers_native/_contract.py`), and then answers two calls per request: `match_scope`
+//! (or `match`: one pass over a regex set per field) and `apply`. It imports nothing of c2c-headers:
+//! what it needs from a scope it does not read is the `request_target` function given at construction.
 
 mod check;
 pub mod engine;
@@ -13,10 +15,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
 pub use check::check_translated;
@@ -71,7 +72,7 @@ struct MatchPlan {
     selections: Mutex<HashMap<Box<[u32]>, Arc<EditPlan>>>,
 }
 
-/// The rule engine (see `c2c_headers._engine` for the contract).
+/// The rule engine (the contract: `python/c2c_headers_native/_native.pyi` and c2c-headers' `_engine`).
 #[pyclass(frozen, module = "c2c_headers_native")]
 struct RuleEngine {
     id: u64,
@@ -85,6 +86,8 @@ struct RuleEngine {
     /// held across a call into Python (which could re-enter the engine, from a finalizer say); when
     /// it is taken anyway, the match runs without it.
     state: Mutex<State>,
+    /// Reads the scopes `match_scope` does not read itself (c2c-headers passes its own function).
+    request_target: Option<Py<PyAny>>,
 }
 
 #[derive(Default)]
@@ -233,7 +236,7 @@ impl NetlocSource<'_> {
     }
 }
 
-/// The netloc of `c2c_headers._scope.request_target` for a well-formed scope; None asks for the
+/// The netloc of a well-formed scope (as c2c-headers' `request_target` reads it); None asks for the
 /// Python function (an item that is not a tuple of two bytes before the `Host` header, a server
 /// that is not a `(str, int | None)` tuple, a scheme that is not a str).
 fn fast_netloc<'py>(scope: &Bound<'py, PyDict>) -> PyResult<Option<NetlocSource<'py>>> {
@@ -324,7 +327,7 @@ fn find_host<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<Ho
     Ok(HostHeader::Absent)
 }
 
-/// The path of `c2c_headers._scope.request_target`: relative to `root_path`, cut at a segment boundary.
+/// The path a `request_target` sees: relative to `root_path`, cut at a segment boundary.
 fn relative_path<'a>(path: &'a str, root_path: &str) -> &'a str {
     if !root_path.is_empty()
         && let Some(rest) = path.strip_prefix(root_path)
@@ -339,8 +342,77 @@ fn relative_path<'a>(path: &'a str, root_path: &str) -> &'a str {
     path
 }
 
-/// `c2c_headers._scope.request_target`, imported on first use (the slow path of `match_scope`).
-static REQUEST_TARGET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// The number of fields of a `c2c_headers_native.Rule` (`python/c2c_headers_native/_contract.py`).
+const RULE_FIELDS: usize = 11;
+
+/// One `c2c_headers_native.Rule`, read by position in the record's field order (never by name).
+struct RuleRecord<'py> {
+    name: String,
+    netloc_pattern: Option<String>,
+    path_pattern: Option<String>,
+    path_with_slash: bool,
+    methods: Option<Vec<String>>,
+    status_low: i64,
+    status_high: i64,
+    content_type_pattern: Option<String>,
+    edits: Vec<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)>,
+    nonce: bool,
+    keep_existing: bool,
+}
+
+impl<'py> RuleRecord<'py> {
+    fn read(rule: &Bound<'py, PyAny>, index: usize) -> PyResult<Self> {
+        let fields = match rule.cast::<PyTuple>() {
+            Ok(fields) if fields.len() == RULE_FIELDS => fields,
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "rule {index}: expected a c2c_headers_native.Rule (a tuple of {RULE_FIELDS} fields), got {}",
+                    repr(rule)
+                )));
+            }
+        };
+        let methods = fields.get_item(4)?;
+        let methods = if methods.is_none() {
+            None
+        } else {
+            let mut accepted = Vec::new();
+            for method in methods.try_iter()? {
+                accepted.push(method?.extract::<String>()?);
+            }
+            Some(accepted)
+        };
+        let mut edits = Vec::new();
+        for edit in fields.get_item(8)?.try_iter()? {
+            edits.push(edit?.extract()?);
+        }
+        Ok(RuleRecord {
+            name: fields.get_item(0)?.extract()?,
+            netloc_pattern: fields.get_item(1)?.extract()?,
+            path_pattern: fields.get_item(2)?.extract()?,
+            path_with_slash: fields.get_item(3)?.extract()?,
+            methods,
+            status_low: fields.get_item(5)?.extract()?,
+            status_high: fields.get_item(6)?.extract()?,
+            content_type_pattern: fields.get_item(7)?.extract()?,
+            edits,
+            nonce: fields.get_item(9)?.extract()?,
+            keep_existing: fields.get_item(10)?.extract()?,
+        })
+    }
+
+    fn pattern(&self, field: Field) -> Option<&str> {
+        match field {
+            Field::Netloc => self.netloc_pattern.as_deref(),
+            Field::Path => self.path_pattern.as_deref(),
+            Field::ContentType => self.content_type_pattern.as_deref(),
+        }
+    }
+}
+
+/// A class of the package's typed contract (`c2c_headers_native._contract`): its errors.
+fn contract_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import("c2c_headers_native._contract")?.getattr(name)
+}
 
 /// The package's Python translator, with the translations of this construction memoised (rules
 /// often share patterns, e.g. one content type).
@@ -360,23 +432,18 @@ impl<'py> Translator<'py> {
         })
     }
 
-    /// Translate one Python pattern and check the result against the allowlist.
-    fn translate(
-        &mut self,
-        rule_name: &str,
-        field: Field,
-        pattern: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<String>> {
-        if pattern.is_none() {
+    /// Translate one field's Python pattern and check the result against the allowlist.
+    fn translate(&mut self, rule: &RuleRecord<'_>, field: Field) -> PyResult<Option<String>> {
+        let Some(pattern) = rule.pattern(field) else {
             return Ok(None);
-        }
-        let py = pattern.py();
-        let key = (pattern.extract::<String>()?, field == Field::ContentType);
+        };
+        let py = self.function.py();
+        let key = (pattern.to_owned(), field == Field::ContentType);
         if let Some(translated) = self.done.get(&key) {
             return Ok(Some(translated.clone()));
         }
         let refuse =
-            |reason: &str| -> PyErr { unsupported(rule_name, field, &repr(pattern), reason) };
+            |reason: &str| -> PyErr { unsupported(py, &rule.name, field, pattern, reason) };
         let translated = match self.function.call1((pattern, key.1)) {
             Ok(translated) => translated.extract::<String>()?,
             Err(error) if error.is_instance_of::<PyValueError>(py) => {
@@ -397,115 +464,114 @@ fn repr(object: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "<unrepresentable>".to_owned())
 }
 
-fn unsupported(rule_name: &str, field: Field, pattern: &str, reason: &str) -> PyErr {
-    PyValueError::new_err(format!(
-        "unsupported pattern {pattern} in rule {rule_name} ({}): {reason}",
-        field.attribute()
-    ))
+/// A `c2c_headers_native.PatternNotSupported` naming the rule, the field and the pattern.
+fn unsupported(
+    py: Python<'_>,
+    rule_name: &str,
+    field: Field,
+    pattern: &str,
+    reason: &str,
+) -> PyErr {
+    match contract_class(py, "PatternNotSupported")
+        .and_then(|class| class.call1((rule_name, field.attribute(), pattern, reason)))
+    {
+        Ok(error) => PyErr::from_value(error),
+        Err(error) => error,
+    }
 }
 
-fn truthy(rule: &Bound<'_, PyAny>, attribute: &str) -> PyResult<bool> {
-    rule.getattr(attribute)?.is_truthy()
+/// One rule's edits: for matching and folding (`edits`), and as handed back to Python (`names`,
+/// `values`), index for index.
+struct RuleOutput {
+    edits: Vec<Edit>,
+    names: Vec<Py<PyBytes>>,
+    values: Vec<Value>,
+}
+
+fn rule_output(py: Python<'_>, rule: &RuleRecord<'_>) -> PyResult<RuleOutput> {
+    let mut edits = Vec::with_capacity(rule.edits.len());
+    let mut names = Vec::with_capacity(rule.edits.len());
+    let mut values = Vec::with_capacity(rule.edits.len());
+    for (name, value) in &rule.edits {
+        let split = value
+            .as_ref()
+            .map(|value| engine::split_placeholder(value.as_bytes()));
+        values.push(match (value, &split) {
+            (None, _) => Value::Remove,
+            (Some(value), Some(parts)) if parts.len() > 1 => Value::WithNonce {
+                parts: parts.clone(),
+                as_written: PyTuple::new(py, [name.as_any(), value.as_any()])?.unbind(),
+            },
+            (Some(value), _) => {
+                Value::Fixed(PyTuple::new(py, [name.as_any(), value.as_any()])?.unbind())
+            }
+        });
+        edits.push(Edit {
+            name: name.as_bytes().to_vec(),
+            value: split,
+        });
+        names.push(name.clone().unbind());
+    }
+    Ok(RuleOutput {
+        edits,
+        names,
+        values,
+    })
 }
 
 #[pymethods]
 impl RuleEngine {
-    /// Build the engine from validated, rendered rules (read once; later changes are not seen).
+    /// Build the engine from validated, rendered `Rule` records (read once; later changes are not
+    /// seen). ``request_target`` reads the scopes ``match_scope`` does not read itself.
     #[new]
-    fn new(py: Python<'_>, rules: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (rules, request_target=None))]
+    fn new(
+        py: Python<'_>,
+        rules: &Bound<'_, PyAny>,
+        request_target: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let mut records = Vec::new();
+        for (index, rule) in rules.try_iter()?.enumerate() {
+            records.push(RuleRecord::read(&rule?, index)?);
+        }
         let mut translator = Translator::new(py)?;
-        let mut specs = Vec::new();
-        let mut rule_edits = Vec::new();
-        let mut names = Vec::new();
-        let mut values = Vec::new();
-        let mut rule_names = Vec::new();
-        let mut rule_objects = Vec::new();
-        for rule in rules.try_iter()? {
-            let rule = rule?;
-            let rule_name = repr(&rule.getattr("name")?);
-            let methods = rule.getattr("methods")?;
-            let methods = if methods.is_none() {
-                None
-            } else {
-                let mut accepted = Vec::new();
-                for method in methods.try_iter()? {
-                    accepted.push(method?.extract::<String>()?);
-                }
-                Some(accepted)
-            };
+        let mut specs = Vec::with_capacity(records.len());
+        let mut rule_edits = Vec::with_capacity(records.len());
+        let mut names = Vec::with_capacity(records.len());
+        let mut values = Vec::with_capacity(records.len());
+        for rule in &records {
             specs.push(RuleSpec {
-                netloc: translator.translate(
-                    &rule_name,
-                    Field::Netloc,
-                    &rule.getattr("netloc_pattern")?,
-                )?,
-                path: translator.translate(
-                    &rule_name,
-                    Field::Path,
-                    &rule.getattr("path_pattern")?,
-                )?,
-                // The form of the path the pattern sees, decided once in c2c-headers.
-                path_with_slash: truthy(&rule, "path_with_slash")?,
-                methods,
-                content_type: translator.translate(
-                    &rule_name,
-                    Field::ContentType,
-                    &rule.getattr("content_type_pattern")?,
-                )?,
-                nonce: truthy(&rule, "nonce")?,
+                netloc: translator.translate(rule, Field::Netloc)?,
+                path: translator.translate(rule, Field::Path)?,
+                // The form of the path the pattern sees, decided by the caller (c2c-headers).
+                path_with_slash: rule.path_with_slash,
+                methods: rule.methods.clone(),
+                content_type: translator.translate(rule, Field::ContentType)?,
+                nonce: rule.nonce,
             });
-            let mut edits = Vec::new();
-            let mut edit_names = Vec::new();
-            let mut edit_values = Vec::new();
-            for edit in rule.getattr("edits")?.try_iter()? {
-                let (name, value): (Bound<'_, PyBytes>, Option<Bound<'_, PyBytes>>) =
-                    edit?.extract()?;
-                let split = value
-                    .as_ref()
-                    .map(|value| engine::split_placeholder(value.as_bytes()));
-                edit_values.push(match (&value, &split) {
-                    (None, _) => Value::Remove,
-                    (Some(value), Some(parts)) if parts.len() > 1 => Value::WithNonce {
-                        parts: parts.clone(),
-                        as_written: PyTuple::new(py, [name.as_any(), value.as_any()])?.unbind(),
-                    },
-                    (Some(value), _) => {
-                        Value::Fixed(PyTuple::new(py, [name.as_any(), value.as_any()])?.unbind())
-                    }
-                });
-                edits.push(Edit {
-                    name: name.as_bytes().to_vec(),
-                    value: split,
-                });
-                edit_names.push(name.unbind());
-            }
+            let output = rule_output(py, rule)?;
             rule_edits.push(RuleEdits {
-                status_low: rule.getattr("status_low")?.extract()?,
-                status_high: rule.getattr("status_high")?.extract()?,
-                edits,
-                keep_existing: truthy(&rule, "keep_existing")?,
+                status_low: rule.status_low,
+                status_high: rule.status_high,
+                edits: output.edits,
+                keep_existing: rule.keep_existing,
             });
-            names.push(edit_names);
-            values.push(edit_values);
-            rule_names.push(rule_name);
-            rule_objects.push(rule);
+            names.push(output.names);
+            values.push(output.values);
         }
         let matcher = Matcher::new(&specs).map_err(|error| {
-            let pattern = rule_objects[error.rule].getattr(error.field.attribute())?;
-            Ok::<PyErr, PyErr>(unsupported(
-                &rule_names[error.rule],
+            let rule = &records[error.rule];
+            unsupported(
+                py,
+                &rule.name,
                 error.field,
-                &repr(&pattern),
+                rule.pattern(error.field).unwrap_or_default(),
                 &format!(
                     "the translated pattern does not compile in Rust: {}",
                     error.reason
                 ),
-            ))
-        });
-        let matcher = match matcher {
-            Ok(matcher) => matcher,
-            Err(Ok(error)) | Err(Err(error)) => return Err(error),
-        };
+            )
+        })?;
         Ok(RuleEngine {
             id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
             matcher,
@@ -521,6 +587,7 @@ impl RuleEngine {
             )?
             .unbind(),
             state: Mutex::new(State::default()),
+            request_target,
         })
     }
 
@@ -595,25 +662,25 @@ impl RuleEngine {
         }
     }
 
-    /// ``match(*c2c_headers._scope.request_target(scope))`` in one call.
+    /// ``match(*request_target(scope))`` in one call.
     ///
     /// A well-formed scope (a dict; headers a list or tuple of ``(bytes, bytes)`` tuples; str path,
     /// root path, method and scheme; server ``(str, int | None)`` or None) is read here; anything
-    /// else is handed to ``c2c_headers._scope.request_target``, so both give the same answer and
-    /// raise the same errors.
+    /// else is handed to the ``request_target`` given at construction (so both give the same answer
+    /// and raise the same errors), or raises ``ScopeNotSupported`` when none was given.
     fn match_scope(&self, py: Python<'_>, scope: &Bound<'_, PyAny>) -> PyResult<Option<Py<Match>>> {
         if let Ok(dict) = scope.cast_exact::<PyDict>()
             && let Some(found) = self.match_fast(py, dict)?
         {
             return Ok(found);
         }
-        let function = REQUEST_TARGET.get_or_try_init(py, || {
-            py.import("c2c_headers._scope")?
-                .getattr("request_target")
-                .map(Bound::unbind)
-        })?;
+        let Some(request_target) = &self.request_target else {
+            return Err(PyErr::from_value(contract_class(py, "ScopeNotSupported")?.call1((
+                "the native engine does not read this scope itself and no request_target was given",
+            ))?));
+        };
         let (netloc, path, method): (String, String, String) =
-            function.bind(py).call1((scope,))?.extract()?;
+            request_target.bind(py).call1((scope,))?.extract()?;
         self.match_request(py, &netloc, &path, &method)
     }
 

@@ -7,16 +7,19 @@ The differential suite against the python engine lives in c2c-headers
 from __future__ import annotations
 
 import base64
-import dataclasses
 import os
+import pickle
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import c2c_headers_native
-from c2c_headers_native import Match, RuleEngine
+from c2c_headers_native import Match, PatternNotSupported, RuleEngine, ScopeNotSupported
 from c2c_headers_native._translate import UnsupportedPattern, translate
 
 # The same profiles as c2c-headers' conftest (registering twice is harmless: the last one wins).
@@ -27,26 +30,38 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    """The attributes the engine reads (c2c_headers._engine.CompiledRule without the dependency)."""
-
-    name: str = "rule"
-    netloc_pattern: str | None = None
-    path_pattern: str | None = None
+def rule(
+    name: str = "rule",
+    netloc_pattern: str | None = None,
+    path_pattern: str | None = None,
     # c2c-headers derives it from the pattern; here every pattern sees the path as given, as `re.match` would.
-    path_with_slash: bool = True
-    methods: frozenset[str] | None = None
-    status_low: int = 0
-    status_high: int = 999
-    content_type_pattern: str | None = None
-    edits: tuple[tuple[bytes, bytes | None], ...] = ((b"x-hit", b"1"),)
-    nonce: bool = False
-    keep_existing: bool = False
+    path_with_slash: bool = True,
+    methods: frozenset[str] | None = None,
+    status_low: int = 0,
+    status_high: int = 999,
+    content_type_pattern: str | None = None,
+    edits: tuple[tuple[bytes, bytes | None], ...] = ((b"x-hit", b"1"),),
+    nonce: bool = False,
+    keep_existing: bool = False,
+) -> c2c_headers_native.Rule:
+    """A `c2c_headers_native.Rule` with defaults: any request, any response, one header set."""
+    return c2c_headers_native.Rule(
+        name,
+        netloc_pattern,
+        path_pattern,
+        path_with_slash,
+        methods,
+        status_low,
+        status_high,
+        content_type_pattern,
+        edits,
+        nonce,
+        keep_existing,
+    )
 
 
 def path_matches(pattern: str, path: str) -> bool:
-    return RuleEngine([Rule(path_pattern=pattern)]).match("h", path, "GET") is not None
+    return RuleEngine([rule(path_pattern=pattern)]).match("h", path, "GET") is not None
 
 
 # --- the translator -----------------------------------------------------------------------------
@@ -121,7 +136,7 @@ SUBJECTS = st.text(st.sampled_from("aAbKkſsSİiıé/.\n_٣9 "), max_size=6) | s
 @example(pattern=r"(?s).", subjects=["\n"])
 def test_native_matches_like_re(pattern: str, subjects: list[str]) -> None:
     compiled = re.compile(pattern)
-    engine = RuleEngine([Rule(path_pattern=pattern)])
+    engine = RuleEngine([rule(path_pattern=pattern)])
     for subject in subjects:
         assert (engine.match("h", subject, "GET") is not None) == (compiled.match(subject) is not None), (
             pattern,
@@ -142,8 +157,8 @@ def test_version_and_name() -> None:
 def test_match_and_apply() -> None:
     engine = RuleEngine(
         [
-            Rule("csp", edits=((b"content-security-policy", b"script-src 'nonce'"),), nonce=True),
-            Rule("api", path_pattern="/api", methods=frozenset({"GET"}), edits=((b"server", None),)),
+            rule("csp", edits=((b"content-security-policy", b"script-src 'nonce'"),), nonce=True),
+            rule("api", path_pattern="/api", methods=frozenset({"GET"}), edits=((b"server", None),)),
         ]
     )
     match = engine.match("example.com", "/api/x", "GET")
@@ -185,7 +200,7 @@ def test_match_and_apply() -> None:
     ],
 )
 def test_path_with_slash_chooses_the_form_of_the_path(pattern: str, with_slash: bool, path: str, matches: bool) -> None:
-    engine = RuleEngine([Rule(path_pattern=pattern, path_with_slash=with_slash)])
+    engine = RuleEngine([rule(path_pattern=pattern, path_with_slash=with_slash)])
     assert (engine.match("h", path, "GET") is not None) is matches
 
 
@@ -193,10 +208,10 @@ def test_both_path_forms_in_one_engine_and_from_the_scope() -> None:
     """Rules of both forms share one engine; ``match_scope`` cuts root_path first, then the form applies."""
     engine = RuleEngine(
         [
-            Rule("slash", path_pattern="/api/", edits=((b"x-slash", b"1"),)),
-            Rule("bare", path_pattern="api/", path_with_slash=False, edits=((b"x-bare", b"1"),)),
-            Rule("same text", path_pattern="/api/", path_with_slash=False, edits=((b"x-same", b"1"),)),
-            Rule("root", path_pattern="$", path_with_slash=False, edits=((b"x-root", b"1"),)),
+            rule("slash", path_pattern="/api/", edits=((b"x-slash", b"1"),)),
+            rule("bare", path_pattern="api/", path_with_slash=False, edits=((b"x-bare", b"1"),)),
+            rule("same text", path_pattern="/api/", path_with_slash=False, edits=((b"x-same", b"1"),)),
+            rule("root", path_pattern="$", path_with_slash=False, edits=((b"x-root", b"1"),)),
         ]
     )
 
@@ -214,7 +229,7 @@ def test_both_path_forms_in_one_engine_and_from_the_scope() -> None:
 
 
 def test_apply_refuses_foreign_handles() -> None:
-    engine, other = RuleEngine([Rule()]), RuleEngine([Rule()])
+    engine, other = RuleEngine([rule()]), RuleEngine([rule()])
     match = other.match("h", "/", "GET")
     assert match is not None
     with pytest.raises(ValueError, match="another engine"):
@@ -227,45 +242,58 @@ def test_apply_refuses_foreign_handles() -> None:
         engine.apply(Foreign(), 200, [])
 
 
-def test_unsupported_pattern_message_names_rule_field_and_pattern() -> None:
-    with pytest.raises(ValueError, match="^unsupported pattern ") as raised:
-        RuleEngine([Rule("fine"), Rule("admin only", path_pattern="/(?!admin)")])
-    assert str(raised.value) == (
+def test_unsupported_pattern_is_a_typed_error_naming_rule_field_and_pattern() -> None:
+    with pytest.raises(PatternNotSupported) as raised:
+        RuleEngine([rule("fine"), rule("admin only", path_pattern="/(?!admin)")])
+    error = raised.value
+    assert isinstance(error, ValueError)
+    assert str(error) == (
         "unsupported pattern '/(?!admin)' in rule 'admin only' (path_pattern): "
         "negative look-ahead or look-behind assertion"
     )
+    assert (error.rule, error.field, error.pattern) == ("admin only", "path_pattern", "/(?!admin)")
+    assert error.reason == "negative look-ahead or look-behind assertion"
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own object)
+    assert (type(copy), str(copy), copy.rule) == (PatternNotSupported, str(error), "admin only")
 
 
 def test_a_pattern_too_large_for_rust_is_refused() -> None:
     with pytest.raises(
-        ValueError,
+        PatternNotSupported,
         match=r"^unsupported pattern '\(\?:\\\\w\{1000\}\)\{1000\}' in rule 'huge' \(netloc_pattern\): the translated",
     ):
-        RuleEngine([Rule("huge", netloc_pattern=r"(?:\w{1000}){1000}")])
+        RuleEngine([rule("huge", netloc_pattern=r"(?:\w{1000}){1000}")])
 
 
 def test_rules_are_read_once() -> None:
-    @dataclasses.dataclass
-    class Mutable:
-        name: str = "m"
-        netloc_pattern: str | None = None
-        path_pattern: str | None = None
-        path_with_slash: bool = True
-        methods: frozenset[str] | None = None
-        status_low: int = 0
-        status_high: int = 999
-        content_type_pattern: str | None = None
-        edits: tuple[tuple[bytes, bytes | None], ...] = ((b"x-a", b"1"),)
-        nonce: bool = False
-        keep_existing: bool = False
-
-    rule = Mutable()
-    engine = RuleEngine([rule])
-    rule.path_pattern = "/never"
-    rule.edits = ()
+    edits = [(b"x-a", b"1")]
+    engine = RuleEngine([rule(edits=edits)])  # type: ignore[arg-type]  # a list: mutable, on purpose
+    edits[:] = [(b"x-b", b"2")]
     match = engine.match("h", "/", "GET")
     assert match is not None
     assert engine.apply(match, 200, []) == [(b"x-a", b"1")]
+
+
+@pytest.mark.parametrize(
+    ("rules", "error"),
+    [
+        (
+            [("rule", None, None)],
+            "rule 0: expected a c2c_headers_native.Rule (a tuple of 11 fields), got ('rule', None, None)",
+        ),
+        ([rule(), object()], "rule 1: expected a c2c_headers_native.Rule"),
+    ],
+    ids=["short tuple", "not a tuple"],
+)
+def test_rules_must_be_rule_records(rules: list[object], error: str) -> None:
+    """Rules cross as `Rule` records read by position: anything else is refused, never read by name."""
+    with pytest.raises(TypeError, match=re.escape(error)):
+        RuleEngine(rules)  # type: ignore[arg-type]
+
+
+def test_a_field_of_the_wrong_type_is_refused() -> None:
+    with pytest.raises(TypeError):
+        RuleEngine([rule()._replace(nonce="yes")])  # type: ignore[arg-type]
 
 
 def test_one_engine_serves_many_threads() -> None:
@@ -274,7 +302,7 @@ def test_one_engine_serves_many_threads() -> None:
 
     engine = RuleEngine(
         [
-            Rule(f"r{index}", path_pattern=rf"/r{index}/", edits=((b"x-rule", str(index).encode()),))
+            rule(f"r{index}", path_pattern=rf"/r{index}/", edits=((b"x-rule", str(index).encode()),))
             for index in range(200)
         ]
     )
@@ -291,7 +319,7 @@ def test_one_engine_serves_many_threads() -> None:
 
 def test_a_match_without_nonce_is_one_shared_handle() -> None:
     """Immutable without a nonce, a match is built once per set of rules; a nonce makes it per request."""
-    engine = RuleEngine([Rule("plain", path_pattern="/p"), Rule("csp", path_pattern="/c", nonce=True)])
+    engine = RuleEngine([rule("plain", path_pattern="/p"), rule("csp", path_pattern="/c", nonce=True)])
     first, second = engine.match("h", "/p", "GET"), engine.match("h", "/p", "GET")
     assert first is not None
     assert first is second
@@ -306,7 +334,7 @@ def test_more_rule_sets_than_the_plan_cache_holds() -> None:
     """Past 1024 distinct sets of matched rules, plans are built per request: still right."""
     engine = RuleEngine(
         [
-            Rule(f"r{index}", path_pattern=rf"/r{index}/", edits=((b"x-rule", str(index).encode()),))
+            rule(f"r{index}", path_pattern=rf"/r{index}/", edits=((b"x-rule", str(index).encode()),))
             for index in range(1100)
         ]
     )
@@ -333,7 +361,7 @@ def test_more_rule_sets_than_the_plan_cache_holds() -> None:
 )
 def test_every_shape_of_header_list_gets_the_same_edits(shape: object, headers: list[tuple[bytes, bytes]]) -> None:
     """A list of (bytes, bytes) tuples takes the copy-and-append path; other shapes the general one."""
-    engine = RuleEngine([Rule(edits=((b"x-a", b"1"), (b"server", None)))])
+    engine = RuleEngine([rule(edits=((b"x-a", b"1"), (b"server", None)))])
     match = engine.match("h", "/", "GET")
     assert match is not None
     expected = [header for header in headers if header[0].lower() not in (b"x-a", b"server")] + [(b"x-a", b"1")]
@@ -344,7 +372,7 @@ def test_every_shape_of_header_list_gets_the_same_edits(shape: object, headers: 
 
 def test_apply_status_outside_every_range_applies_nothing() -> None:
     """Any rule accepts 0..999; an application may still send another int, and then none applies."""
-    engine = RuleEngine([Rule(), Rule("ok", status_low=200, status_high=299, edits=((b"x-ok", b"1"),))])
+    engine = RuleEngine([rule(), rule("ok", status_low=200, status_high=299, edits=((b"x-ok", b"1"),))])
     match = engine.match("h", "/", "GET")
     assert match is not None
     assert engine.apply(match, 200, []) == [(b"x-hit", b"1"), (b"x-ok", b"1")]
@@ -357,10 +385,10 @@ def test_match_scope_reads_a_well_formed_scope() -> None:
     """Host header, else the server address (default port dropped); path relative to root_path."""
     engine = RuleEngine(
         [
-            Rule("host", netloc_pattern=r"h:8000$", edits=((b"x-host", b"1"),)),
-            Rule("bare", netloc_pattern=r"h$", edits=((b"x-bare", b"1"),)),
-            Rule("root", path_pattern=r"/$", edits=((b"x-root", b"1"),)),
-            Rule("get", methods=frozenset({"GET"}), edits=((b"x-get", b"1"),)),
+            rule("host", netloc_pattern=r"h:8000$", edits=((b"x-host", b"1"),)),
+            rule("bare", netloc_pattern=r"h$", edits=((b"x-bare", b"1"),)),
+            rule("root", path_pattern=r"/$", edits=((b"x-root", b"1"),)),
+            rule("get", methods=frozenset({"GET"}), edits=((b"x-get", b"1"),)),
         ]
     )
 
@@ -378,14 +406,91 @@ def test_match_scope_reads_a_well_formed_scope() -> None:
     assert emitted({**base, "path": "/app", "root_path": "/app", "method": "POST"}) == [b"x-root"]
 
 
-def test_match_scope_hands_other_scopes_to_c2c_headers() -> None:
-    """A scope no server builds is read by c2c_headers' own function (installed with c2c-headers)."""
-    engine = RuleEngine([Rule()])
+def test_match_scope_hands_other_scopes_to_request_target() -> None:
+    """A scope Rust does not read goes to the ``request_target`` given at construction, else is refused."""
     scope = {"type": "http", "headers": [[b"host", b"h"]], "path": "/", "method": "GET"}  # a list item
-    try:
-        import c2c_headers  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(ModuleNotFoundError, match="c2c_headers"):
-            engine.match_scope(scope)
-    else:
-        assert engine.match_scope(scope) is not None
+    seen: list[object] = []
+
+    def request_target(scope: object) -> tuple[str, str, str]:
+        seen.append(scope)
+        return "h", "/", "GET"
+
+    engine = RuleEngine([rule(netloc_pattern="h$")], request_target)
+    assert engine.match_scope(scope) is not None
+    assert seen == [scope]
+    # A well-formed scope is read in Rust: the function is not called.
+    assert engine.match_scope({**scope, "headers": [(b"host", b"h")]}) is not None
+    assert seen == [scope]
+    # Its errors are the engine's errors.
+    with pytest.raises(KeyError):
+        RuleEngine([rule()], lambda scope: scope["method"]).match_scope({"type": "http", "path": b"/"})
+    # Without one, a typed refusal.
+    with pytest.raises(ScopeNotSupported, match="no request_target was given"):
+        RuleEngine([rule()]).match_scope(scope)
+
+
+# Every call of the contract, in a fresh interpreter where c2c_headers cannot be imported.
+WITHOUT_C2C_HEADERS = """
+import sys
+
+sys.modules["c2c_headers"] = None  # any import of c2c_headers (or a submodule) now fails
+import c2c_headers_native as native
+
+engine = native.RuleEngine(
+    [
+        native.Rule("csp", None, None, True, None, 0, 999, None, ((b"content-security-policy", b"x 'nonce'"),), True,
+                    False),
+        native.Rule("api", r"h$", "api/", False, frozenset({"GET"}), 200, 299, r"text/", ((b"x-api", b"1"),), False,
+                    False),
+    ]
+)
+assert engine.name == "native"
+match = engine.match("h", "/api/x", "GET")
+assert match is not None and len(match.nonce) == 24
+headers = engine.apply(match, 200, [(b"content-type", b"text/html")])
+assert headers == [
+    (b"content-type", b"text/html"),
+    (b"content-security-policy", f"x 'nonce-{match.nonce}'".encode()),
+    (b"x-api", b"1"),
+    (b"cache-control", b"no-store"),
+], headers
+scope = {"type": "http", "headers": [(b"host", b"h")], "path": "/app/api/x", "root_path": "/app", "method": "GET"}
+assert engine.match_scope(scope) is not None
+try:
+    engine.match_scope({**scope, "headers": [[b"host", b"h"]]})
+except native.ScopeNotSupported:
+    pass
+else:
+    raise AssertionError("ScopeNotSupported expected")
+try:
+    native.RuleEngine([native.Rule("la", None, "(?=a)", True, None, 0, 999, None, (), False, False)])
+except native.PatternNotSupported as error:
+    assert error.rule == "la", error
+else:
+    raise AssertionError("PatternNotSupported expected")
+assert "c2c_headers" not in {name.partition(".")[0] for name, module in sys.modules.items() if module is not None}
+print("ok")
+"""
+
+
+def test_every_call_of_the_contract_without_c2c_headers() -> None:
+    """The package is self-contained: it imports nothing of c2c-headers (issue 17).
+
+    In this package's isolation run c2c-headers is not even installed; the subprocess blocks it
+    anyway, so the proof holds in the whole workspace too.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_C2C_HEADERS], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+
+
+def test_no_source_names_c2c_headers() -> None:
+    """Neither the Python part nor the Rust part refers to a module of c2c-headers."""
+    package = Path(__file__).resolve().parents[1]
+    sources = [*(package / "python").rglob("*.py"), *(package / "src").rglob("*.rs")]
+    assert sources
+    for source in sources:
+        found = re.findall(r"(?:import|from)\s+c2c_headers\b(?!_native)|\"c2c_headers\.", source.read_text("utf-8"))
+        assert not found, (source, found)

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from c2c_headers import ArmorHeaderMiddleware
+from c2c_headers import ArmorHeaderMiddleware, _engine
 from c2c_headers._engine import (
     CSP_NONCE_PLACEHOLDER,
     CompiledRule,
@@ -55,9 +55,10 @@ def _native_required(request: pytest.FixtureRequest) -> None:
 
 
 def native_engine(rules: tuple[CompiledRule, ...]) -> Engine:
-    from c2c_headers_native import RuleEngine  # here: the module is skipped when it is missing
+    """The native engine as `load_engine` builds it (`c2c_headers._engine.native_engine`)."""
+    import c2c_headers_native  # here: the module is skipped when it is missing
 
-    return RuleEngine(rules)
+    return _engine.native_engine(c2c_headers_native, rules)
 
 
 def translate(pattern: str, ignorecase: bool) -> str:
@@ -384,7 +385,9 @@ def test_python_only_patterns_are_refused(
     culprit = dataclasses.replace(refused, **changes)
     rule_set = (*rules, culprit)
     PythonEngine(rule_set)  # Python's `re` accepts all of them
-    with pytest.raises(ValueError, match="^unsupported pattern ") as raised:
+    import c2c_headers_native
+
+    with pytest.raises(c2c_headers_native.PatternNotSupported, match="^unsupported pattern ") as raised:
         native_engine(rule_set)
     message = str(raised.value)
     # The first refused pattern in rule order and field order is the one named.
@@ -397,6 +400,7 @@ def test_python_only_patterns_are_refused(
     assert repr(expected[0].name) in message
     assert repr(expected[2]) in message
     assert expected[1] in message
+    assert (raised.value.rule, raised.value.field, raised.value.pattern) == (expected[0].name, expected[1], expected[2])
 
 
 def _refused(pattern: str, ignorecase: bool) -> bool:
@@ -473,9 +477,11 @@ def test_invalid_configuration_same_error_on_both(config: dict[str, Any]) -> Non
 
 def test_native_engine_satisfies_the_engine_protocol() -> None:
     """Typing-only at heart: mypy checks these assignments against the `Engine` protocol."""
-    from c2c_headers_native import Match, RuleEngine
+    from c2c_headers._scope import request_target
+    from c2c_headers_native import Match, Rule, RuleEngine
 
-    engine: Engine = RuleEngine(FALLBACK_RULES[:1])
+    rule = Rule("ok", None, "/", True, None, 0, 999, None, ((b"x-a", b"1"),), False, False)
+    engine: Engine = RuleEngine([rule], request_target)
     match: RequestMatch | None = engine.match("h", "/", "GET")
     assert isinstance(match, Match)
     apply: Callable[[RequestMatch, int, list[tuple[bytes, bytes]]], list[tuple[bytes, bytes]]] = engine.apply

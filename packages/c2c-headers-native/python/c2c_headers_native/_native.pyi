@@ -1,38 +1,13 @@
 """The Rust extension of c2c_headers_native (stubs written by hand; checked by mypy.stubtest)."""
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, Protocol, final
+
+from c2c_headers_native._contract import Rule
 
 __all__ = ["Match", "RuleEngine", "__version__"]
 
 __version__: str
-
-class _CompiledRule(Protocol):
-    """What the engine reads from each rule: the attributes of ``c2c_headers._engine.CompiledRule``."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def netloc_pattern(self) -> str | None: ...
-    @property
-    def path_pattern(self) -> str | None: ...
-    @property
-    def path_with_slash(self) -> bool:
-        """Whether ``path_pattern`` sees the path with its leading slash (``/api/x``), else without (``api/x``)."""
-    @property
-    def methods(self) -> frozenset[str] | None: ...
-    @property
-    def status_low(self) -> int: ...
-    @property
-    def status_high(self) -> int: ...
-    @property
-    def content_type_pattern(self) -> str | None: ...
-    @property
-    def edits(self) -> tuple[tuple[bytes, bytes | None], ...]: ...
-    @property
-    def nonce(self) -> bool: ...
-    @property
-    def keep_existing(self) -> bool: ...
 
 class _RequestMatch(Protocol):
     """Any request match handle (``apply`` raises TypeError unless it is a `Match` of this engine)."""
@@ -52,11 +27,18 @@ class Match:
 class RuleEngine:
     """The native rule engine: the contract of ``c2c_headers._engine`` (``Engine``), in Rust."""
 
-    def __new__(cls, rules: Sequence[_CompiledRule]) -> RuleEngine:
-        """Build the engine from validated, rendered rules, read once.
+    def __new__(
+        cls,
+        rules: Iterable[Rule],
+        request_target: Callable[[MutableMapping[str, Any]], tuple[str, str, str]] | None = None,
+    ) -> RuleEngine:
+        """Build the engine from validated, rendered `Rule` records (read once, by position).
 
-        Raises ValueError starting with ``"unsupported pattern"`` (naming the rule, the field and the
-        pattern) when a pattern has no exact Rust equivalent.
+        ``request_target(scope) -> (netloc, path, method)`` reads the scopes ``match_scope`` does not
+        read itself (c2c-headers passes ``c2c_headers._scope.request_target``).
+
+        Raises `PatternNotSupported` (a ValueError naming the rule, the field and the pattern) when a
+        pattern has no exact Rust equivalent; TypeError when an item is not a `Rule`.
         """
 
     @property
@@ -67,14 +49,17 @@ class RuleEngine:
         """Select the rules matching the request; None when none does.
 
         ``path`` has its leading slash; a rule's path pattern sees it without that slash unless the
-        rule's ``path_with_slash`` is true.
+        rule's ``path_with_slash`` is true. When a matched rule has ``nonce``, the match carries a
+        fresh nonce.
         """
 
     def match_scope(self, scope: MutableMapping[str, Any]) -> Match | None:
-        """``match`` on the netloc, relative path and method of an ASGI ``http`` scope, in one call.
+        """``match(*request_target(scope))`` for an ASGI ``http`` scope, in one call.
 
-        Reads a well-formed scope itself and hands any other to ``c2c_headers._scope.request_target``
-        (same answer, same errors; ModuleNotFoundError when c2c-headers is not installed).
+        Reads a well-formed scope itself (the ``Host`` header, else the server address without the
+        scheme's default port; the path relative to ``root_path``; the method) and hands any other to
+        the ``request_target`` given at construction (same answer, same errors); without one, raises
+        `ScopeNotSupported`.
         """
 
     def apply(self, match: _RequestMatch, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

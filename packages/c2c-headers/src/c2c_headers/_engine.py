@@ -6,9 +6,16 @@ its final string once; an engine only receives the resulting tuple of `CompiledR
 
 Contract (both engines implement it byte for byte; `tests/test_engines_agree.py` proves it):
 
-Construction: ``Engine(rules: Sequence[CompiledRule])``, rules already sorted (stable, by
-``order``). An engine that cannot express a rule exactly raises `UnsupportedPatternError` naming
-the rule and the pattern (the native engine for look-around, back-references...).
+Construction: ``PythonEngine(rules: Sequence[CompiledRule])``, rules already sorted (stable, by
+``order``). The native engine is built by `native_engine`, which is the whole crossing of the
+boundary: c2c-headers imports nothing of c2c_headers_native but its public names, and
+c2c_headers_native imports nothing of c2c-headers. Each rule crosses as one typed record,
+``c2c_headers_native.Rule`` (the fields of `CompiledRule` with ``path_with_slash`` resolved, in the
+record's fixed order; Rust reads them by position), and ``request_target`` is handed over for the
+scopes Rust does not read itself. A pattern the native engine cannot express exactly
+(look-around, back-references...) raises ``c2c_headers_native.PatternNotSupported`` naming the
+rule, the field and the pattern; `load_engine` catches it by type and raises
+`UnsupportedPatternError` (``native``) or falls back to the python engine (``auto``).
 
 ``match(netloc, path, method) -> RequestMatch | None``: select the rules whose ``netloc_pattern``,
 ``path_pattern`` (both with Python ``re.match`` semantics: anchored at the start only) and
@@ -26,7 +33,8 @@ its nonce is ``None``.
 ``c2c_headers._scope.request_target(scope)`` (the ``Host`` header or the server address, the path
 relative to ``root_path``, the method), in one call: the middleware's only call per request. An
 engine may read the scope itself; it must then answer exactly as that function does, errors
-included.
+included. The native engine reads every well-formed scope (what ASGI servers build) in Rust and
+calls the ``request_target`` it was given for any other, so one engine call per request remains.
 
 ``apply(match, status, headers) -> list[tuple[bytes, bytes]]``: ``headers`` is the ASGI
 ``http.response.start`` header list (names in any case). For each matched rule, in order: skip it
@@ -52,8 +60,10 @@ import importlib
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from types import ModuleType
+from typing import Literal, Protocol
 
+from c2c_headers._scope import request_target
 from c2c_headers.types import Scope
 
 EngineName = Literal["auto", "python", "native"]
@@ -145,7 +155,6 @@ NATIVE_MISSING = (
     "the native header engine was requested ({source}) but c2c_headers_native is not installed: "
     "install c2c-headers[native], or use engine='python' / 'auto'"
 )
-NATIVE_UNSUPPORTED_PREFIX = "unsupported pattern"
 FALLBACK_WARNING = "native header engine cannot run this configuration (%s); falling back to the python engine"
 
 _LOG = logging.getLogger("c2c_headers")
@@ -195,14 +204,9 @@ def load_engine(name: str | None, rules: Sequence[CompiledRule]) -> Engine:
             raise ModuleNotFoundError(NATIVE_MISSING.format(source=source), name=error.name) from error
         return PythonEngine(rules)
     try:
-        engine: Engine = native.RuleEngine(rules)
-    except ValueError as error:
-        if not str(error).startswith(NATIVE_UNSUPPORTED_PREFIX):
-            raise
-        message = str(error)
-        culprit = _unsupported_rule(native, rules)
-        if culprit is not None and repr(culprit.name) not in message:
-            message = f"rule {culprit.name!r}: {message}"  # name the rule once, whatever the native text
+        engine = native_engine(native, rules)
+    except native.PatternNotSupported as error:  # by type: the native package's own error
+        message = str(error)  # names the pattern, the rule and the field
         if engine_name == "native":
             raise UnsupportedPatternError(f"native header engine: {message}") from error
         _LOG.warning(FALLBACK_WARNING, message)
@@ -211,11 +215,28 @@ def load_engine(name: str | None, rules: Sequence[CompiledRule]) -> Engine:
     return engine
 
 
-def _unsupported_rule(native: Any, rules: Sequence[CompiledRule]) -> CompiledRule | None:
-    """Find the first rule the native engine rejects alone (to name it in the message)."""
-    for rule in rules:
-        try:
-            native.RuleEngine([rule])
-        except ValueError:
-            return rule
-    return None
+def native_engine(native: ModuleType, rules: Sequence[CompiledRule]) -> Engine:
+    """Build ``native.RuleEngine`` (``native`` is the module ``c2c_headers_native``) for ``rules``.
+
+    The whole crossing of the boundary: each rule as the native package's own typed record
+    (``c2c_headers_native.Rule``, fields in its order), and `request_target` for the scopes the
+    Rust side does not read itself. Raises ``native.PatternNotSupported`` (a ValueError).
+    """
+    records = [
+        native.Rule(
+            rule.name,
+            rule.netloc_pattern,
+            rule.path_pattern,
+            rule.path_with_slash,
+            rule.methods,
+            rule.status_low,
+            rule.status_high,
+            rule.content_type_pattern,
+            rule.edits,
+            rule.nonce,
+            rule.keep_existing,
+        )
+        for rule in rules
+    ]
+    engine: Engine = native.RuleEngine(records, request_target)
+    return engine

@@ -1,7 +1,8 @@
 """What the header engines read from an ASGI ``http`` scope: netloc, path relative to root_path, method.
 
-`request_target` is the one definition. The native engine reads well-formed scopes itself and hands
-any other scope to it, so that both engines see the same request and raise the same errors.
+`request_target` is the one definition. The native engine reads well-formed scopes itself and is
+handed this function at construction (`c2c_headers._engine.native_engine`) for any other scope, so
+that both engines see the same request and raise the same errors.
 """
 
 from __future__ import annotations
