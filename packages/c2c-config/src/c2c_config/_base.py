@@ -25,11 +25,20 @@ LOG = logging.getLogger("c2c_config")
 ENV_PREFIX = "C2C__"
 ENV_DELIMITER = "__"
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<password>[^@/\s]*)@")
+# user:password@ after a scheme; the password runs to the last '@' before a '/' or a space, so that
+# an unencoded '@' in it is hidden too (as urllib reads `https://u:p@ss@h/`: password `p@ss`).
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<password>[^/\s]*)@")
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a URL (`redis://:secret@host` → `redis://:***@host`) for logs and messages."""
+    """Hide the password of a URL (`redis://:secret@host` → `redis://:***@host`) for logs and messages.
+
+    The one redaction helper of the toolkit: it works on any text (an error message holding
+    several URLs). A password with a space or a '/' cannot be told from the text around it: where
+    the URL is an object (SQLAlchemy's `URL`), render it without its password instead.
+    (`c2c_health._http.mask_password` is the copy the probe `python -m c2c_health` keeps so that it
+    imports the standard library only; a test checks that both agree.)
+    """
     return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
 
 

@@ -131,7 +131,9 @@ def _database_of(Session: Any) -> str | None:
     if url is None:
         return None
     try:
-        return redact_url(str(url.render_as_string(hide_password=True)))
+        # The URL object knows where its password is: it renders without it. Rendering it and then
+        # `redact_url` would show a password holding a space (SQLAlchemy leaves spaces unencoded).
+        return str(url.render_as_string(hide_password=True))
     except Exception:
         return None
 
