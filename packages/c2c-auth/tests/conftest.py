@@ -120,8 +120,15 @@ class FakeGitHub:
         }
 
 
-def _fake_app(fake: FakeGitHub) -> Starlette:
-    async def gate(request: Request, name: str) -> Response | None:
+class _FakeGitHubEndpoints:
+    """The endpoints of the fake GitHub, playing `fake`'s state."""
+
+    def __init__(self, fake: FakeGitHub) -> None:
+        self.fake = fake
+
+    async def gate(self, request: Request, name: str) -> Response | None:
+        """Count the call; the failure answer when the fake is down or hanging."""
+        fake = self.fake
         fake.calls[name] += 1
         fake.peers.append(request.client.port if request.client else 0)
         if fake.down:
@@ -134,11 +141,12 @@ def _fake_app(fake: FakeGitHub) -> Starlette:
             return JSONResponse({"message": "too late"}, status_code=504)
         return None
 
-    def bearer_login(request: Request) -> str | None:
+    def bearer_login(self, request: Request) -> str | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return fake.tokens.get(token) if scheme.lower() in ("bearer", "token") else None
+        return self.fake.tokens.get(token) if scheme.lower() in ("bearer", "token") else None
 
-    async def authorize(request: Request) -> Response:
+    async def authorize(self, request: Request) -> Response:
+        fake = self.fake
         fake.calls["authorize"] += 1
         params = dict(request.query_params)
         fake.authorize_requests.append(params)
@@ -148,30 +156,29 @@ def _fake_app(fake: FakeGitHub) -> Starlette:
         separator = "&" if "?" in target else "?"
         return RedirectResponse(f"{target}{separator}{urlencode({'code': code, 'state': params['state']})}", 302)
 
-    async def access_token(request: Request) -> Response:
-        if (refused := await gate(request, "token")) is not None:
-            return refused
-        form = dict(parse_qsl((await request.body()).decode()))
-        fake.token_requests.append(form)
-        if fake.token_answer is not None:
-            return fake.token_answer
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
-            return JSONResponse({"error": "incorrect_client_credentials"})
-        if form.get("grant_type") == "refresh_token":
-            login = fake.refresh_tokens.pop(form.get("refresh_token", ""), None)
-            if login is None:
-                return JSONResponse({"error": "bad_refresh_token"})
-        else:
-            flow = fake.codes.pop(form.get("code", ""), None)
-            if flow is None:
-                return JSONResponse({"error": "bad_verification_code"})
-            if form.get("redirect_uri") != flow["redirect_uri"] or flow.get("client_id") != CLIENT_ID:
-                return JSONResponse({"error": "redirect_uri_mismatch"})
-            digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
-            challenge = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-            if flow.get("code_challenge_method") != "S256" or challenge != flow.get("code_challenge"):
-                return JSONResponse({"error": "invalid_grant", "error_description": "PKCE verification failed"})
-            login = flow["login"]
+    def refresh_grant(self, form: dict[str, str]) -> str | Response:
+        """The login of a refresh token (used up), or the error answer."""
+        login = self.fake.refresh_tokens.pop(form.get("refresh_token", ""), None)
+        if login is None:
+            return JSONResponse({"error": "bad_refresh_token"})
+        return login
+
+    def code_grant(self, form: dict[str, str]) -> str | Response:
+        """The login of an authorization code (used up, same redirect_uri, PKCE checked), or the error answer."""
+        flow = self.fake.codes.pop(form.get("code", ""), None)
+        if flow is None:
+            return JSONResponse({"error": "bad_verification_code"})
+        if form.get("redirect_uri") != flow["redirect_uri"] or flow.get("client_id") != CLIENT_ID:
+            return JSONResponse({"error": "redirect_uri_mismatch"})
+        digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        if flow.get("code_challenge_method") != "S256" or challenge != flow.get("code_challenge"):
+            return JSONResponse({"error": "invalid_grant", "error_description": "PKCE verification failed"})
+        return flow["login"]
+
+    def token_answer(self, login: str) -> Response:
+        """New tokens for `login` (with a refresh token when tokens expire)."""
+        fake = self.fake
         token = fake.issue_token(login)
         answer: dict[str, Any] = {"access_token": token, "token_type": "bearer", "scope": ""}
         if fake.expires_in is not None:
@@ -180,46 +187,64 @@ def _fake_app(fake: FakeGitHub) -> Starlette:
             answer |= {"expires_in": fake.expires_in, "refresh_token": refresh, "refresh_token_expires_in": 15_897_600}
         return JSONResponse(answer)
 
-    async def user(request: Request) -> Response:
-        if (refused := await gate(request, "user")) is not None:
+    async def access_token(self, request: Request) -> Response:
+        fake = self.fake
+        if (refused := await self.gate(request, "token")) is not None:
             return refused
-        login = bearer_login(request)
+        form = dict(parse_qsl((await request.body()).decode()))
+        fake.token_requests.append(form)
+        if fake.token_answer is not None:
+            return fake.token_answer
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            return JSONResponse({"error": "incorrect_client_credentials"})
+        grant = self.refresh_grant(form) if form.get("grant_type") == "refresh_token" else self.code_grant(form)
+        if isinstance(grant, Response):
+            return grant
+        return self.token_answer(grant)
+
+    async def user(self, request: Request) -> Response:
+        if (refused := await self.gate(request, "user")) is not None:
+            return refused
+        login = self.bearer_login(request)
         if login is None:
             return JSONResponse({"message": "Bad credentials"}, status_code=401)
-        account = fake.users[login]
+        account = self.fake.users[login]
         body: dict[str, Any] = {"login": login, "name": account.name, "html_url": f"https://github.com/{login}"}
         return JSONResponse(body)
 
-    async def repository(request: Request) -> Response:
-        if (refused := await gate(request, "repo")) is not None:
+    async def repository(self, request: Request) -> Response:
+        if (refused := await self.gate(request, "repo")) is not None:
             return refused
-        login = bearer_login(request)
+        login = self.bearer_login(request)
         if login is None:
             return JSONResponse({"message": "Bad credentials"}, status_code=401)
         name = f"{request.path_params['owner']}/{request.path_params['repo']}"
-        permissions = fake.users[login].permissions
+        permissions = self.fake.users[login].permissions
         if name != REPOSITORY or permissions is None:
             return JSONResponse({"message": "Not Found"}, status_code=404)
         return JSONResponse({"full_name": name, "permissions": permissions})
 
-    async def revoke(request: Request) -> Response:
-        if (refused := await gate(request, "revoke")) is not None:
+    async def revoke(self, request: Request) -> Response:
+        if (refused := await self.gate(request, "revoke")) is not None:
             return refused
         expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
         if request.headers.get("authorization") != f"Basic {expected}" or request.path_params["client"] != CLIENT_ID:
             return JSONResponse({"message": "Bad credentials"}, status_code=401)
         token = (await request.json())["access_token"]
-        fake.revoked.append(token)
-        fake.tokens.pop(token, None)
+        self.fake.revoked.append(token)
+        self.fake.tokens.pop(token, None)
         return Response(status_code=204)
 
+
+def _fake_app(fake: FakeGitHub) -> Starlette:
+    endpoints = _FakeGitHubEndpoints(fake)
     return Starlette(
         routes=[
-            Route("/login/oauth/authorize", authorize),
-            Route("/login/oauth/access_token", access_token, methods=["POST"]),
-            Route("/user", user),
-            Route("/repos/{owner}/{repo}", repository),
-            Route("/applications/{client}/token", revoke, methods=["DELETE"]),
+            Route("/login/oauth/authorize", endpoints.authorize),
+            Route("/login/oauth/access_token", endpoints.access_token, methods=["POST"]),
+            Route("/user", endpoints.user),
+            Route("/repos/{owner}/{repo}", endpoints.repository),
+            Route("/applications/{client}/token", endpoints.revoke, methods=["DELETE"]),
         ]
     )
 
