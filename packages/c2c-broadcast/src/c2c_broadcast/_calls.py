@@ -22,7 +22,15 @@ from c2c_broadcast._registry import parse_members
 from c2c_broadcast._settings import BroadcastSettings
 from c2c_broadcast._status import ANSWERS_MISSING, ANSWERS_RECEIVED, BROADCASTS_SENT
 from c2c_broadcast._subscriber import ErrorTypes
-from c2c_broadcast._wire import EVERYONE, Answer, DroppedMessage, Targets, decode_answer, encode_request
+from c2c_broadcast._wire import (
+    EVERYONE,
+    Answer,
+    DroppedMessage,
+    Targets,
+    decode_answer,
+    encode_request,
+    new_answer_channel,
+)
 from c2c_broadcast.types import MissingAnswer
 
 if TYPE_CHECKING:
@@ -142,7 +150,7 @@ class Calls:
         deadline = loop.time() + max(timeout, 0)
         request_id = secrets.token_hex(16)
         wire = self.owner.wire_channel(channel)
-        answer_channel = self.owner.answer_prefix + secrets.token_hex(16) if expect_answers else None
+        answer_channel = new_answer_channel(self.owner.answer_prefix) if expect_answers else None
         message = self._encode_request(wire, wire_params, answer_channel, request_id, targets)
         if not expect_answers:
             publish_deadline = max(deadline, loop.time() + self.settings.connect_timeout.total_seconds())

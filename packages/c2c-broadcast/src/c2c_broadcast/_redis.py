@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
@@ -33,7 +31,15 @@ from typing import Any, ClassVar, Literal
 from c2c_broadcast._base import LOG, BaseBroadcaster, Handler, Result
 from c2c_broadcast._settings import BroadcastSettings
 from c2c_broadcast._status import MESSAGES_DROPPED, RECONNECTIONS, BroadcasterStatus, Metrics, RateLimitedLog, State
-from c2c_broadcast._wire import EVERYONE, Targets, dumps
+from c2c_broadcast._wire import (
+    EVERYONE,
+    Targets,
+    answer_pattern,
+    dumps,
+    new_answer_prefix,
+    new_control_channel,
+    request_channel,
+)
 
 try:
     import redis.asyncio as aioredis
@@ -49,8 +55,6 @@ from c2c_broadcast._calls import Calls
 from c2c_broadcast._incoming import IncomingCalls
 from c2c_broadcast._registry import Registry, member, registry_key
 from c2c_broadcast._subscriber import ErrorTypes, Subscriber
-
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
 class RedisBroadcaster(BaseBroadcaster):
@@ -84,7 +88,7 @@ class RedisBroadcaster(BaseBroadcaster):
             prefix = factory.settings.broadcast_prefix
         self.prefix = prefix
         self.secret = self.settings.secret.get_secret_value().encode() if self.settings.secret else None
-        self.answer_prefix = f"{self.prefix}c2c_answer_{secrets.token_hex(16)}_"
+        self.answer_prefix = new_answer_prefix(self.prefix)
         self.log = RateLimitedLog(LOG)
         self._state: State = "connecting"
         self._since = time.time()
@@ -103,7 +107,7 @@ class RedisBroadcaster(BaseBroadcaster):
             "listener",
             self._wire_channels,
             # Always subscribed to something, so the connection exists before any handler does.
-            [f"{self.prefix}c2c_control_{secrets.token_hex(16)}"],
+            [new_control_channel(self.prefix)],
             [],
             self._incoming.on_request,
             self._became_ready,
@@ -113,7 +117,7 @@ class RedisBroadcaster(BaseBroadcaster):
             "answers",
             list,
             [],
-            [_GLOB_SPECIAL.sub(r"\\\1", self.answer_prefix) + "*"],
+            [answer_pattern(self.answer_prefix)],
             self._calls.on_answer,
             self._became_ready,
         )
@@ -122,7 +126,7 @@ class RedisBroadcaster(BaseBroadcaster):
 
     def wire_channel(self, channel: str) -> str:
         """The Redis channel of a broadcast channel: prefix + name (as c2casgiutils 0.14)."""
-        return self.prefix + channel
+        return request_channel(self.prefix, channel)
 
     def registry_key(self, channel: str) -> str:
         """The sorted set of the replicas listening to `channel`."""

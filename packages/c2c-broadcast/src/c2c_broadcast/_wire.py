@@ -34,6 +34,7 @@ import hmac
 import json
 import math
 import re
+import secrets
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
@@ -62,6 +63,41 @@ class DroppedMessage(Exception):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+# -- Channel names -----------------------------------------------------------------------------
+#
+# A call on `channel` is published on `<prefix><channel>`, as 0.14 does. Each process answers on
+# fresh channels under its own `<prefix>c2c_answer_<random>_` (read with one pattern subscription),
+# and keeps its private `<prefix>c2c_control_<random>` subscribed (nothing is sent on it). A request
+# whose `answer_channel` is not under the prefix is refused (`decode_request`).
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def request_channel(prefix: str, channel: str) -> str:
+    """The Redis channel of a broadcast channel: prefix + name (as c2casgiutils 0.14)."""
+    return prefix + channel
+
+
+def new_answer_prefix(prefix: str) -> str:
+    """A process's own namespace of answer channels (128 random bits)."""
+    return f"{prefix}c2c_answer_{secrets.token_hex(16)}_"
+
+
+def new_answer_channel(answer_prefix: str) -> str:
+    """A fresh answer channel for one call (128 random bits)."""
+    return answer_prefix + secrets.token_hex(16)
+
+
+def answer_pattern(answer_prefix: str) -> str:
+    """The PSUBSCRIBE pattern of every answer channel under `answer_prefix` (glob characters escaped)."""
+    return _GLOB_SPECIAL.sub(r"\\\1", answer_prefix) + "*"
+
+
+def new_control_channel(prefix: str) -> str:
+    """A process's private channel, subscribed so that its listener connection always exists."""
+    return f"{prefix}c2c_control_{secrets.token_hex(16)}"
 
 
 # -- How the message is extended (the one place) ----------------------------------------------
