@@ -37,6 +37,7 @@ def keys(settings: AuthSettings | None = None) -> Keys | None:
 
 
 def require_keys() -> Keys:
+    """`keys()`, or a 500 naming the missing `C2C__AUTH__JWT__SECRET`."""
     found = keys()
     if found is None:
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, NO_SIGNING_KEY_MESSAGE)
@@ -55,6 +56,7 @@ def default_cookie_path(request: Request) -> str:
 
 
 def safe_path(value: object) -> str | None:
+    """`value` when it can be a cookie path (an absolute, printable ASCII path without separators), else None."""
     if (
         isinstance(value, str)
         and value.startswith("/")
