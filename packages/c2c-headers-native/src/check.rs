@@ -18,6 +18,11 @@ struct Scope {
 }
 
 /// Ok when `pattern` stays inside the allowlist, else the reason.
+///
+/// # Errors
+///
+/// The reason the pattern is refused: it does not parse, or it uses a construct outside the
+/// allowlist.
 pub fn check_translated(pattern: &str) -> Result<(), String> {
     let ast = ParserBuilder::new()
         .nest_limit(500)

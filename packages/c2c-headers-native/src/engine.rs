@@ -215,13 +215,11 @@ struct PatternIndex {
 }
 
 fn unique_index(patterns: &mut Vec<String>, pattern: &str) -> u32 {
-    match patterns.iter().position(|known| known == pattern) {
-        Some(index) => index as u32,
-        None => {
-            patterns.push(pattern.to_owned());
-            (patterns.len() - 1) as u32
-        }
+    if let Some(index) = patterns.iter().position(|known| known == pattern) {
+        return index as u32;
     }
+    patterns.push(pattern.to_owned());
+    (patterns.len() - 1) as u32
 }
 
 fn compile_one(pattern: &str) -> Result<Regex, String> {
@@ -418,6 +416,11 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// Compile every rule's patterns (each field's unique patterns in one lazy DFA).
+    ///
+    /// # Errors
+    ///
+    /// The first pattern, in rule and field order, that does not compile in Rust (size limits).
     pub fn new(specs: &[RuleSpec]) -> Result<Self, BuildError> {
         let netloc = PatternIndex::new(specs, Field::Netloc, DFA_CACHE_CAPACITY)?;
         let path = PatternIndex::new(specs, Field::Path, DFA_CACHE_CAPACITY)?;
@@ -622,7 +625,7 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 pub fn apply(
     matcher: &Matcher,
     rules: &[RuleEdits],
-    matched: &[u32],
+    matched_rules: &[u32],
     status: i64,
     names: &[&[u8]],
     values: &[&[u8]],
@@ -637,7 +640,7 @@ pub fn apply(
             Out::Emitted(rule, edit) => edit_of(rule, edit).name == name,
         }
     };
-    for rule_index in applicable(matcher, rules, matched, status, content_type) {
+    for rule_index in applicable(matcher, rules, matched_rules, status, content_type) {
         let rule = &rules[rule_index as usize];
         for (edit_index, edit) in rule.edits.iter().enumerate() {
             if edit.value.is_some()
@@ -680,13 +683,13 @@ pub fn apply(
 pub fn applicable(
     matcher: &Matcher,
     rules: &[RuleEdits],
-    matched: &[u32],
+    matched_rules: &[u32],
     status: i64,
     content_type: Option<&str>,
 ) -> Vec<u32> {
     // Several rules often share a content-type pattern: evaluate each at most once per response.
     let mut verdicts: Vec<Option<bool>> = vec![None; matcher.content_types.len()];
-    matched
+    matched_rules
         .iter()
         .copied()
         .filter(|&rule_index| {
@@ -749,8 +752,7 @@ mod tests {
             netloc: netloc.map(str::to_owned),
             path: path.map(str::to_owned),
             path_with_slash: true,
-            methods: methods
-                .map(|methods| methods.iter().map(|method| method.to_string()).collect()),
+            methods: methods.map(|methods| methods.iter().map(ToString::to_string).collect()),
             content_type: None,
             nonce: false,
         }
@@ -811,7 +813,7 @@ mod tests {
         nonce: Option<&str>,
     ) -> Vec<(String, String)> {
         let matcher = Matcher::new(specs).unwrap();
-        let matched: Vec<u32> = (0..specs.len() as u32).collect();
+        let every_rule: Vec<u32> = (0..specs.len() as u32).collect();
         let names: Vec<&[u8]> = headers.iter().map(|(name, _)| name.as_bytes()).collect();
         let values: Vec<&[u8]> = headers.iter().map(|(_, value)| value.as_bytes()).collect();
         let content_type = headers
@@ -821,7 +823,7 @@ mod tests {
         let applied = apply(
             &matcher,
             rules,
-            &matched,
+            &every_rule,
             status,
             &names,
             &values,
@@ -962,7 +964,7 @@ mod tests {
             r"\A(?:\x{2F}svc12\x{2F})",
         ]
         .iter()
-        .map(|pattern| pattern.to_string())
+        .map(ToString::to_string)
         .collect();
         let walker = Walker::new(&patterns, DFA_CACHE_CAPACITY).unwrap();
         let set = RegexSet::new(&patterns).unwrap();
@@ -1221,11 +1223,13 @@ mod tests {
     struct Stream(u64);
 
     impl Stream {
-        fn below(&mut self, bound: u64) -> u64 {
+        fn below(&mut self, bound: usize) -> usize {
             self.0 ^= self.0 >> 12;
             self.0 ^= self.0 << 25;
             self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound
+            let bound = u64::try_from(bound).expect("a usize fits in u64");
+            usize::try_from(self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound)
+                .expect("below a usize bound")
         }
     }
 
@@ -1235,13 +1239,13 @@ mod tests {
         const RESPONSE_NAMES: [&str; 6] = ["x-a", "X-A", "x-b", "X-D", "x-d", "server"];
         let mut stream = Stream(0x9E37_79B9_7F4A_7C15);
         for _ in 0..2000 {
-            let rule_count = 1 + stream.below(4) as usize;
+            let rule_count = 1 + stream.below(4);
             let rules: Vec<RuleEdits> = (0..rule_count)
                 .map(|_| {
                     let pairs: Vec<(&str, Option<&str>)> = (0..stream.below(4))
                         .map(|index| {
-                            let name = NAMES[stream.below(NAMES.len() as u64) as usize];
-                            let value = ["1", "2", "3"][index as usize % 3];
+                            let name = NAMES[stream.below(NAMES.len())];
+                            let value = ["1", "2", "3"][index % 3];
                             (name, (stream.below(3) > 0).then_some(value))
                         })
                         .collect();
@@ -1250,7 +1254,7 @@ mod tests {
                 .collect();
             let headers: Vec<(&str, &str)> = (0..stream.below(5))
                 .map(|_| {
-                    let name = RESPONSE_NAMES[stream.below(RESPONSE_NAMES.len() as u64) as usize];
+                    let name = RESPONSE_NAMES[stream.below(RESPONSE_NAMES.len())];
                     (name, "v")
                 })
                 .collect();

@@ -217,6 +217,14 @@ fn scope_text<'py>(
     })
 }
 
+/// What the fast path of `match_scope` makes of a scope.
+enum FastMatch {
+    /// Read here: the answer of `match`.
+    Read(Option<Py<Match>>),
+    /// Not a scope read here (see `fast_netloc`): `request_target` reads it.
+    NotRead,
+}
+
 /// Where the netloc of a request comes from, on the fast path.
 enum NetlocSource<'py> {
     Host(Bound<'py, PyBytes>),
@@ -458,10 +466,10 @@ impl<'py> Translator<'py> {
 }
 
 fn repr(object: &Bound<'_, PyAny>) -> String {
-    object
-        .repr()
-        .map(|text| text.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "<unrepresentable>".to_owned())
+    object.repr().map_or_else(
+        |_| "<unrepresentable>".to_owned(),
+        |text| text.to_string_lossy().into_owned(),
+    )
 }
 
 /// A `c2c_headers_native.PatternNotSupported` naming the rule, the field and the pattern.
@@ -534,6 +542,16 @@ impl RuleEngine {
         for (index, rule) in rules.try_iter()?.enumerate() {
             records.push(RuleRecord::read(&rule?, index)?);
         }
+        // Rules and edits are indexed with u32 throughout (`engine.rs`): what does not fit is refused.
+        if u32::try_from(records.len()).is_err()
+            || records
+                .iter()
+                .any(|rule| u32::try_from(rule.edits.len()).is_err())
+        {
+            return Err(PyValueError::new_err(
+                "too many rules or edits: the native engine indexes them with 32 bits",
+            ));
+        }
         let mut translator = Translator::new(py)?;
         let mut specs = Vec::with_capacity(records.len());
         let mut rule_edits = Vec::with_capacity(records.len());
@@ -593,6 +611,10 @@ impl RuleEngine {
 
     /// Always ``"native"``.
     #[getter]
+    #[expect(
+        clippy::unused_self,
+        reason = "a Python property: a PyO3 getter takes self"
+    )]
     fn name(&self) -> &'static str {
         "native"
     }
@@ -607,30 +629,27 @@ impl RuleEngine {
         path: &str,
         method: &str,
     ) -> PyResult<Option<Py<Match>>> {
-        let rules = match self.state.try_lock() {
-            Ok(mut state) => {
-                let State { scratch, plans } = &mut *state;
-                self.matcher.match_into(scratch, netloc, path, method);
-                if scratch.selected.is_empty() {
-                    return Ok(None);
-                }
-                if let Some(known) = plans.get(scratch.selected.as_slice()) {
-                    if let Some(handle) = &known.handle {
-                        return Ok(Some(handle.clone_ref(py)));
-                    }
-                    let plan = known.plan.clone();
-                    drop(state);
-                    return self.new_match(py, plan).map(Some);
-                }
-                scratch.selected.as_slice().into()
+        let rules = if let Ok(mut state) = self.state.try_lock() {
+            let State { scratch, plans } = &mut *state;
+            self.matcher.match_into(scratch, netloc, path, method);
+            if scratch.selected.is_empty() {
+                return Ok(None);
             }
-            Err(_) => {
-                let selected = self.matcher.match_request(netloc, path, method);
-                if selected.is_empty() {
-                    return Ok(None);
+            if let Some(known) = plans.get(scratch.selected.as_slice()) {
+                if let Some(handle) = &known.handle {
+                    return Ok(Some(handle.clone_ref(py)));
                 }
-                selected.into_boxed_slice()
+                let plan = known.plan.clone();
+                drop(state);
+                return self.new_match(py, plan).map(Some);
             }
+            scratch.selected.as_slice().into()
+        } else {
+            let selected = self.matcher.match_request(netloc, path, method);
+            if selected.is_empty() {
+                return Ok(None);
+            }
+            selected.into_boxed_slice()
         };
         let plan = self.match_plan(py, rules)?;
         let handle = if plan.needs_nonce {
@@ -670,7 +689,7 @@ impl RuleEngine {
     /// and raise the same errors), or raises ``ScopeNotSupported`` when none was given.
     fn match_scope(&self, py: Python<'_>, scope: &Bound<'_, PyAny>) -> PyResult<Option<Py<Match>>> {
         if let Ok(dict) = scope.cast_exact::<PyDict>()
-            && let Some(found) = self.match_fast(py, dict)?
+            && let FastMatch::Read(found) = self.match_fast(py, dict)?
         {
             return Ok(found);
         }
@@ -769,14 +788,10 @@ impl RuleEngine {
 }
 
 impl RuleEngine {
-    /// `match_scope` for a well-formed scope read here; None when the scope is not one.
-    fn match_fast(
-        &self,
-        py: Python<'_>,
-        scope: &Bound<'_, PyDict>,
-    ) -> PyResult<Option<Option<Py<Match>>>> {
+    /// `match_scope` for a well-formed scope read here.
+    fn match_fast(&self, py: Python<'_>, scope: &Bound<'_, PyDict>) -> PyResult<FastMatch> {
         let Some(netloc) = fast_netloc(scope)? else {
-            return Ok(None);
+            return Ok(FastMatch::NotRead);
         };
         let path = scope_text(scope, intern!(py, "path"))?;
         let root_path = scope_text(scope, intern!(py, "root_path"))?;
@@ -784,14 +799,14 @@ impl RuleEngine {
         let (Some(path), Some(root_path), ScopeText::Text(method)) =
             (path.or("/"), root_path.or(""), &method)
         else {
-            return Ok(None);
+            return Ok(FastMatch::NotRead);
         };
         let Ok(method) = method.to_str() else {
-            return Ok(None);
+            return Ok(FastMatch::NotRead);
         };
         let path = relative_path(path, root_path);
         self.match_request(py, &netloc.text(), path, method)
-            .map(Some)
+            .map(FastMatch::Read)
     }
 
     /// A match of `plan`, with a fresh nonce when it needs one.

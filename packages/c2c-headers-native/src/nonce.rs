@@ -7,6 +7,10 @@ use base64::engine::general_purpose::STANDARD;
 pub const NONCE_BYTES: usize = 16;
 
 /// A fresh nonce (24 characters), or the operating system's error.
+///
+/// # Errors
+///
+/// The operating system gives no random bytes.
 pub fn new_nonce() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; NONCE_BYTES];
     getrandom::fill(&mut bytes)?;
