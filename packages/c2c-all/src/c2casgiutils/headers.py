@@ -11,7 +11,9 @@ from c2c_headers import (
     HeaderMatcher,
     HeadersConfig,
     HeaderValue,
+    TrustedHosts,
     UnsupportedPatternError,
+    parse_trusted_hosts,
 )
 
 __all__ = [
@@ -25,5 +27,7 @@ __all__ = [
     "HeaderValue",
     "HeadersConfig",
     "ORIGINAL_SCOPE_KEY",
+    "TrustedHosts",
     "UnsupportedPatternError",
+    "parse_trusted_hosts",
 ]
