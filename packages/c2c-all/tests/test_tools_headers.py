@@ -233,6 +233,7 @@ def test_shape_and_clear_values() -> None:
             ("Cookie", "c=3"),
             ("Authorization", "Basic dXNlcjpwYXNz"),
             ("X-Forwarded-Uri", "/app/callback?code=ok&state=s&access_token=leak"),
+            ("Referer", "https://someone:leak@example.net/from?x=1"),
         ],
         "page=2&page=3&client_secret=leak&q=a%20b",
         path="/c2c/headers/x",
@@ -246,6 +247,7 @@ def test_shape_and_clear_values() -> None:
         "cookie": f"a={MASK}; b={MASK}; c={MASK}",
         "authorization": MASK,
         "x-forwarded-uri": f"/app/callback?code=ok&state=s&access_token={MASK}",
+        "referer": "https://someone:***@example.net/from?x=1",  # a URL's password is hidden
     }
     info = answer.client_info
     assert info.url_str == f"http://example.org/c2c/headers/x?page=2&page=3&client_secret={MASK}&q=a%20b"

@@ -32,6 +32,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from c2c_auth import require_read_only_access
+from c2c_config import redact_url
 
 MASK = "*****"
 """What replaces a masked value."""
@@ -147,6 +148,8 @@ def _header_value(name: str, value: str, masked: Callable[[str], bool]) -> str:
         return _mask_cookies(value)
     if masked(name):
         return MASK
+    if "@" in value:  # a URL with credentials (`https://user:password@host/`): its password is hidden
+        value = redact_url(value)
     if "?" in value:  # a URL (Referer, X-Forwarded-Uri...): its query parameters are masked by name
         return _HEADER_QUERY.sub(lambda match: "?" + mask_query(match.group(1), masked), value)
     return value
