@@ -45,41 +45,54 @@ def _runs(
 ) -> tuple[_Run, ...]:
     """Group consecutive path rules of one path form into prefiltered blocks, and the blocks into
     runs of one form (the path form is chosen once per run, not per block), keeping the rule order."""
-    # (form, segment): the form is None for a rule without path pattern (it fits any run).
+    return _by_form(_segments(rules, tests))
+
+
+def _segments(
+    rules: tuple[CompiledRule, ...], tests: list[tuple[_Matcher | None, _Matcher | None, frozenset[str] | None]]
+) -> list[tuple[bool | None, _Segment]]:
+    """The rules in order as ``(path form, segment)``: consecutive path patterns of one form in blocks
+    of up to `_BLOCK`; the form is None for a rule without path pattern (it fits any run)."""
     segments: list[tuple[bool | None, _Segment]] = []
     block: list[_Test] = []
     patterns: list[str] = []
     block_form = True
-
-    def flush() -> None:
-        prefilter = None
-        if len(block) >= 2:
-            try:
-                prefilter = re.compile("|".join(f"(?:{pattern})" for pattern in patterns)).match
-            except re.error:  # e.g. inline global flags, duplicate group names: test them alone
-                prefilter = None
-        if prefilter is not None:
-            segments.append((block_form, (prefilter, tuple(block))))
-        else:
-            segments.extend((block_form, (None, (test,))) for test in block)
-        block.clear()
-        patterns.clear()
-
     for index, (rule, (netloc, path, methods)) in enumerate(zip(rules, tests, strict=True)):
         pattern = rule.path_pattern
         test = (index, netloc, path, methods)
         if pattern is None or _GROUP_REFERENCE.search(pattern):
-            flush()
+            segments += _block(block_form, block, patterns)
+            block, patterns = [], []
             segments.append((None if pattern is None else rule.path_with_slash, (None, (test,))))
             continue
         if block and block_form != rule.path_with_slash:
-            flush()
+            segments += _block(block_form, block, patterns)
+            block, patterns = [], []
         block_form = rule.path_with_slash
         block.append(test)
         patterns.append(pattern)
         if len(block) >= _BLOCK:
-            flush()
-    flush()
+            segments += _block(block_form, block, patterns)
+            block, patterns = [], []
+    segments += _block(block_form, block, patterns)
+    return segments
+
+
+def _block(form: bool, tests: list[_Test], patterns: list[str]) -> list[tuple[bool | None, _Segment]]:
+    """The segments of one block: one behind a prefilter (the alternation of its patterns) when it
+    holds two tests or more and the patterns combine, else one per test (none for an empty block)."""
+    if len(tests) >= 2:
+        try:
+            prefilter = re.compile("|".join(f"(?:{pattern})" for pattern in patterns)).match
+        except re.error:  # e.g. inline global flags, duplicate group names: test them alone
+            pass
+        else:
+            return [(form, (prefilter, tuple(tests)))]
+    return [(form, (None, (test,))) for test in tests]
+
+
+def _by_form(segments: list[tuple[bool | None, _Segment]]) -> tuple[_Run, ...]:
+    """Consecutive segments of one path form (or of none) as one run."""
     runs: list[_Run] = []
     run: list[_Segment] = []
     run_form: bool | None = None
@@ -251,36 +264,31 @@ class PythonEngine:
         else:
             raise TypeError(f"not a match of this engine: {match!r}")
         if plan.keep:
-            result = self._apply_keep(plan, status, headers, nonce)
-        else:
-            # The static plan holds for statuses every rule accepts (an application may send any int).
-            edits = plan.static if 0 <= status <= 999 else None
-            if edits is None:
-                edits = plan.edit_plan(self._select(plan, status, headers))
-            touched = edits.touched
-            result = [header for header in headers if header[0].lower() not in touched]
-            if nonce is None:
-                result.extend(edits.appended)
-                return result
-            # The nonce path: the kept headers of the application are scanned once (usually a few).
-            encoded = nonce.encode("ascii")
-            carries, has_cache_control = edits.placeholder, edits.cache_control
-            for name, value in result:
-                if encoded in value:
-                    carries = True
-                if name.lower() == _CACHE_CONTROL:
-                    has_cache_control = True
-            base = len(result)
+            return self._apply_keep(plan, status, headers, nonce)
+        # The static plan holds for statuses every rule accepts (an application may send any int).
+        edits = plan.static if 0 <= status <= 999 else None
+        if edits is None:
+            edits = plan.edit_plan(self._select(plan, status, headers))
+        touched = edits.touched
+        result = [header for header in headers if header[0].lower() not in touched]
+        if nonce is None:
             result.extend(edits.appended)
-            if edits.placeholder:
-                token = b"'nonce-" + encoded + b"'"
-                for position, name, parts in edits.substitutions:
-                    result[base + position] = (name, token.join(parts))
-            if carries and not has_cache_control:
-                result.append(_NO_STORE)
             return result
-        if nonce is not None:
-            self._no_store(result, nonce)
+        # The nonce path: the kept headers of the application are scanned once (usually a few).
+        encoded = nonce.encode("ascii")
+        carries, has_cache_control = edits.placeholder, edits.cache_control
+        for name, value in result:
+            if encoded in value:
+                carries = True
+            if name.lower() == _CACHE_CONTROL:
+                has_cache_control = True
+        base = len(result)
+        result.extend(edits.appended)
+        token = b"'nonce-" + encoded + b"'"
+        for position, name, parts in edits.substitutions:  # none when no value holds the placeholder
+            result[base + position] = (name, token.join(parts))
+        if carries and not has_cache_control:
+            result.append(_NO_STORE)
         return result
 
     @staticmethod
@@ -303,7 +311,8 @@ class PythonEngine:
     def _apply_keep(
         self, plan: _Plan, status: int, headers: list[tuple[bytes, bytes]], nonce: str | None
     ) -> list[tuple[bytes, bytes]]:
-        """The general algorithm (some rule keeps existing headers, so the result depends on them)."""
+        """The general algorithm (some rule keeps existing headers, so the result depends on them),
+        with ``cache-control: no-store`` when the nonce is carried."""
         existing = {name.lower() for name, _ in headers}
         touched: set[bytes] = set()
         appended: dict[bytes, bytes] = {}
@@ -326,17 +335,18 @@ class PythonEngine:
         else:
             value = b"'nonce-" + nonce.encode("ascii") + b"'"
             result.extend((name, text.replace(_PLACEHOLDER, value)) for name, text in appended.items())
+            _no_store(result, nonce)
         return result
 
-    @staticmethod
-    def _no_store(headers: list[tuple[bytes, bytes]], nonce: str) -> None:
-        """Append ``cache-control: no-store`` when a header carries the nonce and none is set."""
-        encoded = nonce.encode("ascii")
-        carries = False
-        for name, value in headers:
-            if name.lower() == _CACHE_CONTROL:
-                return
-            if encoded in value:
-                carries = True
-        if carries:
-            headers.append(_NO_STORE)
+
+def _no_store(headers: list[tuple[bytes, bytes]], nonce: str) -> None:
+    """Append ``cache-control: no-store`` when a header carries the nonce and none is set."""
+    encoded = nonce.encode("ascii")
+    carries = False
+    for name, value in headers:
+        if name.lower() == _CACHE_CONTROL:
+            return
+        if encoded in value:
+            carries = True
+    if carries:
+        headers.append(_NO_STORE)
