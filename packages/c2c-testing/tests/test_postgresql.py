@@ -10,6 +10,8 @@ import pytest
 
 from c2c_testing import PostgreSQLServer, ServerError
 
+pytest_plugins = ["pytester"]
+
 
 def _psql(dsn: str, sql: str) -> subprocess.CompletedProcess[str]:
     # The psql binary directly, with the DSN as a user would pass it (not the fixture's helper).
@@ -97,14 +99,23 @@ def test_outage_stop_and_start(postgresql: PostgreSQLServer) -> None:
     postgresql.psql("drop table survives")
 
 
-def test_left_stopped_by_a_test(postgresql: PostgreSQLServer) -> None:
-    # The plugin starts it again after this test: the next test proves it.
-    postgresql.stop()
+def test_left_stopped_by_a_test_is_started_again(pytester: pytest.Pytester) -> None:
+    """A test that leaves the session server stopped: the plugin starts it again for the next one.
 
+    Run in an inner session of its own, so that this test does not depend on the order of the others.
+    """
+    pytester.makepyfile(
+        """
+        def test_stops_it(postgresql):
+            postgresql.stop()
 
-def test_started_again_after_the_previous_test(postgresql: PostgreSQLServer) -> None:
-    assert postgresql.is_running
-    assert postgresql.psql("select 1").strip() == "1"
+        def test_finds_it_running(postgresql):
+            assert postgresql.is_running
+            assert postgresql.psql("select 1").strip() == "1"
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:asyncio", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
 
 
 def test_a_fresh_server_moves_off_a_port_taken_meanwhile() -> None:
