@@ -167,6 +167,24 @@ async def test_login_cookie_then_tools(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/c2c/", "/c2c/health_checks", "/c2c/health", "/c2c/headers/", "/c2c/versions"])
+async def test_stale_session_cookie_is_cleared_once_on_every_route(client: httpx.AsyncClient, path: str) -> None:
+    # The /c2c app installs c2c_auth.PendingCookiesMiddleware: the health checks (which look at the
+    # caller only to decide on details) clear a stale cookie too, and the index page, which also
+    # calls apply_pending_cookies, does not clear it twice.
+    response = await client.get(path, headers={"Cookie": "c2c-jwt-auth=stale.token.value"})
+    assert response.status_code in (200, 403), response.text
+    cleared = [value for value in response.headers.get_list("set-cookie") if value.startswith("c2c-jwt-auth=")]
+    assert len(cleared) == 1, response.headers.get_list("set-cookie")
+    assert "Max-Age=0" in cleared[0]
+    assert "Path=/c2c/" in cleared[0]
+
+
+def test_c2c_app_installs_the_pending_cookies_middleware() -> None:
+    installed: list[object] = [entry.cls for entry in create_app().user_middleware]
+    assert installed == [c2casgiutils.auth.PendingCookiesMiddleware]
+
+
 # --- headers tool -------------------------------------------------------------------------------------
 
 

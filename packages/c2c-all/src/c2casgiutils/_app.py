@@ -14,7 +14,8 @@ Mount it with `app.mount("/c2c", c2casgiutils.app)`. Routes (relative to the mou
 | `GET /static/...` (`c2c_static`) | everyone |
 
 The OpenAPI schema and its documentation pages are not served: they would describe every admin
-endpoint to anonymous callers.
+endpoint to anonymous callers. `c2c_auth.PendingCookiesMiddleware` is installed: a session cookie
+refreshed or cleared during a request reaches the response whatever the endpoint returns.
 """
 
 from __future__ import annotations
@@ -49,4 +50,5 @@ def create_app() -> FastAPI:
     app.include_router(c2c_auth.create_router(), prefix="/auth")
     app.include_router(tools.router)  # the page, /headers, /logging, /versions
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="c2c_static")
+    app.add_middleware(c2c_auth.PendingCookiesMiddleware)
     return app

@@ -3,7 +3,8 @@
 Modes (decided from the settings at each use): shared secret, GitHub OAuth (plus GitHub bearer
 tokens), test, none. Sessions are signed cookies that never hold a secret or a readable token;
 access levels come from the user's permissions on a GitHub repository. Include `create_router()`
-under `/c2c/auth` and protect routes with `Depends(require_read_only_access)` and friends.
+under `/c2c/auth` and protect routes with `Depends(require_read_only_access)` and friends;
+`app.add_middleware(PendingCookiesMiddleware)` makes the cookies they set or clear reach every response.
 """
 
 from importlib.metadata import version as _version
@@ -29,6 +30,7 @@ from c2c_auth._access import (
 )
 from c2c_auth._core import get_auth, shutdown, startup
 from c2c_auth._info import AuthInfo, AuthMethod, GitHubSessionPayload, UserDetails, UserInfo
+from c2c_auth._middleware import PendingCookiesMiddleware
 from c2c_auth._modes import AuthenticationType, auth_type, is_enabled
 from c2c_auth._routes import create_router
 from c2c_auth._sessions import apply_pending_cookies
@@ -90,6 +92,7 @@ __all__ = [
     "GitHubSessionPayload",
     "GitHubSettings",
     "JWTSettings",
+    "PendingCookiesMiddleware",
     "READ_ONLY_AUTH_CONFIG",
     "READ_WRITE_AUTH_CONFIG",
     "Settings",

@@ -4,8 +4,9 @@ cookie (issue, clear) and the sessions ended by a logout."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, Response, status
 
@@ -110,11 +111,24 @@ def apply_pending_cookies(request: Request, response: ResponseT) -> ResponseT:
     """Copy the cookies `get_auth` set or cleared during this request onto `response`.
 
     FastAPI drops the headers of the dependency `Response` when an endpoint returns its own
-    `Response` (an `HTMLResponse`, a redirect...): such endpoints call this before returning.
+    `Response` (an `HTMLResponse`, a redirect...). `PendingCookiesMiddleware` puts them back on
+    every response; without it (c2casgiutils 0.14 code), such endpoints call this before
+    returning. Both together set each cookie once.
     """
     for operation in request.scope.get("state", {}).get(_STATE_COOKIES, []):
         operation.apply(response)
     return response
+
+
+def pending_set_cookies(state: Mapping[str, Any]) -> list[bytes]:
+    """The Set-Cookie header values of the cookies recorded in a request's `scope["state"]`, in order."""
+    operations: list[_CookieOp] = state.get(_STATE_COOKIES, [])
+    if not operations:
+        return []
+    carrier = Response()
+    for operation in operations:
+        operation.apply(carrier)
+    return [value for name, value in carrier.raw_headers if name == b"set-cookie"]
 
 
 def _pending_headers(request: Request) -> dict[str, str] | None:
