@@ -2,7 +2,8 @@
 
 Each `TestClient` runs the lifespan on an event loop of its own. Nothing bound to an earlier loop may
 be reused (Redis clients, pub/sub, tasks, locks, the GitHub client), with or without
-`c2casgiutils.shutdown()` in the lifespan (0.14's README lifespan only calls `startup`), and no
+`c2casgiutils.shutdown()` in the lifespan (0.14's README lifespan only calls `startup`) or with
+`c2casgiutils.lifespan.including(...)` around the application's own, and no
 unclosed-connection warning (pytest's filterwarnings=error) or loop error may appear.
 """
 
@@ -45,7 +46,7 @@ def _echo(message: str) -> dict[str, Any]:
     return {"echo": message}
 
 
-def _make_app(call_shutdown: bool) -> FastAPI:
+def _make_app(kind: str) -> FastAPI:
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -53,10 +54,17 @@ def _make_app(call_shutdown: bool) -> FastAPI:
         await c2casgiutils.startup(app)
         state["echo"] = await broadcast.decorate(_echo, channel="lifespan_echo", expect_answers=True, timeout=5)
         yield
-        if call_shutdown:
+        if kind == "with-shutdown":
             await c2casgiutils.shutdown()
 
-    app = FastAPI(lifespan=lifespan)
+    @contextlib.asynccontextmanager
+    async def application_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Inside c2casgiutils.lifespan: startup() has run, shutdown() runs after this ends.
+        state["echo"] = await broadcast.decorate(_echo, channel="lifespan_echo", expect_answers=True, timeout=5)
+        yield
+
+    composed = c2casgiutils.lifespan.including(application_lifespan)
+    app = FastAPI(lifespan=composed if kind == "c2casgiutils.lifespan" else lifespan)
     app.mount("/c2c", c2casgiutils.app)
     health_checks.FACTORY.add(health_checks.Redis(tags=["redis"]))
 
@@ -68,11 +76,9 @@ def _make_app(call_shutdown: bool) -> FastAPI:
     return app
 
 
-@pytest.mark.parametrize("call_shutdown", [True, False], ids=["with-shutdown", "startup-only"])
-def test_ten_lifespans_with_redis(
-    redis_env: RedisServer, call_shutdown: bool, caplog: pytest.LogCaptureFixture
-) -> None:
-    app = _make_app(call_shutdown)
+@pytest.mark.parametrize("kind", ["with-shutdown", "startup-only", "c2casgiutils.lifespan"])
+def test_ten_lifespans_with_redis(redis_env: RedisServer, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    app = _make_app(kind)
     with caplog.at_level(logging.WARNING):
         for number in range(10):
             with TestClient(app) as client:

@@ -3,10 +3,14 @@
 ```python
 import c2casgiutils
 
-app.mount("/c2c", c2casgiutils.app)          # the admin sub-application
-await c2casgiutils.startup(app)              # in the lifespan: broadcast, logging tool, auth
+app = FastAPI(lifespan=c2casgiutils.lifespan.including(my_lifespan))  # or just c2casgiutils.lifespan
+app.mount("/c2c", c2casgiutils.app)  # the admin sub-application
+app.add_middleware(c2casgiutils.auth.PendingCookiesMiddleware)  # auth cookies on the application's routes
 from c2casgiutils import auth, broadcast, cli, config, headers, health_checks
 ```
+
+`c2casgiutils.lifespan` runs `await startup(app)` (broadcast, logging tool, auth) and, at the end,
+`await shutdown()`; a lifespan of the application's own may call those two itself instead.
 
 Importing the package is cheap: the sub-application and the submodules are loaded on first use.
 """
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
         sentry,
         tools,
     )
+    from c2casgiutils._lifespan import Lifespan
 
 __version__ = _version("c2c-all")
 
@@ -55,6 +60,7 @@ _SUBMODULES = frozenset(
     }
 )
 _APP: FastAPI | None = None
+_LIFESPAN: Lifespan | None = None
 
 __all__ = [
     "__version__",
@@ -65,6 +71,7 @@ __all__ = [
     "config",
     "headers",
     "health_checks",
+    "lifespan",
     "monitoring",
     "prometheus",
     "redis_utils",
@@ -109,8 +116,23 @@ async def shutdown() -> None:
         await redis_module.reset_factory()
 
 
+if TYPE_CHECKING:
+    lifespan: Lifespan
+    """`FastAPI(lifespan=c2casgiutils.lifespan)`: `startup(app)`, then at the end `shutdown()`.
+
+    `c2casgiutils.lifespan.including(my_lifespan, ...)` runs the application's lifespans inside it
+    (the toolkit is up while they start and stop) and merges the state they yield.
+    """
+
+
 def __getattr__(name: str) -> Any:
-    global _APP
+    global _APP, _LIFESPAN
+    if name == "lifespan":
+        if _LIFESPAN is None:
+            from c2casgiutils._lifespan import Lifespan
+
+            _LIFESPAN = Lifespan()
+        return _LIFESPAN
     if name == "app":
         if _APP is None:
             from c2casgiutils._app import create_app
