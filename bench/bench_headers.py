@@ -4,8 +4,12 @@ Every stack is an ASGI callable called directly with a prepared scope (no server
 a bare app, the floor (a minimal pure-ASGI middleware adding one static header), our
 ArmorHeaderMiddleware (defaults; a nonce rule; 50 and 500 path rules) on every available engine,
 our ForwardedHeadersMiddleware, and the same stacks built from the reference ``c2casgiutils``
-0.14.0. The stacks are timed interleaved (round after round, in a shuffled order), each round
-running many requests; the per-request median over the rounds is kept. Overhead = cost - bare cost.
+0.14.0. The 50-path-rules stack also runs with a distinct path on every request (each still
+matching one of the rules): a cache of matched rules that only wins on repeated paths must not
+hide the cost of a miss. Every request gets a fresh path string (as a server decodes one per
+request), equal to the stack's own path except in the distinct-paths rows. The stacks are timed
+interleaved (round after round, in a shuffled order), each round running many requests; the
+per-request median over the rounds is kept. Overhead = cost - bare cost.
 
 Setup (the reference is never a workspace dependency): ``bench/setup-reference-env.sh``, then
 ``.bench-venv/bin/python bench/bench_headers.py``. Run from another environment without
@@ -38,6 +42,10 @@ TARGET_ARMOR_VS_FLOOR = 5.0  # issue 3, either engine
 TARGET_NATIVE_VS_FLOOR = 2.5  # issue 4: the native engine with the default rules
 TARGET_ARMOR_VS_REFERENCE = 30.0
 TARGET_FORWARDED_VS_FLOOR = 3.0
+TARGET_PYTHON_NONCE_VS_FLOOR = 6.0  # issue 17: the python engine with a nonce rule
+TARGET_PYTHON_PATH_RULES_VS_FLOOR = 8.0  # issue 17: 50 path rules, repeated and distinct paths
+TARGET_NATIVE_PATH_RULES_VS_FLOOR = 3.0  # issue 17: the native engine keeps its figure
+PATH_RULES_STACKS = ("armor 50 path rules", "armor 50 path rules, distinct paths")
 
 APP_HEADERS = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", b"2")]
 
@@ -119,15 +127,37 @@ def nonce_rules(leading_slash: bool) -> dict[str, Any]:
 
 
 class Stack:
-    """One measured configuration: an ASGI callable and the request it serves."""
+    """One measured configuration: an ASGI callable and the request it serves.
 
-    def __init__(self, name: str, app: ASGIApp, scope: dict[str, Any], family: str, compare: str | None) -> None:
+    With ``distinct`` the path of every request is new (``/section<n % 50>/item<n>``, n never
+    repeating within the run), else it equals the scope's own path.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        app: ASGIApp,
+        scope: dict[str, Any],
+        family: str,
+        compare: str | None,
+        distinct: bool = False,
+    ) -> None:
         self.name = name
         self.app = app
         self.scope = scope
         self.family = family  # "bare", "floor", "ours", "reference"
         self.compare = compare  # the key shared by our stack and the reference's equivalent
+        self.distinct = distinct
+        self.served = 0  # requests served so far (numbers the distinct paths)
         self.samples: list[float] = []
+
+    def paths(self, count: int) -> list[str]:
+        """The paths of the next ``count`` requests, each a new str object (built before timing)."""
+        first, self.served = self.served, self.served + count
+        if self.distinct:
+            return [f"/section{number % 50}/item{number}" for number in range(first, first + count)]
+        path: str = self.scope["path"]
+        return [path[:1] + path[1:] for _ in range(count)]  # equal, but a new object (hash not cached)
 
 
 def build_stacks(engines: list[str], with_reference: bool) -> list[Stack]:
@@ -146,6 +176,9 @@ def build_stacks(engines: list[str], with_reference: bool) -> list[Stack]:
         ):
             app = ArmorHeaderMiddleware(bare_app, config, engine=engine)
             stacks.append(Stack(f"armor {key} [{engine}]", app, scope, "ours", f"armor {key}"))
+        key = "armor 50 path rules, distinct paths"
+        app = ArmorHeaderMiddleware(bare_app, path_rules(50, True), engine=engine)
+        stacks.append(Stack(f"{key} [{engine}]", app, make_scope("/section0/item0"), "ours", key, distinct=True))
     forwarded_scope = make_scope("/", FORWARDED_HEADERS)
     stacks.append(
         Stack("forwarded x-forwarded", ForwardedHeadersMiddleware(bare_app), forwarded_scope, "ours", "forwarded")
@@ -163,6 +196,9 @@ def build_stacks(engines: list[str], with_reference: bool) -> list[Stack]:
         ):
             app = reference.ArmorHeaderMiddleware(bare_app, config)
             stacks.append(Stack(f"reference armor {key}", app, scope, "reference", f"armor {key}"))
+        key = "armor 50 path rules, distinct paths"
+        app = reference.ArmorHeaderMiddleware(bare_app, path_rules(50, False))
+        stacks.append(Stack(f"reference {key}", app, make_scope("/section0/item0"), "reference", key, distinct=True))
         stacks.append(
             Stack(
                 "reference forwarded",
@@ -199,12 +235,15 @@ def _receive_factory() -> Callable[[], Receive]:
 
 
 async def time_stack(stack: Stack, iterations: int) -> float:
-    """Nanoseconds per request over ``iterations`` requests (fresh scope copy and receive each time)."""
+    """Nanoseconds per request over ``iterations`` requests (fresh scope copy, path and receive each time)."""
     app, scope, make_receive = stack.app, stack.scope, _receive_factory()
+    paths = stack.paths(iterations)
     # CPU time of this process: on a shared machine, time spent preempted is not the stack's cost.
     start = time.process_time_ns()
-    for _ in range(iterations):
-        await app(dict(scope), make_receive(), _noop_send)
+    for path in paths:
+        request = dict(scope)
+        request["path"] = path
+        await app(request, make_receive(), _noop_send)
     return (time.process_time_ns() - start) / iterations
 
 
@@ -250,7 +289,7 @@ def report(stacks: list[Stack], engines: list[str], with_reference: bool) -> int
     reference = {stack.compare: cost[stack.name] - bare for stack in stacks if stack.family == "reference"}
     print(f"python {platform.python_version()}, {platform.machine()}, engines: {', '.join(engines)}")
     print(f"rounds: {len(stacks[0].samples)}, median CPU time per request; overhead = cost - bare app cost\n")
-    header = f"| {'stack':<34} | {'cost µs':>8} | {'overhead µs':>11} | {'x floor':>8} | {'reference / ours':>16} |"
+    header = f"| {'stack':<46} | {'cost µs':>8} | {'overhead µs':>11} | {'x floor':>8} | {'reference / ours':>16} |"
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for stack in stacks:
@@ -260,7 +299,7 @@ def report(stacks: list[Stack], engines: list[str], with_reference: bool) -> int
         if stack.family == "ours" and stack.compare in reference:
             vs_reference = f"{reference[stack.compare] / overhead:.0f}"
         print(
-            f"| {stack.name:<34} | {cost[stack.name] / 1000:>8.2f} | {overhead / 1000:>11.2f} | {vs_floor:>8} |"
+            f"| {stack.name:<46} | {cost[stack.name] / 1000:>8.2f} | {overhead / 1000:>11.2f} | {vs_floor:>8} |"
             f" {vs_reference:>16} |"
         )
     missed = 0
@@ -275,10 +314,25 @@ def report(stacks: list[Stack], engines: list[str], with_reference: bool) -> int
             missed += _target(
                 f"armor defaults [{engine}] >= {TARGET_ARMOR_VS_REFERENCE:g} x lower than reference", ok, f"{ratio:.0f}"
             )
+    missed += _issue_17_targets(cost, bare, floor, engines)
     ratio = (cost["forwarded x-forwarded"] - bare) / floor
     missed += _target(
         f"forwarded <= {TARGET_FORWARDED_VS_FLOOR:g} x floor", ratio <= TARGET_FORWARDED_VS_FLOOR, f"{ratio:.1f}"
     )
+    return missed
+
+
+def _issue_17_targets(cost: dict[str, float], bare: float, floor: float, engines: list[str]) -> int:
+    """The nonce and path-rules targets: python nonce rule, 50 path rules (repeated and distinct paths)."""
+    missed = 0
+    for engine in engines:
+        checks = [(key, TARGET_NATIVE_PATH_RULES_VS_FLOOR) for key in PATH_RULES_STACKS]
+        if engine == "python":
+            checks = [("armor nonce rule", TARGET_PYTHON_NONCE_VS_FLOOR)]
+            checks += [(key, TARGET_PYTHON_PATH_RULES_VS_FLOOR) for key in PATH_RULES_STACKS]
+        for key, target in checks:
+            ratio = (cost[f"{key} [{engine}]"] - bare) / floor
+            missed += _target(f"{key} [{engine}] <= {target:g} x floor", ratio <= target, f"{ratio:.1f}")
     return missed
 
 

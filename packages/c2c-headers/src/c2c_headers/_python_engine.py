@@ -8,10 +8,10 @@ response headers plus one ``extend``.
 
 from __future__ import annotations
 
-import binascii
 import re
-import secrets
+from binascii import b2a_base64
 from collections.abc import Callable, Sequence
+from os import urandom
 from typing import Final
 
 from c2c_headers._engine import CSP_NONCE_PLACEHOLDER, CompiledRule
@@ -24,6 +24,10 @@ _NO_STORE: Final = (b"cache-control", b"no-store")
 _CONTENT_TYPE: Final = b"content-type"
 # Bound on the plan caches: rule subsets are chosen by (attacker-controlled) requests.
 _MAX_PLANS: Final = 1024
+# Bound on the cache of matched rule sets per request target: entries, and characters of netloc
+# plus path per entry (a longer target is matched every time), so at most a few MiB.
+_MAX_MATCHES: Final = 4096
+_MAX_TARGET: Final = 512
 
 _Matcher = Callable[[str], "re.Match[str] | None"]
 _Header = tuple[bytes, bytes]
@@ -110,8 +114,12 @@ def _by_form(segments: list[tuple[bool | None, _Segment]]) -> tuple[_Run, ...]:
 
 
 def new_nonce() -> str:
-    """128 bits from the operating system's CSPRNG, standard base64 with padding (24 characters)."""
-    return binascii.b2a_base64(secrets.token_bytes(16), newline=False).decode("ascii")
+    """128 bits from the operating system's CSPRNG, standard base64 with padding (24 characters).
+
+    ``os.urandom`` is what ``secrets.token_bytes`` calls (one call less); never buffered, so that a
+    forked worker can never replay its parent's nonces.
+    """
+    return b2a_base64(urandom(16), newline=False).decode("ascii")
 
 
 class _EditPlan:
@@ -178,14 +186,19 @@ class _Plan:
         return plan
 
 
+# The cache's "not there" (a plan no request can get: it is never stored).
+_MISS: Final = _Plan((), ())
+
+
 class _NonceMatch:
-    """A `RequestMatch` carrying a fresh nonce."""
+    """A `RequestMatch` carrying a fresh nonce (`new_nonce`), as str and as the bytes of the headers."""
 
-    __slots__ = ("nonce", "plan")
+    __slots__ = ("nonce", "plan", "token")
 
-    def __init__(self, plan: _Plan, nonce: str) -> None:
+    def __init__(self, plan: _Plan) -> None:
         self.plan = plan
-        self.nonce: str | None = nonce
+        self.token = b2a_base64(urandom(16), newline=False)  # as in `new_nonce`, kept as bytes
+        self.nonce: str | None = self.token.decode("ascii")
 
 
 class PythonEngine:
@@ -209,6 +222,10 @@ class PythonEngine:
         self._runs = _runs(self._rules, tests)
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._all = self._plan(tuple(range(len(self._rules)))) if self._rules else None
+        # (netloc, path, method) -> the plan of the matching rules (None: no rule matched). The key
+        # is everything a rule reads of the request, so two requests share an entry only when every
+        # rule answers them alike.
+        self._matches: dict[tuple[str, str, str], _Plan | None] = {}
 
     def _plan(self, indices: tuple[int, ...]) -> _Plan:
         plan = self._plans.get(indices)
@@ -225,71 +242,74 @@ class PythonEngine:
 
         ``path`` has its leading slash; a pattern of 0.14's form sees it without (`CompiledRule.path_with_slash`).
         """
-        if self._conditional:
-            matched = []
-            for with_slash, segments in self._runs:
-                subject = path if with_slash or path[:1] != "/" else path[1:]
-                for prefilter, tests in segments:
-                    # One C-level regex tells whether any path pattern of the block can match.
-                    if prefilter is not None and prefilter(subject) is None:
-                        continue
-                    for index, netloc_match, path_match, methods in tests:
-                        if (
-                            (netloc_match is None or netloc_match(netloc) is not None)
-                            and (path_match is None or path_match(subject) is not None)
-                            and (methods is None or method in methods)
-                        ):
-                            matched.append(index)
-            if not matched:
-                return None
-            plan = self._plan(tuple(matched))
-        elif self._all is None:
-            return None
-        else:
-            plan = self._all
-        if plan.needs_nonce:
-            return _NonceMatch(plan, new_nonce())
-        return plan
+        return self._answer((netloc, path, method))
 
     def match_scope(self, scope: Scope) -> _Plan | _NonceMatch | None:
         """`match` on the netloc, relative path and method of an ``http`` scope."""
-        return self.match(*request_target(scope))
+        return self._answer(request_target(scope))
+
+    def _answer(self, target: tuple[str, str, str]) -> _Plan | _NonceMatch | None:
+        """The match of ``(netloc, path, method)``: the rule set from the cache or `_select_rules`,
+        with a fresh nonce when a matched rule needs one (never cached: one per request)."""
+        plan = self._matches.get(target, _MISS)
+        if plan is _MISS:
+            plan = self._select_rules(*target)
+            # Bounded: at most _MAX_MATCHES entries of at most _MAX_TARGET characters; the keys are
+            # chosen by clients (a scan of distinct paths empties the cache, never grows it).
+            if len(target[0]) + len(target[1]) <= _MAX_TARGET:
+                if len(self._matches) >= _MAX_MATCHES:
+                    self._matches.clear()
+                self._matches[target] = plan
+        if plan is None:
+            return None
+        if plan.needs_nonce:
+            return _NonceMatch(plan)
+        return plan
+
+    def _select_rules(self, netloc: str, path: str, method: str) -> _Plan | None:
+        """The plan of the rules matching the request, or None (no cache here)."""
+        if not self._conditional:
+            return self._all
+        matched = []
+        for with_slash, segments in self._runs:
+            subject = path if with_slash or path[:1] != "/" else path[1:]
+            for prefilter, tests in segments:
+                # One C-level regex tells whether any path pattern of the block can match.
+                if prefilter is not None and prefilter(subject) is None:
+                    continue
+                for index, netloc_match, path_match, methods in tests:
+                    if (
+                        (netloc_match is None or netloc_match(netloc) is not None)
+                        and (path_match is None or path_match(subject) is not None)
+                        and (methods is None or method in methods)
+                    ):
+                        matched.append(index)
+        if not matched:
+            return None
+        return self._plan(tuple(matched))
 
     def apply(self, match: object, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """Return the response headers after the matched rules' edits (a new list)."""
-        if isinstance(match, _NonceMatch):
-            plan, nonce = match.plan, match.nonce
+        if type(match) is _Plan:
+            plan, nonce_match = match, None
+        elif isinstance(match, _NonceMatch):
+            plan, nonce_match = match.plan, match
         elif isinstance(match, _Plan):
-            plan, nonce = match, None
+            plan, nonce_match = match, None
         else:
             raise TypeError(f"not a match of this engine: {match!r}")
         if plan.keep:
-            return self._apply_keep(plan, status, headers, nonce)
+            return self._apply_keep(plan, status, headers, None if nonce_match is None else nonce_match.nonce)
         # The static plan holds for statuses every rule accepts (an application may send any int).
         edits = plan.static if 0 <= status <= 999 else None
         if edits is None:
             edits = plan.edit_plan(self._select(plan, status, headers))
         touched = edits.touched
         result = [header for header in headers if header[0].lower() not in touched]
-        if nonce is None:
+        if nonce_match is None:
             result.extend(edits.appended)
             return result
-        # The nonce path: the kept headers of the application are scanned once (usually a few).
-        encoded = nonce.encode("ascii")
-        carries, has_cache_control = edits.placeholder, edits.cache_control
-        for name, value in result:
-            if encoded in value:
-                carries = True
-            if name.lower() == _CACHE_CONTROL:
-                has_cache_control = True
-        base = len(result)
-        result.extend(edits.appended)
-        token = b"'nonce-" + encoded + b"'"
-        for position, name, parts in edits.substitutions:  # none when no value holds the placeholder
-            result[base + position] = (name, token.join(parts))
-        if carries and not has_cache_control:
-            result.append(_NO_STORE)
-        return result
+        return _with_nonce(result, edits, nonce_match)
 
     @staticmethod
     def _select(plan: _Plan, status: int, headers: list[tuple[bytes, bytes]]) -> tuple[int, ...]:
@@ -350,3 +370,31 @@ def _no_store(headers: list[tuple[bytes, bytes]], nonce: str) -> None:
             carries = True
     if carries:
         headers.append(_NO_STORE)
+
+
+def _with_nonce(result: list[_Header], edits: _EditPlan, match: _NonceMatch) -> list[_Header]:
+    """Append ``edits`` to the kept headers ``result`` with the nonce substituted, and
+    ``cache-control: no-store`` when a header carries the nonce and none is set.
+
+    The application's kept headers are scanned (usually a few) only when the answer can change:
+    whether one carries the nonce (none of ours does) and whether one is a cache-control (only
+    looked for when ours do not set one).
+    """
+    carries = edits.placeholder
+    has_cache_control = edits.cache_control
+    if not has_cache_control:
+        encoded = match.token
+        for name, value in result:
+            if name.lower() == _CACHE_CONTROL:
+                has_cache_control = True
+                break
+            if value.find(encoded) >= 0:  # `in` on bytes costs twice as much (it tries an int first)
+                carries = True
+    base = len(result)
+    result.extend(edits.appended)
+    token = b"'nonce-" + match.token + b"'"
+    for position, name, parts in edits.substitutions:  # none when no value holds the placeholder
+        result[base + position] = (name, token.join(parts))
+    if carries and not has_cache_control:
+        result.append(_NO_STORE)
+    return result
