@@ -225,3 +225,74 @@ def test_apply_rejects_a_foreign_match() -> None:
     engine = PythonEngine(())
     with pytest.raises(TypeError, match="not a match of this engine"):
         engine.apply(object(), 200, [])
+
+
+def test_match_cache_is_keyed_by_everything_a_rule_reads() -> None:
+    """Requests differing only in netloc, only in path or only in method never share a cached match."""
+    config: dict[str, Any] = {
+        "host": {"netloc_match": r"^admin\.", "headers": {"X-A": "host"}},
+        "path": {"path_match": r"^/api/", "headers": {"X-B": "path"}},
+        "method": {"methods": ["POST"], "headers": {"Server": "method"}},
+        "page": {"path_match": r"^/page$", "headers": {"Content-Security-Policy": {"script-src": [CSP_NONCE]}}},
+    }
+    rules = compile_rules(config, use_default=False)
+    engine = PythonEngine(rules)
+    requests = [
+        (netloc, path, method)
+        for netloc in ["example.com", "admin.example.com", "ADMIN.example.com"]
+        for path in ["/api/x", "/apix", "/page", "/page/"]
+        for method in ["GET", "POST", "post"]
+    ]
+    for _ in range(3):  # first through the matching, then through the cache, twice
+        for netloc, path, method in requests:
+            match = engine.match(netloc, path, method)
+            expected = model_match(rules, netloc, path, method)
+            assert (match is None) == (not expected)
+            if match is not None:
+                assert engine.apply(match, 200, []) == model_apply(expected, match.nonce, 200, [])
+    assert len(engine._matches) == len(requests)
+
+
+def test_match_cache_never_shares_a_nonce() -> None:
+    engine = PythonEngine(compile_rules({"page": {"headers": {"Content-Security-Policy": f"script-src {CSP_NONCE}"}}}))
+    nonces = set()
+    for _ in range(100):
+        match = engine.match("example.com", "/", "GET")
+        assert match is not None
+        assert match.nonce is not None
+        nonces.add(match.nonce)
+    assert len(nonces) == 100
+
+
+def test_match_cache_is_bounded() -> None:
+    """Distinct targets (chosen by clients) never grow the cache past its bound; long ones skip it."""
+    from c2c_headers import _python_engine
+
+    rules = compile_rules({f"r{i}": {"path_match": f"^/s{i}/", "headers": {"X-A": str(i)}} for i in range(5)})
+    engine = PythonEngine(rules)
+    for number in range(_python_engine._MAX_MATCHES * 2 + 10):
+        match = engine.match("example.com", f"/s{number % 7}/{number}", "GET")
+        assert match is not None  # the default rule matches everything
+        assert len(engine._matches) <= _python_engine._MAX_MATCHES
+    engine._matches.clear()
+    long_path = "/s1/" + "x" * _python_engine._MAX_TARGET
+    assert engine.match("example.com", long_path, "GET") is not None
+    assert engine._matches == {}
+
+
+def test_blocks_larger_than_one_alternation() -> None:
+    """More path rules than one block holds, several matching in each block, in order."""
+    from c2c_headers import _python_engine
+
+    count = _python_engine._BLOCK * 2 + 7
+    config = {
+        f"r{i:03}": {"path_match": f"^/p{i % 9}/" if i % 5 else "^/", "headers": {f"X-R{i}": "1"}} for i in range(count)
+    }
+    rules = compile_rules(config, use_default=False)
+    engine = PythonEngine(rules)
+    for path in ["/p1/x", "/p8/", "/x", "/", "/p3/y"]:
+        expected = model_match(rules, "h", path, "GET")
+        for _ in range(2):
+            match = engine.match("h", path, "GET")
+            assert match is not None
+            assert engine.apply(match, 200, []) == model_apply(expected, None, 200, [])

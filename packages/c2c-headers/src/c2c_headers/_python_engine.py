@@ -32,13 +32,20 @@ _MAX_TARGET: Final = 512
 _Matcher = Callable[[str], "re.Match[str] | None"]
 _Header = tuple[bytes, bytes]
 _Test = tuple[int, "_Matcher | None", "_Matcher | None", "frozenset[str] | None"]
-_Segment = tuple["_Matcher | None", tuple[_Test, ...]]
+# An alternation of a block's path patterns from some position on, and the position (in the block)
+# of the pattern each of its groups closes (-1 for the patterns' own groups).
+_Suffix = tuple["_Matcher", tuple[int, ...]]
+# A block of path rules (its alternations, its tests), or one rule tested alone (None, (test,)).
+_Segment = tuple["_Block | None", tuple[_Test, ...]]
 # Consecutive segments whose path patterns see one form of the path: (with its leading slash?, segments).
 _Run = tuple[bool, tuple[_Segment, ...]]
-# Path patterns are tested by blocks: one alternation of up to _BLOCK patterns first (a single call
-# into the C regex engine), then the patterns one by one only in a block that can match. A block
-# holds patterns of one path form only (with or without the leading slash).
-_BLOCK: Final = 16
+# Path patterns are tested by blocks of up to _BLOCK patterns of one path form (with or without the
+# leading slash): one alternation of the block's patterns, each followed by an empty marker group,
+# finds the first pattern that matches in a single call into the C regex engine (``lastindex`` is
+# its marker), then the alternation of the patterns after it finds the next one, and so on: a block
+# costs one call plus one per matching rule, whatever its size. The alternations after the first
+# are compiled when a request first needs them (at most one per rule, of at most _BLOCK patterns).
+_BLOCK: Final = 64
 # Text that may refer to a group by number or name: such a pattern is never put in an alternation
 # (the numbers would shift), it is tested alone.
 _GROUP_REFERENCE: Final = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
@@ -83,16 +90,48 @@ def _segments(
 
 
 def _block(form: bool, tests: list[_Test], patterns: list[str]) -> list[tuple[bool | None, _Segment]]:
-    """The segments of one block: one behind a prefilter (the alternation of its patterns) when it
-    holds two tests or more and the patterns combine, else one per test (none for an empty block)."""
+    """The segments of one block: one with its suffix alternations when it holds two tests or more
+    and the patterns combine, else one per test (none for an empty block)."""
     if len(tests) >= 2:
         try:
-            prefilter = re.compile("|".join(f"(?:{pattern})" for pattern in patterns)).match
+            block = _Block(patterns)
         except re.error:  # e.g. inline global flags, duplicate group names: test them alone
             pass
         else:
-            return [(form, (prefilter, tuple(tests)))]
+            return [(form, (block, tuple(tests)))]
     return [(form, (None, (test,))) for test in tests]
+
+
+class _Block:
+    """The alternations of a block's path patterns: ``suffixes[i]`` is `_alternation` of the
+    patterns from position ``i`` on (None until a request needs it)."""
+
+    __slots__ = ("patterns", "suffixes")
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = tuple(patterns)
+        # The whole block's alternation now: re.error here means the patterns do not combine (any
+        # suffix of combining patterns combines too).
+        self.suffixes: list[_Suffix | None] = [_alternation(self.patterns, 0)]
+        self.suffixes += [None] * (len(patterns) - 1)
+
+    def suffix(self, first: int) -> _Suffix:
+        """The alternation of the patterns from position ``first`` on, compiled on first use."""
+        suffix = self.suffixes[first]
+        if suffix is None:
+            suffix = self.suffixes[first] = _alternation(self.patterns[first:], first)
+        return suffix
+
+
+def _alternation(patterns: Sequence[str], first: int) -> _Suffix:
+    """``(?:p)()|(?:q)()|...`` of ``patterns`` (the block's from position ``first`` on): the match's
+    ``lastindex`` is the marker of the first pattern that matches (nothing follows a marker), mapped
+    to that pattern's position in the block. Raises re.error when the patterns do not combine."""
+    positions = [-1]  # group 0, the whole match
+    for offset, pattern in enumerate(patterns):
+        positions += [-1] * re.compile(pattern).groups  # the pattern's own groups close before its marker
+        positions.append(first + offset)
+    return re.compile("|".join(f"(?:{pattern})()" for pattern in patterns)).match, tuple(positions)
 
 
 def _by_form(segments: list[tuple[bool | None, _Segment]]) -> tuple[_Run, ...]:
@@ -111,6 +150,26 @@ def _by_form(segments: list[tuple[bool | None, _Segment]]) -> tuple[_Run, ...]:
     if run:
         runs.append((True if run_form is None else run_form, tuple(run)))
     return tuple(runs)
+
+
+def _scan_block(
+    block: _Block, tests: tuple[_Test, ...], subject: str, netloc: str, method: str, matched: list[int]
+) -> None:
+    """Append to ``matched`` the indices of the block's rules that match, in order: one alternation
+    call finds the next path pattern that matches, then its rule's netloc and methods are tested."""
+    suffixes = block.suffixes
+    start = 0
+    count = len(tests)
+    while start < count:
+        suffix = suffixes[start] or block.suffix(start)
+        found = suffix[0](subject)
+        if found is None:
+            return
+        position = suffix[1][found.lastindex]  # type: ignore[index]  # never None: a marker closed last
+        index, netloc_match, _, methods = tests[position]
+        if (netloc_match is None or netloc_match(netloc) is not None) and (methods is None or method in methods):
+            matched.append(index)
+        start = position + 1
 
 
 def new_nonce() -> str:
@@ -270,20 +329,20 @@ class PythonEngine:
         """The plan of the rules matching the request, or None (no cache here)."""
         if not self._conditional:
             return self._all
-        matched = []
+        matched: list[int] = []
         for with_slash, segments in self._runs:
             subject = path if with_slash or path[:1] != "/" else path[1:]
-            for prefilter, tests in segments:
-                # One C-level regex tells whether any path pattern of the block can match.
-                if prefilter is not None and prefilter(subject) is None:
-                    continue
-                for index, netloc_match, path_match, methods in tests:
+            for block, tests in segments:
+                if block is None:  # one rule, tested alone
+                    index, netloc_match, path_match, methods = tests[0]
                     if (
                         (netloc_match is None or netloc_match(netloc) is not None)
                         and (path_match is None or path_match(subject) is not None)
                         and (methods is None or method in methods)
                     ):
                         matched.append(index)
+                    continue
+                _scan_block(block, tests, subject, netloc, method, matched)
         if not matched:
             return None
         return self._plan(tuple(matched))
