@@ -442,13 +442,19 @@ def _with_nonce(result: list[_Header], edits: _EditPlan, match: _NonceMatch) -> 
     carries = edits.placeholder
     has_cache_control = edits.cache_control
     if not has_cache_control:
-        encoded = match.token
-        for name, value in result:
-            if name.lower() == _CACHE_CONTROL:
-                has_cache_control = True
-                break
-            if value.find(encoded) >= 0:  # `in` on bytes costs twice as much (it tries an int first)
-                carries = True
+        if carries:  # only the cache-control question is open
+            for name, _ in result:
+                if name.lower() == _CACHE_CONTROL:
+                    has_cache_control = True
+                    break
+        else:
+            encoded = match.token
+            for name, value in result:
+                if name.lower() == _CACHE_CONTROL:
+                    has_cache_control = True
+                    break
+                if value.find(encoded) >= 0:  # `in` on bytes costs twice as much (it tries an int first)
+                    carries = True
     base = len(result)
     result.extend(edits.appended)
     token = b"'nonce-" + match.token + b"'"
