@@ -4,8 +4,8 @@ Every stack is an ASGI callable called directly with a prepared scope (no server
 a bare app, the floor (a minimal pure-ASGI middleware adding one static header), our
 ArmorHeaderMiddleware (defaults; a nonce rule; 50 and 500 path rules) on every available engine,
 our ForwardedHeadersMiddleware, and the same stacks built from the reference ``c2casgiutils``
-0.14.0. The 50-path-rules stack also runs with a distinct path on every request (each still
-matching one of the rules): a cache of matched rules that only wins on repeated paths must not
+0.14.0. The 50-path-rules and the nonce stacks also run with a distinct path on every request (each
+still matching the same rules): a cache of matched rules that only wins on repeated paths must not
 hide the cost of a miss. Every request gets a fresh path string (as a server decodes one per
 request), equal to the stack's own path except in the distinct-paths rows. The stacks are timed
 interleaved (round after round, in a shuffled order), each round running many requests; the
@@ -46,6 +46,7 @@ TARGET_PYTHON_NONCE_VS_FLOOR = 6.0  # issue 17: the python engine with a nonce r
 TARGET_PYTHON_PATH_RULES_VS_FLOOR = 8.0  # issue 17: 50 path rules, repeated and distinct paths
 TARGET_NATIVE_PATH_RULES_VS_FLOOR = 3.0  # issue 17: the native engine keeps its figure
 PATH_RULES_STACKS = ("armor 50 path rules", "armor 50 path rules, distinct paths")
+NONCE_STACKS = ("armor nonce rule", "armor nonce rule, distinct paths")
 
 APP_HEADERS = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", b"2")]
 
@@ -126,11 +127,21 @@ def nonce_rules(leading_slash: bool) -> dict[str, Any]:
     }
 
 
+def section_path(number: int) -> str:
+    """The distinct paths of the 50-path-rules stack: each matches one rule (``^/section<n % 50>/``)."""
+    return f"/section{number % 50}/item{number}"
+
+
+def page_path(number: int) -> str:
+    """The distinct paths of the nonce stack: each matches the nonce rule (``^/page``)."""
+    return f"/page/{number}"
+
+
 class Stack:
     """One measured configuration: an ASGI callable and the request it serves.
 
-    With ``distinct`` the path of every request is new (``/section<n % 50>/item<n>``, n never
-    repeating within the run), else it equals the scope's own path.
+    With ``distinct`` the path of every request is new (``distinct(n)``, n never repeating within
+    the run), else it equals the scope's own path.
     """
 
     def __init__(
@@ -140,7 +151,7 @@ class Stack:
         scope: dict[str, Any],
         family: str,
         compare: str | None,
-        distinct: bool = False,
+        distinct: Callable[[int], str] | None = None,
     ) -> None:
         self.name = name
         self.app = app
@@ -154,8 +165,8 @@ class Stack:
     def paths(self, count: int) -> list[str]:
         """The paths of the next ``count`` requests, each a new str object (built before timing)."""
         first, self.served = self.served, self.served + count
-        if self.distinct:
-            return [f"/section{number % 50}/item{number}" for number in range(first, first + count)]
+        if self.distinct is not None:
+            return [self.distinct(number) for number in range(first, first + count)]
         path: str = self.scope["path"]
         return [path[:1] + path[1:] for _ in range(count)]  # equal, but a new object (hash not cached)
 
@@ -176,9 +187,12 @@ def build_stacks(engines: list[str], with_reference: bool) -> list[Stack]:
         ):
             app = ArmorHeaderMiddleware(bare_app, config, engine=engine)
             stacks.append(Stack(f"armor {key} [{engine}]", app, scope, "ours", f"armor {key}"))
-        key = "armor 50 path rules, distinct paths"
-        app = ArmorHeaderMiddleware(bare_app, path_rules(50, True), engine=engine)
-        stacks.append(Stack(f"{key} [{engine}]", app, make_scope("/section0/item0"), "ours", key, distinct=True))
+        for key, config, distinct in (
+            ("armor nonce rule, distinct paths", nonce_rules(True), page_path),
+            ("armor 50 path rules, distinct paths", path_rules(50, True), section_path),
+        ):
+            app = ArmorHeaderMiddleware(bare_app, config, engine=engine)
+            stacks.append(Stack(f"{key} [{engine}]", app, make_scope(distinct(0)), "ours", key, distinct))
     forwarded_scope = make_scope("/", FORWARDED_HEADERS)
     stacks.append(
         Stack("forwarded x-forwarded", ForwardedHeadersMiddleware(bare_app), forwarded_scope, "ours", "forwarded")
@@ -196,9 +210,12 @@ def build_stacks(engines: list[str], with_reference: bool) -> list[Stack]:
         ):
             app = reference.ArmorHeaderMiddleware(bare_app, config)
             stacks.append(Stack(f"reference armor {key}", app, scope, "reference", f"armor {key}"))
-        key = "armor 50 path rules, distinct paths"
-        app = reference.ArmorHeaderMiddleware(bare_app, path_rules(50, False))
-        stacks.append(Stack(f"reference {key}", app, make_scope("/section0/item0"), "reference", key, distinct=True))
+        for key, config, distinct in (
+            ("armor nonce rule, distinct paths", nonce_rules(False), page_path),
+            ("armor 50 path rules, distinct paths", path_rules(50, False), section_path),
+        ):
+            app = reference.ArmorHeaderMiddleware(bare_app, config)
+            stacks.append(Stack(f"reference {key}", app, make_scope(distinct(0)), "reference", key, distinct))
         stacks.append(
             Stack(
                 "reference forwarded",
@@ -323,12 +340,12 @@ def report(stacks: list[Stack], engines: list[str], with_reference: bool) -> int
 
 
 def _issue_17_targets(cost: dict[str, float], bare: float, floor: float, engines: list[str]) -> int:
-    """The nonce and path-rules targets: python nonce rule, 50 path rules (repeated and distinct paths)."""
+    """The nonce (python) and 50-path-rules targets, on repeated and on distinct paths."""
     missed = 0
     for engine in engines:
         checks = [(key, TARGET_NATIVE_PATH_RULES_VS_FLOOR) for key in PATH_RULES_STACKS]
         if engine == "python":
-            checks = [("armor nonce rule", TARGET_PYTHON_NONCE_VS_FLOOR)]
+            checks = [(key, TARGET_PYTHON_NONCE_VS_FLOOR) for key in NONCE_STACKS]
             checks += [(key, TARGET_PYTHON_PATH_RULES_VS_FLOOR) for key in PATH_RULES_STACKS]
         for key, target in checks:
             ratio = (cost[f"{key} [{engine}]"] - bare) / floor
