@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,26 +27,15 @@ KEY = {"X-API-Key": SECRET}
 
 
 @pytest.fixture
-async def client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("C2C__AUTH__SECRET", SECRET)
-    monkeypatch.setenv("C2C__AUTH__JWT__COOKIE__SECURE", "false")
-    monkeypatch.setenv("C2C__TOOLS__VERSIONS_FILE", str(tmp_path / "versions.json"))
-    config.reload()
+async def client(c2c_client_factory: Any, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     logging_tool._TOOL = None  # a fresh tool per test
-    app = FastAPI()
-    app.mount("/c2c", create_app())
-    await c2casgiutils.startup(app)
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http_client:
+    env = {
+        "C2C__AUTH__SECRET": SECRET,
+        "C2C__AUTH__JWT__COOKIE__SECURE": "false",
+        "C2C__TOOLS__VERSIONS_FILE": str(tmp_path / "versions.json"),
+    }
+    async with c2c_client_factory(env) as http_client:
         yield http_client
-    await c2casgiutils.shutdown()
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-    config.reload()
 
 
 # --- access levels ---------------------------------------------------------------------------

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import urllib.parse
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-import c2casgiutils
-from c2casgiutils import config
-from c2casgiutils._app import create_app
 from c2casgiutils.tools.headers import MASK, NameMasker, describe_request, mask_query
 
 SECRET = "headers-test-secret-value"
@@ -282,23 +278,10 @@ def test_credential_named_scope_entries_are_masked() -> None:
 
 
 @pytest.fixture
-async def client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("C2C__AUTH__SECRET", SECRET)
-    monkeypatch.setenv("C2C__TOOLS__HEADERS__MASKED_NAMES", "X-Tenant, customer")
-    config.reload()
-    app = FastAPI()
-    app.mount("/c2c", create_app())
-    await c2casgiutils.startup(app)
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http_client:
+async def client(c2c_client_factory: Any) -> AsyncIterator[httpx.AsyncClient]:
+    env = {"C2C__AUTH__SECRET": SECRET, "C2C__TOOLS__HEADERS__MASKED_NAMES": "X-Tenant, customer"}
+    async with c2c_client_factory(env) as http_client:
         yield http_client
-    await c2casgiutils.shutdown()
-    monkeypatch.delenv("C2C__AUTH__SECRET")
-    monkeypatch.delenv("C2C__TOOLS__HEADERS__MASKED_NAMES")
-    config.reload()
 
 
 async def test_endpoint_shows_what_the_application_receives(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,53 @@
+"""Fixtures shared by c2c-all's tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+import c2casgiutils
+from c2casgiutils import config
+from c2casgiutils._app import create_app
+
+ClientFactory = Callable[[Mapping[str, str]], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def c2c_client_factory(monkeypatch: pytest.MonkeyPatch) -> ClientFactory:
+    """`async with factory({"C2C__...": ...}) as client`: an application with the /c2c app mounted and started.
+
+    Only the given `C2C__` variables are set (the others are removed), the toolkit is started and
+    shut down around the client, and the environment is put back and re-read afterwards.
+    """
+
+    @contextlib.asynccontextmanager
+    async def factory(env: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+        _clear_c2c_variables(monkeypatch)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        config.reload()
+        app = FastAPI()
+        app.mount("/c2c", create_app())
+        await c2casgiutils.startup(app)
+        try:
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                yield client
+        finally:
+            await c2casgiutils.shutdown()
+            _clear_c2c_variables(monkeypatch)
+            config.reload()
+
+    return factory
