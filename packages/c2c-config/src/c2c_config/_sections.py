@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from c2c_config._base import C2CSettings, Section
-from c2c_config._types import RedisOptions, StringList, _parse_redis_options
+from c2c_config._types import Duration, RedisOptions, StringList, _parse_redis_options
 
 _METRIC_PREFIX = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*|")
 _HOST_PORT = re.compile(r"(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<host>[^\s:\[\]/@,]+)):(?P<port>\d{1,5})")
@@ -50,6 +51,18 @@ class RedisSettings(Section):
     servicename: str | None = Field(default=None, description="Redis service name for Sentinel")
     db: int = Field(default=0, ge=0, description="Redis database number (Sentinel mode, or a URL without one)")
     broadcast_prefix: str = Field(default="broadcast_api_", description="Redis prefix for broadcast channels")
+    timeout: Duration = Field(
+        default=datetime.timedelta(seconds=5),
+        description=(
+            "Time limit of one Redis call on a request path or at startup (connect and answer); "
+            "past it the call fails and the endpoint answers 503"
+        ),
+    )
+    max_connections: int = Field(
+        default=20,
+        ge=1,
+        description="Most connections one process opens to Redis per event loop (the connection pool's size)",
+    )
 
     @classmethod
     def parse_options(cls, value: object) -> dict[str, bool | int | float | str]:
@@ -67,6 +80,13 @@ class RedisSettings(Section):
         if not re.match(r"(redis|rediss|unix)://", value):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value.strip()
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: datetime.timedelta) -> datetime.timedelta:
+        if value <= datetime.timedelta(0):
+            raise ValueError("the Redis timeout must be longer than 0 s")
+        return value
 
     @field_validator("sentinels")
     @classmethod
@@ -124,6 +144,14 @@ class ProxyHeadersSettings(Section):
         description=(
             "Trusted proxy client hosts/networks. Accepts comma-separated string or list "
             "(e.g. '127.0.0.1,10.0.0.0/8' or '*')."
+        ),
+    )
+
+    trust_host: bool = Field(
+        default=True,
+        description=(
+            "Believe X-Forwarded-Host and X-Forwarded-Port from a trusted proxy (as c2casgiutils 0.14 did); "
+            "the proxy must then set or strip them, or a client chooses the host url_for uses"
         ),
     )
 
