@@ -120,7 +120,7 @@ def test_duration_roundtrip(value: datetime.timedelta) -> None:
 
 
 @given(
-    st.lists(st.integers(min_value=0, max_value=10_000), min_size=5, max_size=5),
+    st.lists(st.integers(min_value=0, max_value=1_000), min_size=5, max_size=5),
     st.integers(min_value=0, max_value=4),
 )
 def test_short_form_matches_arithmetic(amounts: list[int], first: int) -> None:
@@ -140,9 +140,73 @@ def test_parse_duration_never_crashes(text: str) -> None:
     try:
         result = parse_duration(text)
     except DurationError as error:
-        assert "expected" in str(error) or "negative" in str(error)
+        assert "expected" in str(error) or "negative" in str(error) or "out of range" in str(error)
     else:
         assert result >= td(0)
+
+
+# Issue 14 item 15: huge durations were an OverflowError (a 500 in the logging tool, a raw
+# traceback when loading settings); they are a DurationError naming the value.
+@pytest.mark.parametrize(
+    "value",
+    [
+        1e15,
+        10**400,
+        "99999999999999w",
+        "P99999999999999W",
+        "PT99999999999999999H",
+        "9" * 400,
+        "36501d",
+        "P36500DT1S",
+        td(days=36501),
+    ],
+    ids=lambda value: repr(value)[:24],
+)
+def test_parse_duration_out_of_range(value: object) -> None:
+    with pytest.raises(DurationError, match="out of range") as caught:
+        parse_duration(value)
+    assert "36500 days" in str(caught.value)
+    assert str(value)[:20] in str(caught.value) or isinstance(value, td)
+
+
+def test_parse_duration_maximum_is_accepted() -> None:
+    assert parse_duration("36500d") == parse_duration("P36500D") == parse_duration(36500 * 86400) == td(days=36500)
+
+
+def test_settings_error_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from c2c_config import C2CSettings, ConfigError, Duration
+
+    class _Timeouts(C2CSettings):
+        limit: Duration = td(seconds=1)
+
+    monkeypatch.setenv("C2C__LIMIT", "99999999999999w")
+    with pytest.raises(ConfigError) as caught:
+        _Timeouts()
+    assert "C2C__LIMIT" in str(caught.value)
+    assert "out of range" in str(caught.value)
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789.,PTWDHMSwdhms ", max_size=40),
+        st.integers(),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.timedeltas(),
+        st.booleans(),
+        st.none(),
+    )
+)
+@example("99999999999999w")
+@example(1e15)
+@example(10**400)
+def test_parse_duration_only_raises_duration_error(value: object) -> None:
+    """Any string or number: a timedelta within range, or a DurationError; never another exception."""
+    try:
+        result = parse_duration(value)
+    except DurationError:
+        pass
+    else:
+        assert td(0) <= result <= td(days=36500)
 
 
 # --- lists ------------------------------------------------------------------------------------

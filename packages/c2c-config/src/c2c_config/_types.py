@@ -41,6 +41,15 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 _UNITS = ("w", "d", "h", "m", "s")
 _UNIT_SECONDS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
+MAX_DURATION = datetime.timedelta(days=36500)
+"""The longest duration `parse_duration` accepts: 100 years (`P36500D`).
+
+Longer than any time limit, cache age or cookie lifetime a service sets, and small enough that
+everything downstream takes it: `timedelta` (its limit is 999,999,999 days), `total_seconds()`
+without losing a microsecond (100 years is about 3.2e15 µs, below 2**53), Redis `PX` and
+`loop.call_later`. A longer value is a `DurationError`, never an `OverflowError`.
+"""
+
 
 class DurationError(ValueError):
     """A duration that does not parse; the message lists the accepted formats."""
@@ -51,6 +60,22 @@ def _invalid_duration(value: str, reason: str = "") -> DurationError:
     return DurationError(f"Invalid time delta: invalid duration {value!r}{detail}; expected {DURATION_FORMATS}")
 
 
+def _checked_seconds(value: object, seconds: float) -> datetime.timedelta:
+    """`seconds` as a timedelta, or a `DurationError` when it is not finite or longer than `MAX_DURATION`."""
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise DurationError(
+            f"Invalid time delta: duration {_shown(value)} is out of range: at most {MAX_DURATION.days} days "
+            f"(P{MAX_DURATION.days}D)"
+        )
+    return datetime.timedelta(seconds=seconds)
+
+
+def _shown(value: object) -> str:
+    """The value for a message, cut short: a duration is short, untrusted input may not be."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _parse_iso(text: str) -> datetime.timedelta:
     match = _ISO_DURATION.fullmatch(text)
     if match is None or not any(match.groupdict().values()) or text.upper().endswith("T"):
@@ -58,7 +83,8 @@ def _parse_iso(text: str) -> datetime.timedelta:
             raise _invalid_duration(text, "years and months have no fixed length: write days, e.g. P365D or P30D")
         raise _invalid_duration(text)
     parts = {k: float(v.replace(",", ".")) for k, v in match.groupdict().items() if v is not None}
-    return datetime.timedelta(**parts)
+    _checked_seconds(text, sum(amount * _UNIT_SECONDS[unit[0]] for unit, amount in parts.items()))
+    return datetime.timedelta(**parts)  # built from the parts: no rounding of the sum
 
 
 def _parse_short(text: str) -> datetime.timedelta:
@@ -85,26 +111,37 @@ def _parse_short(text: str) -> datetime.timedelta:
         last_unit_index = unit_index
         total += float(part.group(1)) * _UNIT_SECONDS[part.group(2).lower()]
         position = part.end()
-    return datetime.timedelta(seconds=total)
+    return _checked_seconds(text, total)
+
+
+def _parse_number(value: float) -> datetime.timedelta:
+    if not isinstance(value, int) and not math.isfinite(value):
+        raise DurationError(f"Invalid time delta: invalid duration {value!r}: not a finite number")
+    if value < 0:
+        raise DurationError(f"Invalid time delta: invalid duration {_shown(value)}: must not be negative")
+    # An int too large for a float is out of range too (compared before any float conversion).
+    return _checked_seconds(value, math.inf if value > MAX_DURATION.total_seconds() else float(value))
 
 
 def parse_duration(text: object) -> datetime.timedelta:
     """Parse a duration from an environment value (see `DURATION_FORMATS`) or pass a timedelta through.
 
-    Numbers (int or float) are seconds. Negative, infinite and NaN durations are refused.
+    Numbers (int or float) are seconds. Negative, infinite and NaN durations are refused, and so
+    are durations longer than `MAX_DURATION` (100 years).
 
     Raises:
-        DurationError: the value is not a duration; the message lists the accepted formats.
+        DurationError: the value is not a duration (the message lists the accepted formats) or is
+            out of range; never another exception, whatever the input.
     """
     value = text
     if isinstance(value, datetime.timedelta):
         result = value
+        if result > MAX_DURATION:
+            _checked_seconds(value, math.inf)
     elif isinstance(value, bool):
         raise DurationError(f"Invalid time delta: invalid duration {value!r}; expected {DURATION_FORMATS}")
     elif isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise DurationError(f"Invalid time delta: invalid duration {value!r}: not a finite number")
-        result = datetime.timedelta(seconds=value)
+        result = _parse_number(value)
     elif isinstance(value, str):
         text = value.strip()
         if not text:
@@ -112,7 +149,7 @@ def parse_duration(text: object) -> datetime.timedelta:
         if text[0] in "Pp":
             result = _parse_iso(text)
         elif _NUMBER.fullmatch(text):
-            result = datetime.timedelta(seconds=float(text))
+            result = _checked_seconds(value, float(text))
         elif text[0] in "0123456789":
             result = _parse_short(text)
         else:
@@ -122,7 +159,7 @@ def parse_duration(text: object) -> datetime.timedelta:
             f"Invalid time delta: invalid duration of type {type(value).__name__}; expected {DURATION_FORMATS}"
         )
     if result < datetime.timedelta(0):
-        raise DurationError(f"Invalid time delta: invalid duration {value!r}: must not be negative")
+        raise DurationError(f"Invalid time delta: invalid duration {_shown(value)}: must not be negative")
     return result
 
 
