@@ -11,6 +11,18 @@ Two modes, decided by `RedisSettings`:
 Clients are created lazily (creating one opens no connection), one set per running event loop, and
 closed by `aclose()` or, at the latest, when their loop ends. Responses
 are decoded to `str` unless the options say `decode_responses=false`. Passwords never reach a log.
+
+Bounds (unless `C2C__REDIS__OPTIONS` sets the same redis-py option, which wins):
+
+- command clients (`master()`, `replica()`) share, per client, a pool of at most
+  `C2C__REDIS__MAX_CONNECTIONS` connections that *waits* for a free connection (at most
+  `C2C__REDIS__TIMEOUT`, then `redis.exceptions.ConnectionError("No connection available.")`)
+  instead of opening more; a command, and a connection attempt, fail after `C2C__REDIS__TIMEOUT`
+  (`socket_timeout`, `socket_connect_timeout`);
+- the pub/sub client (`subscriber()`) is separate: each `PubSub` holds one connection for its
+  whole life, so it must neither wait behind commands nor starve them; its reads are bounded by
+  the reader's own timeout (`get_message(timeout=...)`), not by `socket_timeout`, which would cut
+  a subscriber that is simply idle; connecting is bounded by `C2C__REDIS__TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ from c2c_config._sections import CoreSettings, RedisSettings
 
 try:
     import redis.asyncio as aioredis
-    from redis.asyncio.sentinel import Sentinel
+    from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 except ModuleNotFoundError as _error:  # pragma: no cover - exercised by the "not installed" test
     raise ModuleNotFoundError(
         "c2c_config.redis needs the Redis client: install c2c-config[redis] (or the redis package)",
@@ -37,6 +49,13 @@ LOG = logging.getLogger("c2c_config.redis")
 
 __all__ = ["RedisFactory", "get_factory", "reset_factory"]
 
+# redis-py options that configure the client object rather than its connections or pool.
+_CLIENT_OPTIONS = ("single_connection_client",)
+
+
+class _BlockingSentinelConnectionPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):  # type: ignore[misc,unused-ignore]
+    """A Sentinel-managed pool (follows the master) that waits for a free connection when full."""
+
 
 @dataclasses.dataclass
 class _Clients:
@@ -44,12 +63,13 @@ class _Clients:
 
     master: aioredis.Redis | None = None
     replica: aioredis.Redis | None = None
+    subscriber: aioredis.Redis | None = None
     sentinel: Sentinel | None = None
 
     async def aclose(self) -> None:
-        clients = list({id(c): c for c in (self.master, self.replica) if c}.values())
+        clients = list({id(c): c for c in (self.master, self.replica, self.subscriber) if c}.values())
         sentinel = self.sentinel
-        self.master = self.replica = None
+        self.master = self.replica = self.subscriber = None
         self.sentinel = None
         for client in clients:
             await client.aclose()
@@ -87,9 +107,32 @@ class RedisFactory:
         return "url" if self.settings.url else "none"
 
     def _options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"decode_responses": True}
+        """Connection options of the command clients: the defaults, then the user's options."""
+        timeout = self.settings.timeout.total_seconds()
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+        }
         options.update(self.settings.options)
         return options
+
+    def _subscriber_options(self) -> dict[str, Any]:
+        """Connection options of the pub/sub client: no default `socket_timeout` (see the module docstring)."""
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_connect_timeout": self.settings.timeout.total_seconds(),
+        }
+        options.update(self.settings.options)
+        options.pop("max_connections", None)  # one connection per PubSub, as many as there are subscribers
+        return options
+
+    def _pool_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Take the pool's bounds out of `options`: its size and how long to wait for a free connection."""
+        return {
+            "max_connections": options.pop("max_connections", self.settings.max_connections),
+            "timeout": self.settings.timeout.total_seconds(),
+        }
 
     def describe(self) -> str:
         """Where the clients connect, for a log line: the URL without its password, or the Sentinels."""
@@ -102,32 +145,61 @@ class RedisFactory:
 
     def _build(self) -> _Clients:
         clients = _Clients()
-        options = self._options()
         if self.mode == "sentinel":
-            assert self.settings.servicename is not None
-            # Options that configure the connection to the Redis nodes also apply to the Sentinels,
-            # except the data-node credentials and database.
-            sentinel_kwargs = {
-                key: value for key, value in options.items() if key not in ("password", "username", "db")
-            }
-            # redis-py before 8 leaves Sentinel.__init__ unannotated.
-            clients.sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
-                self.settings.sentinel_addresses, sentinel_kwargs=sentinel_kwargs, **options
-            )
-            clients.master = clients.sentinel.master_for(self.settings.servicename, db=self.settings.db)
-            clients.replica = clients.sentinel.slave_for(self.settings.servicename, db=self.settings.db)
+            self._build_sentinel(clients)
         elif self.mode == "url":
-            assert self.settings.url is not None
-            url = self.settings.url
-            parsed = urllib.parse.urlsplit(url)
-            has_db = parsed.path.strip("/") != "" or "db=" in parsed.query
-            if not has_db and "db" not in options:
-                options["db"] = self.settings.db
-            clients.master = aioredis.Redis.from_url(url, **options)
-            clients.replica = clients.master
+            self._build_url(clients)
         if self.configured:
             LOG.info("Redis clients created (%s mode, %s)", self.mode, self.describe())
         return clients
+
+    def _build_sentinel(self, clients: _Clients) -> None:
+        assert self.settings.servicename is not None
+        service, db = self.settings.servicename, self.settings.db
+        options = self._options()
+        pool = self._pool_options(options)
+        client_options = {key: options.pop(key) for key in _CLIENT_OPTIONS if key in options}
+        # Options that configure the connection to the Redis nodes also apply to the Sentinels,
+        # except the data-node credentials and database.
+        sentinel_kwargs = {key: value for key, value in options.items() if key not in ("password", "username", "db")}
+        # redis-py before 8 leaves Sentinel.__init__ unannotated.
+        sentinel = clients.sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
+            self.settings.sentinel_addresses, sentinel_kwargs=sentinel_kwargs, **options
+        )
+        blocking = {"connection_pool_class": _BlockingSentinelConnectionPool, **pool, "db": db}
+        clients.master = sentinel.master_for(service, **blocking)
+        clients.replica = sentinel.slave_for(service, **blocking)
+        if client_options.get("single_connection_client"):
+            for client in (clients.master, clients.replica):
+                client.single_connection_client = True  # read at the first command, as the constructor's argument
+        # The pub/sub client: the same master, its own unbounded pool, no read timeout by default.
+        subscriber_options = self._subscriber_options()
+        if "socket_timeout" not in subscriber_options:
+            subscriber_options["socket_timeout"] = None  # override the Sentinel-wide default
+        for key in _CLIENT_OPTIONS:
+            subscriber_options.pop(key, None)
+        clients.subscriber = sentinel.master_for(service, **{**subscriber_options, "db": db})
+
+    def _build_url(self, clients: _Clients) -> None:
+        assert self.settings.url is not None
+        url = self.settings.url
+        parsed = urllib.parse.urlsplit(url)
+        has_db = parsed.path.strip("/") != "" or "db=" in parsed.query
+        options = self._options()
+        subscriber_options = self._subscriber_options()
+        if not has_db:
+            options.setdefault("db", self.settings.db)
+            subscriber_options.setdefault("db", self.settings.db)
+        pool = self._pool_options(options)
+        client_options = {key: options.pop(key) for key in _CLIENT_OPTIONS if key in options}
+        clients.master = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(url, **pool, **options), **client_options
+        )
+        clients.master.auto_close_connection_pool = True  # the client owns its pool (closed with it)
+        clients.replica = clients.master
+        for key in _CLIENT_OPTIONS:
+            subscriber_options.pop(key, None)
+        clients.subscriber = aioredis.Redis.from_url(url, **subscriber_options)
 
     def master(self) -> aioredis.Redis | None:
         """This loop's client for writes (created on first call), or None when Redis is not configured."""
@@ -136,6 +208,15 @@ class RedisFactory:
     def replica(self) -> aioredis.Redis | None:
         """This loop's client for reads that tolerate a lagging replica, or None when Redis is not configured."""
         return self._clients.get().replica if self.configured else None
+
+    def subscriber(self) -> aioredis.Redis | None:
+        """This loop's client for pub/sub connections (`subscriber().pubsub()`), or None when Redis is not configured.
+
+        Its pool is not the command clients' bounded one: every `PubSub` holds one connection for
+        its life (the toolkit opens two per broadcaster), and reading is bounded by the reader's
+        `get_message(timeout=...)` rather than by a `socket_timeout` (unless the options set one).
+        """
+        return self._clients.get().subscriber if self.configured else None
 
     def sentinel(self) -> Sentinel | None:
         """This loop's Sentinel client in Sentinel mode, else None."""
