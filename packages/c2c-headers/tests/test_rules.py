@@ -6,11 +6,13 @@ import re
 from typing import Any
 
 import pytest
+from _c2c_headers_helpers import header_values, http_scope, make_app, response_headers
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from c2c_headers import CSP_NONCE, DEFAULT_HEADERS_CONFIG
-from c2c_headers._rules import compile_rule, compile_rules, render_value
+from c2c_headers import CSP_NONCE, DEFAULT_HEADERS_CONFIG, ArmorHeaderMiddleware
+from c2c_headers._csp import KNOWN_CSP_DIRECTIVES
+from c2c_headers._rules import compile_rule, compile_rules, default_headers_config, render_value
 
 
 def _render(header: str, value: Any) -> str | None:
@@ -273,7 +275,7 @@ def test_render_is_valid_or_rejected(header: str, value: Any) -> None:
 _SOURCE = st.from_regex(
     r"'self'|'none'|https://[a-z]{1,8}\.example(/[a-z]{0,5})?|data:|\*\.[a-z]{1,6}\.org", fullmatch=True
 )
-_DIRECTIVE = st.from_regex(r"[a-z]{1,8}(-[a-z]{1,6})?", fullmatch=True)
+_DIRECTIVE = st.sampled_from(sorted(KNOWN_CSP_DIRECTIVES))
 
 
 @given(st.dictionaries(_DIRECTIVE, st.lists(_SOURCE, max_size=4), min_size=1, max_size=6))
@@ -362,9 +364,9 @@ def test_a_rule_without_path_pattern_has_no_slash_form() -> None:
 DEFAULT_PATH_PATTERNS = sorted({rule["path_match"] for rule in DEFAULT_HEADERS_CONFIG.values() if "path_match" in rule})
 
 
-def test_the_default_path_patterns_are_of_0_14_form() -> None:
-    assert DEFAULT_PATH_PATTERNS == [r"^(.*/)?c2c/?$", r"^(.*/)?docs/?$", r"^(.*/)?redoc/?$"]
-    assert not any(pattern.startswith(("/", "^/")) for pattern in DEFAULT_PATH_PATTERNS)
+def test_the_default_path_patterns() -> None:
+    """c2c keeps 0.14's form; docs and redoc are FastAPI's own pages only (issue 14, item 13)."""
+    assert DEFAULT_PATH_PATTERNS == [r"^(.*/)?c2c/?$", r"^/docs/?$", r"^/redoc/?$"]
 
 
 @given(path=st.text(st.sampled_from("/acdeors2x\n"), max_size=12).map(lambda text: "/" + text))
@@ -375,8 +377,8 @@ def test_the_default_path_patterns_are_of_0_14_form() -> None:
 @example(path="//c2c")
 def test_the_default_path_patterns_match_what_they_matched_with_the_slash(path: str) -> None:
     """Seen without the leading slash (0.14's form), the defaults match exactly the paths they matched with it."""
-    for pattern in DEFAULT_PATH_PATTERNS:
-        assert bool(re.match(pattern, path[1:])) == bool(re.match(pattern, path)), (pattern, path)
+    pattern = DEFAULT_HEADERS_CONFIG["c2c"]["path_match"]
+    assert bool(re.match(pattern, path[1:])) == bool(re.match(pattern, path)), (pattern, path)
 
 
 def test_header_is_0_14s_name_for_header_value() -> None:
@@ -387,3 +389,65 @@ def test_header_is_0_14s_name_for_header_value() -> None:
     assert "Header" in c2c_headers.__all__
     value: c2c_headers.Header = {"default-src": ["'self'"]}  # mypy: a dict value is a Header
     assert render_value("Content-Security-Policy", value) == "default-src 'self'"
+
+
+HTML = ((b"content-type", b"text/html; charset=utf-8"),)
+
+
+def _page_rule(csp: bytes) -> str | None:
+    found = {"docs": b"swagger-ui" in csp, "redoc": b"redoc@" in csp}
+    (name,) = [name for name, present in found.items() if present] or [None]
+    return name
+
+
+# Each row: request path, root_path, middleware arguments, the default rule whose CSP the page gets.
+@pytest.mark.parametrize(
+    ("path", "root_path", "arguments", "rule"),
+    [
+        ("/docs", "", {}, "docs"),
+        ("/docs/", "", {}, "docs"),
+        ("/redoc", "", {}, "redoc"),
+        ("/redoc/", "", {}, "redoc"),
+        ("/app/docs", "/app", {}, "docs"),
+        ("/app/redoc", "/app", {}, "redoc"),
+        # any other page whose path ends in docs / redoc keeps the strict policy
+        ("/user/docs", "", {}, None),
+        ("/user/redoc", "", {}, None),
+        ("/v1/docs", "", {}, None),
+        ("/c2c/docs", "", {}, None),
+        ("/docs/x", "", {}, None),
+        ("/docsx", "", {}, None),
+        ("/app/user/docs", "/app", {}, None),
+        ("/docs", "/app", {}, "docs"),  # the root_path is not in this path: it is relative already
+        # other URLs, as FastAPI(docs_url=..., redoc_url=...) serves them
+        ("/api/swagger", "", {"docs_url": "/api/swagger"}, "docs"),
+        ("/api/swagger/", "", {"docs_url": "/api/swagger/"}, "docs"),
+        ("/docs", "", {"docs_url": "/api/swagger"}, None),
+        ("/api/re.doc", "", {"redoc_url": "/api/re.doc"}, "redoc"),
+        ("/api/reXdoc", "", {"redoc_url": "/api/re.doc"}, None),  # escaped, not a regex
+        ("/docs", "", {"docs_url": None}, None),
+        ("/redoc", "", {"redoc_url": None}, None),
+    ],
+)
+async def test_docs_rules_match_fastapis_pages_only(
+    engine: str, path: str, root_path: str, arguments: dict[str, Any], rule: str | None
+) -> None:
+    middleware = ArmorHeaderMiddleware(make_app(headers=HTML), engine=engine, **arguments)
+    result = await response_headers(middleware, http_scope(path, root_path=root_path))
+    (csp,) = header_values(result, b"content-security-policy")
+    assert _page_rule(csp) == rule
+    assert bool(header_values(result, b"cross-origin-embedder-policy")) is (rule is None)
+
+
+def test_docs_rules_are_compiled_once_at_construction() -> None:
+    rules = {rule.name: rule for rule in compile_rules(None, docs_url="/api/docs", redoc_url=None)}
+    assert rules["docs"].path_pattern == r"^/api/docs/?$"
+    assert rules["docs"].path_with_slash
+    assert "redoc" not in rules
+    assert default_headers_config() == DEFAULT_HEADERS_CONFIG
+
+
+@pytest.mark.parametrize("url", ["docs", "", "/", "//", "/docs\r\n", 3])
+def test_docs_url_must_be_a_path(url: Any) -> None:
+    with pytest.raises(ValueError, match="docs_url must be a path"):
+        compile_rules(None, docs_url=url)

@@ -6,11 +6,15 @@ error messages live here only (CONVENTIONS.md E).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Required, TypeAlias, TypedDict
 
+from c2c_headers._csp import CSPError, extra_directives, has_default_src, render_csp
 from c2c_headers._engine import CSP_NONCE_PLACEHOLDER, CompiledRule
+
+_LOG = logging.getLogger("c2c_headers")
 
 HeaderValue: TypeAlias = str | Sequence[str] | Mapping[str, Any] | None
 """A rule's header value: str as is, list joined, dict rendered (CSP, Permissions-Policy...), None removes."""
@@ -57,6 +61,11 @@ HeadersConfig: TypeAlias = Mapping[str, HeaderMatcher | Mapping[str, Any]]
 CSP_NONCE: Final = CSP_NONCE_PLACEHOLDER
 """Placeholder to write in a CSP source list; replaced by ``'nonce-<value>'`` on each response."""
 
+DEFAULT_DOCS_URL: Final = "/docs"
+"""FastAPI's default ``docs_url``: the page the default ``docs`` rule applies to."""
+DEFAULT_REDOC_URL: Final = "/redoc"
+"""FastAPI's default ``redoc_url``: the page the default ``redoc`` rule applies to."""
+
 # Error message templates (Starlette style: constants at module top).
 RULE_NOT_MAPPING = "headers_config rule {rule!r}: a rule must be a mapping, got {type}"
 RULE_UNKNOWN_FIELDS = "headers_config rule {rule!r}: unknown field(s) {fields}; accepted: {accepted}"
@@ -85,30 +94,12 @@ COMMA_LIST_HEADERS: Final = frozenset(
 _TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Control characters are never allowed in a field value (RFC 9110 section 5.5), except HTAB.
 _CTL_RE: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_CSP_DIRECTIVE_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
-# CSP keywords that only mean something quoted: unquoted, the browser reads them as host names.
-_CSP_KEYWORDS: Final = frozenset(
-    {
-        "self",
-        "none",
-        "nonce",
-        "unsafe-inline",
-        "unsafe-eval",
-        "unsafe-hashes",
-        "unsafe-allow-redirects",
-        "strict-dynamic",
-        "report-sample",
-        "wasm-unsafe-eval",
-        "inline-speculation-rules",
-    }
-)
-_CSP_HASH_OR_NONCE_RE: Final = re.compile(r"(?:nonce|sha256|sha384|sha512)-", re.IGNORECASE)
 _PP_FEATURE_RE: Final = re.compile(r"[a-z*][a-z0-9_.*-]*")
 _PP_BARE_ITEMS: Final = frozenset({"self", "src", "*"})
 
 
-class _RuleError(ValueError):
-    """Internal: a problem with one header value, completed with the rule and header names."""
+# Internal: a problem with one header value, completed with the rule and header names.
+_RuleError = CSPError
 
 
 def _validate_value(value: str) -> str:
@@ -130,68 +121,6 @@ def _str_items(items: Iterable[object], what: str) -> list[str]:
             raise _RuleError(f"unsupported value type {type(item).__name__} in {what} (expected str)")
         result.append(item)
     return result
-
-
-def _csp_sources(directive: str, sources: list[str]) -> list[str]:
-    tokens: list[str] = []
-    for source in sources:
-        tokens.extend(source.split())
-    for token in tokens:
-        if ";" in token or "," in token:
-            raise _RuleError(f"CSP directive {directive!r}: source {token!r} contains ';' or ','")
-        if token.lower() in _CSP_KEYWORDS or _CSP_HASH_OR_NONCE_RE.match(token):
-            raise _RuleError(f"CSP directive {directive!r}: keyword {token!r} must be quoted: \"'{token}'\"")
-    return tokens
-
-
-def _render_csp_directives(directives: list[tuple[str, list[str]]]) -> str:
-    seen: set[str] = set()
-    parts = []
-    for directive, sources in directives:
-        if not _CSP_DIRECTIVE_RE.fullmatch(directive):
-            raise _RuleError(f"invalid CSP directive name {directive!r}")
-        if directive.lower() in seen:
-            raise _RuleError(f"duplicate CSP directive {directive!r}")
-        seen.add(directive.lower())
-        tokens = _csp_sources(directive, sources)
-        parts.append(" ".join([directive, *tokens]))
-    if not parts:
-        raise _RuleError("empty Content-Security-Policy (use None to remove the header)")
-    return "; ".join(parts)
-
-
-def _parse_csp_string(policy: str) -> list[tuple[str, list[str]]]:
-    if "," in policy:
-        raise _RuleError("a ',' in a CSP value starts a second policy; write one policy per rule")
-    directives = []
-    for part in policy.split(";"):
-        words = part.split()
-        if words:
-            directives.append((words[0], words[1:]))
-    return directives
-
-
-def _render_csp(value: object) -> str:
-    if isinstance(value, str):
-        return _render_csp_directives(_parse_csp_string(value))
-    if isinstance(value, Mapping):
-        directives = []
-        for directive, sources in value.items():
-            if not isinstance(directive, str):
-                raise _RuleError(f"CSP directive names must be str, got {type(directive).__name__}")
-            if isinstance(sources, str):
-                directives.append((directive, [sources]))
-            elif isinstance(sources, list | tuple):
-                directives.append((directive, _str_items(sources, f"CSP directive {directive!r}")))
-            else:
-                raise _RuleError(f"unsupported value type {type(sources).__name__} for CSP directive {directive!r}")
-        return _render_csp_directives(directives)
-    if not isinstance(value, list | tuple):
-        raise _RuleError(f"unsupported value type {type(value).__name__} for a CSP")
-    directives = []
-    for item in _str_items(value, "the CSP list"):
-        directives.extend(_parse_csp_string(item))
-    return _render_csp_directives(directives)
 
 
 def _render_pp_allowlist(feature: str, allowlist: object) -> str:
@@ -233,18 +162,19 @@ def _render_dict(header: str, value: Mapping[object, object]) -> str:
     return (", " if header in COMMA_LIST_HEADERS else "; ").join(parts)
 
 
-def render_value(header: str, value: object) -> str | None:
+def render_value(header: str, value: object, extra_csp_directives: frozenset[str] = frozenset()) -> str | None:
     """Render one header value to its final string (None = remove); raise ValueError when invalid.
 
     Args:
         header: the header name (any case).
         value: str, list/tuple of str, dict, or None.
+        extra_csp_directives: CSP directive names accepted besides the known ones.
     """
     lower = header.lower()
     if value is None:
         return None
     if lower in _CSP_HEADERS and isinstance(value, str | list | tuple | Mapping):
-        return _validate_value(_render_csp(value))
+        return _validate_value(render_csp(value, extra_csp_directives))
     if isinstance(value, str):
         return _validate_value(value)
     if isinstance(value, list | tuple):
@@ -299,8 +229,17 @@ def _compile_methods(rule: str, methods: object) -> frozenset[str]:
     return frozenset(result)
 
 
-def compile_rule(name: str, rule: object) -> tuple[int, CompiledRule]:
+def compile_rule(
+    name: str, rule: object, extra_csp_directives: frozenset[str] = frozenset()
+) -> tuple[int, CompiledRule]:
     """Validate and render one rule; return ``(order, CompiledRule)``.
+
+    A CSP without ``default-src`` is logged as a warning (everything it does not name is allowed).
+
+    Args:
+        name: the rule's name (in error messages).
+        rule: the rule (see `HeaderMatcher`).
+        extra_csp_directives: CSP directive names accepted besides the known ones.
 
     Raises:
         ValueError: naming the rule and the header or field at fault.
@@ -334,9 +273,16 @@ def compile_rule(name: str, rule: object) -> tuple[int, CompiledRule]:
             raise ValueError(RULE_HEADER_ERROR.format(rule=name, header=header, problem=problem))
         seen.add(header.lower())
         try:
-            rendered = render_value(header, value)
+            rendered = render_value(header, value, extra_csp_directives)
         except _RuleError as error:
             raise ValueError(RULE_HEADER_ERROR.format(rule=name, header=header, problem=error)) from None
+        if rendered is not None and header.lower() in _CSP_HEADERS and not has_default_src(rendered):
+            _LOG.warning(
+                "headers_config rule %r, header %r: the CSP has no default-src: every fetch directive it "
+                "does not name allows any source",
+                name,
+                header,
+            )
         edits.append(
             (header.lower().encode("latin-1"), None if rendered is None else rendered.encode("latin-1")),
         )
@@ -364,21 +310,42 @@ def compile_rule(name: str, rule: object) -> tuple[int, CompiledRule]:
     return order, compiled
 
 
-def compile_rules(headers_config: HeadersConfig | None, use_default: bool = True) -> tuple[CompiledRule, ...]:
+def compile_rules(
+    headers_config: HeadersConfig | None,
+    use_default: bool = True,
+    *,
+    docs_url: str | None = DEFAULT_DOCS_URL,
+    redoc_url: str | None = DEFAULT_REDOC_URL,
+    extra_csp_directives: Iterable[str] | None = None,
+) -> tuple[CompiledRule, ...]:
     """Compile the default rules (if ``use_default``) then ``headers_config``, stably sorted by ``order``.
+
+    Args:
+        headers_config: rule name -> rule.
+        use_default: start from the default rules (`default_headers_config`).
+        docs_url: the Swagger UI page of the default ``docs`` rule (FastAPI's ``app.docs_url``,
+            relative to ``root_path``); None drops the rule.
+        redoc_url: the same for the ReDoc page (``app.redoc_url``) and the ``redoc`` rule.
+        extra_csp_directives: CSP directive names accepted besides the known ones.
 
     Raises:
         ValueError: naming the rule and the header or field at fault.
     """
     if headers_config is not None and not isinstance(headers_config, Mapping):
         raise ValueError(f"headers_config must map rule names to rules, got {type(headers_config).__name__}")
+    extras = extra_directives(extra_csp_directives)
     compiled: list[tuple[int, CompiledRule]] = []
     if use_default:
-        compiled.extend(compile_rule(name, rule) for name, rule in DEFAULT_HEADERS_CONFIG.items())
+        defaults = (
+            DEFAULT_HEADERS_CONFIG
+            if (docs_url, redoc_url) == (DEFAULT_DOCS_URL, DEFAULT_REDOC_URL)
+            else default_headers_config(docs_url=docs_url, redoc_url=redoc_url)
+        )
+        compiled.extend(compile_rule(name, rule, extras) for name, rule in defaults.items())
     for name, rule in (headers_config or {}).items():
         if not isinstance(name, str):
             raise ValueError(f"headers_config rule names must be str, got {name!r}")
-        compiled.append(compile_rule(name, rule))
+        compiled.append(compile_rule(name, rule, extras))
     compiled.sort(key=lambda item: item[0])  # stable: defaults first, then insertion order
     return tuple(rule for _, rule in compiled)
 
@@ -394,75 +361,106 @@ _CSP_HARDENING: Final[dict[str, list[str]]] = {
 _SWAGGER_CDN: Final = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
 _REDOC_CDN: Final = "https://cdn.jsdelivr.net/npm/redoc@2/"
 
-DEFAULT_HEADERS_CONFIG: Final[dict[str, HeaderMatcher]] = {
-    "default": {
-        "order": -1,
-        "headers": {
-            "Content-Security-Policy": {"default-src": ["'self'"], **_CSP_HARDENING},
-            "X-Frame-Options": "DENY",
-            "Strict-Transport-Security": "max-age=31536000; includeSubDomains; preload",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            "Permissions-Policy": ["geolocation=()", "microphone=()"],
-            "X-DNS-Prefetch-Control": "off",
-            "Origin-Agent-Cluster": "?1",
-            "X-Permitted-Cross-Domain-Policies": "none",
-            "Cross-Origin-Embedder-Policy": "require-corp",
-            "Cross-Origin-Opener-Policy": "same-origin",
-            "Cross-Origin-Resource-Policy": "same-origin",
-        },
-    },
-    # HSTS on http://localhost pins the browser to https for every local project: drop it for pages.
-    "localhost": {
-        "netloc_match": r"^localhost(:\d+)?$",
-        "content_type_match": r"^text/html",
-        "headers": {"Strict-Transport-Security": None},
-    },
-    # The /c2c index page is self-contained: its own scripts and styles, carried by nonces.
-    "c2c": {
-        "path_match": r"^(.*/)?c2c/?$",
-        "content_type_match": r"^text/html",
-        "status_code": 200,
-        "headers": {
-            "Content-Security-Policy": {
-                "default-src": ["'self'"],
-                "script-src": ["'self'", CSP_NONCE],
-                "style-src": ["'self'", CSP_NONCE],
-                **_CSP_HARDENING,
+
+def _page_pattern(argument: str, url: object) -> str:
+    """``^<url>/?$``: exactly one page, relative to ``root_path`` (a pattern that sees the leading slash)."""
+    if not isinstance(url, str) or not url.startswith("/") or _CTL_RE.search(url) or len(url.rstrip("/")) < 2:
+        raise ValueError(f"{argument} must be a path such as {DEFAULT_DOCS_URL!r} (or None), got {url!r}")
+    return "^" + re.escape(url.rstrip("/")) + "/?$"
+
+
+def default_headers_config(
+    *, docs_url: str | None = DEFAULT_DOCS_URL, redoc_url: str | None = DEFAULT_REDOC_URL
+) -> dict[str, HeaderMatcher]:
+    """The default rules, with the ``docs`` and ``redoc`` rules on FastAPI's own pages only.
+
+    Args:
+        docs_url: the Swagger UI page (FastAPI's ``app.docs_url``, relative to ``root_path``): the
+            ``docs`` rule matches that path, with or without a trailing slash, and no other; None
+            leaves the rule out.
+        redoc_url: the same for the ReDoc page (``app.redoc_url``) and the ``redoc`` rule.
+
+    Raises:
+        ValueError: a URL that is not an absolute path.
+    """
+    rules: dict[str, HeaderMatcher] = {
+        "default": {
+            "order": -1,
+            "headers": {
+                "Content-Security-Policy": {"default-src": ["'self'"], **_CSP_HARDENING},
+                "X-Frame-Options": "DENY",
+                "Strict-Transport-Security": "max-age=31536000; includeSubDomains; preload",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Permissions-Policy": ["geolocation=()", "microphone=()"],
+                "X-DNS-Prefetch-Control": "off",
+                "Origin-Agent-Cluster": "?1",
+                "X-Permitted-Cross-Domain-Policies": "none",
+                "Cross-Origin-Embedder-Policy": "require-corp",
+                "Cross-Origin-Opener-Policy": "same-origin",
+                "Cross-Origin-Resource-Policy": "same-origin",
             },
         },
-    },
-    # FastAPI's Swagger UI page: CDN script and style, one inline script, the FastAPI favicon.
-    "docs": {
-        "path_match": r"^(.*/)?docs/?$",
-        "content_type_match": r"^text/html",
-        "headers": {
-            "Content-Security-Policy": {
-                "default-src": ["'self'"],
-                "script-src-elem": ["'self'", "'unsafe-inline'", _SWAGGER_CDN],
-                "style-src-elem": ["'self'", _SWAGGER_CDN],
-                "img-src": ["'self'", "data:", "https://fastapi.tiangolo.com/img/"],
-                **_CSP_HARDENING,
-            },
-            "Cross-Origin-Embedder-Policy": None,
+        # HSTS on http://localhost pins the browser to https for every local project: drop it for pages.
+        "localhost": {
+            "netloc_match": r"^localhost(:\d+)?$",
+            "content_type_match": r"^text/html",
+            "headers": {"Strict-Transport-Security": None},
         },
-    },
-    # FastAPI's ReDoc page: CDN script, Google Fonts, inline styles, blob: workers.
-    "redoc": {
-        "path_match": r"^(.*/)?redoc/?$",
-        "content_type_match": r"^text/html",
-        "headers": {
-            "Content-Security-Policy": {
-                "default-src": ["'self'"],
-                "script-src-elem": ["'self'", "'unsafe-inline'", _REDOC_CDN],
-                "style-src": ["'self'", "'unsafe-inline'", "https://fonts.googleapis.com/"],
-                "font-src": ["'self'", "https://fonts.gstatic.com/"],
-                "img-src": ["'self'", "data:", "https://cdn.redoly.com/", "https://fastapi.tiangolo.com/img/"],
-                "worker-src": ["'self'", "blob:"],
-                **_CSP_HARDENING,
+        # The /c2c index page is self-contained: its own scripts and styles, carried by nonces.
+        "c2c": {
+            "path_match": r"^(.*/)?c2c/?$",
+            "content_type_match": r"^text/html",
+            "status_code": 200,
+            "headers": {
+                "Content-Security-Policy": {
+                    "default-src": ["'self'"],
+                    "script-src": ["'self'", CSP_NONCE],
+                    "style-src": ["'self'", CSP_NONCE],
+                    **_CSP_HARDENING,
+                },
             },
-            "Cross-Origin-Embedder-Policy": None,
         },
-    },
-}
+        # FastAPI's Swagger UI page: CDN script and style, one inline script, the FastAPI favicon.
+        "docs": {
+            "path_match": "",  # set below from the URL
+            "content_type_match": r"^text/html",
+            "headers": {
+                "Content-Security-Policy": {
+                    "default-src": ["'self'"],
+                    "script-src-elem": ["'self'", "'unsafe-inline'", _SWAGGER_CDN],
+                    "style-src-elem": ["'self'", _SWAGGER_CDN],
+                    "img-src": ["'self'", "data:", "https://fastapi.tiangolo.com/img/"],
+                    **_CSP_HARDENING,
+                },
+                "Cross-Origin-Embedder-Policy": None,
+            },
+        },
+        # FastAPI's ReDoc page: CDN script, Google Fonts, inline styles, blob: workers.
+        "redoc": {
+            "path_match": "",  # set below from the URL
+            "content_type_match": r"^text/html",
+            "headers": {
+                "Content-Security-Policy": {
+                    "default-src": ["'self'"],
+                    "script-src-elem": ["'self'", "'unsafe-inline'", _REDOC_CDN],
+                    "style-src": ["'self'", "'unsafe-inline'", "https://fonts.googleapis.com/"],
+                    "font-src": ["'self'", "https://fonts.gstatic.com/"],
+                    "img-src": ["'self'", "data:", "https://cdn.redoly.com/", "https://fastapi.tiangolo.com/img/"],
+                    "worker-src": ["'self'", "blob:"],
+                    **_CSP_HARDENING,
+                },
+                "Cross-Origin-Embedder-Policy": None,
+            },
+        },
+    }
+    for name, argument, url in (("docs", "docs_url", docs_url), ("redoc", "redoc_url", redoc_url)):
+        if url is None:
+            del rules[name]
+        else:
+            rules[name]["path_match"] = _page_pattern(argument, url)
+    return rules
+
+
+DEFAULT_HEADERS_CONFIG: Final[dict[str, HeaderMatcher]] = default_headers_config()
 """The default rules (applied first when ``use_default`` is true); see the README for the table."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from c2c_headers._engine import Engine, load_engine
-from c2c_headers._rules import HeadersConfig, compile_rules
+from c2c_headers._rules import DEFAULT_DOCS_URL, DEFAULT_REDOC_URL, HeadersConfig, compile_rules
 from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
 
 _LOG = logging.getLogger("c2c_headers")
@@ -31,6 +32,10 @@ class ArmorHeaderMiddleware:
         headers_config: HeadersConfig | None = None,
         use_default: bool = True,
         engine: str | None = None,
+        *,
+        docs_url: str | None = DEFAULT_DOCS_URL,
+        redoc_url: str | None = DEFAULT_REDOC_URL,
+        extra_csp_directives: Iterable[str] | None = None,
     ) -> None:
         """Validate and compile the rules, and choose the engine.
 
@@ -40,6 +45,11 @@ class ArmorHeaderMiddleware:
             use_default: start from `DEFAULT_HEADERS_CONFIG`.
             engine: ``"auto"``, ``"python"`` or ``"native"``; None reads the ``C2C_HEADERS_ENGINE``
                 environment variable (default ``"auto"``: native when installed).
+            docs_url: the page the default ``docs`` rule (Swagger UI's CSP) applies to, relative to
+                ``root_path``: pass FastAPI's ``app.docs_url``; None drops the rule.
+            redoc_url: the same for the ``redoc`` rule: pass ``app.redoc_url``.
+            extra_csp_directives: CSP directive names to accept besides the known ones (CSP 3
+                and deprecated names still deployed), e.g. a directive newer than this package.
 
         Raises:
             ValueError: invalid configuration (the message names the rule and the header), or an
@@ -47,7 +57,13 @@ class ArmorHeaderMiddleware:
             ModuleNotFoundError: ``engine="native"`` without c2c-headers-native installed.
         """
         self.app = app
-        self.rules = compile_rules(headers_config, use_default)
+        self.rules = compile_rules(
+            headers_config,
+            use_default,
+            docs_url=docs_url,
+            redoc_url=redoc_url,
+            extra_csp_directives=extra_csp_directives,
+        )
         self._engine: Engine = load_engine(engine, self.rules)
         self.engine_name: str = self._engine.name
         # Bound once: the two calls of every request.
