@@ -366,10 +366,18 @@ async def _never_send(message: Any) -> None:
         ('For="[2001:db8::1]:4711";Proto=HTTPS', [{"for": "[2001:db8::1]:4711", "proto": "HTTPS"}]),
         ("for=1.2.3.4, for=5.6.7.8;host=a", [{"for": "1.2.3.4"}, {"for": "5.6.7.8", "host": "a"}]),
         ('host="a,b";for=x', [{"host": "a,b", "for": "x"}]),  # a quoted comma is not a separator
-        ('host="a\\"b"', [{"host": 'a"b'}]),
-        ("for=a;for=b", [{}]),  # a repeated parameter voids the element
-        ("garbage;;=;x", [{}]),
-        ("", [{}]),
+        # read from the right: a malformed element drops itself and everything to its left
+        ('host="a\\"b"', []),  # no escapes in the values proxies write
+        ('for=6.6.6.6;host="a\\"b", for=1.2.3.4', [{"for": "1.2.3.4"}]),
+        ("for=a;for=b", []),  # a repeated parameter voids the element
+        ("for=a;for=b, for=1.2.3.4", [{"for": "1.2.3.4"}]),
+        ("garbage;;=;x", []),
+        ("", []),
+        (", for=1.2.3.4", [{"for": "1.2.3.4"}]),  # an appending proxy after an absent header
+        ("for=1.2.3.4;;proto=https ;", [{"for": "1.2.3.4", "proto": "https"}]),  # empty pairs, spaces
+        ('host=evil.com;proto=https;for=", for=1.2.3.4', [{"for": "1.2.3.4"}]),  # issue 14 item 5
+        ('for=", for="[2001:db8::1]:4711"', [{"for": "[2001:db8::1]:4711"}]),
+        ('for="x, for=1.2.3.4;proto=https', [{"for": "1.2.3.4", "proto": "https"}]),
     ],
 )
 def test_parse_forwarded(value: str, expected: list[dict[str, str]]) -> None:

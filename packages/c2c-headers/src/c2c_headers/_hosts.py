@@ -9,6 +9,12 @@ so the entry matches the peer ``fe80::1%eth0`` (what an ASGI server reports for 
 client) and neither ``fe80::1`` nor ``fe80::1%eth1``. A zone on a network (``fe80::%eth0/64``)
 is refused: `ipaddress` ignores it when testing membership, so the entry would trust that network
 on every interface, not what it says.
+
+A peer on a unix socket has no address (ASGI servers such as ``uvicorn --uds`` report
+``scope["client"]`` as None, and do not say which socket): it is trusted when the entries hold
+``*`` or any socket literal (``unix:``, ``unix:/run/app.sock`` or an absolute path ``/run/app.sock``).
+A literal is otherwise compared as a whole string: ``unix:`` matches the ``X-Forwarded-For`` entry
+``unix:`` that nginx writes for a client on a unix socket, ``unix:/run/app.sock`` that exact entry.
 """
 
 from __future__ import annotations
@@ -83,6 +89,8 @@ class TrustedHosts:
                 self.literals.add(entry)
         self.cache: dict[str, bool] = {}
         """Lookups already made (bounded), for hot paths that skip the method call."""
+        self.sockets = self.always or any(literal.startswith(("unix:", "/")) for literal in self.literals)
+        """Whether a peer on a unix socket (no address: ``scope["client"]`` is None) is trusted."""
 
     def __contains__(self, host: object) -> bool:
         """Whether ``host`` (an address string from the scope or a header) is trusted."""

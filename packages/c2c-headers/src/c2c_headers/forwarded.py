@@ -2,12 +2,20 @@
 
 Security model (anchors: uvicorn ProxyHeadersMiddleware, werkzeug ProxyFix, Home Assistant):
 
-- Only a peer in ``trusted_hosts`` is believed; everything else passes through untouched.
-- Proxies *append* to these lists, so the leftmost values are whatever the client sent. Repeated
-  header lines are merged (RFC 9110 section 5.3), then the address list is walked right to left,
-  skipping trusted hops; the first untrusted address is the client, and scheme, host and port are
-  taken at the same hop (never further left), so a client behind an appending proxy cannot forge
-  them.
+- Only a peer in ``trusted_hosts`` is believed; everything else passes through untouched. A peer on
+  a unix socket (the server reports no address: ``scope["client"]`` is None) is trusted when
+  ``trusted_hosts`` holds ``*`` or a socket literal (``unix:...`` or an absolute path).
+- Proxies *append* to these lists, so the leftmost values are whatever the client sent. The hops
+  are read right to left, as the proxies wrote them, skipping trusted hops; the first untrusted
+  address is the client, and scheme, host and port are taken at the same hop (never further left).
+  ``Forwarded`` is parsed from the right, line by line (the last line first), element by element:
+  an unterminated quote or any other malformed text sent by the client stops the reading where it
+  starts and never swallows the element a proxy appended after it.
+- A client address is an IP address: at anything else (``unknown``, an obfuscated ``_x``, garbage)
+  the walk stops and the last trusted address is kept. A trusted socket hop (``unix:`` in
+  ``X-Forwarded-For``, what nginx writes for a unix-socket peer) is walked over.
+- A value the nearest proxy passes through untouched is the client's: ``X-Forwarded-Host`` and
+  ``-Port`` are believed only when the proxy sets or strips them (``trust_host=False`` ignores them).
 - One family only (``x-forwarded`` or ``forwarded``): accepting both would let a client inject
   through the one its proxy does not overwrite (uvicorn PR #2928).
 - A malformed value is ignored (debug log), never a 500; a malformed ``trusted_hosts`` entry is an
@@ -17,11 +25,12 @@ Security model (anchors: uvicorn ProxyHeadersMiddleware, werkzeug ProxyFix, Home
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import logging
 import re
-from collections.abc import Sequence
-from typing import Final, Literal, TypeAlias
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, Literal, TypeAlias
 
 # TrustedHosts and its messages lived here: still importable from this module.
 from c2c_headers._hosts import BAD_TRUSTED_HOST as BAD_TRUSTED_HOST
@@ -50,16 +59,31 @@ _PREFIX: Final = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?")
 _PORT: Final = re.compile(r"[0-9]{1,5}")
 _MAX_CACHE: Final = 4096
 
-# The cache key: (scope type, scheme, Host header, forwarded header lines). A plain tuple: it is
-# built on every request, and a tuple literal is the cheapest hashable value.
-_Key: TypeAlias = tuple[str, "str | None", "bytes | None", tuple[tuple[bytes, bytes], ...]]
+# An IP address as a forwarded node may spell it (a zone limited to RFC 6874's unreserved characters:
+# `ipaddress` accepts anything after "%", "<script>" included).
+_IP_TEXT: Final = re.compile(r"[0-9A-Fa-f:.]+(?:%[0-9A-Za-z._~-]+)?")
+# One RFC 7239 pair and its separator, matched on the *reversed* line (so read from the right):
+# optional whitespace, the value (a quoted-string without escapes, or a token also allowing ":",
+# "[", "]" and "/", as proxies write ``for=1.2.3.4:80`` unquoted), "=", the key (a token), optional
+# whitespace, then ";" (next pair), "," (next element) or the start of the line. Every step is
+# deterministic, so the elements a proxy appended are read exactly as it wrote them whatever the
+# client put before them.
+_PAIR_REVERSED: Final = re.compile(
+    r"""[ \t]*(?:(?:"(?P<quoted>[^"\\\x00-\x08\x0a-\x1f\x7f]*)"|(?P<token>[^\x00-\x20\x7f-\xff",;=\\]+))"""
+    r"""=(?P<key>[0-9A-Za-z!#$%&'*+.^_`|~-]+)[ \t]*)?(?P<sep>[;,]|\Z)"""
+)
+
+# The cache key: (scope type, scheme, Host header, forwarded header lines, and the server address
+# when there is no Host header). A plain tuple: it is built on every request, and a tuple literal
+# is the cheapest hashable value.
+_Key: TypeAlias = tuple[str, "str | None", "bytes | None", tuple[tuple[bytes, bytes], ...], "tuple[Any, ...] | None"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Forwarded:
-    """The raw values the proxies sent at the chosen hop (each None when absent)."""
+    """The values the proxies sent at the chosen hop (each None when absent)."""
 
-    client: str | None
+    client: tuple[str, int] | None
     proto: str | None
     host: str | None
     port: str | None
@@ -99,19 +123,47 @@ _FORWARDED: Final = b"forwarded"
 _HOST_HEADER: Final = b"host"
 
 
-def _split_node(node: str) -> tuple[str, int | None]:
-    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port); the port None if absent/bad."""
+def _split_node(node: str) -> tuple[str, int | None] | None:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port); the port None if absent/bad.
+
+    A bare IPv6 address (``X-Forwarded-For``'s form) has no port; text after ``]`` other than
+    ``:port`` makes the whole node invalid (None).
+    """
     if node.startswith("["):
         end = node.find("]")
         if end < 0:
-            return node, None
+            return None
         host, rest = node[1:end], node[end + 1 :]
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif node.count(":") == 1:
+        if rest and not rest.startswith(":"):
+            return None
+        return host, _port(rest[1:])
+    if node.count(":") == 1:
         host, port_text = node.split(":")
-    else:
-        return node, None  # a bare IPv6 address, or no port
-    return host, _port(port_text)
+        return host, _port(port_text)
+    return node, None  # a bare IPv6 address, or no port
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(node: str) -> tuple[str, int] | None:
+    """``(IP, port)`` of a forwarded node, the port 0 when absent or obfuscated; None unless an IP.
+
+    ``unknown``, obfuscated identifiers (``_hidden``), socket names (``unix:``), host names and any
+    other text are not client addresses. Cached (bounded, the values come from headers): the
+    `ipaddress` check is the slow part, and a proxy repeats the same few client addresses.
+    """
+    split = _split_node(node.strip())
+    if split is None or _IP_TEXT.fullmatch(split[0]) is None:
+        return None
+    try:
+        ipaddress.ip_address(split[0])
+    except ValueError:
+        return None
+    return split[0], split[1] or 0
+
+
+def _is_socket(node: str) -> bool:
+    """Whether a forwarded node names a unix socket (``unix:``, ``unix:/run/app.sock``, ``/run/app.sock``)."""
+    return node.startswith(("unix:", "/"))
 
 
 def _port(text: str) -> int | None:
@@ -122,52 +174,61 @@ def _port(text: str) -> int | None:
     return port if 0 < port < 65536 else None
 
 
-def _unquote(value: str) -> str:
-    """Decode an RFC 7230 quoted-string (or return a token as is)."""
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
+def _line_from_right(line: str) -> tuple[list[dict[str, str]], bool]:
+    """The elements of one ``Forwarded`` line, rightmost first, and whether the whole line parsed.
 
-
-def _split_outside_quotes(text: str, separator: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return parts
+    Reading stops at the first malformed element (an unterminated quote, a pair without ``=``, a
+    quoted-string with an escape, a duplicated parameter): that element and everything to its left
+    are dropped. Empty elements (``, for=1.2.3.4`` as an appending proxy writes it after an absent
+    header) are skipped.
+    """
+    reversed_line = line[::-1]
+    elements: list[dict[str, str]] = []
+    element: dict[str, str] = {}
+    position = 0
+    while True:
+        match = _PAIR_REVERSED.match(reversed_line, position)
+        if match is None:
+            return elements, False
+        key = match["key"]
+        if key is not None:
+            key = key[::-1].lower()
+            if key in element:  # RFC 7239 section 4: each parameter at most once per element
+                return elements, False
+            value = match["quoted"]
+            element[key] = (match["token"] if value is None else value)[::-1]
+        separator = match["sep"]
+        position = match.end()
+        if separator != ";":
+            if element:
+                elements.append(element)
+                element = {}
+            if not separator:  # the start of the line
+                return elements, True
 
 
 def parse_forwarded(value: str) -> list[dict[str, str]]:
     """Parse an RFC 7239 ``Forwarded`` value into its elements (one dict per hop, keys lower-case).
 
-    Malformed pairs are dropped; a duplicated parameter makes its whole element empty (RFC 7239
-    section 4: each parameter at most once per element).
+    The value is read from the right, as proxies append: an element is taken only when it and
+    everything to its right are well formed, so a malformed element (an unterminated quote, a pair
+    without ``=``, a quoted-string with a backslash escape, a duplicated parameter) drops itself
+    and everything to its left, and client text can never swallow an element a proxy appended.
+    Empty elements are skipped. Returned in header order (leftmost first).
     """
-    elements = []
-    for element_text in _split_outside_quotes(value, ","):
-        element: dict[str, str] = {}
-        for pair in _split_outside_quotes(element_text, ";"):
-            key, equals, raw = pair.strip().partition("=")
-            key = key.strip().lower()
-            if not equals or not key:
-                continue
-            if key in element:
-                element = {}
-                break
-            element[key] = _unquote(raw.strip())
-        elements.append(element)
+    elements, _ = _line_from_right(value)
+    elements.reverse()
+    return elements
+
+
+def _forwarded_from_right(lines: list[bytes]) -> list[dict[str, str]]:
+    """The elements of all ``Forwarded`` lines, rightmost first (the last line first), up to the first malformed one."""
+    elements: list[dict[str, str]] = []
+    for line in reversed(lines):
+        found, complete = _line_from_right(line.decode("latin-1"))
+        elements.extend(found)
+        if not complete:
+            break
     return elements
 
 
@@ -190,16 +251,6 @@ def _valid_host(value: str) -> tuple[str, int | None] | None:
     return None if port is None else (host, port)
 
 
-def _new_client(forwarded_for: str | None) -> tuple[str, int] | None:
-    """The client address of a ``for`` value; None when absent, obfuscated (``_x``) or ``unknown``."""
-    if not forwarded_for:
-        return None
-    address, port = _split_node(forwarded_for)
-    if not address or address == "unknown" or address.startswith("_"):
-        return None
-    return (address, port or 0)
-
-
 def _new_scheme(scope_type: str, proto: str | None) -> str | None:
     """The scheme of a forwarded proto for this scope type (``https`` -> ``wss`` for a websocket)."""
     if proto is None:
@@ -211,9 +262,13 @@ def _new_scheme(scope_type: str, proto: str | None) -> str | None:
 
 
 def _new_host(
-    scheme: str, host_value: str | None, port_value: str | None, original_host: str | None
+    scheme: str, host_value: str | None, port_value: str | None, own_host: str | None
 ) -> tuple[tuple[str, int] | None, bytes | None]:
-    """``(server, Host header)`` from a forwarded host and port, or ``(None, None)`` when unchanged."""
+    """``(server, Host header)`` from a forwarded host and port, or ``(None, None)`` when unchanged.
+
+    ``own_host`` is the request's own host (its ``Host`` header, else the server address), which a
+    forwarded port alone applies to.
+    """
     host: tuple[str, int | None] | None = None
     if host_value is not None:
         host = _valid_host(host_value)
@@ -224,9 +279,9 @@ def _new_host(
         forwarded_port = _port(port_value)
         if forwarded_port is None:
             _LOG.debug("forwarded headers: ignoring the invalid port %r", port_value)
-    if host is None and forwarded_port is not None and original_host is not None:
+    if host is None and forwarded_port is not None and own_host is not None:
         # Only the port was forwarded: the request's host name with the public port.
-        own = _valid_host(original_host)
+        own = _valid_host(own_host)
         host = None if own is None else (own[0], None)
     if host is None:
         return None, None
@@ -251,7 +306,7 @@ def _new_prefix(prefix: str | None) -> str | None:
 
 def _apply(
     scope: Scope,
-    client: tuple[str, int],
+    client: tuple[str, int] | None,
     headers: Sequence[tuple[bytes, bytes]],
     rewrite: _Rewrite,
     host_lower_case: bool,
@@ -296,6 +351,10 @@ class ForwardedHeadersMiddleware:
     ``trust_prefix`` is set, ``root_path`` and ``path`` from ``X-Forwarded-Prefix``. The original
     values stay readable under ``scope[ORIGINAL_SCOPE_KEY]``. ``http`` and ``websocket`` scopes
     only; ``lifespan`` passes through.
+
+    Only IP addresses become ``scope["client"]``; the hops are read right to left as the proxies
+    wrote them (``Forwarded`` line by line, element by element), so client text before a trusted
+    proxy's value never changes the scheme, host, port or client taken from it.
     """
 
     def __init__(
@@ -304,6 +363,7 @@ class ForwardedHeadersMiddleware:
         trusted_hosts: str | Sequence[str] = "127.0.0.1",
         headers_type: str = "x-forwarded",
         trust_prefix: bool = False,
+        trust_host: bool = True,
     ) -> None:
         """Parse the configuration.
 
@@ -315,6 +375,10 @@ class ForwardedHeadersMiddleware:
             headers_type: ``"x-forwarded"`` (``X-Forwarded-For/-Proto/-Host/-Port``),
                 ``"forwarded"`` (RFC 7239) or ``"none"`` (pass through).
             trust_prefix: also apply ``X-Forwarded-Prefix`` to ``root_path`` (x-forwarded only).
+            trust_host: believe the forwarded host and port (``X-Forwarded-Host``/``-Port``,
+                ``Forwarded: host=``), as c2casgiutils 0.14 did. Only safe when the nearest proxy
+                sets or strips them: a value it passes through untouched is the client's. False
+                ignores them (``url_for`` then uses the request's own ``Host``).
 
         Raises:
             ValueError: an unknown ``headers_type`` or a malformed ``trusted_hosts`` entry.
@@ -325,9 +389,15 @@ class ForwardedHeadersMiddleware:
         self.trusted_hosts = parse_trusted_hosts(trusted_hosts)
         self.headers_type = headers_type
         self.trust_prefix = trust_prefix
+        self.trust_host = trust_host
         self._active = headers_type != "none"
         if headers_type == "x-forwarded":
-            wanted = [_XFF, _XFPROTO, _XFHOST, _XFPORT, *([_XFPREFIX] if trust_prefix else [])]
+            wanted = [
+                _XFF,
+                _XFPROTO,
+                *([_XFHOST, _XFPORT] if trust_host else []),
+                *([_XFPREFIX] if trust_prefix else []),
+            ]
         else:
             wanted = [_FORWARDED]
         # lower-case name -> the same bytes object (compared by identity for Host in the hot loop)
@@ -337,14 +407,18 @@ class ForwardedHeadersMiddleware:
         self._cache: dict[_Key, _Rewrite] = {}
         self._trust_all = self.trusted_hosts.always
         self._trusted_peers = self.trusted_hosts.cache
+        # A unix-socket peer: servers report no address for it (`uvicorn --uds`: client None).
+        self._trust_socket_peer = self.trusted_hosts.sockets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Rewrite the scope when the peer is trusted, then run the application."""
         if self._active and scope["type"] in _SCHEMES:
             client = scope.get("client")
             # The peer check, through the matcher's bounded cache without a method call per request.
-            if client is not None and (
-                self._trust_all or self._trusted_peers.get(client[0]) or client[0] in self.trusted_hosts
+            if (
+                self._trust_socket_peer
+                if client is None
+                else self._trust_all or self._trusted_peers.get(client[0]) or client[0] in self.trusted_hosts
             ):
                 pairs: list[tuple[bytes, bytes]] = []
                 host: bytes | None = None
@@ -367,7 +441,9 @@ class ForwardedHeadersMiddleware:
                     else:
                         pairs.append((kind, value))
                 if pairs:
-                    key = (scope["type"], scope.get("scheme"), host, tuple(pairs))
+                    # Without a Host header a forwarded port applies to the server address: part of the key.
+                    server = None if host is not None else _server_key(scope)
+                    key = (scope["type"], scope.get("scheme"), host, tuple(pairs), server)
                     rewrite = self._cache.get(key)
                     if rewrite is None:
                         rewrite = self._remember(key)
@@ -385,29 +461,48 @@ class ForwardedHeadersMiddleware:
 
     def _resolve(self, key: _Key) -> _Rewrite:
         """Compute the rewrite for one combination of scope type, scheme, Host and forwarded headers."""
-        scope_type, current_scheme, host_header, pairs = key
+        scope_type, current_scheme, host_header, pairs, server_address = key
         found: dict[bytes, list[bytes]] = {}
         for name, value in pairs:
             found.setdefault(name, []).append(value)
         sent = self._from_x_forwarded(found) if self.headers_type == "x-forwarded" else self._from_forwarded(found)
         original_host = None if host_header is None else host_header.decode("latin-1")
+        own_host = original_host
+        if own_host is None and server_address and isinstance(server_address[0], str):
+            own_host = f"[{server_address[0]}]" if ":" in server_address[0] else server_address[0]
 
-        new_client = _new_client(sent.client)
         new_scheme = _new_scheme(scope_type, sent.proto)
         scheme = new_scheme or current_scheme or ("http" if scope_type == "http" else "ws")
-        server, new_host = _new_host(scheme, sent.host, sent.port, original_host)
+        server, new_host = _new_host(scheme, sent.host, sent.port, own_host)
         new_prefix = _new_prefix(sent.prefix)
-        if (new_client, new_scheme, new_host, new_prefix) == (None, None, None, None):
+        if (sent.client, new_scheme, new_host, new_prefix) == (None, None, None, None):
             return _NO_REWRITE
-        return _Rewrite(new_client, new_scheme, server, new_host, new_prefix, original_host)
+        return _Rewrite(sent.client, new_scheme, server, new_host, new_prefix, original_host)
 
-    def _walk(self, addresses: list[str]) -> int:
-        """Index (from the left) of the client: the first untrusted address from the right."""
+    def _walk(self, nodes: Iterable[str | None]) -> tuple[tuple[str, int] | None, int]:
+        """``(client, hop)`` from the forwarded nodes, rightmost first.
+
+        A trusted IP is a proxy: walk on. The first untrusted IP is the client. At anything that is
+        not an IP (absent, ``unknown``, ``_hidden``, garbage) the walk stops and keeps the last
+        trusted address (None: the peer stays the client); a trusted socket node (``unix:``) is a
+        proxy on a unix socket, walked over but never a client. ``hop`` is the position, from the
+        right, where the walk ended: the values (scheme, host, port) are taken there.
+        """
         trusted = self.trusted_hosts
-        for index in range(len(addresses) - 1, -1, -1):
-            if _split_node(addresses[index])[0] not in trusted:
-                return index
-        return 0
+        client = None
+        hop = 0
+        for hop, node in enumerate(nodes):  # noqa: B007 (hop, where the walk ended, is the result)
+            if node is None:
+                break
+            address = _address(node)
+            if address is None:
+                if _is_socket(node) and node in trusted:
+                    continue
+                break
+            client = address
+            if address[0] not in trusted:
+                break
+        return client, hop
 
     def _from_x_forwarded(self, found: dict[bytes, list[bytes]]) -> _Forwarded:
         def merged(name: bytes) -> list[str]:
@@ -417,12 +512,7 @@ class ForwardedHeadersMiddleware:
             return [item.strip() for item in b",".join(lines).decode("latin-1").split(",")]
 
         addresses = merged(_XFF)
-        hop = 0  # position of the chosen hop counted from the right (0 = added by the peer itself)
-        client = None
-        if addresses:
-            index = self._walk(addresses)
-            client = addresses[index]
-            hop = len(addresses) - 1 - index
+        client, hop = self._walk(reversed(addresses))
 
         def at_hop(name: bytes) -> str | None:
             # Entries further left than the chosen hop come from the client: never use them. A
@@ -437,14 +527,21 @@ class ForwardedHeadersMiddleware:
         return _Forwarded(client, at_hop(_XFPROTO), at_hop(_XFHOST), at_hop(_XFPORT), prefix)
 
     def _from_forwarded(self, found: dict[bytes, list[bytes]]) -> _Forwarded:
-        elements = parse_forwarded(b",".join(found[_FORWARDED]).decode("latin-1"))
-        index = self._walk([element.get("for", "") for element in elements])
+        elements = _forwarded_from_right(found[_FORWARDED])  # rightmost first
+        client, hop = self._walk(element.get("for") for element in elements)
 
         def field(key: str) -> str | None:
             # The chosen hop's value, else the nearest trusted hop's (to its right) that has one.
-            for element in elements[index:]:
-                if key in element:
-                    return element[key]
+            for index in range(min(hop, len(elements) - 1), -1, -1):
+                if key in elements[index]:
+                    return elements[index][key]
             return None
 
-        return _Forwarded(field("for"), field("proto"), field("host"), None, None)
+        host = field("host") if self.trust_host else None
+        return _Forwarded(client, field("proto"), host, None, None)
+
+
+def _server_key(scope: Scope) -> tuple[Any, ...] | None:
+    """``scope["server"]`` as a hashable cache-key part (a server may send a list)."""
+    server = scope.get("server")
+    return None if server is None else tuple(server)
