@@ -10,12 +10,15 @@ import hashlib
 import json
 import os
 import secrets
+import subprocess
 import sys
 import threading
+import time
 import types
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -29,9 +32,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import c2c_auth
-from c2c_auth import _github, _secret
+from c2c_auth import _github, _secret, _shared
 from c2c_config import reload_settings
-from c2c_testing import free_port, wait_for_port
+from c2c_testing import free_port, stop_process, wait_for_port
 
 # Hypothesis profiles (`dev`, `ci`) come from the c2c-testing plugin. The property tests reuse
 # function-scoped fixtures (app, client, settings) on purpose: each example resets its cookies.
@@ -306,15 +309,21 @@ class Env:
 
 @pytest.fixture
 def env() -> Iterator[Env]:
-    """A clean `C2C__` environment; cache and rate limiter reset."""
-    _github.CACHE.clear()
-    _secret.LIMITER.reset()
+    """A clean `C2C__` environment; caches, rate limiters and the ended sessions of the process reset."""
+    _reset_process_state()
     environment = Env()
     environment.set()
     yield environment
     environment.restore()
+    _reset_process_state()
+
+
+def _reset_process_state() -> None:
     _github.CACHE.clear()
+    _github.REFUSED_BEARERS.clear()
+    _github.BEARER_RATE.reset()
     _secret.LIMITER.reset()
+    _shared.ENDED_SESSIONS.clear()
 
 
 @pytest.fixture
@@ -488,6 +497,53 @@ def jwt_text(token: str) -> str:
     """Header and payload of a JWT as readable text."""
     header, payload, _ = token.split(".")
     return "".join(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode() for part in (header, payload))
+
+
+ReplicaFactory = Callable[..., list[str]]
+
+
+@pytest.fixture
+def replica_factory(tmp_path: Path) -> Iterator[ReplicaFactory]:
+    """Start replicas of `auth_replica:app` under uvicorn subprocesses; their base URLs. All stopped at the end.
+
+    `replica_factory(2, C2C__AUTH__SECRET="...", C2C__REDIS__URL=...)`: each replica gets these
+    settings (and non-Secure cookies, served over plain HTTP) and nothing else of the `C2C__` environment.
+    """
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def factory(count: int, **settings: str) -> list[str]:
+        env = {name: value for name, value in os.environ.items() if not name.upper().startswith("C2C__")}
+        env.update({"C2C__AUTH__JWT__COOKIE__SECURE": "false", **settings})
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), env.get("PYTHONPATH")]))
+        bases = []
+        for _ in range(count):
+            port = free_port()
+            log = tmp_path / f"replica-{port}.log"
+            argv = [sys.executable, "-m", "uvicorn", "auth_replica:app", "--host", "127.0.0.1", "--port", str(port)]
+            with log.open("wb") as output:
+                processes.append(subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT))
+            bases.append((f"http://127.0.0.1:{port}", log, processes[-1]))
+        for base, log, process in bases:
+            _wait_ready(base, log, process)
+        return [base for base, _, _ in bases]
+
+    yield factory
+    for process in processes:
+        stop_process(process, timeout=10)
+
+
+def _wait_ready(base: str, log: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"the replica {base} did not start:\n{log.read_text()}")
 
 
 @pytest.fixture

@@ -155,10 +155,10 @@ async def test_comparison_is_constant_time_on_digests(
     assert all(isinstance(a, bytes) and len(a) == len(b) == 32 for a, b in calls)
 
 
-async def test_rate_limit_per_address(
+async def test_unknown_devices_share_one_budget(
     secret_mode: Any, make_client: Any, h: types.ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secret_mode.set(C2C__AUTH__SECRET_MAX_FAILURES="3", C2C__AUTH__SECRET_FAILURE_WINDOW="60")
+    secret_mode.set(C2C__AUTH__SECRET_UNKNOWN_DEVICES_MAX_FAILURES="3", C2C__AUTH__SECRET_FAILURE_WINDOW="60")
     now = [1000.0]
     monkeypatch.setattr(_secret.LIMITER, "clock", lambda: now[0])
     attacker = make_client("198.51.100.1")
@@ -168,11 +168,13 @@ async def test_rate_limit_per_address(
     blocked = await attacker.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
     assert blocked.status_code == 429
     assert blocked.headers["retry-after"] == "60"
+    assert blocked.json()["detail"] == _secret.TOO_MANY_UNKNOWN_FAILURES_MESSAGE
     assert (await attacker.get("/c2c/ro", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 429
-    # Another address is not affected.
+    # Another address is another unknown device: the same budget (changing address does not help
+    # guessing). Known devices have their own (test_lockout.py).
     other = make_client("198.51.100.2")
-    assert (await other.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
-    # Once the window has passed, the address may try again.
+    assert (await other.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 429
+    # Once the window has passed, unknown devices may try again.
     now[0] += 61
     assert (await attacker.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
 

@@ -30,7 +30,7 @@ async def get_auth(request: Request, response: Response) -> AuthInfo:
     """
     mode = auth_type()
     if mode is AuthenticationType.SECRET:
-        return secret_auth(request, response)
+        return await secret_auth(request, response)
     if mode is AuthenticationType.TEST:
         username = current_settings().test.username or ""
         return AuthInfo(

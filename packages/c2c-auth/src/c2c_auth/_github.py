@@ -197,6 +197,95 @@ async def refresh_token(settings: GitHubSettings, refresh: str) -> dict[str, Any
             del locks[digest]
 
 
+# --- bearer token validations ------------------------------------------------------------------------
+
+REFUSED_BEARERS = TTLCache(size=10_000)
+"""Bearer tokens GitHub refused, by digest (never the token), for `C2C__AUTH__GITHUB__BEARER_REFUSAL_CACHE_TTL`."""
+
+
+class ValidationsCapped(GitHubUnavailable):
+    """Too many bearer token validations (rate or concurrency cap): the token is not checked now."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateCap:
+    """A token bucket of `per_minute` validations per minute (burst `per_minute`), for the whole process."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tokens: float | None = None
+        self._updated = 0.0
+
+    def take(self, per_minute: int) -> float | None:
+        """Take one validation: None when allowed, else the seconds until the next one is."""
+        rate = per_minute / 60.0
+        with self._lock:
+            now = self.clock()
+            tokens = float(per_minute) if self._tokens is None else self._tokens
+            tokens = min(float(per_minute), tokens + (now - self._updated) * rate)
+            self._updated = now
+            if tokens >= 1.0:
+                self._tokens = tokens - 1.0
+                return None
+            self._tokens = tokens
+            return (1.0 - tokens) / rate
+
+    def reset(self) -> None:
+        """A full bucket again."""
+        with self._lock:
+            self._tokens = None
+
+
+BEARER_RATE = RateCap()
+"""The process-wide rate cap of bearer token validations sent to GitHub."""
+
+# Per event loop (an asyncio semaphore belongs to its loop), one per configured limit.
+_BEARER_SLOTS: LoopLocal[dict[int, asyncio.Semaphore]] = LoopLocal(dict, name="GitHub bearer validation slots")
+
+
+def cached_user(settings: GitHubSettings, token: str) -> dict[str, Any] | None:
+    """The cached user of a token (see `get_user`), without calling GitHub; None when not cached."""
+    cached = CACHE.get(("user", token_digest(token), settings.user_url), settings.cache_ttl.total_seconds())
+    return None if cached is None else dict(cached)
+
+
+async def validate_bearer(settings: GitHubSettings, token: str) -> dict[str, Any]:
+    """The user of a bearer token: from the cache, else from GitHub under the rate and concurrency caps.
+
+    Raises `GitHubRejected` (a refusal, remembered for `BEARER_REFUSAL_CACHE_TTL`), `ValidationsCapped`
+    (too many validations now) or `GitHubUnavailable`.
+    """
+    digest = token_digest(token)
+    refusal_ttl = settings.bearer_refusal_cache_ttl.total_seconds()
+    if REFUSED_BEARERS.get(("refused", digest, settings.user_url), refusal_ttl) is not None:
+        raise GitHubRejected("GitHub refused this token recently")
+    cached = cached_user(settings, token)
+    if cached is not None:
+        return cached
+    wait = BEARER_RATE.take(settings.bearer_validations_per_minute)
+    if wait is not None:
+        raise ValidationsCapped("too many bearer token validations this minute", wait)
+    slots = _BEARER_SLOTS.get().setdefault(
+        settings.bearer_max_concurrency, asyncio.Semaphore(settings.bearer_max_concurrency)
+    )
+    try:
+        async with asyncio.timeout(settings.timeout.total_seconds()):
+            await slots.acquire()
+    except TimeoutError as error:
+        raise ValidationsCapped("too many bearer token validations in flight", 1.0) from error
+    try:
+        return await get_user(settings, token)
+    except GitHubRejected:
+        REFUSED_BEARERS.put(("refused", digest, settings.user_url), True, refusal_ttl)
+        raise
+    finally:
+        slots.release()
+
+
 def _auth_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import replace
 from typing import Any
@@ -27,6 +28,8 @@ from c2c_auth._sessions import (
 from c2c_auth._tokens import InvalidToken, Keys
 
 LOG = logging.getLogger("c2c_auth")
+
+BEARER_CAPPED_MESSAGE = "Too many GitHub token checks right now; try again later"
 
 
 def user_info(user: dict[str, Any]) -> UserInfo:
@@ -81,13 +84,24 @@ def session_lifetime(tokens: dict[str, Any]) -> float:
 
 
 async def bearer_auth(token: str) -> AuthInfo:
-    """An `Authorization: Bearer` GitHub token: logged in as its user (GitHub asked, cached)."""
+    """An `Authorization: Bearer` GitHub token: logged in as its user.
+
+    GitHub is asked only when neither the user cache nor the refusal cache knows the token, within a
+    process-wide rate cap and a concurrency cap (503 with `Retry-After` beyond them).
+    """
     settings = current_settings()
     try:
-        user = await _github.get_user(settings.github, token)
+        user = await _github.validate_bearer(settings.github, token)
     except _github.GitHubRejected:
         LOG.info("GitHub bearer token refused by GitHub")
         return AuthInfo()
+    except _github.ValidationsCapped as error:
+        LOG.warning("GitHub bearer token not checked: %s", error)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            BEARER_CAPPED_MESSAGE,
+            headers={"Retry-After": str(max(1, math.ceil(error.retry_after)))},
+        ) from error
     except _github.GitHubUnavailable as error:
         LOG.warning("GitHub bearer token not checked: %s", error)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, GITHUB_UNAVAILABLE_MESSAGE) from error
@@ -103,6 +117,7 @@ async def github_session_auth(request: Request, response: Response) -> AuthInfo:
         return AuthInfo()
     try:
         claims, github = _read_github_session(require_keys(), token)
+        await check_not_revoked(claims)
     except InvalidToken as error:
         LOG.info("Session cookie refused and cleared: %s", error)
         clear_session_cookie(request, response)
@@ -115,11 +130,10 @@ async def github_session_auth(request: Request, response: Response) -> AuthInfo:
 
 
 def _read_github_session(keys_: Keys, token: str) -> tuple[SessionClaims, GitHubTokens]:
-    """The claims and GitHub tokens of a valid GitHub session; raises `InvalidToken`."""
+    """The claims and GitHub tokens of a verified GitHub session (logouts are checked apart); raises `InvalidToken`."""
     claims = read_session(keys_, token)
     if claims.method != AuthMethod.GITHUB_OAUTH.value:
         raise InvalidToken("session of another mode")
-    check_not_revoked(claims)
     github = GitHubTokens.from_jwt(keys_.decrypt(claims.github_tokens, "session"))
     if github is None or not claims.login:
         raise InvalidToken("session without a GitHub identity")

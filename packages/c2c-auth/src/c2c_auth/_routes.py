@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from c2c_auth import _core, _github, _github_auth, _modes, _secret, _sessions
+from c2c_auth import _core, _devices, _github, _github_auth, _modes, _secret, _sessions
 from c2c_auth._claims import PKCE_VERIFIER, GitHubTokens, OAuthState
 from c2c_auth._info import AuthInfo
 from c2c_auth._modes import AuthenticationType
@@ -30,6 +30,7 @@ LOG = logging.getLogger("c2c_auth")
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 _MAX_FORM_BYTES = 8192
 CALLBACK_ROUTE = "c2c_github_callback"
+CROSS_SITE_LOGOUT_MESSAGE = "Logout from another site refused: log out from this site (POST /logout)"
 
 
 # --- answers and paths ----------------------------------------------------------------------------
@@ -130,10 +131,11 @@ async def login(request: Request) -> Response:
     provided = _login_secret(request, form)
     if isinstance(provided, Response):
         return provided
-    if not _secret.verify_secret(request, provided):
+    if not await _secret.verify_secret(request, provided):
         return _detail(request, "Invalid secret", status.HTTP_401_UNAUTHORIZED)
     age = _modes.current_settings().jwt.cookie.age.total_seconds()
     _sessions.issue_session(request, None, _secret.secret_session(), age, _cookie_path(request, suffix))
+    _devices.remember_device(request, _cookie_path(request, suffix))
     if form:
         return _back(request, form.get("came_from") or request.query_params.get("came_from"), suffix)
     return _json(request, {"status": "success", "message": "Authentication successful"})
@@ -143,8 +145,8 @@ async def login(request: Request) -> Response:
 
 
 async def _revoke_session(request: Request) -> None:
-    """End the request's session (valid sessions only): its id is refused from now on in this process,
-    and in GitHub mode its token is revoked at GitHub (which ends it on every replica)."""
+    """End the request's session (valid, not already ended sessions only): its id is refused until its
+    expiry (this process, and every replica through Redis), and in GitHub mode its token is revoked."""
     found = _sessions.keys()
     token = request.cookies.get(_sessions.session_cookie_name())
     if found is None or token is None:
@@ -153,7 +155,11 @@ async def _revoke_session(request: Request) -> None:
         claims = _sessions.read_session(found, token)
     except InvalidToken:
         return
-    _sessions.revoke_session(claims)
+    try:
+        await _sessions.check_not_revoked(claims)
+    except InvalidToken:
+        return  # already ended: nothing more to revoke
+    await _sessions.revoke_session(claims)
     if _modes.auth_type() is not AuthenticationType.GITHUB:
         return
     try:
@@ -164,8 +170,42 @@ async def _revoke_session(request: Request) -> None:
         await _github.revoke(_modes.current_settings().github, tokens.access_token)
 
 
+def _origin(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else None
+
+
+def _cross_site(request: Request) -> bool:
+    """Whether the request comes from another site: `Sec-Fetch-Site: cross-site`, or a foreign `Origin`/`Referer`."""
+    if request.headers.get("sec-fetch-site", "").strip().lower() == "cross-site":
+        return True
+    own = f"{request.url.scheme}://{request.url.netloc}".lower()
+    for header in ("origin", "referer"):
+        value = request.headers.get(header)
+        if value is not None and _origin(value) != own:
+            return True
+    return False
+
+
+def _refuse_cross_site_get(request: Request) -> JSONResponse | None:
+    """A GET logout from another site: the 403 that logs nobody out; None otherwise."""
+    if request.method != "GET" or not _cross_site(request):
+        return None
+    LOG.info("Cross-site GET logout ignored (Sec-Fetch-Site/Origin/Referer of another site)")
+    return _detail(request, CROSS_SITE_LOGOUT_MESSAGE, status.HTTP_403_FORBIDDEN)
+
+
 async def logout(request: Request) -> Response:
-    """Clear the session cookie (and revoke the GitHub token in GitHub mode)."""
+    """End the session (server side, by its id) and clear its cookie; in GitHub mode revoke the GitHub token.
+
+    A GET from another site (`Sec-Fetch-Site: cross-site`, a foreign `Origin` or `Referer`) is
+    refused with 403 and changes nothing.
+    """
+    if (refused := _refuse_cross_site_get(request)) is not None:
+        return refused
     await _revoke_session(request)
     _clear_session(request, "/logout")
     return _json(request, {"status": "success", "message": "Logged out successfully"})
@@ -320,6 +360,8 @@ async def github_callback(
 async def github_logout(request: Request, came_from: str | None = None) -> Response:
     """Clear the session, revoke its GitHub token, redirect to `came_from` (same origin) or the index."""
     if (refused := _unavailable(request, "GitHub logout", AuthenticationType.GITHUB)) is not None:
+        return refused
+    if (refused := _refuse_cross_site_get(request)) is not None:
         return refused
     await _revoke_session(request)
     suffix = "/github/logout"

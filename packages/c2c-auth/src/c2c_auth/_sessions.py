@@ -3,14 +3,13 @@ cookie (issue, clear) and the sessions ended by a logout."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, Response, status
 
-from c2c_auth import _github
+from c2c_auth import _shared
 from c2c_auth._claims import SessionClaims
 from c2c_auth._modes import AuthenticationType, auth_type, current_settings
 from c2c_auth._settings import AuthSettings, Settings
@@ -172,18 +171,16 @@ def issue_session(
     set_cookie(request, response, session_cookie_name(), token, int(lifetime), path)
 
 
-# Sessions ended by a logout in this process, by id, until their own expiry. Other replicas stop
-# honouring a GitHub session when its token, revoked at GitHub by the logout, is refused.
-REVOKED_SESSIONS = _github.TTLCache(size=100_000)
+async def revoke_session(claims: SessionClaims) -> None:
+    """End the session of these (verified) claims: its id is refused until its expiry.
 
-
-def revoke_session(claims: SessionClaims) -> None:
-    """Refuse the session of these (verified) claims from now on, in this process."""
+    In this process at once, and on every replica through Redis when it is configured (see `_shared`).
+    """
     if claims.session_id is not None and claims.expires_at is not None:
-        REVOKED_SESSIONS.put(("sid", claims.session_id), True, float(claims.expires_at) - time.time() + 1)
+        await _shared.end_session(claims.session_id, float(claims.expires_at))
 
 
-def check_not_revoked(claims: SessionClaims) -> None:
-    """Raise `InvalidToken` when a logout in this process ended this session."""
-    if REVOKED_SESSIONS.get(("sid", str(claims.session_id)), 1.0) is not None:
+async def check_not_revoked(claims: SessionClaims) -> None:
+    """Raise `InvalidToken` when a logout ended this session (this process's list, then Redis)."""
+    if await _shared.session_ended(str(claims.session_id)):
         raise InvalidToken("session ended by a logout")

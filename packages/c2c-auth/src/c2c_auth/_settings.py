@@ -121,6 +121,29 @@ class GitHubSettings(Section):
             "0 disables the cache"
         ),
     )
+    bearer_refusal_cache_ttl: Duration = Field(
+        default=datetime.timedelta(seconds=60),
+        description=(
+            "How long a bearer token GitHub refused is refused without asking GitHub again (in the process, keyed "
+            "by a digest of the token); 0 disables it"
+        ),
+    )
+    bearer_max_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Bearer token validations sent to GitHub at once (per process and event loop); more wait, at most "
+            "TIMEOUT, then 503"
+        ),
+    )
+    bearer_validations_per_minute: int = Field(
+        default=120,
+        ge=1,
+        description=(
+            "Bearer token validations sent to GitHub per minute (per process, tokens not in a cache); beyond, 503 "
+            "with Retry-After"
+        ),
+    )
 
     @field_validator("access_token_expiration_margin")
     @classmethod
@@ -140,6 +163,22 @@ class GitHubSettings(Section):
     def configured(self) -> bool:
         """Whether GitHub OAuth is fully configured (client id, client secret and repository)."""
         return bool(self.client_id and self.client_secret and self.repository)
+
+
+class DeviceCookieSettings(Section):
+    """The device cookie of secret mode (OWASP "device cookies"): a browser that logged in before."""
+
+    name: str = Field(default="c2c-auth-device", description="Device cookie name")
+    age: Duration = Field(
+        default=datetime.timedelta(days=180), description="Device cookie age in seconds (default: 180 days)"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        if not value or any(char in value for char in ' \t\r\n;,="()<>@:\\/[]?{}'):
+            raise ValueError("a cookie name must be a non-empty token (no spaces, separators or control characters)")
+        return value
 
 
 class TestAuthSettings(Section):
@@ -165,11 +204,31 @@ class AuthSettings(Section):
     secret_max_failures: int = Field(
         default=10,
         ge=1,
-        description="Wrong secrets accepted from one client address within SECRET_FAILURE_WINDOW before answering 429",
+        description=(
+            "Wrong secrets accepted from one known device (a browser with a valid device cookie) within "
+            "SECRET_FAILURE_WINDOW before that device gets 429"
+        ),
+    )
+    secret_unknown_devices_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "Wrong secrets accepted from all unknown devices together (requests without a valid device cookie, "
+            "whatever their address; shared by the replicas through Redis) within SECRET_FAILURE_WINDOW before "
+            "unknown devices get 429"
+        ),
     )
     secret_failure_window: Duration = Field(
         default=datetime.timedelta(minutes=1),
-        description="Window over which wrong secrets are counted per client address",
+        description="Window over which wrong secrets are counted (per known device, and for the unknown devices)",
+    )
+    device_cookie: DeviceCookieSettings = Field(
+        default_factory=DeviceCookieSettings,
+        description="Device cookie given to a browser after a successful secret login",
+    )
+    redis_prefix: str = Field(
+        default="c2c-auth:",
+        description=("Prefix of the Redis keys of c2c-auth (failure budgets, ended sessions) when Redis is configured"),
     )
     github: GitHubSettings = Field(default_factory=GitHubSettings, description="GitHub")
     test: TestAuthSettings = Field(default_factory=TestAuthSettings, description="Test")

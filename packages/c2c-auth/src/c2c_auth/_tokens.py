@@ -52,7 +52,7 @@ class InvalidToken(Exception):
 
 
 class Keys:
-    """The keys of one master secret: session signing, state signing, claim encryption, fingerprints.
+    """The keys of one master secret: session signing, state signing, claim encryption, fingerprints, devices.
 
     In GitHub mode (and whenever `C2C__AUTH__JWT__SECRET` is set) the master is the JWT secret and
     the session is signed with it as is (`session_key_is_master`), as c2casgiutils 0.14 did. In
@@ -71,6 +71,8 @@ class Keys:
         self.session_signing = raw if session_key_is_master else derived_session
         self._encryption = AESGCM(hmac.new(raw, b"c2c-auth/claim-encryption/v1", hashlib.sha256).digest())
         self.fingerprint_key = hmac.new(raw, b"c2c-auth/fingerprint/v1", hashlib.sha256).digest()
+        self.device_key = hmac.new(raw, b"c2c-auth/device-cookie/v1", hashlib.sha256).digest()
+        """Signs the device cookies of secret mode (`_devices`)."""
 
     def fingerprint(self, value: str) -> str:
         """A keyed digest of `value` (for instance the shared secret): identifies it without revealing it."""

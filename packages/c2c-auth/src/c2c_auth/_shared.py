@@ -1,0 +1,189 @@
+"""State shared by the replicas when Redis is configured: the wrong-secret budgets and the ended sessions.
+
+Redis is reached through `c2c_config.redis.get_factory()` (one client set per event loop), every
+call bounded by `C2C__REDIS__TIMEOUT`. Without Redis (not configured, or the `redis` package not
+installed) the state lives in the process. When Redis fails (down, slow, refused), each use falls
+back to the process's own state and logs a warning: the budgets then count per process, the
+ended-session list holds the logouts seen by this process. Never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from c2c_auth._github import TTLCache
+from c2c_auth._modes import current_settings
+from c2c_auth._settings import Settings
+from c2c_config import get_settings
+
+LOG = logging.getLogger("c2c_auth")
+
+# An atomic INCR + PEXPIRE: the window starts at the first failure of the budget.
+_FAIL_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
+
+class RedisUnavailable(Exception):
+    """Redis is configured but did not answer in time or failed."""
+
+
+def redis_client() -> Any | None:
+    """The running loop's Redis master client, or None without Redis (not configured or not installed)."""
+    settings = get_settings(Settings).redis
+    if not settings.configured:
+        return None
+    try:
+        from c2c_config import redis as c2c_redis  # the `redis` package is optional
+    except ModuleNotFoundError:
+        return None
+    return c2c_redis.get_factory(settings).master()
+
+
+async def redis_call(client: Any, command: Callable[[Any], Any]) -> Any:
+    """Run `command(client)` bounded by `C2C__REDIS__TIMEOUT`; any failure raises `RedisUnavailable`."""
+    from redis.exceptions import RedisError  # installed: `client` exists
+
+    try:
+        async with asyncio.timeout(get_settings(Settings).redis.timeout.total_seconds()):
+            return await command(client)
+    except (TimeoutError, OSError, RedisError) as error:  # connection, timeout, protocol, auth: "not now"
+        raise RedisUnavailable(f"{type(error).__name__}: {error}"[:200]) from error
+
+
+def redis_key(*parts: str) -> str:
+    """A Redis key under `C2C__AUTH__REDIS_PREFIX`."""
+    return current_settings().redis_prefix + ":".join(parts)
+
+
+# --- wrong-secret budgets -------------------------------------------------------------------------
+
+
+class FailureLimiter:
+    """Wrong secrets per budget over a sliding window, in this process (the fallback without Redis)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_budgets: int = 10_000) -> None:
+        self.clock = clock
+        self._max_budgets = max_budgets
+        self._failures: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def _recent(self, budget: str, window: float) -> collections.deque[float]:
+        failures = self._failures.get(budget) or collections.deque()
+        horizon = self.clock() - window
+        while failures and failures[0] <= horizon:
+            failures.popleft()
+        return failures
+
+    def blocked(self, budget: str, limit: int, window: float) -> bool:
+        """Whether `budget` holds `limit` failures within the last `window` seconds."""
+        with self._lock:
+            return len(self._recent(budget, window)) >= limit
+
+    def fail(self, budget: str, window: float) -> None:
+        """Record one failure."""
+        with self._lock:
+            failures = self._recent(budget, window)
+            failures.append(self.clock())
+            self._failures[budget] = failures
+            self._failures.move_to_end(budget)
+            while len(self._failures) > self._max_budgets:
+                self._failures.popitem(last=False)
+
+    def reset(self) -> None:
+        """Forget every failure."""
+        with self._lock:
+            self._failures.clear()
+
+
+LIMITER = FailureLimiter()
+"""The budgets of this process (used without Redis, and when Redis fails)."""
+
+
+async def budget_blocked(budget: str, limit: int, window: float) -> float | None:
+    """None when `budget` may try again, else the seconds to wait (Redis when configured, else this process)."""
+    client = redis_client()
+    if client is not None:
+        key = redis_key("secret-failures", budget)
+        try:
+            count, ttl_ms = await redis_call(client, lambda redis: _count_and_ttl(redis, key))
+        except RedisUnavailable as error:
+            LOG.warning("Redis unavailable for the wrong-secret budget, counting in this process: %s", error)
+        else:
+            if count < limit:
+                return None
+            return max(1.0, ttl_ms / 1000) if ttl_ms > 0 else window
+    return window if LIMITER.blocked(budget, limit, window) else None
+
+
+async def _count_and_ttl(redis: Any, key: str) -> tuple[int, int]:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(key)
+        pipe.pttl(key)
+        count, ttl = await pipe.execute()
+    return int(count or 0), int(ttl)
+
+
+async def budget_fail(budget: str, window: float) -> None:
+    """Count one wrong secret against `budget` (in Redis when configured; in this process too as a fallback)."""
+    LIMITER.fail(budget, window)
+    client = redis_client()
+    if client is None:
+        return
+    key = redis_key("secret-failures", budget)
+    milliseconds = max(1, int(window * 1000))
+    try:
+        await redis_call(client, lambda redis: redis.eval(_FAIL_SCRIPT, 1, key, milliseconds))
+    except RedisUnavailable as error:
+        LOG.warning("Redis unavailable for the wrong-secret budget, counting in this process: %s", error)
+
+
+# --- ended sessions ---------------------------------------------------------------------------------
+
+ENDED_SESSIONS = TTLCache(size=100_000)
+"""Sessions ended by a logout seen by this process, by id, until their own expiry."""
+
+
+async def end_session(session_id: str, expires_at: float) -> None:
+    """Refuse the session `session_id` until `expires_at` (Unix time): in this process, and in Redis."""
+    remaining = expires_at - time.time() + 1
+    if remaining <= 0:
+        return
+    ENDED_SESSIONS.put(("sid", session_id), True, remaining)
+    client = redis_client()
+    if client is None:
+        return
+    key = redis_key("ended-session", session_id)
+    try:
+        await redis_call(client, lambda redis: redis.set(key, "1", px=max(1, int(remaining * 1000))))
+    except RedisUnavailable as error:
+        LOG.warning("Redis unavailable: the logout ends the session in this process only: %s", error)
+
+
+async def session_ended(session_id: str) -> bool:
+    """Whether a logout ended `session_id`: this process's list, then Redis (one EXISTS) when configured.
+
+    Redis failing: the answer of this process's list (logged).
+    """
+    if ENDED_SESSIONS.get(("sid", session_id), 1.0) is not None:
+        return True
+    client = redis_client()
+    if client is None:
+        return False
+    key = redis_key("ended-session", session_id)
+    try:
+        found = await redis_call(client, lambda redis: redis.exists(key))
+    except RedisUnavailable as error:
+        LOG.warning("Redis unavailable: ended sessions checked in this process only: %s", error)
+        return False
+    return bool(found)

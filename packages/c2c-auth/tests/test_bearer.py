@@ -1,0 +1,94 @@
+"""Issue 14 item 12: bearer tokens cannot flood GitHub, and requests without a credential never wait on it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import types
+from typing import Any
+
+import httpx
+
+from c2c_auth import _github
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_refusals_are_cached_by_digest(github_mode: Any, client: httpx.AsyncClient, fake_github: Any) -> None:
+    garbage = "ghp_garbage_0123456789"
+    for _ in range(5):
+        assert (await client.get("/c2c/ro", headers=_bearer(garbage))).status_code == 403
+        assert (await client.get("/c2c/auth/status", headers=_bearer(garbage))).json()["is_logged_in"] is False
+    assert fake_github.calls["user"] == 1
+    # The refusal cache holds a digest, never the token.
+    keys = list(_github.REFUSED_BEARERS._items)
+    assert keys
+    assert all(garbage not in part for key in keys for part in key)
+    # A valid token is not affected, and is asked once (then cached as before).
+    valid = fake_github.issue_token("bob")
+    for _ in range(3):
+        assert (await client.get("/c2c/ro", headers=_bearer(valid))).status_code == 200
+    assert fake_github.calls["user"] == 2
+
+
+async def test_refusal_cache_expires(github_mode: Any, client: httpx.AsyncClient, fake_github: Any) -> None:
+    github_mode.set(C2C__AUTH__GITHUB__BEARER_REFUSAL_CACHE_TTL="60")
+    now = [1000.0]
+    _github.REFUSED_BEARERS.clock = lambda: now[0]
+    try:
+        token = "ghp_not_yet_issued"
+        assert (await client.get("/c2c/ro", headers=_bearer(token))).status_code == 403
+        fake_github.tokens[token] = "bob"  # the token becomes valid (created at GitHub just after)
+        assert (await client.get("/c2c/ro", headers=_bearer(token))).status_code == 403
+        now[0] += 61
+        assert (await client.get("/c2c/ro", headers=_bearer(token))).status_code == 200
+    finally:
+        _github.REFUSED_BEARERS.clock = time.monotonic
+    assert fake_github.calls["user"] == 2
+
+
+async def test_validations_are_rate_capped(github_mode: Any, client: httpx.AsyncClient, fake_github: Any) -> None:
+    github_mode.set(C2C__AUTH__GITHUB__BEARER_VALIDATIONS_PER_MINUTE="5")
+    valid = fake_github.issue_token("bob")
+    assert (await client.get("/c2c/ro", headers=_bearer(valid))).status_code == 200
+    statuses = [(await client.get("/c2c/ro", headers=_bearer(f"ghp_flood_{n}"))).status_code for n in range(20)]
+    # Four validations left this minute: four refusals from GitHub, then 503 without asking GitHub.
+    assert statuses == [403] * 4 + [503] * 16
+    assert fake_github.calls["user"] == 5
+    capped = await client.get("/c2c/ro", headers=_bearer("ghp_flood_more"))
+    assert capped.status_code == 503
+    assert 1 <= int(capped.headers["retry-after"]) <= 13
+    # A token already validated (cached) and requests without a credential are not capped.
+    assert (await client.get("/c2c/ro", headers=_bearer(valid))).status_code == 200
+    assert (await client.get("/c2c/auth/status")).status_code == 200
+    assert fake_github.calls["user"] == 5
+
+
+async def test_no_credential_never_waits_on_a_slow_github(
+    github_mode: Any, client: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    github_mode.set(C2C__AUTH__GITHUB__BEARER_MAX_CONCURRENCY="2", C2C__AUTH__GITHUB__TIMEOUT="5")
+    fake_github.hang = True  # GitHub answers nothing until released (at most 10 s)
+    pending = [asyncio.create_task(client.get("/c2c/ro", headers=_bearer(f"ghp_slow_{n}"))) for n in range(6)]
+    try:
+        for _ in range(500):  # at most 10 s for the validations to reach GitHub
+            if fake_github.calls["user"] >= 2:
+                break
+            await asyncio.sleep(0.02)
+        # Validations pending at GitHub: requests without a credential answer at once (generous bound:
+        # GitHub holds the validations for seconds).
+        started = time.monotonic()
+        assert (await client.get("/api/open")).status_code == 200
+        status = await client.get("/c2c/auth/status")
+        assert status.json()["is_logged_in"] is False
+        assert (await client.get("/c2c/ro")).status_code == 403
+        assert time.monotonic() - started < 2.0
+        await asyncio.sleep(0.3)
+        # At most two validations in flight at GitHub; the others wait for a slot.
+        assert fake_github.calls["user"] == 2
+    finally:
+        fake_github.release.set()
+        answers = await asyncio.gather(*pending)
+    assert {answer.status_code for answer in answers} <= {403, 503}

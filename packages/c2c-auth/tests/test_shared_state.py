@@ -1,0 +1,103 @@
+"""Issue 14 items 9 and 11 against real servers: the state the replicas share through Redis.
+
+Wrong-secret budgets and ended sessions are kept in a real redis-server and used by two uvicorn
+replicas (subprocesses); Redis stopped: each falls back to the process's own state, never a 500.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import httpx
+import pytest
+
+from c2c_testing import RedisServer
+
+# The Redis client is optional (`c2c-config[redis]`): without it there is nothing shared to test.
+pytest.importorskip("redis")
+
+COOKIE = "c2c-jwt-auth"
+PROXY = "10.0.0.1"
+WRONG = {"X-API-Key": "guess"}
+
+
+async def _known_device(make_client: Any, h: types.ModuleType) -> httpx.AsyncClient:
+    admin: httpx.AsyncClient = make_client(PROXY)
+    assert (await admin.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+    assert (await admin.post("/c2c/auth/logout")).status_code == 200
+    return admin
+
+
+async def test_unknown_devices_budget_is_shared_by_replicas(
+    redis_server: RedisServer, replica_factory: Any, h: types.ModuleType
+) -> None:
+    first, second = replica_factory(2, C2C__AUTH__SECRET=h.SHARED_SECRET, C2C__REDIS__URL=redis_server.url)
+    async with httpx.AsyncClient(timeout=10) as admin, httpx.AsyncClient(timeout=10) as attacker:
+        # The admin's browser logs in on one replica: its device cookie is known to every replica.
+        assert (await admin.get(f"{first}/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+        await admin.post(f"{first}/c2c/auth/logout")
+        assert COOKIE not in admin.cookies
+        # Five wrong secrets on each replica: ten in all, the budget of the unknown devices.
+        for base in (first, second) * 5:
+            assert (await attacker.get(f"{base}/c2c/auth/login", headers=WRONG)).status_code == 401
+        for base in (first, second):
+            blocked = await attacker.get(f"{base}/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+            assert blocked.status_code == 429, base
+        assert int(redis_server.command("GET", "c2c-auth:secret-failures:unknown-devices")) == 10  # type: ignore[arg-type]
+        for base in (second, first):
+            allowed = await admin.get(f"{base}/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+            assert allowed.status_code == 200, base
+
+
+async def test_redis_down_falls_back_to_the_process_budget(
+    secret_mode: Any, redis_server: RedisServer, make_client: Any, h: types.ModuleType
+) -> None:
+    secret_mode.set(C2C__REDIS__URL=redis_server.url, C2C__REDIS__TIMEOUT="1")
+    admin = await _known_device(make_client, h)
+    redis_server.stop()
+    attacker = make_client(PROXY)
+    for _ in range(10):
+        assert (await attacker.get("/c2c/auth/login", headers=WRONG)).status_code == 401
+    assert (await attacker.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 429
+    assert (await admin.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+
+
+async def test_logout_on_one_replica_ends_the_session_on_every_replica(
+    redis_server: RedisServer, replica_factory: Any, h: types.ModuleType
+) -> None:
+    first, second = replica_factory(2, C2C__AUTH__SECRET=h.SHARED_SECRET, C2C__REDIS__URL=redis_server.url)
+    async with httpx.AsyncClient(timeout=10) as browser, httpx.AsyncClient(timeout=10) as thief:
+        assert (await browser.get(f"{first}/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+        stolen = browser.cookies[COOKIE]
+        thief.cookies.set(COOKIE, stolen)
+        assert (await thief.get(f"{second}/c2c/ro")).status_code == 200
+        assert (await browser.post(f"{first}/c2c/auth/logout")).status_code == 200
+        # The other replica refuses the logged-out session at once (old code: valid for its 7 days).
+        refused = await thief.get(f"{second}/c2c/ro")
+        assert refused.status_code == 403
+        thief.cookies.set(COOKIE, stolen)
+        assert (await thief.get(f"{first}/c2c/ro")).status_code == 403
+    (key,) = redis_server.command("KEYS", "c2c-auth:ended-session:*")  # type: ignore[misc]
+    ttl = int(redis_server.command("PTTL", key))  # type: ignore[arg-type]
+    assert 7 * 86400 * 1000 - 60_000 < ttl <= 7 * 86400 * 1000 + 1000  # the session's remaining life
+
+
+async def test_redis_down_sessions_and_logout_fall_back_to_the_process(
+    secret_mode: Any, redis_server: RedisServer, make_client: Any, h: types.ModuleType
+) -> None:
+    secret_mode.set(C2C__REDIS__URL=redis_server.url, C2C__REDIS__TIMEOUT="1")
+    browser = make_client()
+    assert (await browser.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+    stolen = browser.cookies[COOKIE]
+    redis_server.stop()
+    # The revocation check cannot reach Redis: the process's list answers (logged), never a 500.
+    assert (await browser.get("/c2c/ro")).status_code == 200
+    assert (await browser.post("/c2c/auth/logout")).status_code == 200
+    thief = make_client("198.51.100.7")
+    thief.cookies.set(COOKIE, stolen, domain="app.example", path="/c2c/")
+    assert (await thief.get("/c2c/ro")).status_code == 403
+    # Redis back: the logout made while it was down is known to this process still.
+    redis_server.start()
+    thief.cookies.set(COOKIE, stolen, domain="app.example", path="/c2c/")
+    assert (await thief.get("/c2c/ro")).status_code == 403
