@@ -131,8 +131,10 @@ def _check_name(directive: object, extras: frozenset[str]) -> str:
     if DIRECTIVE_NAME_RE.fullmatch(directive):
         if directive in KNOWN_CSP_DIRECTIVES or directive in extras:
             return directive
-        suggestion = _suggestion(directive)
-        hint = f"did you mean {suggestion!r}? " if suggestion else ""
+        import difflib  # only on this error path: the package's import stays cheap
+
+        close = difflib.get_close_matches(directive, sorted(KNOWN_CSP_DIRECTIVES | extras), n=1, cutoff=0.8)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise CSPError(
             f"unknown CSP directive {directive!r}: browsers ignore it ({hint}declare a newer directive "
             "with extra_csp_directives=[...])"
@@ -195,8 +197,7 @@ def _render_directives(directives: list[tuple[object, list[str]]], extras: froze
     seen: dict[object, object] = {}
     parts = []
     for directive, items in directives:
-        key = directive.lower() if isinstance(directive, str) else directive
-        key = (_suggestion(key) or key) if isinstance(key, str) else key
+        key = (_suggestion(directive) or directive.lower()) if isinstance(directive, str) else directive
         if key in seen:
             raise CSPError(f"duplicate CSP directive {directive!r} (the same as {seen[key]!r})")
         seen[key] = directive
