@@ -172,7 +172,9 @@ async def test_stale_session_cookie_is_cleared_once_on_every_route(client: httpx
 
 def test_c2c_app_installs_the_pending_cookies_middleware() -> None:
     installed: list[object] = [entry.cls for entry in create_app().user_middleware]
-    assert installed == [c2casgiutils.auth.PendingCookiesMiddleware]
+    from c2casgiutils._guard import BodyGuardMiddleware  # the body guard runs inside it (issue 14 item 8)
+
+    assert installed == [c2casgiutils.auth.PendingCookiesMiddleware, BodyGuardMiddleware]
 
 
 # --- headers tool -------------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ Mount it with `app.mount("/c2c", c2casgiutils.app)`. Routes (relative to the mou
 The OpenAPI schema and its documentation pages are not served: they would describe every admin
 endpoint to anonymous callers. `c2c_auth.PendingCookiesMiddleware` is installed: a session cookie
 refreshed or cleared during a request reaches the response whatever the endpoint returns.
+
+Request bodies go through `BodyGuardMiddleware` (`c2casgiutils._guard`): at most
+`C2C__TOOLS__MAX_BODY_SIZE` bytes (413 beyond, before reading more), and a route protected by an
+access dependency refuses a caller without access before any of the body is read.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from fastapi.staticfiles import StaticFiles
 import c2c_auth
 import c2c_health
 from c2casgiutils import tools
+from c2casgiutils._guard import BodyGuardMiddleware
 from c2casgiutils.tools import TEMPLATES, access_summary
 
 _HERE = Path(__file__).parent
@@ -50,5 +55,7 @@ def create_app() -> FastAPI:
     app.include_router(c2c_auth.create_router(), prefix="/auth")
     app.include_router(tools.router)  # the page, /headers, /logging, /versions
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="c2c_static")
+    # The guard runs inside PendingCookiesMiddleware, so a cookie its access check clears still reaches the answer.
+    app.add_middleware(BodyGuardMiddleware)
     app.add_middleware(c2c_auth.PendingCookiesMiddleware)
     return app

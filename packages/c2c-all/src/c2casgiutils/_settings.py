@@ -128,6 +128,14 @@ class ToolsSettings(Section):
     versions_file: str = Field(
         default="versions.json", description="The file written by c2casgiutils-genversion, served at /c2c/versions"
     )
+    max_body_size: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description=(
+            "Largest request body, in bytes, that the /c2c sub-application accepts (a larger one gets 413 "
+            "before it is read; access is checked before any body is read)"
+        ),
+    )
 
 
 class Settings(CoreSettings):
