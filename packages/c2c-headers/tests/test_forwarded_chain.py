@@ -1,0 +1,375 @@
+"""ForwardedHeadersMiddleware behind a real nginx, in front of real uvicorn processes (issue 14 items 5, 6, 16).
+
+    client 127.0.0.2 / ::1 --> nginx (appends its element) --> uvicorn (TCP, or --uds) --> echo app
+
+The echo application answers ``url_for``, ``scope["client"]``, the scheme and the ``Host`` it
+sees, as JSON, under one path per middleware configuration (``/<mode>/echo``). nginx runs from a
+temporary prefix (nothing from /etc/nginx) with these servers:
+
+- ``append``: the usual configuration: ``X-Forwarded-For $proxy_add_x_forwarded_for``,
+  ``X-Forwarded-Proto $scheme`` and a ``Forwarded`` header built from ``$remote_addr`` appended to
+  the client's; the client's ``X-Forwarded-Host``/``-Port`` pass through untouched;
+- ``front`` -> ``inner``: a proxy whose upstream is another nginx on a unix socket, which appends
+  ``unix:`` to ``X-Forwarded-For`` (what nginx writes for a unix-socket client);
+- ``uds``: uvicorn's own sample, nginx to ``uvicorn --uds`` (the application sees no client address);
+- ``nohost``: a proxy that sends no ``Host`` but a public port (``X-Forwarded-Port: 8443``).
+
+Every process started here is stopped at teardown, even when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from c2c_testing import free_port, wait_for_port
+
+pytestmark = pytest.mark.slow
+
+START_TIMEOUT = 10.0
+CLIENT_V4 = "127.0.0.2"  # not nginx's address towards uvicorn (127.0.0.1): the app can tell them apart
+
+ECHO_APP = '''
+"""Echo what the application sees, behind one ForwardedHeadersMiddleware per first path segment."""
+import os
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from c2c_headers import ForwardedHeadersMiddleware
+
+
+async def echo(request: Request) -> JSONResponse:
+    return JSONResponse(
+        {
+            "url": str(request.url_for("echo", mode=request.path_params["mode"])),
+            "client": list(request.client) if request.client else None,
+            "scheme": request.url.scheme,
+            "host": request.headers.get("host"),
+        }
+    )
+
+
+inner = Starlette(routes=[Route("/{mode}/echo", echo, name="echo")])
+MODES = {
+    "xf": ForwardedHeadersMiddleware(inner, trusted_hosts="127.0.0.1"),
+    "xf-chain": ForwardedHeadersMiddleware(inner, trusted_hosts="127.0.0.0/8"),
+    "xf-nohost": ForwardedHeadersMiddleware(inner, trusted_hosts="127.0.0.1", trust_host=False),
+    "xf-socket": ForwardedHeadersMiddleware(inner, trusted_hosts="127.0.0.1, unix:"),
+    "xf-uds": ForwardedHeadersMiddleware(inner, trusted_hosts=os.environ.get("ECHO_SOCKET", "unix:")),
+    "fw": ForwardedHeadersMiddleware(inner, trusted_hosts="127.0.0.1", headers_type="forwarded"),
+    "fw-chain": ForwardedHeadersMiddleware(inner, trusted_hosts="127.0.0.0/8", headers_type="forwarded"),
+}
+
+
+async def app(scope, receive, send):
+    mode = scope.get("path", "/").split("/")[1] if scope["type"] != "lifespan" else ""
+    await MODES.get(mode, inner)(scope, receive, send)
+'''
+
+NGINX_CONF = """\
+# Written by test_forwarded_chain.py: nothing from /etc/nginx, every path in {prefix}.
+daemon off;
+master_process on;
+worker_processes 1;
+{user}
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    # RFC 7239 node: an IPv6 address is quoted and bracketed (nginx's documented recipe).
+    map $remote_addr $forwarded_node {{
+        ~^[0-9.]+$ $remote_addr;
+        ~^[0-9A-Fa-f:.]+$ "\\"[$remote_addr]\\"";
+        default unknown;
+    }}
+    server {{  # append: the usual appending proxy
+        listen 127.0.0.1:{append};
+        listen [::1]:{append};
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header Forwarded "$http_forwarded, for=$forwarded_node;proto=$scheme";
+        }}
+    }}
+    server {{  # front: its upstream is the inner nginx, on a unix socket
+        listen 127.0.0.1:{front};
+        location / {{
+            proxy_pass http://unix:{inner_socket}:;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+    server {{  # inner: on a unix socket, so it appends "unix:"
+        listen unix:{inner_socket};
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+    server {{  # uds: uvicorn's own sample, uvicorn on a unix socket
+        listen 127.0.0.1:{uds};
+        location / {{
+            proxy_pass http://unix:{app_socket}:;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto https;
+        }}
+    }}
+    server {{  # nohost: no Host header upstream, a public port
+        listen 127.0.0.1:{nohost};
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header Host "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Port 8443;
+        }}
+    }}
+}}
+"""
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f"(no {path})"
+    return f"last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
+
+
+def _stop(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
+    """SIGTERM, wait, then SIGKILL (the whole process group with `group`); always reaped."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            if group:
+                os.killpg(process.pid, signal.SIGKILL)  # nginx workers outlive a killed master
+            else:
+                process.kill()
+    process.wait(10)
+
+
+def _wait(process: subprocess.Popen[bytes], ready: Any, log: Path, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with status {process.returncode} while starting\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not start in {START_TIMEOUT:g} s\n{_tail(log)}")
+        time.sleep(0.05)
+
+
+def _port_ready(port: int) -> Any:
+    def ready() -> bool:
+        try:
+            wait_for_port("127.0.0.1", port, timeout=0.2)
+        except TimeoutError:
+            return False
+        return True
+
+    return ready
+
+
+def _socket_ready(path: Path) -> Any:
+    def ready() -> bool:
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(0.2)
+            try:
+                probe.connect(str(path))
+            except OSError:
+                return False
+            return True
+
+    return ready
+
+
+def _uvicorn(directory: Path, log: Path, *where: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "ECHO_SOCKET": str(directory / "app.sock")}
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "echo_app:app",
+                "--app-dir",
+                str(directory),
+                *where,
+                # uvicorn's own proxy-headers handling would rewrite the client first.
+                "--no-proxy-headers",
+                "--lifespan",
+                "off",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@dataclass
+class Chain:
+    ports: dict[str, int]
+
+    def get(self, server: str, path: str, *, local: str = CLIENT_V4, **headers: str) -> dict[str, Any]:
+        host = "[::1]" if ":" in local else "127.0.0.1"
+        transport = httpx.HTTPTransport(local_address=local)
+        with httpx.Client(transport=transport, timeout=10) as client:
+            response = client.get(f"http://{host}:{self.ports[server]}{path}", headers=headers)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def origin(self, server: str, local: str = CLIENT_V4) -> str:
+        host = "[::1]" if ":" in local else "127.0.0.1"
+        return f"http://{host}:{self.ports[server]}"
+
+
+@pytest.fixture(scope="module")
+def chain() -> Iterator[Chain]:
+    nginx_binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.access(nginx_binary, os.X_OK):
+        pytest.fail("nginx is missing: install it with `apt-get install nginx` (as root)", pytrace=False)
+    # A short directory: unix socket paths are limited to about 100 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="c2cfw-"))
+    (directory / "echo_app.py").write_text(textwrap.dedent(ECHO_APP), encoding="utf-8")
+    ports = {name: free_port() for name in ("app", "append", "front", "uds", "nohost")}
+    processes: list[tuple[subprocess.Popen[bytes], bool]] = []
+    try:
+        tcp = _uvicorn(directory, directory / "uvicorn-tcp.log", "--host", "127.0.0.1", "--port", str(ports["app"]))
+        processes.append((tcp, False))
+        uds = _uvicorn(directory, directory / "uvicorn-uds.log", "--uds", str(directory / "app.sock"))
+        processes.append((uds, False))
+        prefix = directory / "nginx"
+        prefix.mkdir()
+        config = prefix / "nginx.conf"
+        config.write_text(
+            NGINX_CONF.format(
+                prefix=prefix,
+                # As root, workers would switch to `nobody`, which cannot enter the 0700 temp dir.
+                user="user root;" if os.geteuid() == 0 else "",
+                inner_socket=directory / "inner.sock",
+                app_socket=directory / "app.sock",
+                **ports,
+            ),
+            encoding="utf-8",
+        )
+        with (prefix / "stderr.log").open("wb") as log:
+            nginx = subprocess.Popen(
+                [nginx_binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so no worker survives the teardown
+            )
+        processes.append((nginx, True))
+        _wait(tcp, _port_ready(ports["app"]), directory / "uvicorn-tcp.log", "uvicorn")
+        _wait(uds, _socket_ready(directory / "app.sock"), directory / "uvicorn-uds.log", "uvicorn --uds")
+        _wait(nginx, _port_ready(ports["nohost"]), prefix / "error.log", "nginx")
+        yield Chain(ports)
+    finally:
+        for process, group in reversed(processes):
+            _stop(process, group=group)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- item 5: RFC 7239 -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("local", [CLIENT_V4, "::1"])
+def test_unterminated_quote_cannot_forge(chain: Chain, local: str) -> None:
+    """The open quote must not swallow nginx's element (an IPv6 one is quoted and bracketed)."""
+    answer = chain.get("append", "/fw/echo", local=local, Forwarded='host=evil.com;proto=https;for="')
+    assert answer["client"] == [local, 0]
+    assert answer["scheme"] == "http"
+    assert answer["url"] == f"{chain.origin('append', local)}/fw/echo"
+
+
+def test_separate_proxy_line_wins(chain: Chain) -> None:
+    """A proxy adding its own line after the client's (directly against uvicorn, the peer trusted)."""
+    with httpx.Client(timeout=10) as client:
+        response = client.get(
+            f"http://127.0.0.1:{chain.ports['app']}/fw/echo",
+            headers=[("Forwarded", 'host=evil.com;proto=https;for="'), ("Forwarded", "for=198.51.100.7;proto=http")],
+        )
+    answer = response.json()
+    assert (answer["client"], answer["scheme"]) == (["198.51.100.7", 0], "http")
+    assert answer["url"] == f"http://127.0.0.1:{chain.ports['app']}/fw/echo"
+
+
+# --- item 6: client addresses are IP addresses ----------------------------------------------------
+
+
+@pytest.mark.parametrize("forged", ["<script>alert(1)</script>", "unknown", "fe80::1%<b>x</b>"])
+def test_x_forwarded_for_garbage_is_never_the_client(chain: Chain, forged: str) -> None:
+    """The client (127.0.0.2) is itself a trusted proxy here: the walk stops at its garbage entry."""
+    answer = chain.get("append", "/xf-chain/echo", **{"X-Forwarded-For": forged})
+    assert answer["client"] == [CLIENT_V4, 0]
+
+
+@pytest.mark.parametrize("node", ["unknown", "_hidden", '"<script>"'])
+def test_forwarded_for_non_address_keeps_the_last_trusted(chain: Chain, node: str) -> None:
+    answer = chain.get("append", "/fw-chain/echo", Forwarded=f"for={node}")
+    assert answer["client"] == [CLIENT_V4, 0]
+
+
+# --- item 16: X-Forwarded-Host/-Port passed through, unix sockets, no Host ------------------------
+
+
+def test_passed_through_host_is_believed_by_default_and_not_with_trust_host_off(chain: Chain) -> None:
+    """nginx's usual configuration passes the client's X-Forwarded-Host/-Port through untouched."""
+    forged = {"X-Forwarded-Host": "client-chosen.example", "X-Forwarded-Port": "8443"}
+    believed = chain.get("append", "/xf/echo", **forged)
+    assert believed["url"] == "http://client-chosen.example:8443/xf/echo"  # the documented default (0.14)
+    ignored = chain.get("append", "/xf-nohost/echo", **forged)
+    assert ignored["url"] == f"{chain.origin('append')}/xf-nohost/echo"
+    assert ignored["client"] == [CLIENT_V4, 0]
+
+
+def test_unix_socket_hop_in_x_forwarded_for(chain: Chain) -> None:
+    """front -> inner (on a socket, appends "unix:") -> uvicorn: a trusted "unix:" hop is walked over."""
+    answer = chain.get("front", "/xf-socket/echo")
+    assert answer["client"] == [CLIENT_V4, 0]
+
+
+def test_uvicorn_on_a_unix_socket(chain: Chain) -> None:
+    """uvicorn --uds: no client address; the socket path in trusted_hosts trusts nginx there."""
+    answer = chain.get("uds", "/xf-uds/echo")
+    assert (answer["client"], answer["scheme"]) == ([CLIENT_V4, 0], "https")
+    assert answer["url"].startswith("https://127.0.0.1:")
+
+
+def test_forwarded_port_without_host(chain: Chain) -> None:
+    answer = chain.get("nohost", "/xf/echo")
+    assert answer["host"] == "127.0.0.1:8443"  # nginx sent none: the middleware wrote it
+    assert answer["url"] == "http://127.0.0.1:8443/xf/echo"
+    assert answer["client"] == [CLIENT_V4, 0]
