@@ -1,4 +1,14 @@
-"""Security and forwarded headers: the public surface of c2c-headers (re-exported, nothing else here)."""
+"""Security and forwarded headers: the public surface of c2c-headers (re-exported, nothing else here).
+
+The default ``docs`` and ``redoc`` rules (Swagger UI's and ReDoc's CSP, with ``'unsafe-inline'``
+scripts) apply to FastAPI's own pages only, ``/docs`` and ``/redoc`` relative to ``root_path``.
+An application that moves them passes its URLs, which the middleware compiles at construction::
+
+    app = FastAPI(docs_url="/api/docs", redoc_url=None)
+    app.add_middleware(headers.ArmorHeaderMiddleware, docs_url=app.docs_url, redoc_url=app.redoc_url)
+
+(``None`` drops the rule.) The `/c2c` sub-application serves no docs pages.
+"""
 
 from c2c_headers import (
     CSP_NONCE,
