@@ -103,6 +103,7 @@ if config.settings.proxy_headers.type != "none":
         headers.ForwardedHeadersMiddleware,
         trusted_hosts=config.settings.proxy_headers.trusted_hosts,
         headers_type=config.settings.proxy_headers.type,
+        trust_host=config.settings.proxy_headers.trust_host,
     )
 
 # Health checks: the database (readiness), Redis when configured (readiness); liveness depends on
