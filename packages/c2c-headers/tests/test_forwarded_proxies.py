@@ -22,6 +22,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from c2c_headers import ForwardedHeadersMiddleware, parse_trusted_hosts
+from c2c_headers.forwarded import parse_forwarded
 from c2c_headers.types import Receive, Scope, Send
 
 
@@ -112,6 +113,24 @@ async def test_client_bytes_before_the_proxy_element_change_nothing(
     scope = await _run(headers, headers_type="forwarded")
     scheme, host_header = _expected(proto, host)
     assert (scope["client"], scope["scheme"], _host(scope)) == (client, scheme, [host_header])
+
+
+@given(client_text=_CLIENT_TEXT, proxy=_proxy_elements())
+def test_parse_forwarded_reads_the_appended_element_as_written(
+    client_text: str, proxy: tuple[str, tuple[str, int], str | None, str | None]
+) -> None:
+    element, _, _, _ = proxy
+    expected = {key: value.strip('"') for key, _, value in (pair.partition("=") for pair in element.split(";"))}
+    assert parse_forwarded(f"{client_text}, {element}")[-1] == expected
+
+
+@given(client_text=_CLIENT_TEXT)
+@example(client_text='for="<script>", for=unknown;proto=https')
+async def test_forwarded_client_is_always_an_address(client_text: str) -> None:
+    """Behind a trusted proxy (10.0.0.7) the client's elements are read, but only an IP becomes the client."""
+    headers = [(b"forwarded", f"{client_text}, for=10.0.0.7".encode("latin-1"))]
+    scope = await _run(headers, headers_type="forwarded", trusted_hosts="127.0.0.1, 10.0.0.0/8")
+    ipaddress.ip_address(scope["client"][0])  # raises for anything but an IP
 
 
 @given(
