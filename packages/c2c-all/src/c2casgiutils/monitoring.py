@@ -1,9 +1,15 @@
-"""Watching the toolkit itself: the broadcaster as a health check and as Prometheus metrics.
+"""Watching the toolkit itself: the broadcaster and the logging sync as health checks, Prometheus metrics.
 
 ```python
 from c2casgiutils import health_checks, monitoring
 health_checks.FACTORY.add(monitoring.BroadcastCheck(tags=["readiness"]))
+health_checks.FACTORY.add(monitoring.LoggingSyncCheck(tags=["all"]))
 ```
+
+`LoggingSyncCheck` answers 503 with the state `degraded` while the logging tool cannot read the
+stored level overrides (Redis down or frozen since the startup or the last read): the service
+works, but a level changed meanwhile may not be applied here yet. Do not tag it `readiness`
+unless taking replicas out of the load balancer during a Redis outage is what you want.
 
 `c2casgiutils.startup()` reports the broadcaster's counters to Prometheus
 (`<prefix>broadcast_events_total{event, reason}`) and exposes its state
@@ -24,7 +30,7 @@ from prometheus_client.registry import Collector
 import c2c_broadcast
 from c2c_health import Check, Result
 
-__all__ = ["BroadcastCheck", "PrometheusBroadcastMetrics", "install_metrics"]
+__all__ = ["BroadcastCheck", "LoggingSyncCheck", "PrometheusBroadcastMetrics", "install_metrics"]
 
 # Label values are bounded: the event names are the broadcaster's constants, and reasons outside
 # this set are reported as "other".
@@ -48,6 +54,27 @@ class BroadcastCheck(Check):
         return Result(
             status_code=503,
             payload={**payload, "last_error": status.last_error},
+            public_payload={"state": status.state},
+        )
+
+
+class LoggingSyncCheck(Check):
+    """Healthy while the logging levels follow the stored overrides (always without Redis); 503 `degraded` otherwise."""
+
+    def __init__(self, tags: Sequence[str] | None = None, *, name: str = "LoggingSync") -> None:
+        super().__init__(tags, name=name)
+
+    async def check(self) -> Result:
+        """The logging tool's `sync_status()`: 200 `local` or `in_sync`, 503 `degraded` with the last error."""
+        from c2casgiutils.tools.logging_ import get_tool
+
+        status = get_tool().sync_status()
+        payload = {"state": status.state, "ignored": status.ignored}
+        if status.state != "degraded":
+            return Result(status_code=200, payload=payload, public_payload={"state": status.state})
+        return Result(
+            status_code=503,
+            payload={**payload, "last_error": status.last_error, "degraded_since": status.degraded_since},
             public_payload={"state": status.state},
         )
 

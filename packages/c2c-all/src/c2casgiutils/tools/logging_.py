@@ -6,17 +6,33 @@ Endpoints (under the `/c2c` mount; `router` holds them):
   `{"name", "level", "effective_level"}`; looking a logger up never creates it.
 - `POST /logging/level` (`c2c_logging_set_level`, read-write access), JSON `{"name", "level",
   "duration"?}`: validates the level (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`, `NOTSET`,
-  any case) and the logger name, broadcasts the change to every replica and answers with each
-  replica's result (`replicas`), persists the override in Redis (key
-  `<C2C__TOOLS__LOGGING__REDIS_PREFIX><name>`, value the level name, as c2casgiutils 0.14 stored
-  it) so that replicas started later apply it. With `duration` (seconds or any `Duration`
-  notation) the level reverts by itself on every replica and the Redis key expires.
+  any case) and the logger name (the root logger is `root`; a blank name is refused with 422),
+  persists the override in Redis (key `<C2C__TOOLS__LOGGING__REDIS_PREFIX><name>`, value the level
+  name, as c2casgiutils 0.14 stored it) so that replicas started later apply it, broadcasts the
+  change to every replica and answers with each replica's result (`replicas`). With `duration`
+  (seconds or any `Duration` notation, 1 second to 7 days, else 422) the level reverts by itself
+  on every replica and the Redis key expires.
 - `DELETE /logging/level?name=` (`c2c_logging_delete_level`, read-write access): removes the
   override everywhere; each replica restores the level the logger had before its first override.
 - `GET /logging/overrides` (`c2c_logging_overrides`, read-only access): an `OverridesResponse`
   `{"overrides": [{"name", "level", "expires_in"}]}`.
 
 Without Redis the overrides live in the process (the local broadcaster reaches only it).
+
+Redis is never waited for without a limit: each Redis call of a request or of the startup is
+bounded by `C2C__REDIS__TIMEOUT`, and a request whose Redis call times out or fails is answered
+503 with a JSON `detail` (`RedisUnavailableError`). The startup never fails and never hangs
+because Redis is down or frozen: it gives up reading the stored overrides after that time, and a
+background synchronisation applies them once Redis answers (retrying every `RETRY_DELAY`
+seconds); meanwhile `sync_status()` (and `c2casgiutils.monitoring.LoggingSyncCheck`) says
+`degraded`.
+
+With a broadcast secret (`C2C__BROADCAST__SECRET`) the stored overrides are signed: next to each
+override key, `<SIGNATURE_KEY_PREFIX><prefix><name>` holds `<expiry in ms since the epoch, 0 for
+none>:<hex HMAC-SHA256>` over the logger name, the level and that expiry, with a key derived from
+the secret for this use only (`SIGNATURE_LABEL`), so that a pub/sub signature is no override
+signature. An unsigned, tampered, moved (another name) or expired (replayed) override is ignored
+with a warning naming its key. The override key itself keeps 0.14's format (the plain level).
 
 What is bound to an event loop (the broadcast subscription, the synchronisation task, the revert
 timers, the Redis clients) belongs to the running loop (`c2c_config.LoopLocal`): an application
@@ -31,10 +47,13 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import hashlib
+import hmac
+import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -58,8 +77,13 @@ MAX_DURATION = datetime.timedelta(days=7)
 # a migration apply each other's changes (both send `name` and `level`; `duration` only when given).
 CHANNEL = "c2c_decorated_c2casgiutils.tools.logging_.__set_level"
 BROADCAST_TIMEOUT = 10.0
-STARTUP_TIMEOUT = 5.0
-"""Seconds the startup may spend restoring the stored overrides (Redis down or frozen: the sync catches up)."""
+RETRY_DELAY = 1.0
+"""Seconds between two attempts of the background synchronisation while Redis cannot be read."""
+SIGNATURE_KEY_PREFIX = "c2c_logging_signature:"
+"""Prefix of the keys holding the signatures of the stored overrides (with a broadcast secret)."""
+SIGNATURE_LABEL = b"c2casgiutils logging override signature v1"
+"""What the signing key is derived with from the broadcast secret (a key for this use only)."""
+_MAX_WARNED = 1000
 
 __all__ = [
     "LEVELS",
@@ -72,6 +96,8 @@ __all__ = [
     "MissingAnswer",
     "OverrideResponse",
     "OverridesResponse",
+    "RedisUnavailableError",
+    "SyncStatus",
     "c2c_logging_delete_level",
     "c2c_logging_level",
     "c2c_logging_overrides",
@@ -93,11 +119,13 @@ def validate_level(value: object) -> str:
 
 
 def validate_logger_name(value: object) -> str:
-    """Accept a dotted logger name (`root` or empty for the root logger); raise `ValueError` otherwise."""
+    """Accept a dotted logger name (`root` for the root logger); raise `ValueError` otherwise (a blank name too)."""
     if not isinstance(value, str):
         raise ValueError("a logger name is a string")
     name = value.strip()
-    if name in ("", "root"):
+    if not name:
+        raise ValueError("a logger name must not be blank: the root logger is named 'root'")
+    if name == "root":
         return "root"
     if len(name) > MAX_NAME_LENGTH or not _LOGGER_NAME.fullmatch(name):
         raise ValueError(
@@ -143,7 +171,7 @@ class OverridesResponse(BaseModel):
 class LevelChange(BaseModel):
     """The body of `POST /logging/level`."""
 
-    name: str = Field(description="Logger name ('root' or empty for the root logger)")
+    name: str = Field(description="Logger name ('root' for the root logger)")
     level: LevelName = Field(description="New level")
     duration: Duration | None = Field(default=None, description="Revert automatically after this long (max 7 days)")
 
@@ -221,6 +249,94 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+class RedisUnavailableError(Exception):
+    """Redis refused, failed or did not answer within `C2C__REDIS__TIMEOUT`; the routes answer 503."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncStatus:
+    """Whether this process's levels follow the stored overrides.
+
+    `state`: `local` (no Redis: nothing to follow), `in_sync` (the last read of the stored
+    overrides succeeded), `degraded` (not read yet, or the last read failed: the background
+    synchronisation retries). `last_error` is the last failure, `degraded_since` and
+    `last_success` are `time.time()` values, `ignored` counts the stored overrides the last read
+    ignored (invalid, or unsigned or forged with a secret set).
+    """
+
+    state: Literal["local", "in_sync", "degraded"]
+    last_error: str | None = None
+    degraded_since: float | None = None
+    last_success: float | None = None
+    ignored: int = 0
+
+
+def _redis_timeout() -> float:
+    """`C2C__REDIS__TIMEOUT` in seconds, read at call time."""
+    from c2casgiutils import config
+
+    return config.settings.redis.timeout.total_seconds()
+
+
+@contextlib.asynccontextmanager
+async def _bounded(what: str) -> AsyncIterator[None]:
+    """Bound the Redis calls of the block by `C2C__REDIS__TIMEOUT`; a failure is a `RedisUnavailableError`."""
+    from redis.exceptions import RedisError
+
+    seconds = _redis_timeout()
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise RedisUnavailableError(f"Redis did not answer within {seconds:g} s ({what})") from None
+    except (RedisError, OSError) as error:
+        raise RedisUnavailableError(f"Redis is unavailable ({what}: {type(error).__name__})") from error
+
+
+def _signing_key() -> bytes | None:
+    """The key that signs the stored overrides, derived from `C2C__BROADCAST__SECRET`; None without a secret."""
+    from c2casgiutils import config
+
+    secret = config.settings.broadcast.secret
+    if secret is None:
+        return None
+    return hmac.new(secret.get_secret_value().encode(), SIGNATURE_LABEL, hashlib.sha256).digest()
+
+
+def _override_signature(key: bytes, name: str, level: str, expiry_ms: int) -> str:
+    """The hex HMAC of one override: its logger name, its level and its expiry (ms since the epoch, 0 for none)."""
+    message = json.dumps(["logging override", name, level, expiry_ms], separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(key, message.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def signature_key(prefix: str, name: str) -> str:
+    """The Redis key of an override's signature: outside `prefix`, so neither we nor 0.14 read it as an override."""
+    base = SIGNATURE_KEY_PREFIX + prefix
+    for lead in ("", "_", "#"):  # the prefix cannot start with two different characters
+        if not prefix or not (lead + base).startswith(prefix):
+            return lead + base + name
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _IgnoredOverrideError(ValueError):
+    """A stored override that is not applied (the message says why)."""
+
+
+def _verified_expiry(key: bytes, name: str, level: str, signature: object, now_ms: int) -> int:
+    """Check an override's signature; return its signed expiry (0 for none) or raise `_IgnoredOverrideError`."""
+    if not isinstance(signature, str):
+        raise _IgnoredOverrideError("not signed (a broadcast secret is set)")
+    expiry_text, _, digest = signature.partition(":")
+    if not expiry_text.isascii() or not expiry_text.isdigit() or len(expiry_text) > 18 or not digest.isascii():
+        raise _IgnoredOverrideError("malformed signature")
+    expiry_ms = int(expiry_text)
+    if not hmac.compare_digest(digest, _override_signature(key, name, level, expiry_ms)):
+        raise _IgnoredOverrideError("bad signature (changed, or copied from another logger's override)")
+    if expiry_ms and expiry_ms <= now_ms:
+        raise _IgnoredOverrideError("signed expiry passed (a replayed override)")
+    return expiry_ms
+
+
 class LoggingTool:
     """The logging tool of a process: levels to restore, revert deadlines, in-memory overrides; loop parts per loop."""
 
@@ -229,6 +345,13 @@ class LoggingTool:
         self._deadlines: dict[str, float] = {}  # time.monotonic() at which a timed override reverts
         self._local_overrides: dict[str, tuple[str, float | None]] = {}
         self._loops: LoopLocal[_LoopParts] = LoopLocal(_LoopParts, _LoopParts.aclose, name="logging tool")
+        # The synchronisation's state (process-wide, as the levels are).
+        self._synced = False
+        self._sync_error: str | None = "not read yet"
+        self._degraded_since: float | None = time.time()
+        self._last_success: float | None = None
+        self._ignored = 0
+        self._warned: set[tuple[str, str, str]] = set()  # (key, value, reason): one warning each
 
     # --- applied on every replica (the broadcast handler) ---------------------------------------
 
@@ -291,6 +414,9 @@ class LoggingTool:
         A replica misses a broadcast while its Redis connection is down (a Redis restart, a
         failover): the stored overrides are the truth, and this brings the process back to them.
         Returns the number of loggers changed.
+
+        Raises:
+            RedisUnavailableError: Redis failed or did not answer within `C2C__REDIS__TIMEOUT`.
         """
         stored = {name: (level, expires_in) for name, level, expires_in in await self.overrides()}
         changed = 0
@@ -306,22 +432,53 @@ class LoggingTool:
             LOG.info("Logging levels brought in line with %d stored override(s)", changed)
         return changed
 
+    def sync_status(self) -> SyncStatus:
+        """Whether this process's levels follow the stored overrides (`local` without Redis)."""
+        from c2casgiutils import config
+
+        if not config.settings.redis.configured:
+            return SyncStatus(state="local", ignored=self._ignored)
+        return SyncStatus(
+            state="in_sync" if self._synced else "degraded",
+            last_error=None if self._synced else self._sync_error,
+            degraded_since=None if self._synced else self._degraded_since,
+            last_success=self._last_success,
+            ignored=self._ignored,
+        )
+
+    async def _try_sync(self) -> bool:
+        """One synchronisation that never raises; records the outcome for `sync_status()`."""
+        try:
+            await self.sync()
+        except Exception as error:  # Redis down or frozen: the next round retries
+            message = str(error) if isinstance(error, RedisUnavailableError) else f"{type(error).__name__}: {error}"
+            if self._synced or self._sync_error == "not read yet":
+                LOG.warning("Cannot read the stored logging overrides (%s); retrying in the background", message)
+                self._degraded_since = time.time()
+            self._synced, self._sync_error = False, message
+            return False
+        if not self._synced and self._last_success is not None:
+            LOG.info("The stored logging overrides are readable again")
+        self._synced, self._sync_error, self._last_success = True, None, time.time()
+        return True
+
     async def _sync_loop(self, interval: float) -> None:
+        """Re-read the stored overrides: every second while degraded, after a reconnection, every `interval`."""
         from c2c_broadcast import status
 
         reconnections = status().reconnections
         next_sync = time.monotonic() + interval
         while True:
-            await asyncio.sleep(min(1.0, interval))
+            await asyncio.sleep(min(RETRY_DELAY, interval) if interval > 0 else RETRY_DELAY)
             current = status().reconnections
-            # Right after a reconnection (the broadcasts of the outage are lost), else periodically.
-            if current != reconnections or time.monotonic() >= next_sync:
-                reconnections = current
-                next_sync = time.monotonic() + interval
-                try:
-                    await self.sync()
-                except Exception as error:  # Redis down: the next round retries
-                    LOG.warning("Cannot read the stored logging overrides (%s: %s)", type(error).__name__, error)
+            # Until a read succeeds; right after a reconnection (the broadcasts of the outage are
+            # lost); else periodically.
+            if self._synced and current == reconnections and (interval <= 0 or time.monotonic() < next_sync):
+                continue
+            reconnections = current
+            next_sync = time.monotonic() + interval
+            if await self._try_sync() and interval <= 0:
+                return  # periodic synchronisation disabled: it only had to catch up once
 
     # --- the caller side ---------------------------------------------------------------------------
 
@@ -339,24 +496,21 @@ class LoggingTool:
     async def startup(self) -> None:
         """Subscribe the handler in the running loop, restore the stored overrides and, with Redis, keep them in sync.
 
-        Never fails because Redis is down or slow: the restore is bounded by `STARTUP_TIMEOUT` and
-        the synchronisation task applies the overrides once Redis answers.
+        Never fails because Redis is down, and never waits for it longer than
+        `C2C__REDIS__TIMEOUT`: when the stored overrides cannot be read, the background
+        synchronisation applies them once Redis answers, and `sync_status()` says `degraded`.
         """
         from c2casgiutils import config
 
         parts = await self._subscribed()
-        try:
-            async with asyncio.timeout(STARTUP_TIMEOUT):
-                await self.sync()
-        except Exception as error:
-            LOG.warning("Cannot restore the stored logging overrides now (%s: %s)", type(error).__name__, error)
+        synced = await self._try_sync()
         # Timed overrides applied in an earlier loop revert in this one.
         for name, deadline in list(self._deadlines.items()):
             if name not in parts.timers:
                 self._arm(name, deadline)
         if config.settings.redis.configured and (parts.sync_task is None or parts.sync_task.done()):
             interval = config.settings.tools.logging.sync_interval.total_seconds()
-            if interval > 0:
+            if interval > 0 or not synced:
                 parts.sync_task = asyncio.create_task(self._sync_loop(interval), name="c2c-logging-sync")
 
     async def shutdown(self) -> None:
@@ -364,14 +518,30 @@ class LoggingTool:
         await self._loops.aclose()
 
     async def change(self, name: str, level: str | None, duration: float | None = None) -> list[Any]:
-        """Apply a change on every replica (through broadcast) and persist it; return the answers."""
+        """Persist a change and apply it on every replica (through broadcast); return the answers.
+
+        Raises:
+            RedisUnavailableError: Redis failed or did not answer in time (nothing was applied
+                when storing failed; when only the broadcast failed, the replicas apply the
+                stored change at their next synchronisation).
+        """
+        from c2c_broadcast import BroadcastUnavailableError
+
         await self._persist(name, level, duration)
-        parts = await self._subscribed()
-        assert parts.broadcast is not None
         arguments: dict[str, Any] = {"name": name, "level": level}
         if duration:
             arguments["duration"] = duration
-        return cast("list[Any]", await parts.broadcast(**arguments) or [])
+        limit = BROADCAST_TIMEOUT + _redis_timeout()
+        try:
+            async with asyncio.timeout(limit):
+                parts = await self._subscribed()
+                assert parts.broadcast is not None
+                return cast("list[Any]", await parts.broadcast(**arguments) or [])
+        except (TimeoutError, BroadcastUnavailableError) as error:
+            raise RedisUnavailableError(
+                f"the change is stored but could not be broadcast within {limit:g} s "
+                f"({type(error).__name__}); the replicas apply it at their next synchronisation"
+            ) from None
 
     async def _persist(self, name: str, level: str | None, duration: float | None) -> None:
         from c2c_config.redis import get_factory
@@ -385,16 +555,30 @@ class LoggingTool:
             else:
                 self._local_overrides[name] = (level, time.monotonic() + duration if duration else None)
             return
-        key = prefix + name
-        if level is None:
-            await master.delete(key)
-        elif duration:
-            await master.set(key, level, px=int(duration * 1000))
-        else:
-            await master.set(key, level)
+        key, sig_key = prefix + name, signature_key(prefix, name)
+        signing_key = _signing_key()
+        async with _bounded("storing the logging override"):
+            if level is None:
+                await master.delete(key, sig_key)
+                return
+            # Redis expires both keys together (relative TTL: Redis's clock); the signed expiry is ours.
+            px = max(int(duration * 1000), 1) if duration else None
+            expiry_ms = int(time.time() * 1000) + px if px else 0
+            async with master.pipeline(transaction=True) as pipe:
+                pipe.set(key, level, px=px)
+                if signing_key is None:
+                    pipe.delete(sig_key)
+                else:
+                    signature = f"{expiry_ms}:{_override_signature(signing_key, name, level, expiry_ms)}"
+                    pipe.set(sig_key, signature, px=px)
+                await pipe.execute()
 
     async def overrides(self) -> list[tuple[str, str, float | None]]:
-        """The persisted overrides: `(name, level, seconds left or None)`, invalid entries skipped."""
+        """The persisted overrides: `(name, level, seconds left or None)`, invalid or unsigned entries skipped.
+
+        Raises:
+            RedisUnavailableError: Redis failed or did not answer within `C2C__REDIS__TIMEOUT`.
+        """
         from c2casgiutils import config
 
         if not config.settings.redis.configured:
@@ -404,27 +588,69 @@ class LoggingTool:
                 for name, (level, deadline) in sorted(self._local_overrides.items())
                 if deadline is None or deadline > now
             ]
-        from c2c_config.redis import get_factory
+        async with _bounded("reading the logging overrides"):
+            return await self._stored_overrides(config.settings.tools.logging.redis_prefix)
 
-        prefix = config.settings.tools.logging.redis_prefix
+    async def _stored_overrides(self, prefix: str) -> list[tuple[str, str, float | None]]:
+        from c2c_config.redis import get_factory
+        from c2casgiutils import config
+
         replica = get_factory(config.settings.redis).replica()
         assert replica is not None
+        signing_key = _signing_key()
         result = []
+        ignored = 0
         # Closed here even when a command fails: no async generator left for the loop's finaliser.
         scan = cast("AsyncGenerator[Any, None]", replica.scan_iter(match=_escape_glob(prefix) + "*", count=500))
         async with contextlib.aclosing(scan) as keys:
             async for key in keys:
                 key_text = key.decode() if isinstance(key, bytes) else str(key)
-                value, ttl = await asyncio.gather(replica.get(key), replica.pttl(key))
+                name = key_text[len(prefix) :]
+                value, ttl, signature = await asyncio.gather(
+                    replica.get(key),
+                    replica.pttl(key),
+                    replica.get(signature_key(prefix, name)) if signing_key is not None else _none(),
+                )
                 if value is None:
                     continue
-                name = key_text[len(prefix) :]
                 level = value.decode() if isinstance(value, bytes) else str(value)
+                if isinstance(signature, bytes):
+                    signature = signature.decode(errors="replace")
                 try:
-                    result.append((validate_logger_name(name), validate_level(level), ttl / 1000 if ttl > 0 else None))
+                    result.append(self._checked_override(signing_key, name, level, ttl, signature))
                 except ValueError as error:
-                    LOG.warning("Ignored the stored logging override %s: %s", key_text, error)
+                    ignored += 1
+                    self._warn_once(key_text, level, str(error))
+        self._ignored = ignored
         return sorted(result)
+
+    @staticmethod
+    def _checked_override(
+        signing_key: bytes | None, name: str, level: str, ttl: int, signature: object
+    ) -> tuple[str, str, float | None]:
+        """`(name, level, seconds left)` of a stored override, or a `ValueError` saying why it is ignored."""
+        name, level = validate_logger_name(name), validate_level(level)
+        expires_in = ttl / 1000 if ttl > 0 else None
+        if signing_key is not None:
+            now_ms = int(time.time() * 1000)
+            expiry_ms = _verified_expiry(signing_key, name, level, signature, now_ms)
+            if expiry_ms:  # the signed expiry wins over a TTL changed (or removed) in Redis
+                expires_in = min(expires_in or float("inf"), (expiry_ms - now_ms) / 1000)
+        return name, level, expires_in
+
+    def _warn_once(self, key: str, value: str, reason: str) -> None:
+        """One warning per ignored key, value and reason (the synchronisation reads them every round)."""
+        marker = (key, value[:100], reason)
+        if marker in self._warned:
+            return
+        if len(self._warned) >= _MAX_WARNED:
+            self._warned.clear()
+        self._warned.add(marker)
+        LOG.warning("Ignored the stored logging override %s: %s", key, reason)
+
+
+async def _none() -> None:
+    return None
 
 
 def _escape_glob(text: str) -> str:
@@ -499,7 +725,10 @@ async def c2c_logging_set_level(
 ) -> LevelChangeResponse:
     """Set a level on every replica, persisted, reverting after `duration` if given (`POST /c2c/logging/level`)."""
     duration = level.duration.total_seconds() if level.duration else None
-    answers = await get_tool().change(level.name, level.level, duration)
+    try:
+        answers = await get_tool().change(level.name, level.level, duration)
+    except RedisUnavailableError as error:
+        raise HTTPException(status_code=503, detail=str(error)) from None
     return LevelChangeResponse(**level_info(level.name).model_dump(), duration=duration, replicas=_answers(answers))
 
 
@@ -510,7 +739,10 @@ async def c2c_logging_delete_level(
 ) -> LevelChangeResponse:
     """Remove an override everywhere; each replica restores its previous level (`DELETE /c2c/logging/level`)."""
     checked = _checked_name(name)
-    answers = await get_tool().change(checked, None)
+    try:
+        answers = await get_tool().change(checked, None)
+    except RedisUnavailableError as error:
+        raise HTTPException(status_code=503, detail=str(error)) from None
     return LevelChangeResponse(**level_info(checked).model_dump(), replicas=_answers(answers))
 
 
@@ -519,9 +751,12 @@ async def c2c_logging_delete_level(
 @router.get("/overrides", response_model_exclude_none=True)
 async def c2c_logging_overrides(_: Annotated[None, Depends(require_read_only_access)]) -> OverridesResponse:
     """The stored overrides (`GET /c2c/logging/overrides`); `expires_in` only for an override that reverts."""
+    try:
+        overrides = await get_tool().overrides()
+    except RedisUnavailableError as error:
+        raise HTTPException(status_code=503, detail=str(error)) from None
     return OverridesResponse(
         overrides=[
-            OverrideResponse(name=name, level=level, expires_in=expires_in)
-            for name, level, expires_in in await get_tool().overrides()
+            OverrideResponse(name=name, level=level, expires_in=expires_in) for name, level, expires_in in overrides
         ]
     )

@@ -1,0 +1,428 @@
+"""The logging tool against real servers when Redis misbehaves, and its untrusted input (issue 14: 1, 2, 7, 15, 17).
+
+- Startup with Redis stopped (a real uvicorn process) or frozen (a server that accepts and never
+  answers; a real redis-server stopped with SIGSTOP): the startup ends within about
+  `C2C__REDIS__TIMEOUT`, the health check says `degraded`, the overrides are applied once Redis
+  answers.
+- Every Redis call of a request is bounded: 503 with a JSON `detail`, never a hang or a 500.
+- With a broadcast secret, stored overrides are signed; forged, tampered, moved and replayed ones
+  are ignored with a warning naming the key.
+- Out-of-range durations and blank logger names are 422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from c2c_testing import RedisServer, RedisServerFactory, free_port, stop_process, wait_for_port
+from c2casgiutils import config
+from c2casgiutils.tools import logging_ as logging_tool
+
+SECRET = "hardening-test-secret"
+KEY = {"X-API-Key": SECRET}
+PREFIX = "c2c_logging_level_"
+BROADCAST_SECRET = "hardening-broadcast-secret"
+
+
+def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tool() -> Iterator[None]:
+    logging_tool._TOOL = None  # a fresh tool (and sync state) per test
+    yield
+    logging_tool._TOOL = None
+
+
+@contextlib.contextmanager
+def _frozen(server: RedisServer) -> Iterator[None]:
+    """The real redis-server stopped with SIGSTOP: connections stay open, nothing answers."""
+    pid = server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+@contextlib.asynccontextmanager
+async def _silent_server() -> AsyncIterator[int]:
+    """A TCP server on 127.0.0.1 that accepts connections and never says anything: a frozen Redis."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+        await server.wait_closed()
+
+
+# --- item 1: startup with Redis stopped, in a real uvicorn process ---------------------------------
+
+APP = textwrap.dedent(
+    """
+    import logging
+    from fastapi import FastAPI
+    import c2casgiutils
+    from c2casgiutils import health_checks, monitoring
+
+    logging.getLogger("hardening_test").setLevel(logging.WARNING)
+    health_checks.FACTORY.add(monitoring.LoggingSyncCheck())
+
+    app = FastAPI(lifespan=c2casgiutils.lifespan)
+    app.mount("/c2c", c2casgiutils.app)
+    """
+)
+
+
+def _health(url: str) -> tuple[int, dict[str, Any]]:
+    response = httpx.get(url + "/c2c/health/", params={"name": "LoggingSync"}, headers=KEY, timeout=10)
+    report = response.json()
+    (entity,) = [entity for entity in report["entities"] if entity["name"] == "LoggingSync"]
+    return entity["status_code"], entity["payload"]
+
+
+def _level(url: str, name: str) -> str:
+    response = httpx.get(url + "/c2c/logging/level", params={"name": name}, headers=KEY, timeout=10)
+    assert response.status_code == 200, response.text
+    return str(response.json()["level"])
+
+
+def test_startup_with_redis_stopped_then_applied_when_it_answers(
+    tmp_path: Path, redis_server_factory: RedisServerFactory
+) -> None:
+    # A Redis with a stored override, saved to disk and stopped: it comes back with the override.
+    redis = redis_server_factory()
+    redis.command("SET", PREFIX + "hardening_test", "DEBUG")
+    redis.command("SAVE")
+    redis.stop()
+
+    (tmp_path / "hardening_app.py").write_text(APP, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("C2C__")}
+    env.update({"C2C__REDIS__URL": redis.url, "C2C__REDIS__TIMEOUT": "1", "C2C__AUTH__SECRET": SECRET})
+    port = free_port()
+    started = time.monotonic()
+    with (tmp_path / "uvicorn.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "hardening_app:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port("127.0.0.1", port, timeout=15)
+            startup_seconds = time.monotonic() - started
+            url = f"http://127.0.0.1:{port}"
+            # It serves, it says the logging sync is degraded, the override is not applied yet.
+            status, payload = _health(url)
+            assert (status, payload["state"]) == (503, "degraded"), payload
+            assert "Redis" in payload["last_error"]
+            assert _level(url, "hardening_test") == "WARNING"
+
+            redis.start()
+            deadline = time.monotonic() + 10
+            while _level(url, "hardening_test") != "DEBUG" and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert _level(url, "hardening_test") == "DEBUG"  # applied by the background sync
+            status, payload = _health(url)
+            assert (status, payload["state"]) == (200, "in_sync"), payload
+        finally:
+            stop_process(process, timeout=10)
+    assert "Application startup failed" not in (tmp_path / "uvicorn.log").read_text(encoding="utf-8")
+    assert startup_seconds < 15  # generous: "does not hang" (the uvicorn import included)
+
+
+# --- item 1: startup with Redis frozen, in the process ---------------------------------------------
+
+
+async def test_startup_with_a_silent_server_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from c2c_config.redis import reset_factory
+
+    async with _silent_server() as port:
+        _clear_c2c_variables(monkeypatch)
+        monkeypatch.setenv("C2C__REDIS__URL", f"redis://127.0.0.1:{port}/0")
+        monkeypatch.setenv("C2C__REDIS__TIMEOUT", "0.5")
+        config.reload()
+        tool = logging_tool.get_tool()
+        try:
+            started = time.monotonic()
+            await asyncio.wait_for(tool.startup(), 10)  # generous: the limit is 0.5 s
+            assert time.monotonic() - started < 10
+            status = tool.sync_status()
+            assert status.state == "degraded"
+            assert "did not answer within 0.5 s" in (status.last_error or "")
+        finally:
+            await tool.shutdown()
+            await reset_factory()
+            _clear_c2c_variables(monkeypatch)
+            config.reload()
+
+
+async def test_startup_with_redis_sigstopped_is_bounded(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from c2c_config.redis import reset_factory
+
+    _clear_c2c_variables(monkeypatch)
+    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
+    monkeypatch.setenv("C2C__REDIS__TIMEOUT", "0.5")
+    monkeypatch.setenv("C2C__TOOLS__LOGGING__SYNC_INTERVAL", "0")  # only the catch-up after the outage
+    config.reload()
+    redis_server.command("SET", PREFIX + "hardening_frozen", "ERROR")
+    logger = logging.getLogger("hardening_frozen")
+    logger.setLevel(logging.INFO)
+    tool = logging_tool.get_tool()
+    try:
+        with _frozen(redis_server):
+            await asyncio.wait_for(tool.startup(), 10)  # generous: the limit is 0.5 s
+            assert tool.sync_status().state == "degraded"
+            assert logger.level == logging.INFO
+        # Redis answers again: the background sync catches up, though the periodic sync is off.
+        for _ in range(100):
+            if logger.level == logging.ERROR:
+                break
+            await asyncio.sleep(0.1)
+        assert logger.level == logging.ERROR
+        assert tool.sync_status().state == "in_sync"
+    finally:
+        await tool.shutdown()
+        await reset_factory()
+        logger.setLevel(logging.NOTSET)
+        _clear_c2c_variables(monkeypatch)
+        config.reload()
+
+
+# --- item 2: every Redis call of a request is bounded ---------------------------------------------
+
+
+@pytest.fixture
+async def redis_client(
+    c2c_client_factory: Any, redis_server: RedisServer, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    env = {
+        "C2C__AUTH__SECRET": SECRET,
+        "C2C__REDIS__URL": redis_server.url,
+        "C2C__REDIS__TIMEOUT": "0.5",
+        "C2C__TOOLS__VERSIONS_FILE": str(tmp_path / "versions.json"),
+    }
+    async with c2c_client_factory(env) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/c2c/logging/level", {"name": "hardening_bounded", "level": "DEBUG"}),
+        ("DELETE", "/c2c/logging/level?name=hardening_bounded", None),
+        ("GET", "/c2c/logging/overrides", None),
+    ],
+)
+async def test_requests_with_redis_frozen_are_503(
+    redis_client: httpx.AsyncClient, redis_server: RedisServer, method: str, path: str, body: object
+) -> None:
+    with _frozen(redis_server):
+        started = time.monotonic()
+        response = await asyncio.wait_for(redis_client.request(method, path, json=body, headers=KEY), 10)
+        assert time.monotonic() - started < 10  # generous: the limit is 0.5 s
+    assert response.status_code == 503, response.text
+    assert "Redis did not answer within 0.5 s" in response.json()["detail"]
+    assert logging.getLogger("hardening_bounded").level == logging.NOTSET  # nothing applied
+
+
+async def test_requests_with_redis_stopped_are_503(redis_client: httpx.AsyncClient, redis_server: RedisServer) -> None:
+    redis_server.stop()
+    try:
+        response = await redis_client.get("/c2c/logging/overrides", headers=KEY)
+        assert response.status_code == 503, response.text
+        assert "Redis" in response.json()["detail"]
+    finally:
+        redis_server.start()
+
+
+# --- item 7: signed overrides ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def signed_redis(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
+    _clear_c2c_variables(monkeypatch)
+    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
+    monkeypatch.setenv("C2C__BROADCAST__SECRET", BROADCAST_SECRET)
+    config.reload()
+    yield redis_server
+    _clear_c2c_variables(monkeypatch)
+    config.reload()
+
+
+@pytest.fixture
+async def tool() -> AsyncIterator[logging_tool.LoggingTool]:
+    from c2c_config.redis import reset_factory
+
+    created = logging_tool.LoggingTool()
+    yield created
+    await created.shutdown()
+    await reset_factory()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def test_a_forged_override_is_ignored_with_a_warning(
+    signed_redis: RedisServer, tool: logging_tool.LoggingTool, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger("hardening_forged")
+    logger.setLevel(logging.WARNING)
+    signed_redis.command("SET", PREFIX + "hardening_forged", "DEBUG")  # straight into Redis, unsigned
+    signed_redis.command("SET", PREFIX + "root", "DEBUG")
+    with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+        assert await tool.sync() == 0
+        assert await tool.overrides() == []
+    assert logger.level == logging.WARNING
+    assert logging.getLogger().level != logging.DEBUG
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any(PREFIX + "hardening_forged" in message and "not signed" in message for message in warnings), warnings
+    assert any(PREFIX + "root" in message for message in warnings), warnings
+    assert tool.sync_status().ignored == 2
+    logger.setLevel(logging.NOTSET)
+
+
+async def test_signed_overrides_apply_and_tampering_is_caught(
+    signed_redis: RedisServer, tool: logging_tool.LoggingTool, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = logging.getLogger("hardening_signed_a"), logging.getLogger("hardening_signed_b")
+    for logger in (first, second):
+        logger.setLevel(logging.WARNING)
+    writer = logging_tool.LoggingTool()
+    await writer._persist("hardening_signed_a", "DEBUG", None)
+    # The override key keeps 0.14's format; the signature is in its own key, outside the prefix.
+    assert _text(signed_redis.command("GET", PREFIX + "hardening_signed_a")) == "DEBUG"
+    signature_key = logging_tool.signature_key(PREFIX, "hardening_signed_a")
+    assert not signature_key.startswith(PREFIX)
+    signature = _text(signed_redis.command("GET", signature_key))
+    assert await tool.sync() == 1
+    assert first.level == logging.DEBUG
+
+    # Moved: the same value and signature under another logger's name.
+    signed_redis.command("SET", PREFIX + "hardening_signed_b", "DEBUG")
+    signed_redis.command("SET", logging_tool.signature_key(PREFIX, "hardening_signed_b"), signature)
+    # Tampered: another level under the signed key.
+    signed_redis.command("SET", PREFIX + "hardening_signed_a", "CRITICAL")
+    with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+        await tool.sync()
+    assert second.level == logging.WARNING
+    assert first.level == logging.WARNING  # the tampered override is not stored any more: reverted
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any(PREFIX + "hardening_signed_b" in message and "bad signature" in message for message in warnings)
+    assert any(PREFIX + "hardening_signed_a" in message and "bad signature" in message for message in warnings)
+    for logger in (first, second):
+        logger.setLevel(logging.NOTSET)
+
+
+async def test_a_replayed_timed_override_is_ignored(
+    signed_redis: RedisServer, tool: logging_tool.LoggingTool, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger("hardening_replayed")
+    logger.setLevel(logging.WARNING)
+    writer = logging_tool.LoggingTool()
+    await writer._persist("hardening_replayed", "DEBUG", 1.0)
+    signature_key = logging_tool.signature_key(PREFIX, "hardening_replayed")
+    signature = _text(signed_redis.command("GET", signature_key))
+    assert [(name, level) for name, level, _ in await tool.overrides()] == [("hardening_replayed", "DEBUG")]
+    await asyncio.sleep(1.2)  # expired
+    # Written again, without an expiry this time: the signed expiry has passed.
+    signed_redis.command("SET", PREFIX + "hardening_replayed", "DEBUG")
+    signed_redis.command("SET", signature_key, signature)
+    with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+        assert await tool.sync() == 0
+    assert logger.level == logging.WARNING
+    assert any(
+        PREFIX + "hardening_replayed" in record.getMessage() and "expiry passed" in record.getMessage()
+        for record in caplog.records
+    )
+    logger.setLevel(logging.NOTSET)
+
+
+async def test_without_a_secret_overrides_are_plain_as_in_014(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tool: logging_tool.LoggingTool
+) -> None:
+    _clear_c2c_variables(monkeypatch)
+    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
+    config.reload()
+    logger = logging.getLogger("hardening_plain")
+    try:
+        redis_server.command("SET", PREFIX + "hardening_plain", "ERROR")  # as a 0.14 replica stores it
+        assert await tool.sync() == 1
+        assert logger.level == logging.ERROR
+    finally:
+        logger.setLevel(logging.NOTSET)
+        _clear_c2c_variables(monkeypatch)
+        config.reload()
+
+
+# --- items 15 and 17: durations and logger names ---------------------------------------------------
+
+
+@pytest.fixture
+async def client(c2c_client_factory: Any, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    env = {"C2C__AUTH__SECRET": SECRET, "C2C__TOOLS__VERSIONS_FILE": str(tmp_path / "versions.json")}
+    async with c2c_client_factory(env) as http_client:
+        yield http_client
+
+
+@pytest.mark.parametrize("duration", [1e15, "99999999999999w", "P99999999999999W", 10**30, "9" * 400])
+async def test_huge_durations_are_422(client: httpx.AsyncClient, duration: object) -> None:
+    response = await client.post(
+        "/c2c/logging/level", json={"name": "hardening_duration", "level": "DEBUG", "duration": duration}, headers=KEY
+    )
+    assert response.status_code == 422, response.text
+    assert "out of range" in response.text
+    assert logging.getLogger("hardening_duration").level == logging.NOTSET
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\t"])
+async def test_blank_logger_names_are_422(client: httpx.AsyncClient, name: str) -> None:
+    root = logging.getLogger()
+    before = root.level
+    response = await client.post("/c2c/logging/level", json={"name": name, "level": "CRITICAL"}, headers=KEY)
+    assert response.status_code == 422, response.text
+    assert "root" in response.text  # the message says how to name the root logger
+    assert root.level == before
+    assert (await client.get("/c2c/logging/overrides", headers=KEY)).json() == {"overrides": []}
+
+
+async def test_the_root_logger_is_named_root(client: httpx.AsyncClient) -> None:
+    root = logging.getLogger()
+    before = root.level
+    try:
+        response = await client.post("/c2c/logging/level", json={"name": "root", "level": "ERROR"}, headers=KEY)
+        assert response.status_code == 200, response.text
+        assert response.json()["name"] == "root"
+        assert root.level == logging.ERROR
+    finally:
+        await client.delete("/c2c/logging/level", params={"name": "root"}, headers=KEY)
+    assert root.level == before
