@@ -336,11 +336,8 @@ def compile_rules(
     extras = extra_directives(extra_csp_directives)
     compiled: list[tuple[int, CompiledRule]] = []
     if use_default:
-        defaults = (
-            DEFAULT_HEADERS_CONFIG
-            if (docs_url, redoc_url) == (DEFAULT_DOCS_URL, DEFAULT_REDOC_URL)
-            else default_headers_config(docs_url=docs_url, redoc_url=redoc_url)
-        )
+        # From DEFAULT_HEADERS_CONFIG as it is now: an application may have edited it (as with 0.14).
+        defaults = _with_page_urls(DEFAULT_HEADERS_CONFIG, docs_url, redoc_url)
         compiled.extend(compile_rule(name, rule, extras) for name, rule in defaults.items())
     for name, rule in (headers_config or {}).items():
         if not isinstance(name, str):
@@ -423,7 +420,7 @@ def default_headers_config(
         },
         # FastAPI's Swagger UI page: CDN script and style, one inline script, the FastAPI favicon.
         "docs": {
-            "path_match": "",  # set below from the URL
+            "path_match": r"^/docs/?$",
             "content_type_match": r"^text/html",
             "headers": {
                 "Content-Security-Policy": {
@@ -438,7 +435,7 @@ def default_headers_config(
         },
         # FastAPI's ReDoc page: CDN script, Google Fonts, inline styles, blob: workers.
         "redoc": {
-            "path_match": "",  # set below from the URL
+            "path_match": r"^/redoc/?$",
             "content_type_match": r"^text/html",
             "headers": {
                 "Content-Security-Policy": {
@@ -454,12 +451,24 @@ def default_headers_config(
             },
         },
     }
+    return _with_page_urls(rules, docs_url, redoc_url)
+
+
+def _with_page_urls(
+    rules: Mapping[str, HeaderMatcher], docs_url: str | None, redoc_url: str | None
+) -> dict[str, HeaderMatcher]:
+    """A copy of ``rules`` whose ``docs`` / ``redoc`` rules match these URLs (None: left out)."""
+    result = dict(rules)
     for name, argument, url in (("docs", "docs_url", docs_url), ("redoc", "redoc_url", redoc_url)):
+        if name not in result:
+            continue
         if url is None:
-            del rules[name]
+            del result[name]
         else:
-            rules[name]["path_match"] = _page_pattern(argument, url)
-    return rules
+            rule = result[name].copy()
+            rule["path_match"] = _page_pattern(argument, url)
+            result[name] = rule
+    return result
 
 
 DEFAULT_HEADERS_CONFIG: Final[dict[str, HeaderMatcher]] = default_headers_config()
