@@ -451,3 +451,13 @@ def test_docs_rules_are_compiled_once_at_construction() -> None:
 def test_docs_url_must_be_a_path(url: Any) -> None:
     with pytest.raises(ValueError, match="docs_url must be a path"):
         compile_rules(None, docs_url=url)
+
+
+def test_docs_urls_keep_an_edited_default_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An application that edited DEFAULT_HEADERS_CONFIG (as with 0.14) keeps its edit under other URLs."""
+    edited = {**DEFAULT_HEADERS_CONFIG["docs"], "headers": {"X-Docs": "1"}}
+    monkeypatch.setitem(DEFAULT_HEADERS_CONFIG, "docs", edited)
+    rules = {rule.name: rule for rule in compile_rules(None, docs_url="/api/docs")}
+    assert rules["docs"].path_pattern == r"^/api/docs/?$"
+    assert rules["docs"].edits == ((b"x-docs", b"1"),)
+    assert DEFAULT_HEADERS_CONFIG["docs"]["path_match"] == r"^/docs/?$"  # not changed in place
