@@ -170,22 +170,23 @@ async def _revoke_session(request: Request) -> None:
         await _github.revoke(_modes.current_settings().github, tokens.access_token)
 
 
-def _origin(url: str) -> str | None:
+def _host(url: str) -> str | None:
     try:
-        parts = urlsplit(url)
+        return urlsplit(url).hostname or None
     except ValueError:
         return None
-    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else None
 
 
 def _cross_site(request: Request) -> bool:
-    """Whether the request comes from another site: `Sec-Fetch-Site: cross-site`, or a foreign `Origin`/`Referer`."""
+    """Whether the request comes from another site: `Sec-Fetch-Site: cross-site`, or an `Origin`/`Referer`
+    naming another host (`Origin: null` included). Hosts only: behind a TLS proxy the scheme and port
+    the application sees may differ from the browser's."""
     if request.headers.get("sec-fetch-site", "").strip().lower() == "cross-site":
         return True
-    own = f"{request.url.scheme}://{request.url.netloc}".lower()
+    own = (request.url.hostname or "").lower()
     for header in ("origin", "referer"):
         value = request.headers.get(header)
-        if value is not None and _origin(value) != own:
+        if value is not None and (_host(value) or "").lower() != own:
             return True
     return False
 
