@@ -154,7 +154,6 @@ async def test_client_bytes_before_the_proxy_address_change_nothing(
         assert scope["client"] == (address, 0)
     else:
         ipaddress.ip_address(scope["client"][0])  # raises for anything but an IP
-        assert scope["client"][0] in client_text.decode("latin-1") or scope["client"] == (address, 0)
 
 
 # --- item 6: client addresses are IP addresses ---------------------------------------------------
@@ -202,6 +201,8 @@ async def test_forwarded_for_stops_at_a_non_address(node: str) -> None:
         ("2001:db8::1", ("2001:db8::1", 0)),
         ("fe80::1%eth0", ("fe80::1%eth0", 0)),
         ("1.2.3.4:_obf", ("1.2.3.4", 0)),
+        ("2001:DB8:0:0::1", ("2001:db8::1", 0)),  # one spelling per address
+        ("[::FFFF:1.2.3.4]:80", ("::ffff:1.2.3.4", 80)),
     ],
 )
 async def test_address_forms(value: str, client: tuple[str, int]) -> None:

@@ -145,7 +145,7 @@ def _split_node(node: str) -> tuple[str, int | None] | None:
 
 @functools.lru_cache(maxsize=4096)
 def _address(node: str) -> tuple[str, int] | None:
-    """``(IP, port)`` of a forwarded node, the port 0 when absent or obfuscated; None unless an IP.
+    """``(IP, port)`` of a forwarded node (the IP canonical, the port 0 when absent or obfuscated); None unless an IP.
 
     ``unknown``, obfuscated identifiers (``_hidden``), socket names (``unix:``), host names and any
     other text are not client addresses. Cached (bounded, the values come from headers): the
@@ -155,10 +155,13 @@ def _address(node: str) -> tuple[str, int] | None:
     if split is None or _IP_TEXT.fullmatch(split[0]) is None:
         return None
     try:
-        ipaddress.ip_address(split[0])
+        address = ipaddress.ip_address(split[0])
     except ValueError:
         return None
-    return split[0], split[1] or 0
+    # The canonical spelling: one client, one string (``2001:DB8:0::1`` is ``2001:db8::1``), so
+    # whatever is keyed on the client address (a rate limit) cannot be dodged by re-spelling it.
+    mapped = getattr(address, "ipv4_mapped", None)  # written the same on every Python version
+    return (str(address) if mapped is None else f"::ffff:{mapped}"), split[1] or 0
 
 
 def _is_socket(node: str) -> bool:
