@@ -45,7 +45,10 @@ def rule_set(size: int) -> tuple[CompiledRule, ...]:
         kind = index % 5
         if kind == 0:
             rule["netloc_match"] = rf"^app{index % 97}\.example\.com(:\d+)?$"
-            rule["headers"]["Content-Security-Policy"] = {"script-src": ["'self'", "'nonce'"]}
+            rule["headers"]["Content-Security-Policy"] = {
+                "default-src": ["'self'"],
+                "script-src": ["'self'", "'nonce'"],
+            }
         elif kind == 1:
             rule["methods"] = ["GET", "HEAD"]
         elif kind == 2:
