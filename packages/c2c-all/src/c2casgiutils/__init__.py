@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         config,
         headers,
         health_checks,
+        logging_filters,
         monitoring,
         prometheus,
         redis_utils,
@@ -52,6 +53,7 @@ _SUBMODULES = frozenset(
         "config",
         "headers",
         "health_checks",
+        "logging_filters",
         "monitoring",
         "prometheus",
         "redis_utils",
@@ -72,6 +74,7 @@ __all__ = [
     "headers",
     "health_checks",
     "lifespan",
+    "logging_filters",
     "monitoring",
     "prometheus",
     "redis_utils",
@@ -87,12 +90,16 @@ async def startup(main_app: Any = None) -> None:
 
     Starts the broadcaster (Redis when configured, else local; never fails because Redis is
     down), the logging tool (subscribes to level changes, restores persisted overrides) and checks
-    the authentication configuration (a clear error for GitHub mode without a JWT secret).
+    the authentication configuration (a clear error for GitHub mode without a JWT secret), and
+    puts `logging_filters.RedactSecretsFilter` on the `uvicorn.access` and `granian.access` loggers
+    and their handlers (`secret`, `code`, `state` query values redacted from the access log).
     """
     from c2c_auth import startup as auth_startup
     from c2c_broadcast import startup as broadcast_startup
+    from c2casgiutils.logging_filters import install_access_log_filters
     from c2casgiutils.tools import logging_
 
+    install_access_log_filters()
     await auth_startup(main_app)
     await broadcast_startup(main_app)
     await logging_.startup()

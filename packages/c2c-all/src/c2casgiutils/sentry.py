@@ -8,26 +8,121 @@ sentry.init()   # does nothing (returns False) when neither C2C__SENTRY__DSN nor
 Fixes over the copy-pasted snippet of c2casgiutils 0.14: `event_scrubber` is a list of extra field
 names to scrub (a string used to break every capture), tags from `C2C__SENTRY__TAG_<NAME>` are
 set, and probe and metrics routes are never traced.
+
+The values of the `secret`, `code` and `state` query parameters never leave the process:
+`scrub_event` redacts them (as `[REDACTED]`) in every URL, query string, breadcrumb, message and
+extra of an event, and `init` installs it as `before_send` and `before_send_transaction`, before
+the application's own hooks (`init(before_send=...)`), which get the scrubbed event.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote_plus
 
 import sentry_sdk
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
 from c2casgiutils._settings import SentrySettings
+from c2casgiutils.logging_filters import REDACTED, REDACTED_PARAMETERS, redact_query, redact_text
 
 LOG = logging.getLogger(__name__)
 
 # Paths (relative to the application root) that are polled by machines and never worth a trace.
 UNTRACED_PATH_PARTS = ("/health_checks", "/health", "/metrics", "/c2c/health")
 
-__all__ = ["UNTRACED_PATH_PARTS", "init", "sdk_options"]
+__all__ = ["UNTRACED_PATH_PARTS", "EventHook", "init", "scrub_event", "sdk_options"]
+
+EventHook = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
+"""The signature of `sentry_sdk.init`'s `before_send` and `before_send_transaction`."""
+
+# Keys whose string value is a query string: the SDK's request (decoded), httpx/stdlib breadcrumbs (raw).
+_DECODED_QUERY_KEYS = frozenset({"query_string"})
+_RAW_QUERY_KEYS = frozenset({"http.query", "query"})
+
+
+def _plain_name(name: str) -> str:
+    """A parameter name as compared: decoded, case-folded, without the `b'` of a bytes repr (local variables)."""
+    plain = unquote_plus(name, errors="replace").strip()
+    return plain.removeprefix("b'").removeprefix('b"').lstrip("'\"").casefold()
+
+
+def _redact_decoded_query(query: str) -> str:
+    """A query the SDK already URL-decoded: a redacted value also swallows the pieces without `=` after it.
+
+    Decoding turned a `%26` inside a value into `&`: what follows, up to the next `name=`, is
+    still part of that value.
+    """
+    pieces: list[str] = []
+    swallowing = False
+    for piece in query.split("&"):
+        name, separator, value = piece.partition("=")
+        if separator and _plain_name(name) in REDACTED_PARAMETERS:
+            pieces.append(f"{name}={REDACTED}" if value else piece)
+            swallowing = bool(value)
+        elif swallowing and not separator:
+            continue
+        else:
+            swallowing = False
+            pieces.append(piece)
+    return "&".join(pieces)
+
+
+def _redact_pairs(value: Any) -> Any:
+    """A query as a mapping or a list of pairs: the values of the redacted names replaced."""
+    if isinstance(value, dict):
+        return {
+            name: REDACTED if _plain_name(str(name)) in REDACTED_PARAMETERS else _scrub(item)
+            for name, item in value.items()
+        }
+    return [
+        [pair[0], REDACTED]
+        if isinstance(pair, list | tuple) and len(pair) == 2 and _plain_name(str(pair[0])) in REDACTED_PARAMETERS
+        else _scrub(pair)
+        for pair in value
+    ]
+
+
+def _scrub(value: Any, key: object = None) -> Any:
+    if isinstance(value, str):
+        if key in _DECODED_QUERY_KEYS:
+            return _redact_decoded_query(value)
+        if key in _RAW_QUERY_KEYS:
+            return redact_query(value)
+        value = redact_text(value)
+        if "=" in value and any(f"{name}=" in value.casefold() for name in REDACTED_PARAMETERS):
+            value = _redact_decoded_query(value)  # a bare query (`secret=...&a=1`) in a variable or extra
+        return value
+    if isinstance(value, dict | list) and (key in _DECODED_QUERY_KEYS or key in _RAW_QUERY_KEYS):
+        return _redact_pairs(value)
+    if isinstance(value, dict):
+        return {name: _scrub(item, name) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`event` with the `secret`, `code` and `state` query values redacted everywhere (a `before_send` hook).
+
+    Covered: the request URL, query string and headers (a `Referer`), breadcrumbs (their message,
+    URL and `http.query`), log messages and their parameters, exception values, extras and
+    contexts: every string holding `?...name=value`, and the query fields themselves.
+    """
+    del hint
+    scrubbed: dict[str, Any] = _scrub(event)
+    return scrubbed
+
+
+def _chained(user_hook: EventHook | None) -> EventHook:
+    def hook(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+        scrubbed = scrub_event(event, hint)
+        return scrubbed if user_hook is None else user_hook(scrubbed, hint)
+
+    return hook
 
 
 def _traces_sampler(rate: float, untraced: Iterable[str]) -> Any:
@@ -46,9 +141,21 @@ def _traces_sampler(rate: float, untraced: Iterable[str]) -> Any:
     return sampler
 
 
-def sdk_options(settings: SentrySettings, untraced: Iterable[str] = UNTRACED_PATH_PARTS) -> dict[str, Any]:
-    """The keyword arguments for `sentry_sdk.init` built from `settings` (tags excluded)."""
-    options: dict[str, Any] = {}
+def sdk_options(
+    settings: SentrySettings,
+    untraced: Iterable[str] = UNTRACED_PATH_PARTS,
+    *,
+    before_send: EventHook | None = None,
+    before_send_transaction: EventHook | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments for `sentry_sdk.init` built from `settings` (tags excluded).
+
+    `before_send` and `before_send_transaction` are `scrub_event`, followed by the given hooks.
+    """
+    options: dict[str, Any] = {
+        "before_send": _chained(before_send),
+        "before_send_transaction": _chained(before_send_transaction),
+    }
     for name, value in settings.model_dump().items():
         if value is None or name in ("event_scrubber", "traces_sample_rate"):
             continue
@@ -61,15 +168,25 @@ def sdk_options(settings: SentrySettings, untraced: Iterable[str] = UNTRACED_PAT
     return options
 
 
-def init(settings: SentrySettings | None = None, untraced: Iterable[str] = UNTRACED_PATH_PARTS) -> bool:
-    """Initialise Sentry when a DSN is configured (`C2C__SENTRY__DSN`, else `SENTRY_DSN`); return whether it did."""
+def init(
+    settings: SentrySettings | None = None,
+    untraced: Iterable[str] = UNTRACED_PATH_PARTS,
+    *,
+    before_send: EventHook | None = None,
+    before_send_transaction: EventHook | None = None,
+) -> bool:
+    """Initialise Sentry when a DSN is configured (`C2C__SENTRY__DSN`, else `SENTRY_DSN`); return whether it did.
+
+    Events and transactions go through `scrub_event`, then through `before_send` /
+    `before_send_transaction` when given.
+    """
     if settings is None:
         from c2casgiutils import config  # settings are read at call time
 
         settings = config.settings.sentry
     if not settings.dsn and not os.environ.get("SENTRY_DSN"):
         return False
-    options = sdk_options(settings, untraced)
+    options = sdk_options(settings, untraced, before_send=before_send, before_send_transaction=before_send_transaction)
     sentry_sdk.init(**options)
     for tag, value in settings.tags.items():
         sentry_sdk.set_tag(tag, value)
