@@ -2,12 +2,14 @@
 
 Starts the broadcaster from the `C2C__` environment, subscribes `echo`, `fail` and `slow`, prints
 `READY <pid>` once connected, and shuts down cleanly on SIGTERM or when stdin closes, printing
-`STOPPED`.
+`STATUS <json>` (its broadcaster's counters and answer-queue figures) then `STOPPED`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -46,6 +48,8 @@ async def main() -> None:
     print(f"READY {os.getpid()}", flush=True)
     await stop.wait()
     loop.remove_reader(sys.stdin.fileno())
+    status = dataclasses.asdict(c2c_broadcast.status())
+    print("STATUS " + json.dumps({key: status.get(key) for key in ("counters", "answers_dropped")}), flush=True)
     await c2c_broadcast.shutdown()
     await reset_factory()
     print("STOPPED", flush=True)

@@ -480,3 +480,95 @@ async def test_addressing_a_subset_of_workers(workers: list[Worker], broadcaster
     assert sorted(r.pid for r in _responses(answers)) == chosen
     assert len(answers) == 2
     assert time.monotonic() - begin < 5  # only the two addressed replicas were waited for
+
+
+def _connected_clients(server: RedisServer) -> int:
+    info = server.command("INFO", "clients")
+    assert isinstance(info, bytes)
+    return int(info.decode().split("connected_clients:")[1].split()[0])
+
+
+class _PeakClients:
+    """Sample Redis' `connected_clients` in a thread (this sampler's own connection included)."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                self.peak = max(self.peak, _connected_clients(self.server))
+            self._stop.wait(0.005)
+
+    def __enter__(self) -> _PeakClients:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+FLOOD = 20_000
+FLOOD_REPLICAS = 2
+FLOOD_MAX_CONNECTIONS = 5
+
+
+async def test_flood_of_forged_calls_keeps_connections_bounded(redis_server: RedisServer, tmp_path: Path) -> None:
+    """20,000 forged PUBLISH wanting answers, from one raw connection, to two replicas.
+
+    Before the bounded pool and the answer queue, each replica answered every call concurrently
+    on a pool without a maximum: about 1,000 connections per replica. Now a replica holds at most
+    `C2C__REDIS__MAX_CONNECTIONS` command connections plus its two pub/sub connections.
+    """
+    settings = _settings_for(redis_server, C2C__REDIS__MAX_CONNECTIONS=str(FLOOD_MAX_CONNECTIONS))
+    answer_channel = "broadcast_api_c2c_answer_flood_x"
+    done_channel = "broadcast_api_c2c_answer_flood_done"
+    client = aioredis.Redis.from_url(redis_server.url)
+    done = client.pubsub()
+    statuses: list[dict[str, Any]] = []
+    with running_workers(environment(settings), tmp_path, count=FLOOD_REPLICAS) as started:
+        _wait_for(lambda: redis_server.command("ZCARD", "broadcast_api_c2c_registry:echo") == 2, "registration")
+        try:
+            await done.subscribe(done_channel)
+            assert (await done.get_message(timeout=5))["type"] == "subscribe"
+            with _PeakClients(redis_server) as sampler:
+                async with client.pipeline(transaction=False) as pipe:
+                    for index in range(FLOOD):
+                        pipe.publish(
+                            "broadcast_api_echo", json.dumps({"params": {"i": index}, "answer_channel": answer_channel})
+                        )
+                    receivers = await pipe.execute()
+                assert set(receivers) == {FLOOD_REPLICAS}
+                # Caught up: both replicas answer a call made after the flood (repeated: it may be dropped).
+                answered: set[int] = set()
+                async with asyncio.timeout(20):
+                    while len(answered) < FLOOD_REPLICAS:
+                        await client.publish(
+                            "broadcast_api_echo", json.dumps({"params": {}, "answer_channel": done_channel})
+                        )
+                        while (
+                            message := await done.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                        ) is not None:
+                            answered.add(json.loads(message["data"])["pid"])
+        finally:
+            await done.aclose()
+            await client.aclose()
+        for worker in started:
+            worker.stop()
+            statuses.append(json.loads(worker.wait_line("STATUS", timeout=5).removeprefix("STATUS ")))
+    # Each replica: its pool and its two pub/sub connections; this test: the flood client, the
+    # subscriber to the "done" answers and the sampler's own connection (two, when Redis has not
+    # yet processed the close of the previous sample's).
+    bound = FLOOD_REPLICAS * (FLOOD_MAX_CONNECTIONS + 2) + 4
+    print(f"flood of {FLOOD}: peak connected_clients {sampler.peak} (bound {bound}); replicas: {statuses}")
+    assert sampler.peak <= bound, (sampler.peak, statuses)
+    for status in statuses:
+        counters = status["counters"]
+        handled = counters.get("answers_sent", 0) + status["answers_dropped"]
+        overloaded = counters.get("messages_dropped{reason=overloaded}", 0)
+        assert handled + overloaded >= FLOOD, status  # every call answered, dropped or refused: none lost silently
+        assert counters.get("answers_dropped", 0) == status["answers_dropped"]

@@ -393,10 +393,10 @@ async def test_error_answer_and_oversized_answer(monkeypatch: pytest.MonkeyPatch
     (answer,) = await c2c_broadcast.broadcast("nan", expect_answers=True, timeout=10)
     assert isinstance(answer, ErrorAnswer) and answer.error_type == "TypeError"
     (answer,) = await c2c_broadcast.broadcast("big", expect_answers=True, timeout=10)
-    assert isinstance(answer, ErrorAnswer) and answer.error_type == "AnswerTooLarge"
+    assert isinstance(answer, ErrorAnswer) and answer.error_type == "MessageTooLargeError"
     (answer,) = await c2c_broadcast.broadcast("broken", expect_answers=True, timeout=10)
     assert answer == ErrorAnswer(hostname=HOST, pid=PID, error_type="KeyError", message="'missing'")
-    with pytest.raises(ValueError, match="max_message_size"):
+    with pytest.raises(ValueError, match="MAX_MESSAGE_SIZE"):
         await c2c_broadcast.broadcast("big", {"x": "y" * 5000})
 
 

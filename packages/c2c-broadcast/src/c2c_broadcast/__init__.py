@@ -21,7 +21,7 @@ from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from c2c_broadcast import types
-from c2c_broadcast._base import BaseBroadcaster, BroadcastUnavailableError, Handler
+from c2c_broadcast._base import BaseBroadcaster, BroadcastUnavailableError, Handler, MessageTooLargeError
 from c2c_broadcast._decorate import Decorated, default_channel
 from c2c_broadcast._local import LocalBroadcaster
 from c2c_broadcast._settings import BroadcastSettings, Settings
@@ -333,7 +333,8 @@ async def broadcast(
     `BroadcastResponse` (payload), `ErrorAnswer` (the handler raised) or `MissingAnswer` (no answer
     in time); it returns early once every live replica answered. `hostnames` / `pids` address a
     subset of replicas. Raises `BroadcastUnavailableError` when Redis is unreachable, `TypeError`
-    when params are not JSON serialisable.
+    when params are not JSON serialisable, `MessageTooLargeError` (a `ValueError`) when the message
+    is larger than `C2C__BROADCAST__MAX_MESSAGE_SIZE` (with Redis; nothing is sent).
     """
     broadcaster = await _ensure(need_init=True)
     # Read at use time, so that `reload_settings(Settings)` applies to the next call.
@@ -401,6 +402,7 @@ __all__ = [
     "ErrorAnswer",
     "InMemoryMetrics",
     "LocalBroadcaster",
+    "MessageTooLargeError",
     "Metrics",
     "MissingAnswer",
     "Settings",

@@ -38,6 +38,23 @@ class BroadcastUnavailableError(ConnectionError):
     """The broadcast could not be sent: Redis is unreachable (the listener keeps reconnecting)."""
 
 
+class MessageTooLargeError(ValueError):
+    """A broadcast message is larger than `C2C__BROADCAST__MAX_MESSAGE_SIZE`: it is not sent.
+
+    Raised by `broadcast()` (and the functions `decorate` returns) before anything reaches Redis:
+    a message over Redis' pub/sub output-buffer limit would make Redis disconnect every subscriber
+    of the channel. `size` is the encoded message's size in bytes, `max_size` the limit. An
+    *answer* too large is never raised: the caller gets an `ErrorAnswer` whose `error_type` is
+    `"MessageTooLargeError"` for that replica.
+    """
+
+    def __init__(self, what: str, size: int, max_size: int) -> None:
+        """`what` names the message ("the broadcast message on 'channel'", "the answer")."""
+        super().__init__(f"{what} is {size} bytes, over C2C__BROADCAST__MAX_MESSAGE_SIZE ({max_size} bytes): not sent")
+        self.size = size
+        self.max_size = max_size
+
+
 def to_wire_params(params: Mapping[str, Any] | None, round_trip: bool = True) -> dict[str, Any]:
     """Turn params into JSON values (pydantic models to JSON-mode dicts, ...); `TypeError` when impossible.
 

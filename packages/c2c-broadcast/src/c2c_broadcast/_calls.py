@@ -17,7 +17,14 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from c2c_broadcast._base import LOG, BroadcastUnavailableError, Result, answer_to_result, to_wire_params
+from c2c_broadcast._base import (
+    LOG,
+    BroadcastUnavailableError,
+    MessageTooLargeError,
+    Result,
+    answer_to_result,
+    to_wire_params,
+)
 from c2c_broadcast._registry import parse_members
 from c2c_broadcast._settings import BroadcastSettings
 from c2c_broadcast._status import ANSWERS_MISSING, ANSWERS_RECEIVED, BROADCASTS_SENT
@@ -151,7 +158,7 @@ class Calls:
         request_id = secrets.token_hex(16)
         wire = self.owner.wire_channel(channel)
         answer_channel = new_answer_channel(self.owner.answer_prefix) if expect_answers else None
-        message = self._encode_request(wire, wire_params, answer_channel, request_id, targets)
+        message = self._encode_request(channel, wire, wire_params, answer_channel, request_id, targets)
         if not expect_answers:
             publish_deadline = max(deadline, loop.time() + self.settings.connect_timeout.total_seconds())
             await self._run_bounded(self.owner.client().publish(wire, message), publish_deadline)
@@ -162,9 +169,15 @@ class Calls:
         return await self._collect(channel, wire, message, answer_channel, request_id, targets, deadline, loop)
 
     def _encode_request(
-        self, wire: str, wire_params: dict[str, Any], answer_channel: str | None, request_id: str, targets: Targets
+        self,
+        channel: str,
+        wire: str,
+        wire_params: dict[str, Any],
+        answer_channel: str | None,
+        request_id: str,
+        targets: Targets,
     ) -> str:
-        """The request as sent; TypeError when not JSON (NaN, infinity), ValueError when too large."""
+        """The request as sent; TypeError when not JSON (NaN, infinity), MessageTooLargeError when too large."""
         try:
             message = encode_request(
                 wire,
@@ -180,8 +193,8 @@ class Calls:
         except ValueError as error:  # NaN, infinity
             raise TypeError(f"broadcast params must be JSON serialisable: {error}") from None
         max_size = self.settings.max_message_size
-        if len(message) > max_size // 4 and len(message.encode()) > max_size:
-            raise ValueError(f"the broadcast message exceeds max_message_size ({max_size} bytes)")
+        if len(message) > max_size // 4 and (size := len(message.encode())) > max_size:
+            raise MessageTooLargeError(f"the broadcast message on {channel!r}", size, max_size)
         return message
 
     async def _wait_for_answers_listener(self, timeout: float) -> None:  # noqa: ASYNC109

@@ -5,7 +5,9 @@ addressed to other replicas, and handed to a task, so that a slow handler never 
 listener. At most `max_pending_handlers` tasks run at once; beyond that the listener stops reading
 (back-pressure: Redis buffers a burst) for at most `OVERLOAD_WAIT`, then drops the message. When the
 caller wants an answer, the handler's result (or error) is encoded and published on its answer
-channel, bounded by `connect_timeout`.
+channel by the broadcaster's `AnswerPublisher` (`_answers`: a bounded queue, a fixed number of
+publishing tasks). An answer over `max_message_size` is replaced by an error answer
+(`MessageTooLargeError`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from c2c_broadcast._base import LOG, Handler
-from c2c_broadcast._status import ANSWERS_SENT, MESSAGES_RECEIVED
-from c2c_broadcast._subscriber import ErrorTypes
+from c2c_broadcast._base import LOG, Handler, MessageTooLargeError
+from c2c_broadcast._status import MESSAGES_RECEIVED
 from c2c_broadcast._wire import DroppedMessage, ReplayGuard, Request, decode_request, encode_answer
 
 if TYPE_CHECKING:
@@ -108,18 +109,7 @@ class IncomingCalls:
         if request.answer_channel is None:
             return
         answer = self._encode_answer(channel, request.answer_channel, request.request_id, payload, error)
-        try:
-            async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
-                await self.owner.client().publish(request.answer_channel, answer)
-            self.owner.count(ANSWERS_SENT)
-        except ErrorTypes as failure:
-            self.owner.log.warning(
-                "answer",
-                "Broadcast: could not send the answer for %r: %s: %s",
-                channel,
-                type(failure).__name__,
-                failure,
-            )
+        await self.owner.answers.submit(channel, request.answer_channel, answer)
 
     def _encode_answer(
         self, channel: str, answer_channel: str, request_id: str | None, payload: Any, error: tuple[str, str] | None
@@ -143,7 +133,9 @@ class IncomingCalls:
             answer = encode(payload, error)
         except ValueError as not_json:  # NaN or infinity in the result
             answer = encode(None, owner.not_json(channel, not_json))
-        if len(answer.encode()) > self.settings.max_message_size:
-            LOG.error("Broadcast: the answer on %s is larger than max_message_size; sending an error", answer_channel)
-            answer = encode(None, ("AnswerTooLarge", f"the answer exceeds {self.settings.max_message_size} bytes"))
+        max_size = self.settings.max_message_size
+        if len(answer) > max_size // 4 and (size := len(answer.encode())) > max_size:
+            too_large = MessageTooLargeError(f"the answer of {owner.replica_id} on {channel!r}", size, max_size)
+            owner.log.warning("answer-size", "Broadcast: %s; sending an error answer instead", too_large)
+            answer = encode(None, (type(too_large).__name__, str(too_large)))
         return answer

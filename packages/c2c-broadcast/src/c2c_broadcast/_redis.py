@@ -11,13 +11,17 @@
   addressing) and, when asked, an answer;
 - `_calls.Calls`: publishing a call and collecting its answers (the publishing script, and when
   the wait ends);
+- `_answers.AnswerPublisher`: the answers this replica sends wait in a bounded queue, published by
+  a fixed number of tasks (beyond the queue they are dropped and counted);
 - `_registry.Registry`: this replica's entries in the registry of live replicas, and the
   heartbeat that keeps them;
 - `_wire`: the messages themselves (0.14-compatible JSON, extensions, signing).
 
 This module keeps the life cycle (start, drain, close), the state and its logs, and the
-subscriptions. All connections come from c2c-config's `RedisFactory` master client (or a given
-client), so they follow a Sentinel failover; commands (PUBLISH, heartbeats) go through its pool.
+subscriptions. All connections come from c2c-config's `RedisFactory` (or a given client), so they
+follow a Sentinel failover: commands (PUBLISH, heartbeats) go through the master client's bounded
+pool (`C2C__REDIS__MAX_CONNECTIONS`), the two pub/sub connections come from the factory's
+`subscriber()` client, outside that pool (a given client carries both).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ except ModuleNotFoundError as _error:  # exercised by the "not installed" test
     ) from None
 
 # After the Redis client: these modules need it.
+from c2c_broadcast._answers import AnswerPublisher
 from c2c_broadcast._calls import Calls
 from c2c_broadcast._incoming import IncomingCalls
 from c2c_broadcast._registry import Registry, member, registry_key
@@ -82,6 +87,7 @@ class RedisBroadcaster(BaseBroadcaster):
             raise TypeError("RedisBroadcaster needs a RedisFactory or a client")
         self._factory = factory
         self._client: aioredis.Redis | None = client
+        self._pubsub_client: aioredis.Redis | None = client
         if prefix is None:
             if factory is None:
                 raise TypeError("RedisBroadcaster needs a prefix when built on a client")
@@ -102,6 +108,7 @@ class RedisBroadcaster(BaseBroadcaster):
         )
         self._calls = Calls(self)
         self._incoming = IncomingCalls(self)
+        self.answers = AnswerPublisher(self)
         self._listener = Subscriber(
             self,
             "listener",
@@ -136,19 +143,25 @@ class RedisBroadcaster(BaseBroadcaster):
         return [self.wire_channel(channel) for channel in self._handlers]
 
     def bind(self) -> None:
-        """Take the running event loop's master client from the factory (once; no I/O)."""
+        """Take the running event loop's master and pub/sub clients from the factory (once; no I/O)."""
         if self._client is None:
             assert self._factory is not None
-            client = self._factory.master()
-            if client is None:
+            client, pubsub_client = self._factory.master(), self._factory.subscriber()
+            if client is None or pubsub_client is None:
                 raise RuntimeError("Redis is not configured")
-            self._client = client
+            self._client, self._pubsub_client = client, pubsub_client
 
     def client(self) -> aioredis.Redis:
         """The master client this broadcaster uses (taken from the factory by `bind()`)."""
         self.bind()
         assert self._client is not None
         return self._client
+
+    def pubsub_client(self) -> aioredis.Redis:
+        """The client whose pub/sub connections the listeners use (the factory's `subscriber()`)."""
+        self.bind()
+        assert self._pubsub_client is not None
+        return self._pubsub_client
 
     def describe(self) -> str:
         """Where Redis is, for a log line (never a password)."""
@@ -195,6 +208,7 @@ class RedisBroadcaster(BaseBroadcaster):
             asyncio.create_task(
                 self.registry.heartbeat(lambda: self._closing, self._heartbeat_channels), name="c2c-broadcast heartbeat"
             ),
+            *self.answers.start(),
         ]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
@@ -318,6 +332,8 @@ class RedisBroadcaster(BaseBroadcaster):
             reconnections=self._reconnections,
             pending_handlers=len(self._incoming.tasks),
             counters=self.memory_metrics.snapshot(),
+            answers_waiting=self.answers.waiting,
+            answers_dropped=self.answers.dropped,
         )
 
     # -- registry ------------------------------------------------------------------------

@@ -46,7 +46,28 @@ class BroadcastSettings(Section):
     max_message_size: int = Field(
         default=1024 * 1024,
         ge=256,
-        description="Largest message or answer in bytes; bigger ones are dropped with a log line",
+        description=(
+            "Largest message or answer in bytes, well under Redis' pub/sub output-buffer limits (32 MB hard, "
+            "8 MB soft by default); a bigger call raises MessageTooLargeError before reaching Redis, a bigger "
+            "answer becomes an error answer, a bigger received message is dropped with a log line"
+        ),
+    )
+    answer_queue_size: int = Field(
+        default=1000,
+        ge=1,
+        description=(
+            "Most answers waiting to be published in a process; an answer that finds it full waits up to 1 s, "
+            "then is dropped, counted (answers_dropped) and logged, and its caller sees a missing answer"
+        ),
+    )
+    answer_publishers: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description=(
+            "How many answers a process publishes at once, each on a Redis connection of the pool "
+            "(C2C__REDIS__MAX_CONNECTIONS)"
+        ),
     )
     max_pending_handlers: int = Field(
         default=1000,

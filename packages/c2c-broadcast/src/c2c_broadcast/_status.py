@@ -20,6 +20,7 @@ HANDLER_ERRORS = "handler_errors"
 ANSWERS_SENT = "answers_sent"
 ANSWERS_RECEIVED = "answers_received"
 ANSWERS_MISSING = "answers_missing"
+ANSWERS_DROPPED = "answers_dropped"  # the answer queue was full (C2C__BROADCAST__ANSWER_QUEUE_SIZE)
 RECONNECTIONS = "reconnections"
 
 
@@ -81,6 +82,10 @@ class BroadcasterStatus:
     reconnections: int = 0
     pending_handlers: int = 0
     counters: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    answers_waiting: int = 0
+    """Answers not published yet: in the queue (at most `C2C__BROADCAST__ANSWER_QUEUE_SIZE`) or being published."""
+    answers_dropped: int = 0
+    """Answers dropped because the queue was full, since the broadcaster started."""
 
     def describe(self) -> str:
         """A one-line summary."""

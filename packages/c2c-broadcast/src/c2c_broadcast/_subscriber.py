@@ -58,7 +58,7 @@ class SubscriberOwner(Protocol):
         """Whether the broadcaster is closed: a subscriber then never reconnects."""
         ...
 
-    def client(self) -> aioredis.Redis:
+    def pubsub_client(self) -> aioredis.Redis:
         """The client whose pub/sub connections the subscriber uses."""
         ...
 
@@ -150,7 +150,7 @@ class Subscriber:
         # `closed` as well as the cancellation: Python 3.11's wait_for can swallow a cancellation
         # that arrives as its awaitable completes, and a closed broadcaster must never reconnect.
         while not self._stopped():
-            pubsub = self.owner.client().pubsub()
+            pubsub = self.owner.pubsub_client().pubsub()
             self.pubsub = pubsub
             try:
                 await self._read_loop(pubsub, await self._connect(pubsub))
