@@ -51,7 +51,13 @@ def _host(scope: dict[str, Any]) -> list[bytes]:
 # --- item 5: RFC 7239, the trusted proxy's element wins -------------------------------------------
 
 _IPV4 = st.ip_addresses(v=4).filter(lambda address: not address.is_loopback).map(str)
-_IPV6 = st.ip_addresses(v=6).filter(lambda address: address.ipv4_mapped is None and address != address.__class__("::1"))
+
+
+def _plain_ipv6(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None and not address.is_loopback
+
+
+_IPV6: st.SearchStrategy[str] = st.ip_addresses(v=6).filter(_plain_ipv6).map(str)
 
 
 @st.composite
@@ -62,7 +68,7 @@ def _proxy_elements(draw: st.DrawFn) -> tuple[str, tuple[str, int], str | None, 
         port = draw(st.sampled_from([None, 4711]))
         node = address if port is None else f"{address}:{port}"
     else:
-        address = str(draw(_IPV6))
+        address = draw(_IPV6)
         port = draw(st.sampled_from([None, 4711]))
         node = f'"[{address}]"' if port is None else f'"[{address}]:{port}"'
     proto = draw(st.sampled_from([None, "http", "https"]))
