@@ -306,8 +306,6 @@ async def test_forwarded_port_without_host_header(
         scope = http_scope("/x", host=None, headers=[(b"x-forwarded-port", b"8443")], server=(address, 8000))
         await call(middleware, scope)
         assert scope["server"] == (address, 8443)
-
-
-async def test_no_host_and_no_server_is_left_alone() -> None:
+    # neither a Host nor a server address (a unix socket under some servers): nothing to apply it to
     scope = await _run([(b"x-forwarded-port", b"8443")], host=None, server=None)
     assert (_host(scope), scope["server"]) == ([], None)
