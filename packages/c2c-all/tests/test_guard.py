@@ -8,6 +8,7 @@ drive the application in process, with a `receive` that records what the applica
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -298,7 +299,8 @@ def uvicorn_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes
 
 
 def test_large_anonymous_bodies_cost_no_memory(uvicorn_server: tuple[str, subprocess.Popen[bytes], Path]) -> None:
-    """200 MB bodies against a real uvicorn: refused at once, the server's peak RSS barely moves.
+    """200 MB bodies (three in turn, then four anonymous at once) against a real uvicorn: refused at
+    once, the server's peak RSS barely moves.
 
     Before the guard, the anonymous chunked POST alone raised the peak by about 400 MB (the body
     read, then parsed), and took seconds.
@@ -321,8 +323,15 @@ def test_large_anonymous_bodies_cost_no_memory(uvicorn_server: tuple[str, subpro
             elapsed = time.monotonic() - start
             assert answer.status_code == expected, (headers, answer.text)
             assert elapsed < 10, f"{elapsed:.1f} s for a refusal"
+
+        def anonymous_post(_: int) -> int:
+            with httpx.Client(base_url=url, timeout=30) as own:
+                return own.post("/c2c/logging/level", content=_stream(200 * MB), headers=cases[0][0]).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # four at once (1.3 GB before the guard)
+            assert list(pool.map(anonymous_post, range(4))) == [403] * 4
         after = _peak_rss_kib(process.pid)
         assert client.get("/c2c/health").status_code == 200
     growth_mb = (after - before) / 1024
-    print(f"uvicorn peak RSS {before / 1024:.0f} MB -> {after / 1024:.0f} MB under three 200 MB bodies")
+    print(f"uvicorn peak RSS {before / 1024:.0f} MB -> {after / 1024:.0f} MB under seven 200 MB bodies")
     assert growth_mb < 50, f"peak RSS grew by {growth_mb:.0f} MB; log:\n{log.read_text()[-2000:]}"
