@@ -59,7 +59,8 @@ def test_setting_and_middleware_accept_the_same_entries(entries: list[str]) -> N
     assert _setting_accepts(entries) == _middleware_accepts(entries)
 
 
-@given(st.lists(_ENTRY.filter(lambda entry: "," not in entry), min_size=1, max_size=3))
+# An environment variable cannot hold a NUL byte (the OS refuses it before the setting sees it).
+@given(st.lists(_ENTRY.filter(lambda entry: "," not in entry and "\x00" not in entry), min_size=1, max_size=3))
 def test_the_environment_variable_agrees_too(entries: list[str]) -> None:
     value = ",".join(entries)
     if value.strip().startswith("["):  # a JSON array for the setting: another format
