@@ -30,7 +30,7 @@ import c2casgiutils
 from c2c_testing import free_port, stop_process, wait_for_port
 from c2casgiutils import auth, config
 from c2casgiutils._app import create_app
-from c2casgiutils._guard import BodyGuardMiddleware, too_large_message
+from c2casgiutils._guard import ACCESS_CHECK_FAILED_MESSAGE, BodyGuardMiddleware, too_large_message
 
 SECRET = "guard-test-secret-value-of-32-bytes!"
 KEY = {"X-API-Key": SECRET}
@@ -214,6 +214,22 @@ async def test_stale_cookie_cleared_on_the_refusal(environment: pytest.MonkeyPat
         assert (exchange.status, exchange.read) == (403, 0)
         cleared = [value for name, value in exchange.headers if name == b"set-cookie"]
         assert cleared and all(b"Max-Age=0" in value for value in cleared), exchange.headers
+
+
+async def test_a_failing_access_check_is_a_503_not_a_400(
+    environment: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anything but an HTTPException raised before the body would be FastAPI's "error parsing the body"."""
+
+    async def broken_get_auth(*args: object) -> None:
+        raise RuntimeError("authentication backend broken")
+
+    environment.setattr(c2c_auth, "get_auth", broken_get_auth)
+    async with _started() as app:
+        exchange = await _drive(app, "POST", "/c2c/logging/level", [LEVEL], CHUNKED)
+    assert (exchange.status, exchange.read) == (503, 0)
+    assert exchange.json() == {"detail": ACCESS_CHECK_FAILED_MESSAGE}
+    assert "Access check before the body failed" in caplog.text
 
 
 # --- the guard alone, fed arbitrary chunkings ------------------------------------------------------------

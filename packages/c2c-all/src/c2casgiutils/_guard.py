@@ -26,6 +26,7 @@ constructor. `websocket` and `lifespan` scopes pass through.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import c2c_auth
 
 __all__ = ["BodyGuardMiddleware", "too_large_message"]
+
+LOG = logging.getLogger(__name__)
+ACCESS_CHECK_FAILED_MESSAGE = "The access check failed; try again later"
 
 
 def too_large_message(limit: int) -> str:
@@ -123,7 +127,14 @@ class _GuardedReceive:
     async def __call__(self) -> Message:
         if not self.checked:
             self.checked = True
-            await check_route_access(self.scope)
+            try:
+                await check_route_access(self.scope)
+            except HTTPException:
+                raise
+            except Exception as error:
+                # FastAPI would call anything else raised here "an error parsing the body" (400).
+                LOG.exception("Access check before the body failed")
+                raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, ACCESS_CHECK_FAILED_MESSAGE) from error
         if self.size > self.limit:
             return {"type": "http.disconnect"}
         message = await self.receive()
