@@ -275,3 +275,32 @@ async def test_sentry_events_are_scrubbed(sentry_bodies: tuple[str, list[str]]) 
     assert '"user_hook":"ran"' in sent.replace(" ", "")
     _assert_redacted(sent)
     assert seen and all(SENSITIVE["secret"] not in event for event in seen), "the user hook got the raw event"
+
+
+def test_scrub_event_decoded_query_and_the_configured_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK stores the query URL-decoded (an encoded `&` in a value splits it), and the configured
+    secret may show up anywhere (an exception message, a variable): both are caught."""
+    from c2casgiutils import config
+
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("C2C__AUTH__SECRET", "my&odd secret=value")
+    config.reload()
+    try:
+        event = {
+            "request": {"query_string": "secret=my&odd secret=value&keep=visible1", "url": "http://x/c2c"},
+            "exception": {"values": [{"value": "compared with my&odd secret=value"}]},
+            "extra": {"encoded": "x=my%26odd%20secret%3Dvalue", "qs": "code=C0deValue&state=St4teValue&page=2"},
+            "breadcrumbs": {"values": [{"data": {"http.query": [["state", "St4teValue"], ["keep", "visible1"]]}}]},
+        }
+        text = json.dumps(sentry.scrub_event(event))
+    finally:
+        monkeypatch.delenv("C2C__AUTH__SECRET")
+        config.reload()
+    for leaked in ("odd", "C0deValue", "St4teValue", "my%26"):
+        assert leaked not in text, text
+    assert "visible1" in text and "page=2" in text
+    # Without the configured secret, the decoded query still loses the pieces that followed the `&`.
+    scrubbed = sentry.scrub_event({"request": {"query_string": "secret=ab&cd&keep=visible1"}})
+    assert scrubbed["request"]["query_string"] == f"secret={REDACTED}&keep=visible1"

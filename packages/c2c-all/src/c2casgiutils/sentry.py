@@ -21,9 +21,10 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote, quote_plus, unquote_plus
 
 import sentry_sdk
+from sentry_sdk._types import AnnotatedValue  # the SDK wraps trimmed request data in it
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
 from c2casgiutils._settings import SentrySettings
@@ -71,23 +72,29 @@ def _redact_decoded_query(query: str) -> str:
     return "&".join(pieces)
 
 
-def _redact_pairs(value: Any) -> Any:
-    """A query as a mapping or a list of pairs: the values of the redacted names replaced."""
-    if isinstance(value, dict):
-        return {
-            name: REDACTED if _plain_name(str(name)) in REDACTED_PARAMETERS else _scrub(item)
-            for name, item in value.items()
-        }
-    return [
-        [pair[0], REDACTED]
-        if isinstance(pair, list | tuple) and len(pair) == 2 and _plain_name(str(pair[0])) in REDACTED_PARAMETERS
-        else _scrub(pair)
-        for pair in value
-    ]
+def _configured_secrets() -> tuple[str, ...]:
+    """The shared secret (`C2C__AUTH__SECRET`) as it may appear: plain and URL-encoded; none when unset or tiny."""
+    try:
+        from c2casgiutils import config  # settings are read at call time
+
+        secret = config.settings.auth.secret
+        value = secret.get_secret_value() if secret is not None else ""
+    except Exception:  # an event is never lost because the settings cannot be read now
+        return ()
+    if len(value) < 6:  # replacing a very short value everywhere would garble the event, and protect nothing
+        return ()
+    return tuple(sorted({value, quote(value, safe=""), quote_plus(value)}, key=len, reverse=True))
 
 
-def _scrub(value: Any, key: object = None) -> Any:
-    if isinstance(value, str):
+class _Scrubber:
+    """Walks an event: query values redacted, and the configured secret wherever it appears."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        self.secrets = secrets
+
+    def text(self, value: str, key: object) -> str:
+        for secret in self.secrets:
+            value = value.replace(secret, REDACTED)
         if key in _DECODED_QUERY_KEYS:
             return _redact_decoded_query(value)
         if key in _RAW_QUERY_KEYS:
@@ -96,24 +103,48 @@ def _scrub(value: Any, key: object = None) -> Any:
         if "=" in value and any(f"{name}=" in value.casefold() for name in REDACTED_PARAMETERS):
             value = _redact_decoded_query(value)  # a bare query (`secret=...&a=1`) in a variable or extra
         return value
-    if isinstance(value, dict | list) and (key in _DECODED_QUERY_KEYS or key in _RAW_QUERY_KEYS):
-        return _redact_pairs(value)
-    if isinstance(value, dict):
-        return {name: _scrub(item, name) for name, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(item) for item in value]
-    return value
+
+    def pairs(self, value: dict[Any, Any] | list[Any]) -> Any:
+        """A query as a mapping or a list of pairs: the values of the redacted names replaced."""
+        if isinstance(value, dict):
+            return {
+                name: REDACTED if _plain_name(str(name)) in REDACTED_PARAMETERS else self.walk(item)
+                for name, item in value.items()
+            }
+        return [
+            [pair[0], REDACTED]
+            if isinstance(pair, list | tuple) and len(pair) == 2 and _plain_name(str(pair[0])) in REDACTED_PARAMETERS
+            else self.walk(pair)
+            for pair in value
+        ]
+
+    def walk(self, value: Any, key: object = None) -> Any:
+        if isinstance(value, str):
+            return self.text(value, key)
+        if isinstance(value, dict | list) and (key in _DECODED_QUERY_KEYS or key in _RAW_QUERY_KEYS):
+            return self.pairs(value)
+        if isinstance(value, dict):
+            return {name: self.walk(item, name) for name, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.walk(item) for item in value]
+        if isinstance(value, AnnotatedValue):
+            value.value = self.walk(value.value, key)
+        return value
 
 
 def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
     """`event` with the `secret`, `code` and `state` query values redacted everywhere (a `before_send` hook).
 
     Covered: the request URL, query string and headers (a `Referer`), breadcrumbs (their message,
-    URL and `http.query`), log messages and their parameters, exception values, extras and
-    contexts: every string holding `?...name=value`, and the query fields themselves.
+    URL and `http.query`), log messages and their parameters, exception values, extras, contexts
+    and local variables: every string holding `?...name=value` or a bare `name=value&...` query,
+    and the query fields themselves. The SDK stores the request's query string URL-decoded, so a
+    value that contained an encoded `&` would be cut there: the pieces without `=` that follow a
+    redacted value are dropped with it, and the configured shared secret (`C2C__AUTH__SECRET`, at
+    least 6 characters) is replaced wherever it appears, whatever surrounds it.
     """
     del hint
-    scrubbed: dict[str, Any] = _scrub(event)
+    scrubbed: dict[str, Any] = _Scrubber(_configured_secrets()).walk(event)
     return scrubbed
 
 
