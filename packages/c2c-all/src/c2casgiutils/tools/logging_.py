@@ -105,6 +105,7 @@ __all__ = [
     "get_tool",
     "router",
     "shutdown",
+    "signature_key",
     "startup",
     "validate_level",
     "validate_logger_name",
