@@ -101,7 +101,7 @@ async def test_full_answer_queue_drops_counts_and_logs(
     await c2c_broadcast.subscribe("gated", gated)
     answers = raw.pubsub()
     await answers.subscribe("broadcast_api_c2c_answer_flood")
-    assert (await answers.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index]
+    assert (await answers.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index,unused-ignore]
     try:
         # Forged calls (no secret configured) from a raw connection, each wanting an answer.
         for index in range(50):
@@ -174,7 +174,7 @@ async def test_too_large_call_is_refused_before_redis(
     monitor = client.pubsub()
     try:
         await monitor.subscribe("broadcast_api_echo")  # another subscriber of the channel
-        assert (await monitor.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index]
+        assert (await monitor.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index,unused-ignore]
         for expect_answers in (False, True):
             with pytest.raises(MessageTooLargeError, match="MAX_MESSAGE_SIZE") as refused:
                 await c2c_broadcast.broadcast("echo", {"big": "x" * 300_000}, expect_answers=expect_answers)
@@ -215,7 +215,7 @@ async def test_what_the_limit_prevents(redis_server_factory: RedisServerFactory)
     try:
         for pubsub in subscribers:
             await pubsub.subscribe("broadcast_api_echo")
-            assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index]
+            assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index,unused-ignore]
         assert await client.publish("broadcast_api_echo", "z" * 300_000) == 3
         async with asyncio.timeout(10):
             while (await client.pubsub_numsub("broadcast_api_echo"))[0][1] != 0:  # noqa: ASYNC110 - polling Redis

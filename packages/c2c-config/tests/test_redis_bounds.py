@@ -182,7 +182,7 @@ async def test_subscriber_is_outside_the_command_pool_and_idles(
     try:
         for pubsub in pubsubs:
             await pubsub.subscribe("c2c-test:channel")
-            assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index]
+            assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index,unused-ignore]
         # Three held pub/sub connections, and the one command connection is still free.
         assert await master.ping()
         # Idle longer than the command timeout (0.3 s): no error, the connection stays subscribed.
@@ -224,7 +224,8 @@ async def test_sentinel_pools_are_bounded(redis_sentinel: RedisSentinel, factori
     pubsub = subscriber.pubsub()
     try:
         await pubsub.subscribe("c2c-test:channel")
-        assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index]
-        assert pubsub.connection is not None and pubsub.connection.port == server.port  # the master
+        assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index,unused-ignore]
+        connection: Any = pubsub.connection
+        assert connection.port == server.port  # the master
     finally:
         await pubsub.aclose()
