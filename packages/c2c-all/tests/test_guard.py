@@ -138,6 +138,23 @@ async def test_anonymous_write_is_refused_before_the_body_is_read(environment: p
         assert (exchange.status, exchange.read) == (403, 0)
 
 
+@pytest.mark.parametrize(("mode", "expected"), [({}, 403), ({"C2C__AUTH__TEST__USERNAME": "tester"}, 200)])
+async def test_other_modes_decide_as_the_route_would(
+    environment: pytest.MonkeyPatch, mode: dict[str, str], expected: int
+) -> None:
+    """No authentication: refused unread; test mode (everyone logged in): served; the limit in both."""
+    environment.delenv("C2C__AUTH__SECRET")
+    for name, value in mode.items():
+        environment.setenv(name, value)
+    config.reload()
+    async with _started() as app:
+        exchange = await _drive(app, "POST", "/c2c/logging/level", [LEVEL], CHUNKED)
+        assert exchange.status == expected, exchange.body
+        assert exchange.read == (0 if expected == 403 else 1)
+        large = await _drive(app, "POST", "/c2c/logging/level", [b" " * 70_000], {"Content-Length": "70000"})
+        assert (large.status, large.read) == (413, 0)  # and the limit holds in every mode
+
+
 async def test_declared_length_over_the_limit_is_refused_unread(environment: pytest.MonkeyPatch) -> None:
     async with _started() as app:
         headers = {"Content-Type": "application/json", "Content-Length": str(200 * MB), **KEY}
