@@ -61,7 +61,10 @@ class RedisSettings(Section):
     max_connections: int = Field(
         default=20,
         ge=1,
-        description="Most connections one process opens to Redis per event loop (the connection pool's size)",
+        description=(
+            "Most command connections one process opens to Redis per event loop (the pool waits for a free one "
+            "up to the timeout); pub/sub connections, two per broadcaster, are outside it"
+        ),
     )
 
     @classmethod
