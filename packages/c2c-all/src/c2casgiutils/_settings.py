@@ -100,7 +100,8 @@ class LoggingToolSettings(Section):
         default=datetime.timedelta(seconds=30),
         description=(
             "With Redis: how often each replica re-reads the stored overrides and applies what it missed "
-            "(it also does right after a Redis reconnection); 0 disables"
+            "(it also does right after a Redis reconnection, and every second until a first read succeeds "
+            "when Redis was unavailable at startup); 0 disables the periodic re-reading"
         ),
     )
 
