@@ -110,6 +110,8 @@ if config.settings.proxy_headers.type != "none":
 # nothing external.
 health_checks.FACTORY.add(health_checks.SQLAlchemy(Session=Session, tags=["readiness", "database", "all"]))
 health_checks.FACTORY.add(monitoring.BroadcastCheck(tags=["readiness", "broadcast", "all"]))
+# The stored logging-level overrides not read yet (Redis down at startup): degraded, not unready.
+health_checks.FACTORY.add(monitoring.LoggingSyncCheck(tags=["logging", "all"]))
 if config.settings.redis.configured:
     health_checks.FACTORY.add(health_checks.Redis(tags=["readiness", "redis", "all"]))
 
