@@ -52,18 +52,25 @@ class ArmorHeaderMiddleware:
                 and deprecated names still deployed), e.g. a directive newer than this package.
 
         Raises:
-            ValueError: invalid configuration (the message names the rule and the header), or an
-                unknown engine name.
+            ValueError: invalid configuration (the message names the rule and the header; it is
+                also logged at ERROR on the ``c2c_headers`` logger), or an unknown engine name.
             ModuleNotFoundError: ``engine="native"`` without c2c-headers-native installed.
         """
         self.app = app
-        self.rules = compile_rules(
-            headers_config,
-            use_default,
-            docs_url=docs_url,
-            redoc_url=redoc_url,
-            extra_csp_directives=extra_csp_directives,
-        )
+        try:
+            self.rules = compile_rules(
+                headers_config,
+                use_default,
+                docs_url=docs_url,
+                redoc_url=redoc_url,
+                extra_csp_directives=extra_csp_directives,
+            )
+        except ValueError as error:
+            # Logged as well as raised: an ASGI server may report a failed startup only at INFO
+            # (uvicorn's `--lifespan auto`) or not at all; the message names the rule, the header
+            # and the reason.
+            _LOG.error("ArmorHeaderMiddleware refused its configuration: %s", error)
+            raise
         self._engine: Engine = load_engine(engine, self.rules)
         self.engine_name: str = self._engine.name
         # Bound once: the two calls of every request.
