@@ -27,7 +27,14 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers
         HeaderValue,
     )
     from c2c_headers.armor import ArmorHeaderMiddleware
-    from c2c_headers.forwarded import ORIGINAL_SCOPE_KEY, ForwardedHeadersMiddleware
+    from c2c_headers.forwarded import ORIGINAL_SCOPE_KEY, PEER_SCOPE_KEY, ForwardedHeadersMiddleware
+    from c2c_headers.request_id import (
+        RequestIdFilter,
+        RequestIdMiddleware,
+        current_request_id,
+        is_valid_request_id,
+        request_id_context,
+    )
 
     __version__: str
 
@@ -46,6 +53,12 @@ _LAZY = {
     "ArmorHeaderMiddleware": "c2c_headers.armor",
     "ORIGINAL_SCOPE_KEY": "c2c_headers.forwarded",
     "ForwardedHeadersMiddleware": "c2c_headers.forwarded",
+    "PEER_SCOPE_KEY": "c2c_headers.forwarded",
+    "RequestIdFilter": "c2c_headers.request_id",
+    "RequestIdMiddleware": "c2c_headers.request_id",
+    "current_request_id": "c2c_headers.request_id",
+    "is_valid_request_id": "c2c_headers.request_id",
+    "request_id_context": "c2c_headers.request_id",
 }
 
 
@@ -71,6 +84,7 @@ __all__ = [
     "CSP_NONCE",
     "DEFAULT_HEADERS_CONFIG",
     "ORIGINAL_SCOPE_KEY",
+    "PEER_SCOPE_KEY",
     "ArmorHeaderMiddleware",
     "EngineName",
     "ForwardedHeadersMiddleware",
@@ -78,8 +92,13 @@ __all__ = [
     "HeaderMatcher",
     "HeaderValue",
     "HeadersConfig",
+    "RequestIdFilter",
+    "RequestIdMiddleware",
     "TrustedHosts",
     "UnsupportedPatternError",
     "__version__",
+    "current_request_id",
+    "is_valid_request_id",
     "parse_trusted_hosts",
+    "request_id_context",
 ]

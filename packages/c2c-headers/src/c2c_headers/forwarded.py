@@ -46,6 +46,11 @@ ORIGINAL_SCOPE_KEY: Final = "c2c_headers.forwarded.original"
 """Scope key of the values before the rewrite: a dict with ``client``, ``scheme``, ``server``,
 ``host`` (the ``Host`` header or None), ``root_path`` and ``path``."""
 
+PEER_SCOPE_KEY: Final = "c2c.peer"
+"""Scope key of the real peer (``scope["client"]`` as the server reported it, None for a unix
+socket), set when the middleware rewrites the scope and kept by a later one; absent, the peer is
+``scope["client"]``. `RequestIdMiddleware` judges its trusted proxies on it."""
+
 HEADERS_TYPES: Final = ("x-forwarded", "forwarded", "none")
 BAD_HEADERS_TYPE = "headers_type must be one of {accepted}, got {value!r}"
 
@@ -318,6 +323,7 @@ def _apply(
 
     A function, not a method (a cheaper call): it runs on every rewritten request.
     """
+    scope.setdefault(PEER_SCOPE_KEY, client)
     scope[ORIGINAL_SCOPE_KEY] = {
         "client": client,
         "scheme": scope.get("scheme"),
