@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from c2c_broadcast import types
 from c2c_broadcast._base import BaseBroadcaster, BroadcastUnavailableError, Handler, MessageTooLargeError
+from c2c_broadcast._context import add_context_carrier, context_carriers, remove_context_carrier
 from c2c_broadcast._decorate import Decorated, default_channel
 from c2c_broadcast._local import LocalBroadcaster
 from c2c_broadcast._settings import BroadcastSettings, Settings
@@ -407,11 +408,14 @@ __all__ = [
     "MissingAnswer",
     "Settings",
     "__version__",
+    "add_context_carrier",
     "broadcast",
     "cleanup",
+    "context_carriers",
     "decorate",
     "drain",
     "get_broadcaster",
+    "remove_context_carrier",
     "shutdown",
     "startup",
     "status",

@@ -5,7 +5,8 @@ process's answers pattern (`<prefix>c2c_answer_<random>_*`, read by the *answers
 one Lua script (`PUBLISH_SCRIPT`: one round trip, atomic, in Redis's clock) reads the channel's
 registry, counts its exact-channel subscribers and publishes. A `Collector` is woken by each answer
 and says when the wait ends (see its docstring); the replicas that did not answer become
-`MissingAnswer`s.
+`MissingAnswer`s. The request carries the caller's context (`_context.capture_context`, captured
+in the caller's task) in its `context` field.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from c2c_broadcast._base import (
     answer_to_result,
     to_wire_params,
 )
+from c2c_broadcast._context import capture_context
 from c2c_broadcast._registry import parse_members
 from c2c_broadcast._settings import BroadcastSettings
 from c2c_broadcast._status import ANSWERS_MISSING, ANSWERS_RECEIVED, BROADCASTS_SENT
 from c2c_broadcast._subscriber import ErrorTypes
 from c2c_broadcast._wire import (
+    CONTEXT_FIELD,
     EVERYONE,
     Answer,
     DroppedMessage,
@@ -189,6 +192,7 @@ class Calls:
                 now=time.time(),
                 targets=targets,
                 secret=self.owner.secret,
+                extensions={CONTEXT_FIELD: capture_context()},
             )
         except ValueError as error:  # NaN, infinity
             raise TypeError(f"broadcast params must be JSON serialisable: {error}") from None

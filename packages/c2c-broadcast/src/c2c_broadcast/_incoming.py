@@ -2,8 +2,10 @@
 
 A request is decoded (size, JSON, signature, replay: `_wire.decode_request`), skipped when it is
 addressed to other replicas, and handed to a task, so that a slow handler never blocks the
-listener. At most `max_pending_handlers` tasks run at once; beyond that the listener stops reading
-(back-pressure: Redis buffers a burst) for at most `OVERLOAD_WAIT`, then drops the message. When the
+listener. The handler runs inside the context managers of the context carriers, given what the
+caller captured (the request's `context` field, `_context`). At most `max_pending_handlers` tasks
+run at once; beyond that the listener stops reading (back-pressure: Redis buffers a burst) for at
+most `OVERLOAD_WAIT`, then drops the message. When the
 caller wants an answer, the handler's result (or error) is encoded and published on its answer
 channel by the broadcaster's `AnswerPublisher` (`_answers`: a bounded queue, a fixed number of
 publishing tasks). An answer over `max_message_size` is replaced by an error answer
@@ -17,8 +19,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from c2c_broadcast._base import LOG, Handler, MessageTooLargeError
+from c2c_broadcast._context import applied_context
 from c2c_broadcast._status import MESSAGES_RECEIVED
-from c2c_broadcast._wire import DroppedMessage, ReplayGuard, Request, decode_request, encode_answer
+from c2c_broadcast._wire import CONTEXT_FIELD, DroppedMessage, ReplayGuard, Request, decode_request, encode_answer
 
 if TYPE_CHECKING:
     from c2c_broadcast._redis import RedisBroadcaster
@@ -105,7 +108,9 @@ class IncomingCalls:
         self, channel: str, handler: Handler, params: dict[str, Any], request: Request
     ) -> None:
         wanted = request.answer_channel is not None
-        payload, error = await self.owner.run_handler(channel, handler, params, payload=wanted, round_trip=False)
+        # The caller's context (`add_context_carrier`) around the handler, in this task only.
+        with applied_context(request.extensions.get(CONTEXT_FIELD)):
+            payload, error = await self.owner.run_handler(channel, handler, params, payload=wanted, round_trip=False)
         if request.answer_channel is None:
             return
         answer = self._encode_answer(channel, request.answer_channel, request.request_id, payload, error)

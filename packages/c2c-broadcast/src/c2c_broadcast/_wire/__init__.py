@@ -5,7 +5,8 @@ A request published on `<prefix><channel>`::
     {"params": {...}, "answer_channel": "<channel to answer on>",          # what 0.14 sends and reads
      "c2c": {"v": 1, "id": "<hex>", "ts": <unix time>, "from": {"hostname": ..., "pid": ...},
              "targets": {"hostnames": [...], "pids": [...]},              # optional addressing
-             "sig": "<hex HMAC-SHA256>"}}                                 # optional signature
+             "sig": "<hex HMAC-SHA256>"},                                 # optional signature
+     "context": {"request_id": "..."}}                                    # optional: the caller's context
 
 An answer published on the answer channel::
 
@@ -42,12 +43,15 @@ from c2c_broadcast._wire._codec import (
     error_payload,
 )
 from c2c_broadcast._wire._message import (
+    CONTEXT_FIELD,
     ERROR_STATUS,
     EVERYONE,
     EXTENSIONS,
     LEGACY_ANSWER_FIELDS,
     LEGACY_REQUEST_FIELDS,
     MAX_CHANNEL_LENGTH,
+    MAX_CONTEXT_ENTRIES,
+    MAX_CONTEXT_VALUE_LENGTH,
     MAX_ERROR_MESSAGE,
     MAX_HOSTNAME_LENGTH,
     MAX_ID_LENGTH,
@@ -68,6 +72,7 @@ from c2c_broadcast._wire._message import (
     new_answer_prefix,
     new_control_channel,
     request_channel,
+    valid_context_entry,
 )
 from c2c_broadcast._wire._signing import (
     ReplayGuard,
@@ -75,6 +80,9 @@ from c2c_broadcast._wire._signing import (
 )
 
 __all__ = [
+    "CONTEXT_FIELD",
+    "MAX_CONTEXT_ENTRIES",
+    "MAX_CONTEXT_VALUE_LENGTH",
     "Answer",
     "DroppedMessage",
     "ERROR_STATUS",
@@ -108,4 +116,5 @@ __all__ = [
     "new_control_channel",
     "request_channel",
     "sign",
+    "valid_context_entry",
 ]

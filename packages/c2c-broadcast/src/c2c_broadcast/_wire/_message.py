@@ -164,6 +164,50 @@ extension(
 )
 
 
+# The second extension: `context`, the caller's context carried with a request (`c2c_broadcast`'s
+# `add_context_carrier`): an object of carrier name -> string. It is advisory: a receiver never
+# drops a call because of it, it keeps the well-formed entries only (bounded count, names,
+# printable values of bounded length) and ignores the rest.
+
+CONTEXT_FIELD = "context"
+MAX_CONTEXT_ENTRIES = 16
+MAX_CONTEXT_VALUE_LENGTH = 256
+CONTEXT_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+
+
+def valid_context_entry(name: Any, value: Any) -> bool:
+    """Whether `name: value` may travel in the `context` field (either way)."""
+    return (
+        isinstance(name, str)
+        and CONTEXT_NAME.fullmatch(name) is not None
+        and isinstance(value, str)
+        and 0 < len(value) <= MAX_CONTEXT_VALUE_LENGTH
+        and value.isprintable()
+    )
+
+
+def check_context(value: Any) -> dict[str, str]:
+    """The well-formed entries of a received `context` field (at most `MAX_CONTEXT_ENTRIES`); never raises."""
+    if not isinstance(value, dict):
+        return {}
+    kept: dict[str, str] = {}
+    for name, item in value.items():
+        if len(kept) >= MAX_CONTEXT_ENTRIES:
+            break
+        if valid_context_entry(name, item):
+            kept[name] = item
+    return kept
+
+
+_REQUEST_ONLY: tuple[Kind, ...] = ("request",)
+extension(
+    CONTEXT_FIELD,
+    _REQUEST_ONLY,
+    check_context,
+    "the caller's context (carrier name -> string, e.g. a request id), applied around the handler",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Targets:
     """Which replicas should run a call: all when both are None, else those matching every given set."""
