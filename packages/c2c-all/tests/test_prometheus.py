@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from c2c_testing import free_port, wait_for_port
-from c2casgiutils import prometheus
+from c2casgiutils import config, prometheus
 
 
 def _scrape(port: int) -> str:
@@ -26,7 +30,7 @@ WORKER = textwrap.dedent(
     import logging, sys, time
     from prometheus_client import Counter
     logging.basicConfig(level=logging.INFO)
-    from c2casgiutils import prometheus
+    from c2casgiutils import config, prometheus
     served = prometheus.start_server(int(sys.argv[1]), addr="127.0.0.1")
     Counter("c2c_test_worker_requests", "test counter").inc(int(sys.argv[2]))
     print("served" if served else "not-served", flush=True)
@@ -37,6 +41,86 @@ WORKER = textwrap.dedent(
 
 def test_port_zero_disables() -> None:
     assert prometheus.start_server(0) is False
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A loopback port held by another "program": a real listening socket."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        yield int(holder.getsockname()[1])
+
+
+def test_taken_port_says_so_plainly(
+    held_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Single process, port held by another program: one WARNING naming the port and the setting.
+
+    The port is the one of `C2C__PROMETHEUS__PORT` (read at call time); the message does not
+    blame multiprocess mode, which is not in use.
+    """
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("C2C__PROMETHEUS__PORT", str(held_port))
+    config.reload()
+    try:
+        with caplog.at_level(logging.INFO, logger="c2casgiutils.prometheus"):
+            assert prometheus.start_server(addr="127.0.0.1") is False
+    finally:
+        monkeypatch.delenv("C2C__PROMETHEUS__PORT")
+        config.reload()
+    records = [record for record in caplog.records if record.name == "c2casgiutils.prometheus"]
+    assert len(records) == 1
+    (record,) = records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert f"port 127.0.0.1:{held_port} is already in use by another program" in message
+    assert "C2C__PROMETHEUS__PORT" in message
+    assert "multiprocess" not in message
+    assert "worker" not in message
+
+
+def test_taken_port_in_multiprocess_mode_is_info(
+    held_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="c2casgiutils.prometheus"):
+        assert prometheus.start_server(held_port, addr="127.0.0.1") is False
+    (record,) = [record for record in caplog.records if record.name == "c2casgiutils.prometheus"]
+    assert record.levelno == logging.INFO
+    assert "another worker" in record.getMessage()
+
+
+def test_other_bind_errors_raise() -> None:
+    """Only a taken port is forgiven: an address this machine does not have is an error."""
+    with pytest.raises(OSError, match="annot assign requested address"):
+        prometheus.start_server(free_port(), addr="192.0.2.1")
+
+
+def test_port_comes_from_the_setting() -> None:
+    """`C2C__PROMETHEUS__PORT` chooses the port the metrics are served on (real HTTP scrape)."""
+    port = free_port()
+    script = textwrap.dedent(
+        """
+        import time
+        from c2casgiutils import prometheus
+        print("served" if prometheus.start_server(addr="127.0.0.1") else "not-served", flush=True)
+        time.sleep(10)
+        """
+    )
+    env = {**os.environ, "C2C__PROMETHEUS__PORT": str(port)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "served"
+        wait_for_port("127.0.0.1", port, timeout=10)
+        assert "python_info" in _scrape(port)
+    finally:
+        process.kill()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def test_multiprocess_workers_share_one_server(tmp_path: Path) -> None:
@@ -59,7 +143,9 @@ def test_multiprocess_workers_share_one_server(tmp_path: Path) -> None:
             check=True,
         )
         assert second.stdout.strip() == "not-served"
-        assert f"Prometheus port {port} is already served" in second.stderr  # said, not silent
+        # Said, not silent, at INFO: another worker serving is the normal case in multiprocess mode.
+        assert f"INFO:c2casgiutils.prometheus:Prometheus port 127.0.0.1:{port} is already in use" in second.stderr
+        assert "another worker" in second.stderr
         metrics = _scrape(port)
         assert "c2c_test_worker_requests_total 7.0" in metrics
     finally:

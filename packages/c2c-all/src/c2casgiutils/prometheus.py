@@ -9,7 +9,9 @@ prometheus.instrument(app)           # route templates as labels, probe routes l
 With several worker processes set `PROMETHEUS_MULTIPROC_DIR` to an empty directory shared by the
 workers (prometheus_client's multiprocess mode): the server, started by whichever worker binds the
 port first, then serves the metrics of every worker aggregated; the other workers log that the
-port is taken instead of failing.
+port is taken instead of failing (INFO). In a single process a taken port means another program
+holds it: the metrics are not served and one WARNING line says so, naming the port and
+`C2C__PROMETHEUS__PORT`; the application still starts.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ def registry() -> CollectorRegistry:
 def start_server(port: int | None = None, addr: str = "0.0.0.0") -> bool:  # noqa: S104
     """Serve the metrics on `port` (default `C2C__PROMETHEUS__PORT`, 0 disables).
 
-    Returns whether this process serves them (False when another worker already does).
+    Returns whether this process serves them: False when disabled or when the port is taken
+    (by another worker in multiprocess mode, logged at INFO; else by another program, logged as
+    a WARNING that names the port and the setting). Other bind errors raise.
     """
     if port is None:
         from c2casgiutils import config  # read at call time
@@ -57,7 +61,20 @@ def start_server(port: int | None = None, addr: str = "0.0.0.0") -> bool:  # noq
     except OSError as error:
         if error.errno != errno.EADDRINUSE:
             raise
-        LOG.info("Prometheus port %s is already served (by another worker in multiprocess mode)", port)
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            LOG.info(
+                "Prometheus port %s:%s is already in use, presumably by another worker serving the metrics "
+                "of all workers (multiprocess mode); this worker does not serve them",
+                addr,
+                port,
+            )
+        else:
+            LOG.warning(
+                "Prometheus metrics not served: port %s:%s is already in use by another program "
+                "(set C2C__PROMETHEUS__PORT to a free port, or to 0 to disable the metrics server)",
+                addr,
+                port,
+            )
         return False
     LOG.info("Prometheus metrics served on port %s", port)
     return True
