@@ -5,11 +5,11 @@ Standard library only. One id per request (http and websocket scopes):
 - An ``X-Request-ID`` header is kept when the *real peer* is a trusted proxy and the value is well
   formed (`is_valid_request_id`: 1 to ``max_length`` characters, each one of ``A-Z a-z 0-9 . _ :
   + / = -``); otherwise a new id is generated (32 lowercase hex digits, 128 random bits from
-  `os.urandom`). The real peer is ``scope["client"]`` unless `ForwardedHeadersMiddleware` rewrote
+  `os.urandom`, read in batches). The real peer is ``scope["client"]`` unless `ForwardedHeadersMiddleware` rewrote
   it: that middleware records the peer it saw under `PEER_SCOPE_KEY` first.
 - The id is put in ``scope["state"]["request_id"]`` (``request.state.request_id`` in Starlette),
   in a context variable for the time of the request (`current_request_id`), and on the response
-  (the same header; an application's own value is replaced).
+  (the same header, appended: the application must not set it too).
 - `RequestIdFilter` copies the context variable into every log record (``record.request_id``,
   ``"-"`` outside a request): installed on a *handler*, it sees the records of every logger that
   reaches the handler, the server's access log included.
@@ -22,8 +22,8 @@ import contextvars
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final
 
 from c2c_headers._hosts import parse_trusted_hosts
 from c2c_headers.forwarded import PEER_SCOPE_KEY
@@ -44,13 +44,46 @@ BAD_HEADER = "header must be a non-empty HTTP header name (letters, digits, '-',
 _HEADER_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
 _DEFAULT_ID: Final = re.compile(f"[{ID_CHARACTERS}]{{1,{DEFAULT_MAX_LENGTH}}}".encode("ascii"))
 _REQUEST_ID: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar("c2c_request_id", default=None)
-_HANDLED: Final = frozenset(("http", "websocket"))
 _START: Final = {"http": "http.response.start", "websocket": "websocket.accept"}
+_POOL_IDS: Final = 256  # ids drawn from one os.urandom call
+
+
+class _IdPool:
+    """New ids (and their header bytes), 128 random bits each, ``os.urandom`` read in batches.
+
+    One system call serves `_POOL_IDS` ids (it costs about as much as the rest of the middleware).
+    Handing out uses ``next()`` on a list iterator, which one thread at a time runs, so no id is
+    given twice; a forked child drops the batch it inherited (`os.register_at_fork`), so two
+    workers never share ids.
+    """
+
+    def __init__(self) -> None:
+        self._ids: Iterator[tuple[str, bytes]] = iter(())
+
+    def reset(self) -> None:
+        """Forget the current batch (in a forked child)."""
+        self._ids = iter(())
+
+    def next_id(self) -> tuple[str, bytes]:
+        """The next id and its ASCII bytes."""
+        try:
+            return next(self._ids)
+        except StopIteration:
+            text = os.urandom(16 * _POOL_IDS).hex()
+            batch = [text[start : start + 32] for start in range(0, len(text), 32)]
+            ids = iter([(value, value.encode("ascii")) for value in batch])
+            self._ids = ids
+            return next(ids)
+
+
+_POOL: Final = _IdPool()
+if hasattr(os, "register_at_fork"):  # pragma: no branch (POSIX)
+    os.register_at_fork(after_in_child=_POOL.reset)
 
 
 def new_request_id() -> str:
-    """A new id: 32 lowercase hex digits, 128 random bits from the operating system."""
-    return os.urandom(16).hex()
+    """A new id: 32 lowercase hex digits, 128 random bits from the operating system (`os.urandom`)."""
+    return _POOL.next_id()[0]
 
 
 def is_valid_request_id(value: str | bytes, max_length: int = DEFAULT_MAX_LENGTH) -> bool:
@@ -158,63 +191,67 @@ class RequestIdMiddleware:
         self.trusted_hosts = parse_trusted_hosts(trusted_hosts)
         self.max_length = max_length
         self.generator = generator
-        self._pattern = _DEFAULT_ID if max_length == DEFAULT_MAX_LENGTH else _id_pattern(max_length)
+        self._match = (_DEFAULT_ID if max_length == DEFAULT_MAX_LENGTH else _id_pattern(max_length)).fullmatch
+        self._new: Callable[[], tuple[str, bytes]] = _POOL.next_id if generator is new_request_id else self._generate
         self._name = header.lower().encode("ascii")
-        self._trust_all = self.trusted_hosts.always
-        self._trusted_peers = self.trusted_hosts.cache
-        self._trust_socket_peer = self.trusted_hosts.sockets
-        self._nobody = not (
-            self.trusted_hosts.always
-            or self.trusted_hosts.addresses
-            or self.trusted_hosts.networks
-            or self.trusted_hosts.literals
-        )
+        trusted = self.trusted_hosts
+        self._trust_all = trusted.always
+        self._trusted_peers = trusted.cache
+        self._trust_socket_peer = trusted.sockets
+        self._nobody = not (trusted.always or trusted.addresses or trusted.networks or trusted.literals)
 
-    def _from_proxy(self, scope: Scope) -> str | None:
-        """The well-formed id the trusted peer sent (exactly one header line), else None."""
-        peer = scope[PEER_SCOPE_KEY] if PEER_SCOPE_KEY in scope else scope.get("client")
-        if not (
-            self._trust_socket_peer
-            if peer is None
-            else self._trust_all or self._trusted_peers.get(peer[0]) or peer[0] in self.trusted_hosts
-        ):
-            return None
+    def _generate(self) -> tuple[str, bytes]:
+        value = self.generator()
+        return value, value.encode("latin-1")
+
+    def _from_proxy(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+        """The well-formed id in ``headers`` (exactly one line of the header), else None."""
         wanted = self._name
+        size = len(wanted)
         found: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == wanted or (not name.islower() and name.lower() == wanted):
+        for name, value in headers:
+            # Servers send lower-case names, but ASGI does not require it (lower() only at the right size).
+            if name == wanted or (len(name) == size and name.lower() == wanted):
                 if found is not None:
                     return None  # several lines: ambiguous, generate
                 found = value
-        if found is None or self._pattern.fullmatch(found) is None:
+        if found is None or len(found) > self.max_length:
             return None
-        return found.decode("ascii")
+        # Fast paths for the usual shapes (hex, UUID: bytes.isalnum is ASCII-only), then the pattern.
+        if found.isalnum() or found.replace(b"-", b"").isalnum() or self._match(found) is not None:
+            return found
+        return None
+
+    def _trusted(self, peer: Sequence[Any] | None) -> bool:
+        """Whether the real peer is a trusted proxy (the cache missed)."""
+        return self._trust_socket_peer if peer is None else peer[0] in self.trusted_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Choose the id, publish it (state, context, response), then run the application."""
-        scope_type = scope["type"]
-        if scope_type not in _HANDLED:
+        start = _START.get(scope["type"])
+        if start is None:
             await self.app(scope, receive, send)
             return
-        request_id = None if self._nobody else self._from_proxy(scope)
-        if request_id is None:
-            request_id = self.generator()
-        state = scope.get("state")
-        if state is None:
-            scope["state"] = state = {}
-        state[STATE_KEY] = request_id
-        start = _START[scope_type]
-        wanted = self._name
-        pair = (wanted, request_id.encode("latin-1"))
+        found = None
+        if not self._nobody:
+            # The real peer: the one ForwardedHeadersMiddleware saw, else the client.
+            peer = scope[PEER_SCOPE_KEY] if PEER_SCOPE_KEY in scope else scope.get("client")
+            trusted = self._trusted_peers.get(peer[0]) if peer is not None else None
+            if trusted or (trusted is None and self._trusted(peer)):
+                found = self._from_proxy(scope["headers"])
+        if found is None:
+            request_id, raw = self._new()
+        else:
+            request_id, raw = found.decode(), found
+        try:
+            scope["state"][STATE_KEY] = request_id
+        except KeyError:
+            scope["state"] = {STATE_KEY: request_id}
+        pair = (self._name, raw)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == start:
-                headers = message.get("headers")
-                if headers:
-                    message["headers"] = [item for item in headers if item[0].lower() != wanted]
-                    message["headers"].append(pair)
-                else:
-                    message["headers"] = [pair]
+                message["headers"] = [*message.get("headers", ()), pair]
             await send(message)
 
         token = _REQUEST_ID.set(request_id)

@@ -1,0 +1,103 @@
+"""Per-request cost of RequestIdMiddleware against a floor, as ratios measured in one run (issue 15).
+
+The floor is the least a pure-ASGI middleware can do for the same visible result: add a static
+``X-Request-ID`` to the response. RequestIdMiddleware runs in two cases: an id generated (the peer
+is not a trusted proxy; 128 random bits), and an id kept from a trusted proxy (the header checked).
+The stacks are ASGI callables called directly with a prepared scope (no server), timed interleaved
+in shuffled rounds with `bench_headers.py`'s machinery (CPU time, median over the rounds).
+Overhead = cost - bare app cost; the goal is RequestIdMiddleware's overhead <= 2 x the floor's.
+
+Run: ``uv run --no-sync python bench/bench_request_id.py [--rounds N] [--budget SECONDS]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_headers import Stack, bare_app, make_scope, run
+
+from c2c_headers import RequestIdMiddleware
+from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
+
+TARGET_VS_FLOOR = 2.0
+PROXY_ID = b"0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+class StaticRequestIdMiddleware:
+    """The floor: a static ``X-Request-ID`` on every http response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", b"static")]
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def build_stacks() -> list[Stack]:
+    untrusted = make_scope("/")
+    untrusted["client"] = ("203.0.113.9", 50000)
+    trusted = make_scope("/", [(b"x-request-id", PROXY_ID)])
+    return [
+        Stack("bare app", bare_app, make_scope("/"), "bare", None),
+        Stack("floor (static X-Request-ID)", StaticRequestIdMiddleware(bare_app), make_scope("/"), "floor", None),
+        Stack("request id, generated", RequestIdMiddleware(bare_app), untrusted, "ours", "generated"),
+        Stack("request id, kept from a trusted proxy", RequestIdMiddleware(bare_app), trusted, "ours", "kept"),
+    ]
+
+
+def report(stacks: list[Stack]) -> int:
+    """Print the table and the target checks; return the number of missed targets."""
+    cost = {stack.name: statistics.median(stack.samples) for stack in stacks}
+    bare = cost["bare app"]
+    floor = cost["floor (static X-Request-ID)"] - bare
+    print(f"python {platform.python_version()}, {platform.machine()}, load average {os.getloadavg()[0]:.1f}")
+    print(f"rounds: {len(stacks[0].samples)}, median CPU time per request; overhead = cost - bare app cost\n")
+    print(f"| {'stack':<38} | {'cost µs':>8} | {'overhead µs':>11} | {'x floor':>8} |")
+    print(f"|{'-' * 40}|{'-' * 10}|{'-' * 13}|{'-' * 10}|")
+    for stack in stacks:
+        overhead = cost[stack.name] - bare
+        ratio = "" if stack.family == "bare" else f"{overhead / floor:.1f}"
+        print(f"| {stack.name:<38} | {cost[stack.name] / 1000:>8.2f} | {overhead / 1000:>11.2f} | {ratio:>8} |")
+    print()
+    missed = 0
+    for stack in stacks:
+        if stack.family != "ours":
+            continue
+        ratio = (cost[stack.name] - bare) / floor
+        verdict = "PASS" if ratio <= TARGET_VS_FLOOR else "MISS"
+        missed += verdict == "MISS"
+        print(f"{verdict}  {stack.name} <= {TARGET_VS_FLOOR:g} x floor: {ratio:.2f}")
+    return missed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--budget", type=float, default=0.05, help="seconds per stack and round")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    arguments = parser.parse_args()
+    stacks = build_stacks()
+    asyncio.run(run(stacks, arguments.rounds, arguments.budget))
+    missed = report(stacks)
+    return 1 if arguments.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
