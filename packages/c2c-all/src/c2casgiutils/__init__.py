@@ -92,14 +92,18 @@ async def startup(main_app: Any = None) -> None:
     down), the logging tool (subscribes to level changes, restores persisted overrides) and checks
     the authentication configuration (a clear error for GitHub mode without a JWT secret), and
     puts `logging_filters.RedactSecretsFilter` on the `uvicorn.access` and `granian.access` loggers
-    and their handlers (`secret`, `code`, `state` query values redacted from the access log).
+    and their handlers (`secret`, `code`, `state` query values redacted from the access log), and
+    makes broadcast calls carry the request id (c2c-headers' `current_request_id`) to the handlers
+    on every replica.
     """
     from c2c_auth import startup as auth_startup
     from c2c_broadcast import startup as broadcast_startup
+    from c2casgiutils._request_id import install_broadcast_carrier
     from c2casgiutils.logging_filters import install_access_log_filters
     from c2casgiutils.tools import logging_
 
     install_access_log_filters()
+    install_broadcast_carrier()
     await auth_startup(main_app)
     await broadcast_startup(main_app)
     await logging_.startup()

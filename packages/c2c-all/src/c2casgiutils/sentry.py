@@ -13,6 +13,10 @@ The values of the `secret`, `code` and `state` query parameters never leave the 
 `scrub_event` redacts them (as `[REDACTED]`) in every URL, query string, breadcrumb, message and
 extra of an event, and `init` installs it as `before_send` and `before_send_transaction`, before
 the application's own hooks (`init(before_send=...)`), which get the scrubbed event.
+
+Events and transactions captured while a request is handled (or a broadcast handler runs for one)
+get the `request_id` tag (`tag_request_id`): the same id as the log lines (c2c-headers'
+`RequestIdMiddleware` and `RequestIdFilter`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sentry_sdk
 from sentry_sdk._types import AnnotatedValue  # the SDK wraps trimmed request data in it
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
+from c2c_headers.request_id import current_request_id
 from c2casgiutils._settings import SentrySettings
 from c2casgiutils.logging_filters import REDACTED, REDACTED_PARAMETERS, redact_query, redact_text
 
@@ -35,7 +40,10 @@ LOG = logging.getLogger(__name__)
 # Paths (relative to the application root) that are polled by machines and never worth a trace.
 UNTRACED_PATH_PARTS = ("/health_checks", "/health", "/metrics", "/c2c/health")
 
-__all__ = ["UNTRACED_PATH_PARTS", "EventHook", "init", "scrub_event", "sdk_options"]
+__all__ = ["REQUEST_ID_TAG", "UNTRACED_PATH_PARTS", "EventHook", "init", "scrub_event", "sdk_options", "tag_request_id"]
+
+REQUEST_ID_TAG = "request_id"
+"""The tag holding the request id (`tag_request_id`)."""
 
 EventHook = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
 """The signature of `sentry_sdk.init`'s `before_send` and `before_send_transaction`."""
@@ -148,9 +156,28 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
     return scrubbed
 
 
+def tag_request_id(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`event` with the `request_id` tag: the id of the request being handled (a `before_send` hook).
+
+    The id is c2c-headers' `current_request_id()` (set by `RequestIdMiddleware`, and around a
+    broadcast handler by the request id carrier); nothing is added outside a request, and a
+    `request_id` tag already set (`sentry_sdk.set_tag`) is kept.
+    """
+    del hint
+    request_id = current_request_id()
+    if request_id is None:
+        return event
+    tags = event.get("tags")
+    if tags is None:
+        event["tags"] = tags = {}
+    if isinstance(tags, dict):
+        tags.setdefault(REQUEST_ID_TAG, request_id)
+    return event
+
+
 def _chained(user_hook: EventHook | None) -> EventHook:
     def hook(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-        scrubbed = scrub_event(event, hint)
+        scrubbed = scrub_event(tag_request_id(event, hint), hint)
         return scrubbed if user_hook is None else user_hook(scrubbed, hint)
 
     return hook
@@ -181,7 +208,8 @@ def sdk_options(
 ) -> dict[str, Any]:
     """The keyword arguments for `sentry_sdk.init` built from `settings` (tags excluded).
 
-    `before_send` and `before_send_transaction` are `scrub_event`, followed by the given hooks.
+    `before_send` and `before_send_transaction` are `tag_request_id` and `scrub_event`, followed by
+    the given hooks.
     """
     options: dict[str, Any] = {
         "before_send": _chained(before_send),
@@ -208,7 +236,7 @@ def init(
 ) -> bool:
     """Initialise Sentry when a DSN is configured (`C2C__SENTRY__DSN`, else `SENTRY_DSN`); return whether it did.
 
-    Events and transactions go through `scrub_event`, then through `before_send` /
+    Events and transactions go through `tag_request_id` and `scrub_event`, then through `before_send` /
     `before_send_transaction` when given.
     """
     if settings is None:
