@@ -3,11 +3,13 @@
 `C2C__SECTION__FIELD` variables (case-insensitive, `__` between levels) fill pydantic models;
 comma lists, durations and `k=v` options parse strictly; secrets are `SecretText` (a `str` that
 masks itself); a bad value raises `ConfigError` naming the variable; an unknown `C2C__` variable is reported with the
-closest known name. The Redis client factory lives in `c2c_config.redis` (extra `redis`).
+closest known name. The Redis client factory lives in `c2c_config.redis` (extra `redis`); SIGTERM hooks that run
+before the server's graceful shutdown in `c2c_config.signals`.
 """
 
 from importlib.metadata import version as _version
 
+from c2c_config import signals
 from c2c_config._base import (
     ENV_PREFIX,
     C2CSettings,
@@ -93,5 +95,6 @@ __all__ = [
     "redact_url",
     "reload_settings",
     "running_loop",
+    "signals",
     "render_reference",
 ]
