@@ -94,8 +94,11 @@ async def _ping(client: Any) -> str | None:
     try:
         await cast("Awaitable[Any]", client.ping())
     except Exception as error:
-        LOG.warning("Redis health check: ping failed", exc_info=error)
-        return _describe(error)
+        description = _describe(error)
+        # The factory logs the failing check in one WARNING line (this description in its payload);
+        # the traceback, a redis-py stack of some 50 lines saying no more, only at DEBUG.
+        LOG.debug("Redis health check: ping failed: %s", description, exc_info=error)
+        return description
     return None
 
 
