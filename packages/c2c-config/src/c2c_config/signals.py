@@ -16,7 +16,10 @@ handler back.
 
 Only in the main thread, and only when the server has installed a Python handler of its own: with
 the default disposition a SIGTERM ends the process at once and nothing could run. A server that
-handles signals outside Python (granian) never calls the hooks: `on_sigterm` returns False there.
+handles the signal outside the process that runs the application never calls the hooks: granian
+(2.8) gets SIGTERM in its main process (Rust), closes the listening socket and stops its workers
+without signalling them, so the hooks registered in a worker (where `on_sigterm` returns True: the
+worker has a Python handler) do not run, and no delay applies.
 """
 
 from __future__ import annotations
