@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 import c2c_health
 from c2c_health import (
+    DEFAULT_PATHS,
     FACTORY,
     Alembic,
     Check,
@@ -114,9 +115,11 @@ def test_c2c_health_checks_signature_of_014() -> None:
 
 
 def test_router_endpoint_is_c2c_health_checks() -> None:
-    routes = [route for route in router.routes if isinstance(route, APIRoute)]
+    routes = [route for route in router.routes if isinstance(route, APIRoute) and route.path in DEFAULT_PATHS]
     assert routes
     assert all(route.endpoint is c2c_health_checks for route in routes)
+    # The probes are there too (the router is usable alone).
+    assert {route.path for route in router.routes if isinstance(route, APIRoute)} >= {"/livez", "/readyz"}
     assert c2c_health.router is router
 
 

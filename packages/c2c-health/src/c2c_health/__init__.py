@@ -1,7 +1,9 @@
 """c2c_health: health checks for FastAPI services.
 
 Register checks on `FACTORY` (or your own `Factory`), serve them with `create_router()` (or the
-ready-made `router`), probe a URL from a container with `python -m c2c_health URL`. Every check
+ready-made `router`): the report at `/health_checks`, the Kubernetes probes at `/livez` and
+`/readyz`; call `startup()` in the lifespan so that readiness turns 503 on SIGTERM (draining).
+Probe a URL from a container with `python -m c2c_health URL`. Every check
 runs concurrently under a timeout; failures are logged in full and shown in detail only to
 callers allowed by the `C2C__HEALTH_CHECKS__DETAILS` setting.
 """
@@ -31,7 +33,15 @@ if TYPE_CHECKING:
     )
     from c2c_health._http import HTTPProbeError, fetch_status
     from c2c_health._metrics import HealthMetrics, get_metrics
-    from c2c_health._router import DEFAULT_PATHS, Authorizer, c2c_health_checks, create_router
+    from c2c_health._probes import HEALTH_JSON, draining, health_json, shutdown, start_draining, startup
+    from c2c_health._router import (
+        DEFAULT_PATHS,
+        LIVEZ_PATH,
+        READYZ_PATH,
+        Authorizer,
+        c2c_health_checks,
+        create_router,
+    )
     from c2c_health._settings import DetailVisibility, HealthChecksSettings, HealthSettingsSource, Settings
 
     __version__: str
@@ -65,7 +75,8 @@ _MODULES = {
     ),
     "_http": ("HTTPProbeError", "fetch_status"),
     "_metrics": ("HealthMetrics", "get_metrics"),
-    "_router": ("DEFAULT_PATHS", "Authorizer", "c2c_health_checks", "create_router"),
+    "_probes": ("HEALTH_JSON", "draining", "health_json", "shutdown", "start_draining", "startup"),
+    "_router": ("DEFAULT_PATHS", "LIVEZ_PATH", "READYZ_PATH", "Authorizer", "c2c_health_checks", "create_router"),
     "_settings": ("DetailVisibility", "HealthChecksSettings", "HealthSettingsSource", "Settings"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
@@ -97,9 +108,12 @@ __all__ = [
     "DEFAULT_PATHS",
     "FACTORY",
     "GENERIC_ERROR",
+    "HEALTH_JSON",
     "HTTP",
     "LIVENESS",
+    "LIVEZ_PATH",
     "READINESS",
+    "READYZ_PATH",
     "TIMEOUT_ERROR",
     "Alembic",
     "Authorizer",
@@ -122,8 +136,13 @@ __all__ = [
     "__version__",
     "c2c_health_checks",
     "create_router",
+    "draining",
     "fetch_status",
     "get_metrics",
+    "health_json",
     "parse_filter",
     "router",
+    "shutdown",
+    "start_draining",
+    "startup",
 ]

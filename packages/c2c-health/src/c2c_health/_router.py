@@ -1,15 +1,22 @@
-"""The HTTP endpoint: `GET /health_checks` (and `/health`), relative to where the router is included."""
+"""The HTTP endpoints, relative to where the router is included: `/health_checks` (and `/health`), `/livez`, `/readyz`.
+
+Every route answers GET and HEAD (HEAD: the same status and headers, no body). The probes answer
+`Accept: application/health+json` with the IETF health-check draft's shape.
+"""
 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from c2c_health._core import FACTORY, Factory, GlobalResult
+from c2c_health import LIVENESS, READINESS
+from c2c_health._core import FACTORY, Factory, GlobalResult, Report, parse_filter
+from c2c_health._probes import DRAINING_OUTPUT, HEALTH_JSON, UNKNOWN_FILTERS, draining, health_json, wants_health_json
 
 LOG = logging.getLogger("c2c_health")
 
@@ -17,6 +24,8 @@ Authorizer = Callable[[Request], Awaitable[bool]]
 """Decides whether the caller of a request may see the details of the checks."""
 
 DEFAULT_PATHS = ("/health_checks", "/health", "/health/")
+LIVEZ_PATH = "/livez"
+READYZ_PATH = "/readyz"
 
 _NAME_HELP = "Only the checks with one of these names (comma-separated or repeated)"
 _TAGS_HELP = "Only the checks having any of these tags (comma-separated or repeated), e.g. readiness"
@@ -37,14 +46,76 @@ async def _may_see_details(request: Request, factory: Factory, authorize: Author
         return False
 
 
+class _Probes:
+    """The probe endpoints of one router: `livez` and `readyz`, on a factory, with its detail policy."""
+
+    def __init__(
+        self, factory: Factory | None, authorize: Authorizer | None, service_id: str | None, version: str | None
+    ) -> None:
+        self.factory = factory
+        self.authorize = authorize
+        self.service_id = service_id if service_id is not None else socket.gethostname()
+        self.version = version
+
+    async def _answer(self, request: Request, tag: str, fallback_to_all: bool) -> Response:
+        current = FACTORY if self.factory is None else self.factory
+        if tag == READINESS and draining():
+            return self._respond(request, None, 503, details=False, output=DRAINING_OUTPUT)
+        tagged = bool(current.select(tags=[tag]))
+        if tagged or fallback_to_all:
+            report = await current.run(tags=[tag] if tagged else None)
+        else:  # liveness: no check tagged, nothing to run
+            report = Report((), 0.0)
+        details = await _may_see_details(request, current, self.authorize)
+        return self._respond(request, report, report.status_code, details=details)
+
+    def _respond(
+        self, request: Request, report: Report | None, status_code: int, *, details: bool, output: str | None = None
+    ) -> Response:
+        body: dict[str, Any]
+        if wants_health_json(request.headers.get("accept")):
+            media_type = HEALTH_JSON
+            body = health_json(report, details=details, service_id=self.service_id, version=self.version, output=output)
+        else:
+            media_type = "application/json"
+            body = (report or Report((), 0.0)).to_model(details=details).model_dump(mode="json")
+            body["status_code"] = status_code
+            if output is not None:
+                body["draining"] = True
+        return _json(request, body, status_code, media_type)
+
+    async def livez(self, request: Request) -> Response:
+        """Liveness: the process answers. Runs only the checks tagged `liveness` (none by default)."""
+        return await self._answer(request, LIVENESS, fallback_to_all=False)
+
+    async def readyz(self, request: Request) -> Response:
+        """Readiness: the checks tagged `readiness` (all checks when none is); 503 at once while draining."""
+        return await self._answer(request, READINESS, fallback_to_all=True)
+
+
+def _json(request: Request, body: object, status_code: int, media_type: str = "application/json") -> Response:
+    response = JSONResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"}, media_type=media_type)
+    if request.method == "HEAD":
+        headers = dict(response.headers)  # the GET's headers, Content-Length included
+        return Response(status_code=status_code, headers=headers)
+    return response
+
+
+def _warn_unknown(factory: Factory, name: str | list[str] | None, tags: str | list[str] | None) -> None:
+    UNKNOWN_FILTERS.check(factory, parse_filter(name), parse_filter(tags))
+
+
 def create_router(
     factory: Factory | None = None,
     *,
     authorize: Authorizer | None = None,
     paths: Sequence[str] = DEFAULT_PATHS,
     include_in_schema: bool = True,
+    probes: bool = True,
+    service_id: str | None = None,
+    version: str | None = None,
 ) -> APIRouter:
-    """An `APIRouter` serving the health report at each of `paths` (relative: include it where you like).
+    """An `APIRouter` serving the health report at each of `paths` and the probes (relative: include it where you like).
 
     Args:
         factory: the checks to run (default: `FACTORY`, looked up at each request).
@@ -53,9 +124,16 @@ def create_router(
         paths: the routes; by default `/health_checks` (as documented by c2casgiutils) and `/health`
             (where c2casgiutils served it), so `app.mount("/c2c", ...)` gives `/c2c/health_checks`.
         include_in_schema: whether the routes appear in the OpenAPI schema.
+        probes: whether to serve the Kubernetes probes `/livez` and `/readyz` too (not at a path
+            that is in `paths`: the report keeps it).
+        service_id: the `serviceId` of the `application/health+json` answers (default: the host name).
+        version: the `version` of those answers (default: none).
 
-    The response is the JSON `GlobalResult`, with the HTTP status of the worst check (200 when
-    none matched) and `Cache-Control: no-store`.
+    The health report is the JSON `GlobalResult`, with the HTTP status of the worst check (200 when
+    none matched) and `Cache-Control: no-store`; a `name`/`tags` value that no check has is logged
+    once (warning). `/readyz` runs the checks tagged `readiness` (all when none is), 503 at once
+    while draining (see `startup`); `/livez` runs only the checks tagged `liveness` (none by
+    default: 200 as long as the event loop answers). Same timeouts, cache and detail policy.
     """
     router = APIRouter()
 
@@ -63,19 +141,18 @@ def create_router(
         request: Request,
         name: Annotated[list[str] | None, Query(description=_NAME_HELP)] = None,
         tags: Annotated[list[str] | None, Query(description=_TAGS_HELP)] = None,
-    ) -> JSONResponse:
+    ) -> Response:
         """Run the health checks (filtered by `name` and `tags`) and report each one."""
         current = FACTORY if factory is None else factory
+        _warn_unknown(current, name, tags)
         report = await current.run(name=name, tags=tags)
         details = await _may_see_details(request, current, authorize)
         body = report.to_model(details=details)
-        return JSONResponse(
-            body.model_dump(mode="json"),
-            status_code=body.status_code,
-            headers={"Cache-Control": "no-store"},
-        )
+        return _json(request, body.model_dump(mode="json"), body.status_code)
 
     _add_routes(router, health_checks, paths, include_in_schema)
+    if probes:
+        _add_probes(router, _Probes(factory, authorize, service_id, version), include_in_schema, skip=paths)
     return router
 
 
@@ -91,8 +168,10 @@ async def c2c_health_checks(
     `create_router()` accepts repeated ones). Sets `response.status_code` to the worst status of
     the checks (200 when none ran) and `Cache-Control: no-store`. The payloads are shown only
     when the `C2C__HEALTH_CHECKS__DETAILS` setting is `always` (this endpoint has no authorize
-    function; use `create_router(authorize=...)` for that).
+    function; use `create_router(authorize=...)` for that). A filter value that no check has is
+    logged once (warning).
     """
+    _warn_unknown(FACTORY, name, tags)
     report = await FACTORY.run(name=name, tags=tags)
     response.status_code = report.status_code
     response.headers["Cache-Control"] = "no-store"
@@ -100,9 +179,10 @@ async def c2c_health_checks(
 
 
 def default_router() -> APIRouter:
-    """The router of `c2c_health.router`: `c2c_health_checks` on `FACTORY`, at the default paths."""
+    """The router of `c2c_health.router`: `c2c_health_checks` on `FACTORY` at the default paths, and the probes."""
     router = APIRouter()
     _add_routes(router, c2c_health_checks, DEFAULT_PATHS, include_in_schema=True)
+    _add_probes(router, _Probes(None, None, None, None), include_in_schema=True)
     return router
 
 
@@ -110,13 +190,39 @@ def _add_routes(
     router: APIRouter, endpoint: Callable[..., Awaitable[object]], paths: Sequence[str], include_in_schema: bool
 ) -> None:
     for index, path in enumerate(paths):
-        router.add_api_route(
-            path,
-            endpoint,
-            methods=["GET"],
-            response_model=GlobalResult,
-            responses={500: {"model": GlobalResult, "description": "At least one check failed"}},
-            name="c2c_health_checks" if index == 0 else f"c2c_health_checks_{index}",
-            summary="Health checks",
-            include_in_schema=include_in_schema and index == 0,
-        )
+        name = "c2c_health_checks" if index == 0 else f"c2c_health_checks_{index}"
+        for method in ("GET", "HEAD"):  # HEAD apart: one OpenAPI operation per route
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                response_model=GlobalResult,
+                responses={500: {"model": GlobalResult, "description": "At least one check failed"}},
+                name=name if method == "GET" else f"{name}_head",
+                summary="Health checks",
+                include_in_schema=include_in_schema and index == 0 and method == "GET",
+            )
+
+
+def _add_probes(router: APIRouter, probes: _Probes, include_in_schema: bool, skip: Sequence[str] = ()) -> None:
+    for path, endpoint, summary in (
+        (LIVEZ_PATH, probes.livez, "Liveness probe"),
+        (READYZ_PATH, probes.readyz, "Readiness probe"),
+    ):
+        if path in skip:  # the caller serves the report there (paths=["/livez"] before the probes existed)
+            continue
+        name = f"c2c_{path.strip('/')}"
+        for method in ("GET", "HEAD"):
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                response_model=GlobalResult,
+                responses={
+                    503: {"model": GlobalResult, "description": "Draining (readiness) or a check failed"},
+                    200: {"content": {HEALTH_JSON: {}}},
+                },
+                name=name if method == "GET" else f"{name}_head",
+                summary=summary,
+                include_in_schema=include_in_schema and method == "GET",
+            )

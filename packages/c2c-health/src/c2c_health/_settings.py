@@ -38,6 +38,15 @@ class HealthChecksSettings(Section):
         ),
     )
 
+    drain_delay: Duration = Field(
+        default=datetime.timedelta(0),
+        description=(
+            "After SIGTERM, how long `/c2c/readyz` answers 503 while the service keeps serving, before the "
+            "server's own graceful shutdown starts (0 = at once); needs `startup()` and a server that handles "
+            "SIGTERM in Python (uvicorn)"
+        ),
+    )
+
     @field_validator("timeout")
     @classmethod
     def _positive_timeout(cls, value: datetime.timedelta) -> datetime.timedelta:
