@@ -116,6 +116,7 @@ def test_files(project: Project) -> None:
     names = {str(p.relative_to(project.path)) for p in project.path.rglob("*") if p.is_file()}
     expected = {
         ".dockerignore",
+        ".github/workflows/ci.yaml",
         ".gitignore",
         "Dockerfile",
         "README.md",
@@ -193,7 +194,7 @@ def test_dockerfile(project: Project) -> None:
     assert command[:2] == ["sh", "-c"]
     words = shlex.split(command[2])
     assert words[:3] == ["exec", "uvicorn", f"{SLUG}.main:app"]
-    for flag in ("--host=0.0.0.0", "--port=8080", "--log-config=/app/logging.yaml", "--proxy-headers"):
+    for flag in ("--host=0.0.0.0", "--port=8080", "--lifespan=on", "--log-config=/app/logging.yaml", "--proxy-headers"):
         assert flag in words
     assert "--forwarded-allow-ips=$FORWARDED_ALLOW_IPS" in words
     env = " ".join(arguments for keyword, arguments in instructions if keyword == "ENV")
@@ -254,7 +255,7 @@ class Server:
         self.log_path = log_path
         self._log = log_path.open("w")
         command = [str(project.python), "-m", "uvicorn", f"{SLUG}.main:app", "--host=127.0.0.1"]
-        command += [f"--port={self.port}", "--log-config=logging.yaml", "--proxy-headers"]
+        command += [f"--port={self.port}", "--lifespan=on", "--log-config=logging.yaml", "--proxy-headers"]
         command += ["--forwarded-allow-ips=127.0.0.1"]
         self.process = subprocess.Popen(
             command,
@@ -367,3 +368,22 @@ def test_behind_a_proxy(project: Project, tmp_path: Path) -> None:
         assert refused.headers["x-content-type-options"] == "nosniff"
     finally:
         running.stop()
+
+
+# --- the deploy check ------------------------------------------------------------------------------------
+
+
+def test_deploy_check(project: Project) -> None:
+    """The scaffold's settings pass the deploy check its CI runs; a broken setting fails it."""
+    workflow = yaml.safe_load((project.path / ".github/workflows/ci.yaml").read_text())
+    steps = {step.get("name"): step for step in workflow["jobs"]["ci"]["steps"]}
+    command = steps["Deploy check"]["run"]
+    assert command == f"uv run python -m c2casgiutils check {SLUG}.main:app"
+    check = [str(project.python), "-m", "c2casgiutils", "check", f"{SLUG}.main:app", "--json"]
+    result = _run(check, cwd=project.path, timeout=120, **steps["Deploy check"]["env"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Without authentication configured (the CI's environment), the /c2c pages are locked: a warning.
+    assert [finding["id"] for finding in json.loads(result.stdout)] == ["C2C-W001"]
+    broken = _run(check, cwd=project.path, timeout=120, C2C__PROMETHEUS__PORT="0", C2C__REDIS__DB="x")
+    assert broken.returncode == 1
+    assert "C2C__REDIS__DB" in broken.stdout
