@@ -90,14 +90,16 @@ async def startup(main_app: Any = None) -> None:
 
     Starts the broadcaster (Redis when configured, else local; never fails because Redis is
     down), the logging tool (subscribes to level changes, restores persisted overrides) and checks
-    the authentication configuration (a clear error for GitHub mode without a JWT secret), and
-    puts `logging_filters.RedactSecretsFilter` on the `uvicorn.access` and `granian.access` loggers
-    and their handlers (`secret`, `code`, `state` query values redacted from the access log), and
+    the authentication configuration (a clear error for GitHub mode without a JWT secret), makes
+    `/c2c/readyz` answer 503 from SIGTERM on (`c2c_health.startup`: draining), and puts
+    `logging_filters.RedactSecretsFilter` on the `uvicorn.access` and `granian.access` loggers and their
+    handlers (`secret`, `code`, `state` query values redacted from the access log), and
     makes broadcast calls carry the request id (c2c-headers' `current_request_id`) to the handlers
     on every replica.
     """
     from c2c_auth import startup as auth_startup
     from c2c_broadcast import startup as broadcast_startup
+    from c2c_health import startup as health_startup
     from c2casgiutils._request_id import install_broadcast_carrier
     from c2casgiutils.logging_filters import install_access_log_filters
     from c2casgiutils.tools import logging_
@@ -107,6 +109,7 @@ async def startup(main_app: Any = None) -> None:
     await auth_startup(main_app)
     await broadcast_startup(main_app)
     await logging_.startup()
+    await health_startup()  # /c2c/readyz answers 503 from SIGTERM on (C2C__HEALTH_CHECKS__DRAIN_DELAY)
 
 
 async def shutdown() -> None:
@@ -117,8 +120,10 @@ async def shutdown() -> None:
     """
     from c2c_auth import shutdown as auth_shutdown
     from c2c_broadcast import shutdown as broadcast_shutdown
+    from c2c_health import shutdown as health_shutdown
     from c2casgiutils.tools import logging_
 
+    await health_shutdown()
     await logging_.shutdown()
     await broadcast_shutdown()
     await auth_shutdown()
