@@ -243,6 +243,7 @@ def test_unknown_variables_are_reported(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, variable: str, suggestion: str | None
 ) -> None:
     monkeypatch.setenv(variable, "1")
+    monkeypatch.setattr("c2c_config._base._REPORTED_VARIABLES", set())  # logged once per process
     assert [(u.name, u.suggestion) for u in find_unknown_variables(ExampleSettings)] == [(variable, suggestion)]
     with caplog.at_level(logging.WARNING, logger="c2c_config"):
         ExampleSettings()

@@ -258,8 +258,23 @@ class C2CSettings(BaseSettings):
             raise explain_validation_error(type(self), error) from None
         except SettingsError as error:
             raise ConfigError([_settings_error_message(error)]) from None
-        for unknown in find_unknown_variables(type(self)):
-            LOG.warning("Ignored environment variable: %s", unknown)
+        _report_unknown_variables(type(self))
+
+
+# The unknown variables already logged: each is reported once per process, not once per settings
+# class (every package reads its own) and per reload.
+_REPORTED_VARIABLES: set[str] = set()
+_REPORTED_LOCK = threading.Lock()
+
+
+def _report_unknown_variables(settings_cls: type[BaseModel]) -> None:
+    """Log each unknown `C2C__` variable `settings_cls` finds, unless it was logged before."""
+    for unknown in find_unknown_variables(settings_cls):
+        with _REPORTED_LOCK:
+            if unknown.name in _REPORTED_VARIABLES:
+                continue
+            _REPORTED_VARIABLES.add(unknown.name)
+        LOG.warning("Ignored environment variable: %s", unknown)
 
 
 def _settings_error_message(error: SettingsError) -> str:
