@@ -58,25 +58,26 @@ class _IdPool:
     """
 
     def __init__(self) -> None:
-        self._ids: Iterator[tuple[str, bytes]] = iter(())
+        self.ids: Iterator[tuple[str, bytes]] = iter(())
 
     def reset(self) -> None:
         """Forget the current batch (in a forked child)."""
-        self._ids = iter(())
+        self.ids = iter(())
 
     def next_id(self) -> tuple[str, bytes]:
         """The next id and its ASCII bytes."""
         try:
-            return next(self._ids)
+            return next(self.ids)
         except StopIteration:
             text = os.urandom(16 * _POOL_IDS).hex()
             batch = [text[start : start + 32] for start in range(0, len(text), 32)]
             ids = iter([(value, value.encode("ascii")) for value in batch])
-            self._ids = ids
+            self.ids = ids
             return next(ids)
 
 
 _POOL: Final = _IdPool()
+_ABSENT: Final = object()
 if hasattr(os, "register_at_fork"):  # pragma: no branch (POSIX)
     os.register_at_fork(after_in_child=_POOL.reset)
 
@@ -192,7 +193,7 @@ class RequestIdMiddleware:
         self.max_length = max_length
         self.generator = generator
         self._match = (_DEFAULT_ID if max_length == DEFAULT_MAX_LENGTH else _id_pattern(max_length)).fullmatch
-        self._new: Callable[[], tuple[str, bytes]] = _POOL.next_id if generator is new_request_id else self._generate
+        self._pooled = generator is new_request_id
         self._name = header.lower().encode("ascii")
         trusted = self.trusted_hosts
         self._trust_all = trusted.always
@@ -235,14 +236,21 @@ class RequestIdMiddleware:
         found = None
         if not self._nobody:
             # The real peer: the one ForwardedHeadersMiddleware saw, else the client.
-            peer = scope[PEER_SCOPE_KEY] if PEER_SCOPE_KEY in scope else scope.get("client")
+            peer = scope.get(PEER_SCOPE_KEY, _ABSENT)
+            if peer is _ABSENT:
+                peer = scope.get("client")
             trusted = self._trusted_peers.get(peer[0]) if peer is not None else None
             if trusted or (trusted is None and self._trusted(peer)):
                 found = self._from_proxy(scope["headers"])
-        if found is None:
-            request_id, raw = self._new()
-        else:
+        if found is not None:
             request_id, raw = found.decode(), found
+        elif self._pooled:
+            try:
+                request_id, raw = next(_POOL.ids)
+            except StopIteration:
+                request_id, raw = _POOL.next_id()
+        else:
+            request_id, raw = self._generate()
         try:
             scope["state"][STATE_KEY] = request_id
         except KeyError:
