@@ -83,7 +83,8 @@ def report(stacks: list[Stack]) -> int:
         ratio = (cost[stack.name] - bare) / floor
         verdict = "PASS" if ratio <= TARGET_VS_FLOOR else "MISS"
         missed += verdict == "MISS"
-        print(f"{verdict}  {stack.name} <= {TARGET_VS_FLOOR:g} x floor: {ratio:.2f}")
+        whole = cost[stack.name] / cost["floor (static X-Request-ID)"]
+        print(f"{verdict}  {stack.name} overhead <= {TARGET_VS_FLOOR:g} x floor's: {ratio:.2f} (cost {whole:.2f} x)")
     return missed
 
 
