@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import c2c_health
-from c2c_config import signals
+from c2c_config import reload_settings, signals
 from c2c_health import HEALTH_JSON, Check, Factory, Result, create_router
 from c2c_health._probes import UnknownFilterLog, wants_health_json
 from c2c_testing import free_port
@@ -297,25 +297,37 @@ def test_without_delay_the_server_stops_at_once(make_factory: MakeFactory, fake_
     asyncio.run(main())
 
 
-def test_startup_reads_the_setting_and_shutdown_drains(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_startup_reads_the_setting_and_shutdown_resets(
+    monkeypatch: pytest.MonkeyPatch, fake_server: FakeServer
+) -> None:
     monkeypatch.setenv("C2C__HEALTH_CHECKS__DRAIN_DELAY", "2s")
-    c2c_health.Settings.model_rebuild()
-    from c2c_config import reload_settings
-
     reload_settings(c2c_health.Settings)
     try:
-        assert c2c_health.Settings().health_checks.drain_delay.total_seconds() == 2
 
         async def main() -> None:
-            assert not await c2c_health.startup()  # pytest's SIGTERM disposition is the default one
+            assert await c2c_health.startup()  # the process-wide settings
+            assert signals.hooks() == {"c2c_health": 2.0}
             assert not c2c_health.draining()
-            await c2c_health.shutdown()
+            c2c_health.start_draining()
+            c2c_health.start_draining()  # idempotent
             assert c2c_health.draining()
+            await c2c_health.shutdown()  # the loop may serve another lifespan: ready again
+            assert not c2c_health.draining()
+            assert signals.hooks() == {}
+            assert signal.getsignal(signal.SIGTERM) is fake_server
 
         asyncio.run(main())
     finally:
         monkeypatch.delenv("C2C__HEALTH_CHECKS__DRAIN_DELAY")
         reload_settings(c2c_health.Settings)
+
+
+def test_startup_without_a_python_handler_installs_nothing() -> None:
+    async def main() -> bool:
+        return await c2c_health.startup()
+
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # pytest's
+    assert asyncio.run(main()) is False
 
 
 def _get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:

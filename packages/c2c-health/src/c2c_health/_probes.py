@@ -54,8 +54,8 @@ def draining() -> bool:
 def start_draining() -> None:
     """Mark the running event loop as draining: from now on `/readyz` answers 503, the rest keeps serving.
 
-    Called on SIGTERM by the hook of `startup()`, and by `shutdown()`; call it yourself from a
-    server's own stop hook when that server handles SIGTERM outside Python.
+    Called on SIGTERM by the hook of `startup()`; call it yourself from a stop hook of your own
+    when the server handles SIGTERM outside Python.
     """
     state = _DRAINING.get()
     if state.since is None:
@@ -78,9 +78,13 @@ async def startup(settings: HealthSettingsSource | None = None) -> bool:
 
 
 async def shutdown() -> None:
-    """Remove the SIGTERM hook and mark the running loop as draining (the lifespan is ending)."""
+    """Remove the SIGTERM hook and forget the running loop's draining state.
+
+    By then the server accepts no more requests (uvicorn, granian), so nothing could see a 503; and a
+    loop that runs another application's lifespan afterwards (a test suite's) starts ready.
+    """
     signals.cancel_sigterm(HOOK_NAME)
-    start_draining()
+    _DRAINING.forget()
 
 
 # -- the IETF health-check draft's shape ---------------------------------------------------------
