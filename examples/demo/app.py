@@ -64,11 +64,18 @@ async def _lifespan(main_app: FastAPI) -> AsyncIterator[None]:
     _LOGGER.info("Starting the application")
     await c2casgiutils.startup(main_app)
     echo_handler = await broadcast.decorate(_echo_handler, expect_answers=True)
-    prometheus.start_server(addr="127.0.0.1")
+    # C2C__PROMETHEUS__PORT (9000; 0 disables); a taken port is one warning, the demo runs without.
+    metrics = (
+        f"http://127.0.0.1:{config.settings.prometheus.port}/metrics"
+        if prometheus.start_server(addr="127.0.0.1")
+        else "not served"
+    )
     _LOGGER.info(
-        "Demo ready: http://%s:%s/c2c/ (admin page; log in with C2C__AUTH__SECRET), /c2c/health_checks, /api/echo",
+        "Demo ready: http://%s:%s/c2c/ (admin page; log in with C2C__AUTH__SECRET), /c2c/health_checks, /api/echo;"
+        " metrics: %s",
         os.environ.get("DEMO_HOST", "127.0.0.1"),
         os.environ.get("DEMO_PORT", "8080"),
+        metrics,
     )
     yield
     await c2casgiutils.shutdown()
