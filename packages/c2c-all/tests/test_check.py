@@ -496,3 +496,45 @@ def test_main_module_dispatch(
     assert module_main(["check"]) == 0
     assert "no problem found" in capsys.readouterr().out
     assert module_main(["other"]) == 2
+
+
+def test_command_line_lists_every_problem_of_a_broken_service(
+    tmp_path: Path, write_app: Callable[..., str], redis_down: str
+) -> None:
+    """The proof, in a real process: a deliberately broken service, every problem listed with its fix."""
+    spec = write_app(startup='raise RuntimeError("cannot load the model")', rules=BROKEN_RULES, check="Failing")
+    env = {name: value for name, value in os.environ.items() if not name.upper().startswith("C2C__")}
+    env.update(
+        {
+            "C2C__REDIS__URL": redis_down,
+            "C2C__REDIS__TIMEOUT": "1",
+            "C2C__BROADCAST__CONNECT_TIMEOUT": "1",
+            "C2C__PROXY_HEADERS__TRUSTED_HOSTS": "10.0.0.0/8,*",
+            "C2C__AUTH__SECRET": "hunter2",
+            "C2C__AUTH__JWT__SECRET": "too-short",
+            "C2C__HTTP": "true",
+            "C2C__PROMETHEUS__PORTT": "9100",
+        }
+    )
+    command = [sys.executable, "-m", "c2casgiutils", "check", spec, "--timeout", "5"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = result.stdout.splitlines()
+    listed = [line.split(" ", 1)[0] for line in report if line.startswith("C2C-")]
+    assert listed[:3] == ["C2C-E004", "C2C-E005", "C2C-E006"]  # the errors first
+    assert sorted(listed) == [
+        "C2C-E004",
+        "C2C-E005",
+        "C2C-E006",
+        "C2C-W002",
+        "C2C-W004",
+        "C2C-W005",
+        "C2C-W006",
+        "C2C-W007",
+        "C2C-W008",
+        "C2C-W009",
+        "C2C-W010",
+    ]
+    assert len([line for line in report if line.startswith("    fix: ")]) == len(listed)
+    assert report[-1] == "Deploy check: 3 errors, 8 warnings, 0 info."
+    assert "hunter2" not in result.stdout + result.stderr  # secrets are never shown

@@ -132,7 +132,9 @@ def build_parser(prog: str = "c2casgiutils-check") -> argparse.ArgumentParser:
 
 def _report(findings: Sequence[Finding]) -> str:
     counts = {severity: sum(1 for f in findings if f.severity == severity) for severity in ("error", "warning", "info")}
-    summary = ", ".join(f"{count} {severity}{'s' if count != 1 else ''}" for severity, count in counts.items())
+    summary = ", ".join(
+        f"{count} {severity}{'s' if count != 1 and severity != 'info' else ''}" for severity, count in counts.items()
+    )
     lines = [str(finding) for finding in findings]
     lines.append(f"Deploy check: {summary}." if findings else "Deploy check: no problem found.")
     return "\n".join(lines)
