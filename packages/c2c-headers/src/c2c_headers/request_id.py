@@ -5,8 +5,9 @@ Standard library only. One id per request (http and websocket scopes):
 - An ``X-Request-ID`` header is kept when the *real peer* is a trusted proxy and the value is well
   formed (`is_valid_request_id`: 1 to ``max_length`` characters, each one of ``A-Z a-z 0-9 . _ :
   + / = -``); otherwise a new id is generated (32 lowercase hex digits, 128 random bits from
-  `os.urandom`, read in batches). The real peer is ``scope["client"]`` unless `ForwardedHeadersMiddleware` rewrote
-  it: that middleware records the peer it saw under `PEER_SCOPE_KEY` first.
+  OpenSSL's generator, read in batches). The real peer is ``scope["client"]`` unless
+  `ForwardedHeadersMiddleware` rewrote it: that middleware records the peer it saw under
+  `PEER_SCOPE_KEY` first.
 - The id is put in ``scope["state"]["request_id"]`` (``request.state.request_id`` in Starlette),
   in a context variable for the time of the request (`current_request_id`), and on the response
   (the same header, appended: the application must not set it too).
@@ -22,7 +23,8 @@ import contextvars
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import struct
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 from c2c_headers._hosts import parse_trusted_hosts
@@ -36,25 +38,33 @@ STATE_KEY: Final = "request_id"
 """Key of the id in ``scope["state"]`` (``request.state.request_id``)."""
 NO_REQUEST_ID: Final = "-"
 """What `RequestIdFilter` writes outside a request."""
-ID_CHARACTERS: Final = "A-Za-z0-9._:+/=-"
-"""The characters a kept id may hold (a regular-expression character class body)."""
+ID_CHARACTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:+/=-"
+"""The characters a kept id may hold: ASCII letters and digits, ``.``, ``_``, ``:``, ``+``, ``/``, ``=``, ``-``."""
 BAD_MAX_LENGTH = "max_length must be between 1 and {limit}, got {value!r}"
 BAD_HEADER = "header must be a non-empty HTTP header name (letters, digits, '-', '_'), got {value!r}"
 
 _HEADER_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
-_DEFAULT_ID: Final = re.compile(f"[{ID_CHARACTERS}]{{1,{DEFAULT_MAX_LENGTH}}}".encode("ascii"))
+# Every allowed byte to "a", any other to "!": an id is well formed when its translation is all letters.
+_ID_TABLE: Final = bytes(ord("a") if chr(byte) in ID_CHARACTERS else ord("!") for byte in range(256))
 _REQUEST_ID: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar("c2c_request_id", default=None)
 _START: Final = {"http": "http.response.start", "websocket": "websocket.accept"}
-_POOL_IDS: Final = 256  # ids drawn from one os.urandom call
+_POOL_IDS: Final = 256  # ids drawn from one call to the random source
+_UNPACK_BATCH: Final = struct.Struct("32s" * _POOL_IDS).unpack
+
+try:  # OpenSSL's CSPRNG: seeded by the OS, reseeded after fork, ~9 x cheaper per byte than getrandom here
+    from ssl import RAND_bytes as _random_bytes
+except ImportError:  # pragma: no cover (a Python built without OpenSSL)
+    _random_bytes = os.urandom
 
 
 class _IdPool:
-    """New ids (and their header bytes), 128 random bits each, ``os.urandom`` read in batches.
+    """New ids (and their header bytes), 128 random bits each, the random bytes read in batches.
 
-    One system call serves `_POOL_IDS` ids (it costs about as much as the rest of the middleware).
-    Handing out uses ``next()`` on a list iterator, which one thread at a time runs, so no id is
-    given twice; a forked child drops the batch it inherited (`os.register_at_fork`), so two
-    workers never share ids.
+    One call to the random source (``ssl.RAND_bytes``, else ``os.urandom``) serves `_POOL_IDS` ids:
+    one ``os.urandom(16)`` per request cost about as much as the rest of the middleware. The ids
+    are handed out by ``next()`` on an iterator made of C iterators only (``zip``, ``map``,
+    ``bytes.decode``), which one thread at a time runs, so no id is given twice; a forked child
+    drops the batch it inherited (`os.register_at_fork`), so two workers never share ids.
     """
 
     def __init__(self) -> None:
@@ -69,9 +79,8 @@ class _IdPool:
         try:
             return next(self.ids)
         except StopIteration:
-            text = os.urandom(16 * _POOL_IDS).hex()
-            batch = [text[start : start + 32] for start in range(0, len(text), 32)]
-            ids = iter([(value, value.encode("ascii")) for value in batch])
+            chunks: tuple[bytes, ...] = _UNPACK_BATCH(_random_bytes(16 * _POOL_IDS).hex().encode("ascii"))
+            ids = zip(map(bytes.decode, chunks), chunks, strict=True)
             self.ids = ids
             return next(ids)
 
@@ -83,7 +92,7 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch (POSIX)
 
 
 def new_request_id() -> str:
-    """A new id: 32 lowercase hex digits, 128 random bits from the operating system (`os.urandom`)."""
+    """A new id: 32 lowercase hex digits, 128 random bits (``ssl.RAND_bytes``, else `os.urandom`)."""
     return _POOL.next_id()[0]
 
 
@@ -97,14 +106,18 @@ def is_valid_request_id(value: str | bytes, max_length: int = DEFAULT_MAX_LENGTH
         if not value.isascii():
             return False
         value = value.encode("ascii")
-    pattern = _DEFAULT_ID if max_length == DEFAULT_MAX_LENGTH else _id_pattern(max_length)
-    return pattern.fullmatch(value) is not None
+    return _well_formed(value, _checked_max_length(max_length))
 
 
-def _id_pattern(max_length: int) -> re.Pattern[bytes]:
+def _well_formed(value: bytes, max_length: int) -> bool:
+    # bytes.isalnum (ASCII only) answers hex ids at once; the table answers the rest.
+    return 0 < len(value) <= max_length and (value.isalnum() or value.translate(_ID_TABLE).isalpha())
+
+
+def _checked_max_length(max_length: int) -> int:
     if not 1 <= max_length <= MAX_MAX_LENGTH:
         raise ValueError(BAD_MAX_LENGTH.format(limit=MAX_MAX_LENGTH, value=max_length))
-    return re.compile(f"[{ID_CHARACTERS}]{{1,{max_length}}}".encode("ascii"))
+    return max_length
 
 
 def current_request_id() -> str | None:
@@ -190,9 +203,8 @@ class RequestIdMiddleware:
         self.app = app
         self.header = header
         self.trusted_hosts = parse_trusted_hosts(trusted_hosts)
-        self.max_length = max_length
+        self.max_length = _checked_max_length(max_length)
         self.generator = generator
-        self._match = (_DEFAULT_ID if max_length == DEFAULT_MAX_LENGTH else _id_pattern(max_length)).fullmatch
         self._pooled = generator is new_request_id
         self._name = header.lower().encode("ascii")
         trusted = self.trusted_hosts
@@ -205,22 +217,27 @@ class RequestIdMiddleware:
         value = self.generator()
         return value, value.encode("latin-1")
 
-    def _from_proxy(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
-        """The well-formed id in ``headers`` (exactly one line of the header), else None."""
+    def _from_proxy(self, headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
+        """The well-formed id in ``headers`` (exactly one line of the header), else None.
+
+        Servers send lower-case names (uvicorn, hypercorn, daphne, granian) but ASGI does not
+        require it: the names are compared as they are (fast), and only when no line matched, once
+        more without case.
+        """
         wanted = self._name
-        size = len(wanted)
         found: bytes | None = None
         for name, value in headers:
-            # Servers send lower-case names, but ASGI does not require it (lower() only at the right size).
-            if name == wanted or (len(name) == size and name.lower() == wanted):
+            if name == wanted:
                 if found is not None:
                     return None  # several lines: ambiguous, generate
                 found = value
-        if found is None or len(found) > self.max_length:
-            return None
-        # Fast paths for the usual shapes (hex, UUID: bytes.isalnum is ASCII-only), then the pattern.
-        if found.isalnum() or found.replace(b"-", b"").isalnum() or self._match(found) is not None:
-            return found
+        if found is None:
+            lines = [value for name, value in headers if name.lower() == wanted]
+            if len(lines) != 1:
+                return None
+            found = lines[0]
+        if len(found) <= self.max_length and (found.isalnum() or found.translate(_ID_TABLE).isalpha()):
+            return found  # _well_formed, inlined (a call less per request)
         return None
 
     def _trusted(self, peer: Sequence[Any] | None) -> bool:
