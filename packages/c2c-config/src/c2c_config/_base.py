@@ -25,9 +25,10 @@ LOG = logging.getLogger("c2c_config")
 ENV_PREFIX = "C2C__"
 ENV_DELIMITER = "__"
 
-# user:password@ after a scheme; the password runs to the last '@' before a '/' or a space, so that
-# an unencoded '@' in it is hidden too (as urllib reads `https://u:p@ss@h/`: password `p@ss`).
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<password>[^/\s]*)@")
+# user:password@ after a scheme; the password runs to the last '@' before the authority ends (a '/',
+# '?', '#' or a space), so that an unencoded '@' in it is hidden too (as urllib reads
+# `https://u:p@ss@h/`: password `p@ss`), and an '@' in the query is not taken for one.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/?#\s]*):(?P<password>[^/?#\s]*)@")
 
 
 def redact_url(url: str) -> str:
