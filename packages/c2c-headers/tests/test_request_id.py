@@ -7,6 +7,9 @@ import io
 import logging
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -389,3 +392,59 @@ def test_forked_child_draws_new_ids() -> None:
     parent = new_request_id()
     assert GENERATED.fullmatch(child)
     assert child != parent  # without the fork hook the child hands out the parent's next id
+
+
+# --- the README's examples, run as written --------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_block(marker: str, language: str) -> str:
+    match = re.search(rf"<!-- {marker} -->\n```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    assert match is not None, marker
+    return match[1]
+
+
+async def test_readme_example_order_and_state() -> None:
+    namespace: dict[str, Any] = {"__name__": "readme_request_id"}
+    exec(compile(readme_block("request-id-example", "python"), "README.md", "exec"), namespace)  # noqa: S102 (our README)
+    app = namespace["app"]
+    # nginx (10.0.0.5) forwards client 198.51.100.7 with its own id: ForwardedHeaders rewrites the
+    # client, RequestId still sees nginx as the peer and keeps the id.
+    transport = httpx.ASGITransport(app=app, client=PROXY)
+    headers = {"X-Forwarded-For": "198.51.100.7", "X-Request-ID": "nginx-id-1"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        kept = await client.get("/", headers=headers)
+    assert kept.json() == {"state": "nginx-id-1", "context": "nginx-id-1"}
+    assert kept.headers["x-request-id"] == "nginx-id-1"
+    transport = httpx.ASGITransport(app=app, client=CLIENT)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        generated = await client.get("/", headers={"X-Request-ID": "forged"})
+    assert GENERATED.fullmatch(generated.headers["x-request-id"])
+
+
+def test_readme_logging_configuration() -> None:
+    """The YAML block configures logging as it says (in a child: dictConfig changes the process)."""
+    code = (
+        "import logging, logging.config, sys, yaml\n"
+        "from c2c_headers import request_id_context\n"
+        "logging.config.dictConfig(yaml.safe_load(sys.stdin.read()))\n"
+        "logging.getLogger('uvicorn.access').info('access line')\n"
+        "with request_id_context('abc-1'):\n"
+        "    logging.getLogger('uvicorn.access').info('access line')\n"
+        "    logging.getLogger('myapp').warning('app line')\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        input=readme_block("request-id-logging", "yaml"),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=20,
+    )
+    lines = completed.stderr.splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        "INFO [-] uvicorn.access: access line",
+        "INFO [abc-1] uvicorn.access: access line",
+        "WARNING [abc-1] myapp: app line",
+    ]
