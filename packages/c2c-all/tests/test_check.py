@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from c2c_testing import RedisServer
+from c2c_testing import RedisSentinel, RedisServer
 from c2casgiutils import config
 from c2casgiutils.check import CheckOptions, Finding, LifespanRunner, exit_status, main, run_check
 from c2casgiutils.check._application import middleware_stack
@@ -286,6 +286,33 @@ async def test_redis_health_check_and_sentinel_down(
     findings = await redis_findings(config.Settings())
     assert _ids(findings) == ["C2C-E005"]
     assert host_port in findings[0].message
+
+
+async def test_redis_through_a_real_sentinel(
+    environment: Callable[[dict[str, str]], None], redis_sentinel: RedisSentinel
+) -> None:
+    from c2casgiutils.check._runtime import redis_findings
+
+    environment(
+        {
+            "C2C__REDIS__SENTINELS": redis_sentinel.sentinels_str,
+            "C2C__REDIS__SERVICENAME": redis_sentinel.service_name,
+        }
+    )
+    assert await redis_findings(config.Settings()) == []
+    redis_sentinel.master.stop()
+    environment(
+        {
+            "C2C__REDIS__SENTINELS": redis_sentinel.sentinels_str,
+            "C2C__REDIS__SERVICENAME": redis_sentinel.service_name,
+            "C2C__REDIS__TIMEOUT": "1",
+        }
+    )
+    from c2c_config.redis import reset_factory
+
+    await reset_factory()
+    assert _ids(await redis_findings(config.Settings())) == ["C2C-E005"]
+    await reset_factory()
 
 
 def test_fail_level_and_json(environment: Callable[[dict[str, str]], None], capsys: pytest.CaptureFixture[str]) -> None:
