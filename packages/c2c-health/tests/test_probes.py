@@ -393,8 +393,66 @@ def test_draining_under_a_real_uvicorn(tmp_path: Path) -> None:
             process.kill()
             process.wait()
     text = log.read_text()
-    # The order the issue asks for: the request finished before the lifespan shutdown.
+    # The order the issue asks for: hooks at the signal, the request finished, then the lifespan shutdown.
+    assert text.index("SIGTERM hooks ran") < text.index("slow request done"), text
     assert text.index("slow request done") < text.index("probes: lifespan shutdown"), text
+
+
+def test_under_granian_the_drain_delay_does_not_hold(tmp_path: Path) -> None:
+    """What the README states for granian (2.8): the hooks run in the worker, but nothing waits.
+
+    granian's main process handles SIGTERM in Rust: it closes the listening socket at once, then
+    stops the worker, whose Python handler (and so the hooks) runs, but the worker's server stops
+    without waiting for it: the 30 s drain delay does not apply, new connections are refused at
+    once (a /readyz 503 can only reach a connection accepted just before); the request in flight
+    still ends with 200.
+    """
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.upper().startswith("C2C__")}
+    env.update({"C2C__HEALTH_CHECKS__DRAIN_DELAY": "30s", "PYTHONPATH": str(HERE)})
+    log = tmp_path / "granian.log"
+    command = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--workers", "1", "uvicorn_probes:app"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        _wait_for_line(log, "SIGTERM hook installed=True", process)  # in the worker: it has a Python handler
+        deadline = time.monotonic() + 10
+        while _status(port, "/c2c/readyz") != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _status(port, "/c2c/readyz") == 200
+        slow = pool.submit(_get, port, "/slow?seconds=2", 20)
+        _wait_for_line(log, "slow request started", process)
+
+        process.send_signal(signal.SIGTERM)
+        statuses = [_status(port, "/c2c/readyz")]
+        while statuses[-1] != 0 and len(statuses) < 200:
+            time.sleep(0.02)
+            statuses.append(_status(port, "/c2c/readyz"))
+        assert statuses[-1] == 0, statuses  # refused: the probe fails by connection error
+        assert set(statuses) <= {200, 503, 0}, statuses
+        assert slow.result(timeout=20)[0] == 200
+        assert process.wait(timeout=20) == 0  # long before the 30 s delay: nothing waited for it
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert "probes: SIGTERM hooks ran" in text and "probes: lifespan shutdown" in text, text
+
+
+def _status(port: int, path: str) -> int:
+    """The status of a GET, 0 when the connection is refused or reset."""
+    try:
+        return _get(port, path, timeout=2)[0]
+    except OSError:
+        return 0
 
 
 # -- unknown filters ---------------------------------------------------------------------------------

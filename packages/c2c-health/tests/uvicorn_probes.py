@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 import c2c_health
+from c2c_config import signals
 
 
 class Ready(c2c_health.Check):
@@ -26,6 +27,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     c2c_health.FACTORY.add(Ready(tags=[c2c_health.READINESS]))
     installed = await c2c_health.startup()
     print(f"probes: SIGTERM hook installed={installed}", flush=True)
+    signals.on_sigterm("probes-test", lambda: print("probes: SIGTERM hooks ran", flush=True))
     yield
     print("probes: lifespan shutdown", flush=True)
     await c2c_health.shutdown()

@@ -11,8 +11,9 @@ So `startup()` registers `drain()` of the running loop's broadcaster as a SIGTER
 (`c2c_config.signals`, which chains a handler in front of the server's own one and runs the hook
 on that loop; the server's graceful shutdown then starts as before). Only in the main thread, and
 only when the server has installed a Python handler of its own (uvicorn, hypercorn, gunicorn's
-workers). A server that handles signals outside Python (granian) keeps today's behaviour: the
-entry expires.
+workers). Under granian (2.8) the hook runs in the worker when granian stops it, but nothing
+waits for the drain task: the entry leaves the registry when the drain or the shutdown completes,
+else it expires.
 """
 
 from __future__ import annotations

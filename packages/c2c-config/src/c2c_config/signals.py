@@ -15,11 +15,10 @@ takes over); `cancel_sigterm(name)` removes one, `restore()` removes all and put
 handler back.
 
 Only in the main thread, and only when the server has installed a Python handler of its own: with
-the default disposition a SIGTERM ends the process at once and nothing could run. A server that
-handles the signal outside the process that runs the application never calls the hooks: granian
-(2.8) gets SIGTERM in its main process (Rust), closes the listening socket and stops its workers
-without signalling them, so the hooks registered in a worker (where `on_sigterm` returns True: the
-worker has a Python handler) do not run, and no delay applies.
+the default disposition a SIGTERM ends the process at once and nothing could run. Under granian
+(2.8) the main process gets SIGTERM in Rust and closes the listening socket at once, then stops its
+workers: the hooks registered in a worker run, but its server stops without waiting for the Python
+handler, so no delay applies.
 """
 
 from __future__ import annotations

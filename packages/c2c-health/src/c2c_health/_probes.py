@@ -69,8 +69,8 @@ async def startup(settings: HealthSettingsSource | None = None) -> bool:
     The running loop is ready again, and a SIGTERM hook is registered that starts draining and
     delays the server's own shutdown by `C2C__HEALTH_CHECKS__DRAIN_DELAY`. Returns whether the
     hook is installed (only in the main thread under a server with a Python SIGTERM handler, such
-    as uvicorn; not in a `TestClient`). Under granian the hook is installed in the worker but
-    never runs: granian's main process handles SIGTERM (see the README).
+    as uvicorn; not in a `TestClient`). Under granian the hook runs in the worker but the delay
+    does not hold: granian's main process stops listening at once (see the README).
     """
     current = settings if settings is not None else default_settings()
     _DRAINING.forget()
