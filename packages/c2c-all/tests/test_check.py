@@ -6,6 +6,7 @@ as the command line imports them; Redis is a real `redis-server` (stopped for "R
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -22,11 +23,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from c2c_testing import RedisSentinel, RedisServer
 from c2casgiutils import config
 from c2casgiutils.check import CheckOptions, Finding, LifespanRunner, exit_status, main, run_check
 from c2casgiutils.check._application import middleware_stack
+from c2casgiutils.check._remote import remote_findings
 from c2casgiutils.health_checks import FACTORY
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -565,3 +569,33 @@ def test_command_line_lists_every_problem_of_a_broken_service(
     assert len([line for line in report if line.startswith("    fix: ")]) == len(listed)
     assert report[-1] == "Deploy check: 3 errors, 8 warnings, 0 info."
     assert "hunter2" not in result.stdout + result.stderr  # secrets are never shown
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=20), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(
+    body=st.one_of(
+        _JSON,
+        st.fixed_dictionaries({"headers": st.dictionaries(st.text(max_size=30), _JSON, max_size=6)}),
+    ),
+    status=st.sampled_from([200, 200, 200, 302, 401, 404, 500]),
+    raw=st.none() | st.binary(max_size=40),
+)
+def test_url_answer_is_untrusted(body: Any, status: int, raw: bytes | None) -> None:
+    """Whatever the URL answers, the check reports a finding, never crashes."""
+    settings = config.Settings()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if raw is not None:
+            return httpx.Response(status, content=raw)
+        return httpx.Response(status, json=body)
+
+    findings = asyncio.run(remote_findings("http://x/c2c", None, settings, 5, httpx.MockTransport(answer)))
+    assert {finding.id for finding in findings} <= {"C2C-E008", "C2C-W003"}
+    if status != 200:
+        assert [finding.id for finding in findings] == ["C2C-E008"]
