@@ -66,3 +66,13 @@ async def test_cors_allows_no_origin_by_default(client: httpx.AsyncClient) -> No
         headers={"Origin": "https://attacker.example", "Access-Control-Request-Method": "GET"},
     )
     assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_request_id(client: httpx.AsyncClient) -> None:
+    """Every response has an X-Request-ID: the trusted proxy's (the tests' client is 127.0.0.1), else a new one."""
+    kept = await client.get("/api/hello", headers={"X-Request-ID": "from-the-proxy-42"})
+    assert kept.headers["x-request-id"] == "from-the-proxy-42"
+    generated = await client.get("/api/hello", headers={"X-Request-ID": "not well formed!"})
+    assert len(generated.headers["x-request-id"]) == 32
+    other = await client.get("/api/hello")
+    assert other.headers["x-request-id"] not in ("", generated.headers["x-request-id"])

@@ -1,8 +1,9 @@
 """The ASGI application: `uvicorn {{ cookiecutter.project_slug }}.main:app`.
 
 Middlewares, outermost first: ForwardedHeaders (when `C2C__PROXY_HEADERS__TYPE` is set: the
-public host and scheme, from trusted proxies only) -> security headers (so that the 400s and CORS
-answers below get them too) -> TrustedHost (checks the public host) -> CORS -> GZip -> the routes.
+public host and scheme, from trusted proxies only) -> RequestId (X-Request-ID) -> security headers
+(so that the 400s and CORS answers below get them too) -> TrustedHost (checks the public host) ->
+CORS -> GZip -> the routes.
 The `/c2c` pages (health checks, logging levels, ...) are mounted under the route prefix
 (`C2C__ROUTE_PREFIX`, default `/`).
 """
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import c2casgiutils
+from c2c_headers import RequestIdMiddleware
 from c2casgiutils import config, headers, health_checks, prometheus, sentry
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -83,6 +85,12 @@ app.add_middleware(
     # C2C__HTTP=true (development over plain HTTP): no Strict-Transport-Security.
     headers_config={"http": {"headers": {"Strict-Transport-Security": None}}} if config.settings.http else None,
 )
+# Every request gets an id (X-Request-ID): kept when a trusted proxy
+# (C2C__PROXY_HEADERS__TRUSTED_HOSTS) sends a well-formed one, generated otherwise; returned
+# on the response, in every log line (logging.yaml's request_id filter), as the `request_id`
+# tag of Sentry events, and carried by broadcasts to the handlers on the other replicas.
+# Inside ForwardedHeadersMiddleware, which records the real peer it is judged on.
+app.add_middleware(RequestIdMiddleware, trusted_hosts=config.settings.proxy_headers.trusted_hosts)
 if config.settings.proxy_headers.type != "none":
     app.add_middleware(
         headers.ForwardedHeadersMiddleware,
