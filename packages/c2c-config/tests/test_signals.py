@@ -89,6 +89,28 @@ def test_a_second_sigterm_during_the_delay_stops_at_once(server: Server) -> None
     asyncio.run(main())
 
 
+def test_after_the_delay_a_signal_goes_straight_to_the_server(server: Server) -> None:
+    async def main() -> None:
+        assert signals.on_sigterm("hook", lambda: server.events.append("hook"), delay=0.05)
+        signal.raise_signal(signal.SIGTERM)
+        for _ in range(100):
+            if len(server.events) == 2:
+                break
+            await _settle(0.05)
+        assert server.events == ["hook", f"server {signal.SIGTERM}"]
+        signal.raise_signal(signal.SIGTERM)  # the server waits for its requests: no new delay, no hooks
+        assert server.events == ["hook", f"server {signal.SIGTERM}", f"server {signal.SIGTERM}"]
+        await _settle()
+        assert server.events.count("hook") == 1
+        # A lifespan that registers again (a new start in the same process) gets its hooks back.
+        assert signals.on_sigterm("hook", lambda: server.events.append("again"))
+        signal.raise_signal(signal.SIGTERM)
+        await _settle()
+        assert "again" in server.events
+
+    asyncio.run(main())
+
+
 def test_a_name_registered_again_replaces_its_hook_on_the_new_loop(server: Server) -> None:
     loops: list[asyncio.AbstractEventLoop] = []
 

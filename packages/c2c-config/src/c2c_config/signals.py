@@ -9,10 +9,10 @@ replicas, turn the readiness probe to 503) cannot wait for the lifespan shutdown
 `on_sigterm(name, callback, delay=...)` chains one Python handler in front of the server's own:
 on SIGTERM it schedules every registered hook on the event loop it was registered from, then
 calls the server's handler after the longest hook `delay` (at once when every delay is 0), so the
-service keeps serving meanwhile. A second SIGTERM during the delay calls the server's handler at
-once. Registering the same name again replaces the hook (a new event loop in the same process
-takes over); `cancel_sigterm(name)` removes one, `restore()` removes all and puts the server's
-handler back.
+service keeps serving meanwhile. A second SIGTERM during the delay, or after it, goes to the
+server's handler at once (the hooks do not run twice). Registering the same name again replaces
+the hook (a new event loop in the same process takes over); `cancel_sigterm(name)` removes one,
+`restore()` removes all and puts the server's handler back.
 
 Only in the main thread, and only when the server has installed a Python handler of its own: with
 the default disposition a SIGTERM ends the process at once and nothing could run. Under granian
@@ -60,13 +60,14 @@ class _Chain:
         self.previous = previous
         self.entries: dict[str, _Entry] = {}
         self.pending: asyncio.TimerHandle | None = None
+        self.fired = False  # the server's handler was called: later signals go straight to it
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.pending is not None:  # a second SIGTERM while waiting: no more delay
-            self.pending.cancel()
-            self.pending = None
-            self.previous(signum, frame)
+        if self.pending is not None or self.fired:  # a second SIGTERM: no (more) delay, no hooks again
+            if self.pending is not None:
+                self.pending.cancel()
+            self._stop(signum, frame)
             return
         delayed: tuple[float, asyncio.AbstractEventLoop] | None = None
         for name, entry in list(self.entries.items()):
@@ -77,17 +78,18 @@ class _Chain:
                 if entry.delay > 0 and (delayed is None or entry.delay > delayed[0]):
                     delayed = (entry.delay, entry.loop)
         if delayed is None:
-            self.previous(signum, frame)
+            self._stop(signum, frame)
             return
         delay, loop = delayed
         LOG.info("SIGTERM: the server stops in %g s", delay)
         try:
             self.pending = loop.call_later(delay, self._stop, signum, frame)
         except RuntimeError:  # the loop closed in between: stop now
-            self.previous(signum, frame)
+            self._stop(signum, frame)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.pending = None
+        self.fired = True
         self.previous(signum, frame)
 
     def _run(self, name: str, entry: _Entry) -> None:
@@ -155,6 +157,7 @@ def on_sigterm(name: str, callback: Hook, *, delay: float | datetime.timedelta =
         except ValueError:  # not the main interpreter
             return False
     chain.entries[name] = _Entry(callback, loop, seconds)
+    chain.fired = False  # a lifespan starting (again): the next SIGTERM runs the hooks
     LOG.debug("SIGTERM hook %r installed (delay %g s)", name, seconds)
     return True
 
