@@ -378,6 +378,19 @@ def test_exports_are_lazy_and_documented() -> None:
     assert c2c_headers.PEER_SCOPE_KEY == "c2c.peer"
 
 
+def test_pool_reset_drops_the_batch() -> None:
+    """What the fork hook runs: the ids after a reset come from a new batch, not the old one's next."""
+    from c2c_headers.request_id import _POOL
+
+    _POOL.ids = iter(())
+    new_request_id()  # a fresh batch, 255 ids left in it
+    left = list(_POOL.ids)
+    _POOL.ids = iter(left)
+    _POOL.reset()
+    assert len(left) == 255
+    assert new_request_id() not in {value for value, _ in left}  # without the reset: left[0]
+
+
 def test_forked_child_draws_new_ids() -> None:
     new_request_id()  # a batch in the parent
     read, write = os.pipe()

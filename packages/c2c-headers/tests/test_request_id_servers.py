@@ -47,6 +47,8 @@ LOG = logging.getLogger("rid_app")
 
 async def echo(scope, receive, send):
     LOG.info("handling %s", scope["path"])
+    if scope["path"] == "/boom":
+        raise RuntimeError("boom")
     body = json.dumps({"id": scope["state"]["request_id"], "client": scope["client"][0]}).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
@@ -292,3 +294,13 @@ def test_nginx_passing_a_malformed_header_through_gets_a_new_id(servers: Servers
     response = servers.get("pass", local="127.0.0.2", **{"X-Request-ID": "<script>alert(1)</script>"})
     request_id = _check(response, _generated)
     _assert_logged(servers, request_id, "/pass")
+
+
+def test_uvicorns_error_log_of_a_failed_request_carries_the_id(servers: Servers) -> None:
+    """The middleware leaves the id set when the app raises: uvicorn logs the failure in that context."""
+    with httpx.Client(timeout=10) as client:
+        response = client.get(f"http://127.0.0.1:{servers.ports['app']}/boom", headers={"X-Request-ID": "boom-1"})
+    assert response.status_code == 500
+    lines = servers.lines_with("boom-1")
+    assert any(" uvicorn.error Exception in ASGI application" in line for line in lines), _tail(servers.log)
+    assert any(" rid_app handling /boom" in line for line in lines)
