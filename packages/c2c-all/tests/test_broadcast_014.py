@@ -270,3 +270,79 @@ async def test_async_pubsub_worker_run_in_the_foreground(master: aioredis.Redis)
         await run
     assert not _is_running(worker)
     await worker.stop()
+
+
+async def test_async_pubsub_worker_rides_out_a_redis_restart(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis going away is logged once and the worker keeps reading; Redis coming back is logged too."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    pubsub = client.pubsub()
+    received: list[str] = []
+    await pubsub.subscribe(**{"restart_channel": lambda message: received.append(message["data"])})
+    worker = broadcast_redis.AsyncPubSubWorker(pubsub, name="restart-worker")
+    caplog.set_level("INFO", logger="c2casgiutils")
+    await worker.start()
+    try:
+        redis_server.stop()
+        async with asyncio.timeout(10):
+            while "Redis connection problem" not in caplog.text:  # noqa: ASYNC110 - a log, not an event
+                await asyncio.sleep(0.1)
+        assert caplog.text.count("Redis connection problem") == 1, "logged once per outage"
+        assert worker.running, "the worker survives the outage"
+        redis_server.start()
+        await pubsub.subscribe(**{"restart_channel": lambda message: received.append(message["data"])})
+        async with asyncio.timeout(10):
+            while "Redis is back" not in caplog.text:  # noqa: ASYNC110 - a log, not an event
+                await asyncio.sleep(0.1)
+    finally:
+        await worker.stop()
+        await client.aclose()
+    assert not worker.running
+
+
+async def test_async_pubsub_worker_survives_a_handler_error(
+    master: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler that raises is logged with its traceback; the next message is still read."""
+    pubsub = master.pubsub()
+    received: list[str] = []
+
+    def handler(message: dict[str, Any]) -> None:
+        if message["data"] == "boom":
+            raise RuntimeError("handler failed")
+        received.append(message["data"])
+
+    await pubsub.subscribe(**{"error_channel": handler})
+    worker = broadcast_redis.AsyncPubSubWorker(pubsub, name="error-worker")
+    await worker.start()
+    try:
+        await master.publish("error_channel", "boom")
+        await master.publish("error_channel", "after")
+        async with asyncio.timeout(10):
+            while received != ["after"]:  # noqa: ASYNC110 - a snapshot, not an event
+                await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+    assert "Unexpected error while reading the Redis pub/sub error-worker" in caplog.text
+    assert "handler failed" in caplog.text
+
+
+async def test_async_pubsub_worker_stop_is_bounded_when_redis_is_gone(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`stop()` with Redis stopped: unsubscribing fails, is logged, and the task is cancelled anyway."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=1)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(**{"gone_channel": lambda message: None})
+    worker = broadcast_redis.AsyncPubSubWorker(pubsub, name="gone-worker")
+    await worker.start()
+    redis_server.stop()
+    begin = time.monotonic()
+    try:
+        await worker.stop()
+    finally:
+        await client.aclose()
+    assert time.monotonic() - begin < broadcast_redis.STOP_TIMEOUT + 5
+    assert "Stopping the Redis subscription worker gone-worker" in caplog.text
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "gone-worker"]
