@@ -396,7 +396,8 @@ HTML = ((b"content-type", b"text/html; charset=utf-8"),)
 
 def _page_rule(csp: bytes) -> str | None:
     found = {"docs": b"swagger-ui" in csp, "redoc": b"redoc@" in csp}
-    (name,) = [name for name, present in found.items() if present] or [None]
+    names: list[str | None] = [name for name, present in found.items() if present]
+    (name,) = names or [None]
     return name
 
 
