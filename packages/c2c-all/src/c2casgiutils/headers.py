@@ -14,6 +14,7 @@ from c2c_headers import (
     CSP_NONCE,
     DEFAULT_HEADERS_CONFIG,
     ORIGINAL_SCOPE_KEY,
+    PEER_SCOPE_KEY,
     ArmorHeaderMiddleware,
     EngineName,
     ForwardedHeadersMiddleware,
@@ -21,9 +22,14 @@ from c2c_headers import (
     HeaderMatcher,
     HeadersConfig,
     HeaderValue,
+    RequestIdFilter,
+    RequestIdMiddleware,
     TrustedHosts,
     UnsupportedPatternError,
+    current_request_id,
+    is_valid_request_id,
     parse_trusted_hosts,
+    request_id_context,
 )
 
 __all__ = [
@@ -37,7 +43,13 @@ __all__ = [
     "HeaderValue",
     "HeadersConfig",
     "ORIGINAL_SCOPE_KEY",
+    "PEER_SCOPE_KEY",
+    "RequestIdFilter",
+    "RequestIdMiddleware",
     "TrustedHosts",
     "UnsupportedPatternError",
+    "current_request_id",
+    "is_valid_request_id",
     "parse_trusted_hosts",
+    "request_id_context",
 ]
