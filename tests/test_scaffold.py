@@ -189,7 +189,7 @@ def test_dockerfile(project: Project) -> None:
     (healthcheck,) = [arguments for keyword, arguments in instructions if keyword == "HEALTHCHECK"]
     probe = json.loads(healthcheck[healthcheck.index("CMD ") + 4 :])
     assert probe[:3] == ["python", "-m", "c2c_health"]
-    assert probe[-1] == "http://127.0.0.1:8080/c2c/health_checks?tags=liveness"
+    assert probe[-1] == "http://127.0.0.1:8080/c2c/livez"
     command = json.loads(instructions[-1][1])
     assert command[:2] == ["sh", "-c"]
     words = shlex.split(command[2])
@@ -310,9 +310,10 @@ def test_serves(project: Project, server: Server) -> None:
     hello = server.get("/api/hello?name=uvicorn")
     assert hello.json() == {"message": "Hello, uvicorn!"}
     assert "default-src" in hello.headers["content-security-policy"]
-    liveness = _probe(project, server.url + "/c2c/health_checks?tags=liveness")
+    liveness = _probe(project, server.url + "/c2c/livez")
     assert liveness.returncode == 0, liveness.stderr
     assert "healthy" in liveness.stdout
+    assert [entity["name"] for entity in server.get("/c2c/livez").json()["entities"]] == ["Alive"]
     assert _probe(project, server.url + "/c2c/health_checks").returncode == 0
     # The log configuration of the Dockerfile is in effect (its format, on stderr).
     assert re.search(r"INFO\s+uvicorn\.error: Application startup complete", server.log()), server.log()
@@ -321,13 +322,13 @@ def test_serves(project: Project, server: Server) -> None:
 def test_readiness_follows_redis_liveness_does_not(project: Project, redis_server: RedisServer, tmp_path: Path) -> None:
     running = Server(project, tmp_path / "uvicorn.log", C2C__REDIS__URL=redis_server.url)
     try:
-        readiness = running.get("/c2c/health_checks?tags=readiness")
+        readiness = running.get("/c2c/readyz")
         assert readiness.status_code == 200, readiness.text
         assert [entity["name"] for entity in readiness.json()["entities"]] == ["Redis"]
         redis_server.stop()
-        readiness = running.get("/c2c/health_checks?tags=readiness")
+        readiness = running.get("/c2c/readyz")
         assert readiness.status_code >= 500, readiness.text
-        assert running.get("/c2c/health_checks?tags=liveness").status_code == 200
+        assert running.get("/c2c/livez").status_code == 200
         assert _probe(project, running.url + "/c2c/health_checks?tags=liveness").returncode == 0
         refused = _probe(project, running.url + "/c2c/health_checks?tags=readiness")
         assert refused.returncode == 1 and "unhealthy" in refused.stderr

@@ -98,8 +98,9 @@ if config.settings.proxy_headers.type != "none":
         headers_type=config.settings.proxy_headers.type,
     )
 
-# Health checks, served at <prefix>c2c/health_checks: `?tags=liveness` for the liveness probe and
-# the container HEALTHCHECK, `?tags=readiness` for the readiness probe.
+# Health checks: <prefix>c2c/livez (the checks tagged liveness) for the liveness probe and the
+# container HEALTHCHECK, <prefix>c2c/readyz (tagged readiness; 503 at once on SIGTERM, see
+# C2C__HEALTH_CHECKS__DRAIN_DELAY) for the readiness probe, <prefix>c2c/health_checks for people.
 health_checks.FACTORY.add(Alive(tags=[health_checks.LIVENESS, "all"]))
 if config.settings.redis.configured:
     health_checks.FACTORY.add(health_checks.Redis(tags=[health_checks.READINESS, "redis", "all"]))
