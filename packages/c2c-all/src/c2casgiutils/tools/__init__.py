@@ -11,6 +11,7 @@ application that builds its own sub-application may include it too:
 | `GET /logging/overrides` | `logging_.c2c_logging_overrides` | read-only |
 | `POST /logging/level` | `logging_.c2c_logging_set_level` | read-write |
 | `DELETE /logging/level` | `logging_.c2c_logging_delete_level` | read-write |
+| `GET /config` | `config_.c2c_config` | admin |
 | `GET /versions` | `c2c_versions` | read-only |
 
 The page loads its files from `/static` next to these routes (`c2casgiutils.app` serves them).
@@ -32,7 +33,7 @@ from fastapi.templating import Jinja2Templates
 
 import c2c_auth
 from c2c_auth import AuthInfo, get_auth, require_read_only_access
-from c2casgiutils.tools import headers, logging_
+from c2casgiutils.tools import config_, headers, logging_
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -43,7 +44,7 @@ _PACKAGE = Path(__file__).parent.parent
 TEMPLATES = Jinja2Templates(directory=str(_PACKAGE / "templates"))
 """The templates of the admin page."""
 
-__all__ = ["access_summary", "c2c_index", "c2c_versions", "headers", "logging_", "router", "startup"]
+__all__ = ["access_summary", "c2c_index", "c2c_versions", "config_", "headers", "logging_", "router", "startup"]
 
 
 async def access_summary(request: Request, response: Response, auth_info: AuthInfo | None = None) -> dict[str, Any]:
@@ -115,6 +116,7 @@ async def c2c_versions(_: Annotated[None, Depends(require_read_only_access)]) ->
 
 router.include_router(headers.router)
 router.include_router(logging_.router)
+router.include_router(config_.router)
 
 
 async def startup(main_app: FastAPI | None = None) -> None:

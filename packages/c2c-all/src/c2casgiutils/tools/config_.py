@@ -1,0 +1,177 @@
+"""The effective-configuration tool: every setting, its value and where it came from.
+
+`GET /config` (under the `/c2c` mount, `c2c_config` endpoint, admin access) answers a
+`ConfigResponse`:
+
+- `settings`: one `SettingEntry` per leaf setting of `c2casgiutils.config.Settings`, in declaration
+  order: its dotted `name`, its `env_var`, its `value` as JSON, its `source` (the environment
+  variable that set it, or `default`), whether it was `masked`, and its `description`;
+- `unknown`: the `C2C__` variables no setting reads, each with the closest known name
+  (`suggestion`), as `c2c_config.find_unknown_variables` finds them.
+
+Nothing secret leaves the process: a secret setting (`SecretText`) shows as `**********`, the
+user-info part of any URL (`redis://user:password@host`, a Sentry DSN's key) as `**********@`,
+and any text setting, option (`C2C__REDIS__OPTIONS=password=...`) or mapping key whose name is a
+credential name (the request-headers tool's `NameMasker`, with `C2C__TOOLS__HEADERS__MASKED_NAMES`)
+as `**********`. `describe_settings` builds the same answer for any settings object.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from c2c_auth import require_admin_access
+from c2c_config import SECRET_MASK, FieldInfo, env_var_name, find_unknown_variables, format_duration, iter_fields
+from c2casgiutils.tools.headers import NameMasker
+
+__all__ = [
+    "DEFAULT_SOURCE",
+    "ConfigResponse",
+    "SettingEntry",
+    "UnknownEntry",
+    "c2c_config",
+    "describe_settings",
+    "mask_userinfo",
+    "router",
+]
+
+DEFAULT_SOURCE = "default"
+"""The `source` of a setting no environment variable sets."""
+
+# From a scheme's '://' to the LAST '@' of the text: an unencoded '@', '/', or space in a password
+# cannot end the masked part early (at the cost of hiding more than the user-info in odd values).
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://).*@", re.DOTALL)
+
+JSONValue = str | int | float | bool | list[Any] | dict[str, Any] | None
+
+
+class SettingEntry(BaseModel):
+    """One setting as the configuration tool shows it."""
+
+    name: str
+    env_var: str
+    value: JSONValue
+    source: str
+    masked: bool
+    description: str
+
+
+class UnknownEntry(BaseModel):
+    """A `C2C__` variable that no setting reads, with the closest known name."""
+
+    name: str
+    suggestion: str | None
+
+
+class ConfigResponse(BaseModel):
+    """The answer of `GET /c2c/config`."""
+
+    settings: list[SettingEntry]
+    unknown: list[UnknownEntry]
+
+
+def mask_userinfo(text: str) -> str:
+    """Hide the user-info part of the URLs in `text`: `redis://u:p@h/0` → `redis://**********@h/0`."""
+    return _USERINFO.sub(lambda match: f"{match['scheme']}{SECRET_MASK}@", text)
+
+
+def _json_value(value: Any, masked: Callable[[str], bool]) -> JSONValue:
+    """`value` as JSON, URL user-info and credential-named keys masked."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, datetime.timedelta):
+        return format_duration(value)
+    if isinstance(value, enum.Enum):
+        return _json_value(value.value, masked)
+    if isinstance(value, Mapping):
+        return {str(key): SECRET_MASK if masked(str(key)) else _json_value(item, masked) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_value(item, masked) for item in value]
+    return mask_userinfo(str(value))
+
+
+def _credential_text(name: str, value: Any, masked: Callable[[str], bool]) -> bool:
+    """Whether a text setting holds a credential by its name (`..._url` settings get their user-info masked instead).
+
+    Numbers, flags and durations named after a credential (`secret_max_failures`) are limits, not secrets.
+    """
+    return isinstance(value, str) and masked(name) and not name.endswith("_url")
+
+
+def _value_at(settings: BaseModel, path: tuple[str, ...]) -> Any:
+    current: Any = settings
+    for part in path:
+        current = getattr(current, part, None)
+    return current
+
+
+def _source(info: FieldInfo, environ: Mapping[str, str]) -> str:
+    """The variable that set `info` (its own, a `<NAME>` pattern's, or a section given as JSON), else `default`."""
+    names = {name.upper(): name for name in environ}
+    if info.env_var in names:
+        return info.env_var
+    extra = info.field.json_schema_extra
+    pattern = extra.get("env_pattern") if isinstance(extra, dict) else None
+    if isinstance(pattern, str):
+        prefix = env_var_name(info.path[:-1]) + "__" + pattern.split("<", 1)[0]
+        if any(name.startswith(prefix) for name in names):
+            return f"{prefix}*"
+    for depth in range(len(info.path) - 1, 0, -1):
+        section = env_var_name(info.path[:depth])
+        if section in names:
+            return section
+    return DEFAULT_SOURCE
+
+
+def describe_settings(
+    settings: BaseModel,
+    environ: Mapping[str, str] | None = None,
+    masked: Callable[[str], bool] | None = None,
+) -> ConfigResponse:
+    """Every setting of `settings` with its masked value and source, and the unknown `C2C__` variables.
+
+    `environ` (default `os.environ`) tells where each value came from; `masked` decides which names
+    are credentials (default: `NameMasker` with no extra name).
+    """
+    environ = os.environ if environ is None else environ
+    is_masked = NameMasker() if masked is None else masked
+    entries = []
+    for info in iter_fields(type(settings)):
+        value = _value_at(settings, info.path)
+        hidden = value not in (None, "", [], {}) and (info.secret or _credential_text(info.path[-1], value, is_masked))
+        entries.append(
+            SettingEntry(
+                name=".".join(info.path),
+                env_var=info.env_var,
+                value=SECRET_MASK if hidden else _json_value(value, is_masked),
+                source=_source(info, environ),
+                masked=hidden,
+                description=info.field.description or "",
+            )
+        )
+    unknown = [
+        UnknownEntry(name=mask_userinfo(item.name), suggestion=item.suggestion)
+        for item in find_unknown_variables(type(settings), environ)
+    ]
+    return ConfigResponse(settings=entries, unknown=unknown)
+
+
+router = APIRouter(prefix="/config", tags=["config"])
+"""The configuration route (admin access); `c2casgiutils.tools.router` includes it."""
+
+
+@router.get("")
+async def c2c_config(_: Annotated[None, Depends(require_admin_access)]) -> ConfigResponse:
+    """The effective configuration of this replica (`GET /c2c/config`), secrets masked."""
+    from c2casgiutils import config  # read per request: `config.reload()` applies at once
+
+    settings = config.settings
+    return describe_settings(settings, masked=NameMasker(settings.tools.headers.masked_names))
