@@ -102,13 +102,14 @@ async def startup(main_app: Any = None) -> None:
     from c2c_health import startup as health_startup
     from c2casgiutils._request_id import install_broadcast_carrier
     from c2casgiutils.logging_filters import install_access_log_filters
-    from c2casgiutils.tools import logging_
+    from c2casgiutils.tools import logging_, replicas
 
     install_access_log_filters()
     install_broadcast_carrier()
     await auth_startup(main_app)
     await broadcast_startup(main_app)
     await logging_.startup()
+    await replicas.startup(main_app)
     await health_startup()  # /c2c/readyz answers 503 from SIGTERM on (C2C__HEALTH_CHECKS__DRAIN_DELAY)
 
 

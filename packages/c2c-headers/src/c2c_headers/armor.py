@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
 
 from c2c_headers._engine import Engine, load_engine
@@ -10,6 +11,12 @@ from c2c_headers._rules import DEFAULT_DOCS_URL, DEFAULT_REDOC_URL, HeadersConfi
 from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
 
 _LOG = logging.getLogger("c2c_headers")
+_INSTANCES: weakref.WeakSet[ArmorHeaderMiddleware] = weakref.WeakSet()
+
+
+def live_instances() -> list[ArmorHeaderMiddleware]:
+    """The `ArmorHeaderMiddleware` instances alive in this process (weakly held), in no particular order."""
+    return list(_INSTANCES)
 
 
 class ArmorHeaderMiddleware:
@@ -73,6 +80,7 @@ class ArmorHeaderMiddleware:
             raise
         self._engine: Engine = load_engine(engine, self.rules)
         self.engine_name: str = self._engine.name
+        _INSTANCES.add(self)
         # Bound once: the two calls of every request.
         self._match_scope = self._engine.match_scope
         self._apply = self._engine.apply

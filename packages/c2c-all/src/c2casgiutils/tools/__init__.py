@@ -12,6 +12,7 @@ application that builds its own sub-application may include it too:
 | `POST /logging/level` | `logging_.c2c_logging_set_level` | read-write |
 | `DELETE /logging/level` | `logging_.c2c_logging_delete_level` | read-write |
 | `GET /config` | `config_.c2c_config` | admin |
+| `GET /replicas` | `replicas.c2c_replicas` | read-only |
 | `GET /versions` | `c2c_versions` | read-only |
 
 The page loads its files from `/static` next to these routes (`c2casgiutils.app` serves them).
@@ -34,6 +35,9 @@ from fastapi.templating import Jinja2Templates
 import c2c_auth
 from c2c_auth import AuthInfo, get_auth, require_read_only_access
 from c2casgiutils.tools import config_, headers, logging_
+from c2casgiutils.tools.replicas import installed_versions
+from c2casgiutils.tools.replicas import router as replicas_router
+from c2casgiutils.tools.replicas import startup as replicas_startup
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -101,14 +105,17 @@ async def c2c_index(request: Request, auth_info: Annotated[AuthInfo, Depends(get
 
 @router.get("/versions", tags=["versions"])
 async def c2c_versions(_: Annotated[None, Depends(require_read_only_access)]) -> Any:
-    """The `versions.json` written by `c2casgiutils-genversion` (`C2C__TOOLS__VERSIONS_FILE`)."""
+    """The `versions.json` written by `c2casgiutils-genversion` (`C2C__TOOLS__VERSIONS_FILE`).
+
+    Without that file, the installed distributions in the same shape (`replicas.installed_versions`).
+    """
     from c2casgiutils import config
 
     path = Path(config.settings.tools.versions_file)
     try:
         return await _read_json(path)
     except FileNotFoundError:
-        raise HTTPException(404, f"no versions file ({path.name}): run c2casgiutils-genversion") from None
+        return await asyncio.to_thread(installed_versions)
     except (OSError, ValueError) as error:
         LOG.error("Cannot read the versions file %s: %s", path, error)
         raise HTTPException(500, "the versions file cannot be read (see the logs)") from None
@@ -116,9 +123,11 @@ async def c2c_versions(_: Annotated[None, Depends(require_read_only_access)]) ->
 
 router.include_router(headers.router)
 router.include_router(logging_.router)
+router.include_router(replicas_router)
 router.include_router(config_.router)
 
 
 async def startup(main_app: FastAPI | None = None) -> None:
     """Start the tools in the running event loop (the logging tool); `main_app` is accepted as in 0.14 and not used."""
     await logging_.startup(main_app)
+    await replicas_startup(main_app)
