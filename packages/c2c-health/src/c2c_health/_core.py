@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import dataclasses
 import datetime
 import functools
@@ -208,6 +209,33 @@ class GlobalResult(BaseModel):
     entities: list[EntityResult] = Field(default_factory=list, description="One entry per check that ran")
 
 
+class HistoryPoint(BaseModel):
+    """One past run of a check: when it ended, its status code and how long it took."""
+
+    time: datetime.datetime = Field(description="When the run ended (UTC)")
+    status_code: int = Field(description="Status of the check: below 400 is healthy")
+    time_taken: float = Field(description="Duration of the check, in seconds")
+
+
+class CheckHistory(BaseModel):
+    """The last results of one registered check, oldest first."""
+
+    name: str = Field(description="Name the check is registered under")
+    tags: list[str] = Field(description="Tags of the check")
+    history: list[HistoryPoint] = Field(description="Its last results, oldest first (at most `size`)")
+
+
+class HistoryReport(BaseModel):
+    """The history of the selected checks, in registration order (no payload: status and latency only)."""
+
+    size: int = Field(description="How many results each check keeps (setting `history_size`; 0 = none)")
+    checks: list[CheckHistory] = Field(default_factory=list, description="One entry per selected check")
+
+
+# (time.time() when the run ended, status code, duration in seconds)
+_Point = tuple[float, int, float]
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     """One check's outcome, with both the detailed and the public payload."""
@@ -366,6 +394,9 @@ class Factory:
         # their error is logged), and no new run of that check starts meanwhile, so a dependency
         # that hangs even cancellation costs one pending run per check, not one per probe.
         self._abandoned: dict[str, asyncio.Task[Result]] = {}
+        # The last results of each check, by registered name (setting `history_size`): only runs,
+        # not cache hits; in memory, per process.
+        self._history: dict[str, collections.deque[_Point]] = {}
 
     # -- registry -------------------------------------------------------------------------------
 
@@ -428,11 +459,13 @@ class Factory:
     def remove(self, name: str) -> None:
         """Unregister the check registered as `name` (KeyError if there is none)."""
         del self._entries[name]
+        self._history.pop(name, None)
         self.clear_cache()
 
     def clear(self) -> None:
         """Unregister every check."""
         self._entries.clear()
+        self._history.clear()
         self.clear_cache()
 
     def clear_cache(self) -> None:
@@ -467,6 +500,56 @@ class Factory:
             if (names is None or registered in names)
             and (wanted_tags is None or not wanted_tags.isdisjoint(_tags_of(entry.check)))
         ]
+
+    # -- history --------------------------------------------------------------------------------
+
+    def history(
+        self, name: str | Iterable[str] | None = None, tags: str | Iterable[str] | None = None
+    ) -> dict[str, list[HistoryPoint]]:
+        """The last results of the selected checks (see `select`), oldest first, by registered name.
+
+        Each check keeps its last `history_size` results (setting, default 60; 0 = none), recorded
+        each time it really runs (a report served from the cache adds nothing), in this process only.
+        A check that has not run yet has an empty list.
+        """
+        size = self.settings().health_checks.history_size
+        return {registered: self._points(registered, size) for registered, _ in self._select(name, tags)}
+
+    def history_report(
+        self, name: str | Iterable[str] | None = None, tags: str | Iterable[str] | None = None
+    ) -> HistoryReport:
+        """`history` as the JSON model served at `/health_checks/history`, with the tags of each check."""
+        size = self.settings().health_checks.history_size
+        return HistoryReport(
+            size=size,
+            checks=[
+                CheckHistory(name=registered, tags=_tags_of(check), history=self._points(registered, size))
+                for registered, check in self._select(name, tags)
+            ],
+        )
+
+    def _points(self, name: str, size: int) -> list[HistoryPoint]:
+        points = list(self._history.get(name, ()))
+        points = points[len(points) - size :] if size > 0 else []  # the setting may have shrunk since
+        return [
+            HistoryPoint(
+                time=datetime.datetime.fromtimestamp(ended, tz=datetime.UTC), status_code=status, time_taken=taken
+            )
+            for ended, status, taken in points
+        ]
+
+    def _record(self, outcomes: Iterable[Outcome], size: int) -> None:
+        if size <= 0:
+            self._history.clear()
+            return
+        ended = time.time()
+        for outcome in outcomes:
+            if outcome.name not in self._entries:  # removed while it ran
+                continue
+            points = self._history.get(outcome.name)
+            if points is None or points.maxlen != size:
+                points = self._history[outcome.name] = collections.deque(points or (), maxlen=size)
+            points.append((ended, outcome.status_code, outcome.time_taken))
 
     # -- running --------------------------------------------------------------------------------
 
@@ -521,6 +604,7 @@ class Factory:
         if metrics is not None:
             for outcome in outcomes:
                 metrics.observe(outcome.name, outcome.status_code, outcome.time_taken)
+        self._record(outcomes, settings.health_checks.history_size)
         return Report(tuple(outcomes), time.perf_counter() - start)
 
     async def _run_one(self, name: str, check: Check, default_timeout: float) -> Outcome:

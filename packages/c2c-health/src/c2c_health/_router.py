@@ -1,4 +1,6 @@
-"""The HTTP endpoints, relative to where the router is included: `/health_checks` (and `/health`), `/livez`, `/readyz`.
+"""The HTTP endpoints, relative to where the router is included.
+
+`/health_checks` (and `/health`), `/health_checks/history`, `/livez`, `/readyz`.
 
 Every route answers GET and HEAD (HEAD: the same status and headers, no body). The probes answer
 `Accept: application/health+json` with the IETF health-check draft's shape.
@@ -15,7 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from c2c_health import LIVENESS, READINESS
-from c2c_health._core import FACTORY, Factory, GlobalResult, Report, parse_filter
+from c2c_health._core import FACTORY, Factory, GlobalResult, HistoryReport, Report, parse_filter
 from c2c_health._probes import DRAINING_OUTPUT, HEALTH_JSON, UNKNOWN_FILTERS, draining, health_json, wants_health_json
 
 LOG = logging.getLogger("c2c_health")
@@ -26,6 +28,8 @@ Authorizer = Callable[[Request], Awaitable[bool]]
 DEFAULT_PATHS = ("/health_checks", "/health", "/health/")
 LIVEZ_PATH = "/livez"
 READYZ_PATH = "/readyz"
+HISTORY_PATH = "/health_checks/history"
+HISTORY_FORBIDDEN = "The health history is shown only to callers allowed to see the checks' details"
 
 _NAME_HELP = "Only the checks with one of these names (comma-separated or repeated)"
 _TAGS_HELP = "Only the checks having any of these tags (comma-separated or repeated), e.g. readiness"
@@ -44,6 +48,55 @@ async def _may_see_details(request: Request, factory: Factory, authorize: Author
     except Exception:
         LOG.exception("The health-check authorize function failed; the details stay hidden")
         return False
+
+
+async def _may_see_history(request: Request, factory: Factory, authorize: Authorizer | None) -> bool:
+    # The history has no payload, but it tells when each check failed over the last runs: the
+    # callers of `authorize` see it (even with details 'never'), everybody when details are 'always'.
+    if factory.settings().health_checks.details == "always":
+        return True
+    if authorize is None:
+        return False
+    try:
+        return bool(await authorize(request))
+    except Exception:
+        LOG.exception("The health-check authorize function failed; the history stays hidden")
+        return False
+
+
+def _history_endpoint(factory: Factory | None, authorize: Authorizer | None) -> Callable[..., Awaitable[Response]]:
+    async def health_checks_history(
+        request: Request,
+        name: Annotated[list[str] | None, Query(description=_NAME_HELP)] = None,
+        tags: Annotated[list[str] | None, Query(description=_TAGS_HELP)] = None,
+    ) -> Response:
+        """The last results (time, status, latency) of each check, oldest first; runs no check."""
+        current = FACTORY if factory is None else factory
+        if not await _may_see_history(request, current, authorize):
+            return _json(request, {"detail": HISTORY_FORBIDDEN}, 403)
+        _warn_unknown(current, name, tags)
+        body = current.history_report(name=name, tags=tags)
+        return _json(request, body.model_dump(mode="json"), 200)
+
+    return health_checks_history
+
+
+def _add_history(
+    router: APIRouter, endpoint: Callable[..., Awaitable[Response]], include_in_schema: bool, skip: Sequence[str] = ()
+) -> None:
+    if HISTORY_PATH in skip:
+        return
+    for method in ("GET", "HEAD"):
+        router.add_api_route(
+            HISTORY_PATH,
+            endpoint,
+            methods=[method],
+            response_model=HistoryReport,
+            responses={403: {"description": "The caller may not see the checks' details"}},
+            name="c2c_health_checks_history" if method == "GET" else "c2c_health_checks_history_head",
+            summary="Health checks' history",
+            include_in_schema=include_in_schema and method == "GET",
+        )
 
 
 class _Probes:
@@ -112,6 +165,7 @@ def create_router(
     paths: Sequence[str] = DEFAULT_PATHS,
     include_in_schema: bool = True,
     probes: bool = True,
+    history: bool = True,
     service_id: str | None = None,
     version: str | None = None,
 ) -> APIRouter:
@@ -126,6 +180,9 @@ def create_router(
         include_in_schema: whether the routes appear in the OpenAPI schema.
         probes: whether to serve the Kubernetes probes `/livez` and `/readyz` too (not at a path
             that is in `paths`: the report keeps it).
+        history: whether to serve `/health_checks/history`: each check's last results (time, status
+            code, duration; no payload), for callers `authorize` accepts (everybody when the
+            `details` setting is `always`, else 403).
         service_id: the `serviceId` of the `application/health+json` answers (default: the host name).
         version: the `version` of those answers (default: none).
 
@@ -136,6 +193,8 @@ def create_router(
     default: 200 as long as the event loop answers). Same timeouts, cache and detail policy.
     """
     router = APIRouter()
+    if history:
+        _add_history(router, _history_endpoint(factory, authorize), include_in_schema, skip=paths)
 
     async def health_checks(
         request: Request,
@@ -179,8 +238,12 @@ async def c2c_health_checks(
 
 
 def default_router() -> APIRouter:
-    """The router of `c2c_health.router`: `c2c_health_checks` on `FACTORY` at the default paths, and the probes."""
+    """The router of `c2c_health.router`: `c2c_health_checks` on `FACTORY` at the default paths, probes, history.
+
+    The history is served only when the `details` setting is `always` (no authorize function).
+    """
     router = APIRouter()
+    _add_history(router, _history_endpoint(None, None), include_in_schema=True)
     _add_routes(router, c2c_health_checks, DEFAULT_PATHS, include_in_schema=True)
     _add_probes(router, _Probes(None, None, None, None), include_in_schema=True)
     return router

@@ -38,6 +38,16 @@ class HealthChecksSettings(Section):
         ),
     )
 
+    history_size: int = Field(
+        default=60,
+        ge=0,
+        le=10_000,
+        description=(
+            "How many of its last results (time, status, latency) each check keeps in memory, per process, "
+            "served at `/c2c/health_checks/history` and drawn on the /c2c page (0 = no history)"
+        ),
+    )
+
     drain_delay: Duration = Field(
         default=datetime.timedelta(0),
         description=(
