@@ -95,7 +95,8 @@ async def startup(main_app: Any = None) -> None:
     `logging_filters.RedactSecretsFilter` on the `uvicorn.access` and `granian.access` loggers and their
     handlers (`secret`, `code`, `state` query values redacted from the access log), and
     makes broadcast calls carry the request id (c2c-headers' `current_request_id`) to the handlers
-    on every replica.
+    on every replica, and keeps this process's audit records for `GET /c2c/audit`
+    (`tools.audit.install`; answers the other replicas' requests).
     """
     from c2c_auth import startup as auth_startup
     from c2c_broadcast import startup as broadcast_startup
@@ -103,12 +104,16 @@ async def startup(main_app: Any = None) -> None:
     from c2casgiutils._request_id import install_broadcast_carrier
     from c2casgiutils.logging_filters import install_access_log_filters
     from c2casgiutils.tools import logging_, replicas
+    from c2casgiutils.tools.audit import install as audit_install
+    from c2casgiutils.tools.audit import startup as audit_startup
 
     install_access_log_filters()
+    audit_install()  # this process's audit records, kept in memory for GET /c2c/audit
     install_broadcast_carrier()
     await auth_startup(main_app)
     await broadcast_startup(main_app)
     await logging_.startup()
+    await audit_startup()  # answer the other replicas' GET /c2c/audit
     await replicas.startup(main_app)
     await health_startup()  # /c2c/readyz answers 503 from SIGTERM on (C2C__HEALTH_CHECKS__DRAIN_DELAY)
 

@@ -11,6 +11,7 @@ Mount it with `app.mount("/c2c", c2casgiutils.app)`. Routes (relative to the mou
 | `GET /headers/...` | read-only |
 | `GET /logging/level`, `GET /logging/overrides` | read-only |
 | `POST /logging/level`, `DELETE /logging/level` | read-write |
+| `GET /audit` (admin actions of every replica) | read-write |
 | `GET /config` (effective configuration, secrets masked) | admin |
 | `GET /replicas` (every replica side by side) | read-only |
 | `GET /versions` | read-only |

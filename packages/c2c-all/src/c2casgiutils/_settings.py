@@ -121,11 +121,22 @@ class HeadersToolSettings(Section):
     )
 
 
+class AuditToolSettings(Section):
+    """The audit trail (`GET /c2c/audit`): the admin actions each replica keeps in memory."""
+
+    size: int = Field(default=200, ge=1, le=100_000, description="Audit records kept in memory per replica")
+    timeout: Duration = Field(
+        default=datetime.timedelta(seconds=5),
+        description="How long GET /c2c/audit waits for the other replicas (a late one is shown as missing)",
+    )
+
+
 class ToolsSettings(Section):
     """The `/c2c` tools."""
 
     logging: LoggingToolSettings = Field(default_factory=LoggingToolSettings, description="Logging tool")
     headers: HeadersToolSettings = Field(default_factory=HeadersToolSettings, description="Request-headers tool")
+    audit: AuditToolSettings = Field(default_factory=AuditToolSettings, description="Audit trail")
     versions_file: str = Field(
         default="versions.json", description="The file written by c2casgiutils-genversion, served at /c2c/versions"
     )

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import c2c_auth
 from c2c_auth import (
+    AUDIT_FIELDS,
+    AUDIT_LOGGER_NAME,
     AccessContext,
     AccessType,
     AuthConfig,
@@ -32,6 +34,9 @@ from c2c_auth import (
     api_key_header,
     api_key_query,
     apply_pending_cookies,
+    audit_client,
+    audit_record,
+    audit_who,
     auth_required,
     auth_type,
     check_access,
@@ -40,6 +45,7 @@ from c2c_auth import (
     check_read_only_access,
     check_read_write_access,
     create_router,
+    flush_refused_logins,
     get_access_context,
     get_auth,
     is_enabled,
@@ -63,6 +69,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_AUTH_CONFIG",
+    "AUDIT_FIELDS",
+    "AUDIT_LOGGER_NAME",
     "AccessContext",
     "AccessType",
     "AuthConfig",
@@ -85,6 +93,9 @@ __all__ = [
     "api_key_header",
     "api_key_query",
     "apply_pending_cookies",
+    "audit_client",
+    "audit_record",
+    "audit_who",
     "auth_required",
     "auth_type",
     "check_access",
@@ -93,6 +104,7 @@ __all__ = [
     "check_read_only_access",
     "check_read_write_access",
     "create_router",
+    "flush_refused_logins",
     "get_access_context",
     "get_auth",
     "is_enabled",

@@ -28,6 +28,10 @@ from c2c_auth._access import (
     require_read_only_access,
     require_read_write_access,
 )
+from c2c_auth._audit import AUDIT_FIELDS, AUDIT_LOGGER_NAME, flush_refused_logins
+from c2c_auth._audit import audit as audit_record
+from c2c_auth._audit import client_address as audit_client
+from c2c_auth._audit import who as audit_who
 from c2c_auth._core import get_auth, shutdown, startup
 from c2c_auth._info import AuthInfo, AuthMethod, GitHubSessionPayload, UserDetails, UserInfo
 from c2c_auth._middleware import PendingCookiesMiddleware
@@ -80,6 +84,8 @@ def __getattr__(name: str) -> AuthConfig:
 
 __all__ = [
     "ADMIN_AUTH_CONFIG",
+    "AUDIT_FIELDS",
+    "AUDIT_LOGGER_NAME",
     "AccessContext",
     "AccessType",
     "AuthConfig",
@@ -103,6 +109,9 @@ __all__ = [
     "api_key_header",
     "api_key_query",
     "apply_pending_cookies",
+    "audit_client",
+    "audit_record",
+    "audit_who",
     "auth_required",
     "auth_type",
     "check_access",
@@ -111,6 +120,7 @@ __all__ = [
     "check_read_only_access",
     "check_read_write_access",
     "create_router",
+    "flush_refused_logins",
     "get_access_context",
     "get_auth",
     "is_enabled",

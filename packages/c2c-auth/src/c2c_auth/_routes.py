@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from c2c_auth import _core, _devices, _github, _github_auth, _modes, _secret, _sessions
+from c2c_auth import _audit, _core, _devices, _github, _github_auth, _modes, _secret, _sessions
 from c2c_auth._claims import PKCE_VERIFIER, GitHubTokens, OAuthState
 from c2c_auth._info import AuthInfo
 from c2c_auth._modes import AuthenticationType
@@ -136,6 +136,7 @@ async def login(request: Request) -> Response:
     age = _modes.current_settings().jwt.cookie.age.total_seconds()
     _sessions.issue_session(request, None, _secret.secret_session(), age, _cookie_path(request, suffix))
     _devices.remember_device(request, _cookie_path(request, suffix))
+    _audit.audit("login", "secret", _audit.client_address(request), {"method": "secret"})
     if form:
         return _back(request, form.get("came_from") or request.query_params.get("came_from"), suffix)
     return _json(request, {"status": "success", "message": "Authentication successful"})
@@ -146,7 +147,8 @@ async def login(request: Request) -> Response:
 
 async def _revoke_session(request: Request) -> None:
     """End the request's session (valid, not already ended sessions only): its id is refused until its
-    expiry (this process, and every replica through Redis), and in GitHub mode its token is revoked."""
+    expiry (this process, and every replica through Redis), and in GitHub mode its token is revoked.
+    An ended session is a `logout` audit record."""
     found = _sessions.keys()
     token = request.cookies.get(_sessions.session_cookie_name())
     if found is None or token is None:
@@ -160,6 +162,8 @@ async def _revoke_session(request: Request) -> None:
     except InvalidToken:
         return  # already ended: nothing more to revoke
     await _sessions.revoke_session(claims)
+    actor = claims.login or ("secret" if claims.method == "secret" else "unknown")
+    _audit.audit("logout", actor, _audit.client_address(request), {"method": claims.method or "unknown"})
     if _modes.auth_type() is not AuthenticationType.GITHUB:
         return
     try:
@@ -352,9 +356,11 @@ async def github_callback(
         return exchanged
     tokens, user, now = exchanged
     suffix = "/github/callback"
-    session = _github_auth.github_session(_github_auth.user_info(user), found, tokens, now)
+    info = _github_auth.user_info(user)
+    session = _github_auth.github_session(info, found, tokens, now)
     lifetime = _github_auth.session_lifetime(tokens)
     _sessions.issue_session(request, None, session, lifetime, _cookie_path(request, suffix))
+    _audit.audit("login", info.login or "unknown", _audit.client_address(request), {"method": "github"})
     return _back(request, flow.came_from, suffix)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response, status
 
-from c2c_auth import _devices, _shared
+from c2c_auth import _audit, _devices, _shared
 from c2c_auth._claims import SessionClaims
 from c2c_auth._info import AuthInfo, AuthMethod
 from c2c_auth._modes import current_settings
@@ -74,6 +74,7 @@ async def verify_secret(request: Request, provided: str) -> bool:
         limit = settings.secret_max_failures if known else settings.secret_unknown_devices_max_failures
         wait = await _shared.budget_blocked(budget, limit, window)
         if wait is not None:
+            _audit.REFUSED_LOGINS.refused(budget, _audit.client_address(request))
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
                 TOO_MANY_FAILURES_MESSAGE if known else TOO_MANY_UNKNOWN_FAILURES_MESSAGE,
@@ -85,6 +86,7 @@ async def verify_secret(request: Request, provided: str) -> bool:
         return True
     if budget is not None:
         await _shared.budget_fail(budget, window)
+    _audit.REFUSED_LOGINS.refused(budget, _audit.client_address(request))
     LOG.warning("Wrong authentication secret from %s (%s)", _client_address(request), budget or "valid session")
     return False
 

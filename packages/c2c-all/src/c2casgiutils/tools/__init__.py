@@ -11,6 +11,7 @@ application that builds its own sub-application may include it too:
 | `GET /logging/overrides` | `logging_.c2c_logging_overrides` | read-only |
 | `POST /logging/level` | `logging_.c2c_logging_set_level` | read-write |
 | `DELETE /logging/level` | `logging_.c2c_logging_delete_level` | read-write |
+| `GET /audit` | `audit.c2c_audit` | read-write (admin actions of every replica) |
 | `GET /config` | `config_.c2c_config` | admin |
 | `GET /replicas` | `replicas.c2c_replicas` | read-only |
 | `GET /versions` | `c2c_versions` | read-only |
@@ -35,6 +36,9 @@ from fastapi.templating import Jinja2Templates
 import c2c_auth
 from c2c_auth import AuthInfo, get_auth, require_read_only_access
 from c2casgiutils.tools import config_, headers, logging_
+from c2casgiutils.tools.audit import install as audit_install
+from c2casgiutils.tools.audit import router as audit_router
+from c2casgiutils.tools.audit import startup as audit_startup
 from c2casgiutils.tools.replicas import installed_versions
 from c2casgiutils.tools.replicas import router as replicas_router
 from c2casgiutils.tools.replicas import startup as replicas_startup
@@ -123,6 +127,7 @@ async def c2c_versions(_: Annotated[None, Depends(require_read_only_access)]) ->
 
 router.include_router(headers.router)
 router.include_router(logging_.router)
+router.include_router(audit_router)
 router.include_router(replicas_router)
 router.include_router(config_.router)
 
@@ -130,4 +135,6 @@ router.include_router(config_.router)
 async def startup(main_app: FastAPI | None = None) -> None:
     """Start the tools in the running event loop (the logging tool); `main_app` is accepted as in 0.14 and not used."""
     await logging_.startup(main_app)
+    audit_install()
+    await audit_startup()
     await replicas_startup(main_app)

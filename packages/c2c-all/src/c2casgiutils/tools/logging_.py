@@ -56,12 +56,13 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field, field_validator
 
 from c2c_auth import require_read_only_access, require_read_write_access
 from c2c_broadcast.types import BroadcastResponse, MissingAnswer
 from c2c_config import Duration, LoopLocal
+from c2casgiutils.tools import audit
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -723,6 +724,7 @@ async def c2c_logging_level(
 async def c2c_logging_set_level(
     level: LevelChange,
     _: Annotated[None, Depends(require_read_write_access)],
+    _request: Request,
 ) -> LevelChangeResponse:
     """Set a level on every replica, persisted, reverting after `duration` if given (`POST /c2c/logging/level`)."""
     duration = level.duration.total_seconds() if level.duration else None
@@ -730,6 +732,7 @@ async def c2c_logging_set_level(
         answers = await get_tool().change(level.name, level.level, duration)
     except RedisUnavailableError as error:
         raise HTTPException(status_code=503, detail=str(error)) from None
+    await audit.record(_request, "level_set", {"name": level.name, "level": level.level, "duration": duration})
     return LevelChangeResponse(**level_info(level.name).model_dump(), duration=duration, replicas=_answers(answers))
 
 
@@ -737,6 +740,7 @@ async def c2c_logging_set_level(
 async def c2c_logging_delete_level(
     name: Annotated[str, Query(description="Logger name")],
     _: Annotated[None, Depends(require_read_write_access)],
+    _request: Request,
 ) -> LevelChangeResponse:
     """Remove an override everywhere; each replica restores its previous level (`DELETE /c2c/logging/level`)."""
     checked = _checked_name(name)
@@ -744,6 +748,7 @@ async def c2c_logging_delete_level(
         answers = await get_tool().change(checked, None)
     except RedisUnavailableError as error:
         raise HTTPException(status_code=503, detail=str(error)) from None
+    await audit.record(_request, "level_deleted", {"name": checked})
     return LevelChangeResponse(**level_info(checked).model_dump(), replicas=_answers(answers))
 
 
