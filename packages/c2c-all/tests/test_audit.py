@@ -191,3 +191,59 @@ async def test_read_only_access_is_refused(c2c_client_factory: Any, fake_github:
         assert answer.status_code == 200, answer.text
         assert [(entry["action"], entry["who"]) for entry in answer.json()["entries"]] == [("level_set", "writer")]
         assert "token-writer" not in answer.text
+
+
+# --- merging the answers, failures --------------------------------------------------------------------------
+
+
+def test_merge_marks_missing_and_failed_replicas_and_skips_bad_items() -> None:
+    from c2c_broadcast import BroadcastResponse, ErrorAnswer, MissingAnswer
+
+    good = {
+        "time": 2.0,
+        "action": "login",
+        "who": "secret",
+        "client": "192.0.2.1",
+        "logger": "c2c_auth.audit",
+        "message": "m",
+    }
+    answers = [
+        BroadcastResponse[Any](hostname="b", pid=2, payload=[{"time": "not a time"}, 42, good]),
+        BroadcastResponse[Any](hostname="a", pid=1, payload={"not": "a list"}),
+        ErrorAnswer(hostname="c", pid=3, error_type="RuntimeError", message="boom"),
+        MissingAnswer(hostname="d", pid=4),
+        MissingAnswer(),
+    ]
+    merged = audit._merge(answers)
+    assert [(entry.hostname, entry.action) for entry in merged.entries] == [("b", "login")]
+    assert [(r.hostname, r.status, r.entries, r.detail) for r in merged.replicas] == [
+        ("a", "ok", 0, None),
+        ("b", "ok", 1, None),
+        (None, "missing", 0, None),
+        ("c", "error", 0, "RuntimeError"),
+        ("d", "missing", 0, None),
+    ]
+
+
+def test_a_record_that_cannot_be_read_breaks_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = audit.AuditHandler(5)
+    failures: list[logging.LogRecord] = []
+    monkeypatch.setattr(handler, "handleError", failures.append)
+    broken = logging.LogRecord("c2casgiutils.audit", logging.INFO, __file__, 1, "%d", ("x",), None)
+    handler.emit(broken)
+    assert failures == [broken]
+    assert handler.entries() == []
+    handler.resize(5)
+    assert handler.size == 5
+
+
+async def test_broadcast_unavailable_is_a_503(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import c2c_broadcast
+
+    async def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise c2c_broadcast.BroadcastUnavailableError("Redis is down")
+
+    monkeypatch.setattr(c2c_broadcast, "broadcast", unavailable)
+    answer = await client.get("/c2c/audit", headers=KEY)
+    assert answer.status_code == 503
+    assert "BroadcastUnavailableError" in answer.json()["detail"]

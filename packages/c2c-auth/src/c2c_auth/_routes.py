@@ -360,7 +360,7 @@ async def github_callback(
     session = _github_auth.github_session(info, found, tokens, now)
     lifetime = _github_auth.session_lifetime(tokens)
     _sessions.issue_session(request, None, session, lifetime, _cookie_path(request, suffix))
-    _audit.audit("login", info.login or "unknown", _audit.client_address(request), {"method": "github"})
+    _audit.audit("login", info.login or "unknown", _audit.client_address(request), {"method": "github_oauth"})
     return _back(request, flow.came_from, suffix)
 
 
