@@ -6,6 +6,7 @@ Mount it with `app.mount("/c2c", c2casgiutils.app)`. Routes (relative to the mou
 |---|---|
 | `GET /` (`tools.c2c_index`) | everyone; content depends on the caller's access |
 | `GET /health_checks`, `/health` | everyone (details per `C2C__HEALTH_CHECKS__DETAILS`) |
+| `GET /health_checks/history` (each check's last results, no payload) | read-only (everyone with details `always`) |
 | `GET /livez`, `/readyz` (Kubernetes probes; HEAD on every health route) | everyone (same detail policy) |
 | `/auth/...` | see c2c-auth |
 | `GET /headers/...` | read-only |
