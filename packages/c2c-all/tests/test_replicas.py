@@ -111,9 +111,7 @@ async def test_unhealthy_replica_names_its_failing_checks_without_payloads(
     assert SECRET not in answer.text
 
 
-async def test_a_replica_answering_late_is_missing(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_replica_answering_late_is_missing(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     original = replicas.describe
 
     async def late() -> replicas.ReplicaInfo:
@@ -196,8 +194,7 @@ def _second_replica(redis_url: str, ready: threading.Event, stop: threading.Even
     async def run() -> None:
         await c2casgiutils.startup(None)
         ready.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(stop.wait, 20)
         await c2casgiutils.shutdown()
 
     asyncio.run(run())
