@@ -120,7 +120,7 @@ def _start(directory: Path, name: str, redis_url: str, extra: dict[str, str]) ->
 
 
 def _ok_rows(replica: Replica) -> int:
-    answer = httpx.get(f"{replica.url}/c2c/replicas", headers={"X-API-Key": SECRET}, timeout=15)
+    answer = httpx.get(f"{replica.url}/c2c/replicas?timeout=1", headers={"X-API-Key": SECRET}, timeout=15)
     assert answer.status_code == 200, answer.text
     return sum(row["status"] == "ok" for row in answer.json()["replicas"])
 

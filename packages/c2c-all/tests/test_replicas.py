@@ -223,3 +223,37 @@ async def test_two_replicas_in_one_process_have_ids_of_their_own(
     assert len(ids) == 2 and all(isinstance(value, str) for value in ids)
     # The second replica started without an application: no version, a difference.
     assert sorted(row["application_version"] or "" for row in rows) == ["", "0.1.0"]
+
+
+async def test_a_replica_answering_late_through_redis_is_missing_with_its_host_and_pid(
+    c2c_client_factory: Any, env: dict[str, str], redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logging_tool._TOOL = None
+    env = {**env, "C2C__REDIS__URL": redis_server.url, "C2C__BROADCAST__HEARTBEAT_INTERVAL": "1"}
+    original = replicas.describe
+    async with c2c_client_factory(env) as client:
+        this_replica = c2c_broadcast.status().replica_id
+
+        async def late_elsewhere() -> replicas.ReplicaInfo:
+            if c2c_broadcast.status().replica_id != this_replica:
+                await asyncio.sleep(2)  # the other replica answers after the caller's timeout
+            return await original()
+
+        monkeypatch.setattr(replicas, "describe", late_elsewhere)
+        ready, stop = threading.Event(), threading.Event()
+        thread = threading.Thread(target=_second_replica, args=(redis_server.url, ready, stop))
+        thread.start()
+        try:
+            assert await asyncio.to_thread(ready.wait, 10)
+            answer = await client.get("/c2c/replicas?timeout=0.5", headers=KEY)
+            await asyncio.sleep(2)  # the late answer arrives and is dropped
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join, 10)
+    assert answer.status_code == 200
+    rows = {row["status"]: row for row in answer.json()["replicas"]}
+    assert set(rows) == {"ok", "missing"}
+    assert rows["ok"]["replica_id"] == this_replica
+    # The registry names the missing replica: this process, its host.
+    assert rows["missing"]["pid"] == os.getpid() and rows["missing"]["hostname"] == rows["ok"]["hostname"]
+    assert rows["missing"]["replica_id"] is None
