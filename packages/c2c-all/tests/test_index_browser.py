@@ -596,7 +596,7 @@ def _assert_sections(page: Page, *, login: bool, tools: bool, write: bool) -> No
     navigation = page.get_by_role("navigation", name="Sections").get_by_role("link")
     expected_links = ["Health", "Access"] if login or tools else ["Health"]
     if tools:
-        expected_links += ["Replicas", "Headers", "Logging", "Versions"]
+        expected_links += ["Replicas", "Headers", "Logging", *(["Audit"] if write else []), "Versions"]
     expect(navigation).to_have_text(expected_links)
     expect(page.locator("form[data-action=set-level]")).to_have_count(1 if write else 0)
     expect(page.get_by_role("button", name="Set level", exact=True)).to_have_count(1 if write else 0)

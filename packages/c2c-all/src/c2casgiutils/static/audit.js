@@ -1,0 +1,174 @@
+// The /c2c page's "Audit" section: the last admin actions of every replica, newest first
+// (GET /c2c/audit, admin access): level set or deleted, logins, logouts, refused logins per minute.
+//
+// Plain ES module under the page's strict CSP: no inline style, no HTML parsing; every value from the
+// server goes into the page through text nodes.
+
+const BASE = document.body.dataset.base ?? "";
+const REQUEST_TIMEOUT_MS = 30_000;
+const ACTIONS = {
+  level_set: "Level set",
+  level_deleted: "Level deleted",
+  login: "Login",
+  logout: "Logout",
+  login_refused: "Refused logins",
+};
+
+/** Build an element: `el("td", {class: "x"}, "text", child)`; null/undefined/false children are skipped. */
+function el(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value !== null && value !== undefined && value !== false) element.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+function failure(message) {
+  return el("div", { class: "error" }, el("span", { "aria-hidden": "true" }, "✗ "), message);
+}
+
+/** A record's time (seconds since the epoch) as `YYYY-MM-DD HH:MM:SS UTC`. */
+export function timeText(seconds) {
+  const date = new Date(Number(seconds) * 1000);
+  if (Number.isNaN(date.getTime())) return "?";
+  return `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+}
+
+function isoTime(seconds) {
+  const date = new Date(Number(seconds) * 1000);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
+/** `hostname (pid)`, or what is known of it. */
+export function replicaText(replica) {
+  const host = replica?.hostname ?? "unknown host";
+  return replica?.pid === null || replica?.pid === undefined ? host : `${host} (${replica.pid})`;
+}
+
+/** What a record did, in words, from its action and details. */
+export function detailsText(entry) {
+  const details = entry?.details && typeof entry.details === "object" ? entry.details : {};
+  switch (entry?.action) {
+    case "level_set": {
+      const duration = typeof details.duration === "number" ? ` for ${details.duration} s` : "";
+      return `${details.name ?? "?"} → ${details.level ?? "?"}${duration}`;
+    }
+    case "level_deleted":
+      return `${details.name ?? "?"} back to its level`;
+    case "login_refused": {
+      const count = Number(details.count ?? 0);
+      return `${count} refused in ${details.window_seconds ?? 60} s (${details.budget ?? "?"})`;
+    }
+    case "login":
+    case "logout":
+      return details.method ? `with ${details.method}` : "";
+    default:
+      return Object.entries(details)
+        .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
+        .join(", ");
+  }
+}
+
+function replicaList(replicas) {
+  const missing = replicas.filter((replica) => replica.status !== "ok");
+  const summary = missing.length
+    ? `${replicas.length} replica${replicas.length > 1 ? "s" : ""}, ${missing.length} not answering:`
+    : `${replicas.length} replica${replicas.length > 1 ? "s" : ""} answered.`;
+  return el(
+    "div",
+    { class: missing.length ? "audit-replicas note note-warn" : "audit-replicas" },
+    el("p", {}, summary),
+    missing.length
+      ? el(
+          "ul",
+          {},
+          missing.map((replica) =>
+            el("li", {}, el("span", { class: "badge fail" }, replica.status === "error" ? "error" : "missing"), " ", replicaText(replica)),
+          ),
+        )
+      : null,
+  );
+}
+
+function entryRow(entry) {
+  return el(
+    "tr",
+    {},
+    el("td", { class: "audit-time", "data-label": "When" }, el("time", { datetime: isoTime(entry.time) }, timeText(entry.time))),
+    el("td", { class: "audit-replica", "data-label": "Replica" }, replicaText(entry)),
+    el("td", { class: "audit-who", "data-label": "Who" }, String(entry.who ?? "")),
+    el("td", { class: "audit-action", "data-label": "Action" }, ACTIONS[entry.action] ?? String(entry.action ?? "")),
+    el("td", { class: "audit-client", "data-label": "Client" }, String(entry.client ?? "")),
+    el("td", { class: "audit-details", "data-label": "Details" }, detailsText(entry)),
+  );
+}
+
+function render(region, data) {
+  const entries = Array.isArray(data?.entries) ? data.entries : [];
+  const replicas = Array.isArray(data?.replicas) ? data.replicas : [];
+  const table = entries.length
+    ? el(
+        "div",
+        { class: "table-wrap audit-wrap" },
+        el(
+          "table",
+          { class: "audit-table" },
+          el("caption", { class: "visually-hidden" }, "Admin actions of every replica, newest first"),
+          el(
+            "thead",
+            {},
+            el(
+              "tr",
+              {},
+              ["When", "Replica", "Who", "Action", "Client", "Details"].map((title) => el("th", { scope: "col" }, title)),
+            ),
+          ),
+          el("tbody", {}, entries.map(entryRow)),
+        ),
+      )
+    : el("p", { class: "hint" }, "No admin action recorded yet.");
+  region.replaceChildren(replicaList(replicas), table);
+  return entries.length;
+}
+
+async function load(button, status, region) {
+  button.disabled = true;
+  region.setAttribute("aria-busy", "true");
+  status.textContent = "";
+  try {
+    const response = await fetch(`${BASE}/audit`, {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+      cache: "no-store",
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    const data = (response.headers.get("content-type") ?? "").includes("json") ? await response.json() : null;
+    if (!response.ok) {
+      const detail = typeof data?.detail === "string" ? `: ${data.detail}` : "";
+      region.replaceChildren(failure(`The audit trail cannot be shown (HTTP ${response.status})${detail}.`));
+      return;
+    }
+    const count = render(region, data);
+    status.textContent = `Audit trail loaded: ${count} action${count === 1 ? "" : "s"}.`;
+  } catch (error) {
+    const timeout = error?.name === "TimeoutError";
+    region.replaceChildren(failure(timeout ? `No answer within ${REQUEST_TIMEOUT_MS / 1000} s.` : `The request failed: ${error?.message ?? error}.`));
+  } finally {
+    button.disabled = false;
+    region.removeAttribute("aria-busy");
+  }
+}
+
+function setupAudit() {
+  const button = document.querySelector('button[data-action="audit"]');
+  const status = document.querySelector('[data-status="audit"]');
+  const region = document.querySelector('[data-output="audit"]');
+  if (!button || !status || !region) return;
+  button.addEventListener("click", () => load(button, status, region));
+}
+
+setupAudit();
