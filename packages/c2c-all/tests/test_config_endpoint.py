@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -191,7 +192,7 @@ async def test_values_sources_and_unknown_variables(monkeypatch: pytest.MonkeyPa
 
 def test_section_given_as_json() -> None:
     environ = {"C2C__REDIS": '{"db": 2}'}
-    answer = describe_settings(config.Settings(redis={"db": 2}), environ)
+    answer = describe_settings(config.Settings.model_validate({"redis": {"db": 2}}), environ)
     entries = {item.name: item for item in answer.settings}
     assert entries["redis.db"].source == "C2C__REDIS"
     assert entries["redis.url"].source == "C2C__REDIS"
@@ -228,11 +229,40 @@ _SECRET_TEXT = st.text(
 )
 def test_no_secret_ever_shown(user: str, password: str, secret: str, option_password: str, tag: str) -> None:
     """Whatever the secrets and URL passwords, none shows in the description of the settings."""
-    settings_object = config.Settings(
-        auth={"secret": secret, "jwt": {"secret": secret}, "github": {"client_secret": secret}},
-        broadcast={"secret": secret},
-        redis={"url": f"redis://{user}:{password}@redis.internal:6379/0", "options": {"password": option_password}},
-        sentry={"dsn": f"https://{user}:{password}@sentry.example.org/1", "tags": {"api_token": tag}},
+    settings_object = config.Settings.model_validate(
+        {
+            "auth": {"secret": secret, "jwt": {"secret": secret}, "github": {"client_secret": secret}},
+            "broadcast": {"secret": secret},
+            "redis": {
+                "url": f"redis://{user}:{password}@redis.internal:6379/0",
+                "options": {"password": option_password},
+            },
+            "sentry": {"dsn": f"https://{user}:{password}@sentry.example.org/1", "tags": {"api_token": tag}},
+        }
     )
     answer = describe_settings(settings_object, {}, NameMasker())
     _assert_hidden(answer.model_dump(mode="json"), [password, secret, option_password, tag])
+
+
+# --- issue 16 item 6: no authentication configured -------------------------------------------------
+
+
+async def test_startup_warns_without_authentication(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A misspelled C2C__AUTH__SECRET leaves no login at all: one WARNING at startup says how to configure one."""
+    with caplog.at_level(logging.WARNING, logger="c2c_auth"):
+        async with _client(monkeypatch, {"C2C__AUTH__SECERT": SECRET}):
+            pass
+    warnings = [
+        record for record in caplog.records if record.name == "c2c_auth" and "No authentication" in record.message
+    ]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+    assert "C2C__AUTH__SECRET" in warnings[0].message
+    assert "C2C__AUTH__GITHUB__CLIENT_SECRET" in warnings[0].message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="c2c_auth"):
+        async with _client(monkeypatch, {"C2C__AUTH__SECRET": SECRET}):
+            pass
+    assert not [record for record in caplog.records if "No authentication" in record.message]

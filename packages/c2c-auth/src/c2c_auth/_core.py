@@ -15,6 +15,14 @@ from c2c_auth._sessions import NO_SIGNING_KEY_MESSAGE
 
 LOG = logging.getLogger("c2c_auth")
 
+NO_AUTH_MESSAGE = (
+    "No authentication configured: nobody can log in, the /c2c tools are unavailable (only the health checks "
+    "answer). Set C2C__AUTH__SECRET, or C2C__AUTH__GITHUB__REPOSITORY, C2C__AUTH__GITHUB__CLIENT_ID, "
+    "C2C__AUTH__GITHUB__CLIENT_SECRET and C2C__AUTH__JWT__SECRET (a misspelled variable is ignored, and "
+    "reported at startup with the closest known name)"
+)
+"""What `startup` logs (WARNING) when no authentication mode is configured."""
+
 
 async def get_auth(request: Request, response: Response) -> AuthInfo:
     """The central dependency: who is calling, according to the current mode.
@@ -51,7 +59,8 @@ async def startup(main_app: object = None) -> None:
     """Check the configuration when the application starts.
 
     Raises `ValueError` in GitHub mode without `C2C__AUTH__JWT__SECRET`; warns about the weaker
-    modes (secret, test) and short JWT secrets.
+    modes (secret, test), short JWT secrets, and no authentication at all (`NO_AUTH_MESSAGE`, for
+    instance after a misspelled `C2C__AUTH__SECRET`: the tools would be silently unavailable).
     """
     del main_app
     settings = current_settings()
@@ -67,6 +76,8 @@ async def startup(main_app: object = None) -> None:
             needed,
             settings.jwt.algorithm,
         )
+    if mode is AuthenticationType.NONE:
+        LOG.warning(NO_AUTH_MESSAGE)
     if mode is AuthenticationType.SECRET:
         LOG.warning("Authentication by shared secret: prefer GitHub OAuth (C2C__AUTH__GITHUB__...)")
     if mode is AuthenticationType.TEST:

@@ -258,7 +258,13 @@ function renderCheck(entity) {
   );
 }
 
-function renderHealth(status, data) {
+/** What an empty report says: which filter selected nothing, or that no check is registered. */
+export function noCheckText({ name = "", tags = "" } = {}) {
+  const filters = [name ? `names “${name}”` : "", tags ? `tags “${tags}”` : ""].filter(Boolean);
+  return filters.length ? `No check matches the ${filters.join(" and ")}.` : "No check is registered.";
+}
+
+function renderHealth(status, data, query = {}) {
   const entities = Array.isArray(data?.entities) ? data.entities : null;
   if (entities === null) return [errorBox(describeError(status, data))];
   const healthy = status < 400;
@@ -271,7 +277,7 @@ function renderHealth(status, data) {
       "span",
       {},
       entities.length === 0
-        ? "No check matches."
+        ? noCheckText(query)
         : `${entities.length} check${entities.length > 1 ? "s" : ""}, ${
             failing ? `${failing} failing` : entities.length > 1 ? "all passing" : "passing"
           }`,
@@ -289,7 +295,7 @@ function setupHealth() {
     const query = { name: form.elements.name.value.trim(), tags: form.elements.tags.value.trim() };
     busy(submitter(event), region, async () => {
       const answer = await call("GET", "/health_checks", { query });
-      show(region, renderHealth(answer.status, answer.data));
+      show(region, renderHealth(answer.status, answer.data, query));
     });
   });
 }
