@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from c2c_auth import _audit as auth_audit
+from c2c_auth import _shared
 from c2c_testing import free_port, wait_for_port
 from c2casgiutils.tools import audit
 
@@ -30,6 +31,7 @@ def _fresh_audit() -> Iterator[None]:
     yield
     audit.get_handler().clear()
     auth_audit.REFUSED_LOGINS.reset()
+    _shared.LIMITER.reset()  # the wrong secrets of these tests must not spend the next tests' budget
 
 
 @pytest.fixture
