@@ -188,7 +188,7 @@ def _assert_rows(page: Page, cluster: dict[str, Replica]) -> None:
     killed_row = page.locator(f'#replicas tr.replica-missing[data-replica$=":{killed.process.pid}"]')
     expect(killed_row).to_have_count(1)
     expect(killed_row).to_contain_text("Missing")
-    expect(page.locator("#replicas .summary")).to_contain_text("4 replicas, 1 not answering, 2 differing")
+    expect(page.locator("#replicas .replica-summary")).to_contain_text("4 replicas, 1 not answering, 2 differing")
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

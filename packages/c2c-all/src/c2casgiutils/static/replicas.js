@@ -75,7 +75,8 @@ function packagesDetails(packages) {
   return el(
     "details",
     { class: "replica-packages" },
-    el("summary", {}, `${versions.join(", ")} (${packages.length})`),
+    // tabindex: focusable anyway; said explicitly so that every tab stop matches `[tabindex]`.
+    el("summary", { tabindex: "0" }, `${versions.join(", ")} (${packages.length})`),
     listOrDash(packages.map(([name, version]) => `${name} ${version}`)),
   );
 }
@@ -91,8 +92,8 @@ function replicaCell(row) {
   return el(
     "th",
     { scope: "row", "data-label": "Replica" },
-    el("span", { class: "replica-host" }, where),
-    row.replica_id ? el("span", { class: "replica-id" }, row.replica_id) : null,
+    el("span", { class: "replica-host", "data-dynamic": "replica" }, where),
+    row.replica_id ? el("span", { class: "replica-id", "data-dynamic": "replica-id" }, row.replica_id) : null,
     status,
   );
 }
@@ -122,8 +123,8 @@ function renderRow(row) {
             "ul",
             { class: "replica-list" },
             el("li", {}, `Python ${row.python}`),
-            el("li", {}, `up ${seconds(row.uptime)}`),
-            el("li", {}, `answered in ${seconds(row.response_time)}`),
+            el("li", {}, "up ", el("span", { "data-dynamic": "duration" }, seconds(row.uptime))),
+            el("li", {}, "answered in ", el("span", { "data-dynamic": "duration" }, seconds(row.response_time))),
           )
         : dash(),
     ),
@@ -141,10 +142,10 @@ function summary(data) {
   if (fine) parts.push(rows.length > 1 ? "all alike" : "this one");
   return el(
     "div",
-    { class: `summary ${fine ? "ok" : "fail"}` },
+    { class: `replica-summary ${fine ? "replica-summary-ok" : "replica-summary-fail"}` },
     el("span", { class: `badge ${fine ? "ok" : "fail"}` }, fine ? "✓ In line" : "≠ Differences"),
     el("span", {}, parts.join(", ")),
-    el("span", { class: "duration" }, seconds(data.elapsed)),
+    el("span", { class: "replica-elapsed", "data-dynamic": "duration" }, seconds(data.elapsed)),
   );
 }
 
