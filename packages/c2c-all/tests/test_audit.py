@@ -249,3 +249,25 @@ async def test_broadcast_unavailable_is_a_503(client: httpx.AsyncClient, monkeyp
     answer = await client.get("/c2c/audit", headers=KEY)
     assert answer.status_code == 503
     assert "BroadcastUnavailableError" in answer.json()["detail"]
+
+
+async def test_record_asks_who_when_not_given(client: httpx.AsyncClient) -> None:
+    """An application's own admin action: `record()` without the `AuthInfo` asks c2c-auth who it is."""
+    from starlette.requests import Request as StarletteRequest
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/app/action",
+        "headers": [(b"x-api-key", SECRET.encode())],
+        "query_string": b"",
+        "client": ("192.0.2.44", 1234),
+    }
+    await audit.record(StarletteRequest(scope), "custom_action", {"what": "reindex"})
+    (entry,) = audit.get_handler().entries()
+    assert (entry["action"], entry["who"], entry["client"], entry["details"]) == (
+        "custom_action",
+        "secret",
+        "192.0.2.44",
+        {"what": "reindex"},
+    )

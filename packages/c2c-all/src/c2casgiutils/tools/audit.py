@@ -11,8 +11,9 @@ Admin actions are INFO records with structured fields (`c2c_auth.AUDIT_FIELDS`: 
 them to INFO when they have no level): it keeps the last `C2C__TOOLS__AUDIT__SIZE` records of the
 process in memory. `GET /c2c/audit?limit=` asks every replica for its records through broadcast
 (channel `CHANNEL`, waiting `C2C__TOOLS__AUDIT__TIMEOUT`), merges them newest first and lists the
-replicas (`ok`, `missing`: expected but no answer in time, `error`: its handler failed). A record
-never holds a secret, a token or a cookie.
+replicas (`ok`, `missing`: expected but no answer in time, `error`: its handler failed, or its
+answer was over `C2C__BROADCAST__MAX_MESSAGE_SIZE`: ask for a smaller `limit`). A record never holds
+a secret, a token or a cookie. An application records its own admin actions with `record()`.
 """
 
 from __future__ import annotations
@@ -170,9 +171,15 @@ def install() -> AuditHandler:
     return handler
 
 
-async def record(request: Request, action: str, details: dict[str, Any]) -> None:
-    """Write an admin action of `request`'s user on `c2casgiutils.audit` (who, client address, what, when)."""
-    info = await c2c_auth.get_auth(request, Response())
+async def record(
+    request: Request, action: str, details: dict[str, Any], auth_info: c2c_auth.AuthInfo | None = None
+) -> None:
+    """Write an admin action of `request`'s user on `c2casgiutils.audit` (who, client address, what, when).
+
+    Pass the request's `AuthInfo` when the route has it (`Depends(c2c_auth.get_auth)`, resolved once per
+    request): otherwise it is asked again.
+    """
+    info = await c2c_auth.get_auth(request, Response()) if auth_info is None else auth_info
     c2c_auth.audit_record(action, c2c_auth.audit_who(info), c2c_auth.audit_client(request), details, logger=LOG)
 
 

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field, field_validator
 
-from c2c_auth import require_read_only_access, require_read_write_access
+from c2c_auth import AuthInfo, get_auth, require_read_only_access, require_read_write_access
 from c2c_broadcast.types import BroadcastResponse, MissingAnswer
 from c2c_config import Duration, LoopLocal
 from c2casgiutils.tools import audit
@@ -725,6 +725,7 @@ async def c2c_logging_set_level(
     level: LevelChange,
     _: Annotated[None, Depends(require_read_write_access)],
     _request: Request,
+    _auth: Annotated[AuthInfo, Depends(get_auth)],
 ) -> LevelChangeResponse:
     """Set a level on every replica, persisted, reverting after `duration` if given (`POST /c2c/logging/level`)."""
     duration = level.duration.total_seconds() if level.duration else None
@@ -732,7 +733,7 @@ async def c2c_logging_set_level(
         answers = await get_tool().change(level.name, level.level, duration)
     except RedisUnavailableError as error:
         raise HTTPException(status_code=503, detail=str(error)) from None
-    await audit.record(_request, "level_set", {"name": level.name, "level": level.level, "duration": duration})
+    await audit.record(_request, "level_set", {"name": level.name, "level": level.level, "duration": duration}, _auth)
     return LevelChangeResponse(**level_info(level.name).model_dump(), duration=duration, replicas=_answers(answers))
 
 
@@ -741,6 +742,7 @@ async def c2c_logging_delete_level(
     name: Annotated[str, Query(description="Logger name")],
     _: Annotated[None, Depends(require_read_write_access)],
     _request: Request,
+    _auth: Annotated[AuthInfo, Depends(get_auth)],
 ) -> LevelChangeResponse:
     """Remove an override everywhere; each replica restores its previous level (`DELETE /c2c/logging/level`)."""
     checked = _checked_name(name)
@@ -748,7 +750,7 @@ async def c2c_logging_delete_level(
         answers = await get_tool().change(checked, None)
     except RedisUnavailableError as error:
         raise HTTPException(status_code=503, detail=str(error)) from None
-    await audit.record(_request, "level_deleted", {"name": checked})
+    await audit.record(_request, "level_deleted", {"name": checked}, _auth)
     return LevelChangeResponse(**level_info(checked).model_dump(), replicas=_answers(answers))
 
 
