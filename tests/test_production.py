@@ -59,7 +59,7 @@ KEY = {"X-API-Key": SECRET}
 LOGGING_PREFIX = "c2c_logging_level_"
 NGINX_INSTALL = "apt-get install nginx"
 # Upper bounds of waits (never timings asserted): process start, registry fill, recovery after Redis.
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # three replicas importing at once on two cores, under coverage in CI
 RECOVERY_TIMEOUT = 30.0
 HSTS = "max-age=31536000; includeSubDomains; preload"
 

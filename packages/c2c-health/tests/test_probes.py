@@ -326,8 +326,14 @@ def test_startup_without_a_python_handler_installs_nothing() -> None:
     async def main() -> bool:
         return await c2c_health.startup()
 
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # pytest's
-    assert asyncio.run(main()) is False
+    # The default disposition, as a server that installs no handler leaves it (a test run under
+    # `coverage run` has coverage's own SIGTERM handler in place: put the default back meanwhile).
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        assert asyncio.run(main()) is False
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
