@@ -37,7 +37,7 @@ def demo(tmp_path: Path) -> Iterator[str]:
     with (tmp_path / "demo.log").open("wb") as log:
         process = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for_port("127.0.0.1", port, timeout=20)
+        wait_for_port("127.0.0.1", port, timeout=60)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_process(process, timeout=10)

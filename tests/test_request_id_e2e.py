@@ -38,7 +38,7 @@ from c2casgiutils.logging_json import CONFIG_PATH
 
 pytestmark = pytest.mark.slow
 
-START_TIMEOUT = 30.0  # a generous bound: this only says the start does not hang
+START_TIMEOUT = 60.0  # a generous bound: this only says the start does not hang
 CLIENT = "127.0.0.2"  # not nginx's address towards uvicorn (127.0.0.1)
 
 APP = '''

@@ -167,7 +167,7 @@ def _serve(tmp_path: Path, source: str, command: list[str], requests: list[tuple
             env=env,
         )
     try:
-        wait_for_port("127.0.0.1", port, timeout=15)
+        wait_for_port("127.0.0.1", port, timeout=60)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             for path, headers in requests:
                 assert client.get(path, headers=headers).status_code < 500

@@ -92,7 +92,7 @@ class Replica:
             )
 
     def wait(self) -> None:
-        wait_for_port("127.0.0.1", self.port, timeout=15)
+        wait_for_port("127.0.0.1", self.port, timeout=60)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)

@@ -92,8 +92,8 @@ def service(tmp_path: Path) -> Iterator[tuple[str, str]]:
         start_new_session=True,
     )
     try:
-        wait_for_port("127.0.0.1", app_port, timeout=15)
-        wait_for_port("127.0.0.1", proxy_port, timeout=15)
+        wait_for_port("127.0.0.1", app_port, timeout=60)
+        wait_for_port("127.0.0.1", proxy_port, timeout=60)
         yield f"http://127.0.0.1:{app_port}/c2c", f"http://127.0.0.1:{proxy_port}/c2c"
     finally:
         stop_process(nginx)

@@ -142,8 +142,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Repl
         for name, extra in shapes.items():
             replicas[name] = _start(directory, name, redis.url, extra)
         for replica in replicas.values():
-            wait_for_port("127.0.0.1", replica.port, timeout=20)
-        deadline = time.monotonic() + 15
+            wait_for_port("127.0.0.1", replica.port, timeout=60)
+        deadline = time.monotonic() + 60  # "does not hang": four processes start on two cores
         while _ok_rows(replicas["main"]) < 4:
             assert time.monotonic() < deadline, "the four replicas did not all answer"
             time.sleep(0.3)

@@ -325,7 +325,7 @@ def uvicorn_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes
             env=env,
         )
     try:
-        wait_for_port("127.0.0.1", port, timeout=15)
+        wait_for_port("127.0.0.1", port, timeout=60)
         yield f"http://127.0.0.1:{port}", process, log
     finally:
         stop_process(process, timeout=5)

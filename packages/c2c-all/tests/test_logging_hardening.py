@@ -135,7 +135,7 @@ def test_startup_with_redis_stopped_then_applied_when_it_answers(
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_for_port("127.0.0.1", port, timeout=15)
+            wait_for_port("127.0.0.1", port, timeout=60)
             startup_seconds = time.monotonic() - started
             url = f"http://127.0.0.1:{port}"
             # It serves, it says the logging sync is degraded, the override is not applied yet.

@@ -344,7 +344,7 @@ def _get(port: int, path: str, timeout: float = 10) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def _wait_for_line(log: Path, line: str, process: subprocess.Popen[bytes], seconds: float = 15) -> None:
+def _wait_for_line(log: Path, line: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if line in log.read_text():
