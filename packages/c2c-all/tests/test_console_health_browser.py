@@ -231,7 +231,8 @@ def _run_checks(page: Page, tags: str = "") -> None:
 
 
 def _page_problems(page: Page, log: Any) -> list[str]:
-    return list(log.errors) + CHECKS._csp_violations(page)
+    problems: list[str] = list(log.errors) + list(CHECKS._csp_violations(page))
+    return problems
 
 
 def _styled(page: Page) -> list[str]:
@@ -295,8 +296,8 @@ def test_sparklines_mark_the_failures(server: str, browser: Browser, tmp_path: P
         _run_checks(page)
         assert _styled(page) == []
         for scheme in ("dark", "light"):
-            assert CHECKS._theme_problems(page, scheme) == []  # type: ignore[arg-type]
-            page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+            assert CHECKS._theme_problems(page, scheme) == []
+            page.emulate_media(color_scheme=scheme)
             _screenshot(page, scheme, tmp_path)
         assert _page_problems(page, log) == []
 

@@ -285,7 +285,10 @@ async def test_endpoint_filters() -> None:
     factory.add(Counting(name="cache", tags=["memory"]))
     app = app_with(factory, authorize=allow)
     await factory.run()
-    names = lambda response: [entry["name"] for entry in response.json()["checks"]]  # noqa: E731
+
+    def names(response: httpx.Response) -> list[str]:
+        return [entry["name"] for entry in response.json()["checks"]]
+
     assert names(await request(app, "/c2c/health_checks/history")) == ["db", "cache"]
     assert names(await request(app, "/c2c/health_checks/history?tags=memory")) == ["cache"]
     assert names(await request(app, "/c2c/health_checks/history?name=db&name=cache")) == ["db", "cache"]
@@ -353,7 +356,8 @@ def test_any_filter_is_answered(name: list[str], tags: list[str]) -> None:
     factory, _ = factory_with(history_size=2)
     factory.add(Counting(name="db", tags=["database"]))
     app = app_with(factory, authorize=allow)
-    params = [("name", value) for value in name] + [("tags", value) for value in tags]
+    params: list[tuple[str, str | int | float | bool | None]] = [("name", value) for value in name]
+    params += [("tags", value) for value in tags]
 
     async def fetch() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
