@@ -221,6 +221,40 @@ def test_blocks_of_both_path_forms_keep_rule_order() -> None:
         assert len(result) == len(expected) >= 18  # the 18 rules without a path pattern at least
 
 
+def test_netloc_rules_and_lone_patterns_interleaved_keep_rule_order() -> None:
+    """Rules visited grouped by kind (netloc only, either path form, a back-reference tested alone)
+    still give the model's result for every host, and the per-netloc answers stay bounded."""
+    config: dict[str, Any] = {}
+    for i in range(24):
+        kind = i % 4
+        rule: dict[str, Any] = {"headers": {f"X-R{i}": "1"}}
+        if kind == 0:
+            rule["netloc_match"] = rf"^h{i % 3}(:\d+)?$"
+        elif kind == 1:
+            rule["path_match"] = f"^/p{i % 3}"
+            rule["netloc_match"] = r"^h1"
+        elif kind == 2:
+            rule["path_match"] = f"^p{i % 3}"
+        else:
+            rule["path_match"] = r"^/(a)\1"  # a back-reference: never in an alternation
+        config[f"r{i:02}"] = rule
+    rules = compile_rules(config, use_default=False)
+    engine = PythonEngine(rules)
+    for host in ("h0", "h1:80", "h2", "other"):
+        for path in ("/p0/x", "/p1", "/aa", "/", "/p2aa"):
+            expected = model_match(rules, host, path, "GET")
+            match = engine.match(host, path, "GET")
+            if not expected:
+                assert match is None
+                continue
+            assert match is not None
+            assert engine.apply(match, 200, []) == model_apply(expected, None, 200, [])
+    assert set(engine._hosts) == {"h0", "h1:80", "h2", "other"}
+    for number in range(5000):  # a client choosing Host headers empties the answers, never grows them
+        engine.match(f"host{number}", "/", "GET")
+    assert len(engine._hosts) <= 4096
+
+
 def test_apply_rejects_a_foreign_match() -> None:
     engine = PythonEngine(())
     with pytest.raises(TypeError, match="not a match of this engine"):

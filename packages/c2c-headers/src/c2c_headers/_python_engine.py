@@ -33,7 +33,9 @@ _MAX_TARGET: Final = 512
 
 _Matcher = Callable[[str], "re.Match[str] | None"]
 _Header = tuple[bytes, bytes]
-_Test = tuple[int, "_Matcher | None", "_Matcher | None", "frozenset[str] | None"]
+# (rule index, has a netloc pattern, path matcher, methods); netloc patterns are answered per netloc
+# (`PythonEngine._hosts`), so a test reads a set.
+_Test = tuple[int, bool, "_Matcher | None", "frozenset[str] | None"]
 # An alternation of a block's path patterns from some position on, and the position (in the block)
 # of the pattern each of its groups closes (-1 for the patterns' own groups).
 _Suffix = tuple["_Matcher", tuple[int, ...]]
@@ -56,23 +58,43 @@ _GROUP_REFERENCE: Final = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
 def _runs(
     rules: tuple[CompiledRule, ...], tests: list[tuple[_Matcher | None, _Matcher | None, frozenset[str] | None]]
 ) -> tuple[_Run, ...]:
-    """Group consecutive path rules of one path form into prefiltered blocks, and the blocks into
-    runs of one form (the path form is chosen once per run, not per block), keeping the rule order."""
-    return _by_form(_segments(rules, tests))
+    """Group the path rules of one path form into prefiltered blocks, and the blocks into runs of one
+    form (the path form is chosen once per run, not per block). The rules are visited grouped by
+    kind (without path pattern, path patterns with the slash, without it, patterns tested alone),
+    each group in rule order: a request's matched indices are sorted afterwards."""
+    return _by_form(_segments(rules, tests, _matching_order(rules)))
+
+
+def _matching_order(rules: tuple[CompiledRule, ...]) -> list[int]:
+    """The rule indices grouped so that the path patterns of one form form as few blocks as possible."""
+
+    def kind(index: int) -> int:
+        pattern = rules[index].path_pattern
+        if pattern is None:
+            return 0
+        if _GROUP_REFERENCE.search(pattern):
+            return 3
+        return 1 if rules[index].path_with_slash else 2
+
+    return sorted(range(len(rules)), key=kind)
 
 
 def _segments(
-    rules: tuple[CompiledRule, ...], tests: list[tuple[_Matcher | None, _Matcher | None, frozenset[str] | None]]
+    rules: tuple[CompiledRule, ...],
+    tests: list[tuple[_Matcher | None, _Matcher | None, frozenset[str] | None]],
+    order: Sequence[int],
 ) -> list[tuple[bool | None, _Segment]]:
-    """The rules in order as ``(path form, segment)``: consecutive path patterns of one form in blocks
-    of up to `_BLOCK`; the form is None for a rule without path pattern (it fits any run)."""
+    """The rules in ``order`` as ``(path form, segment)``: consecutive path patterns of one form in
+    blocks of up to `_BLOCK`; the form is None for a rule without path pattern (it fits any run)."""
     segments: list[tuple[bool | None, _Segment]] = []
     block: list[_Test] = []
     patterns: list[str] = []
     block_form = True
-    for index, (rule, (netloc, path, methods)) in enumerate(zip(rules, tests, strict=True)):
+    for index in order:
+        rule = rules[index]
+        netloc, path, methods = tests[index]
         pattern = rule.path_pattern
-        test = (index, netloc, path, methods)
+        test = (index, netloc is not None, path, methods)
         if pattern is None or _GROUP_REFERENCE.search(pattern):
             segments += _block(block_form, block, patterns)
             block, patterns = [], []
@@ -155,7 +177,7 @@ def _by_form(segments: list[tuple[bool | None, _Segment]]) -> tuple[_Run, ...]:
 
 
 def _scan_block(
-    block: _Block, tests: tuple[_Test, ...], subject: str, netloc: str, method: str, matched: list[int]
+    block: _Block, tests: tuple[_Test, ...], subject: str, hosts: frozenset[int], method: str, matched: list[int]
 ) -> None:
     """Append to ``matched`` the indices of the block's rules that match, in order: one alternation
     call finds the next path pattern that matches, then its rule's netloc and methods are tested."""
@@ -168,8 +190,8 @@ def _scan_block(
         if found is None:
             return
         position = suffix[1][found.lastindex]  # type: ignore[index]  # never None: a marker closed last
-        index, netloc_match, _, methods = tests[position]
-        if (netloc_match is None or netloc_match(netloc) is not None) and (methods is None or method in methods):
+        index, by_host, _, methods = tests[position]
+        if (not by_host or index in hosts) and (methods is None or method in methods):
             matched.append(index)
         start = position + 1
 
@@ -281,6 +303,10 @@ class PythonEngine:
         self._content_type = tuple(content_type)
         self._conditional = any(test != (None, None, None) for test in tests)
         self._runs = _runs(self._rules, tests)
+        # netloc -> the indices of the rules whose netloc pattern matches it (bounded like _matches:
+        # clients choose the Host header, but a service sees few netlocs and many paths).
+        self._netloc_tests = tuple((index, netloc) for index, (netloc, _, _) in enumerate(tests) if netloc is not None)
+        self._hosts: dict[str, frozenset[int]] = {}
         self._plans: dict[tuple[int, ...], _Plan] = {}
         self._all = self._plan(tuple(range(len(self._rules)))) if self._rules else None
         # (netloc, path, method) -> the plan of the matching rules (None: no rule matched). The key
@@ -331,23 +357,36 @@ class PythonEngine:
         """The plan of the rules matching the request, or None (no cache here)."""
         if not self._conditional:
             return self._all
+        hosts = self._hosts.get(netloc)
+        if hosts is None:
+            hosts = self._host_matches(netloc)
         matched: list[int] = []
         for with_slash, segments in self._runs:
             subject = path if with_slash or path[:1] != "/" else path[1:]
             for block, tests in segments:
                 if block is None:  # one rule, tested alone
-                    index, netloc_match, path_match, methods = tests[0]
+                    index, by_host, path_match, methods = tests[0]
                     if (
-                        (netloc_match is None or netloc_match(netloc) is not None)
+                        (not by_host or index in hosts)
                         and (path_match is None or path_match(subject) is not None)
                         and (methods is None or method in methods)
                     ):
                         matched.append(index)
                     continue
-                _scan_block(block, tests, subject, netloc, method, matched)
+                _scan_block(block, tests, subject, hosts, method, matched)
         if not matched:
             return None
+        matched.sort()  # the runs visit the rules grouped by kind (`_matching_order`)
         return self._plan(tuple(matched))
+
+    def _host_matches(self, netloc: str) -> frozenset[int]:
+        """The indices of the rules whose netloc pattern matches ``netloc`` (cached, bounded)."""
+        hosts = frozenset(index for index, netloc_match in self._netloc_tests if netloc_match(netloc) is not None)
+        if len(netloc) <= _MAX_TARGET:
+            if len(self._hosts) >= _MAX_MATCHES:
+                self._hosts.clear()
+            self._hosts[netloc] = hosts
+        return hosts
 
     def apply(self, match: object, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """Return the response headers after the matched rules' edits (a new list)."""
