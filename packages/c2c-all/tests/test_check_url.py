@@ -8,7 +8,6 @@ straight to uvicorn, nothing is.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from c2c_testing import free_port, stop_process, wait_for_port
+from c2c_testing import Nginx, free_port, stop_process, wait_for_port
 from c2casgiutils import config
 from c2casgiutils.check import CheckOptions, run_check
 
@@ -30,21 +29,7 @@ app = FastAPI()
 app.mount("/c2c", c2casgiutils.app)
 """
 
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+NGINX_HTTP = """
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -55,16 +40,7 @@ http {{
             proxy_connect_timeout 5s;
             proxy_read_timeout 20s;
         }}
-    }}
-}}
-"""
-
-
-def _nginx() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
-    if found is None:
-        pytest.fail("nginx is missing: install it with `apt-get install nginx` (as root)", pytrace=False)
-    return found
+    }}"""
 
 
 @pytest.fixture
@@ -74,11 +50,7 @@ def service(tmp_path: Path) -> Iterator[tuple[str, str]]:
     env = {name: value for name, value in os.environ.items() if not name.upper().startswith("C2C__")}
     env.update({"C2C__AUTH__SECRET": SECRET, "C2C__PROMETHEUS__PORT": "0"})
     app_port, proxy_port = free_port(), free_port()
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    nginx_conf = prefix / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""  # as root, workers would become `nobody`
-    nginx_conf.write_text(NGINX_CONF.format(prefix=prefix, port=proxy_port, upstream=app_port, user=user))
+    nginx = Nginx(tmp_path / "nginx", NGINX_HTTP.format(port=proxy_port, upstream=app_port), [proxy_port])
     uvicorn = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "url_checked_app:app", "--host=127.0.0.1", f"--port={app_port}"]
         + ["--lifespan=on", "--no-proxy-headers", "--log-level=warning"],
@@ -86,17 +58,12 @@ def service(tmp_path: Path) -> Iterator[tuple[str, str]]:
         env=env,
         stdin=subprocess.DEVNULL,
     )
-    nginx = subprocess.Popen(
-        [_nginx(), "-p", str(prefix), "-c", str(nginx_conf), "-e", str(prefix / "error.log")],
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     try:
+        nginx.start()
         wait_for_port("127.0.0.1", app_port, timeout=60)
-        wait_for_port("127.0.0.1", proxy_port, timeout=60)
         yield f"http://127.0.0.1:{app_port}/c2c", f"http://127.0.0.1:{proxy_port}/c2c"
     finally:
-        stop_process(nginx)
+        nginx.stop()
         stop_process(uvicorn)
 
 

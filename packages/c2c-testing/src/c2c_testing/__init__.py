@@ -8,6 +8,7 @@ from importlib.metadata import version as _version
 
 from c2c_testing._binaries import INSTALL_COMMAND, MissingBinaryError
 from c2c_testing._net import free_port, wait_for_port
+from c2c_testing._nginx import Nginx, nginx_binary
 from c2c_testing._postgresql import PostgreSQLServer
 from c2c_testing._process import ServerError, stop_process
 from c2c_testing._redis import RedisSentinel, RedisServer, SentinelProcess
@@ -26,6 +27,7 @@ __all__ = [
     "C2CASGIUTILS_014_REQUIREMENTS",
     "INSTALL_COMMAND",
     "MissingBinaryError",
+    "Nginx",
     "PostgreSQLServer",
     "RedisSentinel",
     "RedisSentinelFactory",
@@ -39,6 +41,7 @@ __all__ = [
     "__version__",
     "ensure_c2casgiutils_014",
     "free_port",
+    "nginx_binary",
     "reference_venv_location",
     "stop_process",
     "wait_for_port",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 INSTALL_COMMAND = "bash scripts/install-services.sh"
-APT_COMMAND = "apt-get install -y --no-install-recommends redis-server redis-sentinel postgresql"
+APT_COMMAND = "apt-get install -y --no-install-recommends redis-server redis-sentinel postgresql nginx"
 # Debian installs the PostgreSQL server outside PATH, one directory per major version.
 DEFAULT_POSTGRESQL_BIN_DIRS = "/usr/lib/postgresql/*/bin"
 # os.pathsep-separated directories (glob patterns allowed) searched after PATH for initdb/postgres/psql.
