@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import pytest
 
-from c2c_testing import RedisServer, free_port, wait_for_port
+from c2c_testing import Nginx, RedisServer, free_port
 from c2casgiutils.logging_json import CONFIG_PATH
 
 pytestmark = pytest.mark.slow
@@ -96,22 +96,7 @@ async def call(request: Request):
 app = ForwardedHeadersMiddleware(RequestIdMiddleware(api, trusted_hosts="127.0.0.1"), trusted_hosts="127.0.0.1")
 '''
 
-NGINX_CONF = """\
-# Written by test_request_id_e2e.py: nothing from /etc/nginx, every path in {prefix}.
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+NGINX_HTTP = """
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -122,9 +107,7 @@ http {{
             # nginx's own id, told to the client independently of the application.
             add_header X-Nginx-Request-ID $request_id always;
         }}
-    }}
-}}
-"""
+    }}"""
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -197,17 +180,6 @@ def _replica_ready(port: int) -> Callable[[], bool]:
     return ready
 
 
-def _port_ready(port: int) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            wait_for_port("127.0.0.1", port, timeout=0.2)
-        except TimeoutError:
-            return False
-        return True
-
-    return ready
-
-
 @dataclass
 class Setup:
     directory: Path
@@ -221,28 +193,25 @@ class Setup:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _stop(process: subprocess.Popen[bytes], *, group: bool = False) -> int:
+def _stop(process: subprocess.Popen[bytes]) -> int:
     if process.poll() is None:
         process.terminate()  # SIGTERM: uvicorn drains and runs the lifespan shutdown
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL) if group else process.kill()
+            process.kill()
     return process.wait(10)
 
 
 @pytest.fixture
 def setup(redis_server: RedisServer, sentry_server: tuple[str, Callable[[], list[dict[str, Any]]]]) -> Iterator[Setup]:
-    nginx_binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.access(nginx_binary, os.X_OK):
-        pytest.fail("nginx is missing: install it with `apt-get install nginx` (as root)", pytrace=False)
     dsn, events = sentry_server
     directory = Path(tempfile.mkdtemp(prefix="c2crid-"))
     (directory / "rid_app.py").write_text(textwrap.dedent(APP), encoding="utf-8")
     env = {name: value for name, value in os.environ.items() if not name.upper().startswith(("C2C__", "SENTRY_"))}
     env.update({"C2C__REDIS__URL": redis_server.url, "C2C__SENTRY__DSN": dsn, "C2C__BROADCAST__CONNECT_TIMEOUT": "5"})
     result = Setup(directory, free_port(), events=events)
-    nginx: subprocess.Popen[bytes] | None = None
+    nginx: Nginx | None = None
     try:
         for name in ("a", "b"):
             port = free_port()
@@ -270,33 +239,14 @@ def setup(redis_server: RedisServer, sentry_server: tuple[str, Callable[[], list
                     stderr=subprocess.STDOUT,
                 )
             result.replicas[name] = (process, port, log)
-        prefix = directory / "nginx"
-        prefix.mkdir()
-        config = prefix / "nginx.conf"
-        config.write_text(
-            NGINX_CONF.format(
-                prefix=prefix,
-                user="user root;" if os.geteuid() == 0 else "",
-                port=result.nginx_port,
-                app=result.replicas["a"][1],
-            ),
-            encoding="utf-8",
-        )
-        with (prefix / "stderr.log").open("wb") as output:
-            nginx = subprocess.Popen(
-                [nginx_binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        http = NGINX_HTTP.format(port=result.nginx_port, app=result.replicas["a"][1])
+        nginx = Nginx(directory / "nginx", http, [result.nginx_port]).start()
         for name, (process, port, log) in result.replicas.items():
             _wait_until(_replica_ready(port), process, log, f"replica {name}")
-        _wait_until(_port_ready(result.nginx_port), nginx, prefix / "error.log", "nginx")
         yield result
     finally:
         if nginx is not None:
-            _stop(nginx, group=True)
+            nginx.stop()
         for process, _, _ in result.replicas.values():
             _stop(process)
         shutil.rmtree(directory, ignore_errors=True)
