@@ -13,10 +13,8 @@ passes the client's header through. Every process is stopped at teardown, even w
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from c2c_testing import free_port, wait_for_port
+from c2c_testing import Nginx, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -76,21 +74,7 @@ LOG_CONFIG = {
     },
 }
 
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+NGINX_HTTP = """
     server {{  # set: nginx's own id replaces the client's
         listen 127.0.0.1:{set};
         location / {{
@@ -106,9 +90,7 @@ http {{
             proxy_pass http://127.0.0.1:{app};
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         }}
-    }}
-}}
-"""
+    }}"""
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -118,16 +100,13 @@ def _tail(path: Path, lines: int = 30) -> str:
         return f"(no {path})"
 
 
-def _stop(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
-            if group:
-                os.killpg(process.pid, signal.SIGKILL)
-            else:
-                process.kill()
+            process.kill()
     process.wait(10)
 
 
@@ -170,15 +149,14 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
-    nginx_binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.access(nginx_binary, os.X_OK):
-        pytest.fail("nginx is missing: install it with `apt-get install nginx` (as root)", pytrace=False)
     directory = Path(tempfile.mkdtemp(prefix="c2crid-"))
     (directory / "rid_app.py").write_text(textwrap.dedent(APP), encoding="utf-8")
     (directory / "logging.json").write_text(json.dumps(LOG_CONFIG), encoding="utf-8")
     ports = {name: free_port() for name in ("app", "set", "pass")}
     log = directory / "uvicorn.log"
-    processes: list[tuple[subprocess.Popen[bytes], bool]] = []
+    processes: list[subprocess.Popen[bytes]] = []
+    http = NGINX_HTTP.format(app=ports["app"], set=ports["set"], pass_=ports["pass"])
+    nginx = Nginx(directory / "nginx", http, [ports["set"], ports["pass"]])
     try:
         with log.open("wb") as output:
             uvicorn = subprocess.Popen(
@@ -203,35 +181,14 @@ def servers() -> Iterator[Servers]:
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
-        processes.append((uvicorn, False))
-        prefix = directory / "nginx"
-        prefix.mkdir()
-        config = prefix / "nginx.conf"
-        config.write_text(
-            NGINX_CONF.format(
-                prefix=prefix,
-                user="user root;" if os.geteuid() == 0 else "",
-                app=ports["app"],
-                set=ports["set"],
-                pass_=ports["pass"],
-            ),
-            encoding="utf-8",
-        )
-        with (prefix / "stderr.log").open("wb") as output:
-            nginx = subprocess.Popen(
-                [nginx_binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        processes.append((nginx, True))
+        processes.append(uvicorn)
+        nginx.start()
         _wait_port(uvicorn, ports["app"], log, "uvicorn")
-        _wait_port(nginx, ports["pass"], prefix / "error.log", "nginx")
         yield Servers(ports, log)
     finally:
-        for process, group in reversed(processes):
-            _stop(process, group=group)
+        nginx.stop()
+        for process in processes:
+            _stop(process)
         shutil.rmtree(directory, ignore_errors=True)
 
 
