@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from typing import Any
 import httpx
 import pytest
 
-from c2c_testing import free_port, wait_for_port
+from c2c_testing import Nginx, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -83,22 +82,7 @@ async def app(scope, receive, send):
     await MODES.get(mode, inner)(scope, receive, send)
 '''
 
-NGINX_CONF = """\
-# Written by test_forwarded_chain.py: nothing from /etc/nginx, every path in {prefix}.
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+NGINX_HTTP = """
     # RFC 7239 node: an IPv6 address is quoted and bracketed (nginx's documented recipe).
     map $remote_addr $forwarded_node {{
         ~^[0-9.]+$ $remote_addr;
@@ -149,9 +133,7 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Port 8443;
         }}
-    }}
-}}
-"""
+    }}"""
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -162,17 +144,14 @@ def _tail(path: Path, lines: int = 30) -> str:
     return f"last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
 
 
-def _stop(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
-    """SIGTERM, wait, then SIGKILL (the whole process group with `group`); always reaped."""
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, wait, then SIGKILL; always reaped."""
     if process.poll() is None:
         process.terminate()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
-            if group:
-                os.killpg(process.pid, signal.SIGKILL)  # nginx workers outlive a killed master
-            else:
-                process.kill()
+            process.kill()
     process.wait(10)
 
 
@@ -256,49 +235,26 @@ class Chain:
 
 @pytest.fixture(scope="module")
 def chain() -> Iterator[Chain]:
-    nginx_binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.access(nginx_binary, os.X_OK):
-        pytest.fail("nginx is missing: install it with `apt-get install nginx` (as root)", pytrace=False)
     # A short directory: unix socket paths are limited to about 100 bytes.
     directory = Path(tempfile.mkdtemp(prefix="c2cfw-"))
     (directory / "echo_app.py").write_text(textwrap.dedent(ECHO_APP), encoding="utf-8")
     ports = {name: free_port() for name in ("app", "append", "front", "uds", "nohost")}
-    processes: list[tuple[subprocess.Popen[bytes], bool]] = []
+    processes: list[subprocess.Popen[bytes]] = []
+    http = NGINX_HTTP.format(inner_socket=directory / "inner.sock", app_socket=directory / "app.sock", **ports)
+    nginx = Nginx(directory / "nginx", http, [ports[name] for name in ("append", "front", "uds", "nohost")])
     try:
         tcp = _uvicorn(directory, directory / "uvicorn-tcp.log", "--host", "127.0.0.1", "--port", str(ports["app"]))
-        processes.append((tcp, False))
+        processes.append(tcp)
         uds = _uvicorn(directory, directory / "uvicorn-uds.log", "--uds", str(directory / "app.sock"))
-        processes.append((uds, False))
-        prefix = directory / "nginx"
-        prefix.mkdir()
-        config = prefix / "nginx.conf"
-        config.write_text(
-            NGINX_CONF.format(
-                prefix=prefix,
-                # As root, workers would switch to `nobody`, which cannot enter the 0700 temp dir.
-                user="user root;" if os.geteuid() == 0 else "",
-                inner_socket=directory / "inner.sock",
-                app_socket=directory / "app.sock",
-                **ports,
-            ),
-            encoding="utf-8",
-        )
-        with (prefix / "stderr.log").open("wb") as log:
-            nginx = subprocess.Popen(
-                [nginx_binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so no worker survives the teardown
-            )
-        processes.append((nginx, True))
+        processes.append(uds)
+        nginx.start()
         _wait(tcp, _port_ready(ports["app"]), directory / "uvicorn-tcp.log", "uvicorn")
         _wait(uds, _socket_ready(directory / "app.sock"), directory / "uvicorn-uds.log", "uvicorn --uds")
-        _wait(nginx, _port_ready(ports["nohost"]), prefix / "error.log", "nginx")
         yield Chain(ports)
     finally:
-        for process, group in reversed(processes):
-            _stop(process, group=group)
+        nginx.stop()
+        for process in processes:
+            _stop(process)
         shutil.rmtree(directory, ignore_errors=True)
 
 
