@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import shutil
 import signal
 import ssl
 import subprocess
@@ -44,7 +43,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from c2c_testing import RedisServer, RedisServerFactory, free_port, wait_for_port
+from c2c_testing import Nginx, RedisServer, RedisServerFactory, free_port, nginx_binary, wait_for_port
 from c2casgiutils.tools.logging_ import BROADCAST_TIMEOUT
 
 pytestmark = pytest.mark.slow
@@ -57,7 +56,6 @@ CLIENT_ADDRESS = "127.0.0.2"
 SECRET = "production-test-secret"
 KEY = {"X-API-Key": SECRET}
 LOGGING_PREFIX = "c2c_logging_level_"
-NGINX_INSTALL = "apt-get install nginx"
 # Upper bounds of waits (never timings asserted): process start, registry fill, recovery after Redis.
 START_TIMEOUT = 60.0  # three replicas importing at once on two cores, under coverage in CI
 RECOVERY_TIMEOUT = 30.0
@@ -245,33 +243,7 @@ class Replica:
         _stop(self.process)
 
 
-def _nginx_binary() -> str:
-    found = shutil.which("nginx") or next(
-        (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(path, os.X_OK)), None
-    )
-    if found is None:
-        pytest.fail(f"nginx is missing: install it with `{NGINX_INSTALL}` (as root)", pytrace=False)
-    return found
-
-
-NGINX_CONF = """\
-# Written by tests/test_production.py: nothing from /etc/nginx, every path in {prefix}.
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    default_type application/octet-stream;
-
+NGINX_HTTP = """
     upstream demo {{
 {servers}
         keepalive 8;
@@ -294,59 +266,20 @@ http {{
             proxy_connect_timeout 5s;
             proxy_read_timeout 60s;
         }}
-    }}
-}}
-"""
+    }}"""
 
 
-class Nginx:
+def start_nginx(directory: Path, certificates: Certificates, upstreams: list[int]) -> Nginx:
     """nginx terminating TLS on 127.0.0.1:`port` for `PUBLIC_HOST`, balancing over the replicas."""
-
-    def __init__(self, directory: Path, certificates: Certificates, upstreams: list[int]) -> None:
-        binary = _nginx_binary()
-        self.prefix = directory
-        self.prefix.mkdir()
-        self.port = free_port()
-        self.error_log = self.prefix / "error.log"
-        config = self.prefix / "nginx.conf"
-        config.write_text(
-            NGINX_CONF.format(
-                prefix=self.prefix,
-                # As root, workers would switch to `nobody`, which cannot enter pytest's 0700 temp dirs.
-                user="user root;" if os.geteuid() == 0 else "",
-                servers="\n".join(f"        server 127.0.0.1:{port};" for port in upstreams),
-                port=self.port,
-                host=PUBLIC_HOST,
-                certificate=certificates.certificate,
-                key=certificates.key,
-            ),
-            encoding="utf-8",
-        )
-        with (self.prefix / "stderr.log").open("wb") as log:
-            self.process = subprocess.Popen(
-                [binary, "-p", str(self.prefix), "-c", str(config), "-e", str(self.error_log)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so no worker survives the teardown
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"nginx exited with status {self.process.returncode} while starting\n"
-                    f"{_tail(self.prefix / 'stderr.log')}\n{_tail(self.error_log)}"
-                )
-            try:
-                wait_for_port("127.0.0.1", self.port, timeout=0.5)
-                return
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail(f"nginx did not listen in {START_TIMEOUT:g} s\n{_tail(self.error_log)}")
-
-    def stop(self) -> None:
-        _stop(self.process, group=True)
+    port = free_port()
+    http = NGINX_HTTP.format(
+        servers="\n".join(f"        server 127.0.0.1:{upstream};" for upstream in upstreams),
+        port=port,
+        host=PUBLIC_HOST,
+        certificate=certificates.certificate,
+        key=certificates.key,
+    )
+    return Nginx(directory, http, [port]).start(timeout=START_TIMEOUT)
 
 
 class PublicClient:
@@ -410,7 +343,7 @@ def persistent_redis(redis_server_factory: RedisServerFactory) -> RedisServer:
 @pytest.fixture
 def stack(tmp_path: Path, persistent_redis: RedisServer) -> Iterator[Stack]:
     certificates = _make_certificates(tmp_path)
-    _nginx_binary()  # fail early, before starting anything, when nginx is missing
+    nginx_binary()  # fail early, before starting anything, when nginx is missing
     database = tmp_path / "demo.sqlite3"
     replicas: list[Replica] = []
     nginx: Nginx | None = None
@@ -420,8 +353,8 @@ def stack(tmp_path: Path, persistent_redis: RedisServer) -> Iterator[Stack]:
         replicas.extend(Replica(tmp_path, persistent_redis.url, database) for _ in range(3))
         for replica in replicas:
             replica.wait_ready()
-        nginx = Nginx(tmp_path / "nginx", certificates, [replica.port for replica in replicas])
-        client = PublicClient(nginx.port, certificates.ca)
+        nginx = start_nginx(tmp_path / "nginx", certificates, [replica.port for replica in replicas])
+        client = PublicClient(nginx.ports[0], certificates.ca)
         yield Stack(persistent_redis, replicas, nginx, client, tmp_path, database)
     finally:
         if client is not None:
