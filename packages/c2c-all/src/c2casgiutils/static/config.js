@@ -4,25 +4,9 @@
 // Plain ES module under the page's strict CSP: no inline style, no HTML parsing; every value from the
 // server goes into the page through text nodes.
 
-const BASE = document.body.dataset.base ?? "";
+import { el, failure, getJson } from "./sections.js";
+
 const REQUEST_TIMEOUT_MS = 30_000;
-
-/** Build an element: `el("td", {class: "x"}, "text", child)`; null/undefined/false children are skipped. */
-function el(tag, attributes = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value !== null && value !== undefined && value !== false) element.setAttribute(name, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return element;
-}
-
-function failure(message) {
-  return el("div", { class: "error" }, el("span", { "aria-hidden": "true" }, "✗ "), message);
-}
 
 /** A setting's value as text: strings as they are, the rest as JSON, unset as "(not set)". */
 export function valueText(value) {
@@ -119,13 +103,7 @@ async function load(button, status, region) {
   region.setAttribute("aria-busy", "true");
   status.textContent = "";
   try {
-    const response = await fetch(`${BASE}/config`, {
-      headers: { Accept: "application/json" },
-      credentials: "same-origin",
-      cache: "no-store",
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-    const data = (response.headers.get("content-type") ?? "").includes("json") ? await response.json() : null;
+    const { response, data } = await getJson("/config", REQUEST_TIMEOUT_MS);
     if (!response.ok) {
       const detail = typeof data?.detail === "string" ? `: ${data.detail}` : "";
       region.replaceChildren(failure(`The configuration cannot be shown (HTTP ${response.status})${detail}.`));

@@ -1,10 +1,12 @@
 // The "Replicas" section of the /c2c page: every replica side by side (GET /c2c/replicas).
 //
 // Its own module (index.js is loaded with a cache-busting query: importing it again would run it
-// twice), no dependency. Server data goes into the page through textContent only. A row that
-// differs from most replicas is marked by a class and a text marker ("≠"), not by colour alone.
+// twice); it imports only sections.js, which has no side effect. Server data goes into the page
+// through textContent only. A row that differs from most replicas is marked by a class and a text
+// marker ("≠"), not by colour alone.
 
-const BASE = document.body.dataset.base ?? "";
+import { el, getJson } from "./sections.js";
+
 const TIMEOUT_MS = 40_000;
 const FIELD_LABELS = {
   application_version: "application version",
@@ -13,19 +15,6 @@ const FIELD_LABELS = {
   overrides: "logging overrides",
   health: "unhealthy",
 };
-
-function el(tag, attributes = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === null || value === undefined || value === false) continue;
-    element.setAttribute(name, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return element;
-}
 
 function seconds(value) {
   if (typeof value !== "number" || !Number.isFinite(value)) return "–";
@@ -181,13 +170,7 @@ async function load(region, button) {
   if (button) button.disabled = true;
   region.setAttribute("aria-busy", "true");
   try {
-    const response = await fetch(`${BASE}/replicas`, {
-      headers: { Accept: "application/json" },
-      credentials: "same-origin",
-      cache: "no-store",
-      signal: AbortSignal.timeout(TIMEOUT_MS),
-    });
-    const data = (response.headers.get("content-type") ?? "").includes("json") ? await response.json() : null;
+    const { response, data } = await getJson("/replicas", TIMEOUT_MS);
     if (!response.ok || !Array.isArray(data?.replicas)) {
       region.replaceChildren(el("div", { class: "error" }, "✗ ", errorMessage(response.status, data)));
       return;
