@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +19,10 @@ from c2casgiutils import config
 from c2casgiutils._app import create_app
 
 ClientFactory = Callable[[Mapping[str, str]], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+# --import-mode=importlib does not put test folders on sys.path: make the shared browser module
+# (_c2c_all_browser.py) importable.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,3 +58,23 @@ def c2c_client_factory(monkeypatch: pytest.MonkeyPatch) -> ClientFactory:
             config.reload()
 
     return factory
+
+
+# The browser tests' fixtures (headless Debian Chromium, a fresh context per test); `_c2c_all_browser` and
+# Playwright are imported only by the tests that use them.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A `playwright.sync_api.Browser`: Debian's headless Chromium, closed after the module."""
+    import _c2c_all_browser as _browser
+
+    with _browser.launch_browser() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """`(Page, BrowserLog)`: a fresh context (no cookies), fixed viewport, light scheme, waits bounded."""
+    import _c2c_all_browser as _browser
+
+    with _browser.open_page(browser) as opened:
+        yield opened

@@ -14,29 +14,18 @@ secret in the page, no CSP violation, no console error. The DOM, contrast and ov
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import _c2c_all_browser as _browser
 import httpx
 from playwright.sync_api import Page, expect
 
-_SPEC = importlib.util.spec_from_file_location(
-    "c2c_index_browser_checks", Path(__file__).with_name("test_index_browser.py")
-)
-assert _SPEC is not None and _SPEC.loader is not None
-_checks = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = _checks
-_SPEC.loader.exec_module(_checks)
-
-browser = _checks.browser  # the fixtures: Debian's headless Chromium, a fresh context per test
-page = _checks.page
-SECRET = _checks.SECRET
+SECRET = _browser.SECRET
 
 DOCS = Path(__file__).parent.parent / "docs"
 UPDATE_SCREENSHOTS = os.environ.get("C2C_UPDATE_SCREENSHOTS") == "1"
@@ -121,22 +110,22 @@ def _screenshot(tab: Page, name: str) -> None:
 
 def test_audit_section(tmp_path: Path, redis_server: Any, page: tuple[Page, Any]) -> None:
     tab, log = page
-    settings = _checks.SERVER_ENV | {"C2C__REDIS__URL": redis_server.url, "C2C__TOOLS__AUDIT__TIMEOUT": "1.5"}
+    settings = _browser.SERVER_ENV | {"C2C__REDIS__URL": redis_server.url, "C2C__TOOLS__AUDIT__TIMEOUT": "1.5"}
     with contextlib.ExitStack() as stack:
         server, other, dead = (
-            stack.enter_context(_checks._serve(tmp_path / name, settings)) for name in ("main", "other", "dead")
+            stack.enter_context(_browser._serve(tmp_path / name, settings)) for name in ("main", "other", "dead")
         )
         other_pid = _act(other.url, "other_app")
         killed = _act(dead.url, "dead_app")
         _kill(dead.url, killed)
         tab.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
-        _checks._log_in(tab, server)
+        _browser._log_in(tab, server)
         nav = tab.get_by_role("navigation", name="Sections").get_by_role("link")
         expect(nav.filter(has_text="Audit")).to_have_attribute("href", "#audit")
         tab.locator("#set-level-name").fill("browser_app.audited")
         tab.get_by_role("button", name="Set level", exact=True).click()
         expect(tab.locator("[data-output=set-level]")).not_to_be_empty()
-        _checks._settle(tab)
+        _browser._settle(tab)
 
         _open_audit_by_keyboard(tab)
         rows = tab.locator("#audit tbody tr")
@@ -159,18 +148,18 @@ def test_audit_section(tmp_path: Path, redis_server: Any, page: tuple[Page, Any]
         for viewport, suffix in ((DESKTOP, ""), (PHONE, "-phone")):
             tab.set_viewport_size(viewport)  # type: ignore[arg-type]
             for scheme in ("light", "dark"):
-                assert _checks._theme_problems(tab, scheme) == []
+                assert _browser._theme_problems(tab, scheme) == []
                 if viewport is DESKTOP or scheme == "light":
                     _screenshot(tab, f"audit-{scheme}{suffix}.png".replace("-light-phone", "-phone"))
             assert _overflow_problems(tab) == []
         assert log.errors == [], "\n".join(log.errors)
-        assert _checks._csp_violations(tab) == []
+        assert _browser._csp_violations(tab) == []
 
 
 def test_audit_section_is_for_admins_only(tmp_path: Path, page: tuple[Page, Any]) -> None:
     """Without a login there is no Audit section nor link."""
     tab, log = page
-    with _checks._serve(tmp_path / "server", _checks.SERVER_ENV) as server:
+    with _browser._serve(tmp_path / "server", _browser.SERVER_ENV) as server:
         tab.goto(f"{server.url}/c2c/")
         expect(tab.locator("#audit")).to_have_count(0)
         expect(tab.get_by_role("navigation", name="Sections").get_by_role("link", name="Audit")).to_have_count(0)

@@ -11,28 +11,17 @@ console error. The DOM, contrast, keyboard and overflow checks are `test_index_b
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import _c2c_all_browser as _browser
 import pytest
 from playwright.sync_api import Page, expect
 
-_SPEC = importlib.util.spec_from_file_location(
-    "c2c_index_browser_checks", Path(__file__).with_name("test_index_browser.py")
-)
-assert _SPEC is not None and _SPEC.loader is not None
-_checks = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = _checks
-_SPEC.loader.exec_module(_checks)
-
-browser = _checks.browser  # the fixtures: Debian's headless Chromium, a fresh context per test
-page = _checks.page
-SECRET = _checks.SECRET
+SECRET = _browser.SECRET
 
 DOCS = Path(__file__).parent.parent / "docs"
 UPDATE_SCREENSHOTS = os.environ.get("C2C_UPDATE_SCREENSHOTS") == "1"
@@ -49,14 +38,14 @@ LONG_LOGGER = "browser_app.a_rather_long_module_name.with_a_deeply_nested_sub_pa
 def server(tmp_path: Path, redis_server_factory: Any) -> Iterator[Any]:
     """The application in secret mode with Redis (a password), secrets in its settings and a typo."""
     redis = redis_server_factory(password=REDIS_PASSWORD)
-    settings = _checks.SERVER_ENV | {
+    settings = _browser.SERVER_ENV | {
         "C2C__REDIS__URL": redis.url,
         "C2C__REDIS__OPTIONS": f"password={OPTION_PASSWORD},socket_timeout=3",
         "C2C__BROADCAST__SECRET": BROADCAST_SECRET,
         "C2C__SENTRY__DSN": f"https://{DSN_KEY}@sentry.example.org/7",
         "C2C__REDIS__URLL": "redis://typo",
     }
-    with _checks._serve(tmp_path / "server", settings) as running:
+    with _browser._serve(tmp_path / "server", settings) as running:
         yield running
 
 
@@ -97,7 +86,7 @@ def test_configuration_section(server: Any, page: tuple[Page, Any], viewport: di
     """An admin filters the settings with the keyboard; masked values, sources, typos; both themes."""
     tab, log = page
     tab.set_viewport_size(viewport)  # type: ignore[arg-type]
-    _checks._log_in(tab, server)
+    _browser._log_in(tab, server)
     nav = tab.get_by_role("navigation", name="Sections").get_by_role("link")
     expect(nav.filter(has_text="Configuration")).to_have_attribute("href", "#config")
 
@@ -125,43 +114,43 @@ def test_configuration_section(server: Any, page: tuple[Page, Any], viewport: di
     expect(_rows(tab)).to_have_count(0)
     expect(tab.locator("#config-count")).to_have_text(f"No setting matches (0 of {total} settings).")
     tab.get_by_label("Filter settings").fill("redis")
-    _checks._settle(tab)
+    _browser._settle(tab)
 
     _secrets_absent(tab)
     suffix = "-phone" if viewport is PHONE else ""
     for scheme in ("light", "dark"):
-        assert _checks._theme_problems(tab, scheme) == []
+        assert _browser._theme_problems(tab, scheme) == []
         if viewport is PHONE and scheme == "light":
             _screenshot(tab, "config-phone.png")
         elif viewport is DESKTOP:
             _screenshot(tab, f"config-{scheme}{suffix}.png")
-    assert _checks._overflow_problems(tab) == []
+    assert _browser._overflow_problems(tab) == []
     assert log.errors == [], "\n".join(log.errors)
-    assert _checks._csp_violations(tab) == []
+    assert _browser._csp_violations(tab) == []
 
 
 def test_nav_order_and_phone_overrides(server: Any, page: tuple[Page, Any]) -> None:
     """The navigation lists the sections in page order; on a 390 px phone the Delete buttons are on screen."""
     tab, log = page
     tab.set_viewport_size(PHONE)  # type: ignore[arg-type]
-    _checks._log_in(tab, server)
+    _browser._log_in(tab, server)
     assert _nav_problems(tab) == []
     tab.locator("#set-level-name").fill(LONG_LOGGER)
     tab.get_by_role("button", name="Set level", exact=True).click()
     delete = tab.get_by_role("button", name=f"Delete the override of {LONG_LOGGER}")
     expect(delete).to_be_visible()
-    _checks._settle(tab)
+    _browser._settle(tab)
     box = delete.bounding_box()
     assert box is not None
     assert box["x"] >= 0
     assert box["x"] + box["width"] <= PHONE["width"], box
     wrap = tab.locator("[data-output=overrides] .table-wrap")
     assert wrap.evaluate("(element) => element.scrollWidth <= element.clientWidth + 1"), "the table scrolls sideways"
-    assert _checks._overflow_problems(tab) == []
+    assert _browser._overflow_problems(tab) == []
     delete.click()
     expect(tab.locator("[data-output=overrides]")).to_contain_text("Deleted the override")
     assert log.errors == [], "\n".join(log.errors)
-    assert _checks._csp_violations(tab) == []
+    assert _browser._csp_violations(tab) == []
 
 
 # Every in-page link of the navigation, with the position of its target in the page (-1: missing).
@@ -190,8 +179,8 @@ def test_no_authentication(page: tuple[Page, Any], tmp_path: Path, viewport: dic
     """A misspelled C2C__AUTH__SECRET: the page says how to configure, the log warns; the health filter speaks."""
     tab, log = page
     tab.set_viewport_size(viewport)  # type: ignore[arg-type]
-    settings = _checks.COMMON_ENV | {"C2C__AUTH__SECERT": SECRET}
-    with _checks._serve(tmp_path / "server", settings) as running:
+    settings = _browser.COMMON_ENV | {"C2C__AUTH__SECERT": SECRET}
+    with _browser._serve(tmp_path / "server", settings) as running:
         tab.goto(f"{running.url}/c2c/")
         access = tab.locator("#access")
         expect(access.locator(".note-warn")).to_contain_text("No authentication is configured")
@@ -199,8 +188,8 @@ def test_no_authentication(page: tuple[Page, Any], tmp_path: Path, viewport: dic
         expect(access).to_contain_text("C2C__AUTH__GITHUB__CLIENT_SECRET")
         expect(tab.locator("#config")).to_have_count(0)
         assert _nav_problems(tab) == []
-        _checks._settle(tab)
-        assert _checks._keyboard_problems(tab) == []
+        _browser._settle(tab)
+        assert _browser._keyboard_problems(tab) == []
 
         tab.get_by_label("Names").fill("no-such-check")
         tab.get_by_label("Names").press("Enter")
@@ -213,10 +202,10 @@ def test_no_authentication(page: tuple[Page, Any], tmp_path: Path, viewport: dic
         expect(tab.locator("[data-output=health] .summary")).to_contain_text(
             "No check matches the tags “nothing-tagged”."
         )
-        _checks._settle(tab)
+        _browser._settle(tab)
         for scheme in ("light", "dark"):
-            assert _checks._theme_problems(tab, scheme) == []
-        assert _checks._overflow_problems(tab) == []
+            assert _browser._theme_problems(tab, scheme) == []
+        assert _browser._overflow_problems(tab) == []
         if UPDATE_SCREENSHOTS and viewport is DESKTOP:
             tab.emulate_media(color_scheme="light")
             tab.locator("#access").screenshot(path=str(DOCS / "no-authentication.png"), animations="disabled")
@@ -225,4 +214,4 @@ def test_no_authentication(page: tuple[Page, Any], tmp_path: Path, viewport: dic
     assert server_log.count("No authentication configured") == 1
     assert "C2C__AUTH__SECERT is not a known setting; did you mean C2C__AUTH__SECRET?" in server_log
     assert log.errors == [], "\n".join(log.errors)
-    assert _checks._csp_violations(tab) == []
+    assert _browser._csp_violations(tab) == []

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import importlib.util
 import os
 import re
 import shutil
@@ -26,28 +25,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import _c2c_all_browser as CHECKS
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from c2c_testing import free_port, stop_process, wait_for_port
 
-
-def _index_browser() -> ModuleType:
-    """The page checks of test_index_browser.py (contrast, overflow, console and CSP log), reused as they are."""
-    path = Path(__file__).with_name("test_index_browser.py")
-    spec = importlib.util.spec_from_file_location("_c2c_index_browser_checks", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-CHECKS = _index_browser()
 LOOPBACK = "127.0.0.1"
 SECRET = "health-history-secret"  # a test value, not a credential
 TIMEOUT_MS = 10_000

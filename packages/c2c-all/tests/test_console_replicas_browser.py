@@ -13,7 +13,6 @@ without a CSP violation or console error; the checks (contrast, overflow, CSP) a
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -22,26 +21,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import _c2c_all_browser as _browser
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from c2c_testing import RedisServer, free_port, stop_process, wait_for_port
 
-_SPEC = importlib.util.spec_from_file_location(
-    "c2c_index_browser_checks", Path(__file__).with_name("test_index_browser.py")
-)
-assert _SPEC is not None and _SPEC.loader is not None
-_checks = sys.modules.get(_SPEC.name) or importlib.util.module_from_spec(_SPEC)
-if _SPEC.name not in sys.modules:
-    sys.modules[_SPEC.name] = _checks
-    _SPEC.loader.exec_module(_checks)
-
-browser = _checks.browser  # the fixtures: Debian's headless Chromium, a fresh context per test
-page = _checks.page
-SECRET = _checks.SECRET
+SECRET = _browser.SECRET
 
 DOCS = Path(__file__).parent.parent / "docs"
 UPDATE_SCREENSHOTS = os.environ.get("C2C_UPDATE_SCREENSHOTS") == "1"
@@ -104,7 +93,7 @@ class Replica:
 
 def _start(directory: Path, name: str, redis_url: str, extra: dict[str, str]) -> Replica:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("C2C__", "REPLICA_"))}
-    env |= _checks.SERVER_ENV | extra
+    env |= _browser.SERVER_ENV | extra
     env |= {
         "C2C__REDIS__URL": redis_url,
         "C2C__BROADCAST__HEARTBEAT_INTERVAL": "1",
@@ -193,19 +182,21 @@ def _assert_rows(page: Page, cluster: dict[str, Replica]) -> None:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])
-def test_replicas_section(page: tuple[Page, Any], cluster: dict[str, Replica], scheme: str, viewport: str) -> None:
+def test_replicas_section(
+    page: tuple[Page, Any], cluster: dict[str, Replica], scheme: Literal["light", "dark"], viewport: str
+) -> None:
     browser_page, log = page
     browser_page.set_viewport_size(PHONE if viewport == "phone" else DESKTOP)  # type: ignore[arg-type]
-    browser_page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+    browser_page.emulate_media(color_scheme=scheme)
     _log_in(browser_page, cluster["main"])
-    _checks._settle(browser_page)
+    _browser._settle(browser_page)
     _assert_rows(browser_page, cluster)
     # The nav lists the section right after Health.
     links = browser_page.locator("nav .nav-links a").all_inner_texts()
     assert links[links.index("Health") + 1] == "Replicas", links
-    problems = _checks._theme_problems(browser_page, scheme) + _checks._overflow_problems(browser_page)
+    problems = _browser._theme_problems(browser_page, scheme) + _browser._overflow_problems(browser_page)
     assert problems == []
-    assert _checks._csp_violations(browser_page) == []
+    assert _browser._csp_violations(browser_page) == []
     assert log.errors == []
     assert all(url.startswith(cluster["main"].url) for url in log.requests), log.requests
     wrap = browser_page.locator("#replicas .replica-table-wrap")
@@ -223,7 +214,7 @@ def test_replicas_section(page: tuple[Page, Any], cluster: dict[str, Replica], s
 def test_replicas_refresh_by_keyboard(page: tuple[Page, Any], cluster: dict[str, Replica]) -> None:
     browser_page, log = page
     _log_in(browser_page, cluster["main"])
-    _checks._settle(browser_page)
+    _browser._settle(browser_page)
     button = browser_page.get_by_role("button", name="Ask every replica", exact=True)
     for _ in range(40):  # Tab from the top until the section's button has the focus
         browser_page.keyboard.press("Tab")
@@ -235,6 +226,6 @@ def test_replicas_refresh_by_keyboard(page: tuple[Page, Any], cluster: dict[str,
     browser_page.locator("#replicas tbody").evaluate("(element) => element.replaceChildren()")
     browser_page.keyboard.press("Enter")
     expect(browser_page.locator("#replicas table.replica-table tbody tr")).to_have_count(4)
-    _checks._settle(browser_page)
+    _browser._settle(browser_page)
     _assert_rows(browser_page, cluster)
-    assert log.errors == [] and _checks._csp_violations(browser_page) == []
+    assert log.errors == [] and _browser._csp_violations(browser_page) == []
