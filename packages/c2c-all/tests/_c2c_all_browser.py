@@ -316,10 +316,10 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 
 @contextlib.contextmanager
-def _serve(directory: Path, settings: dict[str, str]) -> Iterator[Server]:
-    """Run uvicorn serving `APP_SOURCE` from `directory` with these `C2C__` settings (and no other)."""
+def _serve(directory: Path, settings: dict[str, str], app_source: str = APP_SOURCE) -> Iterator[Server]:
+    """Run uvicorn serving `app_source` (its `app`) from `directory` with these `C2C__` settings (and no other)."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "browser_app.py").write_text(APP_SOURCE, encoding="utf-8")
+    (directory / "browser_app.py").write_text(app_source, encoding="utf-8")
     log_path = directory / "server.log"
     # Only our settings: a C2C__ variable of the developer's shell (Redis, GitHub...) would change the page.
     env = {name: value for name, value in os.environ.items() if not name.startswith("C2C__")} | settings

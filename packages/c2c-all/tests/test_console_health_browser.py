@@ -19,19 +19,13 @@ import concurrent.futures
 import contextlib
 import os
 import re
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import _c2c_all_browser as CHECKS
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-
-from c2c_testing import free_port, stop_process, wait_for_port
+from playwright.sync_api import Browser, Page, expect
 
 LOOPBACK = "127.0.0.1"
 SECRET = "health-history-secret"  # a test value, not a credential
@@ -125,50 +119,10 @@ SPARKLINES = """
 """
 
 
-@contextlib.contextmanager
-def _serve(directory: Path) -> Iterator[str]:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "history_app.py").write_text(APP_SOURCE, encoding="utf-8")
-    log_path = directory / "server.log"
-    env = {name: value for name, value in os.environ.items() if not name.startswith("C2C__")} | SETTINGS
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "history_app:app", "--app-dir", str(directory)]
-    argv += ["--host", LOOPBACK, "--port", str(port), "--no-access-log"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=directory)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                wait_for_port(LOOPBACK, port, timeout=0.25)
-                break
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"uvicorn did not listen within {START_TIMEOUT:g} s")
-        yield f"http://{LOOPBACK}:{port}"
-    finally:
-        stop_process(process, timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with _serve(tmp_path_factory.mktemp("health-history")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail(CHECKS.MISSING_CHROMIUM, pytrace=False)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"], timeout=TIMEOUT_MS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with CHECKS._serve(tmp_path_factory.mktemp("health-history"), SETTINGS, APP_SOURCE) as running:
+        yield running.url
 
 
 @contextlib.contextmanager

@@ -16,19 +16,11 @@ OpenAPI document and write its title in the page. No request leaves the machine.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
+import _c2c_all_browser
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
-
-from c2c_testing import free_port, stop_process, wait_for_port
+from playwright.sync_api import Browser, Page, Route
 
 LOOPBACK = "127.0.0.1"
 TIMEOUT_MS = 10_000
@@ -90,51 +82,10 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 
 
-@contextlib.contextmanager
-def _serve(directory: Path) -> Iterator[str]:
-    """Run uvicorn serving `APP_SOURCE`; yield its base URL."""
-    (directory / "docs_app.py").write_text(APP_SOURCE, encoding="utf-8")
-    log_path = directory / "server.log"
-    env = {name: value for name, value in os.environ.items() if not name.startswith("C2C__")}
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "docs_app:app", "--app-dir", str(directory)]
-    argv += ["--host", LOOPBACK, "--port", str(port), "--no-access-log"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=directory)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited with {process.returncode}:\n{log_path.read_text()}", pytrace=False)
-            try:
-                wait_for_port(LOOPBACK, port, timeout=0.25)
-                break
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"uvicorn did not listen within {START_TIMEOUT:g} s:\n{log_path.read_text()}")
-        yield f"http://{LOOPBACK}:{port}"
-    finally:
-        stop_process(process, timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with _serve(tmp_path_factory.mktemp("docs-rules-browser")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium (`--no-sandbox`: the tests may run as root)."""
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("The browser test needs Debian's `chromium` on PATH (bash scripts/install-services.sh)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"], timeout=TIMEOUT_MS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with _c2c_all_browser._serve(tmp_path_factory.mktemp("docs-rules-browser"), {}, APP_SOURCE) as running:
+        yield running.url
 
 
 @pytest.fixture
