@@ -152,6 +152,9 @@ def test_audit_section(tmp_path: Path, redis_server: Any, page: tuple[Page, Any]
                 if viewport is DESKTOP or scheme == "light":
                     _screenshot(tab, f"audit-{scheme}{suffix}.png".replace("-light-phone", "-phone"))
             assert _overflow_problems(tab) == []
+            # The whole page too: the Replicas table and the level change's answers, with a replica
+            # killed (a long MissingAnswer), fit a phone.
+            assert _browser._overflow_problems(tab) == []
         assert log.errors == [], "\n".join(log.errors)
         assert _browser._csp_violations(tab) == []
 
