@@ -12,7 +12,8 @@ if master is not None:
   loops one after the other (a `TestClient` per test) gets fresh clients in each, and the clients of
   a loop are closed on that loop when it ends. Outside a running loop it returns one set kept apart.
   In URL mode the replica is the master and `sentinel` is None; in Sentinel mode the master and a
-  replica are found through the Sentinels. Responses are decoded to `str` (as in 0.14).
+  replica are found through the Sentinels; in cluster mode (`C2C__REDIS__CLUSTER`, new) master and
+  replica are the same `redis.asyncio.RedisCluster`. Responses are decoded to `str` (as in 0.14).
 - `cleanup()` forgets the clients (0.14 dropped its references the same way); their connections are
   closed when their loop ends, or at once by `await c2casgiutils.shutdown()`.
 - `settings` is `c2casgiutils.config.settings`.
@@ -29,15 +30,15 @@ from c2c_config.redis import get_factory
 from c2casgiutils import config
 
 if TYPE_CHECKING:
-    import redis.asyncio
     from redis.asyncio.sentinel import Sentinel
 
+    from c2c_config.redis import RedisClient
     from c2casgiutils._settings import Settings
 
 __all__ = ["cleanup", "get", "settings"]  # noqa: F822 - settings is provided by __getattr__
 
 
-def get() -> tuple[redis.asyncio.Redis | None, redis.asyncio.Redis | None, Sentinel | None]:
+def get() -> tuple[RedisClient | None, RedisClient | None, Sentinel | None]:
     """`(master, replica, sentinel)`: the running loop's Redis clients, each None when Redis is not configured."""
     factory = get_factory(config.settings.redis)
     if not factory.configured:

@@ -149,6 +149,8 @@ class RedisBroadcaster(BaseBroadcaster):
             client, pubsub_client = self._factory.master(), self._factory.subscriber()
             if client is None or pubsub_client is None:
                 raise RuntimeError("Redis is not configured")
+            if not isinstance(client, aioredis.Redis) or not isinstance(pubsub_client, aioredis.Redis):
+                raise RuntimeError("the broadcaster does not run on a Redis Cluster yet")  # issue 18, in progress
             self._client, self._pubsub_client = client, pubsub_client
 
     def client(self) -> aioredis.Redis:

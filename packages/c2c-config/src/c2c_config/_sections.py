@@ -58,6 +58,13 @@ class RedisSettings(Section):
             "past it the call fails and the endpoint answers 503"
         ),
     )
+    cluster: bool = Field(
+        default=False,
+        description=(
+            "Redis Cluster mode: the URL names one node, the client discovers the others and follows MOVED/ASK "
+            "and failovers; broadcast uses sharded pub/sub (Redis 7+, redis-py 8+); only database 0"
+        ),
+    )
     max_connections: int = Field(
         default=20,
         ge=1,
@@ -103,6 +110,26 @@ class RedisSettings(Section):
     def _sentinels_need_service(self) -> RedisSettings:
         if self.sentinels and not self.servicename:
             raise ValueError("C2C__REDIS__SENTINELS is set: C2C__REDIS__SERVICENAME must name the Sentinel service")
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_node(self) -> RedisSettings:
+        if not self.cluster:
+            return self
+        if self.sentinels:
+            raise ValueError(
+                "C2C__REDIS__CLUSTER and C2C__REDIS__SENTINELS exclude each other (a cluster fails over by itself)"
+            )
+        if not self.url:
+            raise ValueError("C2C__REDIS__CLUSTER is set: C2C__REDIS__URL must name one node of the cluster")
+        if self.url.startswith("unix://"):
+            raise ValueError(
+                "C2C__REDIS__CLUSTER: a cluster is reached over TCP (redis:// or rediss://), not a unix socket"
+            )
+        path = self.url.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
+        database = path.split("/", 1)[1].strip("/") if "/" in path else ""
+        if database not in ("", "0") or self.db != 0:
+            raise ValueError("C2C__REDIS__CLUSTER: a Redis Cluster has only database 0 (remove the database number)")
         return self
 
     @property

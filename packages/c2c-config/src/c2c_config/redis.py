@@ -7,6 +7,11 @@ Two modes, decided by `RedisSettings`:
 - Sentinel mode (`C2C__REDIS__SENTINELS` + `C2C__REDIS__SERVICENAME`): the master and a replica
   found through the Sentinels (`master_for` / `slave_for`), database `C2C__REDIS__DB`; they follow a
   failover by themselves.
+- Cluster mode (`C2C__REDIS__CLUSTER=true` + `C2C__REDIS__URL` naming one node): one
+  `redis.asyncio.RedisCluster` client for commands (it discovers the nodes, follows `MOVED`/`ASK`
+  and a shard's failover), a second one for pub/sub (sharded pub/sub: `SSUBSCRIBE`/`SPUBLISH`).
+  Needs redis-py 8.0 or later (its asyncio cluster client has sharded pub/sub from 8.0 on): an
+  older redis-py is refused when the factory is built, with the version to install. Database 0 only.
 
 Clients are created lazily (creating one opens no connection), one set per running event loop, and
 closed by `aclose()` or, at the latest, when their loop ends. Responses
@@ -19,6 +24,8 @@ Bounds (unless `C2C__REDIS__OPTIONS` sets the same redis-py option, which wins):
   `C2C__REDIS__TIMEOUT`, then `redis.exceptions.ConnectionError("No connection available.")`)
   instead of opening more; a command, and a connection attempt, fail after `C2C__REDIS__TIMEOUT`
   (`socket_timeout`, `socket_connect_timeout`);
+- in cluster mode `max_connections` bounds the connections per node, and a command beyond it fails
+  at once (`MaxConnectionsError`: redis-py's cluster client has no waiting pool);
 - the pub/sub client (`subscriber()`) is separate: each `PubSub` holds one connection for its
   whole life, so it must neither wait behind commands nor starve them; its reads are bounded by
   the reader's own timeout (`get_message(timeout=...)`), not by `socket_timeout`, which would cut
@@ -30,14 +37,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import urllib.parse
-from typing import Any
+from typing import Any, TypeAlias
 
 from c2c_config._base import get_settings, redact_url
 from c2c_config._loop import LoopLocal
 from c2c_config._sections import CoreSettings, RedisSettings
 
 try:
+    import redis
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 except ModuleNotFoundError as _error:  # pragma: no cover - exercised by the "not installed" test
     raise ModuleNotFoundError(
@@ -47,7 +56,25 @@ except ModuleNotFoundError as _error:  # pragma: no cover - exercised by the "no
 
 LOG = logging.getLogger("c2c_config.redis")
 
-__all__ = ["RedisFactory", "get_factory", "reset_factory"]
+__all__ = ["CLUSTER_MIN_REDIS_PY", "RedisClient", "RedisFactory", "get_factory", "redis_py_version", "reset_factory"]
+
+RedisClient: TypeAlias = "aioredis.Redis | RedisCluster"
+"""What the factory hands out: a plain (URL, Sentinel) client, or a cluster client in cluster mode."""
+
+CLUSTER_MIN_REDIS_PY = (8, 0)
+"""The first redis-py whose asyncio cluster client has sharded pub/sub."""
+
+
+def redis_py_version() -> tuple[int, ...]:
+    """The installed redis-py's version as numbers, e.g. `(8, 2, 0)`."""
+    numbers: list[int] = []
+    for part in redis.__version__.split("."):
+        digits = "".join(char for char in part if char.isdigit())
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
+
 
 # redis-py options that configure the client object rather than its connections or pool.
 _CLIENT_OPTIONS = ("single_connection_client",)
@@ -61,9 +88,9 @@ class _BlockingSentinelConnectionPool(SentinelConnectionPool, aioredis.BlockingC
 class _Clients:
     """The clients of one event loop."""
 
-    master: aioredis.Redis | None = None
-    replica: aioredis.Redis | None = None
-    subscriber: aioredis.Redis | None = None
+    master: RedisClient | None = None
+    replica: RedisClient | None = None
+    subscriber: RedisClient | None = None
     sentinel: Sentinel | None = None
 
     async def aclose(self) -> None:
@@ -91,6 +118,12 @@ class RedisFactory:
     """
 
     def __init__(self, settings: RedisSettings) -> None:
+        """Prepare the factory (no I/O); cluster mode with a redis-py older than 8.0 raises `RuntimeError`."""
+        if settings.cluster and redis_py_version() < CLUSTER_MIN_REDIS_PY:
+            raise RuntimeError(
+                f"C2C__REDIS__CLUSTER needs redis-py 8.0 or later (sharded pub/sub on its asyncio cluster client); "
+                f"redis-py {redis.__version__} is installed: pip install 'redis>=8'"
+            )
         self.settings = settings
         self._clients: LoopLocal[_Clients] = LoopLocal(self._build, _Clients.aclose, name="Redis clients")
 
@@ -101,10 +134,17 @@ class RedisFactory:
 
     @property
     def mode(self) -> str:
-        """`"sentinel"`, `"url"` or `"none"`."""
+        """`"sentinel"`, `"cluster"`, `"url"` or `"none"`."""
         if self.settings.sentinels:
             return "sentinel"
-        return "url" if self.settings.url else "none"
+        if self.settings.url:
+            return "cluster" if self.settings.cluster else "url"
+        return "none"
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the clients are Redis Cluster clients (`C2C__REDIS__CLUSTER`)."""
+        return self.mode == "cluster"
 
     def _options(self) -> dict[str, Any]:
         """Connection options of the command clients: the defaults, then the user's options."""
@@ -138,15 +178,17 @@ class RedisFactory:
         """Where the clients connect, for a log line: the URL without its password, or the Sentinels."""
         if self.mode == "sentinel":
             return f"sentinels {self.settings.sentinels} service {self.settings.servicename!r} db {self.settings.db}"
-        if self.mode == "url":
+        if self.mode in ("url", "cluster"):
             assert self.settings.url is not None
-            return redact_url(self.settings.url)
+            return redact_url(self.settings.url) + (" (cluster)" if self.mode == "cluster" else "")
         return "not configured"
 
     def _build(self) -> _Clients:
         clients = _Clients()
         if self.mode == "sentinel":
             self._build_sentinel(clients)
+        elif self.mode == "cluster":
+            self._build_cluster(clients)
         elif self.mode == "url":
             self._build_url(clients)
         if self.configured:
@@ -167,11 +209,11 @@ class RedisFactory:
             self.settings.sentinel_addresses, sentinel_kwargs=sentinel_kwargs, **options
         )
         blocking = {"connection_pool_class": _BlockingSentinelConnectionPool, **pool, "db": db}
-        clients.master = sentinel.master_for(service, **blocking)
-        clients.replica = sentinel.slave_for(service, **blocking)
+        master, replica = sentinel.master_for(service, **blocking), sentinel.slave_for(service, **blocking)
         if client_options.get("single_connection_client"):
-            for client in (clients.master, clients.replica):
+            for client in (master, replica):
                 client.single_connection_client = True  # read at the first command, as the constructor's argument
+        clients.master, clients.replica = master, replica
         # The pub/sub client: the same master, its own unbounded pool, no read timeout by default.
         subscriber_options = self._subscriber_options()
         if "socket_timeout" not in subscriber_options:
@@ -201,20 +243,37 @@ class RedisFactory:
             subscriber_options.pop(key, None)
         clients.subscriber = aioredis.Redis.from_url(url, **subscriber_options)
 
-    def master(self) -> aioredis.Redis | None:
+    def _build_cluster(self, clients: _Clients) -> None:
+        assert self.settings.url is not None
+        options = self._options()
+        options.pop("db", None)
+        for key in _CLIENT_OPTIONS:
+            options.pop(key, None)
+        options.setdefault("max_connections", self.settings.max_connections)
+        clients.master = RedisCluster.from_url(self.settings.url, **options)
+        clients.replica = clients.master
+        subscriber_options = self._subscriber_options()
+        subscriber_options.pop("db", None)
+        for key in _CLIENT_OPTIONS:
+            subscriber_options.pop(key, None)
+        clients.subscriber = RedisCluster.from_url(self.settings.url, **subscriber_options)
+
+    def master(self) -> RedisClient | None:
         """This loop's client for writes (created on first call), or None when Redis is not configured."""
         return self._clients.get().master if self.configured else None
 
-    def replica(self) -> aioredis.Redis | None:
+    def replica(self) -> RedisClient | None:
         """This loop's client for reads that tolerate a lagging replica, or None when Redis is not configured."""
         return self._clients.get().replica if self.configured else None
 
-    def subscriber(self) -> aioredis.Redis | None:
+    def subscriber(self) -> RedisClient | None:
         """This loop's client for pub/sub connections (`subscriber().pubsub()`), or None when Redis is not configured.
 
         Its pool is not the command clients' bounded one: every `PubSub` holds one connection for
         its life (the toolkit opens two per broadcaster), and reading is bounded by the reader's
         `get_message(timeout=...)` rather than by a `socket_timeout` (unless the options set one).
+        In cluster mode it is a `RedisCluster` whose `pubsub()` is a `ClusterPubSub` (use
+        `ssubscribe` and `get_sharded_message`).
         """
         return self._clients.get().subscriber if self.configured else None
 

@@ -7,6 +7,7 @@ point); this module exports the classes and helpers for type hints and direct us
 from importlib.metadata import version as _version
 
 from c2c_testing._binaries import INSTALL_COMMAND, MissingBinaryError
+from c2c_testing._cluster import ClusterNode, RedisCluster, key_slot, parse_cluster_nodes
 from c2c_testing._net import free_port, wait_for_port
 from c2c_testing._nginx import Nginx, nginx_binary
 from c2c_testing._postgresql import PostgreSQLServer
@@ -19,16 +20,19 @@ from c2c_testing._reference import (
     reference_venv_location,
 )
 from c2c_testing._resp import RespError, RespValue
-from c2c_testing.plugin import RedisSentinelFactory, RedisServerFactory
+from c2c_testing.plugin import RedisClusterFactory, RedisSentinelFactory, RedisServerFactory
 
 __version__ = _version("c2c-testing")
 
 __all__ = [
     "C2CASGIUTILS_014_REQUIREMENTS",
     "INSTALL_COMMAND",
+    "ClusterNode",
     "MissingBinaryError",
     "Nginx",
     "PostgreSQLServer",
+    "RedisCluster",
+    "RedisClusterFactory",
     "RedisSentinel",
     "RedisSentinelFactory",
     "RedisServer",
@@ -41,7 +45,9 @@ __all__ = [
     "__version__",
     "ensure_c2casgiutils_014",
     "free_port",
+    "key_slot",
     "nginx_binary",
+    "parse_cluster_nodes",
     "reference_venv_location",
     "stop_process",
     "wait_for_port",

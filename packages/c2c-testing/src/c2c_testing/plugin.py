@@ -1,6 +1,7 @@
 """The pytest plugin (entry point `c2c_testing`): fixtures that start real servers.
 
 Fixtures: `redis_server`, `redis_server_factory`, `redis_sentinel`, `redis_sentinel_factory`,
+`redis_cluster`, `redis_cluster_factory`,
 `postgresql` (session), `postgresql_database` and `c2casgiutils_014_python` (session: the
 interpreter of a c2casgiutils 0.14.0 environment). A missing binary is an error saying how to
 install it, never a skip; so is an environment that cannot be built.
@@ -18,6 +19,7 @@ from typing import Protocol, TypeVar
 import pytest
 
 from c2c_testing._binaries import MissingBinaryError, binary_version, find_executable, find_postgresql_binaries
+from c2c_testing._cluster import RedisCluster
 from c2c_testing._postgresql import PostgreSQLServer
 from c2c_testing._process import ServerError
 from c2c_testing._redis import RedisSentinel, RedisServer
@@ -34,6 +36,8 @@ FIXTURE_MARKERS = {
     "redis_server_factory": "redis",
     "redis_sentinel": "redis",
     "redis_sentinel_factory": "redis",
+    "redis_cluster": "redis",
+    "redis_cluster_factory": "redis",
     "postgresql": "postgresql",
     "postgresql_database": "postgresql",
 }
@@ -91,7 +95,7 @@ def _start(create: Callable[[], _T], start: Callable[[_T], object], close: Calla
     return _attempt(create_and_start)
 
 
-def _close_all(servers: Sequence[RedisServer | RedisSentinel]) -> None:
+def _close_all(servers: Sequence[RedisServer | RedisSentinel | RedisCluster]) -> None:
     errors: list[Exception] = []
     for server in reversed(servers):
         try:
@@ -153,6 +157,44 @@ def redis_sentinel_factory() -> Iterator[RedisSentinelFactory]:
 def redis_sentinel(redis_sentinel_factory: RedisSentinelFactory) -> RedisSentinel:
     """A master, a replica and one sentinel watching them as `mymaster`, ready for failover."""
     return redis_sentinel_factory()
+
+
+class RedisClusterFactory(Protocol):
+    """Type of `redis_cluster_factory`: starts a Redis Cluster (stopped at teardown)."""
+
+    def __call__(
+        self, *, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 1000, password: str | None = None
+    ) -> RedisCluster:
+        """Start `masters` masters with `replicas` replicas each and wait until the cluster is healthy."""
+        ...
+
+
+@pytest.fixture
+def redis_cluster_factory() -> Iterator[RedisClusterFactory]:
+    """Start `RedisCluster`s on demand; every node is stopped and removed at teardown."""
+    clusters: list[RedisCluster] = []
+
+    def factory(
+        *, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 1000, password: str | None = None
+    ) -> RedisCluster:
+        cluster = _start(
+            lambda: RedisCluster(
+                masters=masters, replicas=replicas, node_timeout_ms=node_timeout_ms, password=password
+            ),
+            RedisCluster.start,
+            RedisCluster.close,
+        )
+        clusters.append(cluster)
+        return cluster
+
+    yield factory
+    _close_all(clusters)
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_factory: RedisClusterFactory) -> RedisCluster:
+    """A Redis Cluster of three masters with a replica each (node timeout 1 s: a failover takes a few seconds)."""
+    return redis_cluster_factory()
 
 
 @pytest.fixture(scope="session")
