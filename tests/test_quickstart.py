@@ -91,9 +91,14 @@ def demo_copy(tmp_path: Path) -> DemoCopy:
     return DemoCopy(tmp_path, env)
 
 
-def _run(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run(root: Path, env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(root / "scripts/demo")], env=env, capture_output=True, text=True, timeout=30, check=False
+        ["bash", str(root / "scripts/demo"), *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -137,3 +142,28 @@ def test_taken_port_is_named(demo_copy: DemoCopy) -> None:
     assert f"Cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
     assert "DEMO_PORT=8081 scripts/demo" in done.stderr
     assert "uv run" not in done.stdout
+
+
+def test_server_granian_runs_the_demo_under_granian(demo_copy: DemoCopy) -> None:
+    root, env = demo_copy.root, demo_copy.env
+    port = free_port()
+    done = _run(root, {**env, "DEMO_PORT": str(port)}, "--server", "granian", "--log-level", "debug")
+    assert done.returncode == 0, done.stderr
+    assert f"Demo: http://127.0.0.1:{port}/c2c/" in done.stderr and "server: granian" in done.stderr
+    convert, start = done.stdout.splitlines()
+    # The logging configuration converted to the JSON granian reads, then granian with it.
+    assert convert.startswith("uv run --no-sync python -c ") and convert.endswith(
+        "examples/demo/logging.yaml .venv/c2c-demo-logging.json"
+    )
+    assert start == (
+        f"uv run --no-sync python -m granian --interface asgi --host 127.0.0.1 --port {port} --workers 1"
+        " --log-config .venv/c2c-demo-logging.json --log-level debug examples.demo.app:app"
+    )
+    # The default stays uvicorn, and --server=uvicorn says so explicitly.
+    for arguments in ((), ("--server=uvicorn",)):
+        done = _run(root, {**env, "DEMO_PORT": str(port)}, *arguments)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("uv run --no-sync uvicorn examples.demo.app:app"), done.stdout
+    done = _run(root, {**env, "DEMO_PORT": str(port)}, "--server", "gunicorn")
+    assert done.returncode == 2
+    assert "unknown server 'gunicorn'" in done.stderr and "uv run" not in done.stdout
