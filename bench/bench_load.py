@@ -1,9 +1,16 @@
-"""Load benchmark: wrk against uvicorn serving each stack, as ratios to the bare app measured in one run.
+"""Load benchmark: wrk against uvicorn and granian serving each stack, as ratios measured in one run.
 
-Every stack runs behind the same server (uvicorn, one process, ``--loop asyncio --no-access-log
---no-proxy-headers --http httptools`` when httptools is installed, else ``--http h11``; 127.0.0.1, a
-free port) and answers ``GET /`` with a small JSON body; every request carries
-``X-Forwarded-For/-Proto/-Host`` as a proxy would send them:
+Every stack runs behind each server asked for (``--servers uvicorn,granian``, default both; one
+process each, 127.0.0.1, a free port) and answers ``GET /`` with a small JSON body; every request
+carries ``X-Forwarded-For/-Proto/-Host`` as a proxy would send them. The servers:
+
+- uvicorn: ``--loop asyncio --no-access-log --no-proxy-headers --http httptools`` when httptools
+  is installed, else ``--http h11``;
+- granian: ``--interface asgi --workers 1 --no-ws --loop asyncio --log-level warning`` (no access
+  log by default, no proxy-header handling of its own); its CPU and memory are those of the main
+  process and its worker together.
+
+The stacks:
 
 - ``bare``: a FastAPI app;
 - ``floor: static headers``: the bare app with a minimal pure-ASGI middleware appending the very
@@ -15,19 +22,25 @@ free port) and answers ``GET /`` with a small JSON body; every request carries
   Prometheus instrumentation, the ``/c2c`` mount; local broadcast, no Redis);
 - ``reference 0.14.0``: the armor+fwd stack built from ``c2casgiutils==0.14.0`` in ``.bench-venv``
   (``bench/setup-reference-env.sh``; uvicorn, h11 and httptools are added there at the workspace's
-  versions when missing, so that the server is the same). Not with h11: the reference's default CSP
-  ends with a space, which h11 refuses (a 500 for every request).
+  versions when missing, so that the server is the same), under uvicorn only. Not with h11: the
+  reference's default CSP ends with a space, which h11 refuses (a 500 for every request).
 
 All servers start first; the memory is read after about 10k requests (a warm-up) and again after
-100k; in between, ``--rounds`` runs of ``--duration`` seconds per stack, interleaved in a shuffled
-order, so that load from other users of the machine affects every stack alike. The table shows the
-median requests per second and p99 latency over the rounds, their ratios to the bare app, the
-server's CPU time per request (``/proc/<pid>/stat``: not charged while another process runs, so
-steadier than req/s on a shared machine; ``bare/this`` is the share of the bare app's capacity
-kept), errors (non-2xx/3xx responses and socket errors over every run) and the resident memory
-(``VmRSS``).
+``--total`` (100k); in between, ``--rounds`` runs of ``--duration`` seconds per stack and server,
+interleaved in one shuffled order per round across both servers, so that load from other users of
+the machine affects every stack alike. Per server, the table shows the median requests per second
+and p99 latency over the rounds, their ratios to the bare app, the server's CPU time per request
+(``/proc/<pid>/stat`` of the server's processes: not charged while another process runs, so
+steadier than req/s on a shared machine), errors (non-2xx/3xx responses and socket errors over
+every run) and the resident memory (``VmRSS``). Below each table, armor+fwd against the floor:
+the CPU it adds per request in % of the floor's and its p99 against the bare app's, each round
+paired with the same round of the floor and the bare app (median and min-max range).
 
-Usage: ``uv run --no-sync python bench/bench_load.py [--check] [--rounds 5] [--duration 6]``.
+Targets (``--check``): under every server, armor+fwd adds at most 5 % server CPU per request over
+the floor and its p99 is at most 1.5 x the bare app's; no errors; RSS growth at most 10 %.
+
+Usage: ``uv run --no-sync python bench/bench_load.py [--check] [--servers uvicorn,granian] [--rounds 5]
+[--duration 6]``.
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ import platform
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -61,17 +75,19 @@ BENCH_VENV = Path(os.environ.get("BENCH_REFERENCE_VENV", REPO / ".bench-venv"))
 WRK_INSTALL = "apt-get install wrk"
 STACK_ENV = "BENCH_LOAD_STACK"
 FORWARDED = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"}
+SERVERS = ("uvicorn", "granian")
 UVICORN_OPTIONS = ["--loop", "asyncio", "--no-access-log", "--no-proxy-headers"]
+GRANIAN_OPTIONS = ["--interface", "asgi", "--workers", "1", "--no-ws", "--loop", "asyncio", "--log-level", "warning"]
 WARMUP_REQUESTS = 10_000
 TOTAL_REQUESTS = 100_000
 START_TIMEOUT = 60.0
 
-TARGET_RPS = 0.90  # armor+fwd keeps at least 90 % of the bare app's requests per second
+TARGET_CPU_OVER_FLOOR = 0.05  # armor+fwd adds at most 5 % server CPU per request over the floor
 TARGET_P99 = 1.5  # armor+fwd p99 latency at most 1.5 x the bare app's
 TARGET_RSS_GROWTH = 0.10  # RSS after 100k requests within 10 % of RSS after 10k
 
 
-# --- the application (imported by uvicorn: `bench_load:create_app --factory`) --------------------
+# --- the application (imported by the server: `bench_load:create_app`, as a factory) ----------------
 
 
 def create_app() -> Any:
@@ -169,15 +185,17 @@ class Run:
 
 @dataclass
 class Variant:
-    """One stack behind its own uvicorn process."""
+    """One stack behind its own server process (uvicorn, or granian's main process and worker)."""
 
     name: str
     python: str
-    target: list[str]  # uvicorn's app argument(s)
+    app: str  # module:attribute
     env: dict[str, str]
     cwd: Path
     ours: bool = True  # targets apply (the reference is printed only)
     armor: bool = False  # the armor+fwd targets apply
+    server: str = "uvicorn"
+    factory: bool = False
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
@@ -192,19 +210,40 @@ class Variant:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def cpu_seconds(self) -> float:
-        """The server's CPU time so far (user + system), from /proc/<pid>/stat."""
+    @property
+    def label(self) -> str:
+        return f"{self.server} {self.name}"
+
+    def pids(self) -> list[int]:
+        """The server's process and its descendants (granian: the main process and its worker)."""
         assert self.process is not None
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        found = [self.process.pid]
+        for pid in found:  # grows while walked: breadth first
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                try:
+                    found.extend(int(child) for child in (task / "children").read_text().split())
+                except OSError:
+                    continue  # a thread that just ended
+        return found
+
+    def cpu_seconds(self) -> float:
+        """The server's CPU time so far (user + system of its processes), from /proc/<pid>/stat."""
+        total = 0
+        for pid in self.pids():
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def rss_kib(self) -> int:
-        assert self.process is not None
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        assert match is not None, status
-        return int(match.group(1))
+        """The resident memory of the server's processes together."""
+        total = 0
+        for pid in self.pids():
+            status = Path(f"/proc/{pid}/status").read_text()
+            match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+            assert match is not None, status
+            total += int(match.group(1))
+        return total
 
 
 def _free_port() -> int:
@@ -220,43 +259,53 @@ def _pin(core: int | None) -> list[str]:
     return ["taskset", "-c", str(core)] if core is not None else []
 
 
-def start(variant: Variant, core: int | None, directory: Path, options: list[str]) -> None:
-    variant.port = _free_port()
-    variant.log = directory / f"{re.sub(r'[^a-z0-9]+', '-', variant.name)}.log"
-    argv = [
-        *_pin(core),
-        variant.python,
-        "-m",
-        "uvicorn",
-        *variant.target,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(variant.port),
-        *options,
+def server_argv(variant: Variant, options: dict[str, list[str]]) -> list[str]:
+    """The command line of the variant's server (without the CPU pinning)."""
+    address = ["--host", "127.0.0.1", "--port", str(variant.port)]
+    factory = ["--factory"] if variant.factory else []
+    if variant.server == "granian":
+        return [
+            *[variant.python, "-m", "granian", *options["granian"], *factory],
+            *["--working-dir", str(variant.cwd), *address, variant.app],
+        ]
+    return [
+        *[variant.python, "-m", "uvicorn", variant.app, *factory],
+        *["--app-dir", str(variant.cwd), *address, *options["uvicorn"]],
     ]
+
+
+def start(variant: Variant, core: int | None, directory: Path, options: dict[str, list[str]]) -> None:
+    variant.port = _free_port()
+    variant.log = directory / f"{re.sub(r'[^a-z0-9]+', '-', variant.label)}.log"
+    argv = [*_pin(core), *server_argv(variant, options)]
     with variant.log.open("wb") as log:
         variant.process = subprocess.Popen(
-            argv, cwd=variant.cwd, env=variant.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            argv,
+            cwd=variant.cwd,
+            env=variant.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # granian's worker is stopped with its main process
         )
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if variant.process.poll() is not None:
-            raise RuntimeError(f"{variant.name}: the server exited while starting:\n{variant.log.read_text()[-3000:]}")
+            raise RuntimeError(f"{variant.label}: the server exited while starting:\n{variant.log.read_text()[-3000:]}")
         try:
             request = urllib.request.Request(variant.url, headers=FORWARDED)  # noqa: S310 (http on loopback)
             with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
                 if response.status != 200:
-                    raise RuntimeError(f"{variant.name}: GET / answered {response.status}")
+                    raise RuntimeError(f"{variant.label}: GET / answered {response.status}")
                 has_csp = response.headers.get("content-security-policy") is not None
                 if has_csp != (variant.name != "bare"):
-                    raise RuntimeError(f"{variant.name}: unexpected headers {dict(response.headers)}")
+                    raise RuntimeError(f"{variant.label}: unexpected headers {dict(response.headers)}")
                 return
         except urllib.error.HTTPError as error:
-            raise RuntimeError(f"{variant.name}: GET / answered {error.code}: {error.read()[:500]!r}") from None
+            raise RuntimeError(f"{variant.label}: GET / answered {error.code}: {error.read()[:500]!r}") from None
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{variant.name}: no answer in {START_TIMEOUT:g} s") from None
+                raise RuntimeError(f"{variant.label}: no answer in {START_TIMEOUT:g} s") from None
             time.sleep(0.2)
 
 
@@ -267,7 +316,7 @@ def stop(variant: Variant) -> None:
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
 
 
@@ -354,73 +403,87 @@ def _ensure_reference_server(python: str) -> str | None:
     return None if result.returncode == 0 else f"could not install {wanted} in {BENCH_VENV}: {result.stderr}"
 
 
-def build_variants(directory: Path, with_reference: bool, http: str) -> tuple[list[Variant], list[str]]:
+def build_variants(
+    directory: Path, with_reference: bool, http: str, servers: list[str]
+) -> tuple[list[Variant], list[str]]:
+    """Every stack under every server in `servers` (the reference under uvicorn only)."""
     notes: list[str] = []
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("C2C__", "C2C_HEADERS_ENGINE", "DEMO_"))}
     base_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    app_target = ["bench_load:create_app", "--factory", "--app-dir", str(HERE)]
+    app = "bench_load:create_app"
     ours = sys.executable
+    native = _python_has(ours, "c2c_headers_native")
+    if not native:
+        notes.append("native engine not installed: no [native] row")
 
     def stack_env(stack: str, **extra: str) -> dict[str, str]:
         return {**base_env, STACK_ENV: stack, **extra}
 
-    variants = [
-        Variant("bare", ours, app_target, stack_env("bare"), HERE),
-        Variant("floor: static headers", ours, app_target, stack_env("floor"), HERE),
-        Variant(
-            "armor+fwd [python]", ours, app_target, stack_env("armor", C2C_HEADERS_ENGINE="python"), HERE, armor=True
-        ),
-    ]
-    if _python_has(ours, "c2c_headers_native"):
-        variants.append(
+    demo_env = {
+        **base_env,
+        "C2C__PROXY_HEADERS__TYPE": "x-forwarded",
+        "C2C__PROMETHEUS__PORT": "0",
+        "C2C__AUTH__SECRET": "bench-secret",
+        "DEMO_DATABASE": str(directory / "demo.sqlite3"),
+        # TrustedHost checks the forwarded host (ForwardedHeaders runs first).
+        "DEMO_ALLOWED_HOSTS": f"{FORWARDED['X-Forwarded-Host']},127.0.0.1",
+    }
+    variants: list[Variant] = []
+    for server in servers:
+        common: dict[str, Any] = {"server": server, "factory": True}
+        variants += [
+            Variant("bare", ours, app, stack_env("bare"), HERE, **common),
+            Variant("floor: static headers", ours, app, stack_env("floor"), HERE, **common),
             Variant(
-                "armor+fwd [native]",
+                "armor+fwd [python]",
                 ours,
-                app_target,
-                stack_env("armor", C2C_HEADERS_ENGINE="native"),
+                app,
+                stack_env("armor", C2C_HEADERS_ENGINE="python"),
                 HERE,
                 armor=True,
+                **common,
+            ),
+        ]
+        if native:
+            variants.append(
+                Variant(
+                    "armor+fwd [native]",
+                    ours,
+                    app,
+                    stack_env("armor", C2C_HEADERS_ENGINE="native"),
+                    HERE,
+                    armor=True,
+                    **common,
+                )
             )
-        )
-    else:
-        notes.append("native engine not installed: no [native] row")
-    variants.append(
-        Variant(
-            "full stack (demo)",
-            ours,
-            ["examples.demo.app:app", "--app-dir", str(REPO)],
-            {
-                **base_env,
-                "C2C__PROXY_HEADERS__TYPE": "x-forwarded",
-                "C2C__PROMETHEUS__PORT": "0",
-                "C2C__AUTH__SECRET": "bench-secret",
-                "DEMO_DATABASE": str(directory / "demo.sqlite3"),
-                # TrustedHost checks the forwarded host (ForwardedHeaders runs first).
-                "DEMO_ALLOWED_HOSTS": f"{FORWARDED['X-Forwarded-Host']},127.0.0.1",
-            },
-            REPO,
-        )
-    )
-    if with_reference and http == "h11":
+        variants.append(Variant("full stack (demo)", ours, "examples.demo.app:app", demo_env, REPO, server=server))
+    if not with_reference:
+        return variants, notes
+    if "uvicorn" not in servers:
+        notes.append("no reference: it runs under uvicorn only")
+    elif http == "h11":
         # Its default CSP ends with "; " and h11 refuses header values with trailing whitespace:
         # every response would be a 500 (httptools lets it through).
         notes.append("no reference: its default CSP has a trailing space, which uvicorn's h11 refuses (500 on every")
         notes.append("  request); install httptools (`uv pip install httptools`) to serve every stack with httptools")
-    elif with_reference:
+    else:
         python = str(BENCH_VENV / "bin" / "python")
         if not Path(python).exists() or not _python_has(python, "c2casgiutils.headers", "fastapi"):
             notes.append(f"no reference: {BENCH_VENV} missing or incomplete (run bench/setup-reference-env.sh)")
         elif (problem := _ensure_reference_server(python)) is not None:
             notes.append(f"no reference: {problem}")
         else:
-            variants.append(
-                Variant("reference 0.14.0 armor+fwd", python, app_target, stack_env("reference"), HERE, ours=False)
+            reference = Variant(
+                "reference 0.14.0 armor+fwd", python, app, stack_env("reference"), HERE, ours=False, factory=True
             )
+            variants.insert(len([v for v in variants if v.server == "uvicorn"]), reference)
     return variants, notes
 
 
 @contextmanager
-def servers(variants: list[Variant], core: int | None, directory: Path, options: list[str]) -> Iterator[None]:
+def servers(
+    variants: list[Variant], core: int | None, directory: Path, options: dict[str, list[str]]
+) -> Iterator[None]:
     try:
         for variant in variants:
             start(variant, core, directory, options)
@@ -437,18 +500,40 @@ def _versions(python: str) -> str:
     code = (
         "import importlib.metadata as m, importlib.util as u, platform; "
         "print('python', platform.python_version(), *(f'{n} {m.version(n)}' for n in "
-        "('uvicorn', 'h11', 'httptools', 'fastapi', 'starlette') if u.find_spec(n)))"
+        "('uvicorn', 'h11', 'httptools', 'granian', 'fastapi', 'starlette') if u.find_spec(n)))"
     )
     result = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     return result.stdout.strip() or result.stderr.strip()
 
 
-def report(variants: list[Variant], total: int) -> list[str]:
-    """Print the table; return the missed targets."""
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _spread(values: list[float], fmt: str, separator: str = "-") -> str:
+    return f"{min(values):{fmt}}{separator}{max(values):{fmt}}"
+
+
+@dataclass
+class Against:
+    """armor+fwd against the floor (CPU) and the bare app (p99), round by round."""
+
+    cpu_over_floor: list[float]  # (armor - floor) / floor, per round
+    p99_ratio: list[float]  # armor / bare, per round
+
+    @classmethod
+    def of(cls, armor: Variant, floor: Variant, bare: Variant) -> Against:
+        rounds = zip(armor.runs, floor.runs, bare.runs, strict=True)
+        pairs = [((a.cpu_us - f.cpu_us) / f.cpu_us, a.p99_ms / b.p99_ms) for a, f, b in rounds]
+        return cls([cpu for cpu, _ in pairs], [p99 for _, p99 in pairs])
+
+
+def _table(variants: list[Variant], total: int) -> list[str]:
+    """One server's table; return its missed errors and RSS targets."""
     bare = variants[0]
-    bare_rps = statistics.median(run.rps for run in bare.runs)
-    bare_p99 = statistics.median(run.p99_ms for run in bare.runs)
-    bare_cpu = statistics.median(run.cpu_us for run in bare.runs)
+    bare_rps = _median([run.rps for run in bare.runs])
+    bare_p99 = _median([run.p99_ms for run in bare.runs])
+    bare_cpu = _median([run.cpu_us for run in bare.runs])
     header = (
         f"| {'stack':<27} | {'req/s':>7} | {'x bare':>6} | {'req/s range':>13} | {'p99 ms':>7} | {'x bare':>6} |"
         f" {'CPU µs/req':>10} | {'bare/this':>9} | {'errors':>6} | {'RSS 10k MiB':>11}"
@@ -458,13 +543,12 @@ def report(variants: list[Variant], total: int) -> list[str]:
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     missed: list[str] = []
     for variant in variants:
-        rps = statistics.median(run.rps for run in variant.runs)
-        p99 = statistics.median(run.p99_ms for run in variant.runs)
-        cpu = statistics.median(run.cpu_us for run in variant.runs)
-        every = variant.warmup + variant.runs
-        errors = sum(run.non_2xx + run.socket_errors for run in every)
+        rps = _median([run.rps for run in variant.runs])
+        p99 = _median([run.p99_ms for run in variant.runs])
+        cpu = _median([run.cpu_us for run in variant.runs])
+        errors = sum(run.non_2xx + run.socket_errors for run in variant.warmup + variant.runs)
         growth = (variant.rss_100k - variant.rss_10k) / variant.rss_10k
-        spread = f"{min(r.rps for r in variant.runs):.0f}-{max(r.rps for r in variant.runs):.0f}"
+        spread = _spread([r.rps for r in variant.runs], ".0f")
         print(
             f"| {variant.name:<27} | {rps:>7.0f} | {rps / bare_rps:>6.2f} | {spread:>13} | {p99:>7.2f} |"
             f" {p99 / bare_p99:>6.2f} | {cpu:>10.0f} | {bare_cpu / cpu:>9.2f} | {errors:>6} |"
@@ -473,22 +557,47 @@ def report(variants: list[Variant], total: int) -> list[str]:
         if not variant.ours:
             continue
         if errors:
-            missed.append(f"{variant.name}: {errors} errors")
+            missed.append(f"{variant.label}: {errors} errors")
         if growth > TARGET_RSS_GROWTH:
             missed.append(
-                f"{variant.name}: RSS grew {growth:+.1%} from 10k to {total // 1000}k requests"
+                f"{variant.label}: RSS grew {growth:+.1%} from 10k to {total // 1000}k requests"
                 f" (> {TARGET_RSS_GROWTH:.0%})"
             )
-        if variant.armor:
-            if rps / bare_rps < TARGET_RPS:
-                missed.append(f"{variant.name}: {rps / bare_rps:.0%} of the bare app's req/s (< {TARGET_RPS:.0%})")
-            if p99 / bare_p99 > TARGET_P99:
-                missed.append(f"{variant.name}: p99 {p99 / bare_p99:.2f} x the bare app's (> {TARGET_P99:g})")
-    print()
+    return missed
+
+
+def report(variants: list[Variant], total: int) -> list[str]:
+    """Print one table per server, then armor+fwd against the floor; return the missed targets."""
+    missed: list[str] = []
+    for server in dict.fromkeys(variant.server for variant in variants):
+        mine = [variant for variant in variants if variant.server == server]
+        print(f"{server}:")
+        print()
+        missed += _table(mine, total)
+        bare, floor = mine[0], mine[1]
+        print()
+        for armor in (variant for variant in mine if variant.armor):
+            against = Against.of(armor, floor, bare)
+            cpu, p99 = _median(against.cpu_over_floor), _median(against.p99_ratio)
+            cpu_rounds, p99_rounds = (
+                _spread(against.cpu_over_floor, "+.1%", " to "),
+                _spread(against.p99_ratio, ".2f", " to "),
+            )
+            print(
+                f"{server} {armor.name}: CPU over the floor {cpu:+.1%} (rounds {cpu_rounds}),"
+                f" p99 {p99:.2f} x bare (rounds {p99_rounds})"
+            )
+            if cpu > TARGET_CPU_OVER_FLOOR:
+                missed.append(
+                    f"{armor.label}: {cpu:+.1%} server CPU per request over the floor (> +{TARGET_CPU_OVER_FLOOR:.0%})"
+                )
+            if p99 > TARGET_P99:
+                missed.append(f"{armor.label}: p99 {p99:.2f} x the bare app's (> {TARGET_P99:g})")
+        print()
     print(
-        f"targets: armor+fwd >= {TARGET_RPS:.0%} of bare req/s and p99 <= {TARGET_P99:g} x bare; no error; "
-        f"RSS growth from 10k to {total // 1000}k requests <= {TARGET_RSS_GROWTH:.0%} "
-        "(our stacks; the reference is shown only)"
+        f"targets: under every server, armor+fwd adds <= {TARGET_CPU_OVER_FLOOR:.0%} server CPU per request over"
+        f" the floor and its p99 <= {TARGET_P99:g} x bare (medians of the per-round ratios); no error; RSS growth"
+        f" from 10k to {total // 1000}k requests <= {TARGET_RSS_GROWTH:.0%} (our stacks; the reference is shown only)"
     )
     for line in missed:
         print(f"MISSED: {line}")
@@ -497,8 +606,17 @@ def report(variants: list[Variant], total: int) -> list[str]:
     return missed
 
 
-def main() -> int:
+def _servers_option(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SERVERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(SERVERS)}, got {text!r}")
+    return list(dict.fromkeys(names))
+
+
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--servers", type=_servers_option, default=list(SERVERS), help="default uvicorn,granian")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per measured run (default 6)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved measured runs per stack (default 5)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
@@ -506,8 +624,36 @@ def main() -> int:
     parser.add_argument("--total", type=int, default=TOTAL_REQUESTS, help="requests before the second RSS (100000)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the shuffled order")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
-    options = parser.parse_args()
+    return parser.parse_args(argv)
 
+
+def measure(variants: list[Variant], options: argparse.Namespace, wrk_binary: str, wrk_core: int | None) -> None:
+    """Warm-up and first RSS, the interleaved rounds, the top-up and the second RSS."""
+    seed = options.seed
+    shuffle = random.Random(seed)
+    # Warm-up to about 10k requests each (short runs), then the first RSS.
+    for variant in variants:
+        while variant.total_requests < WARMUP_REQUESTS:
+            variant.warmup.append(wrk(wrk_binary, variant, 2, wrk_core, options.connections))
+        variant.requests_at_10k = variant.total_requests
+        variant.rss_10k = variant.rss_kib()
+    for round_number in range(options.rounds):
+        order = list(variants)  # every stack of every server, in one shuffled order
+        shuffle.shuffle(order)
+        for variant in order:
+            variant.runs.append(wrk(wrk_binary, variant, options.duration, wrk_core, options.connections))
+        print(f"round {round_number + 1}/{options.rounds} done", flush=True)
+    # Top up to --total requests each, then the second RSS.
+    for variant in variants:
+        while variant.total_requests < options.total:
+            missing = options.total - variant.total_requests
+            seconds = min(30.0, max(1.0, missing / max(variant.runs[-1].rps, 1.0) + 0.5))
+            variant.warmup.append(wrk(wrk_binary, variant, seconds, wrk_core, options.connections))
+        variant.rss_100k = variant.rss_kib()
+
+
+def main() -> int:
+    options = parse_options()
     wrk_binary = shutil.which("wrk")
     if wrk_binary is None:
         print(f"wrk is missing: install it with `{WRK_INSTALL}` (as root)", file=sys.stderr)
@@ -515,38 +661,19 @@ def main() -> int:
     cores = sorted(os.sched_getaffinity(0))
     pinned = shutil.which("taskset") is not None and len(cores) >= 2
     server_core, wrk_core = (cores[0], cores[1]) if pinned else (None, None)
-    seed = options.seed if options.seed is not None else random.randrange(1 << 30)
-    shuffle = random.Random(seed)
+    if options.seed is None:
+        options.seed = random.randrange(1 << 30)
     started = datetime.datetime.now(datetime.UTC)
     # httptools when installed here (uvicorn[standard], as in production), else the pure-Python h11.
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    server_options = [*UVICORN_OPTIONS, "--http", http]
+    server_options = {"uvicorn": [*UVICORN_OPTIONS, "--http", http], "granian": GRANIAN_OPTIONS}
     load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="bench-load-") as temp:
-        variants, notes = build_variants(Path(temp), not options.no_reference, http)
-        print(f"stacks: {', '.join(variant.name for variant in variants)}", flush=True)
+        variants, notes = build_variants(Path(temp), not options.no_reference, http, options.servers)
+        print(f"stacks: {', '.join(variant.label for variant in variants)}", flush=True)
         with servers(variants, server_core, Path(temp), server_options):
-            # Warm-up to about 10k requests each (short runs, interleaved), then the first RSS.
-            for variant in variants:
-                while variant.total_requests < WARMUP_REQUESTS:
-                    run = wrk(wrk_binary, variant, 2, wrk_core, options.connections)
-                    variant.warmup.append(run)
-                variant.requests_at_10k = variant.total_requests
-                variant.rss_10k = variant.rss_kib()
-            for round_number in range(options.rounds):
-                order = list(variants)
-                shuffle.shuffle(order)
-                for variant in order:
-                    variant.runs.append(wrk(wrk_binary, variant, options.duration, wrk_core, options.connections))
-                print(f"round {round_number + 1}/{options.rounds} done", flush=True)
-            # Top up to 100k requests each, then the second RSS.
-            for variant in variants:
-                while variant.total_requests < options.total:
-                    missing = options.total - variant.total_requests
-                    seconds = min(30.0, max(1.0, missing / max(variant.runs[-1].rps, 1.0) + 0.5))
-                    variant.warmup.append(wrk(wrk_binary, variant, seconds, wrk_core, options.connections))
-                variant.rss_100k = variant.rss_kib()
+            measure(variants, options, wrk_binary, wrk_core)
 
     print()
     print(
@@ -554,12 +681,14 @@ def main() -> int:
         f"(load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after), "
         + (f"server pinned to core {server_core}, wrk to core {wrk_core}" if pinned else "no CPU pinning")
     )
-    print(f"server: uvicorn {' '.join(server_options)}, one process; {_versions(sys.executable)}")
+    for server in options.servers:
+        print(f"server: {server} {' '.join(server_options[server])}, one process (granian: one worker)")
+    print(f"versions: {_versions(sys.executable)}")
     if any(not variant.ours for variant in variants):
         print(f"reference server: {_versions(str(BENCH_VENV / 'bin' / 'python'))}")
     print(
-        f"wrk -t1 -c{options.connections} --latency, {options.rounds} x {options.duration:g} s per stack "
-        f"(interleaved, shuffle seed {seed}), X-Forwarded-For/-Proto/-Host on every request; "
+        f"wrk -t1 -c{options.connections} --latency, {options.rounds} x {options.duration:g} s per stack and server "
+        f"(interleaved across servers, shuffle seed {options.seed}), X-Forwarded-For/-Proto/-Host on every request; "
         f"RSS after {min(v.requests_at_10k for v in variants)}+ and {options.total}+ requests"
     )
     for note in notes:
