@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,21 +20,6 @@ pytestmark = pytest.mark.redis  # every test here talks to a real redis-server
 PASSWORD = "p4ss-w0rd-never-logged"
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-async def factory_cleanup() -> AsyncIterator[list[RedisFactory]]:
-    factories: list[RedisFactory] = []
-    yield factories
-    for factory in factories:
-        await factory.aclose()
-
-
 async def test_not_configured() -> None:
     factory = RedisFactory(RedisSettings())
     assert not factory.configured
@@ -48,24 +31,24 @@ async def test_not_configured() -> None:
     await factory.aclose()
 
 
-async def test_url_mode(redis_server: RedisServer, factory_cleanup: list[RedisFactory]) -> None:
+async def test_url_mode(redis_server: RedisServer, factories: list[RedisFactory]) -> None:
     factory = RedisFactory(RedisSettings(url=redis_server.url, options={"socket_timeout": 2.0}))
-    factory_cleanup.append(factory)
+    factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     assert factory.replica() is master  # one server in URL mode
     await master.set("key", "value")
     assert await master.get("key") == "value"  # decoded to str by default
     assert redis_server.command("GET", "key") == b"value"
 
 
-async def test_url_mode_db_from_settings(redis_server: RedisServer, factory_cleanup: list[RedisFactory]) -> None:
+async def test_url_mode_db_from_settings(redis_server: RedisServer, factories: list[RedisFactory]) -> None:
     """`C2C__REDIS__DB` applies in URL mode when the URL names no database (the reference ignored it)."""
     url = f"redis://{redis_server.host}:{redis_server.port}"
     factory = RedisFactory(RedisSettings(url=url, db=3))
-    factory_cleanup.append(factory)
+    factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     await master.set("where", "db3")
     redis_server.command("SELECT", "3")
     assert redis_server.command("SELECT", "3") == "OK"
@@ -73,21 +56,21 @@ async def test_url_mode_db_from_settings(redis_server: RedisServer, factory_clea
     assert client_info["db"] == 3
     # A database in the URL wins over the setting.
     other = RedisFactory(RedisSettings(url=f"{url}/5", db=3))
-    factory_cleanup.append(other)
+    factories.append(other)
     assert other.master() is not None
     assert (await other.master().client_info())["db"] == 5  # type: ignore[union-attr]
 
 
 async def test_url_password_never_logged(
-    redis_server: RedisServer, factory_cleanup: list[RedisFactory], caplog: pytest.LogCaptureFixture
+    redis_server: RedisServer, factories: list[RedisFactory], caplog: pytest.LogCaptureFixture
 ) -> None:
     redis_server.command("CONFIG", "SET", "requirepass", PASSWORD)
     settings = RedisSettings(url=f"redis://:{PASSWORD}@{redis_server.host}:{redis_server.port}/0")
     caplog.set_level(logging.DEBUG)
     factory = RedisFactory(settings)
-    factory_cleanup.append(factory)
+    factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     assert await _ping(master)
     assert "Redis clients created (url mode, redis://:***@127.0.0.1" in caplog.text
     assert PASSWORD not in caplog.text
@@ -95,13 +78,13 @@ async def test_url_password_never_logged(
     assert PASSWORD not in factory.describe()
 
 
-async def test_options_reach_the_client(redis_server: RedisServer, factory_cleanup: list[RedisFactory]) -> None:
+async def test_options_reach_the_client(redis_server: RedisServer, factories: list[RedisFactory]) -> None:
     factory = RedisFactory(
         RedisSettings(url=redis_server.url, options={"client_name": "c2c-test", "decode_responses": False})
     )
-    factory_cleanup.append(factory)
+    factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     assert await master.client_getname() == "c2c-test"
     await master.set("raw", "value")
     assert await master.get("raw") == b"value"  # bytes: decode_responses=false was honoured
@@ -122,14 +105,14 @@ def _connected_clients(server: RedisServer) -> int:
 async def test_lazy_creation_and_close(redis_server: RedisServer) -> None:
     factory = RedisFactory(RedisSettings(url=redis_server.url))
     first = factory.master()
-    assert first is not None
+    assert isinstance(first, Redis)
     assert await _ping(first)
     clients_before = _connected_clients(redis_server)
     await factory.aclose()
     clients_after = _connected_clients(redis_server)
     assert clients_after == clients_before - 1  # the connection was really closed
     second = factory.master()
-    assert second is not None and second is not first  # a new client after close
+    assert isinstance(second, Redis) and second is not first  # a new client after close
     assert await _ping(second)
     await factory.aclose()
 
@@ -139,7 +122,7 @@ async def test_server_down_is_an_error_not_a_hang(redis_server: RedisServer) -> 
 
     factory = RedisFactory(RedisSettings(url=redis_server.url, options={"socket_connect_timeout": 1.0}))
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     redis_server.stop()
     with pytest.raises(redis.exceptions.ConnectionError):
         await _ping(master)
@@ -148,7 +131,7 @@ async def test_server_down_is_an_error_not_a_hang(redis_server: RedisServer) -> 
     await factory.aclose()
 
 
-async def test_sentinel_mode(redis_sentinel: RedisSentinel, factory_cleanup: list[RedisFactory]) -> None:
+async def test_sentinel_mode(redis_sentinel: RedisSentinel, factories: list[RedisFactory]) -> None:
     settings = RedisSettings(
         sentinels=redis_sentinel.sentinels_str,
         servicename=redis_sentinel.service_name,
@@ -156,11 +139,11 @@ async def test_sentinel_mode(redis_sentinel: RedisSentinel, factory_cleanup: lis
         options={"socket_timeout": 2.0},
     )
     factory = RedisFactory(settings)
-    factory_cleanup.append(factory)
+    factories.append(factory)
     assert factory.mode == "sentinel"
     assert factory.sentinel() is not None
     master, replica = factory.master(), factory.replica()
-    assert master is not None and replica is not None and master is not replica
+    assert isinstance(master, Redis) and replica is not None and master is not replica
     await master.set("k", "v")
     assert (await master.client_info())["db"] == 2
     # The replica really is the replica server, and receives the write.
@@ -170,15 +153,13 @@ async def test_sentinel_mode(redis_sentinel: RedisSentinel, factory_cleanup: lis
     assert await replica.get("k") == "v"
 
 
-async def test_sentinel_failover_is_followed(
-    redis_sentinel: RedisSentinel, factory_cleanup: list[RedisFactory]
-) -> None:
+async def test_sentinel_failover_is_followed(redis_sentinel: RedisSentinel, factories: list[RedisFactory]) -> None:
     factory = RedisFactory(
         RedisSettings(sentinels=redis_sentinel.sentinels_str, servicename=redis_sentinel.service_name)
     )
-    factory_cleanup.append(factory)
+    factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     await master.set("before", "1")
     await master.execute_command("WAIT", 1, 2000)
     old_address = redis_sentinel.current_master()
@@ -210,7 +191,7 @@ async def test_process_wide_factory(monkeypatch: pytest.MonkeyPatch, redis_serve
         assert factory is get_factory()
         assert factory.settings == get_settings(CoreSettings).redis
         master = factory.master()
-        assert master is not None
+        assert isinstance(master, Redis)
         assert await _ping(master)
     finally:
         await reset_factory()

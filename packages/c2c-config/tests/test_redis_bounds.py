@@ -11,7 +11,7 @@ import datetime
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,21 +23,6 @@ from c2c_config.redis import RedisFactory
 from c2c_testing import RedisSentinel, RedisServer
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-async def factories() -> AsyncIterator[list[RedisFactory]]:
-    made: list[RedisFactory] = []
-    yield made
-    for factory in made:
-        await factory.aclose()
 
 
 def _connected_clients(server: RedisServer) -> int:
@@ -71,7 +56,7 @@ async def test_pool_is_bounded_and_waits(redis_server: RedisServer, factories: l
     factory = RedisFactory(RedisSettings(url=redis_server.url, max_connections=3, timeout=_seconds(5)))
     factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     assert isinstance(master.connection_pool, BlockingConnectionPool)
     before = _connected_clients(redis_server)
     holders = [asyncio.create_task(_hold(master, 0.2)) for _ in range(20)]
@@ -94,7 +79,7 @@ async def test_waiting_for_a_connection_is_bounded_by_the_timeout(
     factory = RedisFactory(settings)
     factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     holder = asyncio.create_task(_hold(master, 2))
     await asyncio.sleep(0.2)  # the holder has the only connection
     begin = time.monotonic()
@@ -110,7 +95,7 @@ async def test_timeout_bounds_a_command_on_a_frozen_server(
     factory = RedisFactory(RedisSettings(url=redis_server.url, timeout=_seconds(0.5)))
     factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     assert await master.ping()
     begin = time.monotonic()
     with _frozen(redis_server), pytest.raises((redis.exceptions.TimeoutError, TimeoutError)):
@@ -126,7 +111,7 @@ async def test_connect_is_bounded_by_the_timeout(redis_server: RedisServer, fact
     factory = RedisFactory(RedisSettings(url=redis_server.url, timeout=_seconds(0.5)))
     factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     begin = time.monotonic()
     with _frozen(redis_server), pytest.raises((redis.exceptions.RedisError, TimeoutError)):
         async with asyncio.timeout(8):
@@ -144,7 +129,7 @@ async def test_options_win_over_the_settings(redis_server: RedisServer, factorie
     factory = RedisFactory(settings)
     factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     pool = master.connection_pool
     assert isinstance(pool, BlockingConnectionPool)
     assert pool.max_connections == 4
@@ -163,7 +148,7 @@ async def test_single_connection_client_option(redis_server: RedisServer, factor
     factory = RedisFactory(RedisSettings(url=redis_server.url, options={"single_connection_client": True}))
     factories.append(factory)
     master = factory.master()
-    assert master is not None
+    assert isinstance(master, Redis)
     assert await master.ping()
     assert master.connection is not None  # one dedicated connection
 
@@ -175,7 +160,7 @@ async def test_subscriber_is_outside_the_command_pool_and_idles(
     factory = RedisFactory(RedisSettings(url=redis_server.url, max_connections=1, timeout=_seconds(0.3)))
     factories.append(factory)
     subscriber, master = factory.subscriber(), factory.master()
-    assert subscriber is not None and master is not None
+    assert isinstance(subscriber, Redis) and master is not None
     assert subscriber is not master
     assert subscriber.connection_pool.connection_kwargs.get("socket_timeout") is None
     pubsubs = [subscriber.pubsub() for _ in range(3)]
@@ -205,7 +190,7 @@ async def test_sentinel_pools_are_bounded(redis_sentinel: RedisSentinel, factori
     factory = RedisFactory(settings)
     factories.append(factory)
     master, replica, subscriber = factory.master(), factory.replica(), factory.subscriber()
-    assert master is not None and replica is not None and subscriber is not None
+    assert isinstance(master, Redis) and isinstance(replica, Redis) and isinstance(subscriber, Redis)
     for client in (master, replica):
         assert isinstance(client.connection_pool, BlockingConnectionPool)
         assert client.connection_pool.max_connections == 2

@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -16,21 +14,6 @@ from c2c_config.redis import CLUSTER_MIN_REDIS_PY, RedisFactory, redis_py_versio
 from c2c_testing import RedisCluster, key_slot
 
 CLUSTER_CAPABLE = redis_py_version() >= CLUSTER_MIN_REDIS_PY
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-async def factories() -> AsyncIterator[list[RedisFactory]]:
-    built: list[RedisFactory] = []
-    yield built
-    for factory in built:
-        await factory.aclose()
 
 
 @pytest.mark.parametrize(

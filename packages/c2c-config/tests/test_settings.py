@@ -24,15 +24,6 @@ from c2c_config import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test starts without C2C__ variables from the developer's shell."""
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-    return
-
-
 class TokenSection(Section):
     """A section with a secret, a duration and a nested section, for the tests."""
 

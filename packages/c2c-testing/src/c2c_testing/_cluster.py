@@ -5,13 +5,11 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import time
-from collections.abc import Callable
-from types import TracebackType
 from typing import Self
 
 from c2c_testing._binaries import find_executable
 from c2c_testing._net import free_port
-from c2c_testing._process import ServerError, log_tail
+from c2c_testing._process import ServerError, ServerGroup
 from c2c_testing._redis import RedisServer
 from c2c_testing._resp import RespError, as_text
 
@@ -84,7 +82,7 @@ def key_slot(key: str | bytes) -> int:
     return crc % SLOTS
 
 
-class RedisCluster:
+class RedisCluster(ServerGroup):
     """`masters` masters with `replicas` replicas each, on free loopback ports, joined into one cluster.
 
     Every node has `cluster-node-timeout` `node_timeout_ms` (short by default, so that a master's
@@ -294,45 +292,9 @@ class RedisCluster:
         node.start()
         self.wait_healthy(timeout)
 
-    def _wait(self, deadline: float, what: str, ready: Callable[[], bool]) -> None:
-        while True:
-            try:
-                if ready():
-                    return
-            except (OSError, RespError):
-                pass
-            if time.monotonic() >= deadline:
-                logs = "\n".join(log_tail(node.log_path, lines=8) for node in self.nodes)
-                raise ServerError(f"timed out waiting for {what}\n{logs}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """Stop every node."""
-        for node in self.nodes:
-            node.stop()
-
-    def close(self) -> None:
-        """Stop every node and remove their directories."""
-        errors: list[BaseException] = []
-        for node in self.nodes:
-            try:
-                node.close()
-            except Exception as error:  # close the others, then report the first failure
-                errors.append(error)
-        if errors:
-            raise errors[0]
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    def servers(self) -> list[RedisServer]:
+        """Every node."""
+        return list(self.nodes)
 
     def __repr__(self) -> str:
         return f"<RedisCluster {self.masters_count}x{1 + self.replicas_per_master} {self.startup_nodes}>"

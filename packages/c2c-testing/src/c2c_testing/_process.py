@@ -9,10 +9,13 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from c2c_testing._resp import RespError
 
 # Every server process still running; killed at interpreter exit so that nothing outlives pytest,
 # even when a teardown was skipped (KeyboardInterrupt, internal error).
@@ -165,3 +168,61 @@ def stop_process(
 def clean_env(remove_prefixes: Sequence[str] = ()) -> dict[str, str]:
     """A copy of the environment without the variables starting with one of `remove_prefixes`."""
     return {k: v for k, v in os.environ.items() if not k.startswith(tuple(remove_prefixes))}
+
+
+class ServerGroup(abc.ABC):
+    """Several servers run as one setup (Sentinel, Cluster): waiting on a condition, stop, close, context manager.
+
+    Subclasses provide `start()` and `servers()` (in the order `stop()` stops them).
+    """
+
+    @abc.abstractmethod
+    def start(self) -> Self:
+        """Start every server and wait until the setup is usable."""
+
+    @abc.abstractmethod
+    def servers(self) -> Sequence[ManagedServer]:
+        """Every server of the setup, in the order they are stopped."""
+
+    def _wait(self, deadline: float, what: str, ready: Callable[[], bool]) -> None:
+        """Poll `ready()` (an `OSError` or a Redis error reply counts as not yet) until `deadline`."""
+        while True:
+            try:
+                if ready():
+                    return
+            except (OSError, RespError):
+                pass
+            if time.monotonic() >= deadline:
+                logs = "\n".join(
+                    log_tail(server.log_path, lines=10) for server in self.servers() if hasattr(server, "log_path")
+                )
+                raise ServerError(f"timed out waiting for {what}\n{logs}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop every server."""
+        for server in self.servers():
+            server.stop()
+
+    def close(self) -> None:
+        """Stop every server and remove their directories; the first failure is raised after the others closed."""
+        errors: list[BaseException] = []
+        for server in self.servers():
+            try:
+                server.close()
+            except Exception as error:  # close the others, then report the first failure
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -7,16 +7,24 @@ import secrets
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
 from c2c_testing._binaries import find_executable
 from c2c_testing._net import LOOPBACK, free_port
-from c2c_testing._process import ManagedServer, ServerError, log_size, log_tail, log_text, spawn, stop_process
+from c2c_testing._process import (
+    ManagedServer,
+    ServerError,
+    ServerGroup,
+    log_size,
+    log_tail,
+    log_text,
+    spawn,
+    stop_process,
+)
 from c2c_testing._resp import Arg, RespError, RespValue, as_text, execute, pairs_to_dict
 
 PORT_BUSY_MARKERS = ("Address already in use", "EADDRINUSE")
@@ -257,7 +265,7 @@ class SentinelProcess(RedisServer):
         return [self._executable, str(self.config_path)]
 
 
-class RedisSentinel:
+class RedisSentinel(ServerGroup):
     """A master, a replica and `count` Sentinels watching them as `service_name`.
 
     `master` and `replica` name the roles as of the last `failover()`, which swaps them.
@@ -419,48 +427,9 @@ class RedisSentinel:
             deadline, "the replica to receive the probe deletion", lambda: replica.command("EXISTS", PROBE_KEY) == 0
         )
 
-    def _wait(self, deadline: float, what: str, ready: Callable[[], bool]) -> None:
-        while True:
-            try:
-                if ready():
-                    return
-            except (OSError, RespError):
-                pass
-            if time.monotonic() >= deadline:
-                logs = "\n".join(
-                    log_tail(server.log_path, lines=10)
-                    for server in (self.master, self.replica, *self.sentinel_servers)
-                )
-                raise ServerError(f"timed out waiting for {what}\n{logs}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """Stop every process (the sentinels first, so that they do not fail over meanwhile)."""
-        for server in (*self.sentinel_servers, self.replica, self.master):
-            server.stop()
-
-    def close(self) -> None:
-        """Stop every process and remove their directories."""
-        errors: list[BaseException] = []
-        for server in (*self.sentinel_servers, self.replica, self.master):
-            try:
-                server.close()
-            except Exception as error:  # close the others, then report the first failure
-                errors.append(error)
-        if errors:
-            raise errors[0]
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    def servers(self) -> list[RedisServer]:
+        """The sentinels first (so that they do not fail over while the others stop), then replica and master."""
+        return [*self.sentinel_servers, self.replica, self.master]
 
 
 def _address(reply: RespValue) -> tuple[str, int]:
