@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from c2c_headers import CSP_NONCE, ArmorHeaderMiddleware, ForwardedHeadersMiddleware
-from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
+from c2c_headers.types import ASGIApp, Message, Receive
+
+# The floor shared with bench_request_id.py (a script directory, not a package: imported by path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+_floor: Any = importlib.import_module("_floor")
+FLOOR_NAME: str = _floor.FLOOR_NAME
+FloorMiddleware, bare_app = _floor.FloorMiddleware, _floor.bare_app
 
 BENCH_VENV = Path(__file__).resolve().parent.parent / ".bench-venv"
 TARGET_ARMOR_VS_FLOOR = 5.0  # issue 3, either engine
@@ -47,33 +53,6 @@ TARGET_PYTHON_PATH_RULES_VS_FLOOR = 8.0  # issue 17: 50 path rules, repeated and
 TARGET_NATIVE_PATH_RULES_VS_FLOOR = 3.0  # issue 17: the native engine keeps its figure
 PATH_RULES_STACKS = ("armor 50 path rules", "armor 50 path rules, distinct paths")
 NONCE_STACKS = ("armor nonce rule", "armor nonce rule, distinct paths")
-
-APP_HEADERS = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", b"2")]
-
-
-async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """The application every stack wraps: an HTML response, two headers, a two-byte body."""
-    await send({"type": "http.response.start", "status": 200, "headers": list(APP_HEADERS)})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
-class FloorMiddleware:
-    """The floor: the least a pure-ASGI header middleware can do (one static header)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (b"x-floor", b"1")]
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
 
 
 def make_scope(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
@@ -176,7 +155,7 @@ def build_stacks(engines: list[str], with_reference: bool) -> list[Stack]:
     home, page = make_scope("/"), make_scope("/page")
     stacks = [
         Stack("bare app", bare_app, home, "bare", None),
-        Stack("floor (1 static header)", FloorMiddleware(bare_app), home, "floor", None),
+        Stack(FLOOR_NAME, FloorMiddleware(bare_app), home, "floor", None),
     ]
     for engine in engines:
         for key, config, scope in (
@@ -302,7 +281,7 @@ def report(stacks: list[Stack], engines: list[str], with_reference: bool) -> int
     """Print the table and the target checks; return the number of missed targets."""
     cost = {stack.name: statistics.median(stack.samples) for stack in stacks}
     bare = cost["bare app"]
-    floor = cost["floor (1 static header)"] - bare
+    floor = cost[FLOOR_NAME] - bare
     reference = {stack.compare: cost[stack.name] - bare for stack in stacks if stack.family == "reference"}
     print(f"python {platform.python_version()}, {platform.machine()}, engines: {', '.join(engines)}")
     print(f"rounds: {len(stacks[0].samples)}, median CPU time per request; overhead = cost - bare app cost\n")

@@ -1,8 +1,9 @@
 """Per-request cost of RequestIdMiddleware against a floor, as ratios measured in one run (issue 15).
 
-The floor is the least a pure-ASGI middleware can do for the same visible result: add a static
-``X-Request-ID`` to the response. RequestIdMiddleware runs in two cases: an id generated (the peer
-is not a trusted proxy; 128 random bits), and an id kept from a trusted proxy (the header checked).
+The floor is `_floor.py`'s, shared with `bench_headers.py`: the least a pure-ASGI middleware can do
+for the same visible result, one static header on the response (its name does not change the
+cost). RequestIdMiddleware runs in two cases: an id generated (the peer is not a trusted proxy;
+128 random bits), and an id kept from a trusted proxy (the header checked).
 The stacks are ASGI callables called directly with a prepared scope (no server), timed interleaved
 in shuffled rounds with `bench_headers.py`'s machinery (CPU time, median over the rounds).
 Overhead = cost - bare app cost; the goal is RequestIdMiddleware's overhead <= 2 x the floor's.
@@ -23,34 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from c2c_headers import RequestIdMiddleware
-from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
 
 # The sibling script's machinery (a script directory, not a package: imported by path at run time).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 _headers: Any = importlib.import_module("bench_headers")
-Stack, bare_app, make_scope, run = _headers.Stack, _headers.bare_app, _headers.make_scope, _headers.run
+Stack, make_scope, run = _headers.Stack, _headers.make_scope, _headers.run
+FLOOR_NAME, FloorMiddleware, bare_app = _headers.FLOOR_NAME, _headers.FloorMiddleware, _headers.bare_app  # _floor.py's
 
 TARGET_VS_FLOOR = 2.0
 PROXY_ID = b"0f8fad5b-d9cb-469f-a165-70867728950e"
-
-
-class StaticRequestIdMiddleware:
-    """The floor: a static ``X-Request-ID`` on every http response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", b"static")]
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
 
 
 def build_stacks() -> list[Any]:
@@ -59,7 +41,7 @@ def build_stacks() -> list[Any]:
     trusted = make_scope("/", [(b"x-request-id", PROXY_ID)])
     return [
         Stack("bare app", bare_app, make_scope("/"), "bare", None),
-        Stack("floor (static X-Request-ID)", StaticRequestIdMiddleware(bare_app), make_scope("/"), "floor", None),
+        Stack(FLOOR_NAME, FloorMiddleware(bare_app), make_scope("/"), "floor", None),
         Stack("request id, generated", RequestIdMiddleware(bare_app), untrusted, "ours", "generated"),
         Stack("request id, kept from a trusted proxy", RequestIdMiddleware(bare_app), trusted, "ours", "kept"),
     ]
@@ -69,7 +51,7 @@ def report(stacks: list[Any]) -> int:
     """Print the table and the target checks; return the number of missed targets."""
     cost = {stack.name: statistics.median(stack.samples) for stack in stacks}
     bare = cost["bare app"]
-    floor = cost["floor (static X-Request-ID)"] - bare
+    floor = cost[FLOOR_NAME] - bare
     print(f"python {platform.python_version()}, {platform.machine()}, load average {os.getloadavg()[0]:.1f}")
     print(f"rounds: {len(stacks[0].samples)}, median CPU time per request; overhead = cost - bare app cost\n")
     print(f"| {'stack':<38} | {'cost µs':>8} | {'overhead µs':>11} | {'x floor':>8} |")
@@ -86,7 +68,7 @@ def report(stacks: list[Any]) -> int:
         ratio = (cost[stack.name] - bare) / floor
         verdict = "PASS" if ratio <= TARGET_VS_FLOOR else "MISS"
         missed += verdict == "MISS"
-        whole = cost[stack.name] / cost["floor (static X-Request-ID)"]
+        whole = cost[stack.name] / cost[FLOOR_NAME]
         print(f"{verdict}  {stack.name} overhead <= {TARGET_VS_FLOOR:g} x floor's: {ratio:.2f} (cost {whole:.2f} x)")
     return missed
 

@@ -141,6 +141,60 @@ async def test_custom_generator() -> None:
     assert await answer(app, scope_with(b"ignored")) == [b"custom-1"]
 
 
+async def test_custom_generator_called_once_per_request() -> None:
+    """The generator is called lazily, once per generated id, never for a kept one."""
+    calls: list[int] = []
+
+    def numbered() -> str:
+        calls.append(len(calls))
+        return f"gen-{len(calls)}"
+
+    app = RequestIdMiddleware(Seen(), trusted_hosts="10.0.0.0/8", generator=numbered)
+    assert await answer(app, scope_with(None)) == [b"gen-1"]
+    assert await answer(app, scope_with(b"kept-1")) == [b"kept-1"]
+    assert await answer(app, scope_with(b"bad id")) == [b"gen-2"]
+    assert calls == [0, 1]
+
+
+KEPT_ID = b"0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+@pytest.mark.parametrize(
+    ("client", "peer", "headers", "refused"),
+    [
+        (PROXY, None, [(b"x-request-id", KEPT_ID)], False),  # the baseline: kept
+        (CLIENT, None, [(b"x-request-id", KEPT_ID)], True),  # untrusted peer
+        (PROXY, [CLIENT], [(b"x-request-id", KEPT_ID)], True),  # the recorded real peer is untrusted
+        (CLIENT, [PROXY], [(b"x-request-id", KEPT_ID)], False),  # ... and the recorded one decides
+        (PROXY, [None], [(b"x-request-id", KEPT_ID)], True),  # a socket peer, no socket literal trusted
+        (PROXY, None, [(b"x-request-id", KEPT_ID + b"0")], True),  # one byte over max_length
+        (PROXY, None, [(b"x-request-id", b"!" + KEPT_ID[1:])], True),  # a bad first byte
+        (PROXY, None, [(b"x-request-id", KEPT_ID[:17] + b" " + KEPT_ID[18:])], True),  # a bad middle byte
+        (PROXY, None, [(b"x-request-id", KEPT_ID[:-1] + b"\x80")], True),  # a bad (non-ASCII) last byte
+        (PROXY, None, [(b"x-request-id", KEPT_ID)] * 2, True),  # two lines, even equal
+        (PROXY, None, [(b"X-Request-Id", KEPT_ID)], False),  # another case: kept by the case-less scan
+        (PROXY, None, [(b"X-Request-Id", KEPT_ID), (b"X-REQUEST-ID", KEPT_ID)], True),  # ... two lines
+        (PROXY, None, [(b"X-Request-Id", KEPT_ID[:-1] + b";")], True),  # ... a bad byte
+    ],
+)
+async def test_each_check_refuses_on_its_own(
+    client: tuple[str, int], peer: list[Any] | None, headers: list[tuple[bytes, bytes]], refused: bool
+) -> None:
+    """Every check (trusted real peer, one line, length, each byte) refuses with all the others passing."""
+    seen = Seen()
+    app = RequestIdMiddleware(seen, trusted_hosts="10.0.0.5", max_length=len(KEPT_ID))
+    scope = http_scope(headers=headers, client=client)
+    if peer is not None:
+        scope[PEER_SCOPE_KEY] = peer[0]
+    values = await answer(app, scope)
+    assert len(values) == 1
+    if refused:
+        assert GENERATED.fullmatch(values[0].decode())
+    else:
+        assert values == [KEPT_ID]
+    assert seen.state == seen.context == [values[0].decode()]
+
+
 def test_bad_configuration() -> None:
     with pytest.raises(ValueError, match="max_length"):
         RequestIdMiddleware(Seen(), max_length=0)

@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final
 
 from c2c_headers._hosts import parse_trusted_hosts
@@ -47,7 +47,6 @@ _HEADER_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
 # Every allowed byte to "a", any other to "!": an id is well formed when its translation is all letters.
 _ID_TABLE: Final = bytes(ord("a") if chr(byte) in ID_CHARACTERS else ord("!") for byte in range(256))
 _REQUEST_ID: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar("c2c_request_id", default=None)
-_START: Final = {"http": "http.response.start", "websocket": "websocket.accept"}
 _POOL_IDS: Final = 256  # ids drawn from one call to the random source
 _UNPACK_BATCH: Final = struct.Struct("32s" * _POOL_IDS).unpack
 
@@ -89,6 +88,10 @@ _POOL: Final = _IdPool()
 _ABSENT: Final = object()
 if hasattr(os, "register_at_fork"):  # pragma: no branch (POSIX)
     os.register_at_fork(after_in_child=_POOL.reset)
+
+
+def _with_bytes(value: str) -> tuple[str, bytes]:
+    return value, value.encode("latin-1")
 
 
 def new_request_id() -> str:
@@ -206,23 +209,28 @@ class RequestIdMiddleware:
         self.max_length = _checked_max_length(max_length)
         self.generator = generator
         self._pooled = generator is new_request_id
+        # A C iterator calling the custom generator (the sentinel never comes): one next() per id.
+        self._generated: Iterator[tuple[str, bytes]] = map(_with_bytes, iter(generator, _ABSENT))
         self._name = header.lower().encode("ascii")
         trusted = self.trusted_hosts
         self._trust_all = trusted.always
         self._trusted_peers = trusted.cache
         self._trust_socket_peer = trusted.sockets
-        self._nobody = not (trusted.always or trusted.addresses or trusted.networks or trusted.literals)
+        self._someone_trusted = bool(trusted.always or trusted.addresses or trusted.networks or trusted.literals)
 
-    def _generate(self) -> tuple[str, bytes]:
-        value = self.generator()
-        return value, value.encode("latin-1")
+    def _new_id(self) -> tuple[str, bytes]:
+        """A new id and its bytes when the iterator of `__call__` stopped: a new pool batch, or the generator."""
+        if self._pooled:
+            return _POOL.next_id()
+        return _with_bytes(self.generator())
 
     def _from_proxy(self, headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
         """The well-formed id in ``headers`` (exactly one line of the header), else None.
 
         Servers send lower-case names (uvicorn, hypercorn, daphne, granian) but ASGI does not
         require it: the names are compared as they are (fast), and only when no line matched, once
-        more without case.
+        more without case. (`__call__` runs the case-sensitive scan inline and calls this method
+        when it found nothing, or to judge a line it found.)
         """
         wanted = self._name
         found: bytes | None = None
@@ -236,48 +244,60 @@ class RequestIdMiddleware:
             if len(lines) != 1:
                 return None
             found = lines[0]
-        if len(found) <= self.max_length and (found.isalnum() or found.translate(_ID_TABLE).isalpha()):
-            return found  # _well_formed, inlined (a call less per request)
-        return None
+        return found if _well_formed(found, self.max_length) else None
 
     def _trusted(self, peer: Sequence[Any] | None) -> bool:
         """Whether the real peer is a trusted proxy (the cache missed)."""
         return self._trust_socket_peer if peer is None else peer[0] in self.trusted_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Choose the id, publish it (state, context, response), then run the application."""
-        start = _START.get(scope["type"])
-        if start is None:
+        """Choose the id, publish it (state, context, response), then run the application.
+
+        The per-request path is written out in this one function (a Python call costs about as
+        much as any one of its steps): the real peer, the header scan, the checks, the state, the
+        send wrapper and the context variable.
+        """
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        found = None
-        if not self._nobody:
+        found = b""  # empty: no id to keep (a kept id has at least one character)
+        if self._someone_trusted:
             # The real peer: the one ForwardedHeadersMiddleware saw, else the client.
-            peer = scope.get(PEER_SCOPE_KEY, _ABSENT)
-            if peer is _ABSENT:
-                peer = scope.get("client")
-            trusted = self._trusted_peers.get(peer[0]) if peer is not None else None
+            peer = scope[PEER_SCOPE_KEY] if PEER_SCOPE_KEY in scope else scope.get("client")
+            trusted = None if peer is None else self._trusted_peers.get(peer[0])
             if trusted or (trusted is None and self._trusted(peer)):
-                found = self._from_proxy(scope["headers"])
-        if found is not None:
+                wanted, lines = self._name, 0
+                for name, value in scope["headers"]:
+                    if name == wanted:
+                        found, lines = value, lines + 1
+                # Exactly one line, at most max_length bytes, every byte in ID_CHARACTERS (the
+                # checks of _well_formed, inlined); no line spelt this way: the case-less scan.
+                if lines != 1 or len(found) > self.max_length or not found.translate(_ID_TABLE).isalpha():
+                    found = (self._from_proxy(scope["headers"]) or b"") if lines == 0 else b""
+        if found:
             request_id, raw = found.decode(), found
-        elif self._pooled:
-            try:
-                request_id, raw = next(_POOL.ids)
-            except StopIteration:
-                request_id, raw = _POOL.next_id()
         else:
-            request_id, raw = self._generate()
+            try:  # the pool's next id, or the custom generator's, without a Python call
+                request_id, raw = next(_POOL.ids if self._pooled else self._generated)
+            except StopIteration:  # the pool's batch is used up (or a custom generator stopped)
+                request_id, raw = self._new_id()
         try:
-            scope["state"][STATE_KEY] = request_id
+            scope["state"]["request_id"] = request_id  # STATE_KEY
         except KeyError:
             scope["state"] = {STATE_KEY: request_id}
-        pair = (self._name, raw)
 
-        async def send_with_id(message: Message) -> None:
+        # A plain function returning the downstream send's awaitable (one coroutine less per
+        # message), its inputs bound as defaults (no closure cells to build per request).
+        def send_with_id(
+            message: Message,
+            send: Send = send,
+            start: str = "http.response.start" if kind == "http" else "websocket.accept",
+            pair: tuple[bytes, bytes] = (self._name, raw),
+        ) -> Awaitable[None]:
             if message["type"] == start:
                 message["headers"] = [*message.get("headers", ()), pair]
-            await send(message)
+            return send(message)
 
         token = _REQUEST_ID.set(request_id)
         await self.app(scope, receive, send_with_id)
