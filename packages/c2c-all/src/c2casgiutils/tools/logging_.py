@@ -19,6 +19,11 @@ Endpoints (under the `/c2c` mount; `router` holds them):
 
 Without Redis the overrides live in the process (the local broadcaster reaches only it).
 
+On a Redis Cluster (`C2C__REDIS__CLUSTER`) the key prefix carries a hash tag (`cluster_prefix`:
+`{c2c_logging_level_}<name>`, the signatures `c2c_logging_signature:{c2c_logging_level_}<name>`),
+so that every key of the tool is in one slot: a change is one transaction, the list one `SCAN` of
+the master owning that slot. A failover of that master answers 503 until its replica took over.
+
 Redis is never waited for without a limit: each Redis call of a request or of the startup is
 bounded by `C2C__REDIS__TIMEOUT`, and a request whose Redis call times out or fails is answered
 503 with a JSON `detail` (`RedisUnavailableError`). The startup never fails and never hangs
@@ -67,6 +72,8 @@ from c2casgiutils.tools import audit
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from c2c_config.redis import RedisClient, RedisFactory
+
 LOG = logging.getLogger(__name__)
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NOTSET")
@@ -87,6 +94,7 @@ SIGNATURE_LABEL = b"c2casgiutils logging override signature v1"
 _MAX_WARNED = 1000
 
 __all__ = [
+    "CLUSTER_TAG",
     "LEVELS",
     "BroadcastResponse",
     "LevelChange",
@@ -103,6 +111,7 @@ __all__ = [
     "c2c_logging_level",
     "c2c_logging_overrides",
     "c2c_logging_set_level",
+    "cluster_prefix",
     "get_tool",
     "router",
     "shutdown",
@@ -283,7 +292,7 @@ def _redis_timeout() -> float:
 @contextlib.asynccontextmanager
 async def _bounded(what: str) -> AsyncIterator[None]:
     """Bound the Redis calls of the block by `C2C__REDIS__TIMEOUT`; a failure is a `RedisUnavailableError`."""
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
     seconds = _redis_timeout()
     try:
@@ -291,7 +300,9 @@ async def _bounded(what: str) -> AsyncIterator[None]:
             yield
     except TimeoutError:
         raise RedisUnavailableError(f"Redis did not answer within {seconds:g} s ({what})") from None
-    except (RedisError, OSError) as error:
+    except (RedisError, RedisClusterException, OSError) as error:
+        # A cluster with no master for a slot, or no node reachable, raises `RedisClusterException`,
+        # which is no `RedisError`: it is "Redis is unavailable" as well.
         raise RedisUnavailableError(f"Redis is unavailable ({what}: {type(error).__name__})") from error
 
 
@@ -309,6 +320,25 @@ def _override_signature(key: bytes, name: str, level: str, expiry_ms: int) -> st
     """The hex HMAC of one override: its logger name, its level and its expiry (ms since the epoch, 0 for none)."""
     message = json.dumps(["logging override", name, level, expiry_ms], separators=(",", ":"), ensure_ascii=True)
     return hmac.new(key, message.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+CLUSTER_TAG = "{c2c_logging}"
+"""The key prefix of the stored overrides on a Redis Cluster when `C2C__TOOLS__LOGGING__REDIS_PREFIX` is empty."""
+
+
+def cluster_prefix(prefix: str) -> str:
+    """The key prefix of the stored overrides on a Redis Cluster: `prefix` holding a hash tag.
+
+    Every override and its signature then live in one hash slot (one master): a change is one
+    transaction and the list is one `SCAN` of that master. A prefix that already holds a non-empty
+    hash tag (`{app}logging_`) is kept; any other is put in braces (`c2c_logging_level_` →
+    `{c2c_logging_level_}`); an empty one becomes `CLUSTER_TAG`. On a single Redis (URL or
+    Sentinel) the prefix is used as it is, as in c2casgiutils 0.14.
+    """
+    start = prefix.find("{")
+    if start != -1 and prefix.find("}", start + 1) > start + 1:
+        return prefix
+    return "{" + prefix + "}" if prefix else CLUSTER_TAG
 
 
 def signature_key(prefix: str, name: str) -> str:
@@ -546,22 +576,21 @@ class LoggingTool:
             ) from None
 
     async def _persist(self, name: str, level: str | None, duration: float | None) -> None:
-        from c2c_config.redis import get_factory
         from c2casgiutils import config
 
-        prefix = config.settings.tools.logging.redis_prefix
-        master = get_factory(config.settings.redis).master() if config.settings.redis.configured else None
+        master = _factory().master() if config.settings.redis.configured else None
         if master is None:
             if level is None:
                 self._local_overrides.pop(name, None)
             else:
                 self._local_overrides[name] = (level, time.monotonic() + duration if duration else None)
             return
+        prefix = _key_prefix()
         key, sig_key = prefix + name, signature_key(prefix, name)
         signing_key = _signing_key()
         async with _bounded("storing the logging override"):
             if level is None:
-                await master.delete(key, sig_key)
+                await master.delete(key, sig_key)  # one slot on a cluster: one command
                 return
             # Redis expires both keys together (relative TTL: Redis's clock); the signed expiry is ours.
             px = max(int(duration * 1000), 1) if duration else None
@@ -591,19 +620,16 @@ class LoggingTool:
                 if deadline is None or deadline > now
             ]
         async with _bounded("reading the logging overrides"):
-            return await self._stored_overrides(config.settings.tools.logging.redis_prefix)
+            return await self._stored_overrides(_key_prefix())
 
     async def _stored_overrides(self, prefix: str) -> list[tuple[str, str, float | None]]:
-        from c2c_config.redis import get_factory
-        from c2casgiutils import config
-
-        replica = get_factory(config.settings.redis).replica()
+        replica = _factory().replica()
         assert replica is not None
         signing_key = _signing_key()
         result = []
         ignored = 0
         # Closed here even when a command fails: no async generator left for the loop's finaliser.
-        scan = cast("AsyncGenerator[Any, None]", replica.scan_iter(match=_escape_glob(prefix) + "*", count=500))
+        scan = await _scan(replica, prefix)
         async with contextlib.aclosing(scan) as keys:
             async for key in keys:
                 key_text = key.decode() if isinstance(key, bytes) else str(key)
@@ -653,6 +679,33 @@ class LoggingTool:
 
 async def _none() -> None:
     return None
+
+
+def _factory() -> RedisFactory:
+    from c2c_config.redis import get_factory
+    from c2casgiutils import config
+
+    return get_factory(config.settings.redis)
+
+
+def _key_prefix() -> str:
+    """The prefix of the override keys: the setting's, with a hash tag on a cluster (`cluster_prefix`)."""
+    from c2casgiutils import config
+
+    prefix = config.settings.tools.logging.redis_prefix
+    return cluster_prefix(prefix) if _factory().cluster else prefix
+
+
+async def _scan(client: RedisClient, prefix: str) -> AsyncGenerator[Any, None]:
+    """The keys under `prefix`: a `SCAN` of the Redis, or on a cluster of the master owning the prefix's slot."""
+    from redis.asyncio.cluster import RedisCluster
+
+    match = _escape_glob(prefix) + "*"
+    if not isinstance(client, RedisCluster):
+        return cast("AsyncGenerator[Any, None]", client.scan_iter(match=match, count=500))
+    await client.initialize()  # the topology, once per client (and again after a failure asked for it)
+    owner = client.get_node_from_key(prefix)  # the hash tag decides: every key of the prefix is there
+    return cast("AsyncGenerator[Any, None]", client.scan_iter(match=match, count=500, target_nodes=owner))
 
 
 def _escape_glob(text: str) -> str:
