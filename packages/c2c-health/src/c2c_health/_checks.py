@@ -50,6 +50,13 @@ class Redis(Check):
 
     Uses `c2c_config.redis.get_factory()` (the `C2C__REDIS__*` settings) unless a `factory` is
     given. Healthy (with a message) when Redis is not configured. Needs `c2c-health[redis]`.
+
+    On a Redis Cluster (`C2C__REDIS__CLUSTER`) it pings every master of the cluster's current
+    topology at once, each bounded by `C2C__REDIS__TIMEOUT` (and by the check's own timeout), and
+    fails when any master does not answer. The detailed payload lists each master
+    (`{"masters": [{"address": "host:port", "ok": true}, {"address": ..., "ok": false, "error": ...}]}`);
+    the public one only counts them (`{"masters": 3}`, or `{"error": "1 of 3 Redis Cluster masters
+    are not reachable"}`).
     """
 
     def __init__(
@@ -73,6 +80,11 @@ class Redis(Check):
         replica = factory.replica()
         if master is None:
             return Result(200, {"message": "Redis is not configured"})
+        if getattr(factory, "cluster", False):  # a factory-like object of the tests has no `cluster`
+            bound = factory.settings.timeout.total_seconds()
+            if self.timeout is not None:
+                bound = min(bound, self.timeout * 0.9)  # the details, rather than the check's own timeout
+            return await _check_cluster(master, bound)
         if replica is None or replica is master:
             error = await _ping(master)
             if error is None:
@@ -90,9 +102,42 @@ class Redis(Check):
         return Result(500 if payload else 200, payload, public_payload=public)
 
 
-async def _ping(client: Any) -> str | None:
+async def _check_cluster(client: Any, bound: float) -> Result:
+    """Ping every master of a `redis.asyncio.RedisCluster` concurrently, each within `bound` seconds."""
     try:
-        await cast("Awaitable[Any]", client.ping())
+        async with asyncio.timeout(bound):
+            # The topology: read once, and read again when an earlier failure asked for it (a
+            # failover), so that a promoted replica is the one pinged.
+            await client.initialize()
+        masters = list(client.get_primaries())
+    except Exception as error:  # no node reachable
+        description = _describe(error)
+        LOG.debug("Redis health check: the cluster is not reachable: %s", description, exc_info=error)
+        return Result(500, {"error": description}, public_payload={"error": "Redis Cluster is not reachable"})
+    errors = await asyncio.gather(*(_ping(client, node, bound) for node in masters))
+    details: list[dict[str, Any]] = [
+        {"address": node.name, "ok": True} if failure is None else {"address": node.name, "ok": False, "error": failure}
+        for node, failure in zip(masters, errors, strict=True)
+    ]
+    failed = sum(error is not None for error in errors)
+    if not masters or failed:
+        message = f"{failed} of {len(masters)} Redis Cluster masters are not reachable"
+        return Result(500, {"masters": details, "error": message}, public_payload={"error": message})
+    return Result(200, {"masters": details}, public_payload={"masters": len(masters)})
+
+
+async def _ping(client: Any, node: Any = None, bound: float | None = None) -> str | None:
+    try:
+        async with asyncio.timeout(bound):
+            if node is None:
+                await cast("Awaitable[Any]", client.ping())
+            else:  # one cluster node, without the client's retries on other nodes
+                await cast("Awaitable[Any]", client.execute_command("PING", target_nodes=node))
+    except TimeoutError as error:
+        if bound is None:  # a builtin TimeoutError from the client itself
+            return _describe(error)
+        LOG.debug("Redis health check: no answer within %g s", bound)
+        return f"TimeoutError: no answer within {bound:g} s"
     except Exception as error:
         description = _describe(error)
         # The factory logs the failing check in one WARNING line (this description in its payload);
