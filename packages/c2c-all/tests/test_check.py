@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -26,7 +27,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from c2c_testing import RedisSentinel, RedisServer
+from c2c_testing import RedisCluster, RedisSentinel, RedisServer
 from c2casgiutils import config
 from c2casgiutils.check import CheckOptions, Finding, LifespanRunner, exit_status, main, run_check
 from c2casgiutils.check._application import middleware_stack
@@ -317,6 +318,31 @@ async def test_redis_through_a_real_sentinel(
     await reset_factory()
     assert _ids(await redis_findings(config.Settings())) == ["C2C-E005"]
     await reset_factory()
+
+
+async def test_redis_cluster_every_master_pinged(
+    environment: Callable[[dict[str, str]], None], redis_cluster: RedisCluster
+) -> None:
+    from c2c_config.redis import reset_factory
+    from c2casgiutils.check._runtime import redis_findings
+
+    env = {"C2C__REDIS__URL": redis_cluster.url, "C2C__REDIS__CLUSTER": "true", "C2C__REDIS__TIMEOUT": "0.3"}
+    environment(env)
+    try:
+        assert await redis_findings(config.Settings()) == []
+        frozen = redis_cluster.masters()[2]
+        assert frozen.pid is not None
+        os.kill(frozen.pid, signal.SIGSTOP)  # thawed before the cluster's node timeout: no failover
+        try:
+            started = time.monotonic()
+            findings = await redis_findings(config.Settings())
+            assert time.monotonic() - started < 5  # generous: each ping is bounded by 0.3 s
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+        assert _ids(findings) == ["C2C-E005"]  # one master of three
+        assert f"Redis Cluster master {frozen.host}:{frozen.port} did not answer within 0.3 s" in findings[0].message
+    finally:
+        await reset_factory()
 
 
 def test_fail_level_and_json(environment: Callable[[dict[str, str]], None], capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from c2casgiutils._settings import Settings
 from c2casgiutils.check._findings import HEALTH_FAILED, HEALTH_NONE, REDIS_DOWN, SHUTDOWN, STARTUP, Finding
+
+if TYPE_CHECKING:
+    from redis.asyncio.cluster import ClusterNode
+
+    from c2c_config.redis import RedisFactory
 
 _ASGI = {"version": "3.0", "spec_version": "2.0"}
 
@@ -86,13 +91,15 @@ class LifespanRunner:
 
 
 async def redis_findings(settings: Settings) -> list[Finding]:
-    """Connect to Redis (URL or Sentinel) and PING it, within `C2C__REDIS__TIMEOUT`."""
+    """Connect to Redis (URL, Sentinel, or every master of a cluster) and PING it, within `C2C__REDIS__TIMEOUT`."""
     if not settings.redis.configured:
         return []
     from c2c_config.redis import get_factory
 
     factory = get_factory(settings.redis)
     timeout = settings.redis.timeout.total_seconds()
+    if factory.cluster:
+        return await _cluster_findings(factory, limit=timeout)
     try:
         async with asyncio.timeout(timeout):
             client = factory.master()
@@ -103,6 +110,34 @@ async def redis_findings(settings: Settings) -> list[Finding]:
     except Exception as error:
         return [REDIS_DOWN.at(f"Redis ({factory.describe()}) is not reachable: {_describe(error)}")]
     return []
+
+
+async def _cluster_findings(factory: RedisFactory, limit: float) -> list[Finding]:
+    """Read a cluster's topology, then PING every master concurrently, each within `limit` s: a finding per failure."""
+    from redis.asyncio.cluster import RedisCluster
+
+    client = factory.master()
+    assert isinstance(client, RedisCluster)
+    try:
+        async with asyncio.timeout(limit):
+            await client.initialize()
+    except TimeoutError:
+        return [REDIS_DOWN.at(f"Redis Cluster ({factory.describe()}) did not answer within {limit:g} s")]
+    except Exception as error:
+        return [REDIS_DOWN.at(f"Redis Cluster ({factory.describe()}) is not reachable: {_describe(error)}")]
+
+    async def ping(node: ClusterNode) -> Finding | None:
+        try:
+            async with asyncio.timeout(limit):
+                await client.execute_command("PING", target_nodes=node)
+        except TimeoutError:
+            return REDIS_DOWN.at(f"Redis Cluster master {node.name} did not answer within {limit:g} s")
+        except Exception as error:
+            return REDIS_DOWN.at(f"Redis Cluster master {node.name} is not reachable: {_describe(error)}")
+        return None
+
+    results = await asyncio.gather(*(ping(node) for node in client.get_primaries()))
+    return [finding for finding in results if finding is not None]
 
 
 async def health_findings() -> list[Finding]:
