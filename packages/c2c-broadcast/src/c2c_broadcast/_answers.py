@@ -104,13 +104,19 @@ class AnswerPublisher:
                     self._queue.task_done()
 
     async def _publish(self, batch: list[_Answer]) -> None:
-        """PUBLISH the answers in one round trip (a pipeline, not a transaction), bounded by `connect_timeout`."""
+        """PUBLISH the answers in one round trip (a pipeline, not a transaction), bounded by `connect_timeout`.
+
+        On a Redis Cluster: SPUBLISH (the answer channel is in the slot of the call's channel).
+        """
         owner = self.owner
         try:
             async with asyncio.timeout(owner.settings.connect_timeout.total_seconds()):
                 async with owner.client().pipeline(transaction=False) as pipe:
                     for answer in batch:
-                        pipe.publish(answer.answer_channel, answer.message)
+                        if owner.cluster:
+                            pipe.spublish(answer.answer_channel, answer.message)
+                        else:
+                            pipe.publish(answer.answer_channel, answer.message)
                     await pipe.execute()
             owner.count(ANSWERS_SENT, len(batch))
         except ErrorTypes as failure:

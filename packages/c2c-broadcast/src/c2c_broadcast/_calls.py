@@ -7,6 +7,12 @@ registry, counts its exact-channel subscribers and publishes. A `Collector` is w
 and says when the wait ends (see its docstring); the replicas that did not answer become
 `MissingAnswer`s. The request carries the caller's context (`_context.capture_context`, captured
 in the caller's task) in its `context` field.
+
+On a Redis Cluster the answer channel is this process's fixed one for the broadcast channel
+(`{<prefix><channel>}:answers:<process random>`, subscribed at the first call on it), the answers
+are routed to their call by the request id they carry (`c2c.id`), and the script
+(`CLUSTER_PUBLISH_SCRIPT`) counts the shard-channel subscribers (PUBSUB SHARDNUMSUB) and SPUBLISHes:
+its key (the registry) and the channel share the hash tag, so it runs on the one shard that owns them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import secrets
 import time
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from redis.asyncio.cluster import RedisCluster
 
 from c2c_broadcast._base import (
     LOG,
@@ -37,15 +45,15 @@ from c2c_broadcast._wire import (
     Answer,
     DroppedMessage,
     Targets,
+    answer_request_id,
     decode_answer,
     encode_request,
     new_answer_channel,
 )
 from c2c_broadcast.types import MissingAnswer
+from c2c_config.redis import RedisClient
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
-
     from c2c_broadcast._redis import RedisBroadcaster
 
 # Read the live replicas of a channel, count its exact-channel subscribers (PUBSUB NUMSUB: not the
@@ -56,6 +64,16 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 local subscribers = redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2]
 local receivers = redis.call('PUBLISH', ARGV[1], ARGV[2])
+return {receivers, members, subscribers}
+"""
+
+# The same on a Redis Cluster: sharded pub/sub (KEYS[1] and ARGV[1] share a hash tag, so one slot).
+CLUSTER_PUBLISH_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+local subscribers = redis.call('PUBSUB', 'SHARDNUMSUB', ARGV[1])[2]
+local receivers = redis.call('SPUBLISH', ARGV[1], ARGV[2])
 return {receivers, members, subscribers}
 """
 
@@ -133,9 +151,9 @@ class Calls:
     def settings(self) -> BroadcastSettings:
         return self.owner.settings
 
-    def bind(self, client: aioredis.Redis) -> None:
+    def bind(self, client: RedisClient) -> None:
         """Register the publishing script on the running loop's client (no I/O)."""
-        self._script = client.register_script(PUBLISH_SCRIPT)
+        self._script = client.register_script(CLUSTER_PUBLISH_SCRIPT if self.owner.cluster else PUBLISH_SCRIPT)
 
     def wake_all(self) -> None:
         """Wake every pending caller (the broadcaster is closing)."""
@@ -160,16 +178,28 @@ class Calls:
         deadline = loop.time() + max(timeout, 0)
         request_id = secrets.token_hex(16)
         wire = self.owner.wire_channel(channel)
-        answer_channel = new_answer_channel(self.owner.answer_prefix) if expect_answers else None
+        answer_channel = self._answer_channel(channel) if expect_answers else None
         message = self._encode_request(channel, wire, wire_params, answer_channel, request_id, targets)
         if not expect_answers:
             publish_deadline = max(deadline, loop.time() + self.settings.connect_timeout.total_seconds())
-            await self._run_bounded(self.owner.client().publish(wire, message), publish_deadline)
+            client = self.owner.client()
+            publish = (
+                client.spublish(wire, message) if isinstance(client, RedisCluster) else client.publish(wire, message)
+            )
+            await self._run_bounded(publish, publish_deadline)
             self.owner.count(BROADCASTS_SENT)
             return None
         assert answer_channel is not None
         await self._wait_for_answers_listener(timeout)
+        if self.owner.cluster:
+            await self.owner.ensure_answer_channel(channel, max(deadline - loop.time(), 0))
         return await self._collect(channel, wire, message, answer_channel, request_id, targets, deadline, loop)
+
+    def _answer_channel(self, channel: str) -> str:
+        """A fresh channel under the answers pattern; on a cluster this process's fixed one for `channel`."""
+        if self.owner.cluster:
+            return self.owner.cluster_answer_channel(channel)
+        return new_answer_channel(self.owner.answer_prefix)
 
     def _encode_request(
         self,
@@ -226,7 +256,9 @@ class Calls:
         loop: asyncio.AbstractEventLoop,
     ) -> list[Result]:
         collector = Collector(request_id)
-        self.collectors[answer_channel] = collector
+        # Routed by answer channel, on a cluster (one answer channel for every call) by request id.
+        route = request_id if self.owner.cluster else answer_channel
+        self.collectors[route] = collector
         try:
             # Publishing gets at least connect_timeout; the answers get what is left of `timeout`.
             receivers, members, subscribers = await self._run_bounded(
@@ -237,7 +269,7 @@ class Calls:
             collector.expect(parse_members(members, targets), int(receivers), int(subscribers), targets.everyone)
             await self._wait(collector, deadline, loop)
         finally:
-            del self.collectors[answer_channel]
+            del self.collectors[route]
         return self._results(collector)
 
     async def _wait(self, collector: Collector, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
@@ -281,9 +313,20 @@ class Calls:
 
     # -- receiving answers ---------------------------------------------------------------
 
+    def _collector_of(self, answer_channel: str, data: str | bytes) -> Collector | None:
+        """The call an answer belongs to: by its channel, on a cluster by its request id."""
+        if not self.owner.cluster:
+            return self.collectors.get(answer_channel)
+        try:
+            request_id = answer_request_id(data, self.settings.max_message_size)
+        except DroppedMessage as refused:
+            self.owner.dropped(refused.reason, "answers", refused.detail)
+            return None
+        return self.collectors.get(request_id) if request_id is not None else None
+
     async def on_answer(self, answer_channel: str, data: str | bytes) -> None:
         """An answer arrived on the answers pattern: give it to its call (a late one is dropped)."""
-        collector = self.collectors.get(answer_channel)
+        collector = self._collector_of(answer_channel, data)
         if collector is None:
             LOG.debug("Broadcast: late answer on %s ignored", answer_channel)
             return

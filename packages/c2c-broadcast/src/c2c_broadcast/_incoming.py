@@ -1,6 +1,8 @@
 """The receiving side: a request from the *listener* subscriber becomes a handler task and an answer.
 
-A request is decoded (size, JSON, signature, replay: `_wire.decode_request`), skipped when it is
+A request is decoded (size, JSON, signature, replay, an answer channel under the prefix, or on a
+Redis Cluster under the channel's own `{<prefix><channel>}:answers:`: `_wire.decode_request`),
+skipped when it is
 addressed to other replicas, and handed to a task, so that a slow handler never blocks the
 listener. The handler runs inside the context managers of the context carriers, given what the
 caller captured (the request's `context` field, `_context`). At most `max_pending_handlers` tasks
@@ -49,9 +51,9 @@ class IncomingCalls:
     async def on_request(self, wire: str, data: str | bytes) -> None:
         """A message on a handler channel: decode it, and run its handler in a task."""
         owner = self.owner
-        channel = wire.removeprefix(owner.prefix)
-        handler = owner.handler(channel)
-        if handler is None or not wire.startswith(owner.prefix):
+        channel = owner.channel_of(wire)
+        handler = owner.handler(channel) if channel is not None else None
+        if handler is None or channel is None:
             return  # unsubscribed meanwhile
         owner.count(MESSAGES_RECEIVED)
         request = self._decode(wire, data)
@@ -72,7 +74,7 @@ class IncomingCalls:
             return decode_request(
                 data,
                 wire,
-                prefix=self.owner.prefix,
+                prefix=self.owner.answer_namespace(wire),
                 max_size=self.settings.max_message_size,
                 now=time.time(),
                 secret=self.owner.secret,

@@ -22,33 +22,44 @@ subscriptions. All connections come from c2c-config's `RedisFactory` (or a given
 follow a Sentinel failover: commands (PUBLISH, heartbeats) go through the master client's bounded
 pool (`C2C__REDIS__MAX_CONNECTIONS`), the two pub/sub connections come from the factory's
 `subscriber()` client, outside that pool (a given client carries both).
+
+On a Redis Cluster (`C2C__REDIS__CLUSTER=true`, or a given `RedisCluster` client) the names carry
+a hash tag per broadcast channel (`_wire`: "On a Redis Cluster"), the subscribers use sharded
+pub/sub, and the answers subscriber subscribes to this process's fixed answer channel of a
+broadcast channel at the first call on it (kept afterwards); the answers are routed to their call
+by request id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from c2c_broadcast._base import LOG, BaseBroadcaster, Handler, Result
+from c2c_broadcast._base import LOG, BaseBroadcaster, BroadcastUnavailableError, Handler, Result
 from c2c_broadcast._settings import BroadcastSettings
 from c2c_broadcast._status import MESSAGES_DROPPED, RECONNECTIONS, BroadcasterStatus, Metrics, RateLimitedLog, State
 from c2c_broadcast._wire import (
     EVERYONE,
     Targets,
     answer_pattern,
+    cluster_answer_channel,
+    cluster_answer_namespace,
+    cluster_control_channel,
     dumps,
     new_answer_prefix,
     new_control_channel,
     request_channel,
+    tagged_channel,
 )
 
 try:
-    import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
 
-    from c2c_config.redis import RedisFactory
+    from c2c_config.redis import CLUSTER_MIN_REDIS_PY, RedisClient, RedisFactory, redis_py_version
 except ModuleNotFoundError as _error:  # exercised by the "not installed" test
     raise ModuleNotFoundError(
         "the Redis broadcaster needs the Redis client: install c2c-broadcast[redis]", name=_error.name
@@ -74,20 +85,25 @@ class RedisBroadcaster(BaseBroadcaster):
         *,
         prefix: str | None = None,
         metrics: Metrics | None = None,
-        client: aioredis.Redis | None = None,
+        client: RedisClient | None = None,
     ) -> None:
         """Prepare a broadcaster (no I/O) on `factory`'s master client, or on `client`.
 
         `prefix` defaults to the Redis settings' broadcast prefix. The client is taken from the
         factory in the event loop that starts the broadcaster (the factory's clients are per loop);
-        a given `client` must belong to that loop, and stays its owner's to close.
+        a given `client` must belong to that loop, and stays its owner's to close. On a Redis
+        Cluster (the factory's cluster mode, or a `RedisCluster` client) redis-py 8.0 or later is
+        needed (`RuntimeError` otherwise).
         """
         super().__init__(settings, metrics)
         if factory is None and client is None:
             raise TypeError("RedisBroadcaster needs a RedisFactory or a client")
         self._factory = factory
-        self._client: aioredis.Redis | None = client
-        self._pubsub_client: aioredis.Redis | None = client
+        self._client: RedisClient | None = client
+        self._pubsub_client: RedisClient | None = client
+        self._cluster = factory.cluster if factory is not None else isinstance(client, RedisCluster)
+        if self._cluster and redis_py_version() < CLUSTER_MIN_REDIS_PY:
+            raise RuntimeError("the broadcaster on a Redis Cluster needs redis-py 8.0 or later (sharded pub/sub)")
         if prefix is None:
             if factory is None:
                 raise TypeError("RedisBroadcaster needs a prefix when built on a client")
@@ -95,6 +111,9 @@ class RedisBroadcaster(BaseBroadcaster):
         self.prefix = prefix
         self.secret = self.settings.secret.get_secret_value().encode() if self.settings.secret else None
         self.answer_prefix = new_answer_prefix(self.prefix)
+        self._process_token = secrets.token_hex(16)
+        # On a cluster: broadcast channel -> this process's answer channel for it (subscribed at the first call).
+        self._answer_channels: dict[str, str] = {}
         self.log = RateLimitedLog(LOG)
         self._state: State = "connecting"
         self._since = time.time()
@@ -104,7 +123,13 @@ class RedisBroadcaster(BaseBroadcaster):
         self._closing = False
         self._draining = False
         self.registry = Registry(
-            self.prefix, member(self.hostname, self.pid, self.replica_id), self.settings, self.client, self.log
+            self.prefix,
+            member(self.hostname, self.pid, self.replica_id),
+            self.settings,
+            self.client,
+            self.log,
+            self.registry_key,
+            self._cluster,
         )
         self._calls = Calls(self)
         self._incoming = IncomingCalls(self)
@@ -114,7 +139,7 @@ class RedisBroadcaster(BaseBroadcaster):
             "listener",
             self._wire_channels,
             # Always subscribed to something, so the connection exists before any handler does.
-            [new_control_channel(self.prefix)],
+            [cluster_control_channel(self.prefix) if self._cluster else new_control_channel(self.prefix)],
             [],
             self._incoming.on_request,
             self._became_ready,
@@ -122,21 +147,68 @@ class RedisBroadcaster(BaseBroadcaster):
         self._answers = Subscriber(
             self,
             "answers",
-            list,
+            lambda: list(self._answer_channels.values()),
             [],
-            [answer_pattern(self.answer_prefix)],
+            [] if self._cluster else [answer_pattern(self.answer_prefix)],
             self._calls.on_answer,
             self._became_ready,
         )
 
     # -- names ---------------------------------------------------------------------------
 
+    @property
+    def cluster(self) -> bool:
+        """Whether Redis is a cluster (sharded pub/sub, hash-tagged names)."""
+        return self._cluster
+
     def wire_channel(self, channel: str) -> str:
-        """The Redis channel of a broadcast channel: prefix + name (as c2casgiutils 0.14)."""
-        return request_channel(self.prefix, channel)
+        """The Redis channel of a broadcast channel: prefix + name (as c2casgiutils 0.14).
+
+        On a cluster `{prefix + name}`, and `ValueError` when the name has `{` or `}`.
+        """
+        return tagged_channel(self.prefix, channel) if self._cluster else request_channel(self.prefix, channel)
+
+    def channel_of(self, wire: str) -> str | None:
+        """The broadcast channel of a Redis channel (None when it is not one of this prefix)."""
+        if self._cluster:
+            head = "{" + self.prefix
+            return wire[len(head) : -1] if wire.startswith(head) and wire.endswith("}") else None
+        return wire.removeprefix(self.prefix) if wire.startswith(self.prefix) else None
+
+    def answer_namespace(self, wire: str) -> str:
+        """What a request's answer channel must start with (a forged one could point anywhere)."""
+        return cluster_answer_namespace(wire) if self._cluster else self.prefix
+
+    def cluster_answer_channel(self, channel: str) -> str:
+        """On a cluster: this process's fixed answer channel of `channel` (same hash slot as its calls)."""
+        return cluster_answer_channel(self.wire_channel(channel), self._process_token)
+
+    async def ensure_answer_channel(self, channel: str, timeout: float) -> str:  # noqa: ASYNC109
+        """On a cluster: subscribe (once, confirmed) to this process's answer channel of `channel`.
+
+        Kept subscribed afterwards, and subscribed again after a reconnection. Raises
+        `BroadcastUnavailableError` when the subscription is not confirmed within `timeout`.
+        """
+        answer_channel = self._answer_channels.get(channel)
+        if answer_channel is None:
+            answer_channel = self._answer_channels[channel] = self.cluster_answer_channel(channel)
+            if self._answers.connected.is_set():
+                with contextlib.suppress(*ErrorTypes):
+                    await self._answers.subscribe(answer_channel)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._answers.confirmation(answer_channel).wait()
+        except TimeoutError:
+            raise BroadcastUnavailableError(
+                f"cannot collect answers: no subscription to {answer_channel} on Redis ({self.describe()}) "
+                f"({self.last_error or 'not confirmed in time'})"
+            ) from None
+        return answer_channel
 
     def registry_key(self, channel: str) -> str:
-        """The sorted set of the replicas listening to `channel`."""
+        """The sorted set of the replicas listening to `channel` (`{prefix + name}:registry` on a cluster)."""
+        if self._cluster:
+            return f"{self.wire_channel(channel)}:registry"
         return registry_key(self.prefix, channel)
 
     def _wire_channels(self) -> list[str]:
@@ -149,17 +221,15 @@ class RedisBroadcaster(BaseBroadcaster):
             client, pubsub_client = self._factory.master(), self._factory.subscriber()
             if client is None or pubsub_client is None:
                 raise RuntimeError("Redis is not configured")
-            if not isinstance(client, aioredis.Redis) or not isinstance(pubsub_client, aioredis.Redis):
-                raise RuntimeError("the broadcaster does not run on a Redis Cluster yet")  # issue 18, in progress
             self._client, self._pubsub_client = client, pubsub_client
 
-    def client(self) -> aioredis.Redis:
+    def client(self) -> RedisClient:
         """The master client this broadcaster uses (taken from the factory by `bind()`)."""
         self.bind()
         assert self._client is not None
         return self._client
 
-    def pubsub_client(self) -> aioredis.Redis:
+    def pubsub_client(self) -> RedisClient:
         """The client whose pub/sub connections the listeners use (the factory's `subscriber()`)."""
         self.bind()
         assert self._pubsub_client is not None
@@ -169,6 +239,8 @@ class RedisBroadcaster(BaseBroadcaster):
         """Where Redis is, for a log line (never a password)."""
         if self._factory is not None:
             return self._factory.describe()
+        if isinstance(self._client, RedisCluster):
+            return "a given Redis Cluster client"
         kwargs = self._client.connection_pool.connection_kwargs if self._client is not None else {}
         if "host" in kwargs:
             return f"redis://{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
@@ -357,18 +429,17 @@ class RedisBroadcaster(BaseBroadcaster):
 
     async def subscribe(self, channel: str, callback: Handler) -> None:
         """Handle `channel`; returns once subscribed and registered, or after `connect_timeout` if Redis is down."""
+        wire = self.wire_channel(channel)  # on a cluster: ValueError for a name that is not one hash tag
         if channel in self._handlers:
             LOG.info("Broadcast channel %r: the new callback replaces the previous one", channel)
             self._handlers[channel] = callback
             return
         self._handlers[channel] = callback
-        wire = self.wire_channel(channel)
-        pubsub = self._listener.pubsub
-        if pubsub is None or not self._listener.connected.is_set():
+        if self._listener.pubsub is None or not self._listener.connected.is_set():
             return  # the listener subscribes it once connected (it checks for late channels then)
         try:
             async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
-                await pubsub.subscribe(wire)
+                await self._listener.subscribe(wire)
                 await self._listener.confirmation(wire).wait()
                 await self._register([channel])
         except ErrorTypes as error:
@@ -381,12 +452,11 @@ class RedisBroadcaster(BaseBroadcaster):
         if self._handlers.pop(channel, None) is None:
             return
         wire = self.wire_channel(channel)
-        pubsub = self._listener.pubsub
         try:
             async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
                 await self._unregister([channel])
-                if pubsub is not None and self._listener.connected.is_set():
-                    await pubsub.unsubscribe(wire)
+                if self._listener.connected.is_set():
+                    await self._listener.unsubscribe(wire)
         except ErrorTypes as error:
             LOG.warning("Broadcast: unsubscribing from %r failed (%s); the connection will drop it", channel, error)
 

@@ -6,6 +6,10 @@ Redis's clock (ms). A replica refreshes its entries every `heartbeat_interval` (
 reconnection: a restarted Redis lost the registry), they live `replica_ttl` without heartbeats, and
 a clean shutdown or a drain removes them. A call reads the registry in its publishing script
 (`_calls.PUBLISH_SCRIPT`) and turns the members back into replicas with `parse_members`.
+
+On a Redis Cluster the key is `{<prefix><channel>}:registry` (the slot of the channel's calls), and
+the heartbeat script runs once per channel (their keys are in different slots), all in one
+pipeline (one round trip per node).
 """
 
 from __future__ import annotations
@@ -16,12 +20,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from c2c_broadcast._settings import BroadcastSettings
 from c2c_broadcast._status import RateLimitedLog
 from c2c_broadcast._subscriber import ErrorTypes
 from c2c_broadcast._wire import Targets
+from c2c_config.redis import RedisClient
 
 # Refresh this replica in the registry of every channel it listens to; forget expired replicas.
 HEARTBEAT_SCRIPT = """
@@ -70,11 +73,19 @@ class Registry:
         prefix: str,
         member: str,
         settings: BroadcastSettings,
-        client: Callable[[], aioredis.Redis],
+        client: Callable[[], RedisClient],
         log: RateLimitedLog,
+        key: Callable[[str], str] | None = None,
+        cluster: bool = False,
     ) -> None:
-        """Entries of `member` under `prefix`, written through `client()` (no I/O before `bind()`)."""
+        """Entries of `member` under `prefix`, written through `client()` (no I/O before `bind()`).
+
+        `key(channel)`: the registry key (default `registry_key(prefix, channel)`); `cluster`: run
+        the heartbeat script per channel.
+        """
         self.prefix = prefix
+        self._key = key
+        self.cluster = cluster
         self.member = member
         self.settings = settings
         self._client = client
@@ -85,18 +96,27 @@ class Registry:
 
     def key(self, channel: str) -> str:
         """The sorted set of the replicas listening to `channel`."""
-        return registry_key(self.prefix, channel)
+        return self._key(channel) if self._key is not None else registry_key(self.prefix, channel)
 
-    def bind(self, client: aioredis.Redis) -> None:
+    def bind(self, client: RedisClient) -> None:
         """Register the heartbeat script on the running loop's client (no I/O)."""
         self._script = client.register_script(HEARTBEAT_SCRIPT)
 
     async def register(self, channels: list[str]) -> None:
         """Add (or refresh) this replica in the registry of `channels`."""
         keys = [self.key(channel) for channel in channels]
-        if keys:
-            ttl_ms = int(self.settings.replica_ttl.total_seconds() * 1000)
+        if not keys:
+            return
+        ttl_ms = int(self.settings.replica_ttl.total_seconds() * 1000)
+        if not self.cluster:
             await self._script(keys=keys, args=[self.member, ttl_ms])
+            return
+        # One key per script run (a script's keys must share a slot); EVAL, since a pipeline cannot
+        # reload a script a promoted replica never saw.
+        async with self._client().pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.eval(HEARTBEAT_SCRIPT, 1, key, self.member, ttl_ms)
+            await pipe.execute()
 
     async def unregister(self, channels: list[str]) -> None:
         """Remove this replica from the registry of `channels`."""

@@ -15,6 +15,14 @@ A `Subscriber` runs in a task (`run()`), one step at a time:
 
 The owner (the Redis broadcaster) gives the client, the settings and the bookkeeping
 (`SubscriberOwner`).
+
+On a Redis Cluster (`sharded`) the connection is redis-py's `ClusterPubSub`, one socket per node
+owning a subscribed channel: channels are shard channels (SSUBSCRIBE, confirmed by `ssubscribe`,
+messages `smessage`, read with `get_sharded_message`), there are no patterns, every node's
+connection is PINGed every interval (traffic on one node says nothing of the others), and a
+`sunsubscribe` nobody asked for (Redis moved the slot away: a failover) is a lost connection: the
+subscriber starts over, after refreshing the client's view of the cluster, and subscribes every
+channel again on the nodes that own them now.
 """
 
 from __future__ import annotations
@@ -28,13 +36,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from c2c_broadcast._base import LOG
 from c2c_broadcast._settings import BroadcastSettings
 
-# What a Redis command or connection raises when Redis is down, unreachable or too slow.
-ErrorTypes = (RedisError, OSError, asyncio.TimeoutError)
+# What a Redis command or connection raises when Redis is down, unreachable or too slow (on a
+# cluster also a slot no node serves, during a failover).
+ErrorTypes = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 # The first pause between two connection attempts (then doubled, up to `reconnect_max_delay`).
 MIN_DELAY = 0.05
 
@@ -58,7 +68,12 @@ class SubscriberOwner(Protocol):
         """Whether the broadcaster is closed: a subscriber then never reconnects."""
         ...
 
-    def pubsub_client(self) -> aioredis.Redis:
+    @property
+    def cluster(self) -> bool:
+        """Whether Redis is a cluster (sharded pub/sub)."""
+        ...
+
+    def pubsub_client(self) -> aioredis.Redis | RedisCluster:
         """The client whose pub/sub connections the subscriber uses."""
         ...
 
@@ -83,25 +98,53 @@ class _Subscriptions:
     pending: set[str]
 
 
-class _Liveness:
-    """PING an idle connection, and give it up when no PONG comes."""
+def node_pubsubs(pubsub: aioredis.client.PubSub) -> list[aioredis.client.PubSub]:
+    """The per-node connections of a `ClusterPubSub` (one per node owning a subscribed shard channel)."""
+    mapping: dict[str, Any] = getattr(pubsub, "node_pubsub_mapping", {})
+    return [node for node in mapping.values() if getattr(node, "connection", None) is not None]
 
-    def __init__(self, interval: float) -> None:
+
+class _Liveness:
+    """PING an idle connection, and give it up when no PONG comes.
+
+    `sharded`: PING every node's connection every `interval`, whatever the traffic, and wait for
+    as many PONGs.
+    """
+
+    def __init__(self, interval: float, sharded: bool = False) -> None:
         self.interval = interval
+        self.sharded = sharded
         self.last_seen = time.monotonic()
         self.ping_sent: float | None = None
+        self.pongs_missing = 0
 
-    def seen(self, now: float) -> None:
+    def seen(self, now: float, kind: str) -> None:
         """Something (a message, a confirmation, a PONG) came: the connection is alive."""
-        self.last_seen = now
-        self.ping_sent = None
+        if not self.sharded:
+            self.last_seen = now
+            self.ping_sent = None
+        elif kind == "pong":
+            self.pongs_missing -= 1
+            if self.pongs_missing <= 0:
+                self.last_seen = now
+                self.ping_sent = None
 
     async def idle(self, pubsub: aioredis.client.PubSub, now: float) -> None:
-        """Nothing came: PING after `interval`, fail when the PING has no answer after twice that."""
+        """PING after `interval` (idle only, unless sharded), fail when no answer comes after twice that."""
         if self.ping_sent is not None and now - self.ping_sent > self.interval * 2:
             raise ConnectionError(f"no answer to PING for {now - self.ping_sent:.0f} s")
         if self.ping_sent is None and now - self.last_seen > self.interval:
-            await pubsub.ping()
+            if not self.sharded:
+                await pubsub.ping()
+            else:
+                nodes = node_pubsubs(pubsub)
+                async with asyncio.timeout(self.interval):
+                    for node in nodes:
+                        await node.ping()
+                self.pongs_missing = len(nodes)
+                if not nodes:
+                    self.last_seen = now
+                    return
             self.ping_sent = now
 
 
@@ -135,6 +178,34 @@ class Subscriber:
         self.ever_connected = False
         self.last_error: str | None = None
         self._delay = MIN_DELAY
+        self._leaving: set[str] = set()
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the channels are shard channels (a Redis Cluster)."""
+        return self.owner.cluster
+
+    async def subscribe(self, *channels: str) -> None:
+        """Subscribe the current connection to more channels (confirmed later: see `confirmation()`)."""
+        pubsub = self.pubsub
+        if pubsub is None:
+            raise ConnectionError(f"the {self.name} connection is down")
+        self._leaving.difference_update(channels)
+        if self.sharded:
+            await pubsub.ssubscribe(*channels)
+        else:
+            await pubsub.subscribe(*channels)
+
+    async def unsubscribe(self, *channels: str) -> None:
+        """Unsubscribe the current connection from channels (no-op without a connection)."""
+        pubsub = self.pubsub
+        if pubsub is None:
+            return
+        self._leaving.update(channels)
+        if self.sharded:
+            await pubsub.sunsubscribe(*channels)
+        else:
+            await pubsub.unsubscribe(*channels)
 
     def confirmation(self, channel: str) -> asyncio.Event:
         """An event set once `channel` is confirmed subscribed on the current connection."""
@@ -150,10 +221,16 @@ class Subscriber:
         # `closed` as well as the cancellation: Python 3.11's wait_for can swallow a cancellation
         # that arrives as its awaitable completes, and a closed broadcaster must never reconnect.
         while not self._stopped():
-            pubsub = self.owner.pubsub_client().pubsub()
+            client = self.owner.pubsub_client()
+            if self.sharded and self.attempts and isinstance(client, RedisCluster):
+                await self._refresh_topology(client)
+            pubsub = client.pubsub()
             self.pubsub = pubsub
             try:
-                await self._read_loop(pubsub, await self._connect(pubsub))
+                subscriptions = await self._connect(pubsub)
+                if not subscriptions.pending:
+                    self._ready()  # nothing to subscribe yet (the answers on a cluster, before any call)
+                await self._read_loop(pubsub, subscriptions)
             except asyncio.CancelledError:
                 raise
             except Resync:
@@ -177,7 +254,9 @@ class Subscriber:
         subscriptions = _Subscriptions(requested=set(channels), pending={*channels, *self._patterns})
         # Bounded: against a frozen server the connection handshake would wait forever.
         async with asyncio.timeout(self.owner.settings.connect_timeout.total_seconds()):
-            if channels:
+            if channels and self.sharded:
+                await pubsub.ssubscribe(*channels)
+            elif channels:
                 await pubsub.subscribe(*channels)
             if self._patterns:
                 await pubsub.psubscribe(*self._patterns)
@@ -186,19 +265,24 @@ class Subscriber:
     async def _read_loop(self, pubsub: aioredis.client.PubSub, subscriptions: _Subscriptions) -> NoReturn:
         """Read until the connection fails; an idle connection is probed with PING."""
         ping_interval = min(self.owner.settings.heartbeat_interval.total_seconds(), 5.0)
-        liveness = _Liveness(ping_interval)
+        liveness = _Liveness(ping_interval, self.sharded)
         while True:
             message = await self._next_message(pubsub, ping_interval / 2)
             now = time.monotonic()
-            if message is None:
+            if message is None or self.sharded:
                 await liveness.idle(pubsub, now)
+            if message is None:
                 continue
-            liveness.seen(now)
+            liveness.seen(now, message["type"])
             await self._handle(pubsub, message, subscriptions)
 
     async def _next_message(self, pubsub: aioredis.client.PubSub, timeout: float) -> dict[str, Any] | None:  # noqa: ASYNC109
         try:
-            message: dict[str, Any] | None = await pubsub.get_message(timeout=timeout)
+            message: dict[str, Any] | None
+            if self.sharded:
+                message = await pubsub.get_sharded_message(timeout=timeout)
+            else:
+                message = await pubsub.get_message(timeout=timeout)
         except UnicodeDecodeError:
             # decode_responses=True and someone published bytes that are not UTF-8: redis-py's
             # parser is left mid-frame and would fail forever. Start a fresh connection.
@@ -211,15 +295,19 @@ class Subscriber:
     ) -> None:
         """Handle one message: a call, a subscription confirmation or an unsubscription."""
         kind = message["type"]
-        if kind in ("message", "pmessage"):
+        if kind in ("message", "pmessage", "smessage"):
             try:
                 await self._on_message(text(message["channel"]), message["data"])
             except Exception:  # a bug must not kill the listener
                 LOG.exception("Broadcast: unexpected error while handling a message on %s", self.name)
-        elif kind in ("subscribe", "psubscribe"):
+        elif kind in ("subscribe", "psubscribe", "ssubscribe"):
             await self._subscribed(pubsub, text(message["channel"]), subscriptions)
-        elif kind == "unsubscribe":
+        elif kind in ("unsubscribe", "sunsubscribe"):
             channel = text(message["channel"])
+            if kind == "sunsubscribe" and channel not in self._leaving:
+                # Redis (or the client's own re-routing) moved a wanted channel: start over.
+                raise ConnectionError(f"Redis dropped the subscription to {channel} (its slot moved)")
+            self._leaving.discard(channel)
             self.confirmed.discard(channel)
             self._confirm_events.pop(channel, None)
 
@@ -236,15 +324,24 @@ class Subscriber:
         if missing:
             subscriptions.requested |= missing
             subscriptions.pending |= missing
-            await pubsub.subscribe(*missing)
+            await (pubsub.ssubscribe(*missing) if self.sharded else pubsub.subscribe(*missing))
         else:
             self._ready()
+
+    async def _refresh_topology(self, client: RedisCluster) -> None:
+        """After a loss on a cluster: ask the nodes who owns which slot now (bounded, best effort)."""
+        try:
+            async with asyncio.timeout(self.owner.settings.connect_timeout.total_seconds()):
+                await client.nodes_manager.initialize()
+        except (*ErrorTypes, RuntimeError) as error:
+            LOG.debug("Broadcast: could not refresh the cluster's slots: %s", error)
 
     async def _disconnect(self, pubsub: aioredis.client.PubSub) -> None:
         """Forget the connection and what it confirmed; close it (bounded, best effort)."""
         self.pubsub = None
         self.connected.clear()
         self.confirmed.clear()
+        self._leaving.clear()
         for event in self._confirm_events.values():
             event.clear()
         self.first_attempt.set()

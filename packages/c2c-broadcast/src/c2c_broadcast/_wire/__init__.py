@@ -36,6 +36,7 @@ The package, one concern per module (everything is imported from `c2c_broadcast.
 from __future__ import annotations
 
 from c2c_broadcast._wire._codec import (
+    answer_request_id,
     decode_answer,
     decode_request,
     encode_answer,
@@ -65,6 +66,9 @@ from c2c_broadcast._wire._message import (
     Request,
     Targets,
     answer_pattern,
+    cluster_answer_channel,
+    cluster_answer_namespace,
+    cluster_control_channel,
     dumps,
     extension,
     make_targets,
@@ -72,6 +76,7 @@ from c2c_broadcast._wire._message import (
     new_answer_prefix,
     new_control_channel,
     request_channel,
+    tagged_channel,
     valid_context_entry,
 )
 from c2c_broadcast._wire._signing import (
@@ -103,6 +108,10 @@ __all__ = [
     "Targets",
     "WIRE_VERSION",
     "answer_pattern",
+    "answer_request_id",
+    "cluster_answer_channel",
+    "cluster_answer_namespace",
+    "cluster_control_channel",
     "decode_answer",
     "decode_request",
     "dumps",
@@ -116,5 +125,6 @@ __all__ = [
     "new_control_channel",
     "request_channel",
     "sign",
+    "tagged_channel",
     "valid_context_entry",
 ]

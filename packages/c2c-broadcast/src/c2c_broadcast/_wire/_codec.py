@@ -193,3 +193,15 @@ def decode_answer(
     if not isinstance(text, str):
         raise DroppedMessage("malformed", "c2c.error.message must be a string")
     return Answer(hostname, pid, None, replica, answer_id, error_type, text, extensions)
+
+
+def answer_request_id(data: str | bytes, max_size: int) -> str | None:
+    """The request id (`c2c.id`) an answer claims, to route it to its call; None when it has none.
+
+    Only routing: `decode_answer` checks the answer afterwards (and with a secret, that the signed
+    id is the call's). Raises `DroppedMessage` like `decode_answer` for an oversized or non-JSON answer.
+    """
+    message = load(data, max_size)
+    meta = message.get(META_KEY) if isinstance(message, dict) else None
+    answer_id = meta.get("id") if isinstance(meta, dict) else None
+    return answer_id if isinstance(answer_id, str) else None

@@ -75,6 +75,48 @@ def new_control_channel(prefix: str) -> str:
     return f"{prefix}c2c_control_{secrets.token_hex(16)}"
 
 
+# On a Redis Cluster (sharded pub/sub: SSUBSCRIBE / SPUBLISH, no patterns) every name of one
+# broadcast channel shares the hash tag `{<prefix><channel>}`, so its calls, answers and registry
+# live in one slot, on one shard:
+#
+# - calls on `{<prefix><channel>}`;
+# - the registry in `{<prefix><channel>}:registry`;
+# - the answers to this process's calls on `{<prefix><channel>}:answers:<process random>`: one
+#   fixed channel per channel and process, the answers told apart by their request id (`c2c.id`);
+#   a request whose `answer_channel` is not under `{<prefix><channel>}:answers:` is refused;
+# - the listener's private channel `{<prefix>c2c_control_<random>}`.
+#
+# `<prefix><channel>` may not contain `{` or `}` there: the tag would no longer be the whole name.
+
+
+def tagged_channel(prefix: str, channel: str) -> str:
+    """The sharded channel of a broadcast channel on a Redis Cluster: `{<prefix><channel>}`.
+
+    `ValueError` when the name contains `{` or `}` (it would not be one hash tag).
+    """
+    name = prefix + channel
+    if "{" in name or "}" in name:
+        raise ValueError(
+            f"on a Redis Cluster a broadcast channel name (with its prefix) is one hash tag: no '{{' or '}}' in {name!r}"
+        )
+    return "{" + name + "}"
+
+
+def cluster_answer_namespace(wire: str) -> str:
+    """Where the answers to calls on the sharded channel `wire` may be sent (same hash slot)."""
+    return f"{wire}:answers:"
+
+
+def cluster_answer_channel(wire: str, process: str) -> str:
+    """This process's fixed answer channel for calls on the sharded channel `wire`."""
+    return cluster_answer_namespace(wire) + process
+
+
+def cluster_control_channel(prefix: str) -> str:
+    """A process's private channel on a Redis Cluster (a hash tag of its own)."""
+    return "{" + new_control_channel(prefix.replace("{", "").replace("}", "")) + "}"
+
+
 # -- How the message is extended (the one place) ----------------------------------------------
 #
 # A request and an answer are JSON objects. A feature that needs to carry more than 0.14's fields
