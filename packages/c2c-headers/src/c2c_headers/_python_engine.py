@@ -10,10 +10,15 @@ runs the path patterns by blocks of marker alternations (see `_BLOCK`).
 
 from __future__ import annotations
 
+import os
 import re
+import struct
 from binascii import b2a_base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from os import urandom
+from re import _constants as _sre_constants  # type: ignore[attr-defined]
+from re import _parser as _sre_parser  # type: ignore[attr-defined]
 from typing import Final
 
 from c2c_headers._engine import CSP_NONCE_PLACEHOLDER, CompiledRule
@@ -33,16 +38,16 @@ _MAX_TARGET: Final = 512
 
 _Matcher = Callable[[str], "re.Match[str] | None"]
 _Header = tuple[bytes, bytes]
-# (rule index, has a netloc pattern, path matcher, methods); netloc patterns are answered per netloc
-# (`PythonEngine._hosts`), so a test reads a set.
-_Test = tuple[int, bool, "_Matcher | None", "frozenset[str] | None"]
+# A path rule's test: (the rule's bit, path matcher, methods, a literal every match contains or "").
+# Rule sets are ints, bit i for rule i; netloc patterns are answered per netloc (`PythonEngine._hosts`)
+# as the set of rules whose netloc test passes, so a test reads one bit of it.
+_Test = tuple[int, "_Matcher", "frozenset[str] | None", str]
 # An alternation of a block's path patterns from some position on, and the position (in the block)
 # of the pattern each of its groups closes (-1 for the patterns' own groups).
 _Suffix = tuple["_Matcher", tuple[int, ...]]
-# A block of path rules (its alternations, its tests), or one rule tested alone (None, (test,)).
-_Segment = tuple["_Block | None", tuple[_Test, ...]]
-# Consecutive segments whose path patterns see one form of the path: (with its leading slash?, segments).
-_Run = tuple[bool, tuple[_Segment, ...]]
+# The path rules, in the order `_select_rules` visits them: (does the pattern see the path with its
+# leading slash?, a block of path rules with its alternations, or None for one rule tested alone, the tests).
+_Segment = tuple[bool, "_Block | None", tuple[_Test, ...]]
 # Path patterns are tested by blocks of up to _BLOCK patterns of one path form (with or without the
 # leading slash): one alternation of the block's patterns, each followed by an empty marker group,
 # finds the first pattern that matches in a single call into the C regex engine (``lastindex`` is
@@ -55,50 +60,71 @@ _BLOCK: Final = 64
 _GROUP_REFERENCE: Final = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
 
 
-def _runs(
+def _path_segments(
     rules: tuple[CompiledRule, ...], tests: list[tuple[_Matcher | None, _Matcher | None, frozenset[str] | None]]
-) -> tuple[_Run, ...]:
-    """Group the path rules of one path form into prefiltered blocks, and the blocks into runs of one
-    form (the path form is chosen once per run, not per block). The rules are visited grouped by
-    kind (without path pattern, path patterns with the slash, without it, patterns tested alone),
-    each group in rule order: a request's matched indices are sorted afterwards."""
-    return _by_form(_segments(rules, tests, _matching_order(rules)))
+) -> tuple[_Segment, ...]:
+    """The path rules of one path form grouped in blocks. The path rules are visited grouped by kind
+    (patterns with the slash, without it, patterns tested alone), each group in rule order: a
+    request's matches are a set of bits, whatever the visiting order. Rules without a path pattern
+    are not here (`PythonEngine._host_matches` answers them once per netloc)."""
+    return tuple(_segments(rules, tests, _matching_order(rules)))
 
 
 def _matching_order(rules: tuple[CompiledRule, ...]) -> list[int]:
-    """The rule indices grouped so that the path patterns of one form form as few blocks as possible."""
+    """The path rules' indices grouped so that the patterns of one form form as few blocks as possible."""
 
     def kind(index: int) -> int:
         pattern = rules[index].path_pattern
-        if pattern is None:
-            return 0
-        if _GROUP_REFERENCE.search(pattern):
-            return 3
-        return 1 if rules[index].path_with_slash else 2
+        if pattern is not None and _GROUP_REFERENCE.search(pattern):
+            return 2
+        return 0 if rules[index].path_with_slash else 1
 
-    return sorted(range(len(rules)), key=kind)
+    return sorted((index for index, rule in enumerate(rules) if rule.path_pattern is not None), key=kind)
+
+
+def _required_literal(pattern: str) -> str:
+    """The longest run of plain characters at the top level of ``pattern``: text every match
+    contains, so that ``literal in subject`` can rule a subject out before the regex runs
+    (``"c2c"`` for ``^(.*/)?c2c/?$``). ``""`` (no prefilter) when the pattern has none, ignores
+    case, or cannot be read (the parser is CPython's, ``re._parser``: any failure costs the
+    prefilter only)."""
+    try:
+        parsed = _sre_parser.parse(pattern)
+        if parsed.state.flags & (re.IGNORECASE | re.LOCALE):
+            return ""
+        best, run = "", ""
+        for operation, argument in parsed:
+            if operation is _sre_constants.LITERAL:
+                run += chr(argument)
+                continue
+            best, run = max(best, run, key=len), ""
+        return max(best, run, key=len)
+    except Exception:  # an optimisation only: never a reason to refuse a rule
+        return ""
 
 
 def _segments(
     rules: tuple[CompiledRule, ...],
     tests: list[tuple[_Matcher | None, _Matcher | None, frozenset[str] | None]],
     order: Sequence[int],
-) -> list[tuple[bool | None, _Segment]]:
-    """The rules in ``order`` as ``(path form, segment)``: consecutive path patterns of one form in
-    blocks of up to `_BLOCK`; the form is None for a rule without path pattern (it fits any run)."""
-    segments: list[tuple[bool | None, _Segment]] = []
+) -> list[_Segment]:
+    """The path rules in ``order`` as ``(path form, segment)``: consecutive path patterns of one
+    form in blocks of up to `_BLOCK`, a pattern that refers to a group alone."""
+    segments: list[_Segment] = []
     block: list[_Test] = []
     patterns: list[str] = []
     block_form = True
     for index in order:
         rule = rules[index]
-        netloc, path, methods = tests[index]
+        _, path, methods = tests[index]
         pattern = rule.path_pattern
-        test = (index, netloc is not None, path, methods)
-        if pattern is None or _GROUP_REFERENCE.search(pattern):
+        if pattern is None or path is None:  # pragma: no cover (`_matching_order` keeps path rules only)
+            continue
+        test = (1 << index, path, methods, _required_literal(pattern))
+        if _GROUP_REFERENCE.search(pattern):
             segments += _block(block_form, block, patterns)
             block, patterns = [], []
-            segments.append((None if pattern is None else rule.path_with_slash, (None, (test,))))
+            segments.append((rule.path_with_slash, None, (test,)))
             continue
         if block and block_form != rule.path_with_slash:
             segments += _block(block_form, block, patterns)
@@ -113,7 +139,7 @@ def _segments(
     return segments
 
 
-def _block(form: bool, tests: list[_Test], patterns: list[str]) -> list[tuple[bool | None, _Segment]]:
+def _block(form: bool, tests: list[_Test], patterns: list[str]) -> list[_Segment]:
     """The segments of one block: one with its suffix alternations when it holds two tests or more
     and the patterns combine, else one per test (none for an empty block)."""
     if len(tests) >= 2:
@@ -122,8 +148,8 @@ def _block(form: bool, tests: list[_Test], patterns: list[str]) -> list[tuple[bo
         except re.error:  # e.g. inline global flags, duplicate group names: test them alone
             pass
         else:
-            return [(form, (block, tuple(tests)))]
-    return [(form, (None, (test,))) for test in tests]
+            return [(form, block, tuple(tests))]
+    return [(form, None, (test,)) for test in tests]
 
 
 class _Block:
@@ -158,51 +184,60 @@ def _alternation(patterns: Sequence[str], first: int) -> _Suffix:
     return re.compile("|".join(f"(?:{pattern})()" for pattern in patterns)).match, tuple(positions)
 
 
-def _by_form(segments: list[tuple[bool | None, _Segment]]) -> tuple[_Run, ...]:
-    """Consecutive segments of one path form (or of none) as one run."""
-    runs: list[_Run] = []
-    run: list[_Segment] = []
-    run_form: bool | None = None
-    for form, segment in segments:
-        if form is not None and run_form is not None and form != run_form:
-            runs.append((run_form, tuple(run)))
-            run = []
-            run_form = None
-        if run_form is None:
-            run_form = form
-        run.append(segment)
-    if run:
-        runs.append((True if run_form is None else run_form, tuple(run)))
-    return tuple(runs)
+_NONCE_BATCH: Final = 256  # nonces drawn from one call to os.urandom
+_NONCE_BYTES: Final = 16  # 128 bits
+_SPLIT_BATCH: Final = struct.Struct(f"{_NONCE_BYTES}s" * _NONCE_BATCH).unpack
+_ENCODE: Final = partial(b2a_base64, newline=False)
 
 
-def _scan_block(
-    block: _Block, tests: tuple[_Test, ...], subject: str, hosts: frozenset[int], method: str, matched: list[int]
-) -> None:
-    """Append to ``matched`` the indices of the block's rules that match, in order: one alternation
-    call finds the next path pattern that matches, then its rule's netloc and methods are tested."""
-    suffixes = block.suffixes
-    start = 0
-    count = len(tests)
-    while start < count:
-        suffix = suffixes[start] or block.suffix(start)
-        found = suffix[0](subject)
-        if found is None:
-            return
-        position = suffix[1][found.lastindex]  # type: ignore[index]  # never None: a marker closed last
-        index, by_host, _, methods = tests[position]
-        if (not by_host or index in hosts) and (methods is None or method in methods):
-            matched.append(index)
-        start = position + 1
+class _NoncePool:
+    """Fresh nonces, 128 bits each from ``os.urandom``, the random bytes read in batches.
+
+    One ``os.urandom(16 * 256)`` serves 256 nonces (one ``os.urandom(16)`` per request cost about
+    as much as the rest of a nonce page's header work). Each nonce is handed out once, as
+    ``(str, bytes)`` (the state's value and the headers' bytes), by ``next()`` on an iterator made
+    of C iterators only (``zip``, ``map``, ``bytes.decode``, base64 encoding), which one thread at
+    a time runs, so no nonce is given twice. A forked child drops the batch it inherited
+    (`os.register_at_fork`): a worker never repeats its parent's nonces, nor a sibling's.
+    """
+
+    __slots__ = ("nonces",)
+
+    def __init__(self) -> None:
+        self.nonces: Iterator[tuple[str, bytes]] = iter(())
+
+    def reset(self) -> None:
+        """Forget the current batch (in a forked child)."""
+        self.nonces = iter(())
+
+    def refill(self) -> tuple[str, bytes]:
+        """Draw a new batch and return its first nonce (the current batch is used up)."""
+        tokens = map(_ENCODE, _SPLIT_BATCH(urandom(_NONCE_BYTES * _NONCE_BATCH)))
+        encoded = tuple(tokens)  # base64 bytes, 24 characters each
+        nonces = zip(map(bytes.decode, encoded), encoded, strict=True)
+        self.nonces = nonces
+        return next(nonces)
+
+    def next_nonce(self) -> tuple[str, bytes]:
+        """The next nonce, as str and as its ASCII bytes."""
+        try:
+            return next(self.nonces)
+        except StopIteration:
+            return self.refill()
+
+
+_NONCES: Final = _NoncePool()
+if hasattr(os, "register_at_fork"):  # pragma: no branch (POSIX)
+    os.register_at_fork(after_in_child=_NONCES.reset)
 
 
 def new_nonce() -> str:
-    """128 bits from the operating system's CSPRNG, standard base64 with padding (24 characters).
+    """A fresh nonce: 128 bits from the operating system's CSPRNG (``os.urandom``, what
+    ``secrets.token_bytes`` calls), standard base64 with padding (24 characters).
 
-    ``os.urandom`` is what ``secrets.token_bytes`` calls (one call less); never buffered, so that a
-    forked worker can never replay its parent's nonces.
+    Read in batches (`_NoncePool`); never handed out twice, and dropped by a forked child.
     """
-    return b2a_base64(urandom(16), newline=False).decode("ascii")
+    return _NONCES.next_nonce()[0]
 
 
 class _EditPlan:
@@ -278,10 +313,10 @@ class _NonceMatch:
 
     __slots__ = ("nonce", "plan", "token")
 
-    def __init__(self, plan: _Plan) -> None:
+    def __init__(self, plan: _Plan, nonce: tuple[str, bytes]) -> None:
         self.plan = plan
-        self.token = b2a_base64(urandom(16), newline=False)  # as in `new_nonce`, kept as bytes
-        self.nonce: str | None = self.token.decode("ascii")
+        self.nonce: str | None = nonce[0]
+        self.token: bytes = nonce[1]
 
 
 class PythonEngine:
@@ -302,26 +337,45 @@ class PythonEngine:
             content_type.append(None if pattern is None else re.compile(pattern, re.IGNORECASE).match)
         self._content_type = tuple(content_type)
         self._conditional = any(test != (None, None, None) for test in tests)
-        self._runs = _runs(self._rules, tests)
-        # netloc -> the indices of the rules whose netloc pattern matches it (bounded like _matches:
-        # clients choose the Host header, but a service sees few netlocs and many paths).
-        self._netloc_tests = tuple((index, netloc) for index, (netloc, _, _) in enumerate(tests) if netloc is not None)
-        self._hosts: dict[str, frozenset[int]] = {}
-        self._plans: dict[tuple[int, ...], _Plan] = {}
-        self._all = self._plan(tuple(range(len(self._rules)))) if self._rules else None
+        self._segments = _path_segments(self._rules, tests)
+        # Whether a path pattern sees the path without its leading slash (0.14's form).
+        self._bare_form = any(not with_slash for with_slash, _, _ in self._segments)
+        # Sets of rules are ints (bit i: rule i). The rules without a netloc pattern pass the
+        # netloc test; the rules without a path pattern are answered once per netloc, those
+        # without methods too (`_host_matches`), those with methods per request.
+        self._netloc_tests = tuple(
+            (1 << index, netloc) for index, (netloc, _, _) in enumerate(tests) if netloc is not None
+        )
+        self._any_netloc = sum(1 << index for index, (netloc, _, _) in enumerate(tests) if netloc is None)
+        self._path_free = sum(
+            1 << index for index, (_, path, methods) in enumerate(tests) if path is None and methods is None
+        )
+        self._path_free_methods: tuple[tuple[int, frozenset[str]], ...] = tuple(
+            (1 << index, methods)
+            for index, (_, path, methods) in enumerate(tests)
+            if path is None and methods is not None
+        )
+        # netloc -> (the rules whose netloc test passes, those of them without path pattern nor
+        # methods); bounded like _matches: clients choose the Host header, but a service sees few
+        # netlocs and many paths.
+        self._hosts: dict[str, tuple[int, int]] = {}
+        self._plans: dict[int, _Plan] = {}
+        self._all = self._plan((1 << len(self._rules)) - 1) if self._rules else None
         # (netloc, path, method) -> the plan of the matching rules (None: no rule matched). The key
         # is everything a rule reads of the request, so two requests share an entry only when every
         # rule answers them alike.
         self._matches: dict[tuple[str, str, str], _Plan | None] = {}
 
-    def _plan(self, indices: tuple[int, ...]) -> _Plan:
-        plan = self._plans.get(indices)
+    def _plan(self, matched: int) -> _Plan:
+        """The plan of the rules whose bits are set in ``matched``, in rule order (cached, bounded)."""
+        plan = self._plans.get(matched)
         if plan is None:
+            indices = [index for index in range(len(self._rules)) if matched >> index & 1]
             plan = _Plan(
                 tuple(self._rules[index] for index in indices), tuple(self._content_type[index] for index in indices)
             )
             if len(self._plans) < _MAX_PLANS:
-                self._plans[indices] = plan
+                self._plans[matched] = plan
         return plan
 
     def match(self, netloc: str, path: str, method: str) -> _Plan | _NonceMatch | None:
@@ -350,43 +404,63 @@ class PythonEngine:
         if plan is None:
             return None
         if plan.needs_nonce:
-            return _NonceMatch(plan)
+            try:  # the pool's next nonce without a Python call
+                return _NonceMatch(plan, next(_NONCES.nonces))
+            except StopIteration:
+                return _NonceMatch(plan, _NONCES.refill())
         return plan
 
     def _select_rules(self, netloc: str, path: str, method: str) -> _Plan | None:
         """The plan of the rules matching the request, or None (no cache here)."""
         if not self._conditional:
             return self._all
-        hosts = self._hosts.get(netloc)
-        if hosts is None:
-            hosts = self._host_matches(netloc)
-        matched: list[int] = []
-        for with_slash, segments in self._runs:
-            subject = path if with_slash or path[:1] != "/" else path[1:]
-            for block, tests in segments:
-                if block is None:  # one rule, tested alone
-                    index, by_host, path_match, methods = tests[0]
-                    if (
-                        (not by_host or index in hosts)
-                        and (path_match is None or path_match(subject) is not None)
-                        and (methods is None or method in methods)
-                    ):
-                        matched.append(index)
-                    continue
-                _scan_block(block, tests, subject, hosts, method, matched)
+        answer = self._hosts.get(netloc)
+        hosts, matched = self._host_matches(netloc) if answer is None else answer
+        for bit, allowed in self._path_free_methods:  # rules with methods but no path pattern
+            if hosts & bit and method in allowed:
+                matched |= bit
+        bare = path[1:] if self._bare_form and path[:1] == "/" else path
+        for with_slash, block, tests in self._segments:
+            subject = path if with_slash else bare
+            if block is None:  # one rule, tested alone: its literal before its regex
+                bit, path_match, methods, literal = tests[0]
+                if (
+                    hosts & bit
+                    and literal in subject
+                    and (methods is None or method in methods)
+                    and path_match(subject) is not None
+                ):
+                    matched |= bit
+                continue
+            # A block: one alternation call finds the next path pattern that matches, then its
+            # rule's netloc (a bit of ``hosts``) and methods are tested (`_BLOCK`).
+            suffixes, start, count = block.suffixes, 0, len(tests)
+            while start < count:
+                suffix = suffixes[start] or block.suffix(start)
+                found = suffix[0](subject)
+                if found is None:
+                    break
+                start = suffix[1][found.lastindex] + 1  # type: ignore[index]  # never None: a marker closed last
+                bit, _, methods, _ = tests[start - 1]
+                if hosts & bit and (methods is None or method in methods):
+                    matched |= bit
         if not matched:
             return None
-        matched.sort()  # the runs visit the rules grouped by kind (`_matching_order`)
-        return self._plan(tuple(matched))
+        return self._plans.get(matched) or self._plan(matched)
 
-    def _host_matches(self, netloc: str) -> frozenset[int]:
-        """The indices of the rules whose netloc pattern matches ``netloc`` (cached, bounded)."""
-        hosts = frozenset(index for index, netloc_match in self._netloc_tests if netloc_match(netloc) is not None)
+    def _host_matches(self, netloc: str) -> tuple[int, int]:
+        """The rules whose netloc test passes for ``netloc``, and those of them without path pattern
+        nor methods (which match every request to ``netloc``), as bit sets (cached, bounded)."""
+        hosts = self._any_netloc
+        for bit, netloc_match in self._netloc_tests:
+            if netloc_match(netloc) is not None:
+                hosts |= bit
+        answer = (hosts, hosts & self._path_free)
         if len(netloc) <= _MAX_TARGET:
             if len(self._hosts) >= _MAX_MATCHES:
                 self._hosts.clear()
-            self._hosts[netloc] = hosts
-        return hosts
+            self._hosts[netloc] = answer
+        return answer
 
     def apply(self, match: object, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """Return the response headers after the matched rules' edits (a new list)."""
