@@ -1,10 +1,13 @@
 """State shared by the replicas when Redis is configured: the wrong-secret budgets and the ended sessions.
 
 Redis is reached through `c2c_config.redis.get_factory()` (one client set per event loop), every
-call bounded by `C2C__REDIS__TIMEOUT`. Without Redis (not configured, or the `redis` package not
-installed) the state lives in the process. When Redis fails (down, slow, refused), each use falls
-back to the process's own state and logs a warning: the budgets then count per process, the
-ended-session list holds the logouts seen by this process. Never a 500.
+call bounded by `C2C__REDIS__TIMEOUT`. Every operation touches one key (a Lua script with one key,
+a pipeline on one key, `SET`, `EXISTS`), so it works as it is on a Redis Cluster
+(`C2C__REDIS__CLUSTER`): no multi-key command, no cross-slot transaction. Without Redis (not
+configured, or the `redis` package not installed) the state lives in the process. When Redis
+fails (down, slow, refused; on a cluster: no node reachable, a slot whose master failed and is not
+replaced yet), each use falls back to the process's own state and logs a warning: the budgets then
+count per process, the ended-session list holds the logouts seen by this process. Never a 500.
 """
 
 from __future__ import annotations
@@ -52,12 +55,14 @@ def redis_client() -> Any | None:
 
 async def redis_call(client: Any, command: Callable[[Any], Any]) -> Any:
     """Run `command(client)` bounded by `C2C__REDIS__TIMEOUT`; any failure raises `RedisUnavailable`."""
-    from redis.exceptions import RedisError  # installed: `client` exists
+    from redis.exceptions import RedisClusterException, RedisError  # installed: `client` exists
 
     try:
         async with asyncio.timeout(get_settings(Settings).redis.timeout.total_seconds()):
             return await command(client)
-    except (TimeoutError, OSError, RedisError) as error:  # connection, timeout, protocol, auth: "not now"
+    # Connection, timeout, protocol, auth: "not now"; a cluster with no reachable node, or no master
+    # for the key's slot yet (a failover), raises `RedisClusterException`, which is no `RedisError`.
+    except (TimeoutError, OSError, RedisError, RedisClusterException) as error:
         raise RedisUnavailable(f"{type(error).__name__}: {error}"[:200]) from error
 
 
