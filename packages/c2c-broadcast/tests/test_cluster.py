@@ -150,7 +150,10 @@ async def test_calls_on_a_cluster_touch_one_shard(
         assert [_stat(master, "spublish") for master in others] == [0, 0]
         assert [_stat(master, "publish") for master in redis_cluster.masters()] == [0, 0, 0]
         # The answers came on the caller's fixed answer channel of this channel, in the same slot.
-        assert owner.command("PUBSUB", "SHARDNUMSUB", "{" + PREFIX + channel + "}:answers:" + caller._process_token)[1] == 1
+        assert (
+            owner.command("PUBSUB", "SHARDNUMSUB", "{" + PREFIX + channel + "}:answers:" + caller._process_token)[1]
+            == 1
+        )
 
     # Each call ran once on each replica (no duplicate from the answer routing by request id).
     assert sorted((r[0], r[1]) for r in received) == sorted((i, c) for i in range(3) for c in channels for _ in (0, 1))

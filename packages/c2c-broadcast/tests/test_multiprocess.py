@@ -26,7 +26,7 @@ import pytest
 import c2c_broadcast
 from c2c_broadcast import BroadcastResponse, BroadcastUnavailableError, ErrorAnswer, MissingAnswer, Settings
 from c2c_config import reload_settings
-from c2c_testing import RedisSentinel, RedisServer
+from c2c_testing import RedisCluster, RedisSentinel, RedisServer
 
 try:
     import redis.asyncio as aioredis
@@ -470,6 +470,39 @@ async def test_sentinel_failover(
                 break
             await asyncio.sleep(0.2)
         assert len(_responses(answers)) == 4, answers
+        await c2c_broadcast.shutdown()
+
+
+def _cluster_capable() -> bool:
+    try:
+        from c2c_config.redis import CLUSTER_MIN_REDIS_PY, redis_py_version
+    except ModuleNotFoundError:
+        return False
+    return redis_py_version() >= CLUSTER_MIN_REDIS_PY
+
+
+@pytest.mark.skipif(not _cluster_capable(), reason="Redis Cluster mode needs redis-py >= 8")
+async def test_cluster_failover(redis_cluster: RedisCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As `test_sentinel_failover`, on a Redis Cluster: the master owning the channel's slot dies."""
+    settings = {"C2C__REDIS__CLUSTER": "true", "C2C__REDIS__URL": redis_cluster.url, **FAST}
+    with running_workers(environment(settings), tmp_path):
+        await _use(monkeypatch, settings)
+        assert len(_responses(await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10))) == 4
+        await asyncio.to_thread(redis_cluster.kill_master, redis_cluster.master_for_key("{broadcast_api_echo}"))
+        deadline = time.monotonic() + 30
+        answers: list[BroadcastResponse[Any] | MissingAnswer] = []
+        while time.monotonic() < deadline:
+            try:
+                answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=2)
+            except BroadcastUnavailableError:
+                await asyncio.sleep(0.2)
+                continue
+            if len(_responses(answers)) == 4:
+                break
+            await asyncio.sleep(0.2)
+        assert len(_responses(answers)) == 4, answers
+        for _ in range(3):  # after recovery every call completes
+            assert len(_responses(await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10))) == 4
         await c2c_broadcast.shutdown()
 
 

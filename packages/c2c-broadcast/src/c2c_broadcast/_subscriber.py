@@ -18,8 +18,10 @@ The owner (the Redis broadcaster) gives the client, the settings and the bookkee
 
 On a Redis Cluster (`sharded`) the connection is redis-py's `ClusterPubSub`, one socket per node
 owning a subscribed channel: channels are shard channels (SSUBSCRIBE, confirmed by `ssubscribe`,
-messages `smessage`, read with `get_sharded_message`), there are no patterns, every node's
-connection is PINGed every interval (traffic on one node says nothing of the others), and a
+messages `smessage`), there are no patterns, each node's socket is read by a task of its own
+(`_ShardReaders`: `get_sharded_message` polls the nodes in turn, each for a share of the timeout,
+which delays a message on one node by the others' shares), every node's connection is PINGed every
+interval (traffic on one node says nothing of the others), and a
 `sunsubscribe` nobody asked for (Redis moved the slot away: a failover) is a lost connection: the
 subscriber starts over, after refreshing the client's view of the cluster, and subscribes every
 channel again on the nodes that own them now.
@@ -104,6 +106,53 @@ def node_pubsubs(pubsub: aioredis.client.PubSub) -> list[aioredis.client.PubSub]
     return [node for node in mapping.values() if getattr(node, "connection", None) is not None]
 
 
+class _ShardReaders:
+    """One task per node connection of a `ClusterPubSub`, feeding one queue: messages, or the error that ended one."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
+        self._tasks: dict[int, tuple[aioredis.client.PubSub, asyncio.Task[None]]] = {}
+
+    def sync(self, pubsub: aioredis.client.PubSub) -> None:
+        """Start a reader for every node connection that has none yet."""
+        for node in node_pubsubs(pubsub):
+            if id(node) not in self._tasks:
+                task = asyncio.create_task(self._read(node), name="c2c-broadcast shard reader")
+                self._tasks[id(node)] = (node, task)
+
+    async def _read(self, node: aioredis.client.PubSub) -> None:
+        try:
+            while True:
+                message = await node.get_message(timeout=None)
+                if message is not None:
+                    self.queue.put_nowait(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the subscriber starts over
+            self.queue.put_nowait(error)
+
+    async def next(self, timeout: float) -> dict[str, Any] | None:  # noqa: ASYNC109
+        """The next message of any node, None after `timeout`; raises what ended a reader."""
+        try:
+            async with asyncio.timeout(timeout):
+                item = await self.queue.get()
+        except TimeoutError:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def stop(self) -> None:
+        """Cancel the readers (bounded)."""
+        tasks = [task for _, task in self._tasks.values()]
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1)
+        self.queue = asyncio.Queue()
+
+
 class _Liveness:
     """PING an idle connection, and give it up when no PONG comes.
 
@@ -179,6 +228,7 @@ class Subscriber:
         self.last_error: str | None = None
         self._delay = MIN_DELAY
         self._leaving: set[str] = set()
+        self._readers = _ShardReaders()
 
     @property
     def sharded(self) -> bool:
@@ -193,6 +243,7 @@ class Subscriber:
         self._leaving.difference_update(channels)
         if self.sharded:
             await pubsub.ssubscribe(*channels)
+            self._readers.sync(pubsub)
         else:
             await pubsub.subscribe(*channels)
 
@@ -256,6 +307,7 @@ class Subscriber:
         async with asyncio.timeout(self.owner.settings.connect_timeout.total_seconds()):
             if channels and self.sharded:
                 await pubsub.ssubscribe(*channels)
+                self._readers.sync(pubsub)
             elif channels:
                 await pubsub.subscribe(*channels)
             if self._patterns:
@@ -280,7 +332,8 @@ class Subscriber:
         try:
             message: dict[str, Any] | None
             if self.sharded:
-                message = await pubsub.get_sharded_message(timeout=timeout)
+                self._readers.sync(pubsub)  # redis-py may have added a node connection meanwhile
+                message = await self._readers.next(timeout)
             else:
                 message = await pubsub.get_message(timeout=timeout)
         except UnicodeDecodeError:
@@ -324,7 +377,11 @@ class Subscriber:
         if missing:
             subscriptions.requested |= missing
             subscriptions.pending |= missing
-            await (pubsub.ssubscribe(*missing) if self.sharded else pubsub.subscribe(*missing))
+            if self.sharded:
+                await pubsub.ssubscribe(*missing)
+                self._readers.sync(pubsub)
+            else:
+                await pubsub.subscribe(*missing)
         else:
             self._ready()
 
@@ -342,6 +399,7 @@ class Subscriber:
         self.connected.clear()
         self.confirmed.clear()
         self._leaving.clear()
+        await self._readers.stop()
         for event in self._confirm_events.values():
             event.clear()
         self.first_attempt.set()

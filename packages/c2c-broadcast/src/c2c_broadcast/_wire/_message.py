@@ -97,7 +97,7 @@ def tagged_channel(prefix: str, channel: str) -> str:
     name = prefix + channel
     if "{" in name or "}" in name:
         raise ValueError(
-            f"on a Redis Cluster a broadcast channel name (with its prefix) is one hash tag: no '{{' or '}}' in {name!r}"
+            f"on a Redis Cluster a broadcast channel name (with its prefix) is one hash tag: no '{{' or '}}': {name!r}"
         )
     return "{" + name + "}"
 
