@@ -4,7 +4,7 @@
 // Plain ES module under the page's strict CSP: no inline style, no HTML parsing; every value from the
 // server goes into the page through text nodes.
 
-import { el, failure, getJson } from "./sections.js";
+import { el, setupSection } from "./sections.js";
 
 const REQUEST_TIMEOUT_MS = 30_000;
 const ACTIONS = {
@@ -119,34 +119,12 @@ function render(region, data) {
   return entries.length;
 }
 
-async function load(button, status, region) {
-  button.disabled = true;
-  region.setAttribute("aria-busy", "true");
-  status.textContent = "";
-  try {
-    const { response, data } = await getJson("/audit", REQUEST_TIMEOUT_MS);
-    if (!response.ok) {
-      const detail = typeof data?.detail === "string" ? `: ${data.detail}` : "";
-      region.replaceChildren(failure(`The audit trail cannot be shown (HTTP ${response.status})${detail}.`));
-      return;
-    }
+setupSection("audit", {
+  path: "/audit",
+  what: "The audit trail",
+  timeoutMs: REQUEST_TIMEOUT_MS,
+  show(region, data) {
     const count = render(region, data);
-    status.textContent = `Audit trail loaded: ${count} action${count === 1 ? "" : "s"}.`;
-  } catch (error) {
-    const timeout = error?.name === "TimeoutError";
-    region.replaceChildren(failure(timeout ? `No answer within ${REQUEST_TIMEOUT_MS / 1000} s.` : `The request failed: ${error?.message ?? error}.`));
-  } finally {
-    button.disabled = false;
-    region.removeAttribute("aria-busy");
-  }
-}
-
-function setupAudit() {
-  const button = document.querySelector('button[data-action="audit"]');
-  const status = document.querySelector('[data-status="audit"]');
-  const region = document.querySelector('[data-output="audit"]');
-  if (!button || !status || !region) return;
-  button.addEventListener("click", () => load(button, status, region));
-}
-
-setupAudit();
+    return `Audit trail loaded: ${count} action${count === 1 ? "" : "s"}.`;
+  },
+});

@@ -4,7 +4,7 @@
 // Plain ES module under the page's strict CSP: no inline style, no HTML parsing; every value from the
 // server goes into the page through text nodes.
 
-import { el, failure, getJson } from "./sections.js";
+import { el, setupSection } from "./sections.js";
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -98,34 +98,12 @@ function render(region, data) {
   return filter;
 }
 
-async function load(button, status, region) {
-  button.disabled = true;
-  region.setAttribute("aria-busy", "true");
-  status.textContent = "";
-  try {
-    const { response, data } = await getJson("/config", REQUEST_TIMEOUT_MS);
-    if (!response.ok) {
-      const detail = typeof data?.detail === "string" ? `: ${data.detail}` : "";
-      region.replaceChildren(failure(`The configuration cannot be shown (HTTP ${response.status})${detail}.`));
-      return;
-    }
+setupSection("config", {
+  path: "/config",
+  what: "The configuration",
+  timeoutMs: REQUEST_TIMEOUT_MS,
+  show(region, data) {
     render(region, data);
-    status.textContent = "Configuration loaded.";
-  } catch (error) {
-    const timeout = error?.name === "TimeoutError";
-    region.replaceChildren(failure(timeout ? `No answer within ${REQUEST_TIMEOUT_MS / 1000} s.` : `The request failed: ${error?.message ?? error}.`));
-  } finally {
-    button.disabled = false;
-    region.removeAttribute("aria-busy");
-  }
-}
-
-function setupConfig() {
-  const button = document.querySelector('button[data-action="config"]');
-  const status = document.querySelector('[data-status="config"]');
-  const region = document.querySelector('[data-output="config"]');
-  if (!button || !status || !region) return;
-  button.addEventListener("click", () => load(button, status, region));
-}
-
-setupConfig();
+    return "Configuration loaded.";
+  },
+});
