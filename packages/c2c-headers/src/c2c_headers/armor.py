@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
-from c2c_headers._engine import Engine, load_engine
+from c2c_headers._engine import Engine, RequestMatch, load_engine
 from c2c_headers._rules import DEFAULT_DOCS_URL, DEFAULT_REDOC_URL, HeadersConfig, compile_rules
 from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
 
 _LOG = logging.getLogger("c2c_headers")
 _INSTANCES: weakref.WeakSet[ArmorHeaderMiddleware] = weakref.WeakSet()
+# An engine's apply(match, status, headers) -> headers.
+Apply = Callable[[RequestMatch, int, list[tuple[bytes, bytes]]], list[tuple[bytes, bytes]]]
 
 
 def live_instances() -> list[ArmorHeaderMiddleware]:
@@ -99,15 +101,18 @@ class ArmorHeaderMiddleware:
         if nonce is not None:
             # A copy: the server may share the lifespan state dict between requests.
             scope["state"] = {**scope.get("state", {}), "nonce": nonce}
-        apply = self._apply
 
-        # Per-request state lives in this closure only (never on the middleware instance).
-        async def send_with_headers(message: Message) -> None:
+        # Per-request state lives in this function only (never on the middleware instance), bound
+        # as defaults (no closure cells); a plain function returning the downstream send's
+        # awaitable: no coroutine of its own per message.
+        def send_with_headers(
+            message: Message, send: Send = send, match: RequestMatch = match, apply: Apply = self._apply
+        ) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", ())
                 message["headers"] = apply(
                     match, message["status"], headers if type(headers) is list else list(headers)
                 )
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_headers)
