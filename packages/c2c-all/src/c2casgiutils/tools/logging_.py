@@ -703,7 +703,10 @@ async def _scan(client: RedisClient, prefix: str) -> AsyncGenerator[Any, None]:
     match = _escape_glob(prefix) + "*"
     if not isinstance(client, RedisCluster):
         return cast("AsyncGenerator[Any, None]", client.scan_iter(match=match, count=500))
-    await client.initialize()  # the topology, once per client (and again after a failure asked for it)
+    # A command routed by key first: the client follows `MOVED` and, after a failover, retries on the
+    # refreshed topology, which a `SCAN` sent to one node does not do (the first call after a
+    # failover would fail).
+    await client.exists(prefix)
     owner = client.get_node_from_key(prefix)  # the hash tag decides: every key of the prefix is there
     return cast("AsyncGenerator[Any, None]", client.scan_iter(match=match, count=500, target_nodes=owner))
 
