@@ -1,6 +1,7 @@
 """The call side: publish a request, collect the answers, decide when to stop waiting.
 
-A call without answers is one PUBLISH. A call with answers gets a fresh answer channel under the
+A call without answers is one PUBLISH, on a connection leased from the client's pool for a burst of
+such calls (`PublishLease`). A call with answers gets a fresh answer channel under the
 process's answers pattern (`<prefix>c2c_answer_<random>_*`, read by the *answers* subscriber), then
 one Lua script (`PUBLISH_SCRIPT`: one round trip, atomic, in Redis's clock) reads the channel's
 registry, counts its exact-channel subscribers and publishes. A `Collector` is woken by each answer
@@ -24,7 +25,10 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from c2c_broadcast._base import (
     LOG,
@@ -76,6 +80,103 @@ local subscribers = redis.call('PUBSUB', 'SHARDNUMSUB', ARGV[1])[2]
 local receivers = redis.call('SPUBLISH', ARGV[1], ARGV[2])
 return {receivers, members, subscribers}
 """
+
+
+_REDIS_EXECUTE = aioredis.Redis.execute_command
+
+LEASE_IDLE = 1.0
+"""Seconds without a call after which `PublishLease` gives its connection back to the pool."""
+
+
+class PublishLease:
+    """One connection of the client's pool, kept for consecutive calls without answers.
+
+    Taking a connection from the (blocking, observed) pool and giving it back for each PUBLISH costs
+    more than the PUBLISH itself. A burst of fire-and-forget calls reuses one connection; it goes
+    back to the pool after `idle` seconds without a call (an idle process holds no more connections
+    than before), at once after any error on it, and when the broadcaster closes. A call made while
+    the leased connection is busy (concurrent callers), or on a client that is not a plain pooled
+    `redis.asyncio.Redis`, goes through the client as before. A PUBLISH that fails on the leased
+    connection is sent again through the client, with the client's retry policy, as before.
+    """
+
+    def __init__(self, idle: float = LEASE_IDLE) -> None:
+        """A lease given back after `idle` seconds without a call."""
+        self.idle = idle
+        self._pool: Any = None
+        self._connection: Any = None
+        self._busy = False
+        self._last_use = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._releases: set[asyncio.Task[None]] = set()
+
+    @property
+    def held(self) -> bool:
+        """Whether a connection is leased now."""
+        return self._connection is not None
+
+    async def publish(self, client: aioredis.Redis, channel: str, message: str) -> int:
+        """PUBLISH `message` on `channel`; returns Redis's count of receivers."""
+        if self._busy or not _leasable(client):
+            return int(await client.publish(channel, message))
+        self._busy = True
+        try:
+            connection = self._connection
+            if connection is None or self._pool is not client.connection_pool:
+                self.release()
+                pool: Any = client.connection_pool
+                connection = await pool.get_connection()
+                self._pool, self._connection = pool, connection
+            try:
+                await connection.send_command("PUBLISH", channel, message)
+                receivers = await connection.read_response()
+            except BaseException as error:
+                # A reply may be left unread, or the connection is broken: never reuse it.
+                self.release(disconnect=True)
+                if isinstance(error, RedisConnectionError | RedisTimeoutError):
+                    return int(await client.publish(channel, message))
+                raise
+            self._last_use = asyncio.get_running_loop().time()
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_at(self._last_use + self.idle, self._expire)
+            return int(receivers)
+        finally:
+            self._busy = False
+
+    def release(self, disconnect: bool = False) -> None:
+        """Give the connection back to the pool now (no-op without one)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        connection, pool = self._connection, self._pool
+        self._connection = self._pool = None
+        if connection is None:
+            return
+        task = asyncio.get_running_loop().create_task(_give_back(pool, connection, disconnect))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._connection is None:
+            return
+        due = self._last_use + self.idle
+        if self._busy or asyncio.get_running_loop().time() < due:
+            self._timer = asyncio.get_running_loop().call_at(max(due, asyncio.get_running_loop().time()), self._expire)
+            return
+        self.release()
+
+
+def _leasable(client: aioredis.Redis) -> bool:
+    """A plain client on a connection pool (not a single-connection client, a pipeline or a cluster)."""
+    return type(client).execute_command is _REDIS_EXECUTE and getattr(client, "connection", None) is None
+
+
+async def _give_back(pool: Any, connection: Any, disconnect: bool) -> None:
+    with contextlib.suppress(Exception):
+        if disconnect:
+            await connection.disconnect(nowait=True)
+        await pool.release(connection)
 
 
 class Collector:
@@ -146,6 +247,7 @@ class Calls:
         self.owner = owner
         self.collectors: dict[str, Collector] = {}
         self._script: Any = None
+        self.lease = PublishLease()
 
     @property
     def settings(self) -> BroadcastSettings:
@@ -159,6 +261,7 @@ class Calls:
         """Wake every pending caller (the broadcaster is closing)."""
         for collector in self.collectors.values():
             collector.wake()
+        self.lease.release()
 
     # -- sending -------------------------------------------------------------------------
 
@@ -184,7 +287,9 @@ class Calls:
             publish_deadline = max(deadline, loop.time() + self.settings.connect_timeout.total_seconds())
             client = self.owner.client()
             publish = (
-                client.spublish(wire, message) if isinstance(client, RedisCluster) else client.publish(wire, message)
+                client.spublish(wire, message)
+                if isinstance(client, RedisCluster)
+                else self.lease.publish(client, wire, message)
             )
             await self._run_bounded(publish, publish_deadline)
             self.owner.count(BROADCASTS_SENT)

@@ -327,16 +327,28 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One encoder for every message (`json.dumps` with an option builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """Serialise for the wire (strict JSON: NaN and infinities are refused)."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
+
+
+# One decoder for every message (`json.loads` with an option builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def load(data: str | bytes, max_size: int) -> Any:
-    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
-    if size > max_size:
-        raise DroppedMessage("oversized", f"{size} bytes > {max_size}")
+    # A str of at most max_size / 4 characters is at most max_size bytes in UTF-8: no need to encode it.
+    if isinstance(data, bytes) or len(data) > max_size // 4:
+        size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+        if size > max_size:
+            raise DroppedMessage("oversized", f"{size} bytes > {max_size}")
     try:
+        if isinstance(data, str):
+            return _DECODER.decode(data)
         return json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DroppedMessage("malformed", f"not JSON ({type(error).__name__})") from None
