@@ -191,6 +191,11 @@ _NONCE_STRIDE: Final = 18
 _NONCE_ZEROS: Final = bytes(_NONCE_BATCH)
 _NONCE_PADDING: Final = b"=" * _NONCE_BATCH
 _NONCE_SLICES: Final = tuple(slice(24 * number, 24 * number + 24) for number in range(_NONCE_BATCH))
+_CSP_SOURCE: Final = b"'nonce-%s'"  # what replaces the placeholder in a header
+
+
+# A nonce: (its text, its base64 bytes, the CSP source ``'nonce-<base64>'`` as bytes).
+_Nonce = tuple[str, bytes, bytes]
 
 
 class _NoncePool:
@@ -198,7 +203,7 @@ class _NoncePool:
 
     One ``os.urandom(16 * 256)`` serves 256 nonces (one ``os.urandom(16)`` per request cost about
     as much as the rest of a nonce page's header work). Each nonce is handed out once, as
-    ``(str, bytes)`` (the state's value and the headers' bytes), by ``next()`` on an iterator made
+    `_Nonce` (the state's value, the bytes, the CSP source), by ``next()`` on an iterator made
     of C iterators only (``zip``, ``map`` and slicing of the batch's base64), which one thread at
     a time runs, so no nonce is given twice. A forked child drops the batch it inherited
     (`os.register_at_fork`): a worker never repeats its parent's nonces, nor a sibling's.
@@ -207,13 +212,13 @@ class _NoncePool:
     __slots__ = ("nonces",)
 
     def __init__(self) -> None:
-        self.nonces: Iterator[tuple[str, bytes]] = iter(())
+        self.nonces: Iterator[_Nonce] = iter(())
 
     def reset(self) -> None:
         """Forget the current batch (in a forked child)."""
         self.nonces = iter(())
 
-    def refill(self) -> tuple[str, bytes]:
+    def refill(self) -> _Nonce:
         """Draw a new batch and return its first nonce (the current batch is used up)."""
         data = bytearray(urandom(_NONCE_STRIDE * _NONCE_BATCH))
         data[16::_NONCE_STRIDE] = data[17::_NONCE_STRIDE] = _NONCE_ZEROS  # 16 random bytes a nonce
@@ -221,12 +226,17 @@ class _NoncePool:
         encoded[22::24] = encoded[23::24] = _NONCE_PADDING  # "AA" -> "=="
         raw = bytes(encoded)
         text = raw.decode("ascii")
-        nonces = zip(map(text.__getitem__, _NONCE_SLICES), map(raw.__getitem__, _NONCE_SLICES), strict=True)
+        nonces = zip(
+            map(text.__getitem__, _NONCE_SLICES),
+            map(raw.__getitem__, _NONCE_SLICES),
+            map(_CSP_SOURCE.__mod__, map(raw.__getitem__, _NONCE_SLICES)),
+            strict=True,
+        )
         self.nonces = nonces
         return next(nonces)
 
-    def next_nonce(self) -> tuple[str, bytes]:
-        """The next nonce, as str and as its ASCII bytes."""
+    def next_nonce(self) -> _Nonce:
+        """The next nonce (text, bytes, CSP source)."""
         try:
             return next(self.nonces)
         except StopIteration:
@@ -323,11 +333,12 @@ class _NonceMatch(NamedTuple):
 
     plan: _Plan
     nonce: str
-    token: bytes
+    token: bytes  # the nonce's base64 bytes
+    source: bytes  # b"'nonce-" + token + b"'", what replaces the placeholder
 
 
-# _NonceMatch((plan, nonce, token)) at C speed (a NamedTuple's own constructor is Python code).
-_nonce_match: Final[Callable[[tuple[_Plan, str, bytes]], _NonceMatch]] = partial(tuple.__new__, _NonceMatch)
+# _NonceMatch((plan, nonce, token, source)) at C speed (a NamedTuple's own constructor is Python code).
+_nonce_match: Final[Callable[[tuple[_Plan, str, bytes, bytes]], _NonceMatch]] = partial(tuple.__new__, _NonceMatch)
 
 
 class PythonEngine:
@@ -397,21 +408,20 @@ class PythonEngine:
         return self._answer((netloc, path, method))
 
     def match_scope(self, scope: Scope) -> _Plan | _NonceMatch | None:
-        """`match` on the netloc, relative path and method of an ``http`` scope."""
-        return self._answer(request_target(scope))
+        """`match` on the netloc, relative path and method of an ``http`` scope.
 
-    def _answer(self, target: tuple[str, str, str]) -> _Plan | _NonceMatch | None:
-        """The match of ``(netloc, path, method)``: the rule set from the cache or `_select_rules`,
-        with a fresh nonce when a matched rule needs one (never cached: one per request)."""
-        plan = self._matches.get(target, _MISS)
-        if plan is _MISS:
-            plan = self._select_rules(*target)
-            # Bounded: at most _MAX_MATCHES entries of at most _MAX_TARGET characters; the keys are
-            # chosen by clients (a scan of distinct paths empties the cache, never grows it).
-            if len(target[0]) + len(target[1]) <= _MAX_TARGET:
-                if len(self._matches) >= _MAX_MATCHES:
-                    self._matches.clear()
-                self._matches[target] = plan
+        `_answer` written out (the middleware's one engine call per request: Python calls less).
+        """
+        target = request_target(scope)
+        matches = self._matches
+        plan = matches.get(target, _MISS)
+        if plan is _MISS:  # `_miss` written out too
+            netloc, path, method = target
+            plan = self._select_rules(netloc, path, method)
+            if len(netloc) + len(path) <= _MAX_TARGET:
+                if len(matches) >= _MAX_MATCHES:
+                    matches.clear()
+                matches[target] = plan
         if plan is None:
             return None
         if plan.needs_nonce:
@@ -419,6 +429,33 @@ class PythonEngine:
                 return _nonce_match((plan, *next(_NONCES.nonces)))
             except StopIteration:
                 return _nonce_match((plan, *_NONCES.refill()))
+        return plan
+
+    def _answer(self, target: tuple[str, str, str]) -> _Plan | _NonceMatch | None:
+        """The match of ``(netloc, path, method)``: the rule set from the cache or `_select_rules`,
+        with a fresh nonce when a matched rule needs one (never cached: one per request)."""
+        plan = self._matches.get(target, _MISS)
+        if plan is _MISS:
+            plan = self._miss(target)
+        if plan is None:
+            return None
+        if plan.needs_nonce:
+            return _nonce_match((plan, *_NONCES.next_nonce()))
+        return plan
+
+    def _miss(self, target: tuple[str, str, str]) -> _Plan | None:
+        """`_select_rules` for a target the cache does not hold, then its entry in the cache.
+
+        Bounded: at most _MAX_MATCHES entries of at most _MAX_TARGET characters; the keys are
+        chosen by clients (a scan of distinct paths empties the cache, never grows it).
+        """
+        netloc, path, method = target
+        plan = self._select_rules(netloc, path, method)
+        if len(netloc) + len(path) <= _MAX_TARGET:
+            matches = self._matches
+            if len(matches) >= _MAX_MATCHES:
+                matches.clear()
+            matches[target] = plan
         return plan
 
     def _select_rules(self, netloc: str, path: str, method: str) -> _Plan | None:
@@ -583,7 +620,7 @@ def _with_nonce(result: list[_Header], edits: _EditPlan, match: _NonceMatch) -> 
                     carries = True
     base = len(result)
     result.extend(edits.appended)
-    token = b"'nonce-" + match.token + b"'"
+    token = match.source
     for position, name, parts in edits.substitutions:  # none when no value holds the placeholder
         result[base + position] = (name, token.join(parts))
     if carries and not has_cache_control:

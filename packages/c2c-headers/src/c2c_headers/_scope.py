@@ -32,7 +32,7 @@ def request_target(scope: Scope) -> tuple[str, str, str]:
     """
     for name, value in scope.get("headers", ()):
         if name == _HOST:
-            netloc = str(value.decode("latin-1"))
+            netloc: str = value.decode("latin-1")
             break
     else:
         server = scope.get("server")

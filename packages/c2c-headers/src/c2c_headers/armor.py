@@ -100,7 +100,8 @@ class ArmorHeaderMiddleware:
         nonce = match.nonce
         if nonce is not None:
             # A copy: the server may share the lifespan state dict between requests.
-            scope["state"] = {**scope.get("state", {}), "nonce": nonce}
+            state = scope.get("state")
+            scope["state"] = {**state, "nonce": nonce} if state else {"nonce": nonce}
 
         # Per-request state lives in this function only (never on the middleware instance), bound
         # as defaults (no closure cells); a plain function returning the downstream send's
