@@ -108,9 +108,11 @@ async def tool(cluster_env: RedisCluster) -> AsyncIterator[logging_tool.LoggingT
     await reset_factory()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def loggers() -> Iterator[list[logging.Logger]]:
     created = [logging.getLogger(f"cluster_test_{index}") for index in range(3)]
+    for logger in created:
+        logger.setLevel(logging.NOTSET)
     yield created
     for logger in created:
         logger.setLevel(logging.NOTSET)
@@ -259,7 +261,7 @@ async def client(
         "C2C__AUTH__SECRET": SECRET,
         "C2C__REDIS__URL": redis_cluster.url,
         "C2C__REDIS__CLUSTER": "true",
-        "C2C__REDIS__TIMEOUT": "0.5",
+        "C2C__REDIS__TIMEOUT": "2",  # the first call after a failover may wait for a topology refresh
         "C2C__TOOLS__VERSIONS_FILE": str(tmp_path / "versions.json"),
     }
     async with c2c_client_factory(env) as created:
@@ -308,7 +310,8 @@ async def test_the_endpoints_during_and_after_a_failover(
             raise logging_tool.RedisUnavailableError(answer.json()["detail"])
 
     outcomes = await _during_failover(redis_cluster, listing)
-    assert all(seconds < 5 for _, seconds in outcomes), outcomes  # generous: the limit is 0.5 s
+    assert all(seconds < 8 for _, seconds in outcomes), outcomes  # generous: the limit is 2 s
+    assert "unavailable" in {outcome for outcome, _ in outcomes}, outcomes  # 503 while the master was gone
 
     response = await client.get("/c2c/logging/overrides", headers=KEY)
     assert response.status_code == 200, response.text
