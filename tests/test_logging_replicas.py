@@ -2,7 +2,8 @@
 
 Three separate uvicorn processes serve the same small application (`c2casgiutils.app` mounted at
 `/c2c`), sharing one Redis: a change through one replica's `/c2c/logging/level` is applied by all
-of them (each answers), persisted, and restored by a replica started later.
+of them (each answers), persisted, and restored by a replica started later. The same on a real
+Redis Cluster (issue 18, item 1; the override keys then carry a hash tag).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from c2c_testing import RedisServer, free_port, stop_process, wait_for_port
+from c2c_testing import RedisCluster, RedisServer, free_port, stop_process, wait_for_port
 
 SECRET = "replica-test-secret"
 KEY = {"X-API-Key": SECRET}
@@ -48,7 +50,7 @@ APP = textwrap.dedent(
 class Replica:
     """One uvicorn process of the application."""
 
-    def __init__(self, directory: Path, redis_url: str) -> None:
+    def __init__(self, directory: Path, redis_url: str, extra: dict[str, str] | None = None) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.upper().startswith("C2C__")}
         env.update(
@@ -56,6 +58,7 @@ class Replica:
                 "C2C__REDIS__URL": redis_url,
                 "C2C__AUTH__SECRET": SECRET,
                 "C2C__BROADCAST__HEARTBEAT_INTERVAL": "1",
+                **(extra or {}),
             }
         )
         self.log = (directory / f"replica-{self.port}.log").open("w")
@@ -77,12 +80,36 @@ class Replica:
         self.log.close()
 
 
+@dataclass
+class Store:
+    """Where the replicas keep their overrides: a single Redis, or a cluster (keys under a hash tag)."""
+
+    url: str
+    prefix: str
+    command: Callable[..., object]  # command(name, key, *args) on the server holding `key`
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def store(request: pytest.FixtureRequest) -> Store:
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return Store(server.url, PREFIX, lambda name, key, *args: server.command(name, key, *args))
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    return Store(
+        cluster.url,
+        "{" + PREFIX + "}",
+        lambda name, key, *args: cluster.master_for_key(key).command(name, key, *args),
+        {"C2C__REDIS__CLUSTER": "true"},
+    )
+
+
 @pytest.fixture
-def replicas(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[Replica]]:
+def replicas(tmp_path: Path, store: Store) -> Iterator[list[Replica]]:
     (tmp_path / "replica_app.py").write_text(APP, encoding="utf-8")
     started: list[Replica] = []
     try:
-        started.extend(Replica(tmp_path, redis_server.url) for _ in range(3))
+        started.extend(Replica(tmp_path, store.url, store.env) for _ in range(3))
         yield started
     finally:
         for replica in started:
@@ -110,7 +137,7 @@ def _wait_for_replicas(replica: Replica, count: int) -> None:
         time.sleep(0.5)
 
 
-def test_level_change_reaches_every_replica(replicas: list[Replica], redis_server: RedisServer, tmp_path: Path) -> None:
+def test_level_change_reaches_every_replica(replicas: list[Replica], store: Store, tmp_path: Path) -> None:
     first, second, third = replicas
     _wait_for_replicas(first, 3)
     assert {_level(replica, "replica_test") for replica in replicas} == {"WARNING"}
@@ -126,13 +153,13 @@ def test_level_change_reaches_every_replica(replicas: list[Replica], redis_serve
     assert {_level(replica, "replica_test") for replica in replicas} == {"DEBUG"}
 
     # Persisted as c2casgiutils 0.14 stored it, and listed by every replica.
-    assert redis_server.command("GET", PREFIX + "replica_test") == b"DEBUG"
+    assert store.command("GET", store.prefix + "replica_test") == b"DEBUG"
     overrides = second.get("/c2c/logging/overrides").json()["overrides"]
     assert {"name": "replica_test", "level": "DEBUG"} in overrides
 
     # A replica started later restores the override; a bad stored value does not stop it.
-    redis_server.command("SET", PREFIX + "aaa_bad", "LOUD")
-    late = Replica(tmp_path, redis_server.url)
+    store.command("SET", store.prefix + "aaa_bad", "LOUD")
+    late = Replica(tmp_path, store.url, store.env)
     try:
         assert _level(late, "replica_test") == "DEBUG"
         assert "Skipped the stored logging override" in (tmp_path / f"replica-{late.port}.log").read_text() or (
@@ -147,9 +174,10 @@ def test_level_change_reaches_every_replica(replicas: list[Replica], redis_serve
     )
     assert deleted.status_code == 200, deleted.text
     assert {_level(replica, "replica_test") for replica in replicas} == {"WARNING"}
-    assert redis_server.command("GET", PREFIX + "replica_test") is None
+    assert store.command("GET", store.prefix + "replica_test") is None
 
 
+@pytest.mark.parametrize("store", ["redis"], indirect=True)  # nothing Redis-specific
 def test_killed_replica_is_reported_missing_not_a_hang(replicas: list[Replica]) -> None:
     first, second, third = replicas
     _wait_for_replicas(first, 3)
