@@ -27,6 +27,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from c2c_config.redis import CLUSTER_MIN_REDIS_PY, redis_py_version
 from c2c_testing import RedisCluster, RedisSentinel, RedisServer
 from c2casgiutils import config
 from c2casgiutils.check import CheckOptions, Finding, LifespanRunner, exit_status, main, run_check
@@ -320,6 +321,8 @@ async def test_redis_through_a_real_sentinel(
     await reset_factory()
 
 
+# Skipped only by the redis-py floor run (cluster mode needs redis-py >= 8).
+@pytest.mark.skipif(redis_py_version() < CLUSTER_MIN_REDIS_PY, reason="cluster mode needs redis-py >= 8")
 async def test_redis_cluster_every_master_pinged(
     environment: Callable[[dict[str, str]], None], redis_cluster: RedisCluster
 ) -> None:
@@ -341,6 +344,11 @@ async def test_redis_cluster_every_master_pinged(
             os.kill(frozen.pid, signal.SIGCONT)
         assert _ids(findings) == ["C2C-E005"]  # one master of three
         assert f"Redis Cluster master {frozen.host}:{frozen.port} did not answer within 0.3 s" in findings[0].message
+
+        redis_cluster.stop()  # no node at all: one finding for the cluster
+        await reset_factory()
+        (finding,) = await redis_findings(config.Settings())
+        assert finding.message.startswith(f"Redis ({redis_cluster.url} (cluster)) is not reachable: ")
     finally:
         await reset_factory()
 

@@ -122,9 +122,9 @@ async def _cluster_findings(factory: RedisFactory, limit: float) -> list[Finding
         async with asyncio.timeout(limit):
             await client.initialize()
     except TimeoutError:
-        return [REDIS_DOWN.at(f"Redis Cluster ({factory.describe()}) did not answer within {limit:g} s")]
+        return [REDIS_DOWN.at(f"Redis ({factory.describe()}) did not answer within {limit:g} s")]
     except Exception as error:
-        return [REDIS_DOWN.at(f"Redis Cluster ({factory.describe()}) is not reachable: {_describe(error)}")]
+        return [REDIS_DOWN.at(f"Redis ({factory.describe()}) is not reachable: {_describe(error)}")]
 
     async def ping(node: ClusterNode) -> Finding | None:
         try:
