@@ -163,7 +163,7 @@ async def test_calls_on_a_cluster_touch_one_shard(
         assert _payloads(answers) == [{"replica": index, "n": n} for index in range(3)]
 
 
-async def test_a_name_that_is_not_one_hash_tag_is_refused(
+async def test_names_that_are_not_one_hash_tag_are_refused_and_unsubscribing(
     monkeypatch: pytest.MonkeyPatch, redis_cluster: RedisCluster, teardown: list[Replicas]
 ) -> None:
     factory, replicas = await _replicas(monkeypatch, redis_cluster, 1)
@@ -173,6 +173,18 @@ async def test_a_name_that_is_not_one_hash_tag_is_refused(
     with pytest.raises(ValueError, match="hash"):
         await replicas[0].broadcast("x{y", {}, True, 1)
     assert replicas[0].status().channels == ()
+
+    # Unsubscribing (a sunsubscribe this replica asked for) is not mistaken for a failover.
+    wire = "{" + PREFIX + "echo}"
+    await replicas[0].subscribe("echo", _handler(0))
+    owner = redis_cluster.master_for_key(wire)
+    assert owner.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 1
+    await replicas[0].unsubscribe("echo")
+    await _until(lambda: owner.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 0)
+    assert owner.command("ZCARD", wire + ":registry") == 0
+    await asyncio.sleep(0.5)
+    status = replicas[0].status()
+    assert (status.healthy, status.reconnections, status.channels) == (True, 0, ())
 
 
 async def test_forged_answer_channels_are_refused(

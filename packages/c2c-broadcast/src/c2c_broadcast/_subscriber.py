@@ -279,8 +279,9 @@ class Subscriber:
             self.pubsub = pubsub
             try:
                 subscriptions = await self._connect(pubsub)
-                if not subscriptions.pending:
-                    self._ready()  # nothing to subscribe yet (the answers on a cluster, before any call)
+                # Nothing to subscribe (the answers on a cluster, before any call): ready at once.
+                async with asyncio.timeout(self.owner.settings.connect_timeout.total_seconds()):
+                    await self._ready_unless_missing(pubsub, subscriptions)
                 await self._read_loop(pubsub, subscriptions)
             except asyncio.CancelledError:
                 raise
@@ -370,6 +371,10 @@ class Subscriber:
         if channel in self._confirm_events:
             self._confirm_events[channel].set()
         subscriptions.pending.discard(channel)
+        await self._ready_unless_missing(pubsub, subscriptions)
+
+    async def _ready_unless_missing(self, pubsub: aioredis.client.PubSub, subscriptions: _Subscriptions) -> None:
+        """Once nothing is pending: subscribe the channels added meanwhile, or else the connection is ready."""
         if subscriptions.pending or self.connected.is_set():
             return
         # Channels subscribed meanwhile: their `subscribe()` left them to us.
