@@ -194,8 +194,8 @@ _NONCE_SLICES: Final = tuple(slice(24 * number, 24 * number + 24) for number in 
 _CSP_SOURCE: Final = b"'nonce-%s'"  # what replaces the placeholder in a header
 
 
-# A nonce: (its text, its base64 bytes, the CSP source ``'nonce-<base64>'`` as bytes).
-_Nonce = tuple[str, bytes, bytes]
+# A nonce: (its text, the CSP source ``'nonce-<base64>'`` as bytes).
+_Nonce = tuple[str, bytes]
 
 
 class _NoncePool:
@@ -203,7 +203,7 @@ class _NoncePool:
 
     One ``os.urandom(16 * 256)`` serves 256 nonces (one ``os.urandom(16)`` per request cost about
     as much as the rest of a nonce page's header work). Each nonce is handed out once, as
-    `_Nonce` (the state's value, the bytes, the CSP source), by ``next()`` on an iterator made
+    `_Nonce` (the state's value, the CSP source), by ``next()`` on an iterator made
     of C iterators only (``zip``, ``map`` and slicing of the batch's base64), which one thread at
     a time runs, so no nonce is given twice. A forked child drops the batch it inherited
     (`os.register_at_fork`): a worker never repeats its parent's nonces, nor a sibling's.
@@ -228,7 +228,6 @@ class _NoncePool:
         text = raw.decode("ascii")
         nonces = zip(
             map(text.__getitem__, _NONCE_SLICES),
-            map(raw.__getitem__, _NONCE_SLICES),
             map(_CSP_SOURCE.__mod__, map(raw.__getitem__, _NONCE_SLICES)),
             strict=True,
         )
@@ -236,7 +235,7 @@ class _NoncePool:
         return next(nonces)
 
     def next_nonce(self) -> _Nonce:
-        """The next nonce (text, bytes, CSP source)."""
+        """The next nonce (text, CSP source)."""
         try:
             return next(self.nonces)
         except StopIteration:
@@ -333,12 +332,16 @@ class _NonceMatch(NamedTuple):
 
     plan: _Plan
     nonce: str
-    token: bytes  # the nonce's base64 bytes
-    source: bytes  # b"'nonce-" + token + b"'", what replaces the placeholder
+    source: bytes  # b"'nonce-" + the nonce + b"'", what replaces the placeholder
+
+    @property
+    def token(self) -> bytes:
+        """The nonce's base64 bytes (the application's headers are searched for them)."""
+        return self.source[7:-1]
 
 
-# _NonceMatch((plan, nonce, token, source)) at C speed (a NamedTuple's own constructor is Python code).
-_nonce_match: Final[Callable[[tuple[_Plan, str, bytes, bytes]], _NonceMatch]] = partial(tuple.__new__, _NonceMatch)
+# _NonceMatch((plan, nonce, source)) at C speed (a NamedTuple's own constructor is Python code).
+_nonce_match: Final[Callable[[tuple[_Plan, str, bytes]], _NonceMatch]] = partial(tuple.__new__, _NonceMatch)
 
 
 class PythonEngine:
@@ -426,9 +429,9 @@ class PythonEngine:
             return None
         if plan.needs_nonce:
             try:  # the pool's next nonce without a Python call
-                return _nonce_match((plan, *next(_NONCES.nonces)))
+                return _nonce_match((plan,) + next(_NONCES.nonces))
             except StopIteration:
-                return _nonce_match((plan, *_NONCES.refill()))
+                return _nonce_match((plan,) + _NONCES.refill())
         return plan
 
     def _answer(self, target: tuple[str, str, str]) -> _Plan | _NonceMatch | None:
@@ -440,7 +443,7 @@ class PythonEngine:
         if plan is None:
             return None
         if plan.needs_nonce:
-            return _nonce_match((plan, *_NONCES.next_nonce()))
+            return _nonce_match((plan,) + _NONCES.next_nonce())
         return plan
 
     def _miss(self, target: tuple[str, str, str]) -> _Plan | None:
