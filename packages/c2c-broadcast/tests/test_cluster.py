@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from c2c_broadcast import BroadcastResponse, BroadcastUnavailableError, MissingAnswer, Settings
-from c2c_testing import RedisCluster, RedisServer
+from c2c_testing import RedisCluster, RedisServer, key_slot
 
 try:
     from c2c_broadcast.redis import RedisBroadcaster
@@ -267,3 +267,43 @@ async def test_master_failure_restart_and_manual_failover(
     owner = redis_cluster.master_for_key(wire)
     assert owner.port == old.port
     assert owner.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 2
+
+
+def _migrate_slot(cluster: RedisCluster, slot: int, source: RedisServer, target: RedisServer) -> None:
+    """Move `slot` (and its keys) from `source` to `target`, as `redis-cli --cluster reshard` does."""
+    source_id, target_id = source.command("CLUSTER", "MYID"), target.command("CLUSTER", "MYID")
+    assert isinstance(source_id, bytes) and isinstance(target_id, bytes)
+    target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+    source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+    keys = source.command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+    assert isinstance(keys, list)
+    if keys:
+        source.command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+    for node in (target, source, *cluster.masters()):
+        node.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+
+async def test_slot_migration(
+    monkeypatch: pytest.MonkeyPatch, redis_cluster: RedisCluster, teardown: list[Replicas]
+) -> None:
+    """Resharding moves a channel's slot to another master: MOVED for the commands, resubscription for pub/sub."""
+    factory, replicas = await _replicas(monkeypatch, redis_cluster, 2)
+    teardown.append((factory, replicas))
+    channel = _channels_on_every_master(redis_cluster)[0]
+    wire = "{" + PREFIX + channel + "}"
+    for index, replica in enumerate(replicas):
+        await replica.subscribe(channel, _handler(index))
+    await _all_answer(replicas, channel)
+    source = redis_cluster.master_for_key(wire)
+    target = next(master for master in redis_cluster.masters() if master.port != source.port)
+    reconnections = replicas[0].status().reconnections
+
+    await asyncio.to_thread(_migrate_slot, redis_cluster, key_slot(wire), source, target)
+    assert redis_cluster.master_for_key(wire).port == target.port
+    await _until(lambda: replicas[0].status().reconnections > reconnections and replicas[0].status().healthy)
+    await _all_answer(replicas, channel)
+    for _ in range(5):
+        assert _payloads(await _call(replicas[0], channel, {})) == [{"replica": 0}, {"replica": 1}]
+    assert target.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 2
+    assert source.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 0
+    assert target.command("ZCARD", wire + ":registry") == 2
