@@ -259,7 +259,7 @@ def new_nonce() -> str:
 class _EditPlan:
     """The folded edits of one sequence of applicable rules without ``keep_existing`` edits."""
 
-    __slots__ = ("appended", "cache_control", "placeholder", "substitutions", "touched")
+    __slots__ = ("appended", "appended_no_store", "cache_control", "placeholder", "substitutions", "touched")
 
     def __init__(self, edits: Sequence[tuple[bytes, bytes | None]]) -> None:
         touched: set[bytes] = set()
@@ -279,6 +279,7 @@ class _EditPlan:
         )
         self.placeholder = bool(self.substitutions)
         self.cache_control = _CACHE_CONTROL in appended
+        self.appended_no_store = (*self.appended, _NO_STORE)  # `_with_nonce` appends both at once
 
 
 class _Plan:
@@ -622,10 +623,8 @@ def _with_nonce(result: list[_Header], edits: _EditPlan, match: _NonceMatch) -> 
                 if value.find(encoded) >= 0:  # `in` on bytes costs twice as much (it tries an int first)
                     carries = True
     base = len(result)
-    result.extend(edits.appended)
+    result.extend(edits.appended_no_store if carries and not has_cache_control else edits.appended)
     token = match.source
     for position, name, parts in edits.substitutions:  # none when no value holds the placeholder
         result[base + position] = (name, token.join(parts))
-    if carries and not has_cache_control:
-        result.append(_NO_STORE)
     return result
