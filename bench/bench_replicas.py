@@ -54,6 +54,7 @@ HEARTBEAT_INTERVAL = 1.0
 REPLICA_TTL = 3.0
 CALL_TIMEOUT = 30.0
 CHURN_TIMEOUT = 5.0  # a call in flight when its replica dies waits this long (it cannot know)
+CHURN_INTERVAL = 0.1  # seconds between two calls of the churn phase
 
 
 # -- the worker and caller processes (this file, with --worker / --caller) -------------------------
@@ -93,6 +94,10 @@ async def _one_call(broadcast: Any, n: int, timeout: float = CALL_TIMEOUT) -> tu
     return elapsed, len(payloads), len({payload["replica"] for payload in payloads})
 
 
+async def _stamped_call(broadcast: Any, n: int) -> tuple[float, float, int, int]:
+    return (time.time(), *await _one_call(broadcast, n, CHURN_TIMEOUT))
+
+
 async def _caller() -> None:
     """Commands on stdin: `calls <n>`, `churn <seconds>`, `quit`; one JSON line per command on stdout."""
     import logging
@@ -114,10 +119,15 @@ async def _caller() -> None:
                 counter += 1
                 results.append((time.time(), *await _one_call(broadcast, counter)))
         elif line[0] == "churn":
+            # Open loop: a call every CHURN_INTERVAL, not after the previous one, so that the calls in
+            # flight when a replica dies (they wait their timeout) do not hide the next ones.
             end = time.monotonic() + float(line[1])
+            calls = []
             while time.monotonic() < end:
                 counter += 1
-                results.append((time.time(), *await _one_call(broadcast, counter, CHURN_TIMEOUT)))
+                calls.append(asyncio.create_task(_stamped_call(broadcast, counter)))
+                await asyncio.sleep(CHURN_INTERVAL)
+            results = list(await asyncio.gather(*calls))
         print(json.dumps(results), flush=True)
     await broadcast.shutdown()
 
@@ -150,8 +160,20 @@ class Backend:
     registry_node: Any  # the node holding the registry key
     registry_key: str
 
-    def info_clients(self) -> int:
-        return sum(_connected_clients(node) for node in self.nodes)
+    def connections(self) -> tuple[int, int]:
+        """(every client connection, the pub/sub ones) on every node, without the connections asking."""
+        total = pubsub = 0
+        for node in self.nodes:
+            listing = node.command("CLIENT", "LIST")
+            text = listing.decode() if isinstance(listing, bytes) else str(listing)
+            for line in text.splitlines():
+                fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+                if fields.get("cmd") == "client|list":
+                    continue
+                total += 1
+                if any(fields.get(kind, "0") not in ("0", "") for kind in ("sub", "psub", "ssub")):
+                    pubsub += 1
+        return total, pubsub
 
     def server_cpu(self) -> float:
         """CPU seconds of every node (`INFO cpu`: finer than /proc's ticks)."""
@@ -169,15 +191,6 @@ class Backend:
         seconds, micros = self.registry_node.command("TIME")
         now = int(seconds) * 1000 + int(micros) // 1000
         return int(self.registry_node.command("ZCOUNT", self.registry_key, f"({now}", "+inf"))
-
-
-def _connected_clients(node: Any) -> int:
-    info = node.command("INFO", "clients")
-    text = info.decode() if isinstance(info, bytes) else str(info)
-    for line in text.splitlines():
-        if line.startswith("connected_clients:"):
-            return int(line.split(":")[1]) - 1  # without the connection asking
-    raise RuntimeError("no connected_clients in INFO")
 
 
 @dataclass
@@ -291,13 +304,13 @@ def wait_registered(backend: Backend, expected: int, timeout: float = 60) -> flo
 def measure(fleet: Fleet, replicas: int, processes: int, calls: int) -> dict[str, float]:
     """Start `replicas` replicas, make `calls` calls, measure; stop the replicas."""
     backend = fleet.backend
-    baseline = backend.info_clients()  # the caller's connections (and nothing else)
+    baseline = backend.connections()  # the caller's connections (and nothing else)
     workers = [fleet.start_worker(count) for count in shares(replicas, processes)]
     for worker in workers:
         fleet.wait_ready(worker, "a worker")
     wait_registered(backend, replicas)
-    fleet.command(f"calls {max(calls // 10, 5)}")  # warm-up: the pools reach their working size
-    before = (backend.info_clients() - baseline) / replicas
+    fleet.command(f"calls {max(calls // 5, 10)}")  # warm-up: the pools reach their working size
+    before = backend.connections()
     pids = [worker.pid for worker in workers]
     assert fleet.caller is not None
     pids.append(fleet.caller.pid)
@@ -305,7 +318,7 @@ def measure(fleet: Fleet, replicas: int, processes: int, calls: int) -> dict[str
     results = fleet.command(f"calls {calls}")
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     server = backend.server_cpu() - server_before
-    after = (backend.info_clients() - baseline) / replicas
+    after = backend.connections()
     for worker in workers:
         fleet.stop_worker(worker)
     wait_registered(backend, 0)
@@ -318,8 +331,11 @@ def measure(fleet: Fleet, replicas: int, processes: int, calls: int) -> dict[str
         "p50_ms": percentile(samples, 0.5) * 1000,
         "p99_ms": percentile(samples, 0.99) * 1000,
         "per_s": len(samples) / sum(samples),
-        "conn_before": before,
-        "conn_after": after,
+        "conn_before": (before[0] - baseline[0]) / replicas,
+        "conn_after": (after[0] - baseline[0]) / replicas,
+        "pubsub_before": (before[1] - baseline[1]) / replicas,
+        "pubsub_after": (after[1] - baseline[1]) / replicas,
+        "commands_per_process": (after[0] - after[1] - baseline[0] + baseline[1]) / len(workers),
         "cpu_ms": cpu / len(results) * 1000,
         "redis_cpu_ms": server / len(results) * 1000,
     }
@@ -435,39 +451,62 @@ def report(name: str, rows: list[dict[str, float]], churned: dict[str, Any] | No
     base = rows[0]
     print(f"\n{name}: replicas in {ARGS.processes} worker processes, one sequential caller")
     header = (
-        f"{'replicas':>8} {'complete':>10} {'p50 ms':>8} {'p99 ms':>8} {'x4':>6} {'answered/s':>10} {'x4':>6}"
-        f" {'conn/replica':>14} {'CPU ms/call':>11} {'x4':>6} {'redis ms/call':>13} {'x4':>6}"
+        f"{'replicas':>8} {'complete':>10} {'p50 ms':>8} {'p99 ms':>8} {'x4':>5} {'answered/s':>10} {'x4':>5}"
+        f" {'conn/replica':>13} {'pub/sub':>7} {'cmd/proc':>8} {'CPU ms/call':>11} {'x4':>5}"
+        f" {'redis ms/call':>13} {'x4':>5}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         print(
             f"{row['replicas']:>8.0f} {row['complete']:>4.0f}/{row['calls']:<5.0f} {row['p50_ms']:>8.2f}"
-            f" {row['p99_ms']:>8.2f} {row['p99_ms'] / base['p99_ms']:>6.1f} {row['per_s']:>10.1f}"
-            f" {row['per_s'] / base['per_s']:>6.2f} {row['conn_before']:>6.2f} -> {row['conn_after']:<5.2f}"
-            f" {row['cpu_ms']:>11.2f} {row['cpu_ms'] / base['cpu_ms']:>6.1f} {row['redis_cpu_ms']:>13.3f}"
-            f" {row['redis_cpu_ms'] / base['redis_cpu_ms']:>6.1f}"
+            f" {row['p99_ms']:>8.2f} {row['p99_ms'] / base['p99_ms']:>5.1f} {row['per_s']:>10.1f}"
+            f" {row['per_s'] / base['per_s']:>5.2f} {row['conn_before']:>5.2f} -> {row['conn_after']:<4.2f}"
+            f" {row['pubsub_after']:>7.2f} {row['commands_per_process']:>8.1f}"
+            f" {row['cpu_ms']:>11.2f} {row['cpu_ms'] / base['cpu_ms']:>5.1f} {row['redis_cpu_ms']:>13.3f}"
+            f" {row['redis_cpu_ms'] / base['redis_cpu_ms']:>5.1f}"
         )
+    print(
+        "conn/replica: every connection of the workers / N, after the warm-up -> after the calls; pub/sub: the"
+        " pub/sub ones / N; cmd/proc: command connections per worker process (one shared pool each)"
+    )
     missed = []
     for row in rows:
+        at = f"{name}, {row['replicas']:.0f} replicas"
         if row["complete"] != row["calls"]:
-            missed.append(f"{name}: {row['calls'] - row['complete']:.0f} incomplete calls at {row['replicas']:.0f}")
-        if abs(row["conn_after"] - base["conn_after"]) > 0.5 or abs(row["conn_after"] - row["conn_before"]) > 0.5:
-            missed.append(f"{name}: connections per replica not constant at {row['replicas']:.0f}")
+            missed.append(f"{at}: {row['calls'] - row['complete']:.0f} incomplete calls")
+        pubsub_drift = max(
+            abs(row["pubsub_after"] - base["pubsub_after"]), abs(row["pubsub_after"] - row["pubsub_before"])
+        )
+        if pubsub_drift > 0.5:
+            missed.append(f"{at}: pub/sub connections per replica not constant (+-{pubsub_drift:.2f})")
+        if row["conn_after"] > base["conn_after"] + 0.5 or row["conn_after"] > row["conn_before"] + 0.5:
+            missed.append(f"{at}: connections per replica grow ({row['conn_before']:.2f} -> {row['conn_after']:.2f})")
+        if abs(row["conn_after"] - base["conn_after"]) > 0.5:
+            missed.append(
+                f"{at}: connections per replica {row['conn_after']:.2f}, not within +-0.5 of"
+                f" {base['conn_after']:.2f} (fewer: the shared command pool spread over more replicas)"
+            )
     largest = rows[-1]
     if largest["p99_ms"] > 50 * base["p99_ms"]:
         missed.append(f"{name}: p99 at {largest['replicas']:.0f} is {largest['p99_ms'] / base['p99_ms']:.1f}x p99 at 4")
     if churned is not None:
         print(
             f"churn at {churned['replicas']} replicas (heartbeat_interval {HEARTBEAT_INTERVAL:g} s, replica_ttl"
-            f" {REPLICA_TTL:g} s): {churned['calls']} calls; a process of {churned['killed']} replicas killed -9:"
-            f" registry converged in {churned['registry_down_s']:.2f} s, answers in {_s(churned['answers_down_s'])};"
-            f" a new process started in {churned['worker_start_s']:.2f} s: registry converged"
-            f" {churned['registry_up_s']:.2f} s after its start, answers {_s(churned['answers_up_s'])};"
-            f" longest call after the kill {churned['max_call_ms']:.0f} ms;"
-            f" calls with another count {churned['wrong_calls']}; the call in flight at the kill:"
-            f" {', '.join(f'{answers:.0f} answers after {seconds:.2f} s' for seconds, answers in churned['in_flight'])}"
-            f" (call timeout {CHURN_TIMEOUT:g} s)"
+            f" {REPLICA_TTL:g} s; a call every {CHURN_INTERVAL:g} s, timeout {CHURN_TIMEOUT:g} s;"
+            f" {churned['calls']} calls):"
+        )
+        print(
+            f"  a process of {churned['killed']} replicas killed -9: registry converged in"
+            f" {churned['registry_down_s']:.2f} s, answers in {_s(churned['answers_down_s'])};"
+            f" {len(churned['in_flight'])} call(s) in flight at the kill:"
+            f" {', '.join(f'{answers:.0f} answers in {seconds:.2f} s' for seconds, answers in churned['in_flight'])}"
+        )
+        print(
+            f"  a new process of {churned['killed']} started (ready in {churned['worker_start_s']:.2f} s): registry"
+            f" converged {churned['registry_up_s']:.2f} s after its start, answers {_s(churned['answers_up_s'])};"
+            f" calls with a count other than {churned['replicas']} or {churned['replicas'] - churned['killed']}:"
+            f" {churned['wrong_calls']}; longest call started after the kill {churned['max_call_ms']:.0f} ms"
         )
     return missed
 
