@@ -7,7 +7,9 @@ from uvicorn's in ways our code reads:
 - `client` and `server` ports are `str` (uvicorn: `int`); only the host part is read by our code;
 - `root_path` comes from `--url-path-prefix` and `path` includes it (as the ASGI spec says), for
   every request, even one outside the prefix;
-- `http_version` is "1.1" or "2" (h2c with prior knowledge, `--http auto`);
+- `http_version` is "1.1" or "2" (h2c with prior knowledge, `--http auto`), and "1" for HTTP/1.0;
+- a request without `Host` (HTTP/1.0) gets an empty one: header rules see the netloc "" where
+  uvicorn gives them the server address;
 - no proxy-header handling of its own: `ForwardedHeadersMiddleware` alone rewrites the scope;
 - no `--lifespan on`: what it does with an invalid header rule is asserted at the end (and
   documented in the root README, "Servers").
@@ -19,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -279,6 +282,21 @@ def test_http_version_1_1_and_2(probe: Granian) -> None:
     assert headers["content-security-policy"].endswith(f"'nonce-{seen['state']['nonce']}'")
     assert headers["x-page-rule"] == "applied"
     assert headers["x-request-id"] == seen["state"]["request_id"]
+
+
+def test_http_1_0_without_host(probe: Granian) -> None:
+    """granian adds an empty Host (uvicorn adds none) and says "1" where the ASGI spec says "1.0"."""
+    with socket.create_connection(("127.0.0.1", probe.port), timeout=10) as connection:
+        connection.sendall(f"GET {PREFIX}/page HTTP/1.0\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.decode("latin-1").partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.0 200"), head
+    seen = json.loads(body)
+    assert (seen["http_version"], seen["host"]) == ("1", "")
+    # The rules still see the path relative to root_path; the netloc they see is "" (not the server address).
+    assert "x-page-rule: applied" in head.lower()
 
 
 # -- the demo and its /c2c app -----------------------------------------------------------------------
