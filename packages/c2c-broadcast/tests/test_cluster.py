@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -307,3 +309,28 @@ async def test_slot_migration(
     assert target.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 2
     assert source.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 0
     assert target.command("ZCARD", wire + ":registry") == 2
+
+
+async def test_a_frozen_master_is_left_for_its_promoted_replica(
+    monkeypatch: pytest.MonkeyPatch, redis_cluster: RedisCluster, teardown: list[Replicas]
+) -> None:
+    """A master that stops answering (SIGSTOP: its sockets stay open) is noticed by the PINGs, not by an error."""
+    factory, replicas = await _replicas(monkeypatch, redis_cluster, 2)
+    teardown.append((factory, replicas))
+    channel = _channels_on_every_master(redis_cluster)[0]
+    wire = "{" + PREFIX + channel + "}"
+    for index, replica in enumerate(replicas):
+        await replica.subscribe(channel, _handler(index))
+    await _all_answer(replicas, channel)
+    frozen = redis_cluster.master_for_key(wire)
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        await _until(lambda: not replicas[0].status().healthy)
+        await _all_answer(replicas, channel)  # its replica took over (cluster node timeout 1 s)
+        for _ in range(3):
+            assert _payloads(await _call(replicas[0], channel, {})) == [{"replica": 0}, {"replica": 1}]
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    await asyncio.to_thread(redis_cluster.wait_healthy)
+    for _ in range(3):
+        assert _payloads(await _call(replicas[0], channel, {})) == [{"replica": 0}, {"replica": 1}]

@@ -120,6 +120,7 @@ class AnswerPublisher:
                     await pipe.execute()
             owner.count(ANSWERS_SENT, len(batch))
         except ErrorTypes as failure:
+            owner.command_failed(failure)
             owner.log.warning(
                 "answer",
                 "Broadcast: could not send %d answer(s) (for %r, ...): %s: %s",

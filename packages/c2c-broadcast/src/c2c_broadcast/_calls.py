@@ -396,6 +396,7 @@ class Calls:
             async with asyncio.timeout_at(deadline):
                 return await call
         except ErrorTypes as error:
+            self.owner.command_failed(error)
             raise BroadcastUnavailableError(
                 f"cannot publish: Redis ({self.owner.describe()}) is unreachable ({type(error).__name__}: {error})"
             ) from error

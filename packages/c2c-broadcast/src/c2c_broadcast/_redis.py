@@ -130,7 +130,9 @@ class RedisBroadcaster(BaseBroadcaster):
             self.log,
             self.registry_key,
             self._cluster,
+            self.command_failed,
         )
+        self._slots_refresh: asyncio.Task[None] | None = None
         self._calls = Calls(self)
         self._incoming = IncomingCalls(self)
         self.answers = AnswerPublisher(self)
@@ -342,6 +344,8 @@ class RedisBroadcaster(BaseBroadcaster):
                 async with asyncio.timeout(1):
                     await self._unregister(list(self._handlers))
         tasks = [*self._background, *self._incoming.tasks]
+        if self._slots_refresh is not None:
+            tasks.append(self._slots_refresh)
         for task in tasks:
             task.cancel()
         self._calls.wake_all()
@@ -365,6 +369,26 @@ class RedisBroadcaster(BaseBroadcaster):
             if self._state == "reconnecting":
                 LOG.warning("Broadcast: Redis is back (%s)", self.describe())
             self._set_state("connected")
+
+    def command_failed(self, error: BaseException) -> None:
+        """A command failed or timed out: on a cluster, refresh the command client's view of the slots.
+
+        In the background, one refresh at a time, bounded by `connect_timeout`. redis-py refreshes
+        it itself after an error it sees, but a command cancelled by this package's own (shorter)
+        bound, e.g. against a frozen master, would otherwise keep going to the old owner of a slot.
+        """
+        client = self._client
+        if not isinstance(client, RedisCluster) or self._closing:
+            return
+        if self._slots_refresh is None or self._slots_refresh.done():
+            self._slots_refresh = asyncio.create_task(self._refresh_slots(client), name="c2c-broadcast slots refresh")
+
+    async def _refresh_slots(self, client: RedisCluster) -> None:
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
+                await client.nodes_manager.initialize()
+        except (*ErrorTypes, RuntimeError) as error:
+            LOG.debug("Broadcast: could not refresh the cluster's slots: %s", error)
 
     def count_reconnection(self) -> None:
         """Called by a listener that connected again after a loss."""

@@ -77,12 +77,14 @@ class Registry:
         log: RateLimitedLog,
         key: Callable[[str], str] | None = None,
         cluster: bool = False,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Entries of `member` under `prefix`, written through `client()` (no I/O before `bind()`).
 
         `key(channel)`: the registry key (default `registry_key(prefix, channel)`); `cluster`: run
-        the heartbeat script per channel.
+        the heartbeat script per channel; `on_error`: told of a failed heartbeat.
         """
+        self._on_error = on_error
         self.prefix = prefix
         self._key = key
         self.cluster = cluster
@@ -140,4 +142,6 @@ class Registry:
                 async with asyncio.timeout(interval):
                     await self.register(current)
             except ErrorTypes as error:
+                if self._on_error is not None:
+                    self._on_error(error)
                 self._log.warning("heartbeat", "Broadcast: heartbeat failed: %s: %s", type(error).__name__, error)
