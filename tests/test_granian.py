@@ -365,6 +365,47 @@ def test_demo_forwarded_host_reaches_trusted_host_check(demo: Granian) -> None:
     assert refused.headers["x-frame-options"] == "DENY"  # the 400 has the security headers too
 
 
+def _read_response(connection: socket.socket) -> tuple[str, bytes]:
+    """One HTTP/1.1 response (head, body) with a Content-Length; ("", b"") when the server closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return "", b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    text = head.decode("latin-1").lower()
+    length = int(text.split("content-length:", 1)[1].split("\r\n", 1)[0])
+    while len(body) < length:
+        body += connection.recv(65536)
+    return text, body
+
+
+def _post_level(port: int, connection: socket.socket, headers: str = "") -> str:
+    """POST /c2c/logging/level with the body sent 20 ms after the head; the response's head."""
+    body = json.dumps({"name": "granian_keepalive", "level": "INFO"}).encode()
+    head = "POST /c2c/logging/level HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    connection.sendall(f"{head}{headers}Content-Length: {len(body)}\r\n\r\n".encode())
+    time.sleep(0.02)  # the refusal is on its way before the body arrives
+    connection.sendall(body)
+    return _read_response(connection)[0]
+
+
+def test_demo_refusal_before_the_body_closes_the_connection(demo: Granian) -> None:
+    """The /c2c guard refuses without reading the body: it says Connection: close (granian may close anyway)."""
+    for _ in range(10):
+        with socket.create_connection(("127.0.0.1", demo.port), timeout=10) as connection:
+            head = _post_level(demo.port, connection)
+            assert head.startswith("http/1.1 403"), head
+            assert "\r\nconnection: close" in head, head
+    # A body read to its end keeps the connection: the next request on it is answered.
+    with socket.create_connection(("127.0.0.1", demo.port), timeout=10) as connection:
+        head = _post_level(demo.port, connection, f"X-API-Key: {SECRET}\r\n")
+        assert head.startswith("http/1.1 200") and "connection: close" not in head, head
+        connection.sendall(b"GET /c2c/livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(connection)[0].startswith("http/1.1 200")
+
+
 # -- an invalid header rule: granian has no `--lifespan on` -----------------------------------------------
 
 

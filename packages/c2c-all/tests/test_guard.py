@@ -138,6 +138,26 @@ async def test_anonymous_write_is_refused_before_the_body_is_read(environment: p
         assert (exchange.status, exchange.read) == (403, 0)
 
 
+async def test_an_answer_before_the_whole_body_says_connection_close(environment: pytest.MonkeyPatch) -> None:
+    """The client must not reuse a connection whose request body was left unread (granian may close it)."""
+    close = (b"connection", b"close")
+    async with _started() as app:
+        refused = await _drive(app, "POST", "/c2c/logging/level", [LEVEL], CHUNKED)
+        assert refused.status == 403 and close in refused.headers
+        sized = {"Content-Type": "application/json", "Content-Length": str(len(LEVEL))}
+        refused = await _drive(app, "POST", "/c2c/logging/level", [LEVEL], sized)
+        assert refused.status == 403 and close in refused.headers
+        large = await _drive(app, "POST", "/c2c/logging/level", [b"x"], {"Content-Length": str(MB), **KEY})
+        assert large.status == 413 and close in large.headers
+        invalid = await _drive(app, "POST", "/c2c/logging/level", [LEVEL], {"Content-Length": "x", **KEY})
+        assert invalid.status == 400 and close in invalid.headers
+        # The body read to its end, or no body at all: the connection stays open.
+        served = await _drive(app, "POST", "/c2c/logging/level", [LEVEL], {**sized, **KEY})
+        assert served.status == 200 and close not in served.headers, served.body
+        page = await _drive(app, "GET", "/c2c/health_checks", [])
+        assert page.status == 200 and close not in page.headers
+
+
 @pytest.mark.parametrize(("mode", "expected"), [({}, 403), ({"C2C__AUTH__TEST__USERNAME": "tester"}, 200)])
 async def test_other_modes_decide_as_the_route_would(
     environment: pytest.MonkeyPatch, mode: dict[str, str], expected: int

@@ -16,6 +16,10 @@ getting its 403. This pure-ASGI middleware sits in front of the sub-application'
 3. The body is counted as it streams: past the limit the guard answers 413 and hands nothing more
    to the route (a chunked body is never held whole). After the response has started (a route
    that answered without reading its body), a body past the limit ends as a disconnect.
+4. A response that starts before the request's body has been read to its end (a refusal above,
+   or a route that ignores its body) says `Connection: close`: the client opens a new connection
+   for its next request. granian (2.8) may otherwise close such a connection after a keep-alive
+   answer, and a client that reuses it gets a disconnect instead of its next answer.
 
 The refusals are raised as `HTTPException` from `receive`, which FastAPI passes on unchanged, so
 the sub-application's own exception handlers write them (`{"detail": ...}`). The limit is
@@ -65,6 +69,11 @@ def _declared_length(scope: Scope) -> int | None:
                 raise ValueError(text)
             return int(text)
     return None
+
+
+def _chunked(scope: Scope) -> bool:
+    """Whether the request announces a body without a length (`Transfer-Encoding`)."""
+    return any(name.lower() == b"transfer-encoding" for name, _ in scope.get("headers", []))
 
 
 def _find_requirement(dependant: Any, known: dict[Callable[..., Any], bool]) -> Callable[..., Any] | None:
@@ -123,6 +132,7 @@ class _GuardedReceive:
         self.checked = False
         self.size = 0
         self.response_started = False
+        self.body_complete = False
 
     async def __call__(self) -> Message:
         if not self.checked:
@@ -139,6 +149,7 @@ class _GuardedReceive:
             return {"type": "http.disconnect"}
         message = await self.receive()
         if message["type"] == "http.request":
+            self.body_complete = not message.get("more_body", False)
             self.size += len(message.get("body", b""))
             if self.size > self.limit:
                 if self.response_started:
@@ -150,6 +161,7 @@ class _GuardedReceive:
 async def _answer(send: Send, status_code: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers.append((b"connection", b"close"))  # the request's body is left unread (see the module's 4.)
     await send({"type": "http.response.start", "status": status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -189,10 +201,13 @@ class BodyGuardMiddleware:
             await _answer(send, status.HTTP_413_CONTENT_TOO_LARGE, too_large_message(limit))
             return
         guarded = _GuardedReceive(scope, receive, limit)
+        has_body = bool(declared) or (declared is None and _chunked(scope))
 
         async def watch_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 guarded.response_started = True
+                if has_body and not guarded.body_complete:
+                    message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
             await send(message)
 
         await self.app(scope, guarded, watch_send)
