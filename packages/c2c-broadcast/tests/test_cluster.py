@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not CLUSTER_CAPABLE, reason="Redis Cluster mode 
 PREFIX = "broadcast_api_"
 HOST = socket.gethostname()
 FAST = {
-    "C2C__BROADCAST__HEARTBEAT_INTERVAL": "0.5",
+    "C2C__BROADCAST__HEARTBEAT_INTERVAL": "1",  # PINGs every node every second, no PONG in 2 s: lost
     "C2C__BROADCAST__REPLICA_TTL": "5",
     "C2C__BROADCAST__RECONNECT_MAX_DELAY": "0.3",
     "C2C__BROADCAST__CONNECT_TIMEOUT": "1",
