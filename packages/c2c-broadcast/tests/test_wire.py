@@ -440,3 +440,53 @@ def test_answers_carry_extensions_too(trace_extension: str) -> None:
         "pid": 1,
         "payload": "p",
     }
+
+
+# --- Redis Cluster names and answer routing (issue 18) -------------------------------------------
+
+
+def _hash_tag(name: str) -> str:
+    """The part of a Redis key that decides its slot (Redis Cluster's hash tag rule)."""
+    start = name.find("{")
+    end = name.find("}", start + 1) if start >= 0 else -1
+    return name[start + 1 : end] if start >= 0 and end > start + 1 else name
+
+
+@given(st.text(max_size=20), st.text(max_size=40), st.text(alphabet="0123456789abcdef", min_size=1, max_size=32))
+def test_every_cluster_name_of_a_channel_shares_its_hash_tag(prefix: str, channel: str, process: str) -> None:
+    from c2c_broadcast._wire import cluster_answer_channel, cluster_answer_namespace, tagged_channel
+
+    name = prefix + channel
+    if not name or "{" in name or "}" in name:
+        with pytest.raises(ValueError, match="hash tag"):
+            tagged_channel(prefix, channel)
+        return
+    wire = tagged_channel(prefix, channel)
+    answers = cluster_answer_channel(wire, process)
+    assert answers.startswith(cluster_answer_namespace(wire))
+    tags = {_hash_tag(wire), _hash_tag(answers), _hash_tag(f"{wire}:registry")}
+    assert tags == {name}
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200),
+        st.recursive(st.none() | st.text(), lambda c: st.dictionaries(st.text(max_size=5), c, max_size=3)),
+    )
+)
+@example(b'{"c2c": {"id": "abc"}}')
+@example('{"c2c": {"id": 5}}')
+@example("[1, 2]")
+def test_answer_request_id_reads_untrusted_answers(data: Any) -> None:
+    from c2c_broadcast._wire import DroppedMessage, answer_request_id
+
+    if not isinstance(data, str | bytes):
+        data = json.dumps(data)
+    try:
+        found = answer_request_id(data, max_size=1000)
+    except DroppedMessage:
+        return
+    assert found is None or isinstance(found, str)
+    if data in (b'{"c2c": {"id": "abc"}}',):
+        assert found == "abc"

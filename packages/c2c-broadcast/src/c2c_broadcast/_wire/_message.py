@@ -86,18 +86,19 @@ def new_control_channel(prefix: str) -> str:
 #   a request whose `answer_channel` is not under `{<prefix><channel>}:answers:` is refused;
 # - the listener's private channel `{<prefix>c2c_control_<random>}`.
 #
-# `<prefix><channel>` may not contain `{` or `}` there: the tag would no longer be the whole name.
+# `<prefix><channel>` may not be empty or contain `{` or `}` there: the tag would no longer be the whole name.
 
 
 def tagged_channel(prefix: str, channel: str) -> str:
     """The sharded channel of a broadcast channel on a Redis Cluster: `{<prefix><channel>}`.
 
-    `ValueError` when the name contains `{` or `}` (it would not be one hash tag).
+    `ValueError` when the name is empty or contains `{` or `}` (it would not be one hash tag).
     """
     name = prefix + channel
-    if "{" in name or "}" in name:
+    if not name or "{" in name or "}" in name:
         raise ValueError(
-            f"on a Redis Cluster a broadcast channel name (with its prefix) is one hash tag: no '{{' or '}}': {name!r}"
+            f"on a Redis Cluster a broadcast channel name (with its prefix) is one hash tag: "
+            f"not empty, no '{{' or '}}': {name!r}"
         )
     return "{" + name + "}"
 
