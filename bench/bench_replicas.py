@@ -23,8 +23,11 @@ killed with SIGKILL, then a new one is started. Reported: how long until the reg
 the live replicas, against `replica_ttl` and `heartbeat_interval` (short here, printed).
 
 Targets (`--check` exits 1 when one is missed): every call complete; p99 at the largest N at most
-50 x p99 at N=4; connections per replica constant within +-0.5 (across N, and before / after the
-calls).
+50 x p99 at N=4; the pub/sub connections per replica constant within +-0.5 (across N, and before /
+after the calls); all connections per replica not growing by more than 0.5 (with N, or with the
+calls). The total per replica is *not* held within +-0.5 of N=4's: a process's command pool
+(at most `C2C__REDIS__MAX_CONNECTIONS`) is shared by its replicas, so the per-replica share falls
+as a process holds more of them; the bench prints it as a note.
 
 Usage:
     uv run --no-sync python bench/bench_replicas.py [--counts 4,50,200] [--calls 100] [--check]
@@ -320,7 +323,7 @@ def measure(fleet: Fleet, replicas: int, processes: int, calls: int) -> dict[str
     for worker in workers:
         fleet.wait_ready(worker, "a worker")
     wait_registered(backend, replicas)
-    fleet.command(f"calls {max(calls // 5, 10)}")  # warm-up: the pools reach their working size
+    fleet.command(f"calls {max(calls // 3, 10)}")  # warm-up: the pools reach their working size
     before = backend.connections()
     pids = [worker.pid for worker in workers]
     assert fleet.caller is not None
@@ -489,7 +492,8 @@ def report(name: str, rows: list[dict[str, float]], churned: dict[str, Any] | No
         "conn/replica: every connection of the workers / N, after the warm-up -> after the calls; pub/sub: the"
         " pub/sub ones / N; cmd/proc: command connections per worker process (one shared pool each)"
     )
-    missed = []
+    missed: list[str] = []
+    notes: list[str] = []
     for row in rows:
         at = f"{name}, {row['replicas']:.0f} replicas"
         if row["complete"] != row["calls"]:
@@ -502,9 +506,9 @@ def report(name: str, rows: list[dict[str, float]], churned: dict[str, Any] | No
         if row["conn_after"] > base["conn_after"] + 0.5 or row["conn_after"] > row["conn_before"] + 0.5:
             missed.append(f"{at}: connections per replica grow ({row['conn_before']:.2f} -> {row['conn_after']:.2f})")
         if abs(row["conn_after"] - base["conn_after"]) > 0.5:
-            missed.append(
-                f"{at}: connections per replica {row['conn_after']:.2f}, not within +-0.5 of"
-                f" {base['conn_after']:.2f} (fewer: the shared command pool spread over more replicas)"
+            notes.append(
+                f"{at}: {row['conn_after']:.2f} connections per replica against {base['conn_after']:.2f} at"
+                f" {base['replicas']:.0f}: fewer, the command pool of a process is shared by more replicas"
             )
     largest = rows[-1]
     if largest["p99_ms"] > 50 * base["p99_ms"]:
@@ -527,6 +531,8 @@ def report(name: str, rows: list[dict[str, float]], churned: dict[str, Any] | No
             f" calls with a count other than {churned['replicas']} or {churned['replicas'] - churned['killed']}:"
             f" {churned['wrong_calls']}; longest call started after the kill {churned['max_call_ms']:.0f} ms"
         )
+    for note in notes:
+        print(f"note: {note}")
     return missed
 
 
@@ -582,7 +588,10 @@ def main() -> None:
         print(f"({time.monotonic() - begin:.0f} s)")
     load = os.getloadavg()
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print("\ntargets: every call complete; p99(largest) <= 50 x p99(4); connections per replica constant +-0.5")
+    print(
+        "\ntargets: every call complete; p99(largest) <= 50 x p99(4); pub/sub connections per replica constant"
+        " (+-0.5); connections per replica not growing (+0.5) with the replicas or the calls"
+    )
     print("all met" if not missed else "missed:\n  " + "\n  ".join(missed))
     if args.check and missed:
         sys.exit(1)
