@@ -106,11 +106,21 @@ def node_pubsubs(pubsub: aioredis.client.PubSub) -> list[aioredis.client.PubSub]
     return [node for node in mapping.values() if getattr(node, "connection", None) is not None]
 
 
+# How many messages the shard readers hold for the read loop; beyond, they stop reading (Redis
+# buffers), as the single connection does when the handlers are saturated.
+SHARD_QUEUE_SIZE = 256
+
+
 class _ShardReaders:
-    """One task per node connection of a `ClusterPubSub`, feeding one queue: messages, or the error that ended one."""
+    """One task per node connection of a `ClusterPubSub`, feeding one bounded queue (messages, or an error).
+
+    PONGs are counted at once (`pongs`), not queued: a backlog of calls must not make a live node
+    look dead.
+    """
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
+        self.queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue(SHARD_QUEUE_SIZE)
+        self.pongs = 0
         self._tasks: dict[int, tuple[aioredis.client.PubSub, asyncio.Task[None]]] = {}
 
     def sync(self, pubsub: aioredis.client.PubSub) -> None:
@@ -124,12 +134,16 @@ class _ShardReaders:
         try:
             while True:
                 message = await node.get_message(timeout=None)
-                if message is not None:
-                    self.queue.put_nowait(message)
+                if message is None:
+                    continue
+                if message.get("type") == "pong":
+                    self.pongs += 1
+                    continue
+                await self.queue.put(message)  # full: stop reading, Redis buffers (back-pressure)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the subscriber starts over
-            self.queue.put_nowait(error)
+            await self.queue.put(error)
 
     async def next(self, timeout: float) -> dict[str, Any] | None:  # noqa: ASYNC109
         """The next message of any node, None after `timeout`; raises what ended a reader."""
@@ -150,47 +164,46 @@ class _ShardReaders:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=1)
-        self.queue = asyncio.Queue()
+        self.queue = asyncio.Queue(SHARD_QUEUE_SIZE)
 
 
 class _Liveness:
     """PING an idle connection, and give it up when no PONG comes.
 
-    `sharded`: PING every node's connection every `interval`, whatever the traffic, and wait for
-    as many PONGs.
+    Sharded (`pongs` given: the shard readers' PONG count): PING every node's connection every
+    `interval`, whatever the traffic (traffic on one node says nothing of the others), and wait
+    for as many PONGs.
     """
 
-    def __init__(self, interval: float, sharded: bool = False) -> None:
+    def __init__(self, interval: float, pongs: Callable[[], int] | None = None) -> None:
         self.interval = interval
-        self.sharded = sharded
+        self.pongs = pongs
         self.last_seen = time.monotonic()
         self.ping_sent: float | None = None
-        self.pongs_missing = 0
+        self.expected_pongs = 0
 
-    def seen(self, now: float, kind: str) -> None:
-        """Something (a message, a confirmation, a PONG) came: the connection is alive."""
-        if not self.sharded:
+    def seen(self, now: float) -> None:
+        """Something (a message, a confirmation, a PONG) came: the connection is alive (not sharded)."""
+        if self.pongs is None:
             self.last_seen = now
             self.ping_sent = None
-        elif kind == "pong":
-            self.pongs_missing -= 1
-            if self.pongs_missing <= 0:
-                self.last_seen = now
-                self.ping_sent = None
 
     async def idle(self, pubsub: aioredis.client.PubSub, now: float) -> None:
         """PING after `interval` (idle only, unless sharded), fail when no answer comes after twice that."""
+        if self.pongs is not None and self.ping_sent is not None and self.pongs() >= self.expected_pongs:
+            self.ping_sent = None
+            self.last_seen = now
         if self.ping_sent is not None and now - self.ping_sent > self.interval * 2:
             raise ConnectionError(f"no answer to PING for {now - self.ping_sent:.0f} s")
         if self.ping_sent is None and now - self.last_seen > self.interval:
-            if not self.sharded:
+            if self.pongs is None:
                 await pubsub.ping()
             else:
                 nodes = node_pubsubs(pubsub)
+                self.expected_pongs = self.pongs() + len(nodes)
                 async with asyncio.timeout(self.interval):
                     for node in nodes:
                         await node.ping()
-                self.pongs_missing = len(nodes)
                 if not nodes:
                     self.last_seen = now
                     return
@@ -318,7 +331,7 @@ class Subscriber:
     async def _read_loop(self, pubsub: aioredis.client.PubSub, subscriptions: _Subscriptions) -> NoReturn:
         """Read until the connection fails; an idle connection is probed with PING."""
         ping_interval = min(self.owner.settings.heartbeat_interval.total_seconds(), 5.0)
-        liveness = _Liveness(ping_interval, self.sharded)
+        liveness = _Liveness(ping_interval, (lambda: self._readers.pongs) if self.sharded else None)
         while True:
             message = await self._next_message(pubsub, ping_interval / 2)
             now = time.monotonic()
@@ -326,7 +339,7 @@ class Subscriber:
                 await liveness.idle(pubsub, now)
             if message is None:
                 continue
-            liveness.seen(now, message["type"])
+            liveness.seen(now)
             await self._handle(pubsub, message, subscriptions)
 
     async def _next_message(self, pubsub: aioredis.client.PubSub, timeout: float) -> dict[str, Any] | None:  # noqa: ASYNC109
