@@ -523,7 +523,7 @@ def report(name: str, rows: list[dict[str, float]], churned: dict[str, Any] | No
             f"  a process of {churned['killed']} replicas killed -9: registry converged in"
             f" {churned['registry_down_s']:.2f} s, answers in {_s(churned['answers_down_s'])};"
             f" {len(churned['in_flight'])} call(s) in flight at the kill:"
-            f" {', '.join(f'{answers:.0f} answers in {seconds:.2f} s' for seconds, answers in churned['in_flight'])}"
+            f" {_in_flight(churned['in_flight'])}"
         )
         print(
             f"  a new process of {churned['killed']} started (ready in {churned['worker_start_s']:.2f} s): registry"
@@ -534,6 +534,10 @@ def report(name: str, rows: list[dict[str, float]], churned: dict[str, Any] | No
     for note in notes:
         print(f"note: {note}")
     return missed
+
+
+def _in_flight(calls: list[tuple[float, int]]) -> str:
+    return ", ".join(f"{answers:.0f} answers in {seconds:.2f} s" for seconds, answers in calls) or "-"
 
 
 def _s(value: float | None) -> str:
