@@ -99,6 +99,15 @@ async def _until(condition: Callable[[], bool], seconds: float = 20) -> None:
             await asyncio.sleep(0.05)
 
 
+def _shard_subscribers(node: RedisServer, channel: str) -> int:
+    """`PUBSUB SHARDNUMSUB channel` on `node`: how many connections of that node subscribe to it."""
+    reply = node.command("PUBSUB", "SHARDNUMSUB", channel)
+    assert isinstance(reply, list)
+    count = reply[1]
+    assert isinstance(count, int)
+    return count
+
+
 def _stat(node: RedisServer, command: str) -> int:
     """How many times `node` ran `command` since its last CONFIG RESETSTAT (scripts' commands included)."""
     info = node.command("INFO", "commandstats")
@@ -134,7 +143,7 @@ async def test_calls_on_a_cluster_touch_one_shard(
     for channel in channels:
         owner = redis_cluster.master_for_key("{" + PREFIX + channel + "}")
         # The three listeners of the channel are shard-channel subscribers on the master that owns its slot.
-        assert owner.command("PUBSUB", "SHARDNUMSUB", "{" + PREFIX + channel + "}")[1] == 3
+        assert _shard_subscribers(owner, "{" + PREFIX + channel + "}") == 3
         assert owner.command("ZCARD", "{" + PREFIX + channel + "}:registry") == 3
         for master in redis_cluster.masters():
             master.command("CONFIG", "RESETSTAT")
@@ -152,10 +161,7 @@ async def test_calls_on_a_cluster_touch_one_shard(
         assert [_stat(master, "spublish") for master in others] == [0, 0]
         assert [_stat(master, "publish") for master in redis_cluster.masters()] == [0, 0, 0]
         # The answers came on the caller's fixed answer channel of this channel, in the same slot.
-        assert (
-            owner.command("PUBSUB", "SHARDNUMSUB", "{" + PREFIX + channel + "}:answers:" + caller._process_token)[1]
-            == 1
-        )
+        assert _shard_subscribers(owner, "{" + PREFIX + channel + "}:answers:" + caller._process_token) == 1
 
     # Each call ran once on each replica (no duplicate from the answer routing by request id).
     assert sorted((r[0], r[1]) for r in received) == sorted((i, c) for i in range(3) for c in channels for _ in (0, 1))
@@ -180,9 +186,9 @@ async def test_names_that_are_not_one_hash_tag_are_refused_and_unsubscribing(
     wire = "{" + PREFIX + "echo}"
     await replicas[0].subscribe("echo", _handler(0))
     owner = redis_cluster.master_for_key(wire)
-    assert owner.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 1
+    assert _shard_subscribers(owner, wire) == 1
     await replicas[0].unsubscribe("echo")
-    await _until(lambda: owner.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 0)
+    await _until(lambda: _shard_subscribers(owner, wire) == 0)
     assert owner.command("ZCARD", wire + ":registry") == 0
     await asyncio.sleep(0.5)
     status = replicas[0].status()
@@ -251,7 +257,7 @@ async def test_master_failure_restart_and_manual_failover(
     for _ in range(5):  # after recovery every call completes
         assert _payloads(await _call(caller, channel, {})) == [{"replica": 0}, {"replica": 1}]
     assert redis_cluster.master_for_key(wire).port == promoted.port
-    assert promoted.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 2
+    assert _shard_subscribers(promoted, wire) == 2
 
     # The old master comes back (as a replica of the promoted one): nothing changes for the calls.
     await asyncio.to_thread(redis_cluster.restart, old)
@@ -268,7 +274,7 @@ async def test_master_failure_restart_and_manual_failover(
         assert _payloads(await _call(caller, channel, {})) == [{"replica": 0}, {"replica": 1}]
     owner = redis_cluster.master_for_key(wire)
     assert owner.port == old.port
-    assert owner.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 2
+    assert _shard_subscribers(owner, wire) == 2
 
 
 def _migrate_slot(cluster: RedisCluster, slot: int, source: RedisServer, target: RedisServer) -> None:
@@ -280,7 +286,8 @@ def _migrate_slot(cluster: RedisCluster, slot: int, source: RedisServer, target:
     keys = source.command("CLUSTER", "GETKEYSINSLOT", slot, 100)
     assert isinstance(keys, list)
     if keys:
-        source.command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+        names = [key for key in keys if isinstance(key, bytes)]
+        source.command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *names)
     for node in (target, source, *cluster.masters()):
         node.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
 
@@ -306,8 +313,8 @@ async def test_slot_migration(
     await _all_answer(replicas, channel)
     for _ in range(5):
         assert _payloads(await _call(replicas[0], channel, {})) == [{"replica": 0}, {"replica": 1}]
-    assert target.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 2
-    assert source.command("PUBSUB", "SHARDNUMSUB", wire)[1] == 0
+    assert _shard_subscribers(target, wire) == 2
+    assert _shard_subscribers(source, wire) == 0
     assert target.command("ZCARD", wire + ":registry") == 2
 
 
@@ -323,14 +330,16 @@ async def test_a_frozen_master_is_left_for_its_promoted_replica(
         await replica.subscribe(channel, _handler(index))
     await _all_answer(replicas, channel)
     frozen = redis_cluster.master_for_key(wire)
-    os.kill(frozen.pid, signal.SIGSTOP)
+    pid = frozen.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
     try:
         await _until(lambda: not replicas[0].status().healthy)
         await _all_answer(replicas, channel)  # its replica took over (cluster node timeout 1 s)
         for _ in range(3):
             assert _payloads(await _call(replicas[0], channel, {})) == [{"replica": 0}, {"replica": 1}]
     finally:
-        os.kill(frozen.pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGCONT)
     await asyncio.to_thread(redis_cluster.wait_healthy)
     for _ in range(3):
         assert _payloads(await _call(replicas[0], channel, {})) == [{"replica": 0}, {"replica": 1}]

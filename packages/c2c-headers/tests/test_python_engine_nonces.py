@@ -91,10 +91,10 @@ def test_forked_child_never_repeats_the_parents_nonces() -> None:
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child)
         try:
-            nonces = []
+            nonces: list[str] = []
             for _ in range(count):
                 match = engine.match("example.com", "/", "GET")
-                nonces.append(match.nonce if match is not None else "")
+                nonces.append(match.nonce or "" if match is not None else "")
             os.write(write, "\n".join(nonces).encode())
         finally:
             os._exit(0)

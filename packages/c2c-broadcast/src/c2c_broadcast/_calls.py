@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import secrets
 import time
 from collections.abc import Awaitable, Mapping
@@ -115,26 +116,42 @@ class PublishLease:
         """Whether a connection is leased now."""
         return self._connection is not None
 
-    async def publish(self, client: aioredis.Redis, channel: str, message: str) -> int:
-        """PUBLISH `message` on `channel`; returns Redis's count of receivers."""
+    async def publish(self, client: aioredis.Redis, channel: str, message: str, deadline: float) -> int:
+        """PUBLISH `message` on `channel` before `deadline` (the loop's clock); returns Redis's count of receivers.
+
+        On the leased connection, a write and a read each bounded by the connection's
+        `socket_timeout` need no timer of their own when both fit before `deadline` (a timer per
+        call costs a sizeable part of a PUBLISH); otherwise, and for everything else, `deadline`
+        bounds the call.
+        """
+        loop = asyncio.get_running_loop()
         if self._busy or not _leasable(client):
-            return int(await client.publish(channel, message))
+            async with asyncio.timeout_at(deadline):
+                return int(await client.publish(channel, message))
         self._busy = True
         try:
             connection = self._connection
             if connection is None or self._pool is not client.connection_pool:
                 self.release()
                 pool: Any = client.connection_pool
-                connection = await pool.get_connection()
+                async with asyncio.timeout_at(deadline):
+                    connection = await (
+                        pool.get_connection() if _POOL_NEEDS_NO_NAME else pool.get_connection("PUBLISH")
+                    )
                 self._pool, self._connection = pool, connection
+            socket_timeout = connection.socket_timeout
             try:
-                await connection.send_command("PUBLISH", channel, message)
-                receivers = await connection.read_response()
+                if socket_timeout and loop.time() + 2 * socket_timeout <= deadline:
+                    receivers = await _exchange(connection, channel, message)
+                else:
+                    async with asyncio.timeout_at(deadline):
+                        receivers = await _exchange(connection, channel, message)
             except BaseException as error:
                 # A reply may be left unread, or the connection is broken: never reuse it.
                 self.release(disconnect=True)
                 if isinstance(error, RedisConnectionError | RedisTimeoutError):
-                    return int(await client.publish(channel, message))
+                    async with asyncio.timeout_at(deadline):
+                        return int(await client.publish(channel, message))
                 raise
             self._last_use = asyncio.get_running_loop().time()
             if self._timer is None:
@@ -165,6 +182,18 @@ class PublishLease:
             self._timer = asyncio.get_running_loop().call_at(max(due, asyncio.get_running_loop().time()), self._expire)
             return
         self.release()
+
+
+# redis-py 5 requires the command's name to lease a connection; later versions deprecate it.
+_POOL_NEEDS_NO_NAME = (
+    inspect.signature(aioredis.ConnectionPool.get_connection).parameters["command_name"].default
+    is not inspect.Parameter.empty
+)
+
+
+async def _exchange(connection: Any, channel: str, message: str) -> Any:
+    await connection.send_command("PUBLISH", channel, message)
+    return await connection.read_response()
 
 
 def _leasable(client: aioredis.Redis) -> bool:
@@ -286,12 +315,10 @@ class Calls:
         if not expect_answers:
             publish_deadline = max(deadline, loop.time() + self.settings.connect_timeout.total_seconds())
             client = self.owner.client()
-            publish = (
-                client.spublish(wire, message)
-                if isinstance(client, RedisCluster)
-                else self.lease.publish(client, wire, message)
-            )
-            await self._run_bounded(publish, publish_deadline)
+            if isinstance(client, RedisCluster):
+                await self._run_bounded(client.spublish(wire, message), publish_deadline)
+            else:  # the lease bounds itself by the deadline (see PublishLease.publish)
+                await self._run_bounded(self.lease.publish(client, wire, message, publish_deadline), None)
             self.owner.count(BROADCASTS_SENT)
             return None
         assert answer_channel is not None
@@ -391,8 +418,11 @@ class Calls:
                 async with asyncio.timeout_at(min(deadline, loop.time() + legacy_wait)):
                     await collector.all_done.wait()
 
-    async def _run_bounded(self, call: Awaitable[Any], deadline: float) -> Any:
+    async def _run_bounded(self, call: Awaitable[Any], deadline: float | None) -> Any:
+        """Await `call` until `deadline` (None: `call` is bounded by itself); Redis errors become unavailability."""
         try:
+            if deadline is None:
+                return await call
             async with asyncio.timeout_at(deadline):
                 return await call
         except ErrorTypes as error:
