@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -90,6 +91,11 @@ class Listener:
         await self.pubsub.aclose()
 
 
+def _soon() -> float:
+    """A publication deadline 30 s ahead."""
+    return asyncio.get_running_loop().time() + 30
+
+
 def _held(broadcaster: RedisBroadcaster) -> bool:
     return broadcaster._calls.lease.held
 
@@ -139,20 +145,23 @@ async def test_a_cancelled_publication_never_reuses_its_connection(
     """A frozen Redis: the call gives up with its reply unread; that reply must not answer the next call."""
     lease = caller._calls.lease
     async with Listener(client, f"{PREFIX}echo"):
-        assert await lease.publish(client, f"{PREFIX}echo", "{}") == 1
+        assert await lease.publish(client, f"{PREFIX}echo", "{}", _soon()) == 1
         pid = redis_server.pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)
+        begin = time.monotonic()
         try:
             with pytest.raises(BroadcastUnavailableError):
                 await caller.broadcast("nobody", {}, False, 0)  # bounded by connect_timeout (0.5 s)
         finally:
             os.kill(pid, signal.SIGCONT)
+        # Its own bound, not the connection's socket_timeout (5 s): the deadline is shorter.
+        assert time.monotonic() - begin < 4
         assert not lease.held
         # Were the unread reply (0 receivers) still on a reused connection, these would be off by one call.
-        assert await lease.publish(client, f"{PREFIX}echo", "{}") == 1
-        assert await lease.publish(client, f"{PREFIX}nobody", "{}") == 0
-        assert await lease.publish(client, f"{PREFIX}echo", "{}") == 1
+        assert await lease.publish(client, f"{PREFIX}echo", "{}", _soon()) == 1
+        assert await lease.publish(client, f"{PREFIX}nobody", "{}", _soon()) == 0
+        assert await lease.publish(client, f"{PREFIX}echo", "{}", _soon()) == 1
 
 
 async def test_concurrent_calls_all_arrive(caller: RedisBroadcaster, client: aioredis.Redis) -> None:
