@@ -139,29 +139,68 @@ async def test_a_killed_leased_connection_is_replaced(
     assert caller._calls.lease._connection is not first
 
 
-async def test_a_cancelled_publication_never_reuses_its_connection(
+async def _calls_until_refused(caller: RedisBroadcaster, timeout: float) -> int:  # noqa: ASYNC109
+    """Calls without answers, 50 ms apart, until one raises BroadcastUnavailableError: how many passed."""
+    for sent in range(100):
+        try:
+            await caller.broadcast("nobody", {}, False, timeout)
+        except BroadcastUnavailableError:
+            return sent
+        await asyncio.sleep(0.05)
+    raise AssertionError("100 calls passed: the failure was never reported")
+
+
+async def test_a_frozen_redis_is_reported_and_the_connection_never_reused(
     caller: RedisBroadcaster, client: aioredis.Redis, redis_server: RedisServer
 ) -> None:
-    """A frozen Redis: the call gives up with its reply unread; that reply must not answer the next call."""
+    """Calls are written without waiting for their replies, until none came for `stall` seconds: then a
+    call waits for them, gives up at its deadline (BroadcastUnavailableError) and the connection, its
+    replies unread, is closed; after the recovery every call arrives, in order."""
     lease = caller._calls.lease
-    async with Listener(client, f"{PREFIX}echo"):
-        assert await lease.publish(client, f"{PREFIX}echo", "{}", _soon()) == 1
+    lease.stall = 0.2
+    async with Listener(client, f"{PREFIX}echo") as listener:
+        await lease.publish(client, f"{PREFIX}echo", json.dumps({"n": 0}), _soon())
+        first = lease._connection
         pid = redis_server.pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)
         begin = time.monotonic()
         try:
-            with pytest.raises(BroadcastUnavailableError):
-                await caller.broadcast("nobody", {}, False, 0)  # bounded by connect_timeout (0.5 s)
+            sent = await _calls_until_refused(caller, timeout=0)  # each bounded by connect_timeout (0.5 s)
         finally:
             os.kill(pid, signal.SIGCONT)
-        # Its own bound, not the connection's socket_timeout (5 s): the deadline is shorter.
+        assert 1 <= sent <= 10  # buffered for about `stall` seconds, no longer
         assert time.monotonic() - begin < 4
         assert not lease.held
-        # Were the unread reply (0 receivers) still on a reused connection, these would be off by one call.
-        assert await lease.publish(client, f"{PREFIX}echo", "{}", _soon()) == 1
-        assert await lease.publish(client, f"{PREFIX}nobody", "{}", _soon()) == 0
-        assert await lease.publish(client, f"{PREFIX}echo", "{}", _soon()) == 1
+        for n in (1, 2, 3):
+            await lease.publish(client, f"{PREFIX}echo", json.dumps({"n": n}), _soon())
+        assert lease._connection is not first
+        received = await listener.wait_for(4)
+    assert received == [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}]
+
+
+async def test_replies_are_read_behind_and_an_error_reply_stops_the_lease(
+    caller: RedisBroadcaster, client: aioredis.Redis, redis_server: RedisServer
+) -> None:
+    """A burst returns before its replies are read (at most `window` unread); an error reply (here:
+    the connection's user loses the right to PUBLISH) ends the lease, and the next call reports it."""
+    lease = caller._calls.lease
+    lease.window = 5
+    async with Listener(client, f"{PREFIX}echo") as listener:
+        for n in range(40):
+            await lease.publish(client, f"{PREFIX}echo", json.dumps({"n": n}), _soon())
+            assert lease._leased is not None
+            assert lease._leased.pending <= 5
+        received = await listener.wait_for(40)
+    assert [message["n"] for message in received] == list(range(40))
+    # The connection's user loses the right to publish: the reply to the next PUBLISH is an error.
+    redis_server.command("ACL", "SETUSER", "default", "-publish")
+    try:
+        assert await _calls_until_refused(caller, timeout=10) <= 1  # the next call, or the one after it
+    finally:
+        redis_server.command("ACL", "SETUSER", "default", "+publish")
+    await caller.broadcast("nobody", {}, False, 10)
+    assert lease.held
 
 
 async def test_concurrent_calls_all_arrive(caller: RedisBroadcaster, client: aioredis.Redis) -> None:

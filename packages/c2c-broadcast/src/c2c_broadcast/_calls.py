@@ -1,7 +1,7 @@
 """The call side: publish a request, collect the answers, decide when to stop waiting.
 
 A call without answers is one PUBLISH, on a connection leased from the client's pool for a burst of
-such calls (`PublishLease`). A call with answers gets a fresh answer channel under the
+such calls, its reply read behind it (`PublishLease`). A call with answers gets a fresh answer channel under the
 process's answers pattern (`<prefix>c2c_answer_<random>_*`, read by the *answers* subscriber), then
 one Lua script (`PUBLISH_SCRIPT`: one round trip, atomic, in Redis's clock) reads the channel's
 registry, counts its exact-channel subscribers and publishes. A `Collector` is woken by each answer
@@ -19,7 +19,9 @@ its key (the registry) and the channel share the hash tag, so it runs on the one
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import inspect
 import secrets
 import time
@@ -88,24 +90,96 @@ _REDIS_EXECUTE = aioredis.Redis.execute_command
 LEASE_IDLE = 1.0
 """Seconds without a call after which `PublishLease` gives its connection back to the pool."""
 
+LEASE_WINDOW = 1000
+"""Most PUBLISH replies `PublishLease` leaves unread before a call waits for them."""
+
+LEASE_STALL = 1.0
+"""Seconds without a PUBLISH reply (while some are due) after which a call waits for them: a frozen Redis is
+reported (BroadcastUnavailableError at the call's deadline) instead of buffered."""
+
+
+@dataclasses.dataclass(eq=False)
+class _Leased:
+    """One leased connection, and the replies its reader has not read yet."""
+
+    client: aioredis.Redis
+    pool: Any
+    connection: Any
+    socket_timeout: float | None
+    pending: int = 0
+    unread: collections.deque[tuple[str, str]] = dataclasses.field(default_factory=collections.deque)
+    """The (channel, message) of the PUBLISHes whose replies are due, oldest first."""
+    progress: float = 0.0
+    """The loop's time of the last reply read, or of the first PUBLISH sent since they were all read."""
+    reader: asyncio.Task[None] | None = None
+    error: BaseException | None = None
+    has_pending: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    drained: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    async def read_replies(self) -> None:
+        """Read (and drop) the replies of the PUBLISHes sent, in order; the first failure stops the lease.
+
+        When the connection breaks, the calls whose replies never came are sent again through the
+        client (as a call that fails on its connection always was): Redis may or may not have
+        published them, and a lost call is worse than a repeated one.
+        """
+        try:
+            while True:
+                await self.has_pending.wait()
+                await self.connection.read_response()
+                self.progress = asyncio.get_running_loop().time()
+                self.unread.popleft()
+                self.pending -= 1
+                if self.pending == 0:
+                    self.has_pending.clear()
+                    self.drained.set()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # a broken connection, or an error reply
+            self.error = error
+            if isinstance(error, RedisConnectionError | RedisTimeoutError):
+                await self.send_again()
+            self.drained.set()
+
+    async def send_again(self) -> None:
+        """Send the calls whose replies are due again through the client (bounded; logged when it fails)."""
+        unread, self.unread = self.unread, collections.deque()
+        with contextlib.suppress(*ErrorTypes):
+            async with asyncio.timeout(max(self.socket_timeout or 0, 1.0)):
+                for channel, message in unread:
+                    await self.client.publish(channel, message)
+                return
+        LOG.warning("Broadcast: %d call(s) without answers lost with their Redis connection", len(unread))
+
 
 class PublishLease:
-    """One connection of the client's pool, kept for consecutive calls without answers.
+    """One connection of the client's pool, kept for a burst of calls without answers, its replies read behind.
 
     Taking a connection from the (blocking, observed) pool and giving it back for each PUBLISH costs
-    more than the PUBLISH itself. A burst of fire-and-forget calls reuses one connection; it goes
-    back to the pool after `idle` seconds without a call (an idle process holds no more connections
-    than before), at once after any error on it, and when the broadcaster closes. A call made while
-    the leased connection is busy (concurrent callers), or on a client that is not a plain pooled
-    `redis.asyncio.Redis`, goes through the client as before. A PUBLISH that fails on the leased
-    connection is sent again through the client, with the client's retry policy, as before.
+    more than the PUBLISH itself, and so does waiting a round trip for a reply a call without
+    answers does not use. A burst of fire-and-forget calls therefore reuses one connection: the
+    first PUBLISH on it waits for its reply (the connection and the permission to publish are
+    checked), the next ones return once written to the socket while a reader task reads their
+    replies in order, at most `window` of them unread (then a call waits for the reader), and a call
+    waits for them too when none came for `stall` seconds, so a frozen Redis is reported within
+    about `stall` plus the call's deadline. A call is sent when `publish()` returns (written to the
+    connection), and delivered at most once, as with pub/sub anyway.
+
+    The connection goes back to the pool after `idle` seconds without a call (once its replies are
+    read, at most 2 s; else it is closed), at once after any error on it (an error reply or a broken
+    connection makes the next call go through the client, and report the error), and when the
+    broadcaster closes. While leased, its `socket_timeout` is lifted (redis-py would start a task
+    and a timer per command); the call's deadline bounds each write instead, and the timeout is
+    put back when the connection returns to the pool. A call made while another one is writing,
+    or on a client that is not a plain pooled `redis.asyncio.Redis`, goes through the client.
     """
 
-    def __init__(self, idle: float = LEASE_IDLE) -> None:
-        """A lease given back after `idle` seconds without a call."""
+    def __init__(self, idle: float = LEASE_IDLE, window: int = LEASE_WINDOW, stall: float = LEASE_STALL) -> None:
+        """A lease given back after `idle` seconds without a call, with at most `window` unread replies."""
         self.idle = idle
-        self._pool: Any = None
-        self._connection: Any = None
+        self.window = window
+        self.stall = stall
+        self._leased: _Leased | None = None
         self._busy = False
         self._last_use = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -114,68 +188,99 @@ class PublishLease:
     @property
     def held(self) -> bool:
         """Whether a connection is leased now."""
-        return self._connection is not None
+        return self._leased is not None
 
-    async def publish(self, client: aioredis.Redis, channel: str, message: str, deadline: float) -> int:
-        """PUBLISH `message` on `channel` before `deadline` (the loop's clock); returns Redis's count of receivers.
+    @property
+    def releasing(self) -> list[asyncio.Task[None]]:
+        """The tasks giving connections back to the pool now (each bounded: about 2 s at most)."""
+        return list(self._releases)
 
-        On the leased connection, a write and a read each bounded by the connection's
-        `socket_timeout` need no timer of their own when both fit before `deadline` (a timer per
-        call costs a sizeable part of a PUBLISH); otherwise, and for everything else, `deadline`
-        bounds the call.
-        """
-        loop = asyncio.get_running_loop()
+    @property
+    def _connection(self) -> Any:
+        """The leased connection, or None."""
+        return self._leased.connection if self._leased is not None else None
+
+    async def publish(self, client: aioredis.Redis, channel: str, message: str, deadline: float) -> None:
+        """PUBLISH `message` on `channel` before `deadline` (the loop's clock): sent when this returns."""
         if self._busy or not _leasable(client):
             async with asyncio.timeout_at(deadline):
-                return int(await client.publish(channel, message))
+                await client.publish(channel, message)
+            return
         self._busy = True
         try:
-            connection = self._connection
-            if connection is None or self._pool is not client.connection_pool:
-                self.release()
-                pool: Any = client.connection_pool
-                async with asyncio.timeout_at(deadline):
-                    connection = await (
-                        pool.get_connection() if _POOL_NEEDS_NO_NAME else pool.get_connection("PUBLISH")
-                    )
-                self._pool, self._connection = pool, connection
-            socket_timeout = connection.socket_timeout
-            try:
-                if socket_timeout and loop.time() + 2 * socket_timeout <= deadline:
-                    receivers = await _exchange(connection, channel, message)
-                else:
-                    async with asyncio.timeout_at(deadline):
-                        receivers = await _exchange(connection, channel, message)
-            except BaseException as error:
-                # A reply may be left unread, or the connection is broken: never reuse it.
+            leased = self._leased
+            if leased is not None and leased.error is not None and leased.reader is not None:
+                # Its reader is sending the unread calls again: this one goes after them.
+                remaining = deadline - asyncio.get_running_loop().time()
+                await asyncio.wait([leased.reader], timeout=max(remaining, 0))
+            if leased is not None and (leased.pool is not client.connection_pool or leased.error is not None):
                 self.release(disconnect=True)
-                if isinstance(error, RedisConnectionError | RedisTimeoutError):
+                leased = None
+            try:
+                async with asyncio.timeout_at(deadline):
+                    if leased is None:
+                        leased = await self._lease(client)
+                    await self._send(leased, channel, message)
+            except BaseException as error:
+                # A reply may be left unread, or the connection is broken: never reuse it (and when it
+                # is broken, send the calls whose replies never came again, as this one).
+                broken = isinstance(error, RedisConnectionError | RedisTimeoutError)
+                if broken and leased is not None:
+                    await _resend_unread(leased, deadline)  # the calls before this one go first
+                self.release(disconnect=True)
+                if broken:
                     async with asyncio.timeout_at(deadline):
-                        return int(await client.publish(channel, message))
+                        await client.publish(channel, message)
+                    return
                 raise
             self._last_use = asyncio.get_running_loop().time()
             if self._timer is None:
                 self._timer = asyncio.get_running_loop().call_at(self._last_use + self.idle, self._expire)
-            return int(receivers)
         finally:
             self._busy = False
 
+    async def _send(self, leased: _Leased, channel: str, message: str) -> None:
+        """Write the PUBLISH (after the unread replies when too many, or none came lately); the first one waits."""
+        loop = asyncio.get_running_loop()
+        if leased.pending >= self.window or (leased.pending and loop.time() - leased.progress > self.stall):
+            await leased.drained.wait()
+            if leased.error is not None:
+                raise leased.error
+        connection = leased.connection
+        await connection.send_packed_command(connection.pack_command("PUBLISH", channel, message), False)
+        if leased.reader is None:  # the first call on this connection: wait for its reply
+            await connection.read_response()
+            leased.reader = loop.create_task(leased.read_replies(), name="c2c-broadcast publish replies")
+            return
+        if leased.pending == 0:
+            leased.progress = loop.time()
+            leased.drained.clear()
+            leased.has_pending.set()
+        leased.pending += 1
+        leased.unread.append((channel, message))
+
+    async def _lease(self, client: aioredis.Redis) -> _Leased:
+        pool: Any = client.connection_pool
+        connection = await (pool.get_connection() if _POOL_NEEDS_NO_NAME else pool.get_connection("PUBLISH"))
+        leased = self._leased = _Leased(client, pool, connection, connection.socket_timeout)
+        connection.socket_timeout = None
+        return leased
+
     def release(self, disconnect: bool = False) -> None:
-        """Give the connection back to the pool now (no-op without one)."""
+        """Give the connection back to the pool (no-op without one), once its replies are read."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        connection, pool = self._connection, self._pool
-        self._connection = self._pool = None
-        if connection is None:
+        leased, self._leased = self._leased, None
+        if leased is None:
             return
-        task = asyncio.get_running_loop().create_task(_give_back(pool, connection, disconnect))
+        task = asyncio.get_running_loop().create_task(_give_back(leased, disconnect))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
 
     def _expire(self) -> None:
         self._timer = None
-        if self._connection is None:
+        if self._leased is None:
             return
         due = self._last_use + self.idle
         if self._busy or asyncio.get_running_loop().time() < due:
@@ -191,9 +296,15 @@ _POOL_NEEDS_NO_NAME = (
 )
 
 
-async def _exchange(connection: Any, channel: str, message: str) -> Any:
-    await connection.send_command("PUBLISH", channel, message)
-    return await connection.read_response()
+async def _resend_unread(leased: _Leased, deadline: float) -> None:
+    """The connection broke: stop its reader (or let it finish sending again), then send what is unread again."""
+    reader = leased.reader
+    if reader is not None:
+        if leased.error is None:
+            reader.cancel()
+        await asyncio.wait([reader], timeout=max(deadline - asyncio.get_running_loop().time(), 0))
+    if leased.unread:
+        await leased.send_again()
 
 
 def _leasable(client: aioredis.Redis) -> bool:
@@ -201,11 +312,27 @@ def _leasable(client: aioredis.Redis) -> bool:
     return type(client).execute_command is _REDIS_EXECUTE and getattr(client, "connection", None) is None
 
 
-async def _give_back(pool: Any, connection: Any, disconnect: bool) -> None:
+async def _give_back(leased: _Leased, disconnect: bool) -> None:
+    """Read the replies still due (at most 2 s), stop the reader, restore the timeout, return the connection."""
+    if leased.reader is not None and leased.error is not None:
+        await asyncio.wait([leased.reader], timeout=10)  # it is sending the unread calls again
     with contextlib.suppress(Exception):
+        if not disconnect and leased.pending > 0 and leased.error is None:
+            try:
+                async with asyncio.timeout(2):
+                    await leased.drained.wait()
+            except TimeoutError:
+                disconnect = True
+        if leased.pending > 0 or leased.error is not None:
+            disconnect = True
+        if leased.reader is not None:
+            leased.reader.cancel()
+            await asyncio.wait([leased.reader])
+        connection = leased.connection
+        connection.socket_timeout = leased.socket_timeout
         if disconnect:
             await connection.disconnect(nowait=True)
-        await pool.release(connection)
+        await leased.pool.release(connection)
 
 
 class Collector:

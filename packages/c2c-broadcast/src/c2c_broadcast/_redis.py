@@ -349,6 +349,7 @@ class RedisBroadcaster(BaseBroadcaster):
         for task in tasks:
             task.cancel()
         self._calls.wake_all()
+        tasks += self._calls.lease.releasing  # the last calls' replies read, the connection back in the pool
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=2.5)
             if pending:
