@@ -284,3 +284,23 @@ def test_load_refuses_exactly_what_is_larger_than_the_limit(text: str, max_size:
             load(data, max_size)
     else:
         assert load(data, max_size) == text
+
+
+async def test_the_lease_works_under_instrumentation_that_wraps_execute_command(
+    caller: RedisBroadcaster, client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sentry's Redis integration (or any tracer) replaces `Redis.execute_command` for the whole process."""
+    original = aioredis.Redis.execute_command
+    wrapped: list[object] = []
+
+    async def traced(self: aioredis.Redis, *args: Any, **options: Any) -> Any:
+        wrapped.append(args[0])
+        return await original(self, *args, **options)
+
+    monkeypatch.setattr(aioredis.Redis, "execute_command", traced)
+    async with Listener(client, f"{PREFIX}echo") as listener:
+        for n in range(5):
+            await caller.broadcast("echo", {"n": n}, False, 10)
+        assert _held(caller)
+        received = await listener.wait_for(5)
+    assert [message["params"]["n"] for message in received] == list(range(5))

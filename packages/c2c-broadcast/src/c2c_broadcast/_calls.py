@@ -85,8 +85,6 @@ return {receivers, members, subscribers}
 """
 
 
-_REDIS_EXECUTE = aioredis.Redis.execute_command
-
 LEASE_IDLE = 1.0
 """Seconds without a call after which `PublishLease` gives its connection back to the pool."""
 
@@ -308,8 +306,12 @@ async def _resend_unread(leased: _Leased, deadline: float) -> None:
 
 
 def _leasable(client: aioredis.Redis) -> bool:
-    """A plain client on a connection pool (not a single-connection client, a pipeline or a cluster)."""
-    return type(client).execute_command is _REDIS_EXECUTE and getattr(client, "connection", None) is None
+    """A client on a connection pool: not a pipeline, nor a single-connection client (a cluster is no `Redis`).
+
+    Instrumentation that wraps `Redis.execute_command` (Sentry's Redis integration does, for the
+    whole process) does not see the leased connection's PUBLISHes.
+    """
+    return not isinstance(client, aioredis.client.Pipeline) and getattr(client, "connection", None) is None
 
 
 async def _give_back(leased: _Leased, disconnect: bool) -> None:
