@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import pytest
 
@@ -38,7 +38,7 @@ FAST = {
 }
 SECRET = "a-shared-secret-of-32-characters!"
 
-Replicas = tuple[RedisFactory, list[RedisBroadcaster]]
+Replicas: TypeAlias = "tuple[RedisFactory, list[RedisBroadcaster]]"  # a string: no redis in one isolated run
 
 
 def _channels_on_every_master(cluster: RedisCluster) -> list[str]:
