@@ -230,6 +230,19 @@ async def _all_answer(replicas: list[RedisBroadcaster], channel: str, seconds: f
             await asyncio.sleep(0.1)
 
 
+async def _two_answering(
+    monkeypatch: pytest.MonkeyPatch, cluster: RedisCluster, teardown: list[Replicas]
+) -> tuple[list[RedisBroadcaster], str, str]:
+    """Two replicas subscribed to a channel of the first master, both answering: (replicas, channel, its wire name)."""
+    factory, replicas = await _replicas(monkeypatch, cluster, 2)
+    teardown.append((factory, replicas))
+    channel = _channels_on_every_master(cluster)[0]
+    for index, replica in enumerate(replicas):
+        await replica.subscribe(channel, _handler(index))
+    await _all_answer(replicas, channel)
+    return replicas, channel, "{" + PREFIX + channel + "}"
+
+
 def _complete(answers: list[Any]) -> bool:
     return all(isinstance(answer, BroadcastResponse) for answer in answers)
 
@@ -237,13 +250,7 @@ def _complete(answers: list[Any]) -> bool:
 async def test_master_failure_restart_and_manual_failover(
     monkeypatch: pytest.MonkeyPatch, redis_cluster: RedisCluster, teardown: list[Replicas]
 ) -> None:
-    factory, replicas = await _replicas(monkeypatch, redis_cluster, 2)
-    teardown.append((factory, replicas))
-    channel = _channels_on_every_master(redis_cluster)[0]
-    wire = "{" + PREFIX + channel + "}"
-    for index, replica in enumerate(replicas):
-        await replica.subscribe(channel, _handler(index))
-    await _all_answer(replicas, channel)
+    replicas, channel, wire = await _two_answering(monkeypatch, redis_cluster, teardown)
     caller = replicas[0]
 
     # The master owning the channel's slot dies: its replica is promoted (a few seconds).
@@ -296,13 +303,7 @@ async def test_slot_migration(
     monkeypatch: pytest.MonkeyPatch, redis_cluster: RedisCluster, teardown: list[Replicas]
 ) -> None:
     """Resharding moves a channel's slot to another master: MOVED for the commands, resubscription for pub/sub."""
-    factory, replicas = await _replicas(monkeypatch, redis_cluster, 2)
-    teardown.append((factory, replicas))
-    channel = _channels_on_every_master(redis_cluster)[0]
-    wire = "{" + PREFIX + channel + "}"
-    for index, replica in enumerate(replicas):
-        await replica.subscribe(channel, _handler(index))
-    await _all_answer(replicas, channel)
+    replicas, channel, wire = await _two_answering(monkeypatch, redis_cluster, teardown)
     source = redis_cluster.master_for_key(wire)
     target = next(master for master in redis_cluster.masters() if master.port != source.port)
     reconnections = replicas[0].status().reconnections
@@ -322,13 +323,7 @@ async def test_a_frozen_master_is_left_for_its_promoted_replica(
     monkeypatch: pytest.MonkeyPatch, redis_cluster: RedisCluster, teardown: list[Replicas]
 ) -> None:
     """A master that stops answering (SIGSTOP: its sockets stay open) is noticed by the PINGs, not by an error."""
-    factory, replicas = await _replicas(monkeypatch, redis_cluster, 2)
-    teardown.append((factory, replicas))
-    channel = _channels_on_every_master(redis_cluster)[0]
-    wire = "{" + PREFIX + channel + "}"
-    for index, replica in enumerate(replicas):
-        await replica.subscribe(channel, _handler(index))
-    await _all_answer(replicas, channel)
+    replicas, channel, wire = await _two_answering(monkeypatch, redis_cluster, teardown)
     frozen = redis_cluster.master_for_key(wire)
     pid = frozen.pid
     assert pid is not None
