@@ -23,6 +23,7 @@ def test_cluster_has_three_masters_each_with_a_linked_replica(redis_cluster: Red
         assert isinstance(role, list)
         assert role[0] == b"slave"
         assert role[2] == master.port
+        assert redis_cluster.replicas_of(replicas[0]) == []  # a replica has none
     covered = sorted(slots for entry in redis_cluster.topology() if entry.is_master for slots in entry.slots)
     assert covered[0][0] == 0
     assert covered[-1][1] == 16383

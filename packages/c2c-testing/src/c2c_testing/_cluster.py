@@ -179,14 +179,37 @@ class RedisCluster(ServerGroup):
         return self.master_for_slot(key_slot(key))
 
     def replicas_of(self, master: RedisServer) -> list[RedisServer]:
-        """The running replicas of `master`."""
-        entries = self.topology()
-        master_id = next(entry.node_id for entry in entries if entry.address == master.address)
-        return [
-            self.node_at(entry.address)
-            for entry in entries
-            if entry.master_id == master_id and self.node_at(entry.address).is_running
-        ]
+        """The running replicas linked to `master` now, as `master` itself reports them (`ROLE`).
+
+        The master's own view, not another node's `CLUSTER NODES`: gossip may not have told that
+        node yet that a restarted node became a replica (seen under load in CI).
+        """
+        role = master.command("ROLE")
+        if not (isinstance(role, list) and len(role) >= 3 and role[0] == b"master" and isinstance(role[2], list)):
+            return []
+        linked: list[RedisServer] = []
+        for entry in role[2]:
+            if not (isinstance(entry, list) and len(entry) >= 2):
+                continue
+            address = (as_text(entry[0]), int(as_text(entry[1])))
+            try:
+                node = self.node_at(address)
+            except KeyError:
+                continue
+            if node.is_running:
+                linked.append(node)
+        return linked
+
+    def _linked_replicas(self, master: RedisServer, deadline: float) -> list[RedisServer]:
+        """`replicas_of(master)`, waiting until there is one (a replica just restarted reconnects)."""
+        found: list[RedisServer] = []
+
+        def linked() -> bool:
+            found[:] = self.replicas_of(master)
+            return bool(found)
+
+        self._wait(deadline, f"a replica linked to {master.host}:{master.port}", linked)
+        return found
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -244,9 +267,7 @@ class RedisCluster(ServerGroup):
         as a replica of the new one.
         """
         deadline = time.monotonic() + timeout
-        candidates = self.replicas_of(master)
-        if not candidates:
-            raise ServerError(f"{master!r} has no replica to promote")
+        candidates = self._linked_replicas(master, deadline)
         master.stop()
 
         def promoted() -> bool:
@@ -268,7 +289,7 @@ class RedisCluster(ServerGroup):
     def failover(self, master: RedisServer, timeout: float = 30.0) -> RedisServer:
         """A manual, lossless failover: a replica of `master` takes over (`CLUSTER FAILOVER`); returns it."""
         deadline = time.monotonic() + timeout
-        replica = self.replicas_of(master)[0]
+        replica = self._linked_replicas(master, deadline)[0]
         replica.command("CLUSTER", "FAILOVER")
 
         def swapped() -> bool:
