@@ -6,6 +6,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 
+from c2c_headers._chain import ChainedMiddleware
 from c2c_headers._engine import Engine, RequestMatch, load_engine
 from c2c_headers._rules import DEFAULT_DOCS_URL, DEFAULT_REDOC_URL, HeadersConfig, compile_rules
 from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,7 +22,7 @@ def live_instances() -> list[ArmorHeaderMiddleware]:
     return list(_INSTANCES)
 
 
-class ArmorHeaderMiddleware:
+class ArmorHeaderMiddleware(ChainedMiddleware):
     """Set, replace or remove response headers by rules (drop-in for ``c2casgiutils.headers``).
 
     Rules match on the request (``netloc_match``, ``path_match``, ``methods``) and then on the
@@ -88,15 +89,17 @@ class ArmorHeaderMiddleware:
         self._apply = self._engine.apply
         _LOG.debug("ArmorHeaderMiddleware: %d rules, %s engine", len(self.rules), self.engine_name)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the application, editing the headers of its ``http.response.start`` message."""
+    def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Match the request, then return the application's run with the headers edited on the way out.
+
+        A plain method (`ChainedMiddleware`): ``__call__`` awaits it, and a c2c middleware wrapping
+        this one calls it directly.
+        """
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self._next(scope, receive, send)
         match = self._match_scope(scope)
         if match is None:
-            await self.app(scope, receive, send)
-            return
+            return self._next(scope, receive, send)
         nonce = match.nonce
         if nonce is not None:
             # A copy: the server may share the lifespan state dict between requests.
@@ -116,4 +119,4 @@ class ArmorHeaderMiddleware:
                 )
             return send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        return self._next(scope, receive, send_with_headers)

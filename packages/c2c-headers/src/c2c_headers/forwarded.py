@@ -28,9 +28,12 @@ import dataclasses
 import functools
 import ipaddress
 import logging
+import operator
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Final, Literal, TypeAlias
+
+from c2c_headers._chain import ChainedMiddleware
 
 # TrustedHosts and its messages lived here: still importable from this module.
 from c2c_headers._hosts import BAD_TRUSTED_HOST as BAD_TRUSTED_HOST
@@ -115,6 +118,14 @@ class _Rewrite:
     """The prefix to put before ``root_path`` and ``path``."""
     original_host: str | None
     """The request's own ``Host`` header (latin-1), kept under `ORIGINAL_SCOPE_KEY`."""
+    updates: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    """``client``, ``scheme`` and ``server`` as they change: one ``scope.update`` per request."""
+
+    def __post_init__(self) -> None:
+        new = {"client": self.client, "scheme": self.scheme}
+        if self.host_header is not None:
+            new["server"] = self.server
+        self.updates.update({key: value for key, value in new.items() if value is not None})
 
 
 _NO_REWRITE: Final = _Rewrite(None, None, None, None, None, None)
@@ -312,37 +323,51 @@ def _new_prefix(prefix: str | None) -> str | None:
     return None
 
 
+# The scope values kept under ORIGINAL_SCOPE_KEY, read in one C call when the server sent them all.
+_ORIGINAL_VALUES: Final = operator.itemgetter("scheme", "server", "root_path", "path")
+
+
 def _apply(
     scope: Scope,
     client: tuple[str, int] | None,
     headers: Sequence[tuple[bytes, bytes]],
     rewrite: _Rewrite,
-    host_lower_case: bool,
+    host_line: tuple[bytes, bytes] | None,
+    host_lines: int,
 ) -> None:
     """Write ``rewrite`` into ``scope``, keeping the original values under `ORIGINAL_SCOPE_KEY`.
 
-    A function, not a method (a cheaper call): it runs on every rewritten request.
+    ``host_line`` is the request's last ``Host`` line and ``host_lines`` how many it has. A
+    function, not a method (a cheaper call): it runs on every rewritten request.
     """
     scope.setdefault(PEER_SCOPE_KEY, client)
+    try:
+        scheme, server, root_path, path = _ORIGINAL_VALUES(scope)
+    except KeyError:  # a server leaving optional keys out
+        scheme, server, root_path, path = (
+            scope.get("scheme"),
+            scope.get("server"),
+            scope.get("root_path", ""),
+            scope.get("path"),
+        )
     scope[ORIGINAL_SCOPE_KEY] = {
         "client": client,
-        "scheme": scope.get("scheme"),
-        "server": scope.get("server"),
+        "scheme": scheme,
+        "server": server,
         "host": rewrite.original_host,
-        "root_path": scope.get("root_path", ""),
-        "path": scope.get("path"),
+        "root_path": root_path,
+        "path": path,
     }
-    if rewrite.client is not None:
-        scope["client"] = rewrite.client
-    if rewrite.scheme is not None:
-        scope["scheme"] = rewrite.scheme
+    scope.update(rewrite.updates)
     if rewrite.host_header is not None:
-        scope["server"] = rewrite.server
-        if host_lower_case:
-            rewritten = [header for header in headers if header[0] != _HOST_HEADER]
-        else:
-            rewritten = [header for header in headers if header[0].lower() != _HOST_HEADER]
-        rewritten.append((_HOST_HEADER, rewrite.host_header))
+        new_line = (_HOST_HEADER, rewrite.host_header)
+        if host_lines == 1 and type(headers) is list:
+            # The one Host line replaced where it stands (the other lines are other headers).
+            rewritten = headers.copy()
+            rewritten[rewritten.index(host_line)] = new_line
+        else:  # no Host line, or several: drop them all and add the forwarded one
+            rewritten = [line for line in headers if line[0].lower() != _HOST_HEADER]
+            rewritten.append(new_line)
         scope["headers"] = rewritten
     prefix = rewrite.prefix
     if prefix is not None:
@@ -352,7 +377,7 @@ def _apply(
             scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
 
 
-class ForwardedHeadersMiddleware:
+class ForwardedHeadersMiddleware(ChainedMiddleware):
     """Apply the scheme, host, port, client address (and optionally prefix) forwarded by trusted proxies.
 
     Rewrites ``scope["scheme"]``, ``scope["server"]``, the ``Host`` header (so ``request.url_for``
@@ -419,8 +444,12 @@ class ForwardedHeadersMiddleware:
         # A unix-socket peer: servers report no address for it (`uvicorn --uds`: client None).
         self._trust_socket_peer = self.trusted_hosts.sockets
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Rewrite the scope when the peer is trusted, then run the application."""
+    def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Rewrite the scope when the peer is trusted, then return the application's run.
+
+        A plain method (`ChainedMiddleware`): ``__call__`` awaits it, and a c2c middleware wrapping
+        this one calls it directly.
+        """
         if self._active and scope["type"] in _SCHEMES:
             client = scope.get("client")
             # The peer check, through the matcher's bounded cache without a method call per request.
@@ -430,11 +459,12 @@ class ForwardedHeadersMiddleware:
                 else self._trust_all or self._trusted_peers.get(client[0]) or client[0] in self.trusted_hosts
             ):
                 pairs: list[tuple[bytes, bytes]] = []
-                host: bytes | None = None
-                host_lower_case = True  # every Host line is spelt "host" (then compare without lower())
+                host_line: tuple[bytes, bytes] | None = None  # the last Host line
+                host_lines = 0
                 kinds = self._kinds
                 headers = scope["headers"]
-                for name, value in headers:
+                for line in headers:
+                    name = line[0]
                     kind = kinds.get(name)
                     if kind is None:
                         # Servers send lower-case names, but ASGI does not require it.
@@ -443,13 +473,13 @@ class ForwardedHeadersMiddleware:
                         kind = kinds.get(name.lower())
                         if kind is None:
                             continue
-                        if kind is _HOST_HEADER:
-                            host_lower_case = False
                     if kind is _HOST_HEADER:
-                        host = value
+                        host_line = line
+                        host_lines += 1
                     else:
-                        pairs.append((kind, value))
+                        pairs.append((kind, line[1]))
                 if pairs:
+                    host = None if host_line is None else host_line[1]
                     # Without a Host header a forwarded port applies to the server address: part of the key.
                     server = None if host is not None else _server_key(scope)
                     key = (scope["type"], scope.get("scheme"), host, tuple(pairs), server)
@@ -457,8 +487,8 @@ class ForwardedHeadersMiddleware:
                     if rewrite is None:
                         rewrite = self._remember(key)
                     if rewrite is not _NO_REWRITE:
-                        _apply(scope, client, headers, rewrite, host_lower_case)
-        await self.app(scope, receive, send)
+                        _apply(scope, client, headers, rewrite, host_line, host_lines)
+        return self._next(scope, receive, send)
 
     def _remember(self, key: _Key) -> _Rewrite:
         """Resolve a combination not seen yet and cache it (bounded: keys come from headers)."""

@@ -27,6 +27,7 @@ import struct
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final
 
+from c2c_headers._chain import Wrapping
 from c2c_headers._hosts import parse_trusted_hosts
 from c2c_headers.forwarded import PEER_SCOPE_KEY
 from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
@@ -165,7 +166,7 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(Wrapping):
     """Give every http and websocket request an id: kept from a trusted proxy, else generated.
 
     The id goes to ``scope["state"]["request_id"]``, to `current_request_id` (and so to every log
@@ -259,7 +260,7 @@ class RequestIdMiddleware:
         """
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         found = b""  # empty: no id to keep (a kept id has at least one character)
         if self._someone_trusted:
@@ -300,7 +301,7 @@ class RequestIdMiddleware:
             return send(message)
 
         token = _REQUEST_ID.set(request_id)
-        await self.app(scope, receive, send_with_id)
+        await self._next(scope, receive, send_with_id)
         # Reset only on success: on an exception the server logs the failure in this same context.
         _REQUEST_ID.reset(token)
 
