@@ -3,8 +3,8 @@
 Why a real server sees about three times the in-process cost of ArmorHeader + Forwarded: between
 two requests, the server, the event loop and the framework run tens of microseconds of other code
 and evict what the middlewares touched (their code, their caches, their rule tables). This script
-calls each stack on the scope `bench_load.py`'s requests produce (``X-Forwarded-For/-Proto/-Host``
-from 127.0.0.1; the same FastAPI-sized JSON answer, the floor adding the very headers the armor
+calls each stack on a scope like the one `bench_load.py`'s requests produce (``X-Forwarded-For/-Proto/-Host``
+from 127.0.0.1, `bench_headers.py`'s; the same small JSON answer, the floor adding the very headers the armor
 adds), once with nothing in between (warm) and once after writing one byte in every 64 of a
 ``--thrash`` MiB buffer (cold: every cache line of the caches replaced), and times each request
 alone. Medians over interleaved rounds; overheads are against the bare app and the floor.
@@ -28,9 +28,10 @@ from typing import Any
 from c2c_headers import ArmorHeaderMiddleware, ForwardedHeadersMiddleware
 from c2c_headers.types import ASGIApp, Message, Receive, Scope, Send
 
-# bench_load.py's floor, from the script directory (bench/ is not a package).
+# bench_load.py's floor and bench_headers.py's scope, from the script directory (not a package).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 _load: Any = importlib.import_module("bench_load")
+_headers: Any = importlib.import_module("bench_headers")
 
 JSON_HEADERS = [(b"content-length", b"2"), (b"content-type", b"application/json")]
 
@@ -50,27 +51,9 @@ async def _receive() -> Message:
 
 
 def _scope() -> Scope:
-    """What uvicorn hands over for one of wrk's requests (new objects every time, as a server's)."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": "GET",
-        "root_path": "",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"x-forwarded-for", b"203.0.113.7"),
-            (b"x-forwarded-proto", b"https"),
-            (b"x-forwarded-host", b"public.example"),
-        ],
-        "state": {},
-    }
+    """What uvicorn hands over for one of the load benchmark's requests (new objects every time)."""
+    scope: Scope = _headers.make_scope("/", _headers.FORWARDED_HEADERS)
+    return scope
 
 
 def stacks() -> dict[str, ASGIApp]:
