@@ -72,6 +72,7 @@ def test_cluster_prefix_examples() -> None:
     assert logging_tool.cluster_prefix("{app}logging_") == "{app}logging_"  # a tag of its own is kept
     assert logging_tool.cluster_prefix("") == logging_tool.CLUSTER_TAG
     assert logging_tool.cluster_prefix("{}x") == "{{}x}"
+    assert logging_tool.cluster_prefix("}") == "{c2c_logging}}"  # "{}}": an empty tag
 
 
 @given(
@@ -80,7 +81,7 @@ def test_cluster_prefix_examples() -> None:
 )
 def test_an_override_and_its_signature_share_a_slot(prefix: str, name: str) -> None:
     tagged = logging_tool.cluster_prefix(prefix)
-    assert tagged.startswith(prefix) or tagged == "{" + prefix + "}" or tagged == logging_tool.CLUSTER_TAG
+    assert tagged in (prefix, "{" + prefix + "}", logging_tool.CLUSTER_TAG + prefix)
     # Every key of the prefix is in the slot of the prefix itself (what the listing scans).
     slot = key_slot(tagged)
     assert key_slot(tagged + name) == slot
@@ -217,12 +218,14 @@ async def test_a_failover_loses_nothing_and_answers_503_meanwhile(
     assert await tool.overrides() == expected
 
     check = LoggingSyncCheck()
-    health: set[tuple[int, str]] = set()
+    # (did the synchronisation succeed, what LoggingSyncCheck said right after): which call falls
+    # in the unavailable window depends on timing, so each answer is judged on its own sync.
+    observed: list[tuple[bool, int, str]] = []
 
     async def list_and_sync() -> None:
         synced = await tool._try_sync()  # the background synchronisation's step: never raises
         result = await check.check()
-        health.add((result.status_code, result.payload["state"]))
+        observed.append((synced, result.status_code, result.payload["state"]))
         if not synced:
             raise logging_tool.RedisUnavailableError(result.payload["last_error"])
         assert await tool.overrides() == expected
@@ -231,7 +234,9 @@ async def test_a_failover_loses_nothing_and_answers_503_meanwhile(
     assert outcomes
     assert all(seconds < 8 for _, seconds in outcomes), outcomes  # generous: the limit is 2 s per call
     assert "unavailable" in {outcome for outcome, _ in outcomes}, outcomes  # the master was really gone
-    assert (503, "degraded") in health  # LoggingSyncCheck said so meanwhile
+    # LoggingSyncCheck says so exactly while the synchronisation fails (503), never otherwise.
+    for synced, status, state in observed:
+        assert (status, state) == ((200, "in_sync") if synced else (503, "degraded")), observed
 
     # After the failover: every call completes, and nothing replicated before is lost.
     assert await tool.overrides() == expected

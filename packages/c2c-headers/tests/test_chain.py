@@ -12,6 +12,17 @@ from c2c_headers import ORIGINAL_SCOPE_KEY, ArmorHeaderMiddleware, ForwardedHead
 from c2c_headers._chain import ChainedMiddleware, entry
 from c2c_headers.types import Message, Receive, Scope, Send
 
+
+@pytest.fixture(autouse=True)
+def _unpatched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The classes as c2c-headers defines them: in the whole-workspace run, an earlier test's
+    `sentry_sdk.init` has replaced their ``__call__`` (its Starlette integration wraps every
+    middleware class added with ``Middleware(...)``), which turns the shortcut off (tested below)."""
+    for cls in (ArmorHeaderMiddleware, ForwardedHeadersMiddleware):
+        if "__call__" in vars(cls):
+            monkeypatch.delattr(cls, "__call__")
+
+
 FORWARDED = [(b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https"), (b"x-forwarded-host", b"public")]
 
 
@@ -98,6 +109,24 @@ async def test_a_subclass_overriding_call_is_called_through_it() -> None:
     assert forwarded._next is audited
     headers = await response_headers(forwarded, http_scope(path="/x", headers=FORWARDED))
     assert calls == ["/x"]
+    assert header_values(headers, b"x-frame-options") == [b"DENY"]
+
+
+async def test_a_patched_call_turns_the_shortcut_off_and_is_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What an instrumentation does (Sentry's Starlette integration: a span per middleware class).
+    spans: list[str] = []
+    original = ChainedMiddleware.__call__
+
+    async def traced(self: ArmorHeaderMiddleware, scope: Scope, receive: Receive, send: Send) -> None:
+        spans.append(type(self).__name__)
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(ArmorHeaderMiddleware, "__call__", traced)
+    armor = ArmorHeaderMiddleware(make_app(), engine="python")
+    forwarded = ForwardedHeadersMiddleware(armor, trusted_hosts="127.0.0.1")
+    assert forwarded._next is armor
+    headers = await response_headers(forwarded, http_scope(headers=FORWARDED))
+    assert spans == ["ArmorHeaderMiddleware"]
     assert header_values(headers, b"x-frame-options") == [b"DENY"]
 
 

@@ -332,13 +332,16 @@ def cluster_prefix(prefix: str) -> str:
     Every override and its signature then live in one hash slot (one master): a change is one
     transaction and the list is one `SCAN` of that master. A prefix that already holds a non-empty
     hash tag (`{app}logging_`) is kept; any other is put in braces (`c2c_logging_level_` →
-    `{c2c_logging_level_}`); an empty one becomes `CLUSTER_TAG`. On a single Redis (URL or
-    Sentinel) the prefix is used as it is, as in c2casgiutils 0.14.
+    `{c2c_logging_level_}`); an empty one becomes `CLUSTER_TAG`, and one starting with `}` (in
+    braces, an empty tag: Redis would hash each whole key) goes after it (`{c2c_logging}}x`). On a
+    single Redis (URL or Sentinel) the prefix is used as it is, as in c2casgiutils 0.14.
     """
     start = prefix.find("{")
     if start != -1 and prefix.find("}", start + 1) > start + 1:
         return prefix
-    return "{" + prefix + "}" if prefix else CLUSTER_TAG
+    if not prefix:
+        return CLUSTER_TAG
+    return CLUSTER_TAG + prefix if prefix.startswith("}") else "{" + prefix + "}"
 
 
 def signature_key(prefix: str, name: str) -> str:
