@@ -9,7 +9,9 @@ application is such a middleware calls the inner one's `_enter` directly (`entry
 ``Forwarded -> Armor -> app`` runs as one coroutine instead of two, with the same behaviour: the
 same work in the same order, exceptions raised through the same ``await``.
 
-A subclass that overrides ``__call__`` is called through it, never skipped.
+A subclass that overrides ``__call__`` is called through it, never skipped; so is a class whose
+``__call__`` an instrumentation replaced before the stack was built (Sentry's Starlette integration
+wraps the class of every middleware added with ``Middleware(...)``).
 """
 
 from __future__ import annotations
