@@ -462,18 +462,7 @@ async def test_sentinel_failover(
         redis_sentinel.failover()
         # The old master (now a replica) goes away: every pub/sub connection to it must move.
         redis_sentinel.replica.stop()
-        deadline = time.monotonic() + 60
-        answers: list[BroadcastResponse[Any] | MissingAnswer] = []
-        while time.monotonic() < deadline:
-            try:
-                answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=2)
-            except BroadcastUnavailableError:
-                await asyncio.sleep(0.2)
-                continue
-            if len(_responses(answers)) == 4:
-                break
-            await asyncio.sleep(0.2)
-        assert len(_responses(answers)) == 4, answers
+        await _until_all_four_answer(60)
         await c2c_broadcast.shutdown()
 
 
