@@ -16,8 +16,15 @@ The stacks:
 - ``floor: static headers``: the bare app with a minimal pure-ASGI middleware appending the very
   headers ArmorHeaderMiddleware adds (captured once at startup): the cost of the header bytes alone
   (serialising, sending, parsing), which no header middleware can avoid;
+- ``floor again (A/A control)``: the same floor in a server of its own, measured against the floor
+  like armor+fwd: what the machine's noise alone reads as an overhead (no target; its median and
+  quartiles tell how far a figure near the target can be trusted);
 - ``armor+fwd [python]`` / ``[native]``: the same app with ``ArmorHeaderMiddleware`` (default rules)
   and ``ForwardedHeadersMiddleware`` (``C2C_HEADERS_ENGINE`` selects the engine);
+- ``lower bound + armor`` (``--lower-bound``): ArmorHeaderMiddleware (native engine
+  when installed) under a middleware that writes what ForwardedHeadersMiddleware writes for these
+  requests, known in advance (no header parsed, no cache): the least any forwarded rewrite costs
+  here; measured against the floor like the control, no target;
 - ``full stack (demo)``: ``examples.demo.app:app`` (TrustedHost, forwarded, armor, CORS, GZip,
   Prometheus instrumentation, the ``/c2c`` mount; local broadcast, no Redis);
 - ``reference 0.14.0``: the armor+fwd stack built from ``c2casgiutils==0.14.0`` in ``.bench-venv``
@@ -34,13 +41,22 @@ and p99 latency over the rounds, their ratios to the bare app, the server's CPU 
 steadier than req/s on a shared machine), errors (non-2xx/3xx responses and socket errors over
 every run) and the resident memory (``VmRSS``). Below each table, armor+fwd against the floor:
 the CPU it adds per request in % of the floor's and its p99 against the bare app's, each round
-paired with the same round of the floor and the bare app (median and min-max range).
+paired with the same round of the floor and the bare app (median, quartiles and min-max range);
+the A/A control's line, measured the same way, comes first.
+
+Rounds run one stack at a time, and a 2-core VM's speed drifts between two runs of the same round
+(the A/A control's rounds spread over tens of %). So, after the rounds, each armor+fwd stack and
+control is also loaded **at the same time** as its server's floor, ``--pairs`` (8) times for
+``--pair-duration`` (4) s: two wrk on the wrk core, both servers sharing the server core, each
+server's CPU per request read from its own processes. Whatever slows the machine then slows both
+alike; the A/A control's pairs show what is left (a percent or two between two processes).
 
 Targets (``--check``): under every server, armor+fwd adds at most 5 % server CPU per request over
-the floor and its p99 is at most 1.5 x the bare app's; no errors; RSS growth at most 10 %.
+the floor (the median of the pairs; of the rounds with ``--pairs 0``) and its p99 is at most 1.5 x
+the bare app's (rounds); no errors; RSS growth at most 10 %.
 
 Usage: ``uv run --no-sync python bench/bench_load.py [--check] [--servers uvicorn,granian] [--rounds 5]
-[--duration 6]``.
+[--duration 6] [--pairs 8] [--pair-duration 4] [--lower-bound]``.
 """
 
 from __future__ import annotations
@@ -64,6 +80,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +99,13 @@ WARMUP_REQUESTS = 10_000
 TOTAL_REQUESTS = 100_000
 START_TIMEOUT = 60.0
 
+FLOOR_AGAIN = "floor again (A/A control)"
+_KNOWN_UPDATES = {
+    "client": (FORWARDED["X-Forwarded-For"], 0),
+    "scheme": FORWARDED["X-Forwarded-Proto"],
+    "server": (FORWARDED["X-Forwarded-Host"], 443),
+}
+_KNOWN_HOST = (b"host", FORWARDED["X-Forwarded-Host"].encode())
 TARGET_CPU_OVER_FLOOR = 0.05  # armor+fwd adds at most 5 % server CPU per request over the floor
 TARGET_P99 = 1.5  # armor+fwd p99 latency at most 1.5 x the bare app's
 TARGET_RSS_GROWTH = 0.10  # RSS after 100k requests within 10 % of RSS after 10k
@@ -111,13 +135,19 @@ def create_app() -> Any:
         app.add_middleware(ArmorHeaderMiddleware)
         app.add_middleware(ForwardedHeadersMiddleware, trusted_hosts="127.0.0.1", headers_type="x-forwarded")
         return app
+    if stack == "lower-bound":
+        from c2c_headers import ArmorHeaderMiddleware
+
+        app.add_middleware(ArmorHeaderMiddleware)
+        app.add_middleware(_known_rewrite())
+        return app
     if stack == "reference":
         # Only in the bench venv, by name: the workspace's c2casgiutils (c2c-all) has the same name.
         reference: Any = importlib.import_module("c2casgiutils.headers")
         app.add_middleware(reference.ArmorHeaderMiddleware)
         app.add_middleware(reference.ForwardedHeadersMiddleware, trusted_hosts="127.0.0.1", headers_type="x-forwarded")
         return app
-    raise ValueError(f"unknown {STACK_ENV}={stack!r}: expected bare, floor, armor or reference")
+    raise ValueError(f"unknown {STACK_ENV}={stack!r}: expected bare, floor, armor, lower-bound or reference")
 
 
 class _StaticHeaders:
@@ -138,6 +168,41 @@ class _StaticHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _known_rewrite() -> Any:
+    """`_KnownRewrite`'s class: made on demand, as the reference's interpreter has no c2c_headers."""
+    from c2c_headers import ORIGINAL_SCOPE_KEY, PEER_SCOPE_KEY
+    from c2c_headers._chain import ChainedMiddleware
+
+    class _KnownRewrite(ChainedMiddleware):
+        """The lower bound of a forwarded rewrite: this benchmark's one answer, written without parsing.
+
+        What `ForwardedHeadersMiddleware` writes for the benchmark's requests (client, scheme, server,
+        the Host line, the original values and the peer), known in advance: no header is read but Host,
+        no cache is looked up. One coroutine with the armor below, like the real pair.
+        """
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        def _enter(self, scope: Any, receive: Any, send: Any) -> Any:
+            client = scope.get("client")
+            if client is not None and client[0] == "127.0.0.1":
+                scope[PEER_SCOPE_KEY] = client
+                scope[ORIGINAL_SCOPE_KEY] = {
+                    "client": client,
+                    "scheme": scope.get("scheme"),
+                    "server": scope.get("server"),
+                    "host": None,
+                    "root_path": scope.get("root_path", ""),
+                    "path": scope.get("path"),
+                }
+                scope.update(_KNOWN_UPDATES)
+                scope["headers"] = [_KNOWN_HOST if line[0] == b"host" else line for line in scope["headers"]]
+            return self._next(scope, receive, send)
+
+    return _KnownRewrite
 
 
 def _armor_headers() -> list[tuple[bytes, bytes]]:
@@ -194,6 +259,7 @@ class Variant:
     cwd: Path
     ours: bool = True  # targets apply (the reference is printed only)
     armor: bool = False  # the armor+fwd targets apply
+    control: bool = False  # the floor again (A/A control), the lower bound: measured against the floor, no target
     server: str = "uvicorn"
     factory: bool = False
     port: int = 0
@@ -201,6 +267,7 @@ class Variant:
     log: Path | None = None
     runs: list[Run] = field(default_factory=list)
     warmup: list[Run] = field(default_factory=list)
+    paired: list[float] = field(default_factory=list)  # CPU over the floor, run at the same time as it
     total_requests: int = 0
     rss_10k: int = 0
     rss_100k: int = 0
@@ -369,6 +436,17 @@ def wrk(wrk_binary: str, variant: Variant, seconds: float, core: int | None, con
     return run
 
 
+def wrk_pair(
+    wrk_binary: str, floor: Variant, variant: Variant, seconds: float, core: int | None, connections: int
+) -> float:
+    """Load the floor and `variant` at the same time (their servers share one core); `variant`'s
+    server CPU per request over the floor's."""
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(wrk, wrk_binary, v, seconds, core, connections) for v in (floor, variant)]
+        floor_run, variant_run = (future.result() for future in runs)
+    return (variant_run.cpu_us - floor_run.cpu_us) / floor_run.cpu_us
+
+
 # --- setting up the variants ----------------------------------------------------------------------
 
 
@@ -404,7 +482,7 @@ def _ensure_reference_server(python: str) -> str | None:
 
 
 def build_variants(
-    directory: Path, with_reference: bool, http: str, servers: list[str]
+    directory: Path, with_reference: bool, http: str, servers: list[str], lower_bound: bool = False
 ) -> tuple[list[Variant], list[str]]:
     """Every stack under every server in `servers` (the reference under uvicorn only)."""
     notes: list[str] = []
@@ -434,6 +512,8 @@ def build_variants(
         variants += [
             Variant("bare", ours, app, stack_env("bare"), HERE, **common),
             Variant("floor: static headers", ours, app, stack_env("floor"), HERE, **common),
+            # The same floor in a second server: what the machine's noise alone shows as an overhead.
+            Variant(FLOOR_AGAIN, ours, app, stack_env("floor"), HERE, control=True, **common),
             Variant(
                 "armor+fwd [python]",
                 ours,
@@ -453,6 +533,19 @@ def build_variants(
                     stack_env("armor", C2C_HEADERS_ENGINE="native"),
                     HERE,
                     armor=True,
+                    **common,
+                )
+            )
+        if lower_bound:
+            engine = "native" if native else "python"
+            variants.append(
+                Variant(
+                    f"lower bound + armor [{engine}]",
+                    ours,
+                    app,
+                    stack_env("lower-bound", C2C_HEADERS_ENGINE=engine),
+                    HERE,
+                    control=True,
                     **common,
                 )
             )
@@ -510,6 +603,14 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def _quartiles(values: list[float]) -> str:
+    """The first and third quartiles of per-round ratios, as ``+a% to +b%``."""
+    if len(values) < 2:
+        return "n/a"
+    first, _, third = statistics.quantiles(values, n=4)
+    return f"{first:+.1%} to {third:+.1%}"
+
+
 def _spread(values: list[float], fmt: str, separator: str = "-") -> str:
     return f"{min(values):{fmt}}{separator}{max(values):{fmt}}"
 
@@ -535,7 +636,7 @@ def _table(variants: list[Variant], total: int) -> list[str]:
     bare_p99 = _median([run.p99_ms for run in bare.runs])
     bare_cpu = _median([run.cpu_us for run in bare.runs])
     header = (
-        f"| {'stack':<27} | {'req/s':>7} | {'x bare':>6} | {'req/s range':>13} | {'p99 ms':>7} | {'x bare':>6} |"
+        f"| {'stack':<28} | {'req/s':>7} | {'x bare':>6} | {'req/s range':>13} | {'p99 ms':>7} | {'x bare':>6} |"
         f" {'CPU µs/req':>10} | {'bare/this':>9} | {'errors':>6} | {'RSS 10k MiB':>11}"
         f" | {f'RSS {total // 1000}k MiB':>12} | {'growth':>6} |"
     )
@@ -550,7 +651,7 @@ def _table(variants: list[Variant], total: int) -> list[str]:
         growth = (variant.rss_100k - variant.rss_10k) / variant.rss_10k
         spread = _spread([r.rps for r in variant.runs], ".0f")
         print(
-            f"| {variant.name:<27} | {rps:>7.0f} | {rps / bare_rps:>6.2f} | {spread:>13} | {p99:>7.2f} |"
+            f"| {variant.name:<28} | {rps:>7.0f} | {rps / bare_rps:>6.2f} | {spread:>13} | {p99:>7.2f} |"
             f" {p99 / bare_p99:>6.2f} | {cpu:>10.0f} | {bare_cpu / cpu:>9.2f} | {errors:>6} |"
             f" {variant.rss_10k / 1024:>11.1f} | {variant.rss_100k / 1024:>12.1f} | {growth:>+6.1%} |"
         )
@@ -566,7 +667,7 @@ def _table(variants: list[Variant], total: int) -> list[str]:
     return missed
 
 
-def report(variants: list[Variant], total: int) -> list[str]:
+def report(variants: list[Variant], total: int, pair_seconds: float = 0.0) -> list[str]:
     """Print one table per server, then armor+fwd against the floor; return the missed targets."""
     missed: list[str] = []
     for server in dict.fromkeys(variant.server for variant in variants):
@@ -576,17 +677,27 @@ def report(variants: list[Variant], total: int) -> list[str]:
         missed += _table(mine, total)
         bare, floor = mine[0], mine[1]
         print()
-        for armor in (variant for variant in mine if variant.armor):
+        for armor in (variant for variant in mine if variant.armor or variant.control):
             against = Against.of(armor, floor, bare)
             cpu, p99 = _median(against.cpu_over_floor), _median(against.p99_ratio)
             cpu_rounds, p99_rounds = (
                 _spread(against.cpu_over_floor, "+.1%", " to "),
                 _spread(against.p99_ratio, ".2f", " to "),
             )
+            quartiles = _quartiles(against.cpu_over_floor)
             print(
-                f"{server} {armor.name}: CPU over the floor {cpu:+.1%} (rounds {cpu_rounds}),"
+                f"{server} {armor.name}: CPU over the floor {cpu:+.1%} (quartiles {quartiles}, rounds {cpu_rounds}),"
                 f" p99 {p99:.2f} x bare (rounds {p99_rounds})"
             )
+            if armor.paired:
+                cpu = _median(armor.paired)
+                print(
+                    f"{server} {armor.name}, loaded at the same time as the floor: CPU over the floor {cpu:+.1%}"
+                    f" (quartiles {_quartiles(armor.paired)}, {len(armor.paired)} pairs of {pair_seconds:g} s"
+                    f" {_spread(armor.paired, '+.1%', ' to ')})"
+                )
+            if armor.control:
+                continue
             if cpu > TARGET_CPU_OVER_FLOOR:
                 missed.append(
                     f"{armor.label}: {cpu:+.1%} server CPU per request over the floor (> +{TARGET_CPU_OVER_FLOOR:.0%})"
@@ -596,7 +707,8 @@ def report(variants: list[Variant], total: int) -> list[str]:
         print()
     print(
         f"targets: under every server, armor+fwd adds <= {TARGET_CPU_OVER_FLOOR:.0%} server CPU per request over"
-        f" the floor and its p99 <= {TARGET_P99:g} x bare (medians of the per-round ratios); no error; RSS growth"
+        f" the floor (the median of the pairs loaded at the same time as the floor, else of the rounds) and its"
+        f" p99 <= {TARGET_P99:g} x bare (median of the per-round ratios); no error; RSS growth"
         f" from 10k to {total // 1000}k requests <= {TARGET_RSS_GROWTH:.0%} (our stacks; the reference is shown only)"
     )
     for line in missed:
@@ -619,8 +731,15 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--servers", type=_servers_option, default=list(SERVERS), help="default uvicorn,granian")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per measured run (default 6)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved measured runs per stack (default 5)")
+    parser.add_argument(
+        "--pairs", type=int, default=8, help="runs of each armor+fwd stack at the same time as the floor (default 8)"
+    )
+    parser.add_argument("--pair-duration", type=float, default=4.0, help="seconds per paired run (default 4)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--no-reference", action="store_true", help="skip the c2casgiutils 0.14.0 stack")
+    parser.add_argument(
+        "--lower-bound", action="store_true", help="add the known-rewrite stack (no parsing, no cache) + armor"
+    )
     parser.add_argument("--total", type=int, default=TOTAL_REQUESTS, help="requests before the second RSS (100000)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the shuffled order")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -643,6 +762,17 @@ def measure(variants: list[Variant], options: argparse.Namespace, wrk_binary: st
         for variant in order:
             variant.runs.append(wrk(wrk_binary, variant, options.duration, wrk_core, options.connections))
         print(f"round {round_number + 1}/{options.rounds} done", flush=True)
+    # Each armor+fwd stack and control loaded at the same time as its server's floor, both servers
+    # on one core: the machine's ups and downs fall on both alike.
+    for server in dict.fromkeys(variant.server for variant in variants):
+        mine = [variant for variant in variants if variant.server == server]
+        floor, measured = mine[1], [variant for variant in mine if variant.armor or variant.control]
+        for _ in range(options.pairs):
+            for variant in shuffle.sample(measured, len(measured)):
+                cpu = wrk_pair(wrk_binary, floor, variant, options.pair_duration, wrk_core, options.connections)
+                variant.paired.append(cpu)
+        if options.pairs:
+            print(f"{server}: {options.pairs} pairs with the floor done", flush=True)
     # Top up to --total requests each, then the second RSS.
     for variant in variants:
         while variant.total_requests < options.total:
@@ -670,7 +800,9 @@ def main() -> int:
     load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="bench-load-") as temp:
-        variants, notes = build_variants(Path(temp), not options.no_reference, http, options.servers)
+        variants, notes = build_variants(
+            Path(temp), not options.no_reference, http, options.servers, options.lower_bound
+        )
         print(f"stacks: {', '.join(variant.label for variant in variants)}", flush=True)
         with servers(variants, server_core, Path(temp), server_options):
             measure(variants, options, wrk_binary, wrk_core)
@@ -691,10 +823,15 @@ def main() -> int:
         f"(interleaved across servers, shuffle seed {options.seed}), X-Forwarded-For/-Proto/-Host on every request; "
         f"RSS after {min(v.requests_at_10k for v in variants)}+ and {options.total}+ requests"
     )
+    if options.pairs:
+        print(
+            f"then {options.pairs} x {options.pair_duration:g} s per armor+fwd stack and control, loaded at the same"
+            " time as its server's floor (two wrk, both servers on the server core)"
+        )
     for note in notes:
         print(f"note: {note}")
     print()
-    missed = report(variants, options.total)
+    missed = report(variants, options.total, options.pair_duration)
     return 1 if missed and options.check else 0
 
 
