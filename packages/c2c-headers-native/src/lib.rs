@@ -8,6 +8,7 @@
 
 mod check;
 pub mod engine;
+pub mod forwarded;
 pub mod nonce;
 
 use std::borrow::Cow;
@@ -996,5 +997,6 @@ fn native_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_class::<RuleEngine>()?;
     module.add_class::<Match>()?;
+    module.add_class::<forwarded::ForwardedRewriter>()?;
     Ok(())
 }

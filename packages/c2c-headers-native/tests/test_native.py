@@ -468,6 +468,12 @@ except native.PatternNotSupported as error:
     assert error.rule == "la", error
 else:
     raise AssertionError("PatternNotSupported expected")
+cache = {}
+rewriter = native.ForwardedRewriter([b"x-forwarded-proto", b"host"], cache, "peer", "original")
+scope = {"type": "http", "scheme": "http", "headers": [(b"host", b"h"), (b"x-forwarded-proto", b"https")]}
+assert rewriter.rewrite(scope, ("10.0.0.1", 1)) is False and scope["scheme"] == "http"
+cache[("http", "http", b"h", ((b"x-forwarded-proto", b"https"),), None)] = ({"scheme": "https"}, None, None, "h")
+assert rewriter.rewrite(scope, ("10.0.0.1", 1)) is True and scope["scheme"] == "https"
 assert "c2c_headers" not in {name.partition(".")[0] for name, module in sys.modules.items() if module is not None}
 print("ok")
 """

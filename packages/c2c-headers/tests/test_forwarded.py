@@ -532,3 +532,21 @@ async def test_mixed_case_names_are_understood() -> None:
     assert [value for name, value in scope["headers"] if name.lower() == b"host"] == [b"public.example"]
     assert scope[ORIGINAL_SCOPE_KEY]["host"] == "internal:8000"
     assert scope["scheme"] == "https"
+
+
+def test_the_engine_falls_back_to_python_without_the_native_rewriter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` without c2c-headers-native (or with one older than the rewriter) is the Python path;
+    ``native`` without it is an error that says what to install."""
+    import sys
+    import types
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("not called")
+
+    monkeypatch.delenv("C2C_HEADERS_ENGINE", raising=False)
+    monkeypatch.setitem(sys.modules, "c2c_headers_native", None)  # any import of it fails
+    assert ForwardedHeadersMiddleware(app).engine_name == "python"
+    with pytest.raises(ModuleNotFoundError, match=re.escape("c2c-headers[native]")):
+        ForwardedHeadersMiddleware(app, engine="native")
+    monkeypatch.setitem(sys.modules, "c2c_headers_native", types.ModuleType("c2c_headers_native"))  # no rewriter
+    assert ForwardedHeadersMiddleware(app).engine_name == "python"

@@ -1,11 +1,11 @@
 """The Rust extension of c2c_headers_native (stubs written by hand; checked by mypy.stubtest)."""
 
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from typing import Any, Protocol, final
 
 from c2c_headers_native._contract import Rule
 
-__all__ = ["Match", "RuleEngine", "__version__"]
+__all__ = ["ForwardedRewriter", "Match", "RuleEngine", "__version__"]
 
 __version__: str
 
@@ -64,3 +64,27 @@ class RuleEngine:
 
     def apply(self, match: _RequestMatch, status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """Return the response headers after the matched rules' edits (a new list)."""
+
+@final
+class ForwardedRewriter:
+    """The per-request part of c2c-headers' ``ForwardedHeadersMiddleware``: known rewrites, in Rust.
+
+    ``cache`` maps the middleware's key ``(scope type, scheme, Host value, ((name, value), ...),
+    None)`` to None (nothing to rewrite) or ``(updates, host_line, prefix, original_host)``; the
+    Python side fills it, the rewriter only reads it.
+    """
+
+    def __new__(
+        cls,
+        names: Sequence[bytes],
+        cache: dict[Any, Any],
+        peer_key: str,
+        original_key: str,
+    ) -> ForwardedRewriter:
+        """``names``: the lower-case header names read (``b"host"`` among them); ``peer_key`` and
+        ``original_key``: the scope keys of the real peer and of the original values."""
+
+    def rewrite(self, scope: dict[str, Any], client: Any) -> bool:
+        """Apply the cached rewrite of a trusted peer's scope; True when done (rewritten, or no
+        forwarded header), False with the scope untouched when the key is unknown or the scope not
+        a list of ``(bytes, bytes)`` tuples with one ``Host`` line."""

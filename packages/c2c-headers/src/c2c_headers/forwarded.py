@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import ipaddress
 import logging
 import operator
 import re
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, Literal, TypeAlias
 
 from c2c_headers._chain import ChainedMiddleware
+from c2c_headers._engine import NATIVE_MISSING, resolve_engine_name
 
 # TrustedHosts and its messages lived here: still importable from this module.
 from c2c_headers._hosts import BAD_TRUSTED_HOST as BAD_TRUSTED_HOST
@@ -85,6 +87,15 @@ _PAIR_REVERSED: Final = re.compile(
 # when there is no Host header). A plain tuple: it is built on every request, and a tuple literal
 # is the cheapest hashable value.
 _Key: TypeAlias = tuple[str, "str | None", "bytes | None", tuple[tuple[bytes, bytes], ...], "tuple[Any, ...] | None"]
+
+# What the native rewriter reads for a key: None (nothing to rewrite), or the scope updates, the new
+# Host line, the prefix (text and latin-1 bytes) and the original Host value (see
+# `c2c_headers_native.ForwardedRewriter`).
+_NativeEntry: TypeAlias = (
+    "tuple[dict[str, Any], tuple[bytes, bytes] | None, tuple[str, bytes] | None, str | None] | None"
+)
+# The native rewriter's bound `rewrite(scope, client) -> done`.
+_NativeRewrite: TypeAlias = Callable[[Scope, Any], bool]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -398,6 +409,8 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
         headers_type: str = "x-forwarded",
         trust_prefix: bool = False,
         trust_host: bool = True,
+        *,
+        engine: str | None = None,
     ) -> None:
         """Parse the configuration.
 
@@ -413,9 +426,15 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
                 ``Forwarded: host=``), as c2casgiutils 0.14 did. Only safe when the nearest proxy
                 sets or strips them: a value it passes through untouched is the client's. False
                 ignores them (``url_for`` then uses the request's own ``Host``).
+            engine: who applies a known rewrite per request: ``"auto"`` (c2c-headers-native when
+                installed), ``"python"`` or ``"native"``; None reads ``C2C_HEADERS_ENGINE`` like
+                `ArmorHeaderMiddleware`. Parsing and decisions are Python's in every case; the native
+                rewriter repeats them faster on the requests whose headers were seen before.
 
         Raises:
-            ValueError: an unknown ``headers_type`` or a malformed ``trusted_hosts`` entry.
+            ValueError: an unknown ``headers_type``, a malformed ``trusted_hosts`` entry or an
+                unknown engine name.
+            ModuleNotFoundError: ``engine="native"`` without c2c-headers-native installed.
         """
         if headers_type not in HEADERS_TYPES:
             raise ValueError(BAD_HEADERS_TYPE.format(accepted=", ".join(HEADERS_TYPES), value=headers_type))
@@ -443,6 +462,11 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
         self._trusted_peers = self.trusted_hosts.cache
         # A unix-socket peer: servers report no address for it (`uvicorn --uds`: client None).
         self._trust_socket_peer = self.trusted_hosts.sockets
+        # The native rewriter's view of `_cache` (filled and cleared with it).
+        self._native_cache: dict[_Key, _NativeEntry] = {}
+        self._native_rewrite = _native_rewriter(engine, list(self._kinds), self._native_cache) if self._active else None
+        self.engine_name: str = "python" if self._native_rewrite is None else "native"
+        """``"native"`` when c2c-headers-native applies the known rewrites, else ``"python"``."""
 
     def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         """Rewrite the scope when the peer is trusted, then return the application's run.
@@ -458,36 +482,40 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
                 if client is None
                 else self._trust_all or self._trusted_peers.get(client[0]) or client[0] in self.trusted_hosts
             ):
-                pairs: list[tuple[bytes, bytes]] = []
-                host_line: tuple[bytes, bytes] | None = None  # the last Host line
-                host_lines = 0
-                kinds = self._kinds
-                headers = scope["headers"]
-                for line in headers:
-                    name = line[0]
-                    kind = kinds.get(name)
-                    if kind is None:
-                        # Servers send lower-case names, but ASGI does not require it.
-                        if name.islower() or not name.isascii():
-                            continue
-                        kind = kinds.get(name.lower())
+                native = self._native_rewrite
+                # The native rewriter answers False, the scope untouched, for anything it has not
+                # seen resolved (or cannot read): the Python path below then takes the request.
+                if native is None or not native(scope, client):
+                    pairs: list[tuple[bytes, bytes]] = []
+                    host_line: tuple[bytes, bytes] | None = None  # the last Host line
+                    host_lines = 0
+                    kinds = self._kinds
+                    headers = scope["headers"]
+                    for line in headers:
+                        name = line[0]
+                        kind = kinds.get(name)
                         if kind is None:
-                            continue
-                    if kind is _HOST_HEADER:
-                        host_line = line
-                        host_lines += 1
-                    else:
-                        pairs.append((kind, line[1]))
-                if pairs:
-                    host = None if host_line is None else host_line[1]
-                    # Without a Host header a forwarded port applies to the server address: part of the key.
-                    server = None if host is not None else _server_key(scope)
-                    key = (scope["type"], scope.get("scheme"), host, tuple(pairs), server)
-                    rewrite = self._cache.get(key)
-                    if rewrite is None:
-                        rewrite = self._remember(key)
-                    if rewrite is not _NO_REWRITE:
-                        _apply(scope, client, headers, rewrite, host_line, host_lines)
+                            # Servers send lower-case names, but ASGI does not require it.
+                            if name.islower() or not name.isascii():
+                                continue
+                            kind = kinds.get(name.lower())
+                            if kind is None:
+                                continue
+                        if kind is _HOST_HEADER:
+                            host_line = line
+                            host_lines += 1
+                        else:
+                            pairs.append((kind, line[1]))
+                    if pairs:
+                        host = None if host_line is None else host_line[1]
+                        # Without a Host header a forwarded port applies to the server address: part of the key.
+                        server = None if host is not None else _server_key(scope)
+                        key = (scope["type"], scope.get("scheme"), host, tuple(pairs), server)
+                        rewrite = self._cache.get(key)
+                        if rewrite is None:
+                            rewrite = self._remember(key)
+                        if rewrite is not _NO_REWRITE:
+                            _apply(scope, client, headers, rewrite, host_line, host_lines)
         return self._next(scope, receive, send)
 
     def _remember(self, key: _Key) -> _Rewrite:
@@ -495,7 +523,10 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
         rewrite = self._resolve(key)
         if len(self._cache) >= _MAX_CACHE:
             self._cache.clear()
+            self._native_cache.clear()
         self._cache[key] = rewrite
+        if self._native_rewrite is not None:
+            self._native_cache[key] = _native_entry(rewrite)
         return rewrite
 
     def _resolve(self, key: _Key) -> _Rewrite:
@@ -578,6 +609,39 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
 
         host = field("host") if self.trust_host else None
         return _Forwarded(client, field("proto"), host, None, None)
+
+
+def _native_entry(rewrite: _Rewrite) -> _NativeEntry:
+    """What the native rewriter reads for `rewrite`."""
+    if rewrite is _NO_REWRITE:
+        return None
+    host_line = None if rewrite.host_header is None else (_HOST_HEADER, rewrite.host_header)
+    prefix = None if rewrite.prefix is None else (rewrite.prefix, rewrite.prefix.encode("latin-1"))
+    return (rewrite.updates, host_line, prefix, rewrite.original_host)
+
+
+def _native_rewriter(engine: str | None, names: list[bytes], cache: dict[_Key, _NativeEntry]) -> _NativeRewrite | None:
+    """``c2c_headers_native.ForwardedRewriter(...).rewrite`` when the engine is native, else None.
+
+    ``auto`` falls back to Python when c2c-headers-native is not installed or predates the rewriter.
+    """
+    engine_name, source = resolve_engine_name(engine)
+    if engine_name == "python":
+        return None
+    try:
+        native = importlib.import_module("c2c_headers_native")
+    except ModuleNotFoundError as error:
+        if error.name != "c2c_headers_native":
+            raise  # a broken build must not look like "not installed"
+        if engine_name == "native":
+            raise ModuleNotFoundError(NATIVE_MISSING.format(source=source), name=error.name) from error
+        return None
+    rewriter_class = getattr(native, "ForwardedRewriter", None)
+    if rewriter_class is None:  # a c2c-headers-native older than the rewriter: its rule engine only
+        _LOG.debug("c2c_headers: c2c-headers-native has no ForwardedRewriter; forwarded headers in Python")
+        return None
+    rewrite: _NativeRewrite = rewriter_class(names, cache, PEER_SCOPE_KEY, ORIGINAL_SCOPE_KEY).rewrite
+    return rewrite
 
 
 def _server_key(scope: Scope) -> tuple[Any, ...] | None:
