@@ -61,13 +61,13 @@ def stacks() -> dict[str, ASGIApp]:
     found: dict[str, ASGIApp] = {
         "bare": bare_app,
         "floor: static headers": _load._StaticHeaders(bare_app, _load._armor_headers()),
-        "forwarded": ForwardedHeadersMiddleware(bare_app, trusted_hosts="127.0.0.1"),
     }
     engines = ["python"] + (["native"] if importlib.util.find_spec("c2c_headers_native") else [])
     for engine in engines:
+        found[f"forwarded [{engine}]"] = ForwardedHeadersMiddleware(bare_app, trusted_hosts="127.0.0.1", engine=engine)
         found[f"armor [{engine}]"] = ArmorHeaderMiddleware(bare_app, engine=engine)
         found[f"armor+fwd [{engine}]"] = ForwardedHeadersMiddleware(
-            ArmorHeaderMiddleware(bare_app, engine=engine), trusted_hosts="127.0.0.1"
+            ArmorHeaderMiddleware(bare_app, engine=engine), trusted_hosts="127.0.0.1", engine=engine
         )
     return found
 
