@@ -225,15 +225,6 @@ impl ForwardedRewriter {
     ) -> PyResult<()> {
         let py = scope.py();
         let none = py.None().into_bound(py);
-        let Write {
-            headers,
-            host_index,
-            scheme,
-            updates,
-            host_line,
-            prefix,
-            original_host,
-        } = write;
         let peer_key = self.peer_key.bind(py);
         if !scope.contains(peer_key)? {
             scope.set_item(peer_key, client)?;
@@ -242,14 +233,14 @@ impl ForwardedRewriter {
         original.set_item(intern!(py, "client"), client)?;
         original.set_item(
             intern!(py, "scheme"),
-            scheme.unwrap_or_else(|| none.clone()),
+            write.scheme.unwrap_or_else(|| none.clone()),
         )?;
         let server = scope.get_item(intern!(py, "server"))?;
         original.set_item(
             intern!(py, "server"),
             server.unwrap_or_else(|| none.clone()),
         )?;
-        original.set_item(intern!(py, "host"), original_host)?;
+        original.set_item(intern!(py, "host"), write.original_host)?;
         let root_path = match scope.get_item(intern!(py, "root_path"))? {
             Some(root_path) => root_path,
             None => PyString::new(py, "").into_any(),
@@ -258,15 +249,15 @@ impl ForwardedRewriter {
         let path = scope.get_item(intern!(py, "path"))?;
         original.set_item(intern!(py, "path"), path.unwrap_or(none))?;
         scope.set_item(self.original_key.bind(py), original)?;
-        for (name, value) in updates.iter() {
+        for (name, value) in write.updates.iter() {
             scope.set_item(name, value)?;
         }
-        if !host_line.is_none() {
-            let rewritten = headers.get_slice(0, headers.len());
-            rewritten.set_item(host_index, host_line)?;
+        if !write.host_line.is_none() {
+            let rewritten = write.headers.get_slice(0, write.headers.len());
+            rewritten.set_item(write.host_index, write.host_line)?;
             scope.set_item(intern!(py, "headers"), rewritten)?;
         }
-        if let Some((text, encoded)) = prefix {
+        if let Some((text, encoded)) = write.prefix {
             // As `prefix + scope.get(key, "")` in Python: a value that is not a str raises the same TypeError.
             for key in [intern!(py, "root_path"), intern!(py, "path")] {
                 let current = match scope.get_item(key)? {

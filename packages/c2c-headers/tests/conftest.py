@@ -39,3 +39,14 @@ def engine(request: pytest.FixtureRequest) -> str:
             pytest.fail("--native was given but c2c_headers_native is not importable (install c2c-headers[native])")
         pytest.skip("c2c_headers_native is not installed (install c2c-headers[native]; --native makes this an error)")
     return name
+
+
+@pytest.fixture(scope="module")
+def native_required(request: pytest.FixtureRequest) -> None:
+    """Skip (or, under ``--native``, fail) a module that needs c2c-headers-native when it is missing
+    (``pytestmark = pytest.mark.usefixtures("native_required")``)."""
+    if _native_version() is not None:
+        return
+    if _native_option(request.config):
+        pytest.fail("--native was given but c2c_headers_native is not importable (install c2c-headers[native])")
+    pytest.skip(f"{request.module.__name__} needs c2c_headers_native (install c2c-headers[native])")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import importlib.util
 import logging
 import re
 from collections.abc import Callable
@@ -37,21 +36,10 @@ from c2c_headers._engine import (
 )
 from c2c_headers._python_engine import PythonEngine
 
-pytestmark = pytest.mark.native
+pytestmark = [pytest.mark.native, pytest.mark.usefixtures("native_required")]
 
-NATIVE_INSTALLED = importlib.util.find_spec("c2c_headers_native") is not None
 PLACEHOLDER = CSP_NONCE_PLACEHOLDER.encode()
 NONCE_RE = re.compile(rb"'nonce-([A-Za-z0-9+/]{22}==)'")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _native_required(request: pytest.FixtureRequest) -> None:
-    """Skip (or, under ``--native``, fail) the whole module when the native engine is missing."""
-    if NATIVE_INSTALLED:
-        return
-    if request.config.getoption("native", default=None):
-        pytest.fail("--native was given but c2c_headers_native is not importable (install c2c-headers[native])")
-    pytest.skip("c2c_headers_native is not installed: comparing the engines needs both (install c2c-headers[native])")
 
 
 def native_engine(rules: tuple[CompiledRule, ...]) -> Engine:

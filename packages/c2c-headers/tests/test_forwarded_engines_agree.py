@@ -16,7 +16,6 @@ The module needs c2c-headers-native: without it, it is skipped with the reason (
 from __future__ import annotations
 
 import copy
-import importlib.util
 from typing import Any
 
 import pytest
@@ -26,19 +25,7 @@ from hypothesis import strategies as st
 from c2c_headers import ForwardedHeadersMiddleware
 from c2c_headers.types import Receive, Scope, Send
 
-pytestmark = pytest.mark.native
-
-NATIVE_INSTALLED = importlib.util.find_spec("c2c_headers_native") is not None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _native_required(request: pytest.FixtureRequest) -> None:
-    """Skip (or, under ``--native``, fail) the whole module when the native package is missing."""
-    if NATIVE_INSTALLED:
-        return
-    if request.config.getoption("native", default=None):
-        pytest.fail("--native was given but c2c_headers_native is not importable (install c2c-headers[native])")
-    pytest.skip("c2c_headers_native is not installed: comparing the rewriters needs it (install c2c-headers[native])")
+pytestmark = [pytest.mark.native, pytest.mark.usefixtures("native_required")]
 
 
 class _Capture:
