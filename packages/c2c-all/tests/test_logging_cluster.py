@@ -324,9 +324,13 @@ async def test_the_endpoints_during_and_after_a_failover(
             assert "Redis" in answer.json()["detail"]
             raise logging_tool.RedisUnavailableError(answer.json()["detail"])
 
+    # Each answer is a 200 or a 503 naming Redis, never a 500, and comes in time. Whether one of them
+    # falls while the slot has no master is timing: redis-py's retry, once the replica is promoted,
+    # can absorb the whole window (a CI run saw only 200s). The 503 itself is asserted, call by
+    # call, in `test_a_failover_loses_nothing_and_answers_503_meanwhile`.
     outcomes = await _during_failover(redis_cluster, listing)
     assert all(seconds < 8 for _, seconds in outcomes), outcomes  # generous: the limit is 2 s
-    assert "unavailable" in {outcome for outcome, _ in outcomes}, outcomes  # 503 while the master was gone
+    assert outcomes, "no call was made while the master was being killed"
 
     response = await client.get("/c2c/logging/overrides", headers=KEY)
     assert response.status_code == 200, response.text
