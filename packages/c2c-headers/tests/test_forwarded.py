@@ -550,3 +550,26 @@ def test_the_engine_falls_back_to_python_without_the_native_rewriter(monkeypatch
         ForwardedHeadersMiddleware(app, engine="native")
     monkeypatch.setitem(sys.modules, "c2c_headers_native", types.ModuleType("c2c_headers_native"))  # no rewriter
     assert ForwardedHeadersMiddleware(app).engine_name == "python"
+
+
+@pytest.mark.parametrize("headers_type", ["x-forwarded", "forwarded", "none"])
+def test_the_engine_name_is_checked_whatever_the_headers_type(
+    monkeypatch: pytest.MonkeyPatch, headers_type: str
+) -> None:
+    """A bad engine is a configuration error even when the middleware reads no header."""
+    import sys
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("not called")
+
+    monkeypatch.delenv("C2C_HEADERS_ENGINE", raising=False)
+    with pytest.raises(ValueError, match="unknown header engine 'turbo'"):
+        ForwardedHeadersMiddleware(app, headers_type=headers_type, engine="turbo")
+    monkeypatch.setenv("C2C_HEADERS_ENGINE", "turbo")
+    with pytest.raises(ValueError, match="environment variable C2C_HEADERS_ENGINE"):
+        ForwardedHeadersMiddleware(app, headers_type=headers_type)
+    monkeypatch.delenv("C2C_HEADERS_ENGINE")
+    monkeypatch.setitem(sys.modules, "c2c_headers_native", None)
+    with pytest.raises(ModuleNotFoundError, match=re.escape("c2c-headers[native]")):
+        ForwardedHeadersMiddleware(app, headers_type=headers_type, engine="native")
+    assert ForwardedHeadersMiddleware(app, headers_type=headers_type, engine="auto").engine_name == "python"

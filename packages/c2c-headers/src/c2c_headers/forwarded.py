@@ -429,7 +429,8 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
             engine: who applies a known rewrite per request: ``"auto"`` (c2c-headers-native when
                 installed), ``"python"`` or ``"native"``; None reads ``C2C_HEADERS_ENGINE`` like
                 `ArmorHeaderMiddleware`. Parsing and decisions are Python's in every case; the native
-                rewriter repeats them faster on the requests whose headers were seen before.
+                rewriter repeats them faster on the requests whose headers were seen before. Checked
+                whatever ``headers_type`` (with ``"none"`` too).
 
         Raises:
             ValueError: an unknown ``headers_type``, a malformed ``trusted_hosts`` entry or an
@@ -464,7 +465,10 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
         self._trust_socket_peer = self.trusted_hosts.sockets
         # The native rewriter's view of `_cache` (filled and cleared with it).
         self._native_cache: dict[_Key, _NativeEntry] = {}
-        self._native_rewrite = _native_rewriter(engine, list(self._kinds), self._native_cache) if self._active else None
+        # Resolved even when inactive (``headers_type="none"``): a bad engine name or a missing
+        # native package is a configuration error whatever the headers type.
+        native_rewrite = _native_rewriter(engine, list(self._kinds), self._native_cache)
+        self._native_rewrite = native_rewrite if self._active else None
         self.engine_name: str = "python" if self._native_rewrite is None else "native"
         """``"native"`` when c2c-headers-native applies the known rewrites, else ``"python"``."""
 
