@@ -25,6 +25,11 @@ The stacks:
   when installed) under a middleware that writes what ForwardedHeadersMiddleware writes for these
   requests, known in advance (no header parsed, no cache): the least any forwarded rewrite costs
   here; measured against the floor like the control, no target;
+- ``decomposition`` (``--decompose``), measured against the floor like the control, no target:
+  ``armor alone [native]`` (ArmorHeaderMiddleware without the forwarded middleware: the rule
+  engine's share) and ``constant pair`` (the known rewrite above and the floor's fixed header list
+  in one chained coroutine, no rule engine: what the pair's structure and its writes cost without
+  reading or choosing anything);
 - ``full stack (demo)``: ``examples.demo.app:app`` (TrustedHost, forwarded, armor, CORS, GZip,
   Prometheus instrumentation, the ``/c2c`` mount; local broadcast, no Redis);
 - ``reference 0.14.0``: the armor+fwd stack built from ``c2casgiutils==0.14.0`` in ``.bench-venv``
@@ -56,7 +61,7 @@ the floor (the median of the pairs; of the rounds with ``--pairs 0``) and its p9
 the bare app's (rounds); no errors; RSS growth at most 10 %.
 
 Usage: ``uv run --no-sync python bench/bench_load.py [--check] [--servers uvicorn,granian] [--rounds 5]
-[--duration 6] [--pairs 8] [--pair-duration 4] [--lower-bound]``.
+[--duration 6] [--pairs 8] [--pair-duration 4] [--lower-bound] [--decompose]``.
 """
 
 from __future__ import annotations
@@ -141,13 +146,25 @@ def create_app() -> Any:
         app.add_middleware(ArmorHeaderMiddleware)
         app.add_middleware(_known_rewrite())
         return app
+    if stack == "armor-alone":
+        from c2c_headers import ArmorHeaderMiddleware
+
+        app.add_middleware(ArmorHeaderMiddleware)
+        return app
+    if stack == "constant-pair":
+        app.add_middleware(_chained_static(), headers=_armor_headers())
+        app.add_middleware(_known_rewrite())
+        return app
     if stack == "reference":
         # Only in the bench venv, by name: the workspace's c2casgiutils (c2c-all) has the same name.
         reference: Any = importlib.import_module("c2casgiutils.headers")
         app.add_middleware(reference.ArmorHeaderMiddleware)
         app.add_middleware(reference.ForwardedHeadersMiddleware, trusted_hosts="127.0.0.1", headers_type="x-forwarded")
         return app
-    raise ValueError(f"unknown {STACK_ENV}={stack!r}: expected bare, floor, armor, lower-bound or reference")
+    raise ValueError(
+        f"unknown {STACK_ENV}={stack!r}: expected bare, floor, armor, lower-bound, armor-alone, constant-pair"
+        " or reference"
+    )
 
 
 class _StaticHeaders:
@@ -203,6 +220,31 @@ def _known_rewrite() -> Any:
             return self._next(scope, receive, send)
 
     return _KnownRewrite
+
+
+def _chained_static() -> Any:
+    """`_ChainedStatic`'s class: made on demand, as the reference's interpreter has no c2c_headers."""
+    from c2c_headers._chain import ChainedMiddleware
+
+    class _ChainedStatic(ChainedMiddleware):
+        """The floor's fixed header list as a chained c2c middleware: one coroutine with a rewrite above."""
+
+        def __init__(self, app: Any, headers: list[tuple[bytes, bytes]]) -> None:
+            self.app = app
+            self.headers = headers
+
+        def _enter(self, scope: Any, receive: Any, send: Any) -> Any:
+            if scope["type"] != "http":
+                return self._next(scope, receive, send)
+
+            def send_with_headers(message: Any, send: Any = send, headers: Any = self.headers) -> Any:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", []), *headers]
+                return send(message)
+
+            return self._next(scope, receive, send_with_headers)
+
+    return _ChainedStatic
 
 
 def _armor_headers() -> list[tuple[bytes, bytes]]:
@@ -482,7 +524,12 @@ def _ensure_reference_server(python: str) -> str | None:
 
 
 def build_variants(
-    directory: Path, with_reference: bool, http: str, servers: list[str], lower_bound: bool = False
+    directory: Path,
+    with_reference: bool,
+    http: str,
+    servers: list[str],
+    lower_bound: bool = False,
+    decompose: bool = False,
 ) -> tuple[list[Variant], list[str]]:
     """Every stack under every server in `servers` (the reference under uvicorn only)."""
     notes: list[str] = []
@@ -549,6 +596,20 @@ def build_variants(
                     **common,
                 )
             )
+        if decompose:
+            engine = "native" if native else "python"
+            variants += [
+                Variant(
+                    f"armor alone [{engine}]",
+                    ours,
+                    app,
+                    stack_env("armor-alone", C2C_HEADERS_ENGINE=engine),
+                    HERE,
+                    control=True,
+                    **common,
+                ),
+                Variant("constant pair", ours, app, stack_env("constant-pair"), HERE, control=True, **common),
+            ]
         variants.append(Variant("full stack (demo)", ours, "examples.demo.app:app", demo_env, REPO, server=server))
     if not with_reference:
         return variants, notes
@@ -740,6 +801,11 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--lower-bound", action="store_true", help="add the known-rewrite stack (no parsing, no cache) + armor"
     )
+    parser.add_argument(
+        "--decompose",
+        action="store_true",
+        help="add the armor alone and the constant pair (known rewrite + fixed headers, one coroutine)",
+    )
     parser.add_argument("--total", type=int, default=TOTAL_REQUESTS, help="requests before the second RSS (100000)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the shuffled order")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -801,7 +867,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-load-") as temp:
         variants, notes = build_variants(
-            Path(temp), not options.no_reference, http, options.servers, options.lower_bound
+            Path(temp), not options.no_reference, http, options.servers, options.lower_bound, options.decompose
         )
         print(f"stacks: {', '.join(variant.label for variant in variants)}", flush=True)
         with servers(variants, server_core, Path(temp), server_options):
