@@ -540,6 +540,7 @@ def build_variants(
     native = _python_has(ours, "c2c_headers_native")
     if not native:
         notes.append("native engine not installed: no [native] row")
+    engine = "native" if native else "python"  # of the lower bound and the armor alone
 
     def stack_env(stack: str, **extra: str) -> dict[str, str]:
         return {**base_env, STACK_ENV: stack, **extra}
@@ -584,7 +585,6 @@ def build_variants(
                 )
             )
         if lower_bound:
-            engine = "native" if native else "python"
             variants.append(
                 Variant(
                     f"lower bound + armor [{engine}]",
@@ -597,7 +597,6 @@ def build_variants(
                 )
             )
         if decompose:
-            engine = "native" if native else "python"
             variants += [
                 Variant(
                     f"armor alone [{engine}]",
