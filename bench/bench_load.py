@@ -29,7 +29,10 @@ The stacks:
   ``armor alone [native]`` (ArmorHeaderMiddleware without the forwarded middleware: the rule
   engine's share) and ``constant pair`` (the known rewrite above and the floor's fixed header list
   in one chained coroutine, no rule engine: what the pair's structure and its writes cost without
-  reading or choosing anything);
+  reading or choosing anything) and ``uvicorn proxy headers`` (uvicorn's own
+  ``ProxyHeadersMiddleware``, trusting 127.0.0.1, over the floor: client and scheme rewritten per
+  request, no Host, nothing kept, no rule: the proxy handling a server ships, for scale; a pure
+  ASGI middleware, so it runs under granian too);
 - ``full stack (demo)``: ``examples.demo.app:app`` (TrustedHost, forwarded, armor, CORS, GZip,
   Prometheus instrumentation, the ``/c2c`` mount; local broadcast, no Redis);
 - ``reference 0.14.0``: the armor+fwd stack built from ``c2casgiutils==0.14.0`` in ``.bench-venv``
@@ -155,6 +158,12 @@ def create_app() -> Any:
         app.add_middleware(_chained_static(), headers=_armor_headers())
         app.add_middleware(_known_rewrite())
         return app
+    if stack == "uvicorn-proxy":
+        # uvicorn's own proxy-header middleware (client and scheme from X-Forwarded-For/-Proto, no
+        # Host, nothing kept) over the floor: what the server's answer to proxies costs, for scale.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        return ProxyHeadersMiddleware(_StaticHeaders(app, _armor_headers()), trusted_hosts="127.0.0.1")
     if stack == "reference":
         # Only in the bench venv, by name: the workspace's c2casgiutils (c2c-all) has the same name.
         reference: Any = importlib.import_module("c2casgiutils.headers")
@@ -162,8 +171,8 @@ def create_app() -> Any:
         app.add_middleware(reference.ForwardedHeadersMiddleware, trusted_hosts="127.0.0.1", headers_type="x-forwarded")
         return app
     raise ValueError(
-        f"unknown {STACK_ENV}={stack!r}: expected bare, floor, armor, lower-bound, armor-alone, constant-pair"
-        " or reference"
+        f"unknown {STACK_ENV}={stack!r}: expected bare, floor, armor, lower-bound, armor-alone, constant-pair,"
+        " uvicorn-proxy or reference"
     )
 
 
@@ -608,6 +617,7 @@ def build_variants(
                     **common,
                 ),
                 Variant("constant pair", ours, app, stack_env("constant-pair"), HERE, control=True, **common),
+                Variant("uvicorn proxy headers", ours, app, stack_env("uvicorn-proxy"), HERE, control=True, **common),
             ]
         variants.append(Variant("full stack (demo)", ours, "examples.demo.app:app", demo_env, REPO, server=server))
     if not with_reference:
@@ -803,7 +813,8 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--decompose",
         action="store_true",
-        help="add the armor alone and the constant pair (known rewrite + fixed headers, one coroutine)",
+        help="add the armor alone, the constant pair (known rewrite + fixed headers, one coroutine) and"
+        " uvicorn's ProxyHeadersMiddleware over the floor",
     )
     parser.add_argument("--total", type=int, default=TOTAL_REQUESTS, help="requests before the second RSS (100000)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the shuffled order")
