@@ -342,6 +342,12 @@ def test_route_prefix(project: Project, tmp_path: Path) -> None:
         assert running.get("/svc/c2c/health_checks").status_code == 200
         assert running.get("/svc/api/hello").json() == {"message": "Hello, world!"}
         assert running.get("/svc/").json()["health"] == "/svc/c2c/health_checks"
+        # Swagger UI moved with the prefix, and its CSP (the CDN it loads from) with it.
+        docs = running.get("/svc/docs")
+        assert docs.status_code == 200
+        assert "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/" in docs.headers["content-security-policy"]
+        api_csp = running.get("/svc/api/hello").headers["content-security-policy"]
+        assert "cdn.jsdelivr.net" not in api_csp
         assert running.get("/c2c/health_checks").status_code == 404
         assert running.get("/api/hello").status_code == 404
     finally:
@@ -355,9 +361,9 @@ def test_behind_a_proxy(project: Project, tmp_path: Path) -> None:
         "C2C__PROXY_HEADERS__TRUSTED_HOSTS": "127.0.0.1",
         ENV_PREFIX + "ALLOWED_HOSTS": "public.example",
     }
+    forwarded = {"Host": "backend:8080", "X-Forwarded-Host": "public.example", "X-Forwarded-Proto": "https"}
     running = Server(project, tmp_path / "uvicorn.log", **env)
     try:
-        forwarded = {"Host": "backend:8080", "X-Forwarded-Host": "public.example", "X-Forwarded-Proto": "https"}
         response = running.get("/api/hello", headers=forwarded)
         assert response.status_code == 200, response.text
         assert "max-age=" in response.headers["strict-transport-security"]  # https, public host
@@ -367,6 +373,16 @@ def test_behind_a_proxy(project: Project, tmp_path: Path) -> None:
         refused = running.get("/api/hello", headers={"Host": "backend:8080"})
         assert refused.status_code == 400
         assert refused.headers["x-content-type-options"] == "nosniff"
+    finally:
+        running.stop()
+    # C2C__PROXY_HEADERS__TRUST_HOST=false: the scheme is still believed, the forwarded host is not.
+    running = Server(project, tmp_path / "uvicorn-no-host.log", C2C__PROXY_HEADERS__TRUST_HOST="false", **env)
+    try:
+        assert running.get("/api/hello", headers=forwarded).status_code == 400  # backend:8080 is not allowed
+        own_host = {**forwarded, "Host": "public.example", "X-Forwarded-Host": "evil.example"}
+        response = running.get("/api/hello", headers=own_host)
+        assert response.status_code == 200, response.text
+        assert "max-age=" in response.headers["strict-transport-security"]  # X-Forwarded-Proto still applies
     finally:
         running.stop()
 

@@ -84,6 +84,9 @@ app.add_middleware(
     headers.ArmorHeaderMiddleware,
     # C2C__HTTP=true (development over plain HTTP): no Strict-Transport-Security.
     headers_config={"http": {"headers": {"Strict-Transport-Security": None}}} if config.settings.http else None,
+    # The pages Swagger UI's CSP applies to: the docs follow C2C__ROUTE_PREFIX.
+    docs_url=app.docs_url,
+    redoc_url=app.redoc_url,
 )
 # Every request gets an id (X-Request-ID): kept when a trusted proxy
 # (C2C__PROXY_HEADERS__TRUSTED_HOSTS) sends a well-formed one, generated otherwise; returned
@@ -96,6 +99,8 @@ if config.settings.proxy_headers.type != "none":
         headers.ForwardedHeadersMiddleware,
         trusted_hosts=config.settings.proxy_headers.trusted_hosts,
         headers_type=config.settings.proxy_headers.type,
+        # C2C__PROXY_HEADERS__TRUST_HOST=false: the request's own Host, not X-Forwarded-Host.
+        trust_host=config.settings.proxy_headers.trust_host,
     )
 
 # Health checks: <prefix>c2c/livez (the checks tagged liveness) for the liveness probe and the
