@@ -71,6 +71,31 @@ async def test_public_routes(client: httpx.AsyncClient) -> None:
         assert (await client.get(path)).status_code == 404
 
 
+async def test_probes_after_the_wrong_secret_budget_is_spent(
+    c2c_client_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once unknown devices get 429 for wrong secrets, a probe with a wrong key still answers, without an ERROR.
+
+    Any anonymous caller can spend that budget; a traceback per probe would let it flood the logs
+    (and Sentry).
+    """
+    env = {"C2C__AUTH__SECRET": SECRET, "C2C__AUTH__SECRET_UNKNOWN_DEVICES_MAX_FAILURES": "2"}
+    async with c2c_client_factory(env) as http_client:
+        for _ in range(3):
+            await http_client.get("/c2c/headers/", headers={"X-API-Key": "wrong"})
+        spent = await http_client.get("/c2c/headers/", headers={"X-API-Key": "wrong"})
+        assert spent.status_code == 429, spent.text
+        caplog.clear()
+        caplog.set_level(logging.INFO)
+        for path in ("/c2c/livez", "/c2c/readyz", "/c2c/health_checks", "/c2c/health_checks?secret=wrong"):
+            response = await http_client.get(path, headers={"X-API-Key": "wrong"})
+            assert response.status_code == 200, response.text
+        history = await http_client.get("/c2c/health_checks/history", headers={"X-API-Key": "wrong"})
+        assert history.status_code == 403
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "secret" not in r.name] == []
+        assert not [record for record in caplog.records if record.exc_info]
+
+
 # --- logging tool ----------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from types import FrameType
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -118,6 +118,38 @@ async def test_detail_policy_with_authorize(make_factory: MakeFactory, make_app:
     async with client(make_app(factory, authorize=allow)) as http:
         body = (await http.get("/c2c/readyz", headers={"Accept": HEALTH_JSON})).json()
     assert body["checks"]["db:responseTime"][0]["output"] == "cannot reach db.internal"
+
+
+async def test_a_refusal_from_authorize_hides_details_without_a_traceback(
+    make_factory: MakeFactory, make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An `HTTPException` from `authorize` (e.g. 429, a spent wrong-secret budget) is an answer, not an error."""
+    factory = make_factory(details="authorized")
+    factory.add(Broken(tags=["readiness", "liveness"], name="db"))
+
+    async def refuse(request: object) -> bool:
+        raise HTTPException(429, "Too many wrong secrets")
+
+    async def crash(request: object) -> bool:
+        raise RuntimeError("the authorizer is broken")
+
+    caplog.set_level(logging.DEBUG, logger="c2c_health")
+    async with client(make_app(factory, authorize=refuse)) as http:
+        for path in ("/c2c/readyz", "/c2c/livez", "/c2c/health_checks"):
+            response = await http.get(path)
+            assert response.status_code == 500, response.text  # the check's own status, not the refusal's
+            assert "db.internal" not in response.text
+        assert (await http.get("/c2c/health_checks/history")).status_code == 403
+    router_records = [record for record in caplog.records if record.module == "_router"]  # not the check's own
+    assert router_records and all(record.levelno == logging.DEBUG for record in router_records)
+    assert all("refused (429)" in record.getMessage() for record in router_records)
+
+    caplog.clear()
+    async with client(make_app(factory, authorize=crash)) as http:
+        response = await http.get("/c2c/readyz")
+        assert response.status_code == 500 and "db.internal" not in response.text
+    (error,) = [record for record in caplog.records if record.module == "_router"]
+    assert error.levelno == logging.ERROR and error.exc_info is not None  # a broken authorizer is still reported with its traceback
 
 
 # -- application/health+json ---------------------------------------------------------------------

@@ -29,9 +29,10 @@ access dependency refuses a caller without access before any of the body is read
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
@@ -42,15 +43,25 @@ from c2casgiutils._guard import BodyGuardMiddleware
 from c2casgiutils.tools import TEMPLATES, access_summary
 
 _HERE = Path(__file__).parent
+_LOG = logging.getLogger(__name__)
 
 __all__ = ["TEMPLATES", "access_summary", "create_app"]
 
 
 async def _authorized_for_details(request: Request) -> bool:
-    """Health-check details are shown to callers with read-only access."""
+    """Health-check details are shown to callers with read-only access.
+
+    A refusal the authentication answers as an HTTP error (429 once the wrong-secret budget is
+    spent, 401 or 403) only means "no details": the probe itself still answers, and nothing is
+    logged above DEBUG, as any anonymous caller can provoke it.
+    """
     response = Response()
-    info = await c2c_auth.get_auth(request, response)
-    return await c2c_auth.check_read_only_access(info, request, response)
+    try:
+        info = await c2c_auth.get_auth(request, response)
+        return await c2c_auth.check_read_only_access(info, request, response)
+    except HTTPException as refusal:
+        _LOG.debug("Health-check details refused: %s %s", refusal.status_code, refusal.detail)
+        return False
 
 
 def create_app() -> FastAPI:

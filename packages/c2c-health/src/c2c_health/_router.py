@@ -13,7 +13,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from c2c_health import LIVENESS, READINESS
@@ -45,6 +45,9 @@ async def _may_see_details(request: Request, factory: Factory, authorize: Author
         return False
     try:
         return bool(await authorize(request))
+    except HTTPException as refusal:  # an answer, not a failure: e.g. 429 once a wrong-secret budget is spent
+        LOG.debug("The health-check authorize function refused (%s); the details stay hidden", refusal.status_code)
+        return False
     except Exception:
         LOG.exception("The health-check authorize function failed; the details stay hidden")
         return False
@@ -59,6 +62,9 @@ async def _may_see_history(request: Request, factory: Factory, authorize: Author
         return False
     try:
         return bool(await authorize(request))
+    except HTTPException as refusal:  # an answer, not a failure: e.g. 429 once a wrong-secret budget is spent
+        LOG.debug("The health-check authorize function refused (%s); the history stays hidden", refusal.status_code)
+        return False
     except Exception:
         LOG.exception("The health-check authorize function failed; the history stays hidden")
         return False
