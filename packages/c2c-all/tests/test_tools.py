@@ -15,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
 
 import c2c_broadcast
 import c2casgiutils
 from c2casgiutils import config
-from c2casgiutils._app import create_app
+from c2casgiutils._app import _printable, create_app
 from c2casgiutils.tools import logging_ as logging_tool
 
 SECRET = "tools-test-secret-value"
@@ -97,6 +99,42 @@ async def test_probes_after_the_wrong_secret_budget_is_spent(
 
 
 # --- logging tool ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"name": "c2c_test", "level": "DEBUG", "duration": 1e309}',
+        '{"name": "c2c_test", "level": "DEBUG", "duration": -1e400}',
+        '{"name": "c2c_test", "level": "DEBUG", "duration": NaN}',
+        '{"name": "c2c_test", "level": "DEBUG", "duration": Infinity}',
+        '{"name": "\\udfff", "level": "DEBUG"}',
+        '{"name": "c2c_test", "level": "\\ud800"}',
+        '{"name": ["\\ud800", 1e999], "level": {"x": NaN}}',
+    ],
+)
+async def test_refused_input_json_cannot_carry_is_a_422(client: httpx.AsyncClient, body: str) -> None:
+    """Non-finite numbers and lone surrogates in a refused body: 422 with a readable answer, not a 500."""
+    response = await client.post(
+        "/c2c/logging/level", content=body, headers={**KEY, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail and all("msg" in error and "loc" in error for error in detail)
+    assert "\\ud" in response.text or "inf" in response.text or "nan" in response.text
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(alphabet=st.characters(codec=None)),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=10,
+    )
+)
+def test_printable_is_always_strict_json(value: object) -> None:
+    """Whatever a JSON parser can produce, `_printable` makes it writable as strict UTF-8 JSON."""
+    printed = json.dumps(_printable(value), allow_nan=False, ensure_ascii=False)
+    printed.encode("utf-8")
 
 
 async def test_get_level_does_not_create_loggers(client: httpx.AsyncClient) -> None:

@@ -148,8 +148,9 @@ async def test_a_refusal_from_authorize_hides_details_without_a_traceback(
     async with client(make_app(factory, authorize=crash)) as http:
         response = await http.get("/c2c/readyz")
         assert response.status_code == 500 and "db.internal" not in response.text
+    # A broken authorizer is still reported, with its traceback.
     (error,) = [record for record in caplog.records if record.module == "_router"]
-    assert error.levelno == logging.ERROR and error.exc_info is not None  # a broken authorizer is still reported with its traceback
+    assert error.levelno == logging.ERROR and error.exc_info is not None
 
 
 # -- application/health+json ---------------------------------------------------------------------

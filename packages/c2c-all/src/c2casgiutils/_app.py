@@ -30,10 +30,14 @@ access dependency refuses a caller without access before any of the body is read
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import c2c_auth
@@ -64,9 +68,36 @@ async def _authorized_for_details(request: Request) -> bool:
         return False
 
 
+def _printable(value: Any) -> Any:
+    """`value` (decoded JSON) with what JSON cannot carry made text: a non-finite number as its
+    name (``inf``, ``nan``), a lone surrogate as its ``\\udxxx`` escape."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_printable(key): _printable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(item) for item in value]
+    return value
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422 answer, whatever the input: its default handler fails (a 500) when the refused
+    input holds a number JSON cannot write (``1e309`` parses as infinity) or a lone surrogate."""
+    if not isinstance(error, RequestValidationError):  # registered for that class only
+        raise error
+    return JSONResponse(status_code=422, content={"detail": _printable(jsonable_encoder(error.errors()))})
+
+
 def create_app() -> FastAPI:
     """Build a new `/c2c` sub-application (the package's `app` is one built on first use)."""
     app = FastAPI(title="C2C ASGI Utils", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(c2c_health.create_router(authorize=_authorized_for_details))
     app.include_router(c2c_auth.create_router(), prefix="/auth")
     app.include_router(tools.router)  # the page, /headers, /logging, /versions
