@@ -293,6 +293,8 @@ def test_int_list_roundtrip(values: list[int]) -> None:
         ('{"ssl": true, "socket_timeout": 2.5}', {"ssl": True, "socket_timeout": 2.5}),
         ("", {}),
         ({"ssl": "yes"}, {"ssl": True}),
+        ("ssl_ciphers=ECDHE+AESGCM:!aNULL", {"ssl_ciphers": "ECDHE+AESGCM:!aNULL"}),
+        ('{"ssl_ca_data": "-----BEGIN CERTIFICATE-----"}', {"ssl_ca_data": "-----BEGIN CERTIFICATE-----"}),
     ],
 )
 def test_redis_options(text: object, expected: dict[str, object]) -> None:
@@ -316,6 +318,8 @@ def test_redis_options(text: object, expected: dict[str, object]) -> None:
         ('ssl="true"', "a quoted value is a string"),
         ("{1", "must be a JSON object"),
         ("[1]", "is not of the form key=value"),
+        ("unix_socket_path=/run/redis.sock", r"a unix socket is given as the URL: C2C__REDIS__URL=unix:///"),
+        ("host=redis", r"the address is given as the URL"),
     ],
 )
 def test_redis_options_errors(text: str, message: str) -> None:

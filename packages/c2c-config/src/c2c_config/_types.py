@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import BeforeValidator, GetCoreSchemaHandler, PlainSerializer, WithJsonSchema
 from pydantic_core import core_schema
@@ -396,13 +396,23 @@ def parse_options(
             if key not in types:
                 close = difflib.get_close_matches(key, list(types), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(types))}"
+                hint += _OPTION_ADVICE.get(key, "")
                 raise ValueError(f"unknown {what} {key!r}{hint}")
             kind = types[key]
         result[key] = _convert_option(key, raw, kind)
     return result
 
 
-# The keyword arguments of redis-py's clients that make sense in an environment variable.
+# Options a user may reach for that an environment variable cannot carry, or that the URL carries.
+_OPTION_ADVICE: Final = {
+    "unix_socket_path": " (a unix socket is given as the URL: C2C__REDIS__URL=unix:///path/to/redis.sock)",
+    "host": " (the address is given as the URL: C2C__REDIS__URL)",
+    "port": " (the address is given as the URL: C2C__REDIS__URL)",
+}
+
+# The keyword arguments of redis-py's clients that make sense in an environment variable: text,
+# numbers and booleans (not exception classes, callables, TLS enums or socket option maps), and
+# not the address, which is the URL's.
 REDIS_OPTION_TYPES: dict[str, OptionType] = {
     "client_name": str,
     "db": int,
@@ -420,10 +430,12 @@ REDIS_OPTION_TYPES: dict[str, OptionType] = {
     "socket_timeout": float,
     "ssl": bool,
     "ssl_ca_certs": str,
+    "ssl_ca_data": str,
     "ssl_ca_path": str,
     "ssl_certfile": str,
     "ssl_check_hostname": bool,
     "ssl_cert_reqs": str,
+    "ssl_ciphers": str,
     "ssl_keyfile": str,
     "ssl_password": str,
     "username": str,
