@@ -25,6 +25,16 @@ ClientFactory = Callable[[Mapping[str, str]], AbstractAsyncContextManager[httpx.
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_wrong_secret_budgets() -> Iterator[None]:
+    """Each test starts with unspent wrong-secret budgets (process-wide without Redis), whatever ran before."""
+    import c2c_auth._secret
+
+    c2c_auth._secret.LIMITER.reset()
+    yield
+    c2c_auth._secret.LIMITER.reset()
+
+
 def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("C2C__"):

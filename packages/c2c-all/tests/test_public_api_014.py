@@ -113,3 +113,49 @@ def test_a_plain_import_reaches_the_submodules_as_in_014() -> None:
     assert inspect.ismodule(c2casgiutils.tools.headers)
     assert inspect.ismodule(c2casgiutils.redis_utils)
     assert inspect.ismodule(c2casgiutils.broadcast)
+
+
+# --- used as 0.14 services use them ----------------------------------------------------------------
+
+
+def test_routers_are_relative_as_in_014(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.14's routers carried no paths of their own: a service includes them under its own prefix."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from c2casgiutils import auth, health_checks
+    from c2casgiutils.tools import headers, logging_
+
+    monkeypatch.setenv("C2C__HEALTH_CHECKS__DETAILS", "always")
+    app = FastAPI()
+    app.include_router(health_checks.router, prefix="/hc")
+    app.include_router(headers.router, prefix="/debug/headers")
+    app.include_router(logging_.router, prefix="/debug/logging")
+    app.dependency_overrides[auth.require_read_only_access] = lambda: None
+    with TestClient(app) as client:
+        report = client.get("/hc/")
+        assert report.status_code == 200, report.text
+        assert report.json()["status_code"] == 200
+        assert client.get("/hc/livez").status_code == 200
+        seen = client.get("/debug/headers/", headers={"X-Test": "1"})
+        assert seen.status_code == 200 and seen.json()["headers"]["x-test"] == "1"
+        assert client.get("/debug/headers/one/two").status_code == 200
+        level = client.get("/debug/logging/level", params={"name": "root"})
+        assert level.status_code == 200 and level.json()["name"] == "root"
+    assert {route.path for route in logging_.router.routes} == {"/level", "/overrides"}  # type: ignore[attr-defined]
+
+
+def test_factory_add_takes_014s_keyword() -> None:
+    from c2casgiutils import health_checks
+
+    factory = health_checks.Factory()
+    check = health_checks.Wrong()
+    assert factory.add(item=check) is check
+
+
+def test_star_import_of_auth_gives_settings() -> None:
+    namespace: dict[str, Any] = {}
+    exec("from c2casgiutils.auth import *", namespace)  # noqa: S102 - the import a 0.14 module may do
+    from c2casgiutils import config
+
+    assert namespace["settings"] is config.settings

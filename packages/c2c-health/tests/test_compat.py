@@ -102,7 +102,7 @@ def test_models_construct_with_014_defaults() -> None:
 def test_factory_of_014() -> None:
     factory = Factory()
     assert inspect.iscoroutinefunction(factory.check)
-    assert list(inspect.signature(factory.add).parameters) == ["check"]
+    assert list(inspect.signature(factory.add).parameters) == ["item"]  # 0.14's name (`add(item=...)`)
     assert isinstance(FACTORY, Factory)
 
 

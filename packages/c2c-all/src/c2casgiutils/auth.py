@@ -114,6 +114,7 @@ __all__ = [
     "require_read_only_access",
     "require_read_write_access",
     "router",
+    "settings",
     "shutdown",
     "startup",
 ]

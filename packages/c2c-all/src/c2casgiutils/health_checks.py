@@ -1,4 +1,11 @@
-"""Health checks: the public surface of c2c-health (re-exported, nothing else here)."""
+"""Health checks: the public surface of c2c-health, re-exported, and 0.14's `router`.
+
+`router` is shaped as c2casgiutils 0.14's was: the report at the router's root (``GET /``, with
+the Kubernetes probes ``/livez`` and ``/readyz`` beside it), so that
+``app.include_router(health_checks.router, prefix="/health")`` serves ``/health/`` as it did.
+`c2c_health.router` serves the report at ``/health_checks`` and ``/health`` instead (include it
+under ``/c2c``); the `/c2c` application uses `create_router` with its access check.
+"""
 
 from c2c_health import (
     DEFAULT_PATHS,
@@ -40,11 +47,14 @@ from c2c_health import (
     get_metrics,
     health_json,
     parse_filter,
-    router,
     shutdown,
     start_draining,
     startup,
 )
+from c2c_health._router import default_router as _default_router
+
+router = _default_router(paths=("/",))
+"""0.14's router: the health report at ``/`` (relative: include it under the prefix you like)."""
 
 __all__ = [
     "Alembic",

@@ -400,8 +400,8 @@ class Factory:
 
     # -- registry -------------------------------------------------------------------------------
 
-    def add(self, check: Check) -> Check:
-        """Register `check` and return it. Never refuses a check for its name.
+    def add(self, item: Check) -> Check:
+        """Register the check `item` (0.14's parameter name) and return it. Never refuses a check for its name.
 
         - The same object again: nothing happens.
         - A check of the same class and name whose attributes are all equal to a registered one's
@@ -417,8 +417,9 @@ class Factory:
         `name` filter and of the metric label.
 
         Raises:
-            TypeError: `check` is not a `Check`.
+            TypeError: `item` is not a `Check`.
         """
+        check = item
         if not isinstance(check, Check):
             raise TypeError(f"a health check must be an instance of c2c_health.Check, got {type(check).__name__}")
         if any(entry.check is check for entry in self._entries.values()):

@@ -243,14 +243,16 @@ async def c2c_health_checks(
     return report.to_model(details=FACTORY.settings().health_checks.details == "always")
 
 
-def default_router() -> APIRouter:
-    """The router of `c2c_health.router`: `c2c_health_checks` on `FACTORY` at the default paths, probes, history.
+def default_router(paths: Sequence[str] = DEFAULT_PATHS) -> APIRouter:
+    """The router of `c2c_health.router`: `c2c_health_checks` on `FACTORY` at `paths`, probes, history.
 
     The history is served only when the `details` setting is `always` (no authorize function).
+    `c2casgiutils.health_checks.router` is ``default_router(paths=("/",))``: the report at the
+    router's root, as c2casgiutils 0.14's router had it.
     """
     router = APIRouter()
     _add_history(router, _history_endpoint(None, None), include_in_schema=True)
-    _add_routes(router, c2c_health_checks, DEFAULT_PATHS, include_in_schema=True)
+    _add_routes(router, c2c_health_checks, paths, include_in_schema=True)
     _add_probes(router, _Probes(None, None, None, None), include_in_schema=True)
     return router
 

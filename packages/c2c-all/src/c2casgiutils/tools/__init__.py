@@ -125,8 +125,8 @@ async def c2c_versions(_: Annotated[None, Depends(require_read_only_access)]) ->
         raise HTTPException(500, "the versions file cannot be read (see the logs)") from None
 
 
-router.include_router(headers.router)
-router.include_router(logging_.router)
+router.include_router(headers.router, prefix="/headers")
+router.include_router(logging_.router, prefix="/logging")
 router.include_router(audit_router)
 router.include_router(replicas_router)
 router.include_router(config_.router)

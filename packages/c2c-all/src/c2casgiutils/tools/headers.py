@@ -220,8 +220,9 @@ def describe_request(request: Request, masked: Callable[[str], bool] | None = No
     )
 
 
-router = APIRouter(prefix="/headers", tags=["headers"])
-"""The request-headers routes (read-only access); `c2casgiutils.tools.router` includes them."""
+router = APIRouter(tags=["headers"])
+"""The request-headers routes (read-only access), relative as in 0.14 (`/`, `/{path}`,
+`/{path_1}/{path_2}`): `c2casgiutils.tools.router` includes them under `/headers`."""
 
 
 @router.get("/")

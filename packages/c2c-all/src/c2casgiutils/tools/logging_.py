@@ -766,8 +766,9 @@ def _checked_name(name: str) -> str:
         raise HTTPException(status_code=400, detail=str(error)) from None
 
 
-router = APIRouter(prefix="/logging", tags=["logging"])
-"""The logging routes; `c2casgiutils.tools.router` includes them."""
+router = APIRouter(tags=["logging"])
+"""The logging routes, relative as in 0.14 (`/level`, `/overrides`): `c2casgiutils.tools.router`
+includes them under `/logging`."""
 
 
 @router.get("/level")
