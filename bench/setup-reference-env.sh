@@ -17,8 +17,9 @@ venv="${BENCH_REFERENCE_VENV:-${repo}/.bench-venv}"
 
 uv venv --allow-existing --python 3.11 "${venv}"
 # c2casgiutils' headers module imports Starlette, FastAPI, pydantic(-settings)... at import time;
-# its own dependency metadata pulls them in. FastAPI and Jinja2 are imported but not declared
-# (reference weak point 19), so they are listed explicitly.
+# its own dependency metadata pulls them in. FastAPI and Jinja2 are imported but are not required
+# dependencies of c2casgiutils 0.14.0 (FastAPI is only in its extras, Jinja2 nowhere), so they are
+# listed explicitly.
 # uvicorn with httptools: bench_load.py serves the reference with it (h11 refuses its CSP, which ends with a space).
 uv pip install --python "${venv}/bin/python" "c2casgiutils==0.14.0" fastapi jinja2 "uvicorn[standard]"
 uv pip install --python "${venv}/bin/python" -e "${repo}/packages/c2c-headers"

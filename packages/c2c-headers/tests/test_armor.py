@@ -550,7 +550,7 @@ def test_invalid_configuration_is_rejected_at_construction(engine: str) -> None:
         ArmorHeaderMiddleware(make_app(), {"bad": {"headers": {"X-A": "a\r\nb"}}}, engine=engine)
 
 
-# --- engine selection (CONVENTIONS E) ---
+# --- engine selection (made in one place only, `c2c_headers._engine`) ---
 
 
 def test_engine_name_attribute(engine: str) -> None:

@@ -1,4 +1,4 @@
-"""The python and native header engines agree byte for byte (CONVENTIONS E, yarl's differential tests).
+"""The python and native header engines agree byte for byte: interchangeable (differential tests, as yarl's).
 
 Hypothesis generates whole rule sets (every `CompiledRule` field), requests and responses, and
 compares the two engines' results with the nonce normalised. Path patterns come in both forms (``/``

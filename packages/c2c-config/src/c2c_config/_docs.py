@@ -16,7 +16,7 @@ from pydantic_core import PydanticUndefined
 from c2c_config._base import ENV_DELIMITER, FieldInfo, env_var_name, iter_fields
 from c2c_config._types import SecretText, format_duration
 
-BEGIN_MARKER = "<!-- BEGIN GENERATED SETTINGS: do not edit, run `python -m c2c_config docs` -->"
+BEGIN_MARKER = "<!-- BEGIN GENERATED SETTINGS: do not edit, run `python -m c2c_config docs MODULE:CLASS FILE` -->"
 END_MARKER = "<!-- END GENERATED SETTINGS -->"
 
 

@@ -1,8 +1,9 @@
 """The engine contract shared by the Python and the native (Rust) header engines, and the selector.
 
-This module is the only place that chooses an engine (CONVENTIONS.md E). The rule compiler
-(`_rules.py`, shared by both engines) validates the user configuration and renders every value to
-its final string once; an engine only receives the resulting tuple of `CompiledRule` objects.
+This module is the only place that chooses an engine: the rest of the package uses the one chosen
+through this contract only. The rule compiler (`_rules.py`, shared by both engines) validates the
+user configuration and renders every value to its final string once; an engine only receives the
+resulting tuple of `CompiledRule` objects.
 
 Contract (both engines implement it byte for byte; `tests/test_engines_agree.py` proves it):
 

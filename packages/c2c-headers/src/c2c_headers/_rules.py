@@ -1,7 +1,8 @@
 """The rule compiler: validates a ``headers_config`` and renders every value once, at construction.
 
 Both engines receive the result (a sorted tuple of `CompiledRule`); validation, rendering and the
-error messages live here only (CONVENTIONS.md E).
+error messages live here only, so that both engines accept and refuse the same configurations with
+the same messages.
 """
 
 from __future__ import annotations
