@@ -25,7 +25,7 @@ from pathlib import Path
 
 C2CASGIUTILS_014_VERSION = "0.14.0"
 # What a 0.14 service and its test suite need: the library with every extra, plus what it imports
-# without declaring (FastAPI, Jinja2; reference weak point 19), SQLAlchemy's asyncio support
+# without declaring (FastAPI only in its extras, Jinja2 nowhere), SQLAlchemy's asyncio support
 # (greenlet) for its SQLAlchemy checks on SQLite (aiosqlite), uvicorn to serve replicas, PyJWT for
 # services that read the session cookie, and the test tools.
 C2CASGIUTILS_014_REQUIREMENTS: tuple[str, ...] = (
