@@ -323,6 +323,19 @@ async def test_websocket_scheme(proto: bytes, scheme: str) -> None:
         (True, b"app", "", "/x"),  # must be absolute
         (True, b"//evil.com", "", "/x"),
         (True, b"/a b", "", "/x"),
+        # no climbing above the prefix, no encoded separator or dot
+        (True, b"/..", "", "/x"),
+        (True, b"/a/../..", "", "/x"),
+        (True, b"/.", "", "/x"),
+        (True, b"/a/./b", "", "/x"),
+        (True, b"/%2F%2Fevil.com", "", "/x"),
+        (True, b"/a%2fb", "", "/x"),
+        (True, b"/a%5Cb", "", "/x"),
+        (True, b"/%2e%2e", "", "/x"),
+        (True, b"/a%00", "", "/x"),
+        (True, b"/...", "/...", "/.../x"),  # three dots is a name
+        (True, b"/v1.2/app", "/v1.2/app", "/v1.2/app/x"),
+        (True, b"/caf%C3%A9", "/caf%C3%A9", "/caf%C3%A9/x"),
     ],
 )
 async def test_prefix(trust_prefix: bool, prefix: bytes, root_path: str, path: str) -> None:
@@ -447,6 +460,29 @@ async def test_arbitrary_header_bytes_never_fail(
     assert isinstance(client_host, str)
     assert 0 <= client_port < 65536
     assert scope["path"].endswith("/x")
+
+
+_PREFIX_TEXT = st.text(alphabet=st.sampled_from(list("/.%2eEfF5cC0aA~-_ b\\")), max_size=16)
+
+
+@given(
+    prefix=st.one_of(_PREFIX_TEXT, st.lists(st.sampled_from(["", ".", "..", "a", "%2e", "%2F", "..."])).map("/".join))
+)
+@example(prefix="/a/..")
+@example(prefix="/%2e%2E/")
+async def test_an_accepted_prefix_never_climbs_or_leaves(prefix: str) -> None:
+    """Whatever prefix a client sends, an applied one is absolute, with no empty, dot or encoded-separator segment."""
+    scope = await _run([(b"x-forwarded-prefix", prefix.encode())], trust_prefix=True)
+    applied = scope["root_path"]
+    if not applied:
+        assert scope["path"] == "/x"
+        return
+    assert scope["path"] == applied + "/x"
+    assert applied.startswith("/") and not applied.endswith("/") and "//" not in applied
+    segments = applied[1:].split("/")
+    assert "." not in segments and ".." not in segments
+    assert not any(encoded in applied.lower() for encoded in ("%2f", "%5c", "%2e", "%00"))
+    assert "\\" not in applied and " " not in applied
 
 
 async def test_url_for_gives_the_public_https_url() -> None:

@@ -66,6 +66,8 @@ _SCHEMES: Final = {
 }
 _HOST: Final = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._~-]+))(?::(?P<port>[0-9]{1,5}))?")
 _PREFIX: Final = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?")
+_DOT_SEGMENTS: Final = frozenset({".", ".."})
+_ENCODED_SEPARATORS: Final = ("%2f", "%5c", "%2e", "%00")
 _PORT: Final = re.compile(r"[0-9]{1,5}")
 _MAX_CACHE: Final = 4096
 
@@ -325,10 +327,20 @@ def _new_host(
 
 
 def _new_prefix(prefix: str | None) -> str | None:
-    """A forwarded prefix without its trailing slash; None when absent or not a plain path."""
+    """A forwarded prefix without its trailing slash; None when absent or not a plain path.
+
+    A plain path: absolute, no empty segment (``//``), no ``.`` or ``..`` segment and no encoded
+    separator or dot (``%2F``, ``%5C``, ``%2E``) or NUL (``%00``): the application's links start
+    with it, and a client must not be able to make them climb above it or leave the site.
+    """
     if prefix is None:
         return None
-    if _PREFIX.fullmatch(prefix) and "//" not in prefix:
+    if (
+        _PREFIX.fullmatch(prefix)
+        and "//" not in prefix
+        and not _DOT_SEGMENTS.intersection(prefix.rstrip("/").split("/"))
+        and not any(encoded in prefix.lower() for encoded in _ENCODED_SEPARATORS)
+    ):
         return prefix.rstrip("/")
     _LOG.debug("forwarded headers: ignoring the invalid prefix %r", prefix)
     return None
