@@ -29,12 +29,11 @@ access dependency refuses a caller without access before any of the body is read
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -47,7 +46,6 @@ from c2casgiutils._guard import BodyGuardMiddleware
 from c2casgiutils.tools import TEMPLATES, access_summary
 
 _HERE = Path(__file__).parent
-_LOG = logging.getLogger(__name__)
 
 __all__ = ["TEMPLATES", "access_summary", "create_app"]
 
@@ -55,17 +53,12 @@ __all__ = ["TEMPLATES", "access_summary", "create_app"]
 async def _authorized_for_details(request: Request) -> bool:
     """Health-check details are shown to callers with read-only access.
 
-    A refusal the authentication answers as an HTTP error (429 once the wrong-secret budget is
-    spent, 401 or 403) only means "no details": the probe itself still answers, and nothing is
-    logged above DEBUG, as any anonymous caller can provoke it.
+    A refusal the authentication raises (a 429 once the wrong-secret budget is spent) means "no
+    details" to c2c-health's router: the probe still answers, and it logs the refusal at DEBUG only.
     """
     response = Response()
-    try:
-        info = await c2c_auth.get_auth(request, response)
-        return await c2c_auth.check_read_only_access(info, request, response)
-    except HTTPException as refusal:
-        _LOG.debug("Health-check details refused: %s %s", refusal.status_code, refusal.detail)
-        return False
+    info = await c2c_auth.get_auth(request, response)
+    return await c2c_auth.check_read_only_access(info, request, response)
 
 
 def _printable(value: Any) -> Any:

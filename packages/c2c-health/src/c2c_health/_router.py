@@ -37,20 +37,26 @@ _NAME_HELP_014 = "Only the checks with one of these names (comma-separated)"
 _TAGS_HELP_014 = "Only the checks having any of these tags (comma-separated), e.g. readiness"
 
 
+async def _ask(authorize: Authorizer, request: Request, otherwise: str) -> bool:
+    """`authorize`'s answer; False when it refuses with an HTTP error (logged at DEBUG: any caller
+    can provoke one, e.g. a 429 once a wrong-secret budget is spent) or fails (logged as an error)."""
+    try:
+        return bool(await authorize(request))
+    except HTTPException as refusal:
+        LOG.debug("The health-check authorize function refused (%s); %s", refusal.status_code, otherwise)
+        return False
+    except Exception:
+        LOG.exception("The health-check authorize function failed; %s", otherwise)
+        return False
+
+
 async def _may_see_details(request: Request, factory: Factory, authorize: Authorizer | None) -> bool:
     visibility = factory.settings().health_checks.details
     if visibility == "always":
         return True
     if visibility == "never" or authorize is None:
         return False
-    try:
-        return bool(await authorize(request))
-    except HTTPException as refusal:  # an answer, not a failure: e.g. 429 once a wrong-secret budget is spent
-        LOG.debug("The health-check authorize function refused (%s); the details stay hidden", refusal.status_code)
-        return False
-    except Exception:
-        LOG.exception("The health-check authorize function failed; the details stay hidden")
-        return False
+    return await _ask(authorize, request, "the details stay hidden")
 
 
 async def _may_see_history(request: Request, factory: Factory, authorize: Authorizer | None) -> bool:
@@ -60,14 +66,7 @@ async def _may_see_history(request: Request, factory: Factory, authorize: Author
         return True
     if authorize is None:
         return False
-    try:
-        return bool(await authorize(request))
-    except HTTPException as refusal:  # an answer, not a failure: e.g. 429 once a wrong-secret budget is spent
-        LOG.debug("The health-check authorize function refused (%s); the history stays hidden", refusal.status_code)
-        return False
-    except Exception:
-        LOG.exception("The health-check authorize function failed; the history stays hidden")
-        return False
+    return await _ask(authorize, request, "the history stays hidden")
 
 
 def _history_endpoint(factory: Factory | None, authorize: Authorizer | None) -> Callable[..., Awaitable[Response]]:
