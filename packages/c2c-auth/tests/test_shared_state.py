@@ -63,6 +63,31 @@ async def test_redis_down_falls_back_to_the_process_budget(
     assert (await admin.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
 
 
+@pytest.mark.parametrize("junk", [b"abc", b"\xff", b"1e3"])
+async def test_junk_in_the_budget_key_falls_back_to_the_process_budget(
+    secret_mode: Any, redis_server: RedisServer, make_client: Any, h: types.ModuleType, junk: bytes
+) -> None:
+    """A budget count someone else wrote into Redis (not a number, not UTF-8): counted here, never a 500."""
+    secret_mode.set(C2C__REDIS__URL=redis_server.url)
+    redis_server.command("SET", "c2c-auth:secret-failures:unknown-devices", junk)
+    client = make_client(PROXY)
+    assert (await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+    assert (await client.get("/c2c/auth/login", headers=WRONG)).status_code == 401
+
+
+async def test_a_budget_count_without_expiry_gets_one(
+    secret_mode: Any, redis_server: RedisServer, make_client: Any, h: types.ModuleType
+) -> None:
+    """A spent count written without expiry (by hand, or by another tool) blocks one window, not forever."""
+    secret_mode.set(C2C__REDIS__URL=redis_server.url)
+    key = "c2c-auth:secret-failures:unknown-devices"
+    redis_server.command("SET", key, b"1000")
+    blocked = await make_client(PROXY).get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    assert blocked.status_code == 429
+    ttl = redis_server.command("PTTL", key)
+    assert isinstance(ttl, int) and 0 < ttl <= 60_000  # C2C__AUTH__SECRET_FAILURE_WINDOW (1 minute)
+
+
 async def test_logout_on_one_replica_ends_the_session_on_every_replica(
     redis_server: RedisServer, replica_factory: Any, h: types.ModuleType
 ) -> None:

@@ -62,7 +62,9 @@ async def redis_call(client: Any, command: Callable[[Any], Any]) -> Any:
             return await command(client)
     # Connection, timeout, protocol, auth: "not now"; a cluster with no reachable node, or no master
     # for the key's slot yet (a failover), raises `RedisClusterException`, which is no `RedisError`.
-    except (TimeoutError, OSError, RedisError, RedisClusterException) as error:
+    # A value this code did not write (bytes that are not UTF-8, a count that is no number: someone
+    # with write access to Redis) is a `ValueError`: the same fallback to this process, never a 500.
+    except (TimeoutError, OSError, RedisError, RedisClusterException, ValueError) as error:
         raise RedisUnavailable(f"{type(error).__name__}: {error}"[:200]) from error
 
 
@@ -121,7 +123,7 @@ async def budget_blocked(budget: str, limit: int, window: float) -> float | None
     if client is not None:
         key = redis_key("secret-failures", budget)
         try:
-            count, ttl_ms = await redis_call(client, lambda redis: _count_and_ttl(redis, key))
+            count, ttl_ms = await redis_call(client, lambda redis: _count_and_ttl(redis, key, window))
         except RedisUnavailable as error:
             LOG.warning("Redis unavailable for the wrong-secret budget, counting in this process: %s", error)
         else:
@@ -131,12 +133,16 @@ async def budget_blocked(budget: str, limit: int, window: float) -> float | None
     return window if LIMITER.blocked(budget, limit, window) else None
 
 
-async def _count_and_ttl(redis: Any, key: str) -> tuple[int, int]:
+async def _count_and_ttl(redis: Any, key: str, window: float) -> tuple[int, int]:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.get(key)
         pipe.pttl(key)
         count, ttl = await pipe.execute()
-    return int(count or 0), int(ttl)
+    count, ttl = int(count or 0), int(ttl)
+    if count and ttl == -1:  # a count without expiry (not written by this code): it ends after one window
+        ttl = max(1, int(window * 1000))
+        await redis.pexpire(key, ttl)
+    return count, ttl
 
 
 async def budget_fail(budget: str, window: float) -> None:
