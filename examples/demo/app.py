@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
@@ -131,10 +131,13 @@ async def hello() -> dict[str, str]:
     return {"message": "Hello from the c2c ASGI toolkit demo", "admin": "/c2c/"}
 
 
-@app.get("/api/echo")
+@app.get("/api/echo", responses={503: {"description": "The broadcast cannot reach Redis"}})
 async def echo(message: str = "hello") -> dict[str, Any]:
-    """Broadcast `message` to every replica and list their answers."""
-    answers = await echo_handler(message=message) or []
+    """Broadcast `message` to every replica and list their answers (503 while Redis is unreachable)."""
+    try:
+        answers = await echo_handler(message=message) or []
+    except broadcast.BroadcastUnavailableError as unavailable:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Broadcast unavailable: {unavailable}") from None
     return {
         "answers": [
             answer.model_dump(mode="json") if isinstance(answer, broadcast_types.BroadcastResponse) else repr(answer)

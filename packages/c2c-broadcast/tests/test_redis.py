@@ -515,6 +515,51 @@ async def test_a_burst_larger_than_the_handler_limit_is_not_dropped(
     assert not any(key.startswith("messages_dropped") for key in c2c_broadcast.status().counters)
 
 
+async def test_registry_entries_written_by_hand_cost_nothing(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    """Someone with write access to Redis adds registry entries: not UTF-8, never expiring, a ghost.
+
+    A call answers at once with the live replica's answer, never an error (bytes that are not UTF-8
+    used to fail the publishing script's reply: 500s until removed by hand), and the next heartbeat
+    removes the entries that would never expire.
+    """
+    await _start(monkeypatch, redis_server.url)
+
+    async def echo(**params: Any) -> Any:
+        return params
+
+    await c2c_broadcast.subscribe("echo", echo)
+    key = "broadcast_api_c2c_registry:echo"
+    ghost = json.dumps({"h": "ghost-host", "p": 4242, "r": "ghost:4242:abc"})
+    forged: dict[bytes, float] = {
+        b"\xff": float("inf"),
+        ghost.encode(): float("inf"),
+        "caf\u00e9".encode(): float("inf"),
+    }
+    await raw.zadd(key, forged)
+    soon = int(time.time() * 1000) + 60_000
+    await raw.zadd(key, {b"\xfe\xff": soon})  # expires in time, but is not ASCII: skipped
+    started = time.monotonic()
+    answers = await c2c_broadcast.broadcast("echo", {"x": 1}, expect_answers=True, timeout=5)
+    assert answers == [BroadcastResponse[Any](hostname=HOST, pid=PID, payload={"x": 1})]
+    assert time.monotonic() - started < 2
+    async with asyncio.timeout(10):
+        while await raw.zcard(key) != 2:  # noqa: ASYNC110 - Redis's state; this replica and the short-lived junk entry
+            await asyncio.sleep(0.1)
+    assert await raw.zscore(key, ghost) is None
+
+
+def test_a_replayed_answer_is_counted_once() -> None:
+    from c2c_broadcast._calls import Collector as _Collector
+
+    collector = _Collector("request")
+    assert collector.add(_answer("a", 1))
+    assert not collector.add(_answer("a", 2))
+    assert collector.add(_answer(None, 3)) and collector.add(_answer(None, 4))  # 0.14 answers carry no replica id
+    assert [answer.pid for answer in collector.answers] == [1, 3, 4]
+
+
 def _answer(replica: str | None, n: int = 0) -> Any:
     from c2c_broadcast._wire import Answer
 
@@ -533,6 +578,10 @@ def _answer(replica: str | None, n: int = 0) -> Any:
         (["a", "b"], 3, 3, True, ["a", "b"], True, False, 1),
         # a killed replica is still registered but PUBLISH no longer reaches it
         (["a", "b", "c"], 2, 2, True, ["a", "c"], True, True, 0),
+        # ... also with a pattern subscriber, which PUBLISH counts in its place
+        (["a", "b", "c"], 3, 2, True, ["a", "c"], True, True, 0),
+        # a second answer of one replica (a replayed answer) is not counted
+        (["a", "b"], 2, 2, True, ["a", "a"], False, False, 0),
         # answers of unregistered (0.14) replicas count towards NUMSUB's subscribers
         (["a"], 3, 3, True, [None, "a"], True, False, 1),
         (["a"], 3, 3, True, [None, "a", None], True, True, 0),

@@ -90,6 +90,31 @@ async def test_options_reach_the_client(redis_server: RedisServer, factories: li
     assert await master.get("raw") == b"value"  # bytes: decode_responses=false was honoured
 
 
+@pytest.mark.parametrize("options", [{}, {"decode_responses": True}])
+async def test_the_subscriber_never_decodes(
+    redis_server: RedisServer, factories: list[RedisFactory], options: dict[str, Any]
+) -> None:
+    """A message that is not UTF-8 reaches the reader as bytes, and the connection stays usable."""
+    factory = RedisFactory(RedisSettings(url=redis_server.url, options=options))
+    factories.append(factory)
+    subscriber = factory.subscriber()
+    assert isinstance(subscriber, Redis)
+    pubsub = subscriber.pubsub()
+    try:
+        await pubsub.subscribe("c2c-test")
+        assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"  # type: ignore[index,unused-ignore]
+        for data in (b"\xff\xfe", b"fine"):
+            redis_server.command("PUBLISH", "c2c-test", data)
+            message: Any = await pubsub.get_message(timeout=5)
+            assert (message["channel"], message["data"]) == (b"c2c-test", data)
+    finally:
+        await pubsub.aclose()
+    master = factory.master()
+    assert isinstance(master, Redis)
+    await master.set("text", "value")
+    assert await master.get("text") == "value"  # the command clients still decode
+
+
 async def _ping(client: Redis) -> bool:
     # redis-py before 8 annotates ping() as `Awaitable[bool] | bool` (sync and async clients share stubs).
     result: Any = client.ping()

@@ -42,7 +42,7 @@ from c2c_broadcast._base import (
     to_wire_params,
 )
 from c2c_broadcast._context import capture_context
-from c2c_broadcast._registry import parse_members
+from c2c_broadcast._registry import MAX_REPLICAS, max_entry_life_ms, parse_members
 from c2c_broadcast._settings import BroadcastSettings
 from c2c_broadcast._status import ANSWERS_MISSING, ANSWERS_RECEIVED, BROADCASTS_SENT
 from c2c_broadcast._subscriber import ErrorTypes
@@ -63,26 +63,46 @@ from c2c_config.redis import RedisClient
 if TYPE_CHECKING:
     from c2c_broadcast._redis import RedisBroadcaster
 
+# The live entries of the registry (KEYS[1]) as the publishing scripts read them: not expired, at
+# most `MAX_REPLICAS` of them (ARGV[4]), none further in the future than `MAX_ENTRY_LIFE_MS` (ARGV[3]: no
+# heartbeat writes that; an entry made by hand, `+inf`, would never expire), and printable ASCII only
+# (`member()` writes ASCII JSON; bytes that are not UTF-8 would fail the reply's decoding).
+LIVE_MEMBERS = """
+local members = {}
+local found = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, now + tonumber(ARGV[3]), 'LIMIT', 0, tonumber(ARGV[4]))
+for _, m in ipairs(found) do
+  if not string.find(m, '[^\\032-\\126]') then members[#members + 1] = m end
+end
+"""
+
 # Read the live replicas of a channel, count its exact-channel subscribers (PUBSUB NUMSUB: not the
 # pattern subscribers, which PUBLISH counts) and publish, in one round trip, atomically, in Redis's clock.
-PUBLISH_SCRIPT = """
+PUBLISH_SCRIPT = (
+    """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+"""
+    + LIVE_MEMBERS
+    + """
 local subscribers = redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2]
 local receivers = redis.call('PUBLISH', ARGV[1], ARGV[2])
 return {receivers, members, subscribers}
 """
+)
 
 # The same on a Redis Cluster: sharded pub/sub (KEYS[1] and ARGV[1] share a hash tag, so one slot).
-CLUSTER_PUBLISH_SCRIPT = """
+CLUSTER_PUBLISH_SCRIPT = (
+    """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+"""
+    + LIVE_MEMBERS
+    + """
 local subscribers = redis.call('PUBSUB', 'SHARDNUMSUB', ARGV[1])[2]
 local receivers = redis.call('SPUBLISH', ARGV[1], ARGV[2])
 return {receivers, members, subscribers}
 """
+)
 
 
 LEASE_IDLE = 1.0
@@ -352,21 +372,30 @@ class Collector:
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         self.answers: list[Answer] = []
+        self._answered: set[str] = set()
         self.registered: dict[str, tuple[str, int]] | None = None
         self.receivers = 0
+        self.exact = 0
         self.subscribers = 0
         self.legacy = False
         self.primary_done = asyncio.Event()
         self.all_done = asyncio.Event()
 
-    def add(self, answer: Answer) -> None:
+    def add(self, answer: Answer) -> bool:
+        """Count `answer`; False (not counted) for a second answer of the same replica (a replay)."""
+        if answer.replica is not None:
+            if answer.replica in self._answered:
+                return False
+            self._answered.add(answer.replica)
         self.answers.append(answer)
         self._check()
+        return True
 
     def expect(self, registered: dict[str, tuple[str, int]], receivers: int, subscribers: int, everyone: bool) -> None:
         """What the publication found: registered replicas, PUBLISH's count, NUMSUB's count (all addressed?)."""
         self.registered = registered
         self.receivers = receivers
+        self.exact = subscribers
         # Unregistered (0.14) replicas ignore addressing: a call to a subset does not wait for them.
         self.subscribers = subscribers if everyone else 0
         self.legacy = not registered and everyone
@@ -390,8 +419,10 @@ class Collector:
     def _check(self) -> None:
         if self.registered is None:
             return  # PUBLISH has not returned yet
-        # A killed replica stays registered until its entry expires, but PUBLISH no longer counts it.
-        if len(self.answered_registered()) >= min(len(self.registered), self.receivers):
+        # A killed replica stays registered until its entry expires, but is no longer subscribed:
+        # the exact-channel count (not PUBLISH's, which counts pattern subscribers such as a
+        # monitoring `PSUBSCRIBE *` too) bounds the answers to wait for.
+        if len(self.answered_registered()) >= min(len(self.registered), self.exact):
             self.primary_done.set()
         if self.primary_done.is_set() and len(self.answers) >= self.subscribers:
             self.all_done.set()
@@ -523,7 +554,10 @@ class Calls:
         try:
             # Publishing gets at least connect_timeout; the answers get what is left of `timeout`.
             receivers, members, subscribers = await self._run_bounded(
-                self._script(keys=[self.owner.registry.key(channel)], args=[wire, message]),
+                self._script(
+                    keys=[self.owner.registry.key(channel)],
+                    args=[wire, message, max_entry_life_ms(self.settings), MAX_REPLICAS],
+                ),
                 max(deadline, loop.time() + self.settings.connect_timeout.total_seconds()),
             )
             self.owner.count(BROADCASTS_SENT)
@@ -609,5 +643,7 @@ class Calls:
             # One log key for every answer channel: they are unique per call, the limiter must stay bounded.
             self.owner.dropped(refused.reason, "answers", refused.detail)
             return
+        if not collector.add(answer):
+            self.owner.dropped("replayed", "answers", f"a second answer from {answer.replica}")
+            return
         self.owner.count(ANSWERS_RECEIVED)
-        collector.add(answer)

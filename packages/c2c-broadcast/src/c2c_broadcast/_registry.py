@@ -26,13 +26,26 @@ from c2c_broadcast._subscriber import ErrorTypes
 from c2c_broadcast._wire import Targets
 from c2c_config.redis import RedisClient
 
-# Refresh this replica in the registry of every channel it listens to; forget expired replicas.
+MAX_REPLICAS = 5000
+"""The most registry entries a call reads: what a flood of entries written by hand can cost a call."""
+
+
+def max_entry_life_ms(settings: BroadcastSettings) -> int:
+    """How far ahead a registry entry may expire: no heartbeat sets more than its `replica_ttl`; at
+    least a day, so that the entries of replicas configured with a longer TTL count too. Entries
+    further ahead (written by hand: `+inf` would never expire) are neither read nor kept."""
+    return max(86_400_000, 2 * int(settings.replica_ttl.total_seconds() * 1000))
+
+
+# Refresh this replica in the registry of every channel it listens to; forget expired replicas and
+# entries expiring further ahead than any heartbeat sets (ARGV[3], `max_entry_life_ms`).
 HEARTBEAT_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 for _, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', key, '(' .. (now + tonumber(ARGV[3])), '+inf')
   redis.call('ZADD', key, now + ttl, ARGV[1])
   redis.call('PEXPIRE', key, ttl * 2)
 end
@@ -110,14 +123,15 @@ class Registry:
         if not keys:
             return
         ttl_ms = int(self.settings.replica_ttl.total_seconds() * 1000)
+        max_life = max_entry_life_ms(self.settings)
         if not self.cluster:
-            await self._script(keys=keys, args=[self.member, ttl_ms])
+            await self._script(keys=keys, args=[self.member, ttl_ms, max_life])
             return
         # One key per script run (a script's keys must share a slot); EVAL, since a pipeline cannot
         # reload a script a promoted replica never saw.
         async with self._client().pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.eval(HEARTBEAT_SCRIPT, 1, key, self.member, ttl_ms)
+                pipe.eval(HEARTBEAT_SCRIPT, 1, key, self.member, ttl_ms, max_life)
             await pipe.execute()
 
     async def unregister(self, channels: list[str]) -> None:

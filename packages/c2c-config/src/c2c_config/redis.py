@@ -15,7 +15,8 @@ Two modes, decided by `RedisSettings`:
 
 Clients are created lazily (creating one opens no connection), one set per running event loop, and
 closed by `aclose()` or, at the latest, when their loop ends. Responses
-are decoded to `str` unless the options say `decode_responses=false`. Passwords never reach a log.
+are decoded to `str` unless the options say `decode_responses=false`; the pub/sub client's never are
+(`bytes`: a message is whatever anyone sent). Passwords never reach a log.
 
 Bounds (unless `C2C__REDIS__OPTIONS` sets the same redis-py option, which wins):
 
@@ -158,12 +159,15 @@ class RedisFactory:
         return options
 
     def _subscriber_options(self) -> dict[str, Any]:
-        """Connection options of the pub/sub client: no default `socket_timeout` (see the module docstring)."""
-        options: dict[str, Any] = {
-            "decode_responses": True,
-            "socket_connect_timeout": self.settings.timeout.total_seconds(),
-        }
+        """Connection options of the pub/sub client: no default `socket_timeout` (see the module docstring).
+
+        Never decoding: a message is whatever bytes anyone who may PUBLISH sent, and redis-py decoding
+        a message that is not UTF-8 fails mid-reply, leaving the connection unusable; the reader
+        decodes (and refuses) them itself.
+        """
+        options: dict[str, Any] = {"socket_connect_timeout": self.settings.timeout.total_seconds()}
         options.update(self.settings.options)
+        options["decode_responses"] = False
         options.pop("max_connections", None)  # one connection per PubSub, as many as there are subscribers
         return options
 
