@@ -6,6 +6,7 @@ replicas (subprocesses); Redis stopped: each falls back to the process's own sta
 
 from __future__ import annotations
 
+import logging
 import types
 from typing import Any
 
@@ -109,6 +110,25 @@ async def test_logout_on_one_replica_ends_the_session_on_every_replica(
     ttl = redis_server.command("PTTL", keys[0])  # type: ignore[arg-type]
     assert isinstance(ttl, int)
     assert 7 * 86400 * 1000 - 60_000 < ttl <= 7 * 86400 * 1000 + 1000  # the session's remaining life
+
+
+async def test_an_outage_warns_once_a_minute_not_per_request(
+    secret_mode: Any, redis_server: RedisServer, make_client: Any, h: types.ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every request of a logged-in browser falls back to this process while Redis is down: one WARNING."""
+    from c2c_auth import _shared
+
+    secret_mode.set(C2C__REDIS__URL=redis_server.url, C2C__REDIS__TIMEOUT="0.5")
+    browser = make_client()
+    assert (await browser.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+    redis_server.stop()
+    _shared._warned_at.clear()
+    caplog.set_level(logging.DEBUG, logger="c2c_auth")
+    for _ in range(4):
+        assert (await browser.get("/c2c/ro")).status_code == 200
+    fallback = [r for r in caplog.records if "ended sessions checked in this process only" in r.getMessage()]
+    assert [r.levelno for r in fallback] == [logging.WARNING] + [logging.DEBUG] * (len(fallback) - 1)
+    assert len(fallback) >= 4
 
 
 async def test_redis_down_sessions_and_logout_fall_back_to_the_process(

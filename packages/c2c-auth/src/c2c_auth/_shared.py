@@ -41,6 +41,24 @@ class RedisUnavailable(Exception):
     """Redis is configured but did not answer in time or failed."""
 
 
+_WARN_EVERY = 60.0
+_warned_at: dict[str, float] = {}
+
+
+def warn_unavailable(message: str, error: RedisUnavailable) -> None:
+    """Log `message % error` at WARNING at most once a minute per message, else at DEBUG.
+
+    During an outage every request falls back to this process: one line per request would flood
+    the log (and Sentry); the first one of each kind says what happens, the others are DEBUG.
+    """
+    now = time.monotonic()
+    if now - _warned_at.get(message, -_WARN_EVERY) >= _WARN_EVERY:
+        _warned_at[message] = now
+        LOG.warning(message + " (the same for a minute at DEBUG)", error)
+    else:
+        LOG.debug(message, error)
+
+
 def redis_client() -> Any | None:
     """The running loop's Redis master client, or None without Redis (not configured or not installed)."""
     settings = get_settings(Settings).redis
@@ -125,7 +143,7 @@ async def budget_blocked(budget: str, limit: int, window: float) -> float | None
         try:
             count, ttl_ms = await redis_call(client, lambda redis: _count_and_ttl(redis, key, window))
         except RedisUnavailable as error:
-            LOG.warning("Redis unavailable for the wrong-secret budget, counting in this process: %s", error)
+            warn_unavailable("Redis unavailable for the wrong-secret budget, counting in this process: %s", error)
         else:
             if count < limit:
                 return None
@@ -156,7 +174,7 @@ async def budget_fail(budget: str, window: float) -> None:
     try:
         await redis_call(client, lambda redis: redis.eval(_FAIL_SCRIPT, 1, key, milliseconds))
     except RedisUnavailable as error:
-        LOG.warning("Redis unavailable for the wrong-secret budget, counting in this process: %s", error)
+        warn_unavailable("Redis unavailable for the wrong-secret budget, counting in this process: %s", error)
 
 
 # --- ended sessions ---------------------------------------------------------------------------------
@@ -178,7 +196,7 @@ async def end_session(session_id: str, expires_at: float) -> None:
     try:
         await redis_call(client, lambda redis: redis.set(key, "1", px=max(1, int(remaining * 1000))))
     except RedisUnavailable as error:
-        LOG.warning("Redis unavailable: the logout ends the session in this process only: %s", error)
+        warn_unavailable("Redis unavailable: the logout ends the session in this process only: %s", error)
 
 
 async def session_ended(session_id: str) -> bool:
@@ -195,6 +213,6 @@ async def session_ended(session_id: str) -> bool:
     try:
         found = await redis_call(client, lambda redis: redis.exists(key))
     except RedisUnavailable as error:
-        LOG.warning("Redis unavailable: ended sessions checked in this process only: %s", error)
+        warn_unavailable("Redis unavailable: ended sessions checked in this process only: %s", error)
         return False
     return bool(found)
