@@ -21,6 +21,7 @@ from c2c_broadcast._status import (
     BroadcasterStatus,
     InMemoryMetrics,
     Metrics,
+    RateLimitedLog,
 )
 from c2c_broadcast._wire import EVERYONE, Answer, Targets, dumps
 from c2c_broadcast.types import BroadcastResponse, ErrorAnswer, MissingAnswer
@@ -100,6 +101,9 @@ class BaseBroadcaster(abc.ABC):
         self.pid = os.getpid()
         self.replica_id = f"{self.hostname}:{self.pid}:{secrets.token_hex(6)}"
         self._handlers: dict[str, Handler] = {}
+        # A handler's failures, one traceback per channel every 10 s: without a secret, anyone who
+        # may PUBLISH can send calls with bad parameters, each an exception.
+        self._handler_log = RateLimitedLog(LOG)
 
     def _count(self, name: str, amount: int = 1, **labels: str) -> None:
         self.memory_metrics.increment(name, amount, **labels)
@@ -178,7 +182,7 @@ class BaseBroadcaster(abc.ABC):
                 result = await result
         except Exception as error:
             self._count(HANDLER_ERRORS)
-            LOG.exception("The broadcast handler of %r raised", channel)
+            self._handler_log.exception(channel, "The broadcast handler of %r raised", channel)
             return None, (type(error).__name__, str(error))
         if not payload:
             return None, None

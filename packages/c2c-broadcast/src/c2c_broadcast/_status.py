@@ -106,6 +106,13 @@ class RateLimitedLog:
 
     def warning(self, key: str, message: str, *args: object) -> None:
         """Log `message % args` unless `key` was logged less than `interval` seconds ago."""
+        self._log(logging.WARNING, key, message, args)
+
+    def exception(self, key: str, message: str, *args: object) -> None:
+        """`warning`'s rule at ERROR, with the exception being handled (its traceback)."""
+        self._log(logging.ERROR, key, message, args, exc_info=True)
+
+    def _log(self, level: int, key: str, message: str, args: tuple[object, ...], exc_info: bool = False) -> None:
         now = time.monotonic()
         last, suppressed = self._last.get(key, (-float("inf"), 0))
         if now - last < self._interval:
@@ -115,4 +122,4 @@ class RateLimitedLog:
         if suppressed:
             message += " (%d similar message(s) suppressed)"
             args = (*args, suppressed)
-        self._logger.warning(message, *args)
+        self._logger.log(level, message, *args, exc_info=exc_info)
