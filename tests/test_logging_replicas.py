@@ -136,7 +136,7 @@ def _wait_for_replicas(replica: Replica, count: int) -> None:
     deadline = time.monotonic() + 20
     while True:
         answers = httpx.post(
-            replica.url + "/c2c/logging/level",
+            replica.url + "/c2c/logging/level?replicas=true",
             json={"name": "replica_probe", "level": "INFO"},
             headers=KEY,
             timeout=20,
@@ -152,7 +152,10 @@ def test_level_change_reaches_every_replica(replicas: list[Replica], store: Stor
     assert {_level(replica, "replica_test") for replica in replicas} == {"WARNING"}
 
     response = httpx.post(
-        first.url + "/c2c/logging/level", json={"name": "replica_test", "level": "DEBUG"}, headers=KEY, timeout=20
+        first.url + "/c2c/logging/level?replicas=true",
+        json={"name": "replica_test", "level": "DEBUG"},
+        headers=KEY,
+        timeout=20,
     )
     assert response.status_code == 200, response.text
     answers = response.json()["replicas"]
@@ -194,7 +197,10 @@ def test_killed_replica_is_reported_missing_not_a_hang(replicas: list[Replica]) 
     third.process.wait(10)
     started = time.monotonic()
     response = httpx.post(
-        first.url + "/c2c/logging/level", json={"name": "replica_test", "level": "INFO"}, headers=KEY, timeout=30
+        first.url + "/c2c/logging/level?replicas=true",
+        json={"name": "replica_test", "level": "INFO"},
+        headers=KEY,
+        timeout=30,
     )
     elapsed = time.monotonic() - started
     assert response.status_code == 200, response.text

@@ -188,7 +188,9 @@ def test_decorated_handler_reaches_all_four(replicas: dict[str, Replica], caller
 def test_logging_level_changes_on_all_four(replicas: dict[str, Replica], caller: str, level: str) -> None:
     replica = replicas[caller]
     begin = time.monotonic()
-    response = replica.client.post("/c2c/logging/level", json={"name": "mixed_rollout_logger", "level": level})
+    response = replica.client.post(
+        "/c2c/logging/level?replicas=true", json={"name": "mixed_rollout_logger", "level": level}
+    )
     elapsed = time.monotonic() - begin
     assert response.status_code == 200, response.text
     assert response.json()["level"] == level

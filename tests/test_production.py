@@ -311,7 +311,9 @@ class PublicClient:
         return self.request("GET", path, **kwargs)
 
     def set_level(self, name: str, level: str) -> httpx.Response:
-        return self.request("POST", "/c2c/logging/level", json={"name": name, "level": level}, headers=KEY)
+        return self.request(
+            "POST", "/c2c/logging/level?replicas=true", json={"name": name, "level": level}, headers=KEY
+        )
 
     def close(self) -> None:
         self._client.close()

@@ -28,7 +28,8 @@ from typing import Any
 import httpx
 import pytest
 
-from c2c_testing import RedisServer, RedisServerFactory, free_port, stop_process, wait_for_port
+from c2c_config.redis import CLUSTER_MIN_REDIS_PY, redis_py_version
+from c2c_testing import RedisCluster, RedisServer, RedisServerFactory, free_port, stop_process, wait_for_port
 from c2casgiutils import config
 from c2casgiutils.tools import logging_ as logging_tool
 
@@ -426,3 +427,230 @@ async def test_the_root_logger_is_named_root(client: httpx.AsyncClient) -> None:
     finally:
         await client.delete("/c2c/logging/level", params={"name": "root"}, headers=KEY)
     assert root.level == before
+
+
+# --- junk under the prefix: bad key names, wrong types, volume ---------------------------------------
+
+# One EVAL writes many keys without a round trip each: `count` string keys `<prefix>junk_<i>` holding
+# `value`, or hashes when `kind` is `hash`, or keys whose name ends with a byte that is not UTF-8.
+_JUNK_SCRIPT = """
+local count = tonumber(ARGV[1])
+for i = 1, count do
+    if ARGV[2] == 'hash' then
+        redis.call('HSET', KEYS[1] .. 'junk_hash_' .. i, 'a', 'b')
+    elseif ARGV[2] == 'binary' then
+        redis.call('SET', KEYS[1] .. 'junk_bin_' .. i .. string.char(255), 'DEBUG')
+    else
+        redis.call('SET', KEYS[1] .. 'junk_' .. i, ARGV[3])
+    end
+end
+return count
+"""
+
+
+def _junk(server: RedisServer, prefix: str, count: int, kind: str, value: str = "DEBUG") -> None:
+    assert server.command("EVAL", _JUNK_SCRIPT, "1", prefix, str(count), kind, value) == count
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno >= logging.WARNING and record.name == logging_tool.LOG.name
+    ]
+
+
+@pytest.fixture
+def junk_logger() -> Iterator[logging.Logger]:
+    logger = logging.getLogger("hardening_junk")
+    logger.setLevel(logging.WARNING)
+    yield logger
+    logger.setLevel(logging.NOTSET)
+
+
+async def test_a_key_name_that_is_not_utf8_is_skipped(
+    redis_client: httpx.AsyncClient,
+    redis_server: RedisServer,
+    junk_logger: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    redis_server.command("SET", PREFIX.encode() + b"bad\xff", "DEBUG")
+    redis_server.command("SET", PREFIX + "hardening_bad_value", b"\xff\xfe")  # a value that is not UTF-8
+    redis_server.command("SET", PREFIX + "hardening_junk", "ERROR")
+    with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+        response = await redis_client.get("/c2c/logging/overrides", headers=KEY)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"overrides": [{"name": "hardening_junk", "level": "ERROR"}]}
+        tool = logging_tool.get_tool()
+        await tool.sync()
+    assert junk_logger.level == logging.ERROR
+    status = tool.sync_status()
+    assert status.state == "in_sync", status
+    assert status.ignored == 2
+    warnings = _warnings(caplog)
+    assert any(PREFIX + "bad\\xff" in message for message in warnings), warnings  # named, escaped
+    assert any(PREFIX + "hardening_bad_value" in message for message in warnings), warnings
+
+
+async def test_a_key_of_another_type_is_skipped(
+    redis_client: httpx.AsyncClient,
+    redis_server: RedisServer,
+    junk_logger: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    redis_server.command("HSET", PREFIX + "junk", "a", "b")
+    redis_server.command("RPUSH", PREFIX + "junk_list", "DEBUG")
+    redis_server.command("SET", PREFIX + "hardening_junk", "ERROR")
+    with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+        response = await redis_client.get("/c2c/logging/overrides", headers=KEY)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"overrides": [{"name": "hardening_junk", "level": "ERROR"}]}
+        tool = logging_tool.get_tool()
+        await tool.sync()
+    assert junk_logger.level == logging.ERROR
+    assert tool.sync_status().state == "in_sync"
+    assert tool.sync_status().ignored == 2
+    warnings = _warnings(caplog)
+    assert any(PREFIX + "junk:" in message and "hash" in message for message in warnings), warnings
+    assert any(PREFIX + "junk_list" in message and "list" in message for message in warnings), warnings
+
+
+@pytest.fixture
+async def signed_client(
+    c2c_client_factory: Any, redis_server: RedisServer, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    env = {
+        "C2C__AUTH__SECRET": SECRET,
+        "C2C__REDIS__URL": redis_server.url,
+        "C2C__BROADCAST__SECRET": BROADCAST_SECRET,
+        "C2C__TOOLS__VERSIONS_FILE": str(tmp_path / "versions.json"),
+    }
+    async with c2c_client_factory(env) as client:
+        yield client
+
+
+async def test_many_junk_keys_beside_a_signed_override(
+    signed_client: httpx.AsyncClient,
+    redis_server: RedisServer,
+    junk_logger: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A signed override, written as a replica writes it, among thousands of junk keys: unsigned
+    # overrides of valid names, hashes, names that are not UTF-8, values that are no level.
+    await logging_tool.LoggingTool()._persist("hardening_junk", "ERROR", None)
+    _junk(redis_server, PREFIX, 1500, "string", "DEBUG")
+    _junk(redis_server, PREFIX, 500, "hash")
+    _junk(redis_server, PREFIX, 500, "binary")
+    redis_server.command("EVAL", _JUNK_SCRIPT, "1", PREFIX + "x", "500", "string", "LOUD")
+    junk = 3000
+    tool = logging_tool.get_tool()
+    with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+        started = time.monotonic()
+        response = await signed_client.get("/c2c/logging/overrides", headers=KEY)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"overrides": [{"name": "hardening_junk", "level": "ERROR"}]}
+        assert time.monotonic() - started < 5
+        await tool.sync()  # a replica restarted among the junk
+        assert junk_logger.level == logging.ERROR
+        assert tool.sync_status().state == "in_sync"
+        assert tool.sync_status().ignored == junk
+        first = len(_warnings(caplog))
+        # Bounded: a few keys named, one summary with the count, not one warning per key.
+        assert first == logging_tool.MAX_NAMED_WARNINGS + 1, _warnings(caplog)
+        assert any(str(junk - logging_tool.MAX_NAMED_WARNINGS) in message for message in _warnings(caplog))
+        for _ in range(5):  # the periodic synchronisation: nothing new, nothing said again
+            await tool.sync()
+        assert len(_warnings(caplog)) == first, _warnings(caplog)[first:]
+
+
+async def test_the_keys_one_read_considers_are_capped(
+    signed_redis: RedisServer,
+    tool: logging_tool.LoggingTool,
+    junk_logger: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(logging_tool, "MAX_KEYS", 100)
+    _junk(signed_redis, PREFIX, 300, "hash")
+    with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+        assert await tool.overrides() == []
+        assert tool.sync_status().ignored >= 100
+        for _ in range(3):
+            await tool.sync()
+    warnings = _warnings(caplog)
+    assert len(warnings) <= 20, warnings
+    assert sum("more than 100 keys" in message for message in warnings) == 1, warnings
+
+
+async def test_the_overrides_one_read_accepts_are_capped(
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tool: logging_tool.LoggingTool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _clear_c2c_variables(monkeypatch)
+    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
+    config.reload()
+    monkeypatch.setattr(logging_tool, "MAX_OVERRIDES", 10)
+    _junk(redis_server, PREFIX + "hardening_cap", 30, "string", "DEBUG")
+    try:
+        with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+            overrides = await tool.overrides()
+        assert len(overrides) == 10
+        assert tool.sync_status().ignored == 20
+        assert any("more than 10 overrides" in message for message in _warnings(caplog)), _warnings(caplog)
+    finally:
+        _clear_c2c_variables(monkeypatch)
+        config.reload()
+
+
+def test_warn_once_does_not_forget_everything_when_full(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging_tool, "_MAX_WARNED", 50)
+    tool = logging_tool.LoggingTool()
+    markers = [(f"{PREFIX}junk_{index}", "DEBUG", "not signed") for index in range(51)]
+    with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+        for marker in markers:  # one more than it keeps: the oldest is forgotten, not all of them
+            tool._warn_once(*marker)
+        assert len(caplog.records) == 51
+        for _ in range(3):
+            for marker in markers[-40:]:
+                tool._warn_once(*marker)
+        assert len(caplog.records) == 51
+        tool._warn_once(*markers[0])  # forgotten (least recently seen): said again
+    assert len(caplog.records) == 52
+
+
+@pytest.mark.skipif(redis_py_version() < CLUSTER_MIN_REDIS_PY, reason="Redis Cluster mode needs redis-py >= 8")
+async def test_junk_keys_on_a_cluster(
+    redis_cluster: RedisCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    tool: logging_tool.LoggingTool,
+    junk_logger: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _clear_c2c_variables(monkeypatch)
+    monkeypatch.setenv("C2C__REDIS__URL", redis_cluster.url)
+    monkeypatch.setenv("C2C__REDIS__CLUSTER", "true")
+    monkeypatch.setenv("C2C__BROADCAST__SECRET", BROADCAST_SECRET)
+    config.reload()
+    tagged = logging_tool.cluster_prefix(PREFIX)
+    owner = redis_cluster.master_for_key(tagged)  # every key of the prefix is in the slot of its tag
+    try:
+        await tool._persist("hardening_junk", "ERROR", None)
+        owner.command("SET", tagged.encode() + b"bad\xff", "DEBUG")
+        owner.command("HSET", tagged + "junk", "a", "b")
+        for index in range(30):
+            owner.command("SET", tagged + f"junk_{index}", "DEBUG")  # unsigned
+        with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+            assert [(name, level) for name, level, _ in await tool.overrides()] == [("hardening_junk", "ERROR")]
+            await tool.sync()
+        assert junk_logger.level == logging.ERROR
+        assert tool.sync_status().ignored == 32
+        warnings = _warnings(caplog)
+        assert len(warnings) <= logging_tool.MAX_NAMED_WARNINGS + 1, warnings
+        assert any("22 more" in message for message in warnings), warnings
+    finally:
+        _clear_c2c_variables(monkeypatch)
+        config.reload()

@@ -120,7 +120,9 @@ def test_ten_lifespans_with_redis(
                     "other_loop_tasks": [],
                 }, number
                 if number == 5:
-                    response = client.post("/c2c/logging/level", json={"name": LOGGER, "level": "DEBUG"}, headers=KEY)
+                    response = client.post(
+                        "/c2c/logging/level?replicas=true", json={"name": LOGGER, "level": "DEBUG"}, headers=KEY
+                    )
                     assert response.status_code == 200, response.text
                     body = response.json()
                     assert body["level"] == "DEBUG"

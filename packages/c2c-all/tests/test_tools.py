@@ -137,6 +137,21 @@ def test_printable_is_always_strict_json(value: object) -> None:
     printed.encode("utf-8")
 
 
+async def test_set_level_answers_014s_body(client: httpx.AsyncClient) -> None:
+    """0.14's answer unless more is asked: `duration` when given, `replicas` with `?replicas=true`."""
+    change = {"name": "c2c_shape_test", "level": "DEBUG"}
+    plain = await client.post("/c2c/logging/level", json=change, headers=KEY)
+    assert plain.json() == {"name": "c2c_shape_test", "level": "DEBUG", "effective_level": "DEBUG"}
+    timed = await client.post("/c2c/logging/level", json={**change, "duration": 60}, headers=KEY)
+    assert timed.json() == {"name": "c2c_shape_test", "level": "DEBUG", "effective_level": "DEBUG", "duration": 60.0}
+    detailed = await client.post("/c2c/logging/level?replicas=true", json=change, headers=KEY)
+    assert [answer["pid"] for answer in detailed.json()["replicas"]] == [os.getpid()]
+    # An anonymous caller: 0.14's answer (its tools router checked read-only access first).
+    anonymous = await client.post("/c2c/logging/level", json=change)
+    assert anonymous.json() == {"detail": "You don't have read-only access to this resource"}
+    await client.delete("/c2c/logging/level", params={"name": "c2c_shape_test"}, headers=KEY)
+
+
 async def test_get_level_does_not_create_loggers(client: httpx.AsyncClient) -> None:
     name = "c2c_never_created.child"
     response = await client.get("/c2c/logging/level", params={"name": name}, headers=KEY)
@@ -177,7 +192,9 @@ async def test_get_level_rejects_bad_names(client: httpx.AsyncClient) -> None:
 async def test_set_level_then_delete(client: httpx.AsyncClient) -> None:
     logger = logging.getLogger("c2c_tools_test")
     logger.setLevel(logging.WARNING)
-    response = await client.post("/c2c/logging/level", json={"name": "c2c_tools_test", "level": "debug"}, headers=KEY)
+    response = await client.post(
+        "/c2c/logging/level?replicas=true", json={"name": "c2c_tools_test", "level": "debug"}, headers=KEY
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["level"] == "DEBUG"

@@ -76,15 +76,18 @@ def _chunked(scope: Scope) -> bool:
     return any(name.lower() == b"transfer-encoding" for name, _ in scope.get("headers", []))
 
 
-def _find_requirement(dependant: Any, known: dict[Callable[..., Any], bool]) -> Callable[..., Any] | None:
-    """The first c2c-auth access dependency among a route's dependencies (depth first)."""
+def _find_requirements(dependant: Any, known: dict[Callable[..., Any], bool]) -> list[Callable[..., Any]]:
+    """The c2c-auth access dependencies among a route's dependencies, in FastAPI's order (depth first:
+    the route decorator's before the endpoint's parameters), each once (FastAPI calls it once)."""
+    found: list[Callable[..., Any]] = []
     for sub in getattr(dependant, "dependencies", None) or []:
-        if getattr(sub, "call", None) in known:
-            return sub.call  # type: ignore[no-any-return]
-        found = _find_requirement(sub, known)
-        if found is not None:
-            return found
-    return None
+        call: Callable[..., Any] | None = getattr(sub, "call", None)
+        if call is not None and call in known:
+            if call not in found:
+                found.append(call)
+            continue
+        found += [requirement for requirement in _find_requirements(sub, known) if requirement not in found]
+    return found
 
 
 def _overridden(scope: Scope, route: Any, calls: tuple[Callable[..., Any], ...]) -> bool:
@@ -108,18 +111,21 @@ async def check_route_access(scope: Scope) -> None:
     """
     route = scope.get("route")
     known = _access_dependencies()
-    requirement = _find_requirement(getattr(route, "dependant", None), known)
-    if requirement is None:
+    requirements = _find_requirements(getattr(route, "dependant", None), known)
+    if not requirements:
         return
-    if _overridden(scope, route, (c2c_auth.get_auth, requirement)):
+    if _overridden(scope, route, (c2c_auth.get_auth, *requirements)):
         return  # the application decides who the caller is: the route checks, as before
     request = Request(scope, _no_body)
     response = Response()
     auth_info = await c2c_auth.get_auth(request, response)
-    if known[requirement]:
-        await requirement(auth_info, request, response)
-    else:
-        await requirement(auth_info, request)
+    # In the route's order: the first refusal is the one FastAPI would give (0.14's tools router
+    # checked read-only access before a write route's read-write check).
+    for requirement in requirements:
+        if known[requirement]:
+            await requirement(auth_info, request, response)
+        else:
+            await requirement(auth_info, request)
 
 
 class _GuardedReceive:

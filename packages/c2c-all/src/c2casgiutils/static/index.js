@@ -517,7 +517,7 @@ function setupLogging() {
         }
         change.duration = seconds;
       }
-      const answer = await call("POST", "/logging/level", { json: change });
+      const answer = await call("POST", "/logging/level", { json: change, query: { replicas: "true" } });
       if (!answer.ok) {
         show(region, errorBox(describeError(answer.status, answer.data)));
         return;

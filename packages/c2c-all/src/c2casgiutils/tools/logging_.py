@@ -9,7 +9,8 @@ Endpoints (under the `/c2c` mount; `router` holds them):
   any case) and the logger name (the root logger is `root`; a blank name is refused with 422),
   persists the override in Redis (key `<C2C__TOOLS__LOGGING__REDIS_PREFIX><name>`, value the level
   name, as c2casgiutils 0.14 stored it) so that replicas started later apply it, broadcasts the
-  change to every replica and answers with each replica's result (`replicas`). With `duration`
+  change to every replica and answers 0.14's `{"name", "level", "effective_level"}` (with
+  `duration` when given, and each replica's result, `replicas`, with `?replicas=true`). With `duration`
   (seconds or any `Duration` notation, 1 second to 7 days, else 422) the level reverts by itself
   on every replica and the Redis key expires.
 - `DELETE /logging/level?name=` (`c2c_logging_delete_level`, read-write access): removes the
@@ -38,6 +39,13 @@ none>:<hex HMAC-SHA256>` over the logger name, the level and that expiry, with a
 the secret for this use only (`SIGNATURE_LABEL`), so that a pub/sub signature is no override
 signature. An unsigned, tampered, moved (another name) or expired (replayed) override is ignored
 with a warning naming its key. The override key itself keeps 0.14's format (the plain level).
+
+Whatever is stored under the prefix, a read of the overrides (the list, the synchronisation) skips
+what is no override (a key name that is not UTF-8, a key of another type, an invalid name or
+level) and goes on with the others; its work is bounded: `SCAN` in batches, one `MGET` of the
+values and one of the signatures per batch, at most `MAX_KEYS` keys read and `MAX_OVERRIDES`
+overrides accepted. Its warnings are bounded too: each ignored key once (`MAX_NAMED_WARNINGS` named
+per read, the others counted in one warning), `sync_status().ignored` counting them all.
 
 What is bound to an event loop (the broadcast subscription, the synchronisation task, the revert
 timers, the Redis clients) belongs to the running loop (`c2c_config.LoopLocal`): an application
@@ -91,7 +99,17 @@ SIGNATURE_KEY_PREFIX = "c2c_logging_signature:"
 """Prefix of the keys holding the signatures of the stored overrides (with a broadcast secret)."""
 SIGNATURE_LABEL = b"c2casgiutils logging override signature v1"
 """What the signing key is derived with from the broadcast secret (a key for this use only)."""
-_MAX_WARNED = 1000
+MAX_KEYS = 10_000
+"""How many keys under the prefix one read of the stored overrides looks at; beyond, the rest is not
+read (one warning) and the overrides already applied are kept."""
+MAX_OVERRIDES = 1000
+"""How many stored overrides one read accepts (the first by name); the others are ignored."""
+MAX_NAMED_WARNINGS = 10
+"""How many newly ignored keys one read names, a warning each; the others get one warning with their count."""
+_SCAN_COUNT = 1000  # the keys one `SCAN` call asks for: one batch of `MGET`s and `PTTL`s
+_MAX_SHOWN = 200  # characters of a key name, a value or a reason put in a warning
+_MAX_WARNED = 2 * MAX_KEYS + 100
+"""How many ignored keys the warnings remember (least recently seen forgotten first): more than one read sees."""
 
 __all__ = [
     "CLUSTER_TAG",
@@ -386,7 +404,9 @@ class LoggingTool:
         self._degraded_since: float | None = time.time()
         self._last_success: float | None = None
         self._ignored = 0
-        self._warned: set[tuple[str, str, str]] = set()  # (key, value, reason): one warning each
+        # Hashes of (key, value, reason) warned about, least recently seen first: one warning each.
+        self._warned: dict[int, None] = {}
+        self._complete = True  # whether the last read saw every key under the prefix (`MAX_KEYS`)
 
     # --- applied on every replica (the broadcast handler) ---------------------------------------
 
@@ -460,7 +480,8 @@ class LoggingTool:
             if logger is None or logging.getLevelName(logger.level) != level or name not in self._original:
                 self.apply(name, level, expires_in)
                 changed += 1
-        for name in [name for name in self._original if name not in stored]:
+        # A read cut at `MAX_KEYS` did not see every key: what it did not see may still be stored.
+        for name in [name for name in self._original if name not in stored] if self._complete else []:
             self.apply(name, None)
             changed += 1
         if changed:
@@ -626,34 +647,86 @@ class LoggingTool:
             return await self._stored_overrides(_key_prefix())
 
     async def _stored_overrides(self, prefix: str) -> list[tuple[str, str, float | None]]:
+        """Read the overrides under `prefix`: bounded work and bounded warnings, whatever the keys hold.
+
+        The keys come from `SCAN` in batches, undecoded (a name that is not UTF-8 is skipped, not an
+        error); each batch is one `MGET` of the values, one of the signatures and one pipeline of
+        `PTTL`s (plus one of `TYPE`s for the keys that hold no string). At most `MAX_KEYS` keys are
+        read and `MAX_OVERRIDES` overrides accepted; a key that is no valid override is ignored.
+        """
         replica = _factory().replica()
         assert replica is not None
         signing_key = _signing_key()
-        result = []
-        ignored = 0
+        result: list[tuple[str, str, float | None]] = []
+        ignored: list[tuple[str, str, str]] = []  # (key shown, value, reason)
+        seen: set[bytes] = set()  # a `SCAN` may return a key twice
+        complete = True
         # Closed here even when a command fails: no async generator left for the loop's finaliser.
-        scan = await _scan(replica, prefix)
-        async with contextlib.aclosing(scan) as keys:
-            async for key in keys:
-                key_text = key.decode() if isinstance(key, bytes) else str(key)
-                name = key_text[len(prefix) :]
-                value, ttl, signature = await asyncio.gather(
-                    replica.get(key),
-                    replica.pttl(key),
-                    replica.get(signature_key(prefix, name)) if signing_key is not None else _none(),
+        async with contextlib.aclosing(_key_batches(replica, prefix)) as batches:
+            async for batch in batches:
+                fresh = [key for key in dict.fromkeys(batch) if key not in seen]
+                room = MAX_KEYS - len(seen)
+                if len(fresh) > room:
+                    fresh, complete = fresh[:room], False
+                seen.update(fresh)
+                result.extend(await self._read_batch(replica, prefix, fresh, signing_key, ignored))
+                if not complete:
+                    break
+        result.sort()
+        for name, level, _ in result[MAX_OVERRIDES:]:
+            ignored.append((_shown(prefix + name), level, f"more than {MAX_OVERRIDES} overrides stored"))
+        self._ignored, self._complete = len(ignored), complete
+        self._report(ignored)
+        if not complete:
+            self._warn_once(
+                _shown(prefix) + "*",
+                "",
+                f"more than {MAX_KEYS} keys under the prefix: only {MAX_KEYS} were read, "
+                "the overrides among the others are not applied",
+            )
+        return result[:MAX_OVERRIDES]
+
+    async def _read_batch(
+        self,
+        client: RedisClient,
+        prefix: str,
+        keys: list[bytes],
+        signing_key: bytes | None,
+        ignored: list[tuple[str, str, str]],
+    ) -> list[tuple[str, str, float | None]]:
+        """The overrides of one batch of keys (a few round trips for the whole batch); `ignored` gets the others."""
+        candidates: list[tuple[bytes, str]] = []  # the key and the logger name
+        for key in keys:
+            try:
+                text = key.decode()
+            except UnicodeDecodeError:
+                ignored.append((_shown(key), "", "the key name is not UTF-8"))
+                continue
+            try:
+                candidates.append((key, validate_logger_name(text[len(prefix) :])))
+            except ValueError as error:
+                ignored.append((_shown(key), "", _short(str(error))))
+        if not candidates:
+            return []
+        values, signatures, ttls, types = await _fetch(client, prefix, candidates, signing_key is not None)
+        result = []
+        for (key, name), value, ttl, signature in zip(candidates, values, ttls, signatures, strict=True):
+            if value is None:
+                kind = types.get(key, "none")
+                if kind != "none":  # "none": deleted or expired since the `SCAN`
+                    ignored.append((_shown(key), "", f"not an override: the key holds a {_short(kind)}, not a string"))
+                continue
+            level = _decoded(value)
+            try:
+                ttl_ms = int(ttl)
+                result.append(
+                    self._checked_override(
+                        signing_key, name, level, ttl_ms, None if signature is None else _decoded(signature)
+                    )
                 )
-                if value is None:
-                    continue
-                level = value.decode() if isinstance(value, bytes) else str(value)
-                if isinstance(signature, bytes):
-                    signature = signature.decode(errors="replace")
-                try:
-                    result.append(self._checked_override(signing_key, name, level, ttl, signature))
-                except ValueError as error:
-                    ignored += 1
-                    self._warn_once(key_text, level, str(error))
-        self._ignored = ignored
-        return sorted(result)
+            except (ValueError, TypeError) as error:
+                ignored.append((_shown(key), level, _short(str(error))))
+        return result
 
     @staticmethod
     def _checked_override(
@@ -669,15 +742,87 @@ class LoggingTool:
                 expires_in = min(expires_in or float("inf"), (expiry_ms - now_ms) / 1000)
         return name, level, expires_in
 
+    def _first_time(self, key: str, value: str, reason: str) -> bool:
+        """Whether this ignored key, value and reason is new; remembered (least recently seen forgotten first)."""
+        marker = hash((key, value[:100], reason))
+        if marker in self._warned:
+            del self._warned[marker]  # seen again: the most recent now
+            self._warned[marker] = None
+            return False
+        while len(self._warned) >= _MAX_WARNED:
+            del self._warned[next(iter(self._warned))]
+        self._warned[marker] = None
+        return True
+
     def _warn_once(self, key: str, value: str, reason: str) -> None:
         """One warning per ignored key, value and reason (the synchronisation reads them every round)."""
-        marker = (key, value[:100], reason)
-        if marker in self._warned:
-            return
-        if len(self._warned) >= _MAX_WARNED:
-            self._warned.clear()
-        self._warned.add(marker)
-        LOG.warning("Ignored the stored logging override %s: %s", key, reason)
+        if self._first_time(key, value, reason):
+            LOG.warning("Ignored the stored logging override %s: %s", key, reason)
+
+    def _report(self, ignored: Sequence[tuple[str, str, str]]) -> None:
+        """Warn about the newly ignored keys of one read: `MAX_NAMED_WARNINGS` named, the others counted in one."""
+        named = unnamed = 0
+        for key, value, reason in ignored:
+            if not self._first_time(key, value, reason):
+                continue
+            if named < MAX_NAMED_WARNINGS:
+                named += 1
+                LOG.warning("Ignored the stored logging override %s: %s", key, reason)
+            else:
+                unnamed += 1
+        if unnamed:
+            LOG.warning(
+                "Ignored %d more stored logging overrides (at most %d named per read; sync_status().ignored "
+                "counts the ignored keys)",
+                unnamed,
+                MAX_NAMED_WARNINGS,
+            )
+
+
+async def _fetch(
+    client: RedisClient, prefix: str, candidates: Sequence[tuple[bytes, str]], signed: bool
+) -> tuple[list[Any], list[Any], list[Any], dict[bytes, str]]:
+    """The values, signatures (None each without a secret) and `PTTL`s of `(key, name)`s, and the type of
+    each key holding no string: two `MGET`s and a pipeline at once, then a pipeline of `TYPE`s if needed."""
+    from redis.client import NEVER_DECODE
+
+    raw: dict[str, Any] = {NEVER_DECODE: True}  # values as bytes: one that is not UTF-8 is no error
+    keys = [key for key, _ in candidates]
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.pttl(key)
+        # `MGET` answers nil for a key of another type (no `WRONGTYPE`); one slot on a cluster.
+        values, signatures, ttls = await asyncio.gather(
+            client.execute_command("MGET", *keys, **raw),
+            client.execute_command("MGET", *[signature_key(prefix, name) for _, name in candidates], **raw)
+            if signed
+            else _none(),
+            pipe.execute(),
+        )
+    missing = [key for key, value in zip(keys, values, strict=True) if value is None]
+    types: dict[bytes, str] = {}
+    if missing:
+        async with client.pipeline(transaction=False) as pipe:
+            for key in missing:
+                pipe.type(key)
+            types = {key: _decoded(kind) for key, kind in zip(missing, await pipe.execute(), strict=True)}
+    return list(values), list(signatures or [None] * len(keys)), list(ttls), types
+
+
+def _decoded(value: object) -> str:
+    """A reply as text: bytes that are not UTF-8 escaped (`\\xff`), cut after `_MAX_SHOWN` characters."""
+    text = value[: _MAX_SHOWN * 4].decode(errors="backslashreplace") if isinstance(value, bytes) else str(value)
+    return _short(text)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
+
+
+def _shown(key: bytes | str) -> str:
+    """A key name fit for a log line: not UTF-8 escaped, control characters escaped, long names cut."""
+    text = _decoded(key)
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 async def _none() -> None:
@@ -699,19 +844,29 @@ def _key_prefix() -> str:
     return cluster_prefix(prefix) if _factory().cluster else prefix
 
 
-async def _scan(client: RedisClient, prefix: str) -> AsyncGenerator[Any, None]:
-    """The keys under `prefix`: a `SCAN` of the Redis, or on a cluster of the master owning the prefix's slot."""
+async def _key_batches(client: RedisClient, prefix: str) -> AsyncGenerator[list[bytes], None]:
+    """The keys under `prefix`, undecoded, a `SCAN` reply at a time (on a cluster, of the slot's master)."""
     from redis.asyncio.cluster import RedisCluster
+    from redis.client import NEVER_DECODE
 
     match = _escape_glob(prefix) + "*"
-    if not isinstance(client, RedisCluster):
-        return cast("AsyncGenerator[Any, None]", client.scan_iter(match=match, count=500))
-    # A command routed by key first: the client follows `MOVED` and, after a failover, retries on the
-    # refreshed topology, which a `SCAN` sent to one node does not do (the first call after a
-    # failover would fail).
-    await client.exists(prefix)
-    owner = client.get_node_from_key(prefix)  # the hash tag decides: every key of the prefix is there
-    return cast("AsyncGenerator[Any, None]", client.scan_iter(match=match, count=500, target_nodes=owner))
+    options: dict[str, Any] = {NEVER_DECODE: True}  # a key name that is not UTF-8 is no error
+    if isinstance(client, RedisCluster):
+        # A command routed by key first: the client follows `MOVED` and, after a failover, retries on
+        # the refreshed topology, which a `SCAN` sent to one node does not do (the first call after a
+        # failover would fail).
+        await client.exists(prefix)
+        options["target_nodes"] = client.get_node_from_key(prefix)  # the hash tag decides
+    cursor = 0
+    while True:
+        reply: Any = await client.scan(cursor=cursor, match=match, count=_SCAN_COUNT, **options)
+        next_cursor, keys = reply
+        if isinstance(next_cursor, dict):  # a cluster answers per node: the one node asked
+            next_cursor = next(iter(next_cursor.values()), 0)
+        yield [key if isinstance(key, bytes) else str(key).encode() for key in keys]
+        cursor = int(next_cursor)
+        if not cursor:
+            return
 
 
 def _escape_glob(text: str) -> str:
@@ -780,24 +935,35 @@ async def c2c_logging_level(
     return level_info(_checked_name(name))
 
 
-@router.post("/level")
+# Read-only access is checked first, as 0.14's tools router did for every route: an anonymous
+# caller gets 0.14's "You don't have read-only access to this resource" (the body guard runs the
+# route's checks in the same order, before reading the body).
+@router.post("/level", dependencies=[Depends(require_read_only_access)], response_model_exclude_unset=True)
 async def c2c_logging_set_level(
     level: LevelChange,
     _: Annotated[None, Depends(require_read_write_access)],
     _request: Request,
     _auth: Annotated[AuthInfo, Depends(get_auth)],
+    replicas: Annotated[bool, Query(description="Also return each replica's answer (`replicas`)")] = False,
 ) -> LevelChangeResponse:
-    """Set a level on every replica, persisted, reverting after `duration` if given (`POST /c2c/logging/level`)."""
+    """Set a level on every replica, persisted, reverting after `duration` if given (`POST /c2c/logging/level`).
+
+    The answer is 0.14's (`name`, `level`, `effective_level`), with `duration` when one was given and
+    `replicas` (each replica's answer) when asked for with `?replicas=true`.
+    """
     duration = level.duration.total_seconds() if level.duration else None
     try:
         answers = await get_tool().change(level.name, level.level, duration)
     except RedisUnavailableError as error:
         raise HTTPException(status_code=503, detail=str(error)) from None
     await audit.record(_request, "level_set", {"name": level.name, "level": level.level, "duration": duration}, _auth)
-    return LevelChangeResponse(**level_info(level.name).model_dump(), duration=duration, replicas=_answers(answers))
+    extra: dict[str, Any] = {} if duration is None else {"duration": duration}
+    if replicas:
+        extra["replicas"] = _answers(answers)
+    return LevelChangeResponse(**level_info(level.name).model_dump(), **extra)
 
 
-@router.delete("/level")
+@router.delete("/level", dependencies=[Depends(require_read_only_access)])
 async def c2c_logging_delete_level(
     name: Annotated[str, Query(description="Logger name")],
     _: Annotated[None, Depends(require_read_write_access)],
