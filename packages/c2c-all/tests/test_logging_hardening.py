@@ -468,14 +468,32 @@ def junk_logger() -> Iterator[logging.Logger]:
     logger.setLevel(logging.NOTSET)
 
 
-async def test_a_key_name_that_is_not_utf8_is_skipped(
+@pytest.mark.parametrize(
+    ("junk", "named"),
+    [
+        # a key name and a value that are not UTF-8: named, escaped
+        (
+            [("SET", PREFIX.encode() + b"bad\xff", "DEBUG"), ("SET", PREFIX + "hardening_bad_value", b"\xff\xfe")],
+            [(PREFIX + "bad\\xff", ""), (PREFIX + "hardening_bad_value", "")],
+        ),
+        # keys of other types: named with their type
+        (
+            [("HSET", PREFIX + "junk", "a", "b"), ("RPUSH", PREFIX + "junk_list", "DEBUG")],
+            [(PREFIX + "junk:", "hash"), (PREFIX + "junk_list", "list")],
+        ),
+    ],
+    ids=["not-utf8", "other-types"],
+)
+async def test_junk_keys_are_skipped(
     redis_client: httpx.AsyncClient,
     redis_server: RedisServer,
     junk_logger: logging.Logger,
     caplog: pytest.LogCaptureFixture,
+    junk: list[tuple[str | bytes, ...]],
+    named: list[tuple[str, str]],
 ) -> None:
-    redis_server.command("SET", PREFIX.encode() + b"bad\xff", "DEBUG")
-    redis_server.command("SET", PREFIX + "hardening_bad_value", b"\xff\xfe")  # a value that is not UTF-8
+    for command in junk:
+        redis_server.command(*command)
     redis_server.command("SET", PREFIX + "hardening_junk", "ERROR")
     with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
         response = await redis_client.get("/c2c/logging/overrides", headers=KEY)
@@ -488,31 +506,8 @@ async def test_a_key_name_that_is_not_utf8_is_skipped(
     assert status.state == "in_sync", status
     assert status.ignored == 2
     warnings = _warnings(caplog)
-    assert any(PREFIX + "bad\\xff" in message for message in warnings), warnings  # named, escaped
-    assert any(PREFIX + "hardening_bad_value" in message for message in warnings), warnings
-
-
-async def test_a_key_of_another_type_is_skipped(
-    redis_client: httpx.AsyncClient,
-    redis_server: RedisServer,
-    junk_logger: logging.Logger,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    redis_server.command("HSET", PREFIX + "junk", "a", "b")
-    redis_server.command("RPUSH", PREFIX + "junk_list", "DEBUG")
-    redis_server.command("SET", PREFIX + "hardening_junk", "ERROR")
-    with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
-        response = await redis_client.get("/c2c/logging/overrides", headers=KEY)
-        assert response.status_code == 200, response.text
-        assert response.json() == {"overrides": [{"name": "hardening_junk", "level": "ERROR"}]}
-        tool = logging_tool.get_tool()
-        await tool.sync()
-    assert junk_logger.level == logging.ERROR
-    assert tool.sync_status().state == "in_sync"
-    assert tool.sync_status().ignored == 2
-    warnings = _warnings(caplog)
-    assert any(PREFIX + "junk:" in message and "hash" in message for message in warnings), warnings
-    assert any(PREFIX + "junk_list" in message and "list" in message for message in warnings), warnings
+    for key, word in named:
+        assert any(key in message and word in message for message in warnings), (key, warnings)
 
 
 @pytest.fixture
