@@ -16,6 +16,9 @@ from c2c_testing._resp import RespError, as_text
 # Hash slots of a cluster (CRC16 of the key, or of its {hash tag}, modulo 16384).
 SLOTS = 16384
 
+_MANUAL_FAILOVER_WAIT = 7.0
+"""Seconds to wait for a manual failover before asking again (Redis drops one after 5 s)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class ClusterNode:
@@ -290,7 +293,6 @@ class RedisCluster(ServerGroup):
         """A manual, lossless failover: a replica of `master` takes over (`CLUSTER FAILOVER`); returns it."""
         deadline = time.monotonic() + timeout
         replica = self._linked_replicas(master, deadline)[0]
-        replica.command("CLUSTER", "FAILOVER")
 
         def swapped() -> bool:
             role = replica.command("ROLE")
@@ -304,7 +306,17 @@ class RedisCluster(ServerGroup):
                 and old[0] == b"slave"
             )
 
-        self._wait(deadline, f"{replica.host}:{replica.port} to take over", swapped)
+        # Redis gives a manual failover 5 s to agree with the master, then drops it and the replica
+        # stays one (a master busy catching up after a restart, a loaded machine): ask again.
+        while True:
+            replica.command("CLUSTER", "FAILOVER")
+            attempt = min(deadline, time.monotonic() + _MANUAL_FAILOVER_WAIT)
+            try:
+                self._wait(attempt, f"{replica.host}:{replica.port} to take over", swapped)
+                break
+            except ServerError:
+                if time.monotonic() >= deadline:
+                    raise
         self.wait_healthy(max(deadline - time.monotonic(), 1.0))
         return replica
 
