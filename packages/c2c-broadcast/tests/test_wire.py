@@ -305,6 +305,19 @@ def test_replayed_requests_are_refused() -> None:
     assert "r" * 32 not in guard._seen
 
 
+def test_requests_signed_before_the_guard_started_are_refused() -> None:
+    """A restarted replica's guard has forgotten what it ran: older signed requests are refused."""
+    guard = ReplayGuard(started=NOW)
+    with pytest.raises(DroppedMessage, match="expired") as refused:
+        _request(_signed({"a": 1}, now=NOW - 1.5), secret=SECRET, replay_guard=guard, now=NOW + 1)
+    assert "before this replica started listening" in str(refused.value)
+    # Within START_TOLERANCE (clocks a little apart), and any time after: accepted.
+    _request(_signed({"a": 1}, request_id="skewed", now=NOW - 0.9), secret=SECRET, replay_guard=guard, now=NOW)
+    _request(_signed({"a": 1}, request_id="later", now=NOW + 5), secret=SECRET, replay_guard=guard, now=NOW + 5)
+    # Without a start, no floor (the age check alone).
+    _request(_signed({"a": 1}, now=NOW - 30), secret=SECRET, replay_guard=ReplayGuard(), now=NOW)
+
+
 def test_replay_guard_is_bounded() -> None:
     guard = ReplayGuard(max_entries=10)
     for index in range(100):

@@ -85,8 +85,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     + LIVE_MEMBERS
     + """
 local subscribers = redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2]
-local receivers = redis.call('PUBLISH', ARGV[1], ARGV[2])
-return {receivers, members, subscribers}
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return {members, subscribers}
 """
 )
 
@@ -99,8 +99,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     + LIVE_MEMBERS
     + """
 local subscribers = redis.call('PUBSUB', 'SHARDNUMSUB', ARGV[1])[2]
-local receivers = redis.call('SPUBLISH', ARGV[1], ARGV[2])
-return {receivers, members, subscribers}
+redis.call('SPUBLISH', ARGV[1], ARGV[2])
+return {members, subscribers}
 """
 )
 
@@ -360,8 +360,9 @@ async def _give_back(leased: _Leased, disconnect: bool) -> None:
 class Collector:
     """The answers of one call, and when to stop waiting for them.
 
-    - `primary_done`: every registered (addressed) replica answered, or as many of them as PUBLISH
-      reached when fewer (a killed replica stays registered until its entry expires).
+    - `primary_done`: every registered (addressed) replica answered, or as many of them as the
+      channel has exact-channel subscribers when fewer (a killed replica stays registered until its
+      entry expires, but no longer listens).
     - `all_done`: that, and as many answers as the channel had exact-channel subscribers
       (`subscribers`, from PUBSUB NUMSUB): the unregistered ones are c2casgiutils 0.14 replicas
       (or a monitoring `SUBSCRIBE`). Pattern subscribers are never counted.
@@ -374,7 +375,6 @@ class Collector:
         self.answers: list[Answer] = []
         self._answered: set[str] = set()
         self.registered: dict[str, tuple[str, int]] | None = None
-        self.receivers = 0
         self.exact = 0
         self.subscribers = 0
         self.legacy = False
@@ -391,10 +391,9 @@ class Collector:
         self._check()
         return True
 
-    def expect(self, registered: dict[str, tuple[str, int]], receivers: int, subscribers: int, everyone: bool) -> None:
-        """What the publication found: registered replicas, PUBLISH's count, NUMSUB's count (all addressed?)."""
+    def expect(self, registered: dict[str, tuple[str, int]], subscribers: int, everyone: bool) -> None:
+        """What the publication found: registered replicas, NUMSUB's count (all addressed?)."""
         self.registered = registered
-        self.receivers = receivers
         self.exact = subscribers
         # Unregistered (0.14) replicas ignore addressing: a call to a subset does not wait for them.
         self.subscribers = subscribers if everyone else 0
@@ -553,7 +552,7 @@ class Calls:
         self.collectors[route] = collector
         try:
             # Publishing gets at least connect_timeout; the answers get what is left of `timeout`.
-            receivers, members, subscribers = await self._run_bounded(
+            members, subscribers = await self._run_bounded(
                 self._script(
                     keys=[self.owner.registry.key(channel)],
                     args=[wire, message, max_entry_life_ms(self.settings), MAX_REPLICAS],
@@ -561,7 +560,7 @@ class Calls:
                 max(deadline, loop.time() + self.settings.connect_timeout.total_seconds()),
             )
             self.owner.count(BROADCASTS_SENT)
-            collector.expect(parse_members(members, targets), int(receivers), int(subscribers), targets.everyone)
+            collector.expect(parse_members(members, targets), int(subscribers), targets.everyone)
             await self._wait(collector, deadline, loop)
         finally:
             del self.collectors[route]

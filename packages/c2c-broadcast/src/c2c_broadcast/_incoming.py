@@ -42,7 +42,9 @@ class IncomingCalls:
         self.owner = owner
         self.tasks: set[asyncio.Task[Any]] = set()
         self._slot_freed = asyncio.Event()
-        self._replay_guard = ReplayGuard()
+        # Its memory starts now: a signed request older than that is refused (an earlier process of
+        # this replica may have run it), so one captured before a restart cannot be replayed after it.
+        self._replay_guard = ReplayGuard(started=time.time())
 
     @property
     def settings(self) -> BroadcastSettings:

@@ -92,7 +92,8 @@ def decode_request(
     Accepted: the 0.14 format (`params`, optional `answer_channel`) and ours. Refused: more than
     `max_size` bytes, not JSON, not an object, `params` not an object, an answer channel outside
     `prefix` (a forged message could otherwise make every replica publish into any channel), and
-    with a secret: unsigned, forged, too old or replayed messages.
+    with a secret: unsigned, forged, too old or replayed messages, and those signed before
+    `replay_guard` started (a restarted replica's memory of the requests it ran is gone).
     """
     message = load(data, max_size)
     if not isinstance(message, dict):
@@ -114,8 +115,10 @@ def decode_request(
         targets = _decode_targets(meta.get("targets"))
     extensions = read_extensions(message, "request")
     if signed and replay_guard is not None:
-        assert request_id is not None  # verify refuses a signed message without c2c
-        replay_guard.check(request_id, now, max_age)
+        # verify refuses a signed message without c2c
+        assert request_id is not None
+        assert meta is not None
+        replay_guard.check(request_id, now, max_age, signed_at=float(meta["ts"]))
     return Request(params, answer_channel, request_id, targets, signed, extensions)
 
 

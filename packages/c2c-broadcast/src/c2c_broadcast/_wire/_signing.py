@@ -60,15 +60,31 @@ def verify(
     return True
 
 
-class ReplayGuard:
-    """Remembers the ids of signed requests seen within the signature's maximum age (bounded)."""
+START_TOLERANCE = 1.0
+"""Seconds a request may be signed before its receiver's replay guard started (clocks a little apart)."""
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+
+class ReplayGuard:
+    """Remembers the ids of signed requests seen within the signature's maximum age (bounded).
+
+    Its memory starts with it: a request signed before `started` (less `START_TOLERANCE`) may have
+    been run by an earlier process of this replica (a restart) whose memory is gone, so it is refused
+    as `expired`. Pub/sub keeps nothing for later subscribers: a request published before this
+    replica subscribed never reaches it otherwise, so only a replay, or a sender whose clock is more
+    than the tolerance behind, is refused. `started=None`: no such floor.
+    """
+
+    def __init__(self, max_entries: int = 100_000, started: float | None = None) -> None:
         self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
         self._max_entries = max_entries
+        self._floor = None if started is None else started - START_TOLERANCE
 
-    def check(self, request_id: str, now: float, max_age: float) -> None:
-        """Raise `DroppedMessage("replayed")` if `request_id` was already seen; else remember it."""
+    def check(self, request_id: str, now: float, max_age: float, signed_at: float | None = None) -> None:
+        """Raise `DroppedMessage("replayed")` if `request_id` was already seen, `("expired")` if it was
+        signed (`signed_at`) before this guard's memory starts; else remember it."""
+        if signed_at is not None and self._floor is not None and signed_at < self._floor:
+            early = self._floor + START_TOLERANCE - signed_at
+            raise DroppedMessage("expired", f"signed {early:.1f} s before this replica started listening")
         while self._seen:
             oldest, expiry = next(iter(self._seen.items()))
             if expiry > now and len(self._seen) < self._max_entries:
