@@ -3,7 +3,8 @@
 Security model (anchors: uvicorn ProxyHeadersMiddleware, werkzeug ProxyFix, Home Assistant):
 
 - Only a peer in ``trusted_hosts`` is believed; everything else passes through untouched. A peer on
-  a unix socket (the server reports no address: ``scope["client"]`` is None) is trusted when
+  a unix socket (the server reports no address: ``scope["client"]`` is None under uvicorn, an empty
+  host ``("", "0")`` under granian) is trusted when
   ``trusted_hosts`` holds ``*`` or a socket literal (``unix:...`` or an absolute path).
 - Proxies *append* to these lists, so the leftmost values are whatever the client sent. The hops
   are read right to left, as the proxies wrote them, skipping trusted hops; the first untrusted
@@ -86,8 +87,8 @@ _PAIR_REVERSED: Final = re.compile(
 )
 
 # The cache key: (scope type, scheme, Host header, forwarded header lines, and the server address
-# when there is no Host header). A plain tuple: it is built on every request, and a tuple literal
-# is the cheapest hashable value.
+# when there is no Host header or an empty one). A plain tuple: it is built on every request, and a
+# tuple literal is the cheapest hashable value.
 _Key: TypeAlias = tuple[str, "str | None", "bytes | None", tuple[tuple[bytes, bytes], ...], "tuple[Any, ...] | None"]
 
 # What the native rewriter reads for a key: None (nothing to rewrite), or the scope updates, the new
@@ -493,9 +494,10 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
         if self._active and scope["type"] in _SCHEMES:
             client = scope.get("client")
             # The peer check, through the matcher's bounded cache without a method call per request.
+            # A unix-socket peer has no address: None (uvicorn) or an empty host (granian: ("", "0")).
             if (
                 self._trust_socket_peer
-                if client is None
+                if client is None or not client[0]
                 else self._trust_all or self._trusted_peers.get(client[0]) or client[0] in self.trusted_hosts
             ):
                 native = self._native_rewrite
@@ -524,8 +526,9 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
                             pairs.append((kind, line[1]))
                     if pairs:
                         host = None if host_line is None else host_line[1]
-                        # Without a Host header a forwarded port applies to the server address: part of the key.
-                        server = None if host is not None else _server_key(scope)
+                        # Without a Host header (or with an empty one: granian adds ``host: ""`` to a request
+                        # that has none) a forwarded port applies to the server address: part of the key.
+                        server = None if host else _server_key(scope)
                         key = (scope["type"], scope.get("scheme"), host, tuple(pairs), server)
                         rewrite = self._cache.get(key)
                         if rewrite is None:
@@ -554,7 +557,7 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
         sent = self._from_x_forwarded(found) if self.headers_type == "x-forwarded" else self._from_forwarded(found)
         original_host = None if host_header is None else host_header.decode("latin-1")
         own_host = original_host
-        if own_host is None and server_address and isinstance(server_address[0], str):
+        if not own_host and server_address and isinstance(server_address[0], str):
             own_host = f"[{server_address[0]}]" if ":" in server_address[0] else server_address[0]
 
         new_scheme = _new_scheme(scope_type, sent.proto)

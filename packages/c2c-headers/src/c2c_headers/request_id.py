@@ -248,8 +248,11 @@ class RequestIdMiddleware(Wrapping):
         return found if _well_formed(found, self.max_length) else None
 
     def _trusted(self, peer: Sequence[Any] | None) -> bool:
-        """Whether the real peer is a trusted proxy (the cache missed)."""
-        return self._trust_socket_peer if peer is None else peer[0] in self.trusted_hosts
+        """Whether the real peer is a trusted proxy (the cache missed).
+
+        A unix-socket peer has no address: None (uvicorn) or an empty host (granian: ``("", "0")``).
+        """
+        return self._trust_socket_peer if peer is None or not peer[0] else peer[0] in self.trusted_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Choose the id, publish it (state, context, response), then run the application.
