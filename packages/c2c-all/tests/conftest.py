@@ -27,12 +27,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture(autouse=True)
 def _fresh_wrong_secret_budgets() -> Iterator[None]:
-    """Each test starts with unspent wrong-secret budgets (process-wide without Redis), whatever ran before."""
+    """Each test starts with unspent wrong-secret budgets (process-wide without Redis), whatever ran before,
+    and asks Redis at once (not skipped after an outage of the previous test)."""
     import c2c_auth._secret
+    import c2c_auth._shared
 
     c2c_auth._secret.LIMITER.reset()
+    c2c_auth._shared.reset_skip()
     yield
     c2c_auth._secret.LIMITER.reset()
+    c2c_auth._shared.reset_skip()
 
 
 def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:

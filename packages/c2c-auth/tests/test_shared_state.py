@@ -6,7 +6,11 @@ replicas (subprocesses); Redis stopped: each falls back to the process's own sta
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
+import time
 import types
 from typing import Any
 
@@ -149,3 +153,43 @@ async def test_redis_down_sessions_and_logout_fall_back_to_the_process(
     redis_server.start()
     thief.cookies.set(COOKIE, stolen, domain="app.example", path="/c2c/")
     assert (await thief.get("/c2c/ro")).status_code == 403
+
+
+async def test_a_frozen_redis_costs_one_request_its_timeout_not_every_request(
+    secret_mode: Any, redis_server: RedisServer, make_client: Any, h: types.ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis stopped with SIGSTOP (connections open, no answer): the first check waits
+    `C2C__REDIS__TIMEOUT` and falls back; for `SKIP_AFTER_FAILURE` seconds the next ones fall back
+    without asking; then Redis is asked again."""
+    from c2c_auth import _shared
+
+    secret_mode.set(C2C__REDIS__URL=redis_server.url, C2C__REDIS__TIMEOUT="1")
+    browser = make_client()
+    assert (await browser.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+    assert (await browser.get("/c2c/ro")).status_code == 200  # the connection to Redis is open
+    caplog.set_level(logging.DEBUG, logger="c2c_auth")
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        begin = time.monotonic()
+        assert (await browser.get("/c2c/ro")).status_code == 200
+        first = time.monotonic() - begin
+        begin = time.monotonic()
+        for _ in range(5):
+            assert (await browser.get("/c2c/ro")).status_code == 200
+        following = time.monotonic() - begin
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    fallback = "ended sessions checked in this process only"
+    messages = [r.getMessage() for r in caplog.records if fallback in r.getMessage()]
+    assert len(messages) == 6
+    assert "TimeoutError" in messages[0]
+    assert all("not asked: it failed less than 2 s ago" in message for message in messages[1:])
+    assert first >= 0.9  # it did wait for Redis
+    assert following < first  # five requests together waited less than the first one alone
+    # Once the time is up, Redis is asked again: it answers, nothing falls back.
+    await asyncio.sleep(_shared.SKIP_AFTER_FAILURE + 0.1)
+    caplog.clear()
+    assert (await browser.get("/c2c/ro")).status_code == 200
+    assert not [r for r in caplog.records if "in this process only" in r.getMessage()]

@@ -36,7 +36,8 @@ LIMITER = _shared.LIMITER
 
 
 def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    # A unix-socket peer has no address: no client (uvicorn) or an empty host (granian).
+    return (request.client.host if request.client else "") or "unknown"
 
 
 def _digest(value: str) -> bytes:

@@ -71,18 +71,45 @@ def redis_client() -> Any | None:
     return c2c_redis.get_factory(settings).master()
 
 
-async def redis_call(client: Any, command: Callable[[Any], Any]) -> Any:
-    """Run `command(client)` bounded by `C2C__REDIS__TIMEOUT`; any failure raises `RedisUnavailable`."""
-    from redis.exceptions import RedisClusterException, RedisError  # installed: `client` exists
+SKIP_AFTER_FAILURE = 2.0
+"""Seconds during which Redis is not asked again after it timed out or could not be reached."""
 
+_skip_until = 0.0
+
+
+def reset_skip() -> None:
+    """Ask Redis again at the next call, even within `SKIP_AFTER_FAILURE` of a failure (tests)."""
+    global _skip_until
+    _skip_until = 0.0
+
+
+async def redis_call(client: Any, command: Callable[[Any], Any]) -> Any:
+    """Run `command(client)` bounded by `C2C__REDIS__TIMEOUT`; any failure raises `RedisUnavailable`.
+
+    After a timeout or a connection failure, the calls of the next `SKIP_AFTER_FAILURE` seconds
+    raise at once, without asking Redis: a frozen Redis costs one request its timeout, not every
+    request, nor one request each of its checks (the body guard and the route both check the
+    session). The fallback is the same either way: this process's own state.
+    """
+    global _skip_until
+    from redis.exceptions import ConnectionError as RedisConnectionError  # installed: `client` exists
+    from redis.exceptions import RedisClusterException, RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if time.monotonic() < _skip_until:
+        raise RedisUnavailable(f"not asked: it failed less than {SKIP_AFTER_FAILURE:g} s ago")
     try:
         async with asyncio.timeout(get_settings(Settings).redis.timeout.total_seconds()):
             return await command(client)
-    # Connection, timeout, protocol, auth: "not now"; a cluster with no reachable node, or no master
-    # for the key's slot yet (a failover), raises `RedisClusterException`, which is no `RedisError`.
-    # A value this code did not write (bytes that are not UTF-8, a count that is no number: someone
-    # with write access to Redis) is a `ValueError`: the same fallback to this process, never a 500.
-    except (TimeoutError, OSError, RedisError, RedisClusterException, ValueError) as error:
+    # Not reachable, or no answer in time (a cluster with no reachable node, or no master for the
+    # key's slot yet, raises `RedisClusterException`, which is no `RedisError`): skip it a while.
+    except (TimeoutError, OSError, RedisConnectionError, RedisTimeoutError, RedisClusterException) as error:
+        _skip_until = time.monotonic() + SKIP_AFTER_FAILURE
+        raise RedisUnavailable(f"{type(error).__name__}: {error}"[:200]) from error
+    # Protocol, auth, out of memory: "not now", but Redis answered. A value this code did not write
+    # (bytes that are not UTF-8, a count that is no number: someone with write access to Redis) is
+    # a `ValueError`: the same fallback to this process, never a 500.
+    except (RedisError, ValueError) as error:
         raise RedisUnavailable(f"{type(error).__name__}: {error}"[:200]) from error
 
 
