@@ -210,9 +210,12 @@ def test_admin_page(server: Server, page: tuple[Page, BrowserLog], tmp_path: Pat
     expect(tab.locator("main img")).to_have_count(0)
     tab.get_by_label("Logger").first.fill(LOGGER)
 
-    # Deleting the override restores the level.
-    tab.get_by_role("button", name=f"Delete the override of {LOGGER}").click()
+    # Deleting the override restores the level; the keyboard focus stays in the section (the
+    # Delete button went with the table it was in).
+    tab.get_by_role("button", name=f"Delete the override of {LOGGER}").focus()
+    tab.keyboard.press("Enter")
     expect(tab.locator("[data-output=overrides]")).to_contain_text("No override")
+    expect(tab.locator('button[data-action="overrides"]')).to_be_focused()
     _button(tab, "Get level")
     expect(tab.locator("[data-output=get-level] .level").first).to_have_text("NOTSET")
 
@@ -448,6 +451,12 @@ FORMATTING = [
         "Not logged in (HTTP 401): Invalid secret",
     ),
     ("describeError", [502, None], "Server error (HTTP 502)"),
+    # pydantic's prefix of a validator's own message is not shown
+    (
+        "describeError",
+        [422, {"detail": [{"loc": ["query", "name"], "msg": "Value error, invalid logger name"}]}],
+        "Invalid input (HTTP 422): name: invalid logger name",
+    ),
 ]
 
 

@@ -166,7 +166,9 @@ export function describeError(status, data, { sessionHint = true } = {}) {
     detail = detail
       .map((item) => {
         const where = (item?.loc ?? []).filter((part) => part !== "body" && part !== "query").join(".");
-        return where ? `${where}: ${item?.msg ?? ""}` : String(item?.msg ?? JSON.stringify(item));
+        // pydantic prefixes a validator's own message with "Value error, ": not for people.
+        const msg = typeof item?.msg === "string" ? item.msg.replace(/^Value error, /, "") : item?.msg;
+        return where ? `${where}: ${msg ?? ""}` : String(msg ?? JSON.stringify(item));
       })
       .join("; ");
   } else if (detail !== undefined && detail !== null && typeof detail === "object") {
@@ -473,8 +475,10 @@ async function deleteOverride(name, button) {
     answer = await call("DELETE", "/logging/level", { query: { name } });
     if (!answer.ok) show(region, errorBox(describeError(answer.status, answer.data)));
   });
+  if (answer?.ok) await refreshOverrides();
+  // The Delete button is gone with the table it was in: keep the keyboard focus in the section.
+  if (!button.isConnected) document.querySelector('button[data-action="overrides"]')?.focus();
   if (answer?.ok) {
-    await refreshOverrides();
     region.prepend(
       h(
         "p",
