@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from c2c_config import redact_url
-from c2c_health._core import Check, Result, Timeout
+from c2c_health._core import Check, Result, Timeout, time_left
 from c2c_health._http import fetch_status, validate_url
 
 if TYPE_CHECKING:
@@ -82,8 +82,13 @@ class Redis(Check):
             return Result(200, {"message": "Redis is not configured"})
         if getattr(factory, "cluster", False):  # a factory-like object of the tests has no `cluster`
             bound = factory.settings.timeout.total_seconds()
-            if self.timeout is not None:
-                bound = min(bound, self.timeout * 0.9)  # the details, rather than the check's own timeout
+            # Within 90 % of the time the check has (its own timeout, else C2C__HEALTH_CHECKS__TIMEOUT),
+            # so that the report names the master that did not answer rather than the check timing out.
+            left = time_left()
+            if left is None and self.timeout is not None:  # called outside a factory's run
+                left = self.timeout
+            if left is not None:
+                bound = min(bound, left * 0.9)
             return await _check_cluster(master, bound)
         if replica is None or replica is master:
             error = await _ping(master)
@@ -103,18 +108,32 @@ class Redis(Check):
 
 
 async def _check_cluster(client: Any, bound: float) -> Result:
-    """Ping every master of a `redis.asyncio.RedisCluster` concurrently, each within `bound` seconds."""
+    """Ping every master of a `redis.asyncio.RedisCluster` concurrently, the whole within `bound` seconds.
+
+    One deadline for the topology refresh and the pings: a refresh that meets a frozen node first
+    (redis-py asks the nodes one after the other) would otherwise take a whole bound before the
+    pings take another, and the check's own timeout would cut the report that names the master.
+    Once a topology is known, the refresh gets half the bound; when it fails or runs out, the known
+    topology is pinged (the frozen master is then the one reported).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    known = _primaries(client)
     try:
-        async with asyncio.timeout(bound):
+        async with asyncio.timeout(bound / 2 if known else bound):
             # The topology: read once, and read again when an earlier failure asked for it (a
             # failover), so that a promoted replica is the one pinged.
             await client.initialize()
-        masters = list(client.get_primaries())
-    except Exception as error:  # no node reachable
-        description = _describe(error)
-        LOG.debug("Redis health check: the cluster is not reachable: %s", description, exc_info=error)
-        return Result(500, {"error": description}, public_payload={"error": "Redis Cluster is not reachable"})
-    errors = await asyncio.gather(*(_ping(client, node, bound) for node in masters))
+        masters = _primaries(client)
+    except Exception as error:  # no node reachable, or a refresh slower than its share of the bound
+        description = _describe(error) if str(error) else f"{type(error).__name__}: no topology within {bound:g} s"
+        if not known:
+            LOG.debug("Redis health check: the cluster is not reachable: %s", description, exc_info=error)
+            return Result(500, {"error": description}, public_payload={"error": "Redis Cluster is not reachable"})
+        LOG.debug("Redis health check: topology refresh failed, pinging the known masters: %s", description)
+        masters = known
+    remaining = max(deadline - loop.time(), 0.001)
+    errors = await asyncio.gather(*(_ping(client, node, remaining) for node in masters))
     details: list[dict[str, Any]] = [
         {"address": node.name, "ok": True} if failure is None else {"address": node.name, "ok": False, "error": failure}
         for node, failure in zip(masters, errors, strict=True)
@@ -124,6 +143,14 @@ async def _check_cluster(client: Any, bound: float) -> Result:
         message = f"{failed} of {len(masters)} Redis Cluster masters are not reachable"
         return Result(500, {"masters": details, "error": message}, public_payload={"error": message})
     return Result(200, {"masters": details}, public_payload={"masters": len(masters)})
+
+
+def _primaries(client: Any) -> list[Any]:
+    """The masters of the cluster client's current topology (empty before its first reading)."""
+    try:
+        return list(client.get_primaries())
+    except Exception:  # a client that never read a topology
+        return []
 
 
 async def _ping(client: Any, node: Any = None, bound: float | None = None) -> str | None:
@@ -136,8 +163,8 @@ async def _ping(client: Any, node: Any = None, bound: float | None = None) -> st
     except TimeoutError as error:
         if bound is None:  # a builtin TimeoutError from the client itself
             return _describe(error)
-        LOG.debug("Redis health check: no answer within %g s", bound)
-        return f"TimeoutError: no answer within {bound:g} s"
+        LOG.debug("Redis health check: no answer within %.2g s", bound)
+        return f"TimeoutError: no answer within {round(bound, 2):g} s"
     except Exception as error:
         description = _describe(error)
         # The factory logs the failing check in one WARNING line (this description in its payload);

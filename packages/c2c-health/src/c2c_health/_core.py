@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import contextvars
 import dataclasses
 import datetime
 import functools
@@ -32,8 +33,24 @@ TIMEOUT_ERROR = "timeout"
 FAILURE_STATUS = 500
 # Distinct filters that can hold a cached report at once (filters are caller input: keep it bounded).
 CACHE_MAX_ENTRIES = 64
+FAILURE_LOG_INTERVAL = 60.0
+"""While a check keeps failing, its failure is logged at most this often (seconds) at WARNING or ERROR;
+the failing runs in between are logged at DEBUG and counted in the next line. A probe every second
+on a dependency that is down is then one line a minute per check, not one per probe."""
 
 Timeout = float | datetime.timedelta | None
+
+# The event-loop time by which the running check must end (its own timeout, else the factory's default),
+# set by the factory for the task of each run: a check that bounds its own calls reads it with `time_left()`.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("c2c_health_deadline", default=None)
+
+
+def time_left() -> float | None:
+    """Seconds left before the running check's timeout (in a run of a `Factory`), else None."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return None
+    return max(deadline - asyncio.get_running_loop().time(), 0.0)
 
 
 def _seconds(timeout: Timeout, what: str) -> float | None:
@@ -371,6 +388,14 @@ def _same_configuration(left: Check, right: Check) -> bool:
     return keys == right_vars.keys() - ignored and all(_equal(left_vars[key], right_vars[key]) for key in keys)
 
 
+@dataclasses.dataclass
+class _FailureLog:
+    """A failing check: when its failure was last logged above DEBUG, and the failing runs logged at DEBUG since."""
+
+    logged: float
+    quiet: int = 0
+
+
 class Factory:
     """The registry of checks, and the runner: concurrent, each check bounded by its timeout.
 
@@ -397,6 +422,9 @@ class Factory:
         # The last results of each check, by registered name (setting `history_size`): only runs,
         # not cache hits; in memory, per process.
         self._history: dict[str, collections.deque[_Point]] = {}
+        # The checks failing now, by registered name: when their failure was last logged at WARNING
+        # (or ERROR) and how many failing runs were logged at DEBUG only since (see FAILURE_LOG_INTERVAL).
+        self._failing: dict[str, _FailureLog] = {}
 
     # -- registry -------------------------------------------------------------------------------
 
@@ -461,12 +489,14 @@ class Factory:
         """Unregister the check registered as `name` (KeyError if there is none)."""
         del self._entries[name]
         self._history.pop(name, None)
+        self._failing.pop(name, None)
         self.clear_cache()
 
     def clear(self) -> None:
         """Unregister every check."""
         self._entries.clear()
         self._history.clear()
+        self._failing.clear()
         self.clear_cache()
 
     def clear_cache(self) -> None:
@@ -606,6 +636,10 @@ class Factory:
             for outcome in outcomes:
                 metrics.observe(outcome.name, outcome.status_code, outcome.time_taken)
         self._record(outcomes, settings.health_checks.history_size)
+        for outcome in outcomes:
+            if outcome.status_code < 400 and outcome.name in self._failing:
+                failed = self._failing.pop(outcome.name)
+                LOG.info("Health check %r is healthy again (%d failing run(s) not logged)", outcome.name, failed.quiet)
         return Report(tuple(outcomes), time.perf_counter() - start)
 
     async def _run_one(self, name: str, check: Check, default_timeout: float) -> Outcome:
@@ -614,7 +648,12 @@ class Factory:
         loop = asyncio.get_running_loop()
         previous = self._abandoned.get(name)
         if previous is not None and not previous.done() and previous.get_loop() is loop:
-            LOG.warning("Health check %r not started: its run abandoned after a timeout is still going", name)
+            self._log_failure(
+                name,
+                logging.WARNING,
+                "Health check %r not started: its run abandoned after a timeout is still going",
+                name,
+            )
             return Outcome(
                 name,
                 tuple(_tags_of(check)),
@@ -623,7 +662,11 @@ class Factory:
                 {"error": TIMEOUT_ERROR},
                 time.perf_counter() - start,
             )
-        task: asyncio.Task[Result] = loop.create_task(_invoke(check), name=f"health check {name}")
+        token = _DEADLINE.set(loop.time() + timeout)
+        try:  # the task copies the context now: the check sees its deadline
+            task: asyncio.Task[Result] = loop.create_task(_invoke(check), name=f"health check {name}")
+        finally:
+            _DEADLINE.reset(token)
         try:
             # wait() rather than timeout(): the bound holds even for a check that swallows cancellation.
             await asyncio.wait({task}, timeout=timeout)
@@ -639,14 +682,14 @@ class Factory:
             task.cancel()
             self._abandoned[name] = task
             task.add_done_callback(functools.partial(self._forget, name))
-            LOG.warning("Health check %r timed out after %g s", name, timeout)
+            self._log_failure(name, logging.WARNING, "Health check %r timed out after %g s", name, timeout)
             return outcome(FAILURE_STATUS, {"error": TIMEOUT_ERROR, "timeout": timeout}, {"error": TIMEOUT_ERROR})
         if task.cancelled():
-            LOG.warning("Health check %r was cancelled", name)
+            self._log_failure(name, logging.WARNING, "Health check %r was cancelled", name)
             return outcome(FAILURE_STATUS, {"error": "cancelled"}, {"error": GENERIC_ERROR})
         error = task.exception()
         if error is not None:
-            LOG.error("Health check %r failed with an exception", name, exc_info=error)
+            self._log_failure(name, logging.ERROR, "Health check %r failed with an exception", name, exc_info=error)
             # URL passwords are masked even for authorised callers; the log above has the full traceback.
             message = redact_url(str(error)) or type(error).__name__
             return outcome(FAILURE_STATUS, {"error": message}, {"error": GENERIC_ERROR})
@@ -654,17 +697,37 @@ class Factory:
         status: object = getattr(returned, "status_code", None)
         # Any int (HTTPStatus too) but not a bool, which is an int to Python.
         if not isinstance(returned, Result) or not isinstance(status, int) or isinstance(status, bool):
-            LOG.error("Health check %r returned %r instead of a c2c_health.Result", name, returned)
+            self._log_failure(
+                name, logging.ERROR, "Health check %r returned %r instead of a c2c_health.Result", name, returned
+            )
             return outcome(FAILURE_STATUS, {"error": "the check returned an invalid result"}, {"error": GENERIC_ERROR})
         if not 100 <= status <= 599:
-            LOG.error("Health check %r returned the invalid status code %r", name, status)
+            self._log_failure(name, logging.ERROR, "Health check %r returned the invalid status code %r", name, status)
             return outcome(
                 FAILURE_STATUS, {"error": "the check returned an invalid status code"}, {"error": GENERIC_ERROR}
             )
         if status >= 400:
             shown = redact_url(repr(returned.payload))
-            LOG.warning("Health check %r is failing with status %d: %s", name, status, shown)
+            self._log_failure(
+                name, logging.WARNING, "Health check %r is failing with status %d: %s", name, status, shown
+            )
         return outcome(int(status), _jsonable(returned.payload), _jsonable(_public_payload(returned)))
+
+    def _log_failure(
+        self, name: str, level: int, message: str, *args: object, exc_info: BaseException | None = None
+    ) -> None:
+        """Log a failing run of `name` at `level`, or at DEBUG when it was logged less than FAILURE_LOG_INTERVAL ago."""
+        now = time.monotonic()
+        failing = self._failing.get(name)
+        if failing is not None and now - failing.logged < FAILURE_LOG_INTERVAL:
+            failing.quiet += 1
+            LOG.debug(message, *args, exc_info=exc_info)
+            return
+        if failing is not None and failing.quiet:
+            message += " (and %d failing run(s) since the last such line, logged at DEBUG)"
+            args = (*args, failing.quiet)
+        self._failing[name] = _FailureLog(now)
+        LOG.log(level, message, *args, exc_info=exc_info)
 
     def _forget(self, name: str, task: asyncio.Task[Result]) -> None:
         if self._abandoned.get(name) is task:
