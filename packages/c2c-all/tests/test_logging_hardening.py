@@ -344,6 +344,56 @@ async def test_signed_overrides_apply_and_tampering_is_caught(
         logger.setLevel(logging.NOTSET)
 
 
+RACE_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from c2casgiutils.tools import logging_
+
+    async def main():
+        writer = logging_.LoggingTool()
+        names = [f"hardening_race_{index}" for index in range(20)]
+        levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
+        for name in names:
+            await writer._persist(name, "INFO", None)
+        print("ready", flush=True)
+        end, round_ = time.monotonic() + float(sys.argv[1]), 0
+        while time.monotonic() < end:
+            round_ += 1
+            await asyncio.gather(*(writer._persist(name, levels[round_ % 4], None) for name in names))
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_reads_racing_writes_never_see_a_level_with_another_signature(
+    signed_redis: RedisServer, tool: logging_tool.LoggingTool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Overrides rewritten by another replica (a process) while this one reads them: the value, its
+    signature and its TTL are read at once, so a read never pairs a new level with the old signature
+    (a false "bad signature" warning, and the override skipped for that round), as separate commands
+    did under about one write a second in a real cluster."""
+    environment = {**os.environ, "C2C__REDIS__URL": signed_redis.url, "C2C__BROADCAST__SECRET": BROADCAST_SECRET}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", RACE_WRITER, "6"], env=environment, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None
+        assert await asyncio.to_thread(writer.stdout.readline) == "ready\n"
+        reads: list[int] = []
+        with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+            begin = time.monotonic()
+            while time.monotonic() - begin < 4:
+                reads.append(len(await tool.overrides()))
+    finally:
+        stop_process(writer, timeout=10)
+        if writer.stdout is not None:
+            writer.stdout.close()
+    assert len(reads) > 50
+    assert set(reads) == {20}  # every override, every time
+    assert [r.getMessage() for r in caplog.records if "bad signature" in r.getMessage()] == []
+
+
 async def test_a_replayed_timed_override_is_ignored(
     signed_redis: RedisServer, tool: logging_tool.LoggingTool, caplog: pytest.LogCaptureFixture
 ) -> None:

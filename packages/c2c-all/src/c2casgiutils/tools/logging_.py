@@ -107,6 +107,22 @@ MAX_OVERRIDES = 1000
 MAX_NAMED_WARNINGS = 10
 """How many newly ignored keys one read names, a warning each; the others get one warning with their count."""
 _SCAN_COUNT = 1000  # the keys one `SCAN` call asks for: one batch of `MGET`s and `PTTL`s
+_READ_CHUNK = 1000  # the most override keys one read script gets (Lua's `unpack` has a stack limit)
+
+# The values, signatures and `PTTL`s of a batch of overrides, read at once: a write (`_persist`, a
+# MULTI/EXEC of value and signature) cannot fall between them, as it could between separate commands
+# (a new level with the old signature: a false "bad signature"). Read only: it runs on a replica too.
+# KEYS: the override keys, then their signature keys when signed; ARGV[1]: how many override keys.
+# `MGET` answers nil for a key of another type (no `WRONGTYPE`); one slot on a cluster (hash tag).
+_READ_SCRIPT = """
+local n = tonumber(ARGV[1])
+local values = redis.call('MGET', unpack(KEYS, 1, n))
+local signatures = {}
+if #KEYS > n then signatures = redis.call('MGET', unpack(KEYS, n + 1, #KEYS)) end
+local ttls = {}
+for i = 1, n do ttls[i] = redis.call('PTTL', KEYS[i]) end
+return {values, signatures, ttls}
+"""
 _MAX_SHOWN = 200  # characters of a key name, a value or a reason put in a warning
 _MAX_WARNED = 2 * MAX_KEYS + 100
 """How many ignored keys the warnings remember (least recently seen forgotten first): more than one read sees."""
@@ -650,9 +666,10 @@ class LoggingTool:
         """Read the overrides under `prefix`: bounded work and bounded warnings, whatever the keys hold.
 
         The keys come from `SCAN` in batches, undecoded (a name that is not UTF-8 is skipped, not an
-        error); each batch is one `MGET` of the values, one of the signatures and one pipeline of
-        `PTTL`s (plus one of `TYPE`s for the keys that hold no string). At most `MAX_KEYS` keys are
-        read and `MAX_OVERRIDES` overrides accepted; a key that is no valid override is ignored.
+        error); each batch is read by one script (`_READ_SCRIPT`: the values, the signatures and the
+        `PTTL`s, with no write between them), plus a pipeline of `TYPE`s for the keys that hold no
+        string. At most `MAX_KEYS` keys are read and `MAX_OVERRIDES` overrides accepted; a key that
+        is no valid override is ignored.
         """
         replica = _factory().replica()
         assert replica is not None
@@ -782,31 +799,32 @@ class LoggingTool:
 async def _fetch(
     client: RedisClient, prefix: str, candidates: Sequence[tuple[bytes, str]], signed: bool
 ) -> tuple[list[Any], list[Any], list[Any], dict[bytes, str]]:
-    """The values, signatures (None each without a secret) and `PTTL`s of `(key, name)`s, and the type of
-    each key holding no string: two `MGET`s and a pipeline at once, then a pipeline of `TYPE`s if needed."""
+    """The values, signatures (None each without a secret) and `PTTL`s of `(key, name)`s, read at once
+    (`_READ_SCRIPT`, per chunk), and the type of each key holding no string (a pipeline of `TYPE`s)."""
     from redis.client import NEVER_DECODE
 
     raw: dict[str, Any] = {NEVER_DECODE: True}  # values as bytes: one that is not UTF-8 is no error
-    keys = [key for key, _ in candidates]
-    async with client.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.pttl(key)
-        # `MGET` answers nil for a key of another type (no `WRONGTYPE`); one slot on a cluster.
-        values, signatures, ttls = await asyncio.gather(
-            client.execute_command("MGET", *keys, **raw),
-            client.execute_command("MGET", *[signature_key(prefix, name) for _, name in candidates], **raw)
-            if signed
-            else _none(),
-            pipe.execute(),
-        )
-    missing = [key for key, value in zip(keys, values, strict=True) if value is None]
+    values: list[Any] = []
+    signatures: list[Any] = []
+    ttls: list[Any] = []
+    for start in range(0, len(candidates), _READ_CHUNK):
+        chunk = candidates[start : start + _READ_CHUNK]
+        keys: list[bytes | str] = [key for key, _ in chunk]
+        if signed:
+            keys += [signature_key(prefix, name) for _, name in chunk]
+        reply = await client.execute_command("EVAL", _READ_SCRIPT, len(keys), *keys, len(chunk), **raw)
+        chunk_values, chunk_signatures, chunk_ttls = reply
+        values += chunk_values
+        signatures += chunk_signatures if signed else [None] * len(chunk)
+        ttls += chunk_ttls
+    missing = [key for (key, _), value in zip(candidates, values, strict=True) if value is None]
     types: dict[bytes, str] = {}
     if missing:
         async with client.pipeline(transaction=False) as pipe:
             for key in missing:
                 pipe.type(key)
             types = {key: _decoded(kind) for key, kind in zip(missing, await pipe.execute(), strict=True)}
-    return list(values), list(signatures or [None] * len(keys)), list(ttls), types
+    return values, signatures, ttls, types
 
 
 def _decoded(value: object) -> str:
@@ -823,10 +841,6 @@ def _shown(key: bytes | str) -> str:
     """A key name fit for a log line: not UTF-8 escaped, control characters escaped, long names cut."""
     text = _decoded(key)
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
-
-
-async def _none() -> None:
-    return None
 
 
 def _factory() -> RedisFactory:
