@@ -374,12 +374,13 @@ async def test_reads_racing_writes_never_see_a_level_with_another_signature(
     (a false "bad signature" warning, and the override skipped for that round), as separate commands
     did under about one write a second in a real cluster."""
     environment = {**os.environ, "C2C__REDIS__URL": signed_redis.url, "C2C__BROADCAST__SECRET": BROADCAST_SECRET}
-    writer = subprocess.Popen(
-        [sys.executable, "-c", RACE_WRITER, "6"], env=environment, stdout=subprocess.PIPE, text=True
+    # Started once, before the reads: its short blocking start is not what is measured.
+    writer = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-c", RACE_WRITER, "6"], env=environment, stdout=subprocess.PIPE
     )
     try:
         assert writer.stdout is not None
-        assert await asyncio.to_thread(writer.stdout.readline) == "ready\n"
+        assert await asyncio.to_thread(writer.stdout.readline) == b"ready\n"
         reads: list[int] = []
         with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
             begin = time.monotonic()
