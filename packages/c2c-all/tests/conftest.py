@@ -33,10 +33,10 @@ def _fresh_wrong_secret_budgets() -> Iterator[None]:
     import c2c_auth._shared
 
     c2c_auth._secret.LIMITER.reset()
-    c2c_auth._shared.reset_skip()
+    c2c_auth._shared.reset_redis_state()
     yield
     c2c_auth._secret.LIMITER.reset()
-    c2c_auth._shared.reset_skip()
+    c2c_auth._shared.reset_redis_state()
 
 
 def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -353,10 +353,10 @@ async def _close_github_client() -> AsyncIterator[None]:
     Redis at once in the next test (not skipped after an outage of this one)."""
     from c2c_auth import _shared
 
-    _shared.reset_skip()
+    _shared.reset_redis_state()
     yield
     await c2c_auth.shutdown()
-    _shared.reset_skip()
+    _shared.reset_redis_state()
 
 
 @contextlib.asynccontextmanager

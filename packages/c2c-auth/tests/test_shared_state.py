@@ -193,3 +193,37 @@ async def test_a_frozen_redis_costs_one_request_its_timeout_not_every_request(
     caplog.clear()
     assert (await browser.get("/c2c/ro")).status_code == 200
     assert not [r for r in caplog.records if "in this process only" in r.getMessage()]
+
+
+async def test_a_logout_redis_refused_reaches_the_other_replicas_once_it_answers(
+    redis_server: RedisServer, replica_factory: Any, h: types.ModuleType
+) -> None:
+    """Redis out of memory (writes refused, reads answered) during a logout: the session ends on the
+    replica that served it at once, and on the others as soon as that replica reaches Redis again
+    (it wrote nothing, and the stolen cookie stayed valid elsewhere until it expired)."""
+    first, second = replica_factory(2, C2C__AUTH__SECRET=h.SHARED_SECRET, C2C__REDIS__URL=redis_server.url)
+    async with httpx.AsyncClient(timeout=10) as browser, httpx.AsyncClient(timeout=10) as thief:
+        assert (await browser.get(f"{first}/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+        stolen = browser.cookies[COOKIE]
+        redis_server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        redis_server.command("CONFIG", "SET", "maxmemory", "1")  # every write refused: OOM
+        try:
+            assert (await browser.post(f"{first}/c2c/auth/logout")).status_code == 200
+            thief.cookies.set(COOKIE, stolen)
+            assert (await thief.get(f"{first}/c2c/ro")).status_code == 403  # this replica knows
+            thief.cookies.set(COOKIE, stolen)
+            assert (await thief.get(f"{second}/c2c/ro")).status_code == 200  # the other cannot yet
+        finally:
+            redis_server.command("CONFIG", "SET", "maxmemory", "0")
+        assert redis_server.command("KEYS", "c2c-auth:ended-session:*") == []
+        # The first request of the first replica that reaches Redis writes the logout it missed.
+        await asyncio.sleep(1.1)  # FLUSH_INTERVAL since the failed write
+        async with httpx.AsyncClient(timeout=10) as other:
+            login = await other.get(f"{first}/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+            assert login.status_code == 200
+            assert (await other.get(f"{first}/c2c/ro")).status_code == 200
+        keys = redis_server.command("KEYS", "c2c-auth:ended-session:*")
+        assert isinstance(keys, list)
+        assert len(keys) == 1
+        thief.cookies.set(COOKIE, stolen)
+        assert (await thief.get(f"{second}/c2c/ro")).status_code == 403

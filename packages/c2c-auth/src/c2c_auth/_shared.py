@@ -77,10 +77,13 @@ SKIP_AFTER_FAILURE = 2.0
 _skip_until = 0.0
 
 
-def reset_skip() -> None:
-    """Ask Redis again at the next call, even within `SKIP_AFTER_FAILURE` of a failure (tests)."""
-    global _skip_until
+def reset_redis_state() -> None:
+    """Ask Redis again at the next call, even within `SKIP_AFTER_FAILURE` of a failure, and forget the
+    logouts waiting to be written to it (tests: each starts as a new process would)."""
+    global _skip_until, _next_flush
     _skip_until = 0.0
+    _next_flush = 0.0
+    _pending_logouts.clear()
 
 
 async def redis_call(client: Any, command: Callable[[Any], Any]) -> Any:
@@ -209,9 +212,34 @@ async def budget_fail(budget: str, window: float) -> None:
 ENDED_SESSIONS = TTLCache(size=100_000)
 """Sessions ended by a logout seen by this process, by id, until their own expiry."""
 
+MAX_PENDING_LOGOUTS = 10_000
+"""The most logouts this process keeps to write to Redis once it answers again (the oldest dropped first)."""
+FLUSH_INTERVAL = 1.0
+"""Seconds between two attempts to write the pending logouts (Redis answers, but refuses writes: OOM)."""
+
+_pending_logouts: collections.OrderedDict[str, float] = collections.OrderedDict()
+"""Logouts Redis did not record (session id -> its expiry, Unix time): written once Redis answers."""
+_next_flush = 0.0
+
+
+def pending_logouts() -> int:
+    """How many logouts of this process wait for Redis to answer again (to end them on every replica)."""
+    return len(_pending_logouts)
+
+
+def _pend(session_id: str, expires_at: float) -> None:
+    _pending_logouts[session_id] = expires_at
+    _pending_logouts.move_to_end(session_id)
+    while len(_pending_logouts) > MAX_PENDING_LOGOUTS:
+        _pending_logouts.popitem(last=False)
+
 
 async def end_session(session_id: str, expires_at: float) -> None:
-    """Refuse the session `session_id` until `expires_at` (Unix time): in this process, and in Redis."""
+    """Refuse the session `session_id` until `expires_at` (Unix time): in this process, and in Redis.
+
+    Redis failing: the logout waits in this process (`pending_logouts()`) and is written by the first
+    use of Redis that succeeds afterwards, so that it reaches the other replicas then.
+    """
     remaining = expires_at - time.time() + 1
     if remaining <= 0:
         return
@@ -223,13 +251,21 @@ async def end_session(session_id: str, expires_at: float) -> None:
     try:
         await redis_call(client, lambda redis: redis.set(key, "1", px=max(1, int(remaining * 1000))))
     except RedisUnavailable as error:
-        warn_unavailable("Redis unavailable: the logout ends the session in this process only: %s", error)
+        _pend(session_id, expires_at)
+        warn_unavailable(
+            "Redis unavailable: the logout ends the session in this process now, on the other replicas once"
+            " Redis answers again: %s",
+            error,
+        )
+        return
+    await _flush_pending(client)
 
 
 async def session_ended(session_id: str) -> bool:
     """Whether a logout ended `session_id`: this process's list, then Redis (one EXISTS) when configured.
 
-    Redis failing: the answer of this process's list (logged).
+    Redis failing: the answer of this process's list (logged). Redis answering: the logouts it
+    missed are written first (`end_session`).
     """
     if ENDED_SESSIONS.get(("sid", session_id), 1.0) is not None:
         return True
@@ -242,4 +278,34 @@ async def session_ended(session_id: str) -> bool:
     except RedisUnavailable as error:
         warn_unavailable("Redis unavailable: ended sessions checked in this process only: %s", error)
         return False
+    await _flush_pending(client)
     return bool(found)
+
+
+async def _flush_pending(client: Any) -> None:
+    """Write the logouts Redis missed, at most once every `FLUSH_INTERVAL`; kept when it fails again."""
+    global _next_flush
+    if not _pending_logouts or time.monotonic() < _next_flush:
+        return
+    _next_flush = time.monotonic() + FLUSH_INTERVAL
+    now = time.time()
+    pending = [(session_id, expires_at) for session_id, expires_at in _pending_logouts.items() if expires_at > now]
+    _pending_logouts.clear()
+    if not pending:
+        return
+    try:
+        await redis_call(client, lambda redis: _write_ended(redis, pending, now))
+    except RedisUnavailable as error:
+        for session_id, expires_at in pending:
+            if session_id not in _pending_logouts:  # a newer one is kept as it is
+                _pend(session_id, expires_at)
+        warn_unavailable("Redis unavailable: the logouts it missed are still to be written: %s", error)
+        return
+    LOG.info("Wrote to Redis %d logout(s) made while it was unavailable: ended on every replica now", len(pending))
+
+
+async def _write_ended(redis: Any, pending: list[tuple[str, float]], now: float) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for session_id, expires_at in pending:
+            pipe.set(redis_key("ended-session", session_id), "1", px=max(1, int((expires_at - now + 1) * 1000)))
+        await pipe.execute()
