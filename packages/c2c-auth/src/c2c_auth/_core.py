@@ -6,7 +6,7 @@ import logging
 
 from fastapi import Request, Response
 
-from c2c_auth import _github
+from c2c_auth import _github, _shared
 from c2c_auth._github_auth import bearer_auth, github_session_auth
 from c2c_auth._info import AuthInfo, AuthMethod, UserInfo
 from c2c_auth._modes import AuthenticationType, auth_type, current_settings
@@ -87,10 +87,15 @@ async def startup(main_app: object = None) -> None:
 
 
 async def shutdown(main_app: object = None) -> None:
-    """Close the pooled HTTP client used for GitHub in the running event loop now.
+    """Write the logouts Redis missed, if it answers now, and close the pooled HTTP client used for
+    GitHub in the running event loop.
+
+    Logouts still unwritten (Redis still unavailable) are lost with the process: one ERROR says how
+    many; those sessions stay valid on the other replicas until they expire.
 
     Optional: the client of a loop is closed on that loop when it ends anyway (0.14-style lifespans
     that only call `startup` leak nothing), and the next use in any loop creates a fresh one.
     """
     del main_app
+    await _shared.flush_before_exit()
     await _github.CLIENTS.aclose()

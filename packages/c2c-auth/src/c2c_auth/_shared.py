@@ -282,6 +282,24 @@ async def session_ended(session_id: str) -> bool:
     return bool(found)
 
 
+async def flush_before_exit() -> None:
+    """At shutdown: write the logouts Redis missed (one last try, bounded by `C2C__REDIS__TIMEOUT`);
+    say in one ERROR how many are lost with the process when Redis still does not take them."""
+    global _skip_until, _next_flush
+    if not _pending_logouts:
+        return
+    client = redis_client()
+    if client is not None:
+        _skip_until = _next_flush = 0.0  # one last try, whatever failed just before
+        await _flush_pending(client)
+    if _pending_logouts:
+        LOG.error(
+            "Stopping with %d logout(s) Redis did not record: those sessions stay valid on the other replicas"
+            " until they expire",
+            len(_pending_logouts),
+        )
+
+
 async def _flush_pending(client: Any) -> None:
     """Write the logouts Redis missed, at most once every `FLUSH_INTERVAL`; kept when it fails again."""
     global _next_flush
