@@ -354,7 +354,7 @@ def test_demo_probes_and_health_checks(demo: Granian) -> None:
         response = httpx.get(demo.url + path, timeout=10)
         assert response.status_code == 200, (path, response.text)
     names = {entity["name"] for entity in httpx.get(f"{demo.url}/c2c/readyz", timeout=10).json()["entities"]}
-    assert names == {"SQLAlchemy", "Broadcast"}
+    assert names == {"SQLAlchemy"}  # not Redis nor the broadcast, shared by every replica
 
 
 def test_demo_forwarded_host_reaches_trusted_host_check(demo: Granian) -> None:

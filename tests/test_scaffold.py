@@ -6,8 +6,8 @@ packages installed from their sources and the generated project with its `test` 
 the generated files are sane (Dockerfile instructions, compose file, logging configuration, the
 version range of c2c-all), the generated project's own tests pass in that environment, it is
 ruff- and mypy-clean in its own configuration, and it serves: uvicorn on a free loopback port
-answers `/c2c/health_checks`, `python -m c2c_health URL` exits 0, and with a real Redis the
-readiness check follows Redis while liveness does not.
+answers `/c2c/health_checks`, `python -m c2c_health URL` exits 0, and with a real Redis stopped
+the Redis check fails while readiness and liveness do not (Redis is shared by every replica).
 """
 
 from __future__ import annotations
@@ -319,18 +319,22 @@ def test_serves(project: Project, server: Server) -> None:
     assert re.search(r"INFO\s+uvicorn\.error: Application startup complete", server.log()), server.log()
 
 
-def test_readiness_follows_redis_liveness_does_not(project: Project, redis_server: RedisServer, tmp_path: Path) -> None:
+def test_a_redis_outage_fails_its_check_not_readiness(
+    project: Project, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Redis is shared by every replica: in readiness, its failover would empty the Service at once."""
     running = Server(project, tmp_path / "uvicorn.log", C2C__REDIS__URL=redis_server.url)
     try:
         readiness = running.get("/c2c/readyz")
         assert readiness.status_code == 200, readiness.text
-        assert [entity["name"] for entity in readiness.json()["entities"]] == ["Redis"]
+        assert [entity["name"] for entity in readiness.json()["entities"]] == ["Alive"]
+        assert running.get("/c2c/health_checks?tags=redis").status_code == 200
         redis_server.stop()
-        readiness = running.get("/c2c/readyz")
-        assert readiness.status_code >= 500, readiness.text
+        assert running.get("/c2c/health_checks?tags=redis").status_code >= 500
+        assert running.get("/c2c/readyz").status_code == 200
         assert running.get("/c2c/livez").status_code == 200
-        assert _probe(project, running.url + "/c2c/health_checks?tags=liveness").returncode == 0
-        refused = _probe(project, running.url + "/c2c/health_checks?tags=readiness")
+        assert _probe(project, running.url + "/c2c/health_checks?tags=readiness").returncode == 0
+        refused = _probe(project, running.url + "/c2c/health_checks?tags=redis")
         assert refused.returncode == 1 and "unhealthy" in refused.stderr
     finally:
         running.stop()

@@ -113,14 +113,16 @@ if config.settings.proxy_headers.type != "none":
         trust_host=config.settings.proxy_headers.trust_host,
     )
 
-# Health checks: the database (readiness), Redis when configured (readiness); liveness depends on
-# nothing external.
+# Health checks: the database in readiness (the demo's API cannot answer without it); liveness
+# depends on nothing external. Redis and the broadcast are shared by every replica: in readiness, a
+# Redis failover would take every replica out of the load balancer at once, the routes that do not
+# need Redis included; they are reported (tags `broadcast`, `redis`), not used for readiness.
 health_checks.FACTORY.add(health_checks.SQLAlchemy(Session=Session, tags=["readiness", "database", "all"]))
-health_checks.FACTORY.add(monitoring.BroadcastCheck(tags=["readiness", "broadcast", "all"]))
+health_checks.FACTORY.add(monitoring.BroadcastCheck(tags=["broadcast", "all"]))
 # The stored logging-level overrides not read yet (Redis down at startup): degraded, not unready.
 health_checks.FACTORY.add(monitoring.LoggingSyncCheck(tags=["logging", "all"]))
 if config.settings.redis.configured:
-    health_checks.FACTORY.add(health_checks.Redis(tags=["readiness", "redis", "all"]))
+    health_checks.FACTORY.add(health_checks.Redis(tags=["redis", "all"]))
 
 prometheus.instrument(app)
 

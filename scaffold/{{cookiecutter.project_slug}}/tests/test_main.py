@@ -19,7 +19,9 @@ async def test_liveness(client: httpx.AsyncClient) -> None:
 async def test_readiness(client: httpx.AsyncClient) -> None:
     response = await client.get("/c2c/readyz")
     assert response.status_code == 200
-    assert response.json()["status_code"] == 200
+    report = response.json()
+    assert report["status_code"] == 200
+    assert [entity["name"] for entity in report["entities"]] == ["Alive"]  # nothing shared by the replicas
 
 
 async def test_all_health_checks(client: httpx.AsyncClient) -> None:

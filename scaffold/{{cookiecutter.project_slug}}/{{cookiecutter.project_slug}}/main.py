@@ -35,8 +35,10 @@ sentry.init()
 
 
 class Alive(health_checks.Check):
-    """Liveness: the process serves requests. Depends on nothing external, so that an outage of
-    Redis or of a database never gets the containers restarted (that is what readiness is for)."""
+    """Liveness and readiness: the process serves requests. Depends on nothing external: an outage
+    of Redis never gets the containers restarted, nor takes every replica out of the Service at once
+    (the routes do not need it; the Redis check is reported under the tag `redis`). Tag readiness on
+    what this service cannot answer without, such as its own database."""
 
     async def check(self) -> health_checks.Result:
         return health_checks.Result(status_code=200, payload={"message": "alive"})
@@ -106,9 +108,10 @@ if config.settings.proxy_headers.type != "none":
 # Health checks: <prefix>c2c/livez (the checks tagged liveness) for the liveness probe and the
 # container HEALTHCHECK, <prefix>c2c/readyz (tagged readiness; 503 at once on SIGTERM, see
 # C2C__HEALTH_CHECKS__DRAIN_DELAY) for the readiness probe, <prefix>c2c/health_checks for people.
-health_checks.FACTORY.add(Alive(tags=[health_checks.LIVENESS, "all"]))
+# Redis is shared by every replica: in readiness, its failover would take them all out at once.
+health_checks.FACTORY.add(Alive(tags=[health_checks.LIVENESS, health_checks.READINESS, "all"]))
 if config.settings.redis.configured:
-    health_checks.FACTORY.add(health_checks.Redis(tags=[health_checks.READINESS, "redis", "all"]))
+    health_checks.FACTORY.add(health_checks.Redis(tags=["redis", "all"]))
 
 # Request counts and latencies by route, served with the metrics.
 prometheus.instrument(app)

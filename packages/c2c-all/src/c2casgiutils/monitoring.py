@@ -2,14 +2,15 @@
 
 ```python
 from c2casgiutils import health_checks, monitoring
-health_checks.FACTORY.add(monitoring.BroadcastCheck(tags=["readiness"]))
+health_checks.FACTORY.add(monitoring.BroadcastCheck(tags=["broadcast", "all"]))
 health_checks.FACTORY.add(monitoring.LoggingSyncCheck(tags=["all"]))
 ```
 
 `LoggingSyncCheck` answers 503 with the state `degraded` while the logging tool cannot read the
 stored level overrides (Redis down or frozen since the startup or the last read): the service
-works, but a level changed meanwhile may not be applied here yet. Do not tag it `readiness`
-unless taking replicas out of the load balancer during a Redis outage is what you want.
+works, but a level changed meanwhile may not be applied here yet. Tag neither `readiness` unless
+taking every replica out of the load balancer at once during a Redis outage or failover is what you
+want: both follow Redis, which every replica shares.
 
 `c2casgiutils.startup()` reports the broadcaster's counters to Prometheus
 (`<prefix>broadcast_events_total{event, reason}`) and exposes its state
