@@ -265,6 +265,25 @@ async def test_requests_with_redis_stopped_are_503(redis_client: httpx.AsyncClie
         redis_server.start()
 
 
+async def test_a_change_stored_but_not_broadcast_is_applied_here(
+    redis_client: httpx.AsyncClient, redis_server: RedisServer
+) -> None:
+    """Publishing refused (the Redis user lost its pub/sub rights) while writes work: 503, and the
+    replica that served the change applies it at once instead of at its next synchronisation."""
+    name = "hardening_not_broadcast"
+    redis_server.command("ACL", "SETUSER", "default", "-@pubsub")
+    try:
+        response = await redis_client.post("/c2c/logging/level", json={"name": name, "level": "ERROR"}, headers=KEY)
+    finally:
+        redis_server.command("ACL", "SETUSER", "default", "+@pubsub")
+    assert response.status_code == 503, response.text
+    assert "stored and applied on this replica but could not be broadcast" in response.json()["detail"]
+    assert logging.getLogger(name).level == logging.ERROR
+    assert _text(redis_server.command("GET", PREFIX + name)) == "ERROR"
+    await redis_client.delete(f"/c2c/logging/level?name={name}", headers=KEY)
+    logging.getLogger(name).setLevel(logging.NOTSET)
+
+
 # --- item 7: signed overrides ----------------------------------------------------------------------
 
 

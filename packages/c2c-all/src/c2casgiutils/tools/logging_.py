@@ -594,8 +594,8 @@ class LoggingTool:
 
         Raises:
             RedisUnavailableError: Redis failed or did not answer in time (nothing was applied
-                when storing failed; when only the broadcast failed, the replicas apply the
-                stored change at their next synchronisation).
+                when storing failed; when only the broadcast failed, the change is applied on this
+                replica and the others apply the stored change at their next synchronisation).
         """
         from c2c_broadcast import BroadcastUnavailableError
 
@@ -610,9 +610,12 @@ class LoggingTool:
                 assert parts.broadcast is not None
                 return cast("list[Any]", await parts.broadcast(**arguments) or [])
         except (TimeoutError, BroadcastUnavailableError) as error:
+            # Stored: this replica need not wait for its next synchronisation to apply it.
+            self.apply(name, level, duration)
+            why = f"no answer within {limit:g} s" if isinstance(error, TimeoutError) else type(error).__name__
             raise RedisUnavailableError(
-                f"the change is stored but could not be broadcast within {limit:g} s "
-                f"({type(error).__name__}); the replicas apply it at their next synchronisation"
+                f"the change is stored and applied on this replica but could not be broadcast ({why}); the other"
+                " replicas apply it at their next synchronisation"
             ) from None
 
     async def _persist(self, name: str, level: str | None, duration: float | None) -> None:
