@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -14,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from c2c_config import CoreSettings, RedisSettings, reload_settings
-from c2c_health import FACTORY, TIMEOUT_ERROR, Factory, Redis, router
+from c2c_health import FACTORY, Factory, Redis, router
 from c2c_testing import RedisSentinel, RedisServer
 
 try:
@@ -62,7 +65,8 @@ async def test_redis_up_down_and_healed(
 
 
 async def test_redis_black_holed_times_out_then_heals(make_factory: MakeFactory, redis_server: RedisServer) -> None:
-    # A paused server accepts connections but never answers: the check's timeout must fire.
+    # A paused server accepts connections but never answers: the check gives up within 90 % of its
+    # timeout, so that its report says what did not answer (not only that the check timed out).
     redis_factory = RedisFactory(RedisSettings(url=redis_server.url))
     try:
         factory = make_factory(timeout=0.3)
@@ -72,7 +76,8 @@ async def test_redis_black_holed_times_out_then_heals(make_factory: MakeFactory,
         start = time.monotonic()
         (outcome,) = (await factory.run()).outcomes
         assert time.monotonic() - start < 2.5
-        assert outcome.payload == {"error": TIMEOUT_ERROR, "timeout": 0.3}
+        assert outcome.status_code == 500
+        assert outcome.payload["error"].startswith("TimeoutError: no answer within 0.2"), outcome.payload
         await asyncio.sleep(1.5)
         # The connection cancelled mid-command is not reused in a broken state.
         (outcome,) = (await factory.run()).outcomes
@@ -122,6 +127,40 @@ async def test_redis_sentinel_master_and_replica(make_factory: MakeFactory, redi
         assert outcome.status_code == 500
         assert set(outcome.payload) == {"master_error"}
         assert outcome.public_payload == {"master_error": "Redis master is not reachable"}
+    finally:
+        await redis_factory.aclose()
+
+
+async def test_a_frozen_sentinel_master_is_named_within_the_redis_timeout(
+    make_factory: MakeFactory, redis_sentinel: RedisSentinel
+) -> None:
+    """The master frozen (SIGSTOP: connections open, no answer): one bound for the whole ping, so the
+    report names the master after about `C2C__REDIS__TIMEOUT`, not after the client's retries (each a
+    socket timeout), which took twice that and more."""
+    settings = RedisSettings(
+        sentinels=redis_sentinel.sentinels_str,
+        servicename=redis_sentinel.service_name,
+        timeout=datetime.timedelta(seconds=1),
+    )
+    redis_factory = RedisFactory(settings)
+    pid = redis_sentinel.master.pid
+    assert pid is not None
+    try:
+        factory = make_factory(timeout=5)
+        factory.add(Redis(factory=redis_factory))
+        (outcome,) = (await factory.run()).outcomes
+        assert outcome.status_code == 200
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            (outcome,) = (await factory.run()).outcomes
+            elapsed = time.monotonic() - start
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert outcome.status_code == 500
+        assert set(outcome.payload) == {"master_error"}, outcome.payload
+        assert outcome.payload["master_error"] == "TimeoutError: no answer within 1 s"
+        assert elapsed < 1.9  # one bound of 1 s (the retries alone would take 2 s or more)
     finally:
         await redis_factory.aclose()
 

@@ -80,22 +80,26 @@ class Redis(Check):
         replica = factory.replica()
         if master is None:
             return Result(200, {"message": "Redis is not configured"})
+        settings = getattr(factory, "settings", None)  # a factory-like object of the tests may have none
+        bound = settings.timeout.total_seconds() if settings is not None else None
+        # Within 90 % of the time the check has (its own timeout, else C2C__HEALTH_CHECKS__TIMEOUT),
+        # so that the report names the server that did not answer rather than the check timing out.
+        # One bound for the whole ping: with Sentinel, asking the sentinels for the address and then
+        # the server would otherwise take a socket timeout each.
+        left = time_left()
+        if left is None and self.timeout is not None:  # called outside a factory's run
+            left = self.timeout
+        if left is not None:
+            bound = left * 0.9 if bound is None else min(bound, left * 0.9)
         if getattr(factory, "cluster", False):  # a factory-like object of the tests has no `cluster`
-            bound = factory.settings.timeout.total_seconds()
-            # Within 90 % of the time the check has (its own timeout, else C2C__HEALTH_CHECKS__TIMEOUT),
-            # so that the report names the master that did not answer rather than the check timing out.
-            left = time_left()
-            if left is None and self.timeout is not None:  # called outside a factory's run
-                left = self.timeout
-            if left is not None:
-                bound = min(bound, left * 0.9)
+            assert bound is not None
             return await _check_cluster(master, bound)
         if replica is None or replica is master:
-            error = await _ping(master)
+            error = await _ping(master, None, bound)
             if error is None:
                 return Result(200, {})
             return Result(500, {"error": error}, public_payload={"error": "Redis is not reachable"})
-        master_error, replica_error = await asyncio.gather(_ping(master), _ping(replica))
+        master_error, replica_error = await asyncio.gather(_ping(master, None, bound), _ping(replica, None, bound))
         payload: dict[str, Any] = {}
         public: dict[str, Any] = {}
         if master_error is not None:
