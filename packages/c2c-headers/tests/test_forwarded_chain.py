@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +32,12 @@ from typing import Any
 
 import httpx
 import pytest
+from _c2c_processes import port_ready, socket_ready, stop, wait_started
 
-from c2c_testing import Nginx, free_port, wait_for_port
+from c2c_testing import Nginx, free_port
 
 pytestmark = pytest.mark.slow
 
-START_TIMEOUT = 60.0  # a bound for "does not hang": under coverage on two cores a start takes seconds
 CLIENT_V4 = "127.0.0.2"  # not nginx's address towards uvicorn (127.0.0.1): the app can tell them apart
 
 ECHO_APP = '''
@@ -136,59 +134,6 @@ NGINX_HTTP = """
     }}"""
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return f"(no {path})"
-    return f"last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, wait, then SIGKILL; always reaped."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait(10)
-
-
-def _wait(process: subprocess.Popen[bytes], ready: Any, log: Path, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while not ready():
-        if process.poll() is not None:
-            pytest.fail(f"{what} exited with status {process.returncode} while starting\n{_tail(log)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not start in {START_TIMEOUT:g} s\n{_tail(log)}")
-        time.sleep(0.05)
-
-
-def _port_ready(port: int) -> Any:
-    def ready() -> bool:
-        try:
-            wait_for_port("127.0.0.1", port, timeout=0.2)
-        except TimeoutError:
-            return False
-        return True
-
-    return ready
-
-
-def _socket_ready(path: Path) -> Any:
-    def ready() -> bool:
-        with socket.socket(socket.AF_UNIX) as probe:
-            probe.settimeout(0.2)
-            try:
-                probe.connect(str(path))
-            except OSError:
-                return False
-            return True
-
-    return ready
-
-
 def _uvicorn(directory: Path, log: Path, *where: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ECHO_SOCKET": str(directory / "app.sock")}
     with log.open("wb") as output:
@@ -248,13 +193,13 @@ def chain() -> Iterator[Chain]:
         uds = _uvicorn(directory, directory / "uvicorn-uds.log", "--uds", str(directory / "app.sock"))
         processes.append(uds)
         nginx.start()
-        _wait(tcp, _port_ready(ports["app"]), directory / "uvicorn-tcp.log", "uvicorn")
-        _wait(uds, _socket_ready(directory / "app.sock"), directory / "uvicorn-uds.log", "uvicorn --uds")
+        wait_started(tcp, port_ready(ports["app"]), directory / "uvicorn-tcp.log", "uvicorn")
+        wait_started(uds, socket_ready(directory / "app.sock"), directory / "uvicorn-uds.log", "uvicorn --uds")
         yield Chain(ports)
     finally:
         nginx.stop()
         for process in processes:
-            _stop(process)
+            stop(process)
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -20,26 +20,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _c2c_processes import port_ready, socket_ready, stop, wait_started
 
-from c2c_testing import Nginx, free_port, wait_for_port
+from c2c_testing import Nginx, free_port
 
 pytestmark = pytest.mark.slow
 
-START_TIMEOUT = 60.0  # a bound for "does not hang"
 CLIENT = "127.0.0.2"  # not nginx's address towards granian (127.0.0.1): the app can tell them apart
 ENGINES = ("python", "auto")
 
@@ -108,14 +106,6 @@ NGINX_HTTP = """
     }}"""
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return f"(no {path})"
-    return f"last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
-
-
 def _granian(directory: Path, log: Path, *where: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("C2C", "GRANIAN_"))}
     env["PYTHONPATH"] = str(directory)
@@ -125,51 +115,6 @@ def _granian(directory: Path, log: Path, *where: str) -> subprocess.Popen[bytes]
             argv, cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to granian's main process (it stops its worker), then SIGKILL to the group; always reaped."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-    process.wait(10)
-
-
-def _wait(process: subprocess.Popen[bytes], ready: Callable[[], bool], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while not ready():
-        if process.poll() is not None:
-            pytest.fail(f"granian exited with status {process.returncode} while starting\n{_tail(log)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"granian did not start in {START_TIMEOUT:g} s\n{_tail(log)}")
-        time.sleep(0.05)
-
-
-def _port_ready(port: int) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            wait_for_port("127.0.0.1", port, timeout=0.2)
-        except TimeoutError:
-            return False
-        return True
-
-    return ready
-
-
-def _socket_ready(path: Path) -> Callable[[], bool]:
-    def ready() -> bool:
-        with socket.socket(socket.AF_UNIX) as probe:
-            probe.settimeout(0.2)
-            try:
-                probe.connect(str(path))
-            except OSError:
-                return False
-            return True
-
-    return ready
 
 
 @dataclass
@@ -201,13 +146,13 @@ def chain() -> Iterator[Chain]:
         uds = _granian(directory, directory / "granian-uds.log", "--uds", str(app_socket))
         processes.append(uds)
         nginx.start()
-        _wait(tcp, _port_ready(ports["app"]), directory / "granian-tcp.log")
-        _wait(uds, _socket_ready(app_socket), directory / "granian-uds.log")
+        wait_started(tcp, port_ready(ports["app"]), directory / "granian-tcp.log", "granian")
+        wait_started(uds, socket_ready(app_socket), directory / "granian-uds.log", "granian --uds")
         yield Chain(ports, app_socket)
     finally:
         nginx.stop()
         for process in processes:
-            _stop(process)
+            stop(process)
         shutil.rmtree(directory, ignore_errors=True)
 
 
