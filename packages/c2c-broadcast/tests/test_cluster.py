@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
@@ -328,8 +329,13 @@ async def test_a_frozen_master_is_left_for_its_promoted_replica(
     pid = frozen.pid
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
     try:
-        await _until(lambda: not replicas[0].status().healthy)
+        # The listeners notice within PING interval (1 s) + PONG wait (2 s: C2C__REDIS__TIMEOUT, at most
+        # 2 intervals), checked loosely (x 1.5 + 1 s); its heartbeat may make it `degraded` first.
+        await _until(lambda: replicas[0].status().state == "reconnecting")
+        assert time.monotonic() - frozen_at <= (1 + 2) * 1.5 + 1
+        assert not replicas[0].status().healthy
         await _all_answer(replicas, channel)  # its replica took over (cluster node timeout 1 s)
         for _ in range(3):
             assert _payloads(await _call(replicas[0], channel, {})) == [{"replica": 0}, {"replica": 1}]

@@ -118,14 +118,10 @@ class AnswerPublisher:
                         else:
                             pipe.publish(answer.answer_channel, answer.message)
                     await pipe.execute()
-            owner.count(ANSWERS_SENT, len(batch))
         except ErrorTypes as failure:
             owner.command_failed(failure)
-            owner.log.warning(
-                "answer",
-                "Broadcast: could not send %d answer(s) (for %r, ...): %s: %s",
-                len(batch),
-                batch[0].channel,
-                type(failure).__name__,
-                failure,
-            )
+            # Logged (rate limited, with Redis's error) and counted for `status()` by the owner.
+            owner.publish_failed(failure, f"{len(batch)} answer(s) for {batch[0].channel!r}, ...")
+        else:
+            owner.count(ANSWERS_SENT, len(batch))
+            owner.publish_succeeded()

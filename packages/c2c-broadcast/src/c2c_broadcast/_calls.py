@@ -475,9 +475,9 @@ class Calls:
             publish_deadline = max(deadline, loop.time() + self.settings.connect_timeout.total_seconds())
             client = self.owner.client()
             if isinstance(client, RedisCluster):
-                await self._run_bounded(client.spublish(wire, message), publish_deadline)
+                await self._run_bounded(client.spublish(wire, message), publish_deadline, channel)
             else:  # the lease bounds itself by the deadline (see PublishLease.publish)
-                await self._run_bounded(self.lease.publish(client, wire, message, publish_deadline), None)
+                await self._run_bounded(self.lease.publish(client, wire, message, publish_deadline), None, channel)
             self.owner.count(BROADCASTS_SENT)
             return None
         assert answer_channel is not None
@@ -558,13 +558,14 @@ class Calls:
                     args=[wire, message, max_entry_life_ms(self.settings), MAX_REPLICAS],
                 ),
                 max(deadline, loop.time() + self.settings.connect_timeout.total_seconds()),
+                channel,
             )
             self.owner.count(BROADCASTS_SENT)
             collector.expect(parse_members(members, targets), int(subscribers), targets.everyone)
             await self._wait(collector, deadline, loop)
         finally:
             del self.collectors[route]
-        return self._results(collector)
+        return self._results(channel, collector)
 
     async def _wait(self, collector: Collector, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
         """Until the registered replicas answered, then (bounded by `legacy_wait`) the unregistered ones."""
@@ -580,20 +581,27 @@ class Calls:
                 async with asyncio.timeout_at(min(deadline, loop.time() + legacy_wait)):
                     await collector.all_done.wait()
 
-    async def _run_bounded(self, call: Awaitable[Any], deadline: float | None) -> Any:
-        """Await `call` until `deadline` (None: `call` is bounded by itself); Redis errors become unavailability."""
+    async def _run_bounded(self, call: Awaitable[Any], deadline: float | None, channel: str) -> Any:
+        """Await `call` until `deadline` (None: `call` is bounded by itself); Redis errors become unavailability.
+
+        The outcome feeds the broadcaster's publishing health (`status()`, and the logs).
+        """
         try:
             if deadline is None:
-                return await call
-            async with asyncio.timeout_at(deadline):
-                return await call
+                result = await call
+            else:
+                async with asyncio.timeout_at(deadline):
+                    result = await call
         except ErrorTypes as error:
             self.owner.command_failed(error)
+            self.owner.publish_failed(error, f"on {channel!r}")
             raise BroadcastUnavailableError(
                 f"cannot publish: Redis ({self.owner.describe()}) is unreachable ({type(error).__name__}: {error})"
             ) from error
+        self.owner.publish_succeeded()
+        return result
 
-    def _results(self, collector: Collector) -> list[Result]:
+    def _results(self, channel: str, collector: Collector) -> list[Result]:
         results: list[Result] = [answer_to_result(answer) for answer in collector.answers]
         registered = collector.registered or {}
         if collector.registered is not None:
@@ -606,7 +614,18 @@ class Calls:
         missing = len(results) - len(collector.answers)
         if missing:
             self.owner.count(ANSWERS_MISSING, missing)
-            LOG.warning("Broadcast: %d answer(s) missing (%d received)", missing, len(collector.answers))
+            # Rate limited per channel (a frozen replica misses every call): the others are counted
+            # (`answers_missing`) and the next line says how many were suppressed.
+            names = [f"{r.hostname}:{r.pid}" for r in results[len(collector.answers) :] if isinstance(r, MissingAnswer)]
+            known = [name for name in names if not name.startswith("None:")]
+            self.owner.log.warning(
+                f"missing:{channel}",
+                "Broadcast: %d answer(s) missing on %r (%d received; from %s)",
+                missing,
+                channel,
+                len(collector.answers),
+                ", ".join(known[:5]) + (", ..." if len(known) > 5 else "") if known else "unregistered subscribers",
+            )
         return results
 
     # -- receiving answers ---------------------------------------------------------------

@@ -17,11 +17,13 @@
   heartbeat that keeps them;
 - `_wire`: the messages themselves (0.14-compatible JSON, extensions, signing).
 
-This module keeps the life cycle (start, drain, close), the state and its logs, and the
-subscriptions. All connections come from c2c-config's `RedisFactory` (or a given client), so they
-follow a Sentinel failover: commands (PUBLISH, heartbeats) go through the master client's bounded
-pool (`C2C__REDIS__MAX_CONNECTIONS`), the two pub/sub connections come from the factory's
-`subscriber()` client, outside that pool (a given client carries both).
+This module keeps the life cycle (start, drain, close), the state and its logs (`degraded` when
+publishing or the heartbeat keeps failing behind connected pub/sub connections:
+`_status.CommandHealth`, with a publishing probe), and the subscriptions. All connections come from
+c2c-config's `RedisFactory` (or a given client), so they follow a Sentinel failover: commands
+(PUBLISH, heartbeats) go through the master client's bounded pool (`C2C__REDIS__MAX_CONNECTIONS`),
+the two pub/sub connections come from the factory's `subscriber()` client, outside that pool (a
+given client carries both).
 
 On a Redis Cluster (`C2C__REDIS__CLUSTER=true`, or a given `RedisCluster` client) the names carry
 a hash tag per broadcast channel (`_wire`: "On a Redis Cluster"), the subscribers use sharded
@@ -41,7 +43,15 @@ from typing import Any, ClassVar, Literal
 
 from c2c_broadcast._base import LOG, BaseBroadcaster, BroadcastUnavailableError, Handler, Result
 from c2c_broadcast._settings import BroadcastSettings
-from c2c_broadcast._status import MESSAGES_DROPPED, RECONNECTIONS, BroadcasterStatus, Metrics, RateLimitedLog, State
+from c2c_broadcast._status import (
+    MESSAGES_DROPPED,
+    RECONNECTIONS,
+    BroadcasterStatus,
+    CommandHealth,
+    Metrics,
+    RateLimitedLog,
+    State,
+)
 from c2c_broadcast._wire import (
     EVERYONE,
     Targets,
@@ -115,6 +125,11 @@ class RedisBroadcaster(BaseBroadcaster):
         # On a cluster: broadcast channel -> this process's answer channel for it (subscribed at the first call).
         self._answer_channels: dict[str, str] = {}
         self.log = RateLimitedLog(LOG)
+        # Commands that fail while the pub/sub connections look fine (a permission taken away, a
+        # full or frozen Redis): `status()` says `degraded` (not healthy) while one of them is failing.
+        self.publishing = CommandHealth("publishing", self.log)
+        self.heartbeat_health = CommandHealth("heartbeat", self.log)
+        self._probe_now = asyncio.Event()
         self._state: State = "connecting"
         self._since = time.time()
         self._reconnections = 0
@@ -130,7 +145,8 @@ class RedisBroadcaster(BaseBroadcaster):
             self.log,
             self.registry_key,
             self._cluster,
-            self.command_failed,
+            self._heartbeat_failed,
+            self.heartbeat_health.succeeded,
         )
         self._slots_refresh: asyncio.Task[None] | None = None
         self._calls = Calls(self)
@@ -285,6 +301,7 @@ class RedisBroadcaster(BaseBroadcaster):
                 self.registry.heartbeat(lambda: self._closing, self._heartbeat_channels), name="c2c-broadcast heartbeat"
             ),
             *self.answers.start(),
+            asyncio.create_task(self._probe_publishing(), name="c2c-broadcast publishing probe"),
         ]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
@@ -366,10 +383,73 @@ class RedisBroadcaster(BaseBroadcaster):
 
     def _became_ready(self) -> None:
         self.registry.wake.set()  # (re-)register now: a restarted Redis lost the registry
+        self._probe_now.set()  # and check at once whether publishing works (again)
         if self._listener.connected.is_set() and self._answers.connected.is_set():
             if self._state == "reconnecting":
                 LOG.warning("Broadcast: Redis is back (%s)", self.describe())
             self._set_state("connected")
+
+    @property
+    def redis_timeout(self) -> float:
+        """`C2C__REDIS__TIMEOUT` in seconds: how long Redis may take to answer one command.
+
+        With a given client: its `socket_timeout`, else `connect_timeout`.
+        """
+        if self._factory is not None:
+            return self._factory.settings.timeout.total_seconds()
+        client: Any = self._client
+        kwargs = getattr(client, "connection_kwargs", None) or getattr(
+            getattr(client, "connection_pool", None), "connection_kwargs", {}
+        )
+        timeout = kwargs.get("socket_timeout")
+        return float(timeout) if timeout else self.settings.connect_timeout.total_seconds()
+
+    def publish_failed(self, error: BaseException, where: str) -> None:
+        """A call, answers or the probe (`where`, for the log) could not be published: count it, log it."""
+        self.publishing.failed(error, where)
+        self.last_error = f"publishing: {self.publishing.last_error}"
+
+    def publish_succeeded(self) -> None:
+        """Something was published: publishing works."""
+        self.publishing.succeeded()
+
+    def _heartbeat_failed(self, error: BaseException) -> None:
+        self.command_failed(error)
+        self.heartbeat_health.failed(error)
+        self.last_error = f"heartbeat: {self.heartbeat_health.last_error}"
+
+    def probe_channel(self) -> str:
+        """Where the publishing probe publishes (an empty message): a channel nobody subscribes to."""
+        return "{" + self.prefix + "c2c_probe}" if self._cluster else f"{self.prefix}c2c_probe"
+
+    async def _probe_publishing(self) -> None:
+        """After a failed publication, PUBLISH an empty message every heartbeat interval until one succeeds.
+
+        So that a failure is confirmed (or forgotten) without waiting for the next call, and a
+        degraded broadcaster becomes healthy again when publishing works, even if nobody calls
+        (a health check that fails may well stop the calls). Also at once when a pub/sub
+        connection (re)connects. Bounded by `connect_timeout`, as the answers are.
+        """
+        interval = self.settings.heartbeat_interval.total_seconds()
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._probe_now.wait()
+            self._probe_now.clear()
+            if not self.publishing.failures or not self._listener.connected.is_set():
+                continue
+            client = self.client()
+            try:
+                async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
+                    if isinstance(client, RedisCluster):
+                        await client.spublish(self.probe_channel(), "")
+                    else:
+                        await client.publish(self.probe_channel(), "")
+            except ErrorTypes as error:
+                self.command_failed(error)
+                self.publish_failed(error, "the probe")
+            else:
+                self.publish_succeeded()
 
     def command_failed(self, error: BaseException) -> None:
         """A command failed or timed out: on a cluster, refresh the command client's view of the slots.
@@ -416,18 +496,35 @@ class RedisBroadcaster(BaseBroadcaster):
         self._count(MESSAGES_DROPPED, reason=reason)
         self.log.warning(f"{where}:{reason}", "Broadcast: dropped a message on %s (%s: %s)", where, reason, detail)
 
+    def _failing(self) -> list[CommandHealth]:
+        """The kinds of command failing now (the heartbeat only counts while there is something to refresh)."""
+        failing = [self.publishing] if self.publishing.failing else []
+        if self.heartbeat_health.failing and self._handlers:
+            failing.append(self.heartbeat_health)
+        return failing
+
     def status(self) -> BroadcasterStatus:
-        """A snapshot: `healthy` while both pub/sub connections are subscribed."""
-        healthy = self._listener.connected.is_set() and self._answers.connected.is_set() and not self._closing
+        """A snapshot: `healthy` while both pub/sub connections are subscribed and no kind of command keeps failing.
+
+        `degraded` (not healthy): connected, but publishing or the heartbeat failed twice in a row
+        and has not succeeded since (`CommandHealth`); `last_error` says which, with Redis's error.
+        """
+        connected = self._listener.connected.is_set() and self._answers.connected.is_set() and not self._closing
+        state, since, last_error = self._state, self._since, self.last_error
+        failing = self._failing() if connected and state == "connected" else []
+        if failing:
+            state = "degraded"
+            since = max(self._since, *(health.since or 0.0 for health in failing))
+            last_error = "; ".join(f"{health.what}: {health.last_error}" for health in failing)
         return BroadcasterStatus(
             kind="redis",
-            state=self._state,
-            healthy=healthy,
-            since=self._since,
+            state=state,
+            healthy=connected and not failing,
+            since=since,
             replica_id=self.replica_id,
             channels=tuple(sorted(self._handlers)),
             redis=self.describe(),
-            last_error=self.last_error,
+            last_error=last_error,
             reconnections=self._reconnections,
             pending_handlers=len(self._incoming.tasks),
             counters=self.memory_metrics.snapshot(),
@@ -438,7 +535,12 @@ class RedisBroadcaster(BaseBroadcaster):
     # -- registry ------------------------------------------------------------------------
 
     async def _register(self, channels: list[str]) -> None:
-        await self.registry.register(channels)
+        try:
+            await self.registry.register(channels)
+        except ErrorTypes as error:
+            self._heartbeat_failed(error)
+            raise
+        self.heartbeat_health.succeeded()
 
     async def _unregister(self, channels: list[str]) -> None:
         await self.registry.unregister(channels)

@@ -91,13 +91,16 @@ class Registry:
         key: Callable[[str], str] | None = None,
         cluster: bool = False,
         on_error: Callable[[BaseException], None] | None = None,
+        on_success: Callable[[], None] | None = None,
     ) -> None:
         """Entries of `member` under `prefix`, written through `client()` (no I/O before `bind()`).
 
         `key(channel)`: the registry key (default `registry_key(prefix, channel)`); `cluster`: run
-        the heartbeat script per channel; `on_error`: told of a failed heartbeat.
+        the heartbeat script per channel; `on_error`: told of a failed heartbeat (it logs it; without
+        it the heartbeat logs it itself, rate limited); `on_success`: told of a heartbeat that wrote.
         """
         self._on_error = on_error
+        self._on_success = on_success
         self.prefix = prefix
         self._key = key
         self.cluster = cluster
@@ -158,4 +161,8 @@ class Registry:
             except ErrorTypes as error:
                 if self._on_error is not None:
                     self._on_error(error)
-                self._log.warning("heartbeat", "Broadcast: heartbeat failed: %s: %s", type(error).__name__, error)
+                else:
+                    self._log.warning("heartbeat", "Broadcast: heartbeat failed: %s: %s", type(error).__name__, error)
+            else:
+                if current and self._on_success is not None:
+                    self._on_success()

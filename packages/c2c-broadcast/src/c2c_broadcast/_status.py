@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Literal, Protocol
 
-State = Literal["local", "connecting", "connected", "reconnecting", "stopped"]
+State = Literal["local", "connecting", "connected", "degraded", "reconnecting", "stopped"]
 
 # Counter names (a `Metrics` implementation receives these).
 BROADCASTS_SENT = "broadcasts_sent"
@@ -66,7 +66,8 @@ class BroadcasterStatus:
     """A snapshot of a broadcaster's health, for logs, an admin page or a health check.
 
     `healthy` is what a health check should test: true for the local broadcaster, and for the Redis
-    broadcaster while its listeners are connected and subscribed.
+    broadcaster while its listeners are connected and subscribed and neither publishing nor the
+    heartbeat keeps failing (`degraded`: `CommandHealth`).
     """
 
     kind: Literal["local", "redis"]
@@ -104,6 +105,11 @@ class RateLimitedLog:
         self._interval = interval
         self._last: dict[str, tuple[float, int]] = {}
 
+    @property
+    def logger(self) -> logging.Logger:
+        """The logger it writes to (for the lines that are never rate limited)."""
+        return self._logger
+
     def warning(self, key: str, message: str, *args: object) -> None:
         """Log `message % args` unless `key` was logged less than `interval` seconds ago."""
         self._log(logging.WARNING, key, message, args)
@@ -123,3 +129,58 @@ class RateLimitedLog:
             message += " (%d similar message(s) suppressed)"
             args = (*args, suppressed)
         self._logger.log(level, message, *args, exc_info=exc_info)
+
+
+FAILURES_BEFORE_DEGRADED = 2
+"""How many failures in a row of one kind of command make the broadcaster `degraded` (not healthy)."""
+
+
+class CommandHealth:
+    """Whether one kind of Redis command (publishing, the heartbeat) works, while the pub/sub connections look fine.
+
+    The rule: *failing* once the last `threshold` (2) commands of this kind failed, none
+    succeeding since; healthy again at the next success. One failure alone is a blip (a full pool
+    under load, a timeout): the owner retries soon after it (the next heartbeat, a publishing
+    probe), so a real outage is confirmed within about one heartbeat interval, and a blip never
+    flips the health check. Every failure is logged at WARNING with Redis's error text, at most once
+    per 10 s (`RateLimitedLog`, the rest counted); becoming failing and recovering are logged once each.
+    """
+
+    def __init__(self, what: str, log: RateLimitedLog, threshold: int = FAILURES_BEFORE_DEGRADED) -> None:
+        """`what`: the kind of command, for the logs and `last_error` (`publishing`, `heartbeat`)."""
+        self.what = what
+        self._log = log
+        self.threshold = threshold
+        self.failures = 0
+        """Failures in a row (0 after a success)."""
+        self.since: float | None = None
+        """`time.time()` when it became failing, None while not failing."""
+        self.last_error: str | None = None
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last `threshold` commands failed and none succeeded since."""
+        return self.since is not None
+
+    def failed(self, error: BaseException, where: str = "") -> None:
+        """A command of this kind failed with `error` (`where`: a channel, for the log)."""
+        self.failures += 1
+        self.last_error = f"{type(error).__name__}: {error}"
+        where = f" ({where})" if where else ""
+        self._log.warning(self.what, "Broadcast: %s failed%s: %s", self.what, where, self.last_error)
+        if self.since is None and self.failures >= self.threshold:
+            self.since = time.time()
+            self._log.logger.warning(
+                "Broadcast: %s failed %d times in a row (last: %s); the broadcaster is degraded, not healthy, "
+                "until it works again",
+                self.what,
+                self.failures,
+                self.last_error,
+            )
+
+    def succeeded(self) -> None:
+        """A command of this kind succeeded."""
+        if self.since is not None:
+            self._log.logger.info("Broadcast: %s works again after %d failure(s)", self.what, self.failures)
+        self.failures = 0
+        self.since = None

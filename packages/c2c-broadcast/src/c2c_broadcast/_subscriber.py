@@ -4,8 +4,10 @@ A `Subscriber` runs in a task (`run()`), one step at a time:
 
 1. **connect**: a fresh pub/sub from the owner's client, subscribed to its channels and patterns
    (bounded by `connect_timeout`: against a frozen server the handshake would wait forever);
-2. **read loop**: read messages, probing an idle connection with PING and giving it up when no
-   PONG comes;
+2. **read loop**: read messages, probing an idle connection with PING every `ping_interval`
+   (`min(heartbeat_interval, 5 s)`) and giving it up when no PONG comes within the PONG wait
+   (`C2C__REDIS__TIMEOUT`, at least 1 s, at most twice the PING interval): a frozen server is
+   noticed within about the PING interval plus the PONG wait;
 3. **handle one message**: a call goes to `on_message`; a subscription confirmation marks the
    channel subscribed, and once all are, the connection is *ready* (after subscribing the channels
    added meanwhile);
@@ -49,6 +51,14 @@ from c2c_broadcast._settings import BroadcastSettings
 ErrorTypes = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 # The first pause between two connection attempts (then doubled, up to `reconnect_max_delay`).
 MIN_DELAY = 0.05
+# The shortest wait for a PONG, whatever C2C__REDIS__TIMEOUT says: the reply also waits for this
+# process's event loop (busy handlers), and giving up a healthy connection costs calls.
+MIN_PONG_WAIT = 1.0
+
+
+def pong_wait(ping_interval: float, redis_timeout: float) -> float:
+    """How long a PING may stay unanswered: `redis_timeout` (at least `MIN_PONG_WAIT`, at most 2 PING intervals)."""
+    return min(2 * ping_interval, max(redis_timeout, MIN_PONG_WAIT))
 
 
 def text(value: str | bytes) -> str:
@@ -73,6 +83,11 @@ class SubscriberOwner(Protocol):
     @property
     def cluster(self) -> bool:
         """Whether Redis is a cluster (sharded pub/sub)."""
+        ...
+
+    @property
+    def redis_timeout(self) -> float:
+        """How long Redis may take to answer a command (`C2C__REDIS__TIMEOUT`), in seconds: the PONG wait."""
         ...
 
     def pubsub_client(self) -> aioredis.Redis | RedisCluster:
@@ -120,6 +135,7 @@ class _ShardReaders:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue(SHARD_QUEUE_SIZE)
+        """Full: the readers wait for the read loop (back-pressure), a PONG may wait behind it."""
         self.pongs = 0
         self._tasks: dict[int, tuple[aioredis.client.PubSub, asyncio.Task[None]]] = {}
 
@@ -168,19 +184,33 @@ class _ShardReaders:
 
 
 class _Liveness:
-    """PING an idle connection, and give it up when no PONG comes.
+    """PING an idle connection every `interval`, and give it up when no PONG comes within `pong_wait`.
 
     Sharded (`pongs` given: the shard readers' PONG count): PING every node's connection every
     `interval`, whatever the traffic (traffic on one node says nothing of the others), and wait
-    for as many PONGs.
+    for as many PONGs; while `busy()` (the readers wait for room in their queue: this process's own
+    back-pressure, a PONG may be unread behind it) the wait starts over.
     """
 
-    def __init__(self, interval: float, pongs: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        interval: float,
+        pong_wait: float,
+        pongs: Callable[[], int] | None = None,
+        busy: Callable[[], bool] | None = None,
+    ) -> None:
         self.interval = interval
+        self.pong_wait = pong_wait
         self.pongs = pongs
+        self.busy = busy
         self.last_seen = time.monotonic()
         self.ping_sent: float | None = None
         self.expected_pongs = 0
+
+    def wait(self, now: float) -> float:
+        """How long the read loop may wait for a message before `idle()` is due (PING to send, PONG overdue)."""
+        due = self.ping_sent + self.pong_wait if self.ping_sent is not None else self.last_seen + self.interval
+        return min(max(due - now, 0.01), self.interval / 2)
 
     def seen(self, now: float) -> None:
         """Something (a message, a confirmation, a PONG) came: the connection is alive (not sharded)."""
@@ -189,13 +219,15 @@ class _Liveness:
             self.ping_sent = None
 
     async def idle(self, pubsub: aioredis.client.PubSub, now: float) -> None:
-        """PING after `interval` (idle only, unless sharded), fail when no answer comes after twice that."""
+        """PING after `interval` (idle only, unless sharded), fail when no answer comes within `pong_wait`."""
         if self.pongs is not None and self.ping_sent is not None and self.pongs() >= self.expected_pongs:
             self.ping_sent = None
             self.last_seen = now
-        if self.ping_sent is not None and now - self.ping_sent > self.interval * 2:
-            raise ConnectionError(f"no answer to PING for {now - self.ping_sent:.0f} s")
-        if self.ping_sent is None and now - self.last_seen > self.interval:
+        if self.ping_sent is not None and self.busy is not None and self.busy():
+            self.ping_sent = now
+        if self.ping_sent is not None and now - self.ping_sent >= self.pong_wait:
+            raise ConnectionError(f"no answer to PING for {now - self.ping_sent:.1f} s")
+        if self.ping_sent is None and now - self.last_seen >= self.interval:
             if self.pongs is None:
                 await pubsub.ping()
             else:
@@ -331,9 +363,14 @@ class Subscriber:
     async def _read_loop(self, pubsub: aioredis.client.PubSub, subscriptions: _Subscriptions) -> NoReturn:
         """Read until the connection fails; an idle connection is probed with PING."""
         ping_interval = min(self.owner.settings.heartbeat_interval.total_seconds(), 5.0)
-        liveness = _Liveness(ping_interval, (lambda: self._readers.pongs) if self.sharded else None)
+        liveness = _Liveness(
+            ping_interval,
+            pong_wait(ping_interval, self.owner.redis_timeout),
+            (lambda: self._readers.pongs) if self.sharded else None,
+            (lambda: self._readers.queue.full()) if self.sharded else None,
+        )
         while True:
-            message = await self._next_message(pubsub, ping_interval / 2)
+            message = await self._next_message(pubsub, liveness.wait(time.monotonic()))
             now = time.monotonic()
             if message is None or self.sharded:
                 await liveness.idle(pubsub, now)
