@@ -276,6 +276,34 @@ async def test_a_silent_014_receiver_costs_legacy_wait_and_a_missing_answer(
         await patterns.aclose()
 
 
+async def test_after_an_outage_the_second_connection_follows_the_first(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    """Redis back after an outage long enough for both pub/sub connections to reach their longest
+    back-off: the first one to reconnect wakes the other, which used to wait out its own (random)
+    pause, up to `reconnect_max_delay` x 1.5, before the broadcaster was healthy again."""
+    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__RECONNECT_MAX_DELAY="1.5")
+    broadcaster: Any = c2c_broadcast.get_broadcaster()
+    connections = (broadcaster._listener.connected, broadcaster._answers.connected)
+    await _wait_healthy()
+    gaps = []
+    for _ in range(3):
+        redis_server.stop()
+        await asyncio.sleep(3)  # both back-offs at their longest (0.75 to 2.25 s with the jitter)
+        assert not any(connected.is_set() for connected in connections)
+        redis_server.start()
+        first_at = None
+        async with asyncio.timeout(20):
+            while not all(connected.is_set() for connected in connections):
+                if first_at is None and any(connected.is_set() for connected in connections):
+                    first_at = time.monotonic()
+                await asyncio.sleep(0.01)
+        both_at = time.monotonic()
+        gaps.append(both_at - (first_at or both_at))
+    assert max(gaps) < 0.5, gaps  # without the wake, each gap is anything from 0 to 1.5 s
+    assert c2c_broadcast.status().healthy
+
+
 async def test_close_stops_receiving_before_leaving_the_registry(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
 ) -> None:

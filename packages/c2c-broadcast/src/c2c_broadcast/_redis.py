@@ -384,6 +384,11 @@ class RedisBroadcaster(BaseBroadcaster):
     def _became_ready(self) -> None:
         self.registry.wake.set()  # (re-)register now: a restarted Redis lost the registry
         self._probe_now.set()  # and check at once whether publishing works (again)
+        # Redis answers again: the other connection need not wait out its back-off (up to
+        # `reconnect_max_delay`) before it tries again.
+        for subscriber in (self._listener, self._answers):
+            if not subscriber.connected.is_set():
+                subscriber.wake()
         if self._listener.connected.is_set() and self._answers.connected.is_set():
             if self._state == "reconnecting":
                 LOG.warning("Broadcast: Redis is back (%s)", self.describe())

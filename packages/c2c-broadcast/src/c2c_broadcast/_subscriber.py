@@ -272,6 +272,7 @@ class Subscriber:
         self.ever_connected = False
         self.last_error: str | None = None
         self._delay = MIN_DELAY
+        self._wake = asyncio.Event()
         self._leaving: set[str] = set()
         self._readers = _ShardReaders()
 
@@ -462,10 +463,17 @@ class Subscriber:
             async with asyncio.timeout(2):
                 await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call,unused-ignore]
 
+    def wake(self) -> None:
+        """Try again now if waiting between two attempts: another connection to Redis just succeeded."""
+        self._wake.set()
+
     async def _back_off(self) -> None:
-        """Wait before the next attempt: capped exponential back-off, with jitter."""
+        """Wait before the next attempt: capped exponential back-off, with jitter; `wake()` ends it."""
         max_delay = max(self.owner.settings.reconnect_max_delay.total_seconds(), MIN_DELAY)
-        await asyncio.sleep(self._delay * (0.5 + random.random()))  # jitter
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._delay * (0.5 + random.random())):  # jitter
+                await self._wake.wait()
+        self._wake.clear()
         self._delay = min(max(self._delay * 2, MIN_DELAY), max_delay)
 
     # -- bookkeeping -----------------------------------------------------------------------
