@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -12,6 +14,9 @@ from hypothesis import HealthCheck, settings
 import c2c_broadcast
 from c2c_broadcast import Settings
 from c2c_config import reload_settings
+
+# --import-mode=importlib does not put test folders on sys.path: make the helpers module importable.
+sys.path.insert(0, str(Path(__file__).parent))
 
 # Hypothesis: `dev` (default, fast) and `ci` (more examples), chosen by HYPOTHESIS_PROFILE.
 settings.register_profile("dev", max_examples=60, deadline=None)

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from _broadcast_helpers import start_on_redis
 
 import c2c_broadcast
-from c2c_broadcast import BroadcastResponse, BroadcastUnavailableError, MissingAnswer, Settings
-from c2c_config import reload_settings
+from c2c_broadcast import BroadcastResponse, BroadcastUnavailableError, MissingAnswer
 from c2c_testing import RedisServer
 
 try:
@@ -34,19 +34,10 @@ pytestmark = pytest.mark.skipif(aioredis is None, reason="needs the redis extra:
 
 HOST = socket.gethostname()
 PID = os.getpid()
-FAST = {
-    "C2C__BROADCAST__HEARTBEAT_INTERVAL": "0.5",
-    "C2C__BROADCAST__REPLICA_TTL": "5",
-    "C2C__BROADCAST__RECONNECT_MAX_DELAY": "0.3",
-    "C2C__BROADCAST__CONNECT_TIMEOUT": "1",
-}
 
 
 async def _start(monkeypatch: pytest.MonkeyPatch, url: str, **extra: str) -> None:
-    for name, value in {"C2C__REDIS__URL": url, **FAST, **extra}.items():
-        monkeypatch.setenv(name, value)
-    reload_settings(Settings)
-    await c2c_broadcast.startup()
+    await start_on_redis(monkeypatch, url, **extra)
     assert c2c_broadcast.status().healthy
 
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from _broadcast_helpers import start_on_redis
 
 import c2c_broadcast
 from c2c_broadcast import BroadcastResponse, BroadcastUnavailableError, ErrorAnswer, MissingAnswer, Settings
@@ -33,19 +34,6 @@ pytestmark = pytest.mark.skipif(aioredis is None, reason="needs the redis extra:
 
 HOST = socket.gethostname()
 PID = os.getpid()
-FAST = {
-    "C2C__BROADCAST__HEARTBEAT_INTERVAL": "0.5",
-    "C2C__BROADCAST__REPLICA_TTL": "5",
-    "C2C__BROADCAST__RECONNECT_MAX_DELAY": "0.3",
-    "C2C__BROADCAST__CONNECT_TIMEOUT": "1",
-}
-
-
-async def _start(monkeypatch: pytest.MonkeyPatch, url: str, **extra: str) -> None:
-    for name, value in {"C2C__REDIS__URL": url, **FAST, **extra}.items():
-        monkeypatch.setenv(name, value)
-    reload_settings(Settings)
-    await c2c_broadcast.startup()
 
 
 @pytest.fixture
@@ -62,7 +50,7 @@ async def _wait_healthy(seconds: float = 20) -> None:
 
 
 async def test_round_trip_and_status(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
 
     async def echo(**params: Any) -> Any:
         return params
@@ -90,7 +78,7 @@ async def test_without_answers_and_concurrent_handlers(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
 ) -> None:
     """A slow handler does not block the listener: a second message is handled meanwhile."""
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
     release = asyncio.Event()
     events: list[str] = []
 
@@ -124,7 +112,7 @@ async def test_startup_with_redis_down_retries_in_background(
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     begin = time.monotonic()
-    await _start(monkeypatch, url)
+    await start_on_redis(monkeypatch, url)
     assert time.monotonic() - begin < 10  # connect_timeout is 1 s: startup did not hang
     assert "is unreachable at startup" in caplog.text
     status = c2c_broadcast.status()
@@ -150,7 +138,7 @@ async def test_startup_with_redis_down_retries_in_background(
 async def test_shutdown_with_redis_gone_does_not_hang(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
 ) -> None:
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
 
     async def echo() -> None:
         return None
@@ -163,7 +151,7 @@ async def test_shutdown_with_redis_gone_does_not_hang(
 
 
 async def test_pending_broadcast_ends_at_shutdown(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
 
     async def slow() -> None:
         await asyncio.sleep(60)
@@ -182,7 +170,7 @@ async def test_new_sender_and_014_receiver(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """A hand-written 0.14 receiver (no registry): the PUBLISH count decides, as in 0.14."""
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
     pubsub = raw.pubsub()
     await pubsub.subscribe("broadcast_api_legacy")
     seen: list[dict[str, Any]] = []
@@ -216,7 +204,7 @@ async def test_mixed_registered_and_014_receivers_with_legacy_wait(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """During a migration, `legacy_wait` also collects the answers of unregistered 0.14 receivers."""
-    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__LEGACY_WAIT="5")
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__LEGACY_WAIT="5")
 
     async def echo() -> str:
         return "new"
@@ -249,7 +237,7 @@ async def test_a_silent_014_receiver_costs_legacy_wait_and_a_missing_answer(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """An unregistered exact-channel subscriber that never answers: bounded by `legacy_wait`, reported anonymously."""
-    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__LEGACY_WAIT="0.5")
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__LEGACY_WAIT="0.5")
 
     async def echo() -> str:
         return "new"
@@ -282,7 +270,7 @@ async def test_after_an_outage_the_second_connection_follows_the_first(
     """Redis back after an outage long enough for both pub/sub connections to reach their longest
     back-off: the first one to reconnect wakes the other, which used to wait out its own (random)
     pause, up to `reconnect_max_delay` x 1.5, before the broadcaster was healthy again."""
-    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__RECONNECT_MAX_DELAY="1.5")
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__RECONNECT_MAX_DELAY="1.5")
     broadcaster: Any = c2c_broadcast.get_broadcaster()
     connections = (broadcaster._listener.connected, broadcaster._answers.connected)
     await _wait_healthy()
@@ -336,7 +324,7 @@ async def test_close_stops_receiving_before_leaving_the_registry(
 
 
 async def test_addressing_on_redis(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
     calls: list[int] = []
 
     async def echo() -> int:
@@ -358,7 +346,7 @@ async def test_forged_answers_are_ignored_when_signing(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """Anyone who sees the answer channel can publish on it; with a secret, only signed answers count."""
-    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__SECRET="secret")
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__SECRET="secret")
     pubsub = raw.pubsub()
     await pubsub.psubscribe("broadcast_api_*")
 
@@ -390,7 +378,7 @@ async def test_a_request_captured_before_a_restart_is_not_replayed_after_it(
 ) -> None:
     """Someone who reads Redis captures a signed call and publishes it again within the signature's
     60 s, after the replica restarted: the new process, which never saw it, refuses it as expired."""
-    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__SECRET="secret")
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__SECRET="secret")
     ran: list[Any] = []
 
     async def level(**params: Any) -> str:
@@ -417,7 +405,7 @@ async def test_a_request_captured_before_a_restart_is_not_replayed_after_it(
 
     await c2c_broadcast.shutdown()
     await asyncio.sleep(1.2)  # more than START_TOLERANCE after the capture: a restart takes longer
-    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__SECRET="secret")
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__SECRET="secret")
     await c2c_broadcast.subscribe("level", level)
     assert await raw.publish("broadcast_api_level", captured) == 1
     await asyncio.sleep(0.3)
@@ -438,7 +426,7 @@ async def test_subscriptions_before_startup_move_to_redis(
         return "early"
 
     await c2c_broadcast.subscribe("early", early)  # on the automatic local broadcaster
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
     assert isinstance(c2c_broadcast.get_broadcaster(), RedisBroadcaster)
     assert "switching from the local broadcaster to Redis" in caplog.text
     answers = await c2c_broadcast.broadcast("early", expect_answers=True, timeout=10)
@@ -448,7 +436,7 @@ async def test_subscriptions_before_startup_move_to_redis(
 
 
 async def test_error_answer_and_oversized_answer(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
-    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__MAX_MESSAGE_SIZE="1000")
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__MAX_MESSAGE_SIZE="1000")
 
     async def big() -> str:
         return "x" * 5000
@@ -475,7 +463,7 @@ async def test_error_answer_and_oversized_answer(monkeypatch: pytest.MonkeyPatch
 async def test_overloaded_replica_drops_with_a_log_line(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__MAX_PENDING_HANDLERS="1")
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__MAX_PENDING_HANDLERS="1")
     release = asyncio.Event()
 
     async def blocked() -> str:
@@ -499,7 +487,7 @@ async def test_overloaded_replica_drops_with_a_log_line(
 
 
 async def test_default_timeout_is_read_at_use_time(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
 
     async def slow() -> None:
         await asyncio.sleep(30)
@@ -514,7 +502,7 @@ async def test_default_timeout_is_read_at_use_time(monkeypatch: pytest.MonkeyPat
 
 async def test_zero_timeout_still_publishes(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
     """`timeout` bounds the wait for answers, not the publication (which gets `connect_timeout`)."""
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
     calls: list[int] = []
 
     async def echo() -> str:
@@ -534,7 +522,7 @@ async def test_frozen_redis_is_noticed_and_left(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A server that stops answering without closing connections (SIGSTOP): PING finds out, then recovery."""
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
     assert c2c_broadcast.status().healthy
     pid = redis_server.pid
     assert pid is not None
@@ -566,7 +554,7 @@ async def test_a_burst_larger_than_the_handler_limit_is_not_dropped(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """Back-pressure: with quick handlers, 2000 buffered messages and a limit of 10 lose nothing."""
-    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__MAX_PENDING_HANDLERS="10")
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__MAX_PENDING_HANDLERS="10")
     received: list[int] = []
     all_received = asyncio.Event()
 
@@ -596,7 +584,7 @@ async def test_registry_entries_written_by_hand_cost_nothing(
     used to fail the publishing script's reply: 500s until removed by hand), and the next heartbeat
     removes the entries that would never expire.
     """
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
 
     async def echo(**params: Any) -> Any:
         return params
