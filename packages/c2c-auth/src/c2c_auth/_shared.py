@@ -222,11 +222,6 @@ _pending_logouts: collections.OrderedDict[str, float] = collections.OrderedDict(
 _next_flush = 0.0
 
 
-def pending_logouts() -> int:
-    """How many logouts of this process wait for Redis to answer again (to end them on every replica)."""
-    return len(_pending_logouts)
-
-
 def _pend(session_id: str, expires_at: float) -> None:
     _pending_logouts[session_id] = expires_at
     _pending_logouts.move_to_end(session_id)
@@ -237,7 +232,7 @@ def _pend(session_id: str, expires_at: float) -> None:
 async def end_session(session_id: str, expires_at: float) -> None:
     """Refuse the session `session_id` until `expires_at` (Unix time): in this process, and in Redis.
 
-    Redis failing: the logout waits in this process (`pending_logouts()`) and is written by the first
+    Redis failing: the logout waits in this process (`_pending_logouts`) and is written by the first
     use of Redis that succeeds afterwards, so that it reaches the other replicas then.
     """
     remaining = expires_at - time.time() + 1
