@@ -128,7 +128,13 @@ def _native_takes(scope: Scope, names: set[bytes]) -> bool | None:
     kinds = [line[0].lower() for line in read]
     if all(kind == b"host" for kind in kinds):
         return True  # no forwarded line: nothing to do
-    return None if kinds.count(b"host") == 1 else False
+    if kinds.count(b"host") != 1:
+        return False
+    # An empty Host (granian's for a request without one) counts as none: the Python key holds the
+    # server address then, which the rewriter's key never does, so the rewriter hands it over
+    # (unless there is no server address: the keys are the same).
+    empty_host = [line[1] for line in read if line[0].lower() == b"host"] == [b""]
+    return False if empty_host and scope.get("server") is not None else None
 
 
 @given(
@@ -142,6 +148,18 @@ def _native_takes(scope: Scope, names: set[bytes]) -> bool | None:
     server=st.sampled_from([("internal", 8000), None, _MISSING]),
     root_path=st.sampled_from(["", "/app", _MISSING]),
     raw_path=st.sampled_from([b"/x", _MISSING]),
+)
+@example(  # an empty Host, as granian reports a request without one: the Python path
+    headers=[(b"host", b""), (b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-port", b"8443")],
+    headers_type="x-forwarded",
+    trust_prefix=False,
+    trust_host=True,
+    scope_type="http",
+    client=("127.0.0.1", 5000),
+    scheme="http",
+    server=("internal", 8000),
+    root_path="",
+    raw_path=b"/x",
 )
 @example(
     headers=[(b"host", b"internal:8000"), (b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https")],
