@@ -112,13 +112,15 @@ class Redis(Check):
 
 
 async def _check_cluster(client: Any, bound: float) -> Result:
-    """Ping every master of a `redis.asyncio.RedisCluster` concurrently, the whole within `bound` seconds.
+    """Ping every master of a `redis.asyncio.RedisCluster` concurrently, each within `bound` seconds.
 
-    One deadline for the topology refresh and the pings: a refresh that meets a frozen node first
+    The topology refresh and the pings share `bound` first: a refresh that meets a frozen node
     (redis-py asks the nodes one after the other) would otherwise take a whole bound before the
     pings take another, and the check's own timeout would cut the report that names the master.
     Once a topology is known, the refresh gets half the bound; when it fails or runs out, the known
-    topology is pinged (the frozen master is then the one reported).
+    topology is pinged (the frozen master is then the one reported). The pings get what is left of
+    `bound`, but no less than a whole `bound` when the check has time for it (90 % of its time
+    left): a first topology read slowed by a loaded machine must not leave healthy masters no time.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + bound
@@ -136,7 +138,9 @@ async def _check_cluster(client: Any, bound: float) -> Result:
             return Result(500, {"error": description}, public_payload={"error": "Redis Cluster is not reachable"})
         LOG.debug("Redis health check: topology refresh failed, pinging the known masters: %s", description)
         masters = known
-    remaining = max(deadline - loop.time(), 0.001)
+    left = time_left()
+    floor = bound if left is None else min(bound, left * 0.9)
+    remaining = max(deadline - loop.time(), floor, 0.001)
     errors = await asyncio.gather(*(_ping(client, node, remaining) for node in masters))
     details: list[dict[str, Any]] = [
         {"address": node.name, "ok": True} if failure is None else {"address": node.name, "ok": False, "error": failure}
