@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from _broadcast_helpers import start_on_redis
 from hypothesis import given
 from hypothesis import strategies as st
 
 import c2c_broadcast
-from c2c_broadcast import Settings
 from c2c_broadcast._context import applied_context, capture_context
 from c2c_broadcast._wire import (
     CONTEXT_FIELD,
@@ -31,7 +31,6 @@ from c2c_broadcast._wire import (
     encode_request,
 )
 from c2c_broadcast._wire._message import CONTEXT_NAME
-from c2c_config import reload_settings
 from c2c_testing import RedisServer
 
 try:
@@ -197,19 +196,6 @@ def test_any_received_context_is_accepted_and_reduced_to_valid_entries(value: An
 
 # -- Across a real Redis ----------------------------------------------------------------------------
 
-FAST = {
-    "C2C__BROADCAST__HEARTBEAT_INTERVAL": "0.5",
-    "C2C__BROADCAST__RECONNECT_MAX_DELAY": "0.3",
-    "C2C__BROADCAST__CONNECT_TIMEOUT": "2",
-}
-
-
-async def _start(monkeypatch: pytest.MonkeyPatch, url: str, **extra: str) -> None:
-    for name, value in {"C2C__REDIS__URL": url, **FAST, **extra}.items():
-        monkeypatch.setenv(name, value)
-    reload_settings(Settings)
-    await c2c_broadcast.startup()
-
 
 @pytest.fixture
 async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
@@ -224,7 +210,7 @@ async def test_the_handler_runs_in_the_callers_context(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, signed: bool
 ) -> None:
     extra = {"C2C__BROADCAST__SECRET": "k" * 32} if signed else {}
-    await _start(monkeypatch, redis_server.url, **extra)
+    await start_on_redis(monkeypatch, redis_server.url, **extra)
     c2c_broadcast.add_context_carrier("trace", TRACE.get, _set_trace)
     seen: list[str | None] = []
     done = asyncio.Event()
@@ -254,7 +240,7 @@ async def test_the_handler_runs_in_the_callers_context(
 async def test_014_and_malformed_contexts_run_the_handler_without_it(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
-    await _start(monkeypatch, redis_server.url)
+    await start_on_redis(monkeypatch, redis_server.url)
     c2c_broadcast.add_context_carrier("trace", TRACE.get, _set_trace)
     seen: list[tuple[int, str | None]] = []
 

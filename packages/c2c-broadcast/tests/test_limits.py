@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from _broadcast_helpers import start_on_redis
 
 import c2c_broadcast
 from c2c_broadcast import (
@@ -22,9 +23,7 @@ from c2c_broadcast import (
     ErrorAnswer,
     MessageTooLargeError,
     MissingAnswer,
-    Settings,
 )
-from c2c_config import reload_settings
 from c2c_testing import RedisServer, RedisServerFactory
 
 try:
@@ -36,22 +35,9 @@ pytestmark = pytest.mark.skipif(aioredis is None, reason="needs the redis extra:
 
 HOST = socket.gethostname()
 PID = os.getpid()
-FAST = {
-    "C2C__BROADCAST__HEARTBEAT_INTERVAL": "0.5",
-    "C2C__BROADCAST__REPLICA_TTL": "5",
-    "C2C__BROADCAST__RECONNECT_MAX_DELAY": "0.3",
-    "C2C__BROADCAST__CONNECT_TIMEOUT": "2",
-}
 # Redis' pub/sub output-buffer limits, small: a subscriber that receives more than 256 kB unread
 # (one message is enough) is disconnected by Redis at once.
 SMALL_PUBSUB_BUFFER = ("--client-output-buffer-limit", "pubsub 256kb 128kb 60")
-
-
-async def _start(monkeypatch: pytest.MonkeyPatch, url: str, **extra: str) -> None:
-    for name, value in {"C2C__REDIS__URL": url, **FAST, **extra}.items():
-        monkeypatch.setenv(name, value)
-    reload_settings(Settings)
-    await c2c_broadcast.startup()
 
 
 @pytest.fixture
@@ -89,8 +75,12 @@ async def test_full_answer_queue_drops_counts_and_logs(
     The publisher takes what the queue holds (5) and waits for Redis, 5 more wait in the queue, the
     other 40 wait `QUEUE_WAIT` (1 s) for room and are dropped: counted, and logged once (rate limited).
     """
-    await _start(
-        monkeypatch, redis_server.url, C2C__BROADCAST__ANSWER_QUEUE_SIZE="5", C2C__BROADCAST__ANSWER_PUBLISHERS="1"
+    await start_on_redis(
+        monkeypatch,
+        redis_server.url,
+        C2C__BROADCAST__ANSWER_QUEUE_SIZE="5",
+        C2C__BROADCAST__ANSWER_PUBLISHERS="1",
+        C2C__BROADCAST__CONNECT_TIMEOUT="2",  # a publish outlasts the 1.5 s pause below: no answer lost
     )
     gate = asyncio.Event()
 
@@ -138,7 +128,7 @@ async def test_answers_use_at_most_the_publishers_connections(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """300 answers at once: published through `answer_publishers` connections, not one per answer."""
-    await _start(monkeypatch, redis_server.url, C2C__BROADCAST__ANSWER_PUBLISHERS="2")
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__ANSWER_PUBLISHERS="2")
     gate = asyncio.Event()
 
     async def gated(**params: Any) -> Any:
@@ -168,7 +158,7 @@ async def test_too_large_call_is_refused_before_redis(
 ) -> None:
     """A call over max_message_size raises MessageTooLargeError; Redis never sees it, so no subscriber is cut."""
     server = redis_server_factory(args=SMALL_PUBSUB_BUFFER)
-    await _start(monkeypatch, server.url, C2C__BROADCAST__MAX_MESSAGE_SIZE="100000")
+    await start_on_redis(monkeypatch, server.url, C2C__BROADCAST__MAX_MESSAGE_SIZE="100000")
     await c2c_broadcast.subscribe("echo", lambda **params: "ok")
     client = aioredis.Redis.from_url(server.url)
     monitor = client.pubsub()
@@ -196,7 +186,7 @@ async def test_too_large_answer_is_an_error_answer(
     monkeypatch: pytest.MonkeyPatch, redis_server_factory: RedisServerFactory
 ) -> None:
     server = redis_server_factory(args=SMALL_PUBSUB_BUFFER)
-    await _start(monkeypatch, server.url, C2C__BROADCAST__MAX_MESSAGE_SIZE="100000")
+    await start_on_redis(monkeypatch, server.url, C2C__BROADCAST__MAX_MESSAGE_SIZE="100000")
     await c2c_broadcast.subscribe("big", lambda: "y" * 300_000)
     (answer,) = await c2c_broadcast.broadcast("big", expect_answers=True, timeout=10)
     assert isinstance(answer, ErrorAnswer) and isinstance(answer, MissingAnswer)
