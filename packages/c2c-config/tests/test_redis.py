@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from typing import Any
 
@@ -76,6 +77,26 @@ async def test_url_password_never_logged(
     assert PASSWORD not in caplog.text
     assert PASSWORD not in repr(settings)
     assert PASSWORD not in factory.describe()
+
+
+async def test_url_query_password_never_logged(
+    redis_server: RedisServer, factories: list[RedisFactory], caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis-py also reads the password from the query (`?password=`): it is hidden there too."""
+    redis_server.command("CONFIG", "SET", "requirepass", PASSWORD)
+    url = f"redis://{redis_server.host}:{redis_server.port}/0?password={PASSWORD}&socket_keepalive=true"
+    settings = RedisSettings(url=url)
+    caplog.set_level(logging.DEBUG)
+    factory = RedisFactory(settings)
+    factories.append(factory)
+    master = factory.master()
+    assert isinstance(master, Redis)
+    assert await _ping(master)  # the password reached the client
+    shown = f"redis://{redis_server.host}:{redis_server.port}/0?password=***&socket_keepalive=true"
+    assert f"Redis clients created (url mode, {shown})" in caplog.text
+    assert factory.describe() == shown
+    assert PASSWORD not in caplog.text
+    assert PASSWORD not in repr(settings)
 
 
 async def test_options_reach_the_client(redis_server: RedisServer, factories: list[RedisFactory]) -> None:
@@ -235,3 +256,25 @@ def test_missing_redis_client_message() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "ModuleNotFoundError: c2c_config.redis needs the Redis client: install c2c-config[redis]" in result.stderr
+
+
+def test_the_unreachable_window_is_shared_and_bounded() -> None:
+    """One process-wide window after a failure: its reason for the next callers, closed by `reset_unreachable`."""
+    from c2c_config import redis as c2c_redis
+
+    c2c_redis.reset_unreachable()
+    assert c2c_redis.unreachable_remaining() == 0.0
+    assert c2c_redis.unreachable_reason() == ""
+    assert not c2c_redis.unreachable_here()
+    c2c_redis.note_unreachable("TimeoutError: no answer within 5 s")
+    try:
+        assert 0 < c2c_redis.unreachable_remaining() <= c2c_redis.SKIP_AFTER_FAILURE
+        assert c2c_redis.unreachable_reason() == "TimeoutError: no answer within 5 s"
+        assert c2c_redis.unreachable_here()
+        # Another request (a context of its own) did not wait for Redis: only the process window holds.
+        assert not contextvars.Context().run(c2c_redis.unreachable_here)
+    finally:
+        c2c_redis.reset_unreachable()
+    assert c2c_redis.unreachable_remaining() == 0.0
+    assert c2c_redis.unreachable_reason() == ""
+    assert not c2c_redis.unreachable_here()

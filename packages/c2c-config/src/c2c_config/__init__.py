@@ -11,6 +11,7 @@ from importlib.metadata import version as _version
 
 from c2c_config import signals
 from c2c_config._base import (
+    CREDENTIAL_FRAGMENTS,
     ENV_PREFIX,
     C2CSettings,
     ConfigError,
@@ -20,6 +21,7 @@ from c2c_config._base import (
     env_var_name,
     find_unknown_variables,
     get_settings,
+    is_credential_name,
     iter_fields,
     redact_url,
     reload_settings,
@@ -57,6 +59,7 @@ from c2c_config._types import (
 __version__ = _version("c2c-config")
 
 __all__ = [
+    "CREDENTIAL_FRAGMENTS",
     "DURATION_FORMATS",
     "ENV_PREFIX",
     "REDIS_OPTION_TYPES",
@@ -84,6 +87,7 @@ __all__ = [
     "find_unknown_variables",
     "format_duration",
     "get_settings",
+    "is_credential_name",
     "iter_fields",
     "normalize_route_prefix",
     "parse_duration",

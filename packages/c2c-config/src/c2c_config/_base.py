@@ -4,43 +4,158 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import logging
 import os
 import re
 import threading
 import types
 import typing
+import urllib.parse
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import pydantic
-from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, SecretBytes, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from c2c_config._types import SecretText
+from c2c_config._types import (
+    REDIS_OPTION_TYPES,
+    OptionType,
+    SecretText,
+    _parse_redis_options,
+    _split_options,
+    parse_options,
+)
 
 LOG = logging.getLogger("c2c_config")
 
 ENV_PREFIX = "C2C__"
 ENV_DELIMITER = "__"
 
+REDACTED = "***"
+"""What replaces a URL password, a credential query parameter's value or a credential option's value."""
+
+# A scheme: only where a run of scheme characters starts (the lookbehind), so that a long word is
+# scanned once, not once per letter (the text is untrusted: the time stays linear in its length).
+_SCHEME = r"(?<![a-zA-Z0-9+.-])[a-zA-Z0-9+.-]++://"
 # user:password@ after a scheme; the password runs to the last '@' before the authority ends (a '/',
 # '?', '#' or a space), so that an unencoded '@' in it is hidden too (as urllib reads
 # `https://u:p@ss@h/`: password `p@ss`), and an '@' in the query is not taken for one.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/?#\s]*):(?P<password>[^/?#\s]*)@")
+_URL_CREDENTIALS = re.compile(rf"(?P<scheme>{_SCHEME})(?P<user>[^:@/?#\s]*+):(?P<password>[^/?#\s]*)@")
+# A URL with a query or a fragment: `head` up to the first '?' or '#' (or the next URL: `a://b/c://d?`
+# is two), `rest` from it to the next space.
+_URL_PARAMETERS = re.compile(rf"(?P<head>{_SCHEME}(?:(?!://)[^\s?#])*+)(?P<rest>[?#]\S*+)")
+# A parameter name, after the '?' or '#' that starts the query or fragment, or after a '&' or ';'.
+_PARAMETER_NAME = re.compile(r"(?<=[?#&;])(?P<name>[^=&;#?\s]++)=")
+# The characters that open a quoted or bracketed URL in a text, and the one that closes it.
+_CLOSERS = {"'": "'", '"': '"', "`": "`", "<": ">", "(": ")", "[": "]", "{": "}"}
+_TRAILING_PUNCTUATION = "'\"`>)]},.;:!"
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+
+CREDENTIAL_FRAGMENTS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "credential",
+    "signature",
+    "apikey",
+    "privatekey",
+    "session",
+    "sessid",
+    "csrf",
+    "xsrf",
+    "jwt",
+)
+"""A query parameter or option whose normalised name contains one of these holds a credential.
+
+The name is normalised as `%`-decoded, case-folded, with every character other than a letter or a
+digit removed (`Sentinel_Password`, `pass%77ord`, `X-Amz-Security-Token`, `client-secret` all
+match). `pass` covers `password`, `passwd`, `passphrase`, `sentinel_password`, `ssl_password`;
+`token` covers `access_token`, `refresh_token`, `id_token`; `auth` covers `oauth_token`,
+`authorization`. Besides these, a name that ends with `key` (`key`, `api_key`, `access_key`,
+`subscription-key`) or is `sig` (Azure SAS) or `code` (an OAuth authorization code) holds one too.
+A name such as `author` or `monkey` is masked as well: hiding too much in a log line is harmless.
+`username`/`user` are not credentials (as in user-info, `user:***@`, the user name stays visible).
+"""
+_CREDENTIAL_NAMES = frozenset({"sig", "code"})
+
+
+def is_credential_name(name: str) -> bool:
+    """Whether a query parameter or option called `name` holds a credential (see `CREDENTIAL_FRAGMENTS`)."""
+    normalised = _NOT_ALPHANUMERIC.sub("", urllib.parse.unquote_plus(name).casefold())
+    return (
+        normalised in _CREDENTIAL_NAMES
+        or normalised.endswith("key")
+        or any(fragment in normalised for fragment in CREDENTIAL_FRAGMENTS)
+    )
+
+
+def _mask_parameters(rest: str) -> str:
+    """The query and fragment `rest` (from its '?' or '#') with the values of credential parameters replaced."""
+    pieces: list[str] = []
+    position = 0
+    for match in _PARAMETER_NAME.finditer(rest):
+        if match.start() < position or not is_credential_name(match["name"]):
+            continue
+        # The value runs to the next '&' (redis-py, like `urllib.parse.parse_qs`, splits on '&' only):
+        # a ';', '#' or '?' in it stays hidden with it.
+        end = rest.find("&", match.end())
+        end = len(rest) if end < 0 else end
+        if end == match.end():
+            continue  # an empty value: nothing to hide
+        pieces += [rest[position : match.end()], REDACTED]
+        position = end
+    pieces.append(rest[position:])
+    return "".join(pieces)
+
+
+def _redact_parameters(match: re.Match[str]) -> str:
+    rest = match["rest"]
+    trailer = ""
+    opener = match.string[match.start() - 1] if match.start() else ""
+    closer = _CLOSERS.get(opener)
+    if closer is not None:
+        # `'redis://h/0?password=x',` in a repr: the quote (and what follows it) is not the password's.
+        # The last `closer` followed only by punctuation ends the URL.
+        punctuation = re.escape(_TRAILING_PUNCTUATION.replace(closer, ""))
+        end = re.search(f"{re.escape(closer)}[{punctuation}]*$", rest)
+        if end is not None:
+            rest, trailer = rest[: end.start()], rest[end.start() :]
+    return match["head"] + _mask_parameters(rest) + trailer
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a URL (`redis://:secret@host` → `redis://:***@host`) for logs and messages.
+    """Hide the credentials of the URLs in a text, for logs and messages; never raises.
 
     The one redaction helper of the toolkit: it works on any text (an error message holding
-    several URLs). A password with a space or a '/' cannot be told from the text around it: where
-    the URL is an object (SQLAlchemy's `URL`), render it without its password instead.
-    (`c2c_health._http.mask_password` is the copy the probe `python -m c2c_health` keeps so that it
-    imports the standard library only; a test checks that both agree.)
+    several URLs, a `repr`); the rest of the text is left as it is, and a text without credentials
+    is returned unchanged. Its time is linear in the length of the text. In every `scheme://` URL
+    of the text (the scheme being the whole run of letters, digits, `+`, `.` and `-` before `://`):
+
+    - the password of the user-info is replaced by `***`, the user name kept
+      (`redis://:secret@host` → `redis://:***@host`, `https://u:p@ss@h/` → `https://u:***@h/`);
+    - the value of every query (or fragment) parameter whose name holds a credential (see
+      `CREDENTIAL_FRAGMENTS`: `password`, `sentinel_password`, `token`, `access_token`, `secret`,
+      `api_key`, `key`, `sig`...; case-insensitive, `%`-encoded names decoded) is replaced by
+      `***`: `redis://h:6379/0?password=XYZ&db=1` → `redis://h:6379/0?password=***&db=1`. Names
+      start after the '?' or '#', or after a '&' or a ';'; a value runs to the next '&' or space
+      (redis-py splits a query on '&' only), or, in a URL right after a quote or an opening
+      bracket, to the last matching closing quote or bracket (`'redis://h?password=x'` keeps
+      its closing quote). An empty value is left as is.
+
+    A user-info password with a space, a '/', a '?' or a '#' cannot be told from the text around
+    it, nor a query value with a space: where the URL is an object (SQLAlchemy's `URL`), render it
+    without its password instead. (`c2c_health._http.mask_password` is the copy the probe
+    `python -m c2c_health` keeps so that it imports the standard library only; it hides the
+    user-info password only, and a test checks that both agree on URLs without credential
+    parameters.)
     """
-    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", url)
+    return _URL_PARAMETERS.sub(_redact_parameters, text)
 
 
 class ConfigError(ValueError):
@@ -203,21 +318,191 @@ def find_unknown_variables(
     return unknown
 
 
-def _describe_input(info: FieldInfo | None, value: Any) -> str:
-    if info is not None and info.secret:
-        return "<hidden>"
-    text = value if isinstance(value, str) else repr(value)
-    text = redact_url(str(text))
-    return repr(text[:200] + ("…" if len(text) > 200 else "")) if isinstance(value, str) else text[:200]
-
-
 def _clean_message(message: str) -> str:
     # pydantic prefixes messages raised by our validators with "Value error, ".
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
+# --- what an error message may echo of an options value ---------------------------------------------
+
+# The validators of the `k=v` option types, and the option names each accepts (None: any name).
+_OPTION_VALIDATORS: dict[Callable[..., Any], Mapping[str, OptionType] | None] = {
+    parse_options: None,
+    _parse_redis_options: REDIS_OPTION_TYPES,
+}
+
+_COMMA_ADVICE = ' (a value holding a comma must be quoted: password="a,b")'
+
+
+@dataclasses.dataclass(frozen=True)
+class RedactedOptions:
+    """A `k=v` options text as an error message may show it (see `redact_options`)."""
+
+    shown: str
+    """The text with credential values hidden: `password=***,socket_timeout=abc`."""
+    hidden: tuple[str, ...]
+    """The pieces of the original text that `shown` hides (to hide them from a message too)."""
+    comma: bool
+    """Whether pieces after a hidden value were hidden with it (a value holding an unquoted comma)."""
+
+
+def redact_option_values(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of parsed options with the value of each credential option (`is_credential_name`) replaced by `***`.
+
+    For a `repr` or a log line: `{'password': 'x', 'ssl': True}` → `{'password': '***', 'ssl': True}`.
+    """
+    return {key: REDACTED if is_credential_name(str(key)) else value for key, value in options.items()}
+
+
+def _option_hidden(key: str, types: Mapping[str, OptionType] | None) -> bool:
+    """Whether the value of option `key` is hidden: a credential, or an unknown name close to one (`pasword`)."""
+    if is_credential_name(key):
+        return True
+    if types is None or key in types:
+        return False
+    credentials = [name for name in types if is_credential_name(name)]
+    return bool(difflib.get_close_matches(key.casefold(), credentials, n=1, cutoff=0.6))
+
+
+_OPTION_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+
+
+def _looks_like_option(key: str, types: Mapping[str, OptionType] | None) -> bool:
+    """Whether `key` (of a `key=value` piece) names an option rather than continues a password holding a comma.
+
+    Any name when the names are free; with `types`, a known name, a snake_case one with an
+    underscore (`sentinel_kwargs`, as redis-py's are) or one close to a known name (`sockettimeout`).
+    """
+    if types is None or key in types or _OPTION_NAME.fullmatch(key):
+        return True
+    return bool(difflib.get_close_matches(key, list(types), n=1, cutoff=0.8))
+
+
+def _redact_json_options(text: str, types: Mapping[str, OptionType] | None) -> RedactedOptions | None:
+    try:
+        decoded = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(decoded, dict):
+        return None
+    hidden = [value for key, value in decoded.items() if _option_hidden(key, types) and isinstance(value, str)]
+    shown = {key: REDACTED if _option_hidden(key, types) else value for key, value in decoded.items()}
+    return RedactedOptions(json.dumps(shown, ensure_ascii=False), tuple(hidden), comma=False)
+
+
+def redact_options(value: str, types: Mapping[str, OptionType] | None = None) -> RedactedOptions | None:
+    """A `k=v,k2=v2` (or JSON object) options text with its credentials hidden, or None when it does not parse.
+
+    Split as `parse_options` splits it (commas outside double quotes); then:
+
+    - the value of an option whose name holds a credential (`is_credential_name`: `password`,
+      `ssl_password`, `sentinel_password`, `token`...) is shown as `***`; with `types`, so is the
+      value of an unknown name close to a known credential name (a misspelt `pasword`, `passwd`);
+    - the pieces after such a value that are not options themselves are hidden with it: they are
+      the rest of a password holding an unquoted comma (`password=ab,cd` and `password=ab,cd=x`
+      are shown `password=***`). A piece is an option when it is `k=v` and, with `types`, its
+      name is known, snake_case with an underscore (`sentinel_kwargs=1`: an unknown option, shown
+      so that the error about it can name it) or close to a known name (`sockettimeout=5`);
+    - with `types`, a piece that is not `k=v` is shown only when it is a known option name
+      (`ssl`): otherwise it may be a password written without its name (`password:xyz`) and
+      is shown `***`;
+    - everything else is kept as written.
+
+    None when the text cannot be split (an unbalanced double quote, a `{` that is not a JSON
+    object): then nothing of it may be shown, since where a password starts or ends is unknown.
+    Never raises.
+    """
+    text = value.strip()
+    if text.startswith("{"):
+        return _redact_json_options(text, types)
+    try:
+        items = _split_options(text)
+    except ValueError:
+        return None
+    shown: list[str] = []
+    hidden: list[str] = []
+    in_secret = comma = False
+    for item in items:
+        key, sep, raw = (part.strip() for part in item.partition("="))
+        is_option = bool(sep and key) and _looks_like_option(key, types)
+        if in_secret and not is_option:
+            hidden += [piece for piece in (item, key, raw) if piece]
+            comma = True
+        elif sep and key and _option_hidden(key, types):
+            shown.append(f"{key}={REDACTED}" if raw else f"{key}=")
+            hidden += [raw] if raw else []
+            in_secret = True
+        elif not sep and (is_credential_name(item) or (types is not None and item not in types)):
+            shown.append(REDACTED)
+            hidden.append(item)
+            in_secret = True
+        else:
+            shown.append(item)
+            in_secret = False
+    return RedactedOptions(",".join(shown), tuple(hidden), comma)
+
+
+def _options_types(info: FieldInfo | None) -> tuple[bool, Mapping[str, OptionType] | None]:
+    """Whether the field is a `k=v` options field (`Options`, `RedisOptions`), and the names it accepts."""
+    if info is not None:
+        for item in info.field.metadata:
+            if isinstance(item, BeforeValidator) and item.func in _OPTION_VALIDATORS:
+                return True, _OPTION_VALIDATORS[item.func]
+    return False, None
+
+
+def _cut(text: str) -> str:
+    return text[:200] + ("…" if len(text) > 200 else "")
+
+
+def _describe_input(info: FieldInfo | None, value: Any) -> str:
+    """The value an error message echoes: secrets hidden, URLs redacted, options' credentials hidden, cut short.
+
+    For a `k=v` options field (`C2C__REDIS__OPTIONS`), the text is shown as `redact_options` gives
+    it (`password=***,socket_timeout=abc`); when it cannot be split (an unbalanced quote), only its
+    length is shown (`<25 characters, not shown>`), since a password could be anywhere in it.
+    """
+    if info is not None and info.secret:
+        return "<hidden>"
+    is_options, types = _options_types(info)
+    if is_options and isinstance(value, str):
+        redacted = redact_options(value, types)
+        if redacted is None:
+            return f"<{len(value)} characters, not shown>"
+        return repr(_cut(redact_url(redacted.shown)))
+    text = value if isinstance(value, str) else repr(value)
+    text = redact_url(str(text))
+    return repr(_cut(text)) if isinstance(value, str) else text[:200]
+
+
+def _describe_message(info: FieldInfo | None, value: Any, message: str) -> str:
+    """pydantic's message for a value, without the pieces of an options value `_describe_input` hides.
+
+    `parse_options` names the piece it refuses (`Redis option 'cd' is not of the form key=value`),
+    which is the end of a password holding an unquoted comma in `password=ab,cd`: it is shown
+    `'***'`, with advice to quote the value.
+    """
+    message = redact_url(_clean_message(message))
+    is_options, types = _options_types(info)
+    redacted = redact_options(value, types) if is_options and isinstance(value, str) else None
+    if redacted is None:
+        return message
+    shown = message
+    for piece in sorted(redacted.hidden, key=len, reverse=True):
+        shown = shown.replace(repr(piece), repr(REDACTED))
+    if shown != message and redacted.comma:
+        shown += _COMMA_ADVICE
+    return shown
+
+
 def explain_validation_error(settings_cls: type[BaseModel], error: ValidationError) -> ConfigError:
-    """Turn pydantic's error into a `ConfigError` naming each variable; values of secrets are hidden."""
+    """Turn pydantic's error into a `ConfigError` naming each variable; values of secrets are hidden.
+
+    What each problem echoes of a value goes through `_describe_input` (a secret is `<hidden>`,
+    URLs through `redact_url`, options through `redact_options`), and its message through
+    `_describe_message` (URLs redacted, the pieces of an options value that are hidden replaced
+    by `'***'`).
+    """
     problems = []
     for item in error.errors(include_url=False, include_context=False):
         location = tuple(item["loc"])
@@ -227,10 +512,11 @@ def explain_validation_error(settings_cls: type[BaseModel], error: ValidationErr
             problems.append(f"{variable}: required, not set")
             continue
         given = _describe_input(info, item.get("input"))
+        message = _describe_message(info, item.get("input"), item["msg"])
         if item["type"] in ("model_type", "model_attributes_type", "dict_type") or isinstance(item.get("input"), dict):
-            problems.append(f"{variable}: {_clean_message(item['msg'])}")
+            problems.append(f"{variable}: {message}")
         else:
-            problems.append(f"{variable}={given}: {_clean_message(item['msg'])}")
+            problems.append(f"{variable}={given}: {message}")
     return ConfigError(problems)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from c2c_config._base import C2CSettings, Section
+from c2c_config._base import C2CSettings, Section, redact_option_values, redact_url
 from c2c_config._types import Duration, RedisOptions, StringList, _parse_redis_options
 
 _METRIC_PREFIX = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*|")
@@ -34,11 +35,18 @@ def parse_host_port_list(value: str) -> list[tuple[str, int]]:
 
 
 class RedisSettings(Section):
-    """Redis, used by broadcast, logging-level persistence and the Redis health check."""
+    """Redis, used by broadcast, logging-level persistence and the Redis health check.
+
+    Its `repr()` (and `str()`, and that of the settings holding it) never shows a password: the
+    URL goes through `redact_url` (`redis://:***@redis:6379/0?password=***`) and the value of
+    each credential option (`password`, `ssl_password`...: `is_credential_name`) is `'***'`. The
+    fields themselves hold the real values (the Redis client needs them), and so do
+    `model_dump()` and `model_dump_json()`, which are data, not display: do not log them, nor
+    `settings.redis.options` or `settings.redis.url` themselves.
+    """
 
     url: str | None = Field(
         default=None,
-        repr=False,
         description="Redis connection URL, e.g. redis://:password@redis:6379/0 (the password is never logged)",
     )
     options: RedisOptions = Field(
@@ -55,7 +63,8 @@ class RedisSettings(Section):
         default=datetime.timedelta(seconds=5),
         description=(
             "Time limit of one Redis call on a request path or at startup (connect and answer); "
-            "past it the call fails and the endpoint answers 503"
+            "past it the call fails and the endpoint answers 503; a request waits for Redis at most this long "
+            "once, not once per call it makes (see c2c_config.redis.note_unreachable)"
         ),
     )
     cluster: bool = Field(
@@ -131,6 +140,16 @@ class RedisSettings(Section):
         if database not in ("", "0") or self.db != 0:
             raise ValueError("C2C__REDIS__CLUSTER: a Redis Cluster has only database 0 (remove the database number)")
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """The fields `repr()` shows, the URL's and the options' credentials hidden."""
+        for name, value in super().__repr_args__():
+            if name == "url" and isinstance(value, str):
+                yield name, redact_url(value)
+            elif name == "options" and isinstance(value, Mapping):
+                yield name, redact_option_values(value)
+            else:
+                yield name, value
 
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:

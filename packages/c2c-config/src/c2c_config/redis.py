@@ -35,8 +35,10 @@ Bounds (unless `C2C__REDIS__OPTIONS` sets the same redis-py option, which wins):
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
+import time
 import urllib.parse
 from typing import Any, TypeAlias
 
@@ -57,7 +59,73 @@ except ModuleNotFoundError as _error:  # pragma: no cover - exercised by the "no
 
 LOG = logging.getLogger("c2c_config.redis")
 
-__all__ = ["CLUSTER_MIN_REDIS_PY", "RedisClient", "RedisFactory", "get_factory", "redis_py_version", "reset_factory"]
+__all__ = [
+    "CLUSTER_MIN_REDIS_PY",
+    "SKIP_AFTER_FAILURE",
+    "RedisClient",
+    "RedisFactory",
+    "get_factory",
+    "note_unreachable",
+    "redis_py_version",
+    "reset_factory",
+    "reset_unreachable",
+    "unreachable_here",
+    "unreachable_reason",
+    "unreachable_remaining",
+]
+
+SKIP_AFTER_FAILURE = 2.0
+"""Seconds during which the request path does not ask Redis again after it timed out or could not be reached."""
+
+_unreachable_until = 0.0
+_unreachable_reason = ""
+_failed_here: contextvars.ContextVar[float] = contextvars.ContextVar("c2c_redis_failed_here", default=0.0)
+
+
+def note_unreachable(reason: str = "") -> None:
+    """Redis just timed out or could not be reached: open the `SKIP_AFTER_FAILURE` window.
+
+    Two scopes, for two kinds of caller on the request path:
+
+    - the process (`unreachable_remaining`): c2c-auth's checks, which have a fallback in this
+      process, skip Redis for the next requests too: a frozen Redis costs one request its timeout
+      every 2 s, not every request;
+    - the current request (`unreachable_here`: a context variable, each request runs in a task of
+      its own): a call without a fallback (c2casgiutils' logging tool) skips Redis only when this
+      very request already waited for it, so that a request waits for Redis at most once, and a
+      request made after Redis came back is not refused for the rest of the window.
+
+    Health checks and background loops consult neither: they must find out when Redis is back.
+    """
+    global _unreachable_until, _unreachable_reason
+    now = time.monotonic()
+    _unreachable_until = now + SKIP_AFTER_FAILURE
+    _unreachable_reason = reason
+    _failed_here.set(now)
+
+
+def unreachable_remaining() -> float:
+    """Seconds left in the process-wide window `note_unreachable` opened; 0.0 when Redis may be asked."""
+    return max(0.0, _unreachable_until - time.monotonic())
+
+
+def unreachable_here() -> bool:
+    """Whether Redis failed in the current request (context) less than `SKIP_AFTER_FAILURE` s ago."""
+    failed = _failed_here.get()
+    return bool(failed) and time.monotonic() - failed < SKIP_AFTER_FAILURE
+
+
+def unreachable_reason() -> str:
+    """The failure that opened the current window (`note_unreachable`'s `reason`), for error messages."""
+    return _unreachable_reason if unreachable_remaining() > 0 else ""
+
+
+def reset_unreachable() -> None:
+    """Close the windows: the next call asks Redis (tests, each starting as a new process would)."""
+    global _unreachable_until
+    _unreachable_until = 0.0
+    _failed_here.set(0.0)
+
 
 RedisClient: TypeAlias = "aioredis.Redis | RedisCluster"
 """What the factory hands out: a plain (URL, Sentinel) client, or a cluster client in cluster mode."""
@@ -179,7 +247,11 @@ class RedisFactory:
         }
 
     def describe(self) -> str:
-        """Where the clients connect, for a log line: the URL without its password, or the Sentinels."""
+        """Where the clients connect, for a log line: the URL through `redact_url`, or the Sentinels.
+
+        The URL's passwords show as `***`: the user-info's and those of credential query parameters
+        (`?password=`, `?sentinel_password=`), which redis-py reads too.
+        """
         if self.mode == "sentinel":
             return f"sentinels {self.settings.sentinels} service {self.settings.servicename!r} db {self.settings.db}"
         if self.mode in ("url", "cluster"):
