@@ -72,18 +72,21 @@ def redis_client() -> Any | None:
 
 
 SKIP_AFTER_FAILURE = 2.0
-"""Seconds during which Redis is not asked again after it timed out or could not be reached."""
-
-_skip_until = 0.0
+"""Seconds during which Redis is not asked again after it timed out or could not be reached (the window
+is `c2c_config.redis`'s, shared with the other callers on the request path)."""
 
 
 def reset_redis_state() -> None:
     """Ask Redis again at the next call, even within `SKIP_AFTER_FAILURE` of a failure, and forget the
     logouts waiting to be written to it (tests: each starts as a new process would)."""
-    global _skip_until, _next_flush
-    _skip_until = 0.0
+    global _next_flush
     _next_flush = 0.0
     _pending_logouts.clear()
+    try:
+        from c2c_config import redis as c2c_redis  # the `redis` package is optional
+    except ModuleNotFoundError:
+        return
+    c2c_redis.reset_unreachable()
 
 
 async def redis_call(client: Any, command: Callable[[Any], Any]) -> Any:
@@ -94,21 +97,26 @@ async def redis_call(client: Any, command: Callable[[Any], Any]) -> Any:
     request, nor one request each of its checks (the body guard and the route both check the
     session). The fallback is the same either way: this process's own state.
     """
-    global _skip_until
     from redis.exceptions import ConnectionError as RedisConnectionError  # installed: `client` exists
     from redis.exceptions import RedisClusterException, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    if time.monotonic() < _skip_until:
-        raise RedisUnavailable(f"not asked: it failed less than {SKIP_AFTER_FAILURE:g} s ago")
+    from c2c_config import redis as c2c_redis
+
+    if c2c_redis.unreachable_remaining() > 0:
+        raise RedisUnavailable(
+            f"not asked: it failed less than {c2c_redis.SKIP_AFTER_FAILURE:g} s ago ({c2c_redis.unreachable_reason()})"
+        )
+    timeout = get_settings(Settings).redis.timeout.total_seconds()
     try:
-        async with asyncio.timeout(get_settings(Settings).redis.timeout.total_seconds()):
+        async with asyncio.timeout(timeout):
             return await command(client)
     # Not reachable, or no answer in time (a cluster with no reachable node, or no master for the
     # key's slot yet, raises `RedisClusterException`, which is no `RedisError`): skip it a while.
     except (TimeoutError, OSError, RedisConnectionError, RedisTimeoutError, RedisClusterException) as error:
-        _skip_until = time.monotonic() + SKIP_AFTER_FAILURE
-        raise RedisUnavailable(f"{type(error).__name__}: {error}"[:200]) from error
+        reason = f"{type(error).__name__}: {str(error) or f'no answer within {timeout:g} s'}"[:200]
+        c2c_redis.note_unreachable(reason)
+        raise RedisUnavailable(reason) from error
     # Protocol, auth, out of memory: "not now", but Redis answered. A value this code did not write
     # (bytes that are not UTF-8, a count that is no number: someone with write access to Redis) is
     # a `ValueError`: the same fallback to this process, never a 500.
@@ -280,12 +288,15 @@ async def session_ended(session_id: str) -> bool:
 async def flush_before_exit() -> None:
     """At shutdown: write the logouts Redis missed (one last try, bounded by `C2C__REDIS__TIMEOUT`);
     say in one ERROR how many are lost with the process when Redis still does not take them."""
-    global _skip_until, _next_flush
+    global _next_flush
     if not _pending_logouts:
         return
     client = redis_client()
     if client is not None:
-        _skip_until = _next_flush = 0.0  # one last try, whatever failed just before
+        from c2c_config import redis as c2c_redis  # installed: `client` exists
+
+        c2c_redis.reset_unreachable()  # one last try, whatever failed just before
+        _next_flush = 0.0
         await _flush_pending(client)
     if _pending_logouts:
         LOG.error(
