@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import re
 import ssl
 import urllib.parse
 from collections.abc import Mapping
@@ -22,16 +23,61 @@ class HTTPProbeError(Exception):
     """The URL is invalid or the server's answer is not HTTP."""
 
 
+# c2c-config's `is_credential_name`, copied: importing c2c_config would load pydantic (a slow start
+# for a probe run every few seconds); `tests/test_redaction.py` checks that the two agree.
+_CREDENTIAL_FRAGMENTS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "credential",
+    "signature",
+    "apikey",
+    "privatekey",
+    "session",
+    "sessid",
+    "csrf",
+    "xsrf",
+    "jwt",
+)
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+
+
+def _is_credential_name(name: str) -> bool:
+    normalised = _NOT_ALPHANUMERIC.sub("", urllib.parse.unquote_plus(name).casefold())
+    return (
+        normalised in ("sig", "code")
+        or normalised.endswith("key")
+        or any(f in normalised for f in _CREDENTIAL_FRAGMENTS)
+    )
+
+
+def _mask_query(query: str) -> str:
+    pieces = query.split("&")
+    for index, piece in enumerate(pieces):
+        name, separator, value = piece.partition("=")
+        if separator and value and _is_credential_name(name):
+            pieces[index] = f"{name}=***"
+    return "&".join(pieces)
+
+
 def mask_password(url: str) -> str:
-    """The URL with its password, if any, replaced by `***` (for messages; stdlib only, unlike c2c_config)."""
+    """The URL with its password and credential query values (`?secret=`) replaced by `***` (for messages).
+
+    Standard library only, unlike c2c_config's `redact_url`, which it agrees with on a probe's URL
+    (`http://localhost:8080/c2c/health_checks?secret=...` must not show in a Kubernetes event).
+    """
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return "<invalid URL>"
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+    if parts.query:
+        parts = parts._replace(query=_mask_query(parts.query))
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
+    return urllib.parse.urlunsplit(parts)
 
 
 def validate_url(url: str) -> urllib.parse.SplitResult:
