@@ -522,6 +522,7 @@ async def test_frozen_redis_is_noticed_and_left(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A server that stops answering without closing connections (SIGSTOP): PING finds out, then recovery."""
+    caplog.set_level(logging.INFO, logger="c2c_broadcast")
     await start_on_redis(monkeypatch, redis_server.url)
     assert c2c_broadcast.status().healthy
     pid = redis_server.pid
@@ -540,7 +541,8 @@ async def test_frozen_redis_is_noticed_and_left(
     finally:
         os.kill(pid, signal.SIGCONT)
     await _wait_healthy()
-    assert "Redis is back" in caplog.text
+    back = [record for record in caplog.records if "Redis is back" in record.getMessage()]
+    assert [record.levelno for record in back] == [logging.INFO]  # the outage was the WARNING
 
     async def echo() -> str:
         return "ok"
@@ -672,3 +674,50 @@ def test_when_a_call_stops_waiting(
     assert collector.primary_done.is_set() == primary_done
     assert collector.all_done.is_set() == all_done
     assert collector.unanswered_unregistered() == anonymous
+
+
+async def test_draining_on_a_frozen_redis_says_the_entry_was_not_removed(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The drain's one bounded try fails: one WARNING that says how long it waited and when the entry
+    expires, and no line claiming the replica left the registry."""
+    caplog.set_level(logging.INFO, logger="c2c_broadcast")
+    await start_on_redis(monkeypatch, redis_server.url)
+    await c2c_broadcast.subscribe("drain_frozen", lambda: "ok")
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await c2c_broadcast.drain()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    lines = [record.getMessage() for record in caplog.records if "draining" in record.getMessage()]
+    assert len(lines) == 1, lines
+    assert "could not leave the registry (TimeoutError: no answer within 1 s)" in lines[0]
+    assert "its entry expires within PT5S" in lines[0]
+
+
+async def test_calls_wanting_answers_fail_at_once_while_redis_is_known_down(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    """Redis down and retried in vain: a call no longer waits `connect_timeout` (here 30 s) for the
+    answers subscription; it fails long before. Once Redis is back, calls are answered again."""
+    await start_on_redis(monkeypatch, redis_server.url, C2C__BROADCAST__CONNECT_TIMEOUT="30")
+    await c2c_broadcast.subscribe("known_down_echo", lambda: "ok")
+    redis_server.stop()
+    async with asyncio.timeout(20):
+        while c2c_broadcast.status().healthy:  # noqa: ASYNC110 - a snapshot, not an event
+            await asyncio.sleep(0.05)
+    broadcaster = c2c_broadcast.get_broadcaster()
+    assert isinstance(broadcaster, RedisBroadcaster)
+    subscriber = broadcaster.answers_subscriber
+    async with asyncio.timeout(20):
+        while subscriber.attempts < 2:  # noqa: ASYNC110 - a snapshot, not an event
+            await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):  # a third of connect_timeout: it did not wait for the subscription
+        with pytest.raises(c2c_broadcast.BroadcastUnavailableError, match="cannot collect answers"):
+            await c2c_broadcast.broadcast("known_down_echo", expect_answers=True, timeout=30)
+    redis_server.start()
+    await _wait_healthy()
+    result = await c2c_broadcast.broadcast("known_down_echo", expect_answers=True, timeout=10)
+    assert [answer.payload for answer in result if isinstance(answer, BroadcastResponse)] == ["ok"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, NamedTuple
 
-from c2c_broadcast._status import ANSWERS_DROPPED, ANSWERS_SENT
+from c2c_broadcast._status import ANSWERS_DROPPED, ANSWERS_SENT, explained
 from c2c_broadcast._subscriber import ErrorTypes
 
 if TYPE_CHECKING:
@@ -121,7 +121,8 @@ class AnswerPublisher:
         except ErrorTypes as failure:
             owner.command_failed(failure)
             # Logged (rate limited, with Redis's error) and counted for `status()` by the owner.
-            owner.publish_failed(failure, f"{len(batch)} answer(s) for {batch[0].channel!r}, ...")
+            error = explained(failure, owner.settings.connect_timeout.total_seconds())
+            owner.publish_failed(error, f"{len(batch)} answer(s) for {batch[0].channel!r}, ...")
         else:
             owner.count(ANSWERS_SENT, len(batch))
             owner.publish_succeeded()

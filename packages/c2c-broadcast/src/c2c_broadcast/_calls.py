@@ -116,6 +116,11 @@ LEASE_STALL = 1.0
 reported (BroadcastUnavailableError at the call's deadline) instead of buffered."""
 
 
+KNOWN_DOWN_AFTER = 2
+"""Failed connection attempts in a row (the loss counts as one) after which a call wanting answers
+fails at once instead of waiting `connect_timeout` for the answers subscription."""
+
+
 @dataclasses.dataclass(eq=False)
 class _Leased:
     """One leased connection, and the replies its reader has not read yet."""
@@ -523,10 +528,20 @@ class Calls:
         return message
 
     async def _wait_for_answers_listener(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Answers would be lost without the answers subscription: wait (bounded) for it, or raise."""
+        """Answers would be lost without the answers subscription: wait (bounded) for it, or raise.
+
+        A connection (re)starting may be up in a moment: the call waits for it, at most
+        `connect_timeout` (and its own timeout). Once `KNOWN_DOWN_AFTER` attempts in a row have
+        failed, Redis is known unreachable: the call fails at once instead of holding its request
+        for `connect_timeout` on every call of an outage.
+        """
         answers = self.owner.answers_subscriber
         if answers.connected.is_set():
             return
+        if answers.attempts >= KNOWN_DOWN_AFTER:
+            raise BroadcastUnavailableError(
+                f"cannot collect answers: Redis ({self.owner.describe()}) is unreachable ({self.owner.last_error})"
+            )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(self.settings.connect_timeout.total_seconds(), timeout)):
                 await answers.connected.wait()

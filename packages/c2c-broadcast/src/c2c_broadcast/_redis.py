@@ -51,6 +51,8 @@ from c2c_broadcast._status import (
     Metrics,
     RateLimitedLog,
     State,
+    describe_error,
+    explained,
 )
 from c2c_broadcast._wire import (
     EVERYONE,
@@ -65,6 +67,7 @@ from c2c_broadcast._wire import (
     request_channel,
     tagged_channel,
 )
+from c2c_config import format_duration
 
 try:
     from redis.asyncio.cluster import RedisCluster
@@ -336,7 +339,13 @@ class RedisBroadcaster(BaseBroadcaster):
                 async with asyncio.timeout(1):
                     await self._unregister(list(self._handlers))
             except Exception as error:  # bounded and best effort: the entry expires anyway
-                LOG.warning("Broadcast: could not leave the registry: %s: %s", type(error).__name__, error)
+                LOG.warning(
+                    "Broadcast: draining, replica %s could not leave the registry (%s); its entry expires within %s",
+                    self.replica_id,
+                    describe_error(explained(error, 1)),
+                    format_duration(self.settings.replica_ttl),
+                )
+                return
         LOG.info("Broadcast: draining, replica %s left the registry", self.replica_id)
 
     async def close(self) -> None:
@@ -391,7 +400,7 @@ class RedisBroadcaster(BaseBroadcaster):
                 subscriber.wake()
         if self._listener.connected.is_set() and self._answers.connected.is_set():
             if self._state == "reconnecting":
-                LOG.warning("Broadcast: Redis is back (%s)", self.describe())
+                LOG.info("Broadcast: Redis is back (%s)", self.describe())  # the outage was the WARNING
             self._set_state("connected")
 
     @property
@@ -452,7 +461,7 @@ class RedisBroadcaster(BaseBroadcaster):
                         await client.publish(self.probe_channel(), "")
             except ErrorTypes as error:
                 self.command_failed(error)
-                self.publish_failed(error, "the probe")
+                self.publish_failed(explained(error, self.settings.connect_timeout.total_seconds()), "the probe")
             else:
                 self.publish_succeeded()
 

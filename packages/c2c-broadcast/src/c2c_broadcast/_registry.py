@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from c2c_broadcast._settings import BroadcastSettings
-from c2c_broadcast._status import RateLimitedLog
+from c2c_broadcast._status import RateLimitedLog, describe_error, explained
 from c2c_broadcast._subscriber import ErrorTypes
 from c2c_broadcast._wire import Targets
 from c2c_config.redis import RedisClient
@@ -158,11 +158,12 @@ class Registry:
             try:
                 async with asyncio.timeout(interval):
                     await self.register(current)
-            except ErrorTypes as error:
+            except ErrorTypes as failure:
+                error = explained(failure, interval)
                 if self._on_error is not None:
                     self._on_error(error)
                 else:
-                    self._log.warning("heartbeat", "Broadcast: heartbeat failed: %s: %s", type(error).__name__, error)
+                    self._log.warning("heartbeat", "Broadcast: heartbeat failed: %s", describe_error(error))
             else:
                 if current and self._on_success is not None:
                     self._on_success()

@@ -24,6 +24,19 @@ ANSWERS_DROPPED = "answers_dropped"  # the answer queue was full (C2C__BROADCAST
 RECONNECTIONS = "reconnections"
 
 
+def describe_error(error: BaseException) -> str:
+    """`Type: text` for the logs, or the type alone when the error has no text."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def explained(error: BaseException, bound: float) -> BaseException:
+    """`error`, or for asyncio's bare `TimeoutError` one that says how long it waited (`bound`, in s)."""
+    if isinstance(error, TimeoutError) and not str(error):
+        return TimeoutError(f"no answer within {bound:g} s")
+    return error
+
+
 class Metrics(Protocol):
     """Where a broadcaster reports counters; adapt it to Prometheus or anything else.
 
@@ -165,7 +178,7 @@ class CommandHealth:
     def failed(self, error: BaseException, where: str = "") -> None:
         """A command of this kind failed with `error` (`where`: a channel, for the log)."""
         self.failures += 1
-        self.last_error = f"{type(error).__name__}: {error}"
+        self.last_error = describe_error(error)
         where = f" ({where})" if where else ""
         self._log.warning(self.what, "Broadcast: %s failed%s: %s", self.what, where, self.last_error)
         if self.since is None and self.failures >= self.threshold:
