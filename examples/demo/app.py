@@ -133,13 +133,22 @@ async def hello() -> dict[str, str]:
     return {"message": "Hello from the c2c ASGI toolkit demo", "admin": "/c2c/"}
 
 
+ECHO_UNAVAILABLE = "Broadcast unavailable (details are in the service logs)"
+"""The echo route's 503 detail: the cause (which Redis, what error) is logged, not given to the caller."""
+
+
 @app.get("/api/echo", responses={503: {"description": "The broadcast cannot reach Redis"}})
 async def echo(message: str = "hello") -> dict[str, Any]:
-    """Broadcast `message` to every replica and list their answers (503 while Redis is unreachable)."""
+    """Broadcast `message` to every replica and list their answers.
+
+    While Redis is unreachable: 503 with a generic detail (`ECHO_UNAVAILABLE`), as the health
+    checks answer anonymous callers; the cause (the Redis address, the error) is logged as a warning.
+    """
     try:
         answers = await echo_handler(message=message) or []
     except broadcast.BroadcastUnavailableError as unavailable:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Broadcast unavailable: {unavailable}") from None
+        _LOGGER.warning("GET /api/echo answered 503: %s", unavailable)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, ECHO_UNAVAILABLE) from None
     return {
         "answers": [
             answer.model_dump(mode="json") if isinstance(answer, broadcast_types.BroadcastResponse) else repr(answer)

@@ -92,3 +92,12 @@ def page(browser: Any) -> Iterator[Any]:
 
     with _browser.open_page(browser) as opened:
         yield opened
+
+
+@pytest.fixture
+def sentry_stand_in() -> Iterator[Any]:
+    """A `_sentry_stand_in.SentryStandIn`: a real local HTTP server standing in for Sentry."""
+    import _sentry_stand_in
+
+    with _sentry_stand_in.sentry_stand_in() as stand_in:
+        yield stand_in

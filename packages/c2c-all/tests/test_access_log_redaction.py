@@ -7,17 +7,13 @@ Sentry events go to a real local HTTP server standing in for Sentry.
 
 from __future__ import annotations
 
-import gzip
-import http.server
 import io
 import json
 import logging
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -25,9 +21,11 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import pytest
 import sentry_sdk
+from _sentry_stand_in import SentryStandIn
 from hypothesis import given
 from hypothesis import strategies as st
 
+from c2c_config import is_credential_name
 from c2c_testing import free_port, stop_process, wait_for_port
 from c2casgiutils import sentry
 from c2casgiutils._settings import SentrySettings
@@ -57,7 +55,10 @@ def _assert_redacted(text: str) -> None:
 
 # --- the functions --------------------------------------------------------------------------------------
 
-_NAMES = st.sampled_from(["secret", "code", "state", "Secret", "%73ecret", "STATE", "keep", "page", "codes", ""])
+_NAMES = st.sampled_from(
+    ["secret", "code", "state", "Secret", "%73ecret", "STATE", "keep", "page", "codes", "", "token", "Access_Token"]
+    + ["password", "api_key", "client%2Dsecret", "username", "sort"]
+)
 _VALUES = st.text(alphabet="abcXYZ019%+-._~=", max_size=8)
 
 
@@ -70,10 +71,19 @@ def test_redact_query_hides_exactly_the_sensitive_values(parts: list[tuple[str, 
     assert len(before) == len(after)
     for (name, value), (name_after, value_after) in zip(before, after, strict=True):
         assert name == name_after
-        if name.casefold() in {"secret", "code", "state"} and value:
+        if (name.casefold() in {"secret", "code", "state"} or is_credential_name(name)) and value:
             assert value_after == REDACTED
         else:
             assert value_after == value  # everything else is kept as it was
+
+
+def test_credential_parameters_are_redacted_by_default() -> None:
+    """Besides `secret`, `code` and `state`: every parameter with a credential name (c2c-config's rule)."""
+    query = "page=2&token=T0ken&password=Pw1&client_secret=Cs1&api_key=K1&username=bob"
+    assert redact_query(query) == (
+        f"page=2&token={REDACTED}&password={REDACTED}&client_secret={REDACTED}&api_key={REDACTED}&username=bob"
+    )
+    assert redact_query(query, ["page"]) == query.replace("page=2", f"page={REDACTED}")  # an explicit list only
 
 
 def test_redact_text_finds_queries_in_log_lines() -> None:
@@ -213,40 +223,11 @@ def test_granian_access_log_is_redacted_after_startup(tmp_path: Path) -> None:
 # --- Sentry ---------------------------------------------------------------------------------------------
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        self.server.bodies.append(body.decode("utf-8", "replace"))  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def sentry_bodies() -> Iterator[tuple[str, list[str]]]:
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Recorder)
-    server.bodies = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://publickey@127.0.0.1:{port}/42", server.bodies  # type: ignore[attr-defined]
-    sentry_sdk.init()  # a disabled client: later tests send nothing
-    sentry_sdk.get_isolation_scope().clear()
-    sentry_sdk.get_global_scope().clear()
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-async def test_sentry_events_are_scrubbed(sentry_bodies: tuple[str, list[str]]) -> None:
+async def test_sentry_events_are_scrubbed(sentry_stand_in: SentryStandIn) -> None:
     """An error in a request carrying the three values (query, Referer, breadcrumbs, message): none is sent."""
     from fastapi import FastAPI
 
-    dsn, bodies = sentry_bodies
+    dsn = sentry_stand_in.dsn
     seen: list[str] = []
 
     def user_hook(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
@@ -270,7 +251,7 @@ async def test_sentry_events_are_scrubbed(sentry_bodies: tuple[str, list[str]]) 
         headers = {"Referer": f"http://testserver/c2c/?secret={SENSITIVE['secret']}"}
         assert (await client.get(f"/boom?{QUERY}", headers=headers)).status_code == 500
     sentry_sdk.flush(timeout=5)
-    sent = "\n".join(bodies)
+    sent = sentry_stand_in.text()
     assert "failed on /boom" in sent, sent[:2000]
     assert '"user_hook":"ran"' in sent.replace(" ", "")
     _assert_redacted(sent)

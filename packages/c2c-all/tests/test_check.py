@@ -408,7 +408,7 @@ async def test_url_reads_the_headers_tool(environment: Callable[[dict[str, str]]
     app = FastAPI()
     app.mount("/c2c", c2casgiutils.app)
     proxy = _ThroughProxy(httpx.ASGITransport(app=app))
-    url = "http://service.example/c2c"
+    url = "https://service.example/c2c"  # plain http to a remote host gets no secret (test_check_url.py)
     findings = await run_check(CheckOptions(url=url, transport=proxy))
     assert _ids(findings) == ["C2C-W003"]
     assert "x-forwarded-for, x-forwarded-proto" in findings[0].message

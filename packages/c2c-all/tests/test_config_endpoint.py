@@ -6,11 +6,13 @@ import contextlib
 import json
 import logging
 import os
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -190,6 +192,47 @@ async def test_values_sources_and_unknown_variables(monkeypatch: pytest.MonkeyPa
     assert all(item["env_var"].startswith("C2C__") for item in data["settings"])
 
 
+async def test_credential_query_parameters_of_urls(monkeypatch: pytest.MonkeyPatch, redis_server_factory: Any) -> None:
+    """The security audit: `redis://host/0?password=...` (redis-py reads it) showed the password, `masked: false`."""
+    server = redis_server_factory(password="query-pass-word-43")
+    env = {
+        "C2C__AUTH__SECRET": SECRET,
+        "C2C__REDIS__URL": f"redis://{server.host}:{server.port}/0?password=query-pass-word-43&health_check_interval=5",
+        "C2C__SENTRY__DSN": "https://sentry.example.org/42?customer_id=cust-7&sig=sig-value-9",
+        "C2C__TOOLS__HEADERS__MASKED_NAMES": "customer",  # the request-headers tool's rule, configured names included
+    }
+    client_of_url = redis.asyncio.Redis.from_url(env["C2C__REDIS__URL"])
+    try:
+        assert await client_of_url.ping()  # redis-py reads the password from the query: a real credential
+    finally:
+        await client_of_url.aclose()
+    async with _client(monkeypatch, env) as client:
+        answer = await client.get("/c2c/config", headers={"X-API-Key": SECRET})
+    assert answer.status_code == 200, answer.text
+    _assert_hidden(answer, [SECRET, "query-pass-word-43", "cust-7", "sig-value-9"])
+    entries = {item["name"]: item for item in answer.json()["settings"]}
+    assert entries["redis.url"]["value"] == (
+        f"redis://{server.host}:{server.port}/0?password={SECRET_MASK}&health_check_interval=5"
+    )
+    assert entries["redis.url"]["masked"] is True  # a part of it is hidden
+    assert (
+        entries["sentry.dsn"]["value"] == f"https://sentry.example.org/42?customer_id={SECRET_MASK}&sig={SECRET_MASK}"
+    )
+    assert entries["sentry.dsn"]["masked"] is True
+    assert entries["redis.db"]["masked"] is False
+
+
+def test_masked_tells_whether_anything_is_hidden() -> None:
+    settings_object = config.Settings.model_validate(
+        {"redis": {"url": "redis://user:pw@h:6379/0", "options": {"socket_timeout": 3}}, "sentry": {"tags": {"a": "b"}}}
+    )
+    entries = {item.name: item for item in describe_settings(settings_object, {}).settings}
+    assert (entries["redis.url"].value, entries["redis.url"].masked) == (f"redis://{SECRET_MASK}@h:6379/0", True)
+    assert entries["redis.options"].masked is False
+    assert entries["sentry.tags"].masked is False
+    assert entries["auth.github.authorize_url"].masked is False
+
+
 def test_section_given_as_json() -> None:
     environ = {"C2C__REDIS": '{"db": 2}'}
     answer = describe_settings(config.Settings.model_validate({"redis": {"db": 2}}), environ)
@@ -207,10 +250,24 @@ def test_section_given_as_json() -> None:
         ("https://key@sentry.io/1", f"https://{SECRET_MASK}@sentry.io/1"),
         ("redis://host:6379/0", "redis://host:6379/0"),
         ("user@example.org", "user@example.org"),
+        ("redis://host/0?password=pw&db=1", f"redis://host/0?password={SECRET_MASK}&db=1"),
+        ("rediss://:pw@host/0?ssl_cert_reqs=none", f"rediss://{SECRET_MASK}@host/0?ssl_cert_reqs=none"),
+        (
+            "https://h/?key=k&sig=s&code=c&country_code=ch",
+            f"https://h/?key={SECRET_MASK}&sig={SECRET_MASK}&code={SECRET_MASK}&country_code=ch",
+        ),
+        ("https://h/#access_token=t", f"https://h/#access_token={SECRET_MASK}"),
     ],
 )
 def test_mask_userinfo(text: str, expected: str) -> None:
     assert mask_userinfo(text) == expected
+
+
+def test_mask_userinfo_uses_the_configured_names() -> None:
+    assert (
+        mask_userinfo("redis://h/0?tenant=t&db=1", NameMasker(["tenant"])) == f"redis://h/0?tenant={SECRET_MASK}&db=1"
+    )
+    assert mask_userinfo("redis://h/0?tenant=t&db=1") == "redis://h/0?tenant=t&db=1"
 
 
 # Any text an environment variable can hold, recognisable (the prefix) so that a hit is no accident.
@@ -226,22 +283,31 @@ _SECRET_TEXT = st.text(
     secret=_SECRET_TEXT,
     option_password=_SECRET_TEXT.filter(lambda text: "," not in text and "=" not in text and text == text.strip()),
     tag=_SECRET_TEXT,
+    query_password=_SECRET_TEXT,
+    query_name=st.sampled_from(["password", "sentinel_password", "key", "pwd", "access_key", "token", "Sig"]),
 )
-def test_no_secret_ever_shown(user: str, password: str, secret: str, option_password: str, tag: str) -> None:
-    """Whatever the secrets and URL passwords, none shows in the description of the settings."""
+def test_no_secret_ever_shown(
+    user: str, password: str, secret: str, option_password: str, tag: str, query_password: str, query_name: str
+) -> None:
+    """Whatever the secrets, URL passwords and credential query values, none shows in the settings' description."""
     settings_object = config.Settings.model_validate(
         {
             "auth": {"secret": secret, "jwt": {"secret": secret}, "github": {"client_secret": secret}},
             "broadcast": {"secret": secret},
             "redis": {
-                "url": f"redis://{user}:{password}@redis.internal:6379/0",
+                "url": (
+                    f"redis://{user}:{password}@redis.internal:6379/0"
+                    f"?db=0&{query_name}={urllib.parse.quote(query_password, safe='')}"
+                ),
                 "options": {"password": option_password},
             },
             "sentry": {"dsn": f"https://{user}:{password}@sentry.example.org/1", "tags": {"api_token": tag}},
         }
     )
     answer = describe_settings(settings_object, {}, NameMasker())
-    _assert_hidden(answer.model_dump(mode="json"), [password, secret, option_password, tag])
+    _assert_hidden(answer.model_dump(mode="json"), [password, secret, option_password, tag, query_password])
+    _assert_hidden(answer.model_dump(mode="json"), [urllib.parse.quote(query_password, safe="")])
+    assert all(entry.masked for entry in answer.settings if entry.name in ("redis.url", "sentry.dsn"))
 
 
 # --- issue 16 item 6: no authentication configured -------------------------------------------------

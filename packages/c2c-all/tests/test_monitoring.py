@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import c2c_broadcast
 from c2c_testing import RedisServer
@@ -32,6 +32,32 @@ async def test_local_broadcaster_is_healthy(clean: None) -> None:
     result = await monitoring.BroadcastCheck().check()
     assert result.status_code == 200
     assert result.payload["kind"] == "local"
+
+
+async def test_startup_reports_the_broadcaster_to_prometheus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`c2casgiutils.startup()` installs the broadcast metrics in the default registry (as documented)."""
+    import c2casgiutils
+
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("C2C__PROMETHEUS__PREFIX", "c2cstartup_")
+    config.reload()
+    try:
+        await c2casgiutils.startup()
+
+        async def echo() -> str:
+            return "ok"
+
+        await c2c_broadcast.subscribe("monitoring_startup_echo", echo)
+        assert await c2c_broadcast.broadcast("monitoring_startup_echo", expect_answers=True, timeout=5)
+        text = generate_latest(REGISTRY).decode()
+        assert 'c2cstartup_broadcast_healthy{kind="local"} 1.0' in text
+        assert "# TYPE c2cstartup_broadcast_events_total counter" in text  # the local broadcaster counts nothing
+    finally:
+        await c2casgiutils.shutdown()
+        monkeypatch.undo()
+        config.reload()
 
 
 async def test_redis_outage_and_metrics(

@@ -2,54 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
-import http.server
 import json
 import os
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import sentry_sdk
+from _sentry_stand_in import SentryStandIn
 
-from c2c_testing import free_port
 from c2casgiutils import sentry
 from c2casgiutils._settings import SentrySettings
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    envelopes: list[list[dict[str, Any]]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        items = []
-        for line in body.splitlines():
-            try:
-                items.append(json.loads(line))
-            except ValueError:
-                items.append({"raw": line.decode("utf-8", "replace")})
-        self.server.envelopes.append(items)  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def sentry_server() -> Iterator[tuple[str, list[list[dict[str, Any]]]]]:
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Recorder)
-    server.envelopes = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://publickey@127.0.0.1:{port}/42", server.envelopes  # type: ignore[attr-defined]
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 @pytest.fixture(autouse=True)
@@ -64,18 +26,12 @@ def _no_sentry_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     sentry_sdk.get_global_scope().clear()
 
 
-def _events(envelopes: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    return [item for envelope in envelopes for item in envelope if "exception" in item or "message" in item]
-
-
 def test_not_initialised_without_dsn() -> None:
     assert sentry.init(SentrySettings()) is False
 
 
-def test_event_reaches_the_server_with_tags(
-    sentry_server: tuple[str, list[list[dict[str, Any]]]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    dsn, envelopes = sentry_server
+def test_event_reaches_the_server_with_tags(sentry_stand_in: SentryStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    dsn = sentry_stand_in.dsn
     monkeypatch.setenv("C2C__SENTRY__DSN", dsn)
     monkeypatch.setenv("C2C__SENTRY__TAG_SERVICE", "demo-service")
     monkeypatch.setenv("C2C__SENTRY__ENVIRONMENT", "testing")
@@ -90,7 +46,7 @@ def test_event_reaches_the_server_with_tags(
     except RuntimeError:
         sentry_sdk.capture_exception()
     sentry_sdk.flush(timeout=5)
-    events = _events(envelopes)
+    events = sentry_stand_in.events()
     assert len(events) == 1
     event = events[0]
     assert event["tags"]["service"] == "demo-service"
@@ -99,14 +55,14 @@ def test_event_reaches_the_server_with_tags(
     config.reload()
 
 
-def test_string_event_scrubber_does_not_break_capture(sentry_server: tuple[str, list[list[dict[str, Any]]]]) -> None:
+def test_string_event_scrubber_does_not_break_capture(sentry_stand_in: SentryStandIn) -> None:
     """c2casgiutils passed the string to the SDK, and every capture failed."""
-    dsn, envelopes = sentry_server
+    dsn = sentry_stand_in.dsn
     assert sentry.init(SentrySettings(dsn=dsn, event_scrubber="password,api_key"))
     sentry_sdk.set_extra("api_key", "should-be-filtered")
     sentry_sdk.capture_message("hello")
     sentry_sdk.flush(timeout=5)
-    events = _events(envelopes)
+    events = sentry_stand_in.events()
     assert len(events) == 1
     assert "should-be-filtered" not in json.dumps(events[0])
 
@@ -124,12 +80,12 @@ def test_sdk_options() -> None:
     assert sampler({"asgi_scope": {"path": "/api/items"}, "parent_sampled": True}) == 1.0
 
 
-async def test_probe_routes_are_not_traced(sentry_server: tuple[str, list[list[dict[str, Any]]]]) -> None:
+async def test_probe_routes_are_not_traced(sentry_stand_in: SentryStandIn) -> None:
     """A real FastAPI app under the SDK's integrations: /api is traced, the health checks and metrics are not."""
     import httpx
     from fastapi import FastAPI
 
-    dsn, envelopes = sentry_server
+    dsn = sentry_stand_in.dsn
     assert sentry.init(SentrySettings(dsn=dsn, traces_sample_rate=1.0))
     app = FastAPI()
 
@@ -151,8 +107,7 @@ async def test_probe_routes_are_not_traced(sentry_server: tuple[str, list[list[d
     sentry_sdk.flush(timeout=5)
     transactions = [
         item["transaction"]
-        for envelope in envelopes
-        for item in envelope
+        for item in sentry_stand_in.items()
         if item.get("type") == "transaction" and "transaction" in item  # the payload, not the item header
     ]
     assert transactions == ["/api/items"], transactions

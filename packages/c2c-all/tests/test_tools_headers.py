@@ -13,20 +13,41 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from c2casgiutils.tools.headers import MASK, NameMasker, describe_request, mask_query
+from c2casgiutils.logging_filters import REDACTED_PARAMETERS
+from c2casgiutils.tools.headers import MASK, NameMasker, describe_request, mask_query, mask_url_queries
 
 SECRET = "headers-test-secret-value"
 KEY = {"X-API-Key": SECRET}
 
-# The names the issue lists, written independently of the implementation (the test's own oracle).
-CREDENTIAL_FRAGMENTS = ("token", "secret", "password", "passwd", "session", "csrf", "apikey", "auth")
+# The names the issues list, written independently of the implementation (the test's own oracle).
+CREDENTIAL_FRAGMENTS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "session",
+    "csrf",
+    "apikey",
+    "accesskey",
+    "auth",
+)
 CREDENTIAL_NAMES = ("authorization", "proxy-authorization", "cookie", "x-api-key")
+# Whole words of a name (`X-Client-Key`, `access_key`), and whole names (the OAuth callback's code).
+CREDENTIAL_WORDS = ("key", "pass", "sig")
+CREDENTIAL_WHOLE_NAMES = ("code", "state")
 
 
 def is_credential(name: str) -> bool:
     """The oracle: the names the tool must mask (it may mask a few more: xsrf, credential, ...)."""
     squashed = re.sub(r"[^a-z0-9]", "", name.lower())
-    return name.lower() in CREDENTIAL_NAMES or any(fragment in squashed for fragment in CREDENTIAL_FRAGMENTS)
+    words = re.split(r"[^a-z]+", re.sub(r"(?<=[a-z])(?=[A-Z])", "-", name).lower())
+    return (
+        name.lower() in CREDENTIAL_NAMES
+        or any(fragment in squashed for fragment in CREDENTIAL_FRAGMENTS)
+        or any(word in CREDENTIAL_WORDS for word in words)
+        or squashed in CREDENTIAL_WHOLE_NAMES
+    )
 
 
 # --- the truth table of names -----------------------------------------------------------------------
@@ -59,6 +80,56 @@ def is_credential(name: str) -> bool:
         ("private_key", True),
         ("x-jwt-assertion", True),
         ("oauth_verifier", True),
+        # The security audit's names, in clear before.
+        ("code", True),
+        ("Code", True),
+        ("pwd", True),
+        ("db_pwd", True),
+        ("pass", True),
+        ("key", True),
+        ("KEY", True),
+        ("sig", True),
+        ("access_key", True),
+        ("accessKey", True),
+        ("accesskey", True),
+        ("X-Access-Key", True),
+        ("X-Client-Key", True),
+        ("clientkey", True),
+        ("X-Goog-Api-Key", True),
+        ("Ocp-Apim-Subscription-Key", True),
+        ("state", True),
+        ("code_verifier", True),
+        ("sid", True),
+        ("otp", True),
+        ("ticket", True),
+        ("passphrase", True),
+        ("Sec-WebSocket-Key", True),
+        # ... while the ordinary headers and parameters stay readable.
+        ("Keep-Alive", False),
+        ("Accept-Encoding", False),
+        ("Content-Encoding", False),
+        ("Accept-Language", False),
+        ("Cache-Control", False),
+        ("If-None-Match", False),
+        ("Origin", False),
+        ("Via", False),
+        ("X-Original-URL", False),
+        ("X-Forwarded-Uri", False),
+        ("X-Forwarded-Prefix", False),
+        ("sentry-trace", False),
+        ("Sec-Fetch-Site", False),
+        ("Sec-CH-UA-Platform", False),
+        ("Upgrade-Insecure-Requests", False),
+        ("country_code", False),
+        ("error_code", False),
+        ("statement", False),
+        ("keyboard", False),
+        ("monkey", False),
+        ("bypass", False),
+        ("passenger", False),
+        ("signal", False),
+        ("design", False),
+        ("inside", False),
         ("Host", False),
         ("X-Forwarded-For", False),
         ("X-Forwarded-Proto", False),
@@ -85,6 +156,13 @@ def test_masked_names(name: str, masked: bool) -> None:
         assert NameMasker()(name.upper()) and NameMasker()(name.lower())
 
 
+def test_everything_the_access_log_redacts_is_masked() -> None:
+    """The access log redacts `secret`, `code` and `state` (`logging_filters`): the tool never shows more."""
+    masker = NameMasker()
+    for name in REDACTED_PARAMETERS:
+        assert masker(name) and masker(name.upper()), name
+
+
 def test_extra_names_extend_the_list() -> None:
     masker = NameMasker(["X-Tenant", "customer", "", " "])
     assert masker("x-tenant") and masker("X_TENANT_ID") and masker("customer_id")
@@ -105,10 +183,31 @@ def test_extra_names_extend_the_list() -> None:
         ("token=&page=1", f"token={MASK}&page=1"),
         ("session=a=b", f"session={MASK}"),
         ("a&&token=x", f"a&&token={MASK}"),
+        ("code=abc&state=xyz&country_code=ch", f"code={MASK}&state={MASK}&country_code=ch"),
+        (
+            "pwd=a&pass=b&key=c&sig=d&access_key=e&q=f",
+            f"pwd={MASK}&pass={MASK}&key={MASK}&sig={MASK}&access_key={MASK}&q=f",
+        ),
+        ("%6Bey=abc", f"%6Bey={MASK}"),
     ],
 )
 def test_mask_query(query: str, expected: str) -> None:
     assert mask_query(query, NameMasker()) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("no URL here", "no URL here"),
+        ("color #fff", "color #fff"),
+        ("https://h/p?pwd=x&a=1", f"https://h/p?pwd={MASK}&a=1"),
+        ("/api?key=x#access_token=y&b=2", f"/api?key={MASK}#access_token={MASK}&b=2"),
+        ("https://h/?code=1 and https://i/?sig=2&c=3", f"https://h/?code={MASK} and https://i/?sig={MASK}&c=3"),
+    ],
+)
+def test_mask_url_queries(text: str, expected: str) -> None:
+    assert mask_url_queries(text, NameMasker()) == expected
+    assert mask_url_queries(text, NameMasker(), "#") == expected.replace(MASK, "#")
 
 
 # --- the property: no credential value anywhere ------------------------------------------------------
@@ -138,9 +237,19 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 @st.composite
 def _names(draw: st.DrawFn) -> str:
     """A header or parameter name: a listed credential, one with a fragment inside, or an ordinary one."""
-    kind = draw(st.sampled_from(["listed", "fragment", "plain"]))
+    kind = draw(st.sampled_from(["listed", "fragment", "word", "whole", "plain"]))
     if kind == "listed":
         return draw(st.sampled_from(CREDENTIAL_NAMES))
+    if kind == "word":  # a credential word among others: X-Client-Key, access_key, accessKey, KEY
+        word = draw(st.sampled_from(CREDENTIAL_WORDS))
+        around = st.lists(st.text(_LETTERS, min_size=1, max_size=6), max_size=2)
+        words = [*draw(around), word, *draw(around)]
+        if draw(st.booleans()):
+            return words[0] + "".join(part.capitalize() for part in words[1:])
+        case = draw(st.sampled_from([str.lower, str.upper, str.capitalize]))
+        return draw(st.sampled_from(["-", "_", "."])).join(case(part) for part in words)
+    if kind == "whole":
+        return draw(st.sampled_from([name.upper() if draw(st.booleans()) else name for name in CREDENTIAL_WHOLE_NAMES]))
     if kind == "fragment":
         fragment = draw(st.sampled_from([*CREDENTIAL_FRAGMENTS, "api-key", "api_key", "Api-Key"]))
         fragment = "".join(c.upper() if draw(st.booleans()) else c for c in fragment)
@@ -168,7 +277,7 @@ def _traffic(
     headers = [(name, val) for name, val in headers if name.lower() != "cookie"]
     params = [(name, value()) for name in draw(st.lists(_names(), max_size=8))]
     cookies = [(draw(st.text(_LETTERS + "_", min_size=1, max_size=8)), value()) for _ in range(draw(st.integers(0, 3)))]
-    referer_params = [(name, value()) for name in draw(st.lists(_names(), max_size=4))]
+    referer_params = [(name, value()) for name in draw(st.lists(_names(), max_size=6))]
     return headers, params, cookies, referer_params
 
 
@@ -198,12 +307,18 @@ def test_no_credential_value_appears(
     if cookies:
         all_headers.append(("Cookie", "; ".join(f"{name}={val}" for name, val in cookies)))
     if referer_params:
-        referer_query = "&".join(f"{urllib.parse.quote(name, safe='')}={val}" for name, val in referer_params)
+        half = len(referer_params) // 2
+        referer_query = "&".join(f"{urllib.parse.quote(name, safe='')}={val}" for name, val in referer_params[:half])
         all_headers.append(("Referer", f"https://example.org/page?{referer_query}#top"))
+        original = "&".join(f"{urllib.parse.quote(name, safe='')}={val}" for name, val in referer_params[half:])
+        all_headers.append(("X-Original-URL", f"/api/v1?{original}#{original}"))
 
     answer = describe_request(_request(all_headers, query), NameMasker()).model_dump_json()
 
-    for name, val in [*headers, *params, *referer_params]:
+    # Header names arrive lower-cased (HTTP ignores their case: `X-ClientKey` is `x-clientkey`, no word
+    # `key` in it); parameter names as sent.
+    received = [(name.lower(), val) for name, val in headers] + params + referer_params
+    for name, val in received:
         if is_credential(name):
             assert val not in answer, (name, val)
     for _, val in cookies:
@@ -242,7 +357,7 @@ def test_shape_and_clear_values() -> None:
         "x-custom": "one, two",
         "cookie": f"a={MASK}; b={MASK}; c={MASK}",
         "authorization": MASK,
-        "x-forwarded-uri": f"/app/callback?code=ok&state=s&access_token={MASK}",
+        "x-forwarded-uri": f"/app/callback?code={MASK}&state={MASK}&access_token={MASK}",  # the OAuth callback
         "referer": "https://someone:***@example.net/from?x=1",  # a URL's password is hidden
     }
     info = answer.client_info
@@ -307,6 +422,42 @@ async def test_endpoint_shows_what_the_application_receives(client: httpx.AsyncC
     assert body["client_info"]["url_str"].endswith(f"?param_1=visible&secret={MASK}&customer_id={MASK}")
     for hidden in (SECRET, "hidden-1", "hidden-2", "hidden-3", "hidden-4", "hidden-5"):
         assert hidden not in response.text, hidden
+
+
+async def test_endpoint_masks_what_the_audit_found(client: httpx.AsyncClient) -> None:
+    """The security audit's finds: the OAuth code, short names, access keys, URL-valued headers' queries."""
+    params = {"code": "leak-1", "pwd": "leak-2", "pass": "leak-3", "key": "leak-4", "sig": "leak-5"}
+    params |= {"access_key": "leak-6", "state": "leak-7", "page": "2", "country_code": "CH"}
+    response = await client.get(
+        "/c2c/headers/",
+        params=params,
+        headers={
+            **KEY,
+            "X-Access-Key": "leak-8",
+            "X-Client-Key": "leak-9",
+            "Referer": "https://app.example.org/login?user=bob&pwd=leak-10#access_token=leak-11",
+            "X-Original-URL": "/api/items?key=leak-12&sort=name",
+            "Accept-Encoding": "gzip",
+            "Keep-Alive": "timeout=5",
+            "X-Forwarded-Host": "app.example.org",
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    for hidden in [*(f"leak-{number}" for number in range(1, 13)), SECRET]:
+        assert hidden not in response.text, hidden
+    assert body["client_info"]["query_params"] == {
+        **dict.fromkeys(("code", "pwd", "pass", "key", "sig", "access_key", "state"), MASK),
+        "page": "2",
+        "country_code": "CH",
+    }
+    headers = body["headers"]
+    assert headers["x-access-key"] == headers["x-client-key"] == MASK
+    assert headers["referer"] == f"https://app.example.org/login?user=bob&pwd={MASK}#access_token={MASK}"
+    assert headers["x-original-url"] == f"/api/items?key={MASK}&sort=name"
+    assert headers["accept-encoding"] == "gzip"
+    assert headers["keep-alive"] == "timeout=5"
+    assert headers["x-forwarded-host"] == "app.example.org"
 
 
 async def test_endpoint_needs_read_only_access(client: httpx.AsyncClient) -> None:

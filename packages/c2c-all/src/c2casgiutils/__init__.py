@@ -96,13 +96,17 @@ async def startup(main_app: Any = None) -> None:
     handlers (`secret`, `code`, `state` query values redacted from the access log), and
     makes broadcast calls carry the request id (c2c-headers' `current_request_id`) to the handlers
     on every replica, and keeps this process's audit records for `GET /c2c/audit`
-    (`tools.audit.install`; answers the other replicas' requests).
+    (`tools.audit.install`; answers the other replicas' requests). The broadcaster reports to
+    Prometheus' default registry (`monitoring.install_metrics` with `C2C__PROMETHEUS__PREFIX`:
+    `<prefix>broadcast_events_total`, `<prefix>broadcast_healthy`).
     """
     from c2c_auth import startup as auth_startup
     from c2c_broadcast import startup as broadcast_startup
     from c2c_health import startup as health_startup
+    from c2casgiutils import config
     from c2casgiutils._request_id import install_broadcast_carrier
     from c2casgiutils.logging_filters import install_access_log_filters
+    from c2casgiutils.monitoring import install_metrics
     from c2casgiutils.tools import logging_, replicas
     from c2casgiutils.tools.audit import install as audit_install
     from c2casgiutils.tools.audit import startup as audit_startup
@@ -111,7 +115,7 @@ async def startup(main_app: Any = None) -> None:
     audit_install()  # this process's audit records, kept in memory for GET /c2c/audit
     install_broadcast_carrier()
     await auth_startup(main_app)
-    await broadcast_startup(main_app)
+    await broadcast_startup(main_app, metrics=install_metrics(config.settings.prometheus.prefix))
     await logging_.startup()
     await audit_startup()  # answer the other replicas' GET /c2c/audit
     await replicas.startup(main_app)

@@ -37,7 +37,10 @@ class SentrySettings(Section):
         ),
     )
     include_source_context: bool = Field(default=True, description="Include source context in events")
-    include_local_variables: bool = Field(default=True, description="Include local variables in events")
+    include_local_variables: bool = Field(
+        default=True,
+        description="Include local variables in events (scrubbed of credentials by `sentry.init`, see `scrub_event`)",
+    )
     add_full_stack: bool = Field(default=False, description="Add full stack trace to events")
     max_stack_frames: int = Field(default=100, ge=0, description="Maximum number of stack frames to capture")
     server_name: str | None = Field(default=None, description="Server name for Sentry events")
@@ -113,9 +116,10 @@ class HeadersToolSettings(Section):
         default_factory=list,
         description=(
             "Names of more headers and query parameters whose values the request-headers tool masks, "
-            "added to the built-in credential names (authorization, cookie, x-api-key and any name containing "
-            "token, secret, password, passwd, session, csrf, xsrf, apikey, auth, credential, privatekey, "
-            "sessid, signature, jwt); "
+            "added to the built-in credential names (authorization, cookie, x-api-key, code, state; any name "
+            "containing token, secret, password, passwd, pwd, passphrase, passcode, session, sessid, csrf, xsrf, "
+            "apikey, accesskey, clientkey, privatekey, auth, credential, signature, jwt; any name with one of the "
+            "words key, pass, pw, sig, sid, otp, ticket, verifier); "
             "an entry masks every name that contains it, compared case-insensitively, punctuation ignored"
         ),
     )

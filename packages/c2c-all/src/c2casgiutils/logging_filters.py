@@ -3,7 +3,9 @@
 The shared secret may come as the `secret` query parameter (`C2C__AUTH__SECRET_IN_QUERY`, on by
 default for compatibility), and the GitHub OAuth callback carries `code` and `state` in its query.
 An ASGI server's access log writes the request target, query included, so those values would land
-in the logs. `RedactSecretsFilter` rewrites them as `secret=[REDACTED]`:
+in the logs, as would any other credential a client puts in a query (`?token=`, `?password=`,
+`?api_key=`: every name `c2c_config.is_credential_name` accepts). `RedactSecretsFilter` rewrites
+them as `secret=[REDACTED]`:
 
 - uvicorn (`uvicorn.access`): the record's arguments are `(client, method, path_with_query,
   http_version, status)`; every string argument is redacted;
@@ -37,9 +39,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
+
+from c2c_config import is_credential_name
 
 __all__ = [
     "ACCESS_LOGGERS",
@@ -55,7 +59,10 @@ REDACTED = "[REDACTED]"
 """What replaces a redacted value."""
 
 REDACTED_PARAMETERS = frozenset({"secret", "code", "state"})
-"""The query parameters whose values are redacted: the shared secret, the OAuth code and state."""
+"""The query parameters whose values are always redacted: the shared secret, the OAuth code and state.
+
+By default (no `parameters` given) every parameter with a credential name is redacted too
+(`c2c_config.is_credential_name`: `token`, `password`, `client_secret`, `api_key`...)."""
 
 ACCESS_LOGGERS = ("uvicorn.access", "granian.access")
 """The access loggers `install_access_log_filters` equips by default."""
@@ -64,23 +71,33 @@ ACCESS_LOGGERS = ("uvicorn.access", "granian.access")
 _QUERY_IN_TEXT = re.compile(r"\?([^\s\"'<>#]*)")
 
 
-def _names(parameters: Iterable[str] | None) -> frozenset[str]:
-    return REDACTED_PARAMETERS if parameters is None else frozenset(name.casefold() for name in parameters)
+def _is_redacted_by_default(name: str) -> bool:
+    return name.casefold() in REDACTED_PARAMETERS or is_credential_name(name)
+
+
+def _matcher(parameters: Iterable[str] | None) -> Callable[[str], bool]:
+    """Whether a (decoded) parameter name is redacted: `parameters` (case-insensitive), else the default."""
+    if parameters is None:
+        return _is_redacted_by_default
+    names = frozenset(name.casefold() for name in parameters)
+    return lambda name: name.casefold() in names
 
 
 def redact_query(query: str, parameters: Iterable[str] | None = None) -> str:
-    """`query` (`a=1&secret=x`, no `?`) with the values of `parameters` (default `REDACTED_PARAMETERS`) redacted.
+    """`query` (`a=1&secret=x`, no `?`) with the values of `parameters` redacted.
+
+    By default: `REDACTED_PARAMETERS` and every credential name (`c2c_config.is_credential_name`).
 
     Everything else is kept byte for byte. A name matches after URL decoding (`%73ecret`,
     `Secret`), as the application reads it; an empty value is left empty.
     """
     if "=" not in query:
         return query
-    names = _names(parameters)
+    redacted = _matcher(parameters)
     pieces = query.split("&")
     for index, piece in enumerate(pieces):
         name, separator, value = piece.partition("=")
-        if separator and value and unquote_plus(name, errors="replace").casefold() in names:
+        if separator and value and redacted(unquote_plus(name, errors="replace")):
             pieces[index] = f"{name}={REDACTED}"
     return "&".join(pieces)
 
@@ -93,15 +110,19 @@ def redact_text(text: str, parameters: Iterable[str] | None = None) -> str:
 
 
 class RedactSecretsFilter(logging.Filter):
-    """A logging filter that redacts `secret`, `code` and `state` query values in access-log records.
+    """A logging filter that redacts credential query values in access-log records.
 
-    Never drops a record. `parameters` replaces the redacted names; `name` is `logging.Filter`'s.
+    Redacted by default: `secret`, `code`, `state` and every credential name
+    (`c2c_config.is_credential_name`). Never drops a record. `parameters` replaces the redacted
+    names; `name` is `logging.Filter`'s.
     Use it on a logger or a handler (`logging.config` `()` factory, or `addFilter`).
     """
 
     def __init__(self, name: str = "", parameters: Iterable[str] | None = None) -> None:
         super().__init__(name)
-        self.parameters = _names(parameters)
+        self.parameters: frozenset[str] | None = (
+            None if parameters is None else frozenset(item.casefold() for item in parameters)
+        )
 
     def _value(self, value: Any, key: object = None) -> Any:
         if not isinstance(value, str):

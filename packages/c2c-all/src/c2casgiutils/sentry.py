@@ -9,10 +9,12 @@ Fixes over the copy-pasted snippet of c2casgiutils 0.14: `event_scrubber` is a l
 names to scrub (a string used to break every capture), tags from `C2C__SENTRY__TAG_<NAME>` are
 set, and probe and metrics routes are never traced.
 
-The values of the `secret`, `code` and `state` query parameters never leave the process:
-`scrub_event` redacts them (as `[REDACTED]`) in every URL, query string, breadcrumb, message and
-extra of an event, and `init` installs it as `before_send` and `before_send_transaction`, before
-the application's own hooks (`init(before_send=...)`), which get the scrubbed event.
+Credentials never leave the process: `scrub_event` redacts them (as `[REDACTED]`) everywhere in
+an event, local variables included (the `secret`, `code` and `state` query values, credential-named
+keys, headers and parameters, tokens, URL passwords, and the application's configured secrets
+wherever they appear; see its docstring), and `init` installs it as `before_send` and
+`before_send_transaction`, before the application's own hooks (`init(before_send=...)`), which get
+the scrubbed event.
 
 Events and transactions captured while a request is handled (or a broadcast handler runs for one)
 get the `request_id` tag (`tag_request_id`): the same id as the log lines (c2c-headers'
@@ -25,15 +27,13 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote_plus
 
 import sentry_sdk
-from sentry_sdk._types import AnnotatedValue  # the SDK wraps trimmed request data in it
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
 from c2c_headers.request_id import current_request_id
+from c2casgiutils._scrub import Scrubber, settings_secrets
 from c2casgiutils._settings import SentrySettings
-from c2casgiutils.logging_filters import REDACTED, REDACTED_PARAMETERS, redact_query, redact_text
 
 LOG = logging.getLogger(__name__)
 
@@ -48,112 +48,50 @@ REQUEST_ID_TAG = "request_id"
 EventHook = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
 """The signature of `sentry_sdk.init`'s `before_send` and `before_send_transaction`."""
 
-# Keys whose string value is a query string: the SDK's request (decoded), httpx/stdlib breadcrumbs (raw).
-_DECODED_QUERY_KEYS = frozenset({"query_string"})
-_RAW_QUERY_KEYS = frozenset({"http.query", "query"})
-
-
-def _plain_name(name: str) -> str:
-    """A parameter name as compared: decoded, case-folded, without the `b'` of a bytes repr (local variables)."""
-    plain = unquote_plus(name, errors="replace").strip()
-    return plain.removeprefix("b'").removeprefix('b"').lstrip("'\"").casefold()
-
-
-def _redact_decoded_query(query: str) -> str:
-    """A query the SDK already URL-decoded: a redacted value also swallows the pieces without `=` after it.
-
-    Decoding turned a `%26` inside a value into `&`: what follows, up to the next `name=`, is
-    still part of that value.
-    """
-    pieces: list[str] = []
-    swallowing = False
-    for piece in query.split("&"):
-        name, separator, value = piece.partition("=")
-        if separator and _plain_name(name) in REDACTED_PARAMETERS:
-            pieces.append(f"{name}={REDACTED}" if value else piece)
-            swallowing = bool(value)
-        elif swallowing and not separator:
-            continue
-        else:
-            swallowing = False
-            pieces.append(piece)
-    return "&".join(pieces)
-
 
 def _configured_secrets() -> tuple[str, ...]:
-    """The shared secret (`C2C__AUTH__SECRET`) as it may appear: plain and URL-encoded; none when unset or tiny."""
+    """Every secret of the application's settings (`SecretText` fields, the Redis password...); none unreadable."""
     try:
         from c2casgiutils import config  # settings are read at call time
 
-        secret = config.settings.auth.secret
-        value = secret.get_secret_value() if secret is not None else ""
+        return tuple(settings_secrets(config.settings))
     except Exception:  # an event is never lost because the settings cannot be read now
         return ()
-    if len(value) < 6:  # replacing a very short value everywhere would garble the event, and protect nothing
-        return ()
-    return tuple(sorted({value, quote(value, safe=""), quote_plus(value)}, key=len, reverse=True))
 
 
-class _Scrubber:
-    """Walks an event: query values redacted, and the configured secret wherever it appears."""
-
-    def __init__(self, secrets: tuple[str, ...]) -> None:
-        self.secrets = secrets
-
-    def text(self, value: str, key: object) -> str:
-        for secret in self.secrets:
-            value = value.replace(secret, REDACTED)
-        if key in _DECODED_QUERY_KEYS:
-            return _redact_decoded_query(value)
-        if key in _RAW_QUERY_KEYS:
-            return redact_query(value)
-        value = redact_text(value)
-        if "=" in value and any(f"{name}=" in value.casefold() for name in REDACTED_PARAMETERS):
-            value = _redact_decoded_query(value)  # a bare query (`secret=...&a=1`) in a variable or extra
-        return value
-
-    def pairs(self, value: dict[Any, Any] | list[Any]) -> Any:
-        """A query as a mapping or a list of pairs: the values of the redacted names replaced."""
-        if isinstance(value, dict):
-            return {
-                name: REDACTED if _plain_name(str(name)) in REDACTED_PARAMETERS else self.walk(item)
-                for name, item in value.items()
-            }
-        return [
-            [pair[0], REDACTED]
-            if isinstance(pair, list | tuple) and len(pair) == 2 and _plain_name(str(pair[0])) in REDACTED_PARAMETERS
-            else self.walk(pair)
-            for pair in value
-        ]
-
-    def walk(self, value: Any, key: object = None) -> Any:
-        if isinstance(value, str):
-            return self.text(value, key)
-        if isinstance(value, dict | list) and (key in _DECODED_QUERY_KEYS or key in _RAW_QUERY_KEYS):
-            return self.pairs(value)
-        if isinstance(value, dict):
-            return {name: self.walk(item, name) for name, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.walk(item) for item in value]
-        if isinstance(value, AnnotatedValue):
-            value.value = self.walk(value.value, key)
-        return value
+def _scrub(event: dict[str, Any], extra_names: Iterable[str] = ()) -> dict[str, Any]:
+    scrubber = Scrubber(_configured_secrets(), extra_names)
+    scrubber.collect(event)
+    scrubbed: dict[str, Any] = scrubber.walk(event)
+    return scrubbed
 
 
 def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`event` with the `secret`, `code` and `state` query values redacted everywhere (a `before_send` hook).
+    """`event` without the credentials it carries (a `before_send` hook).
 
-    Covered: the request URL, query string and headers (a `Referer`), breadcrumbs (their message,
-    URL and `http.query`), log messages and their parameters, exception values, extras, contexts
-    and local variables: every string holding `?...name=value` or a bare `name=value&...` query,
-    and the query fields themselves. The SDK stores the request's query string URL-decoded, so a
-    value that contained an encoded `&` would be cut there: the pieces without `=` that follow a
-    redacted value are dropped with it, and the configured shared secret (`C2C__AUTH__SECRET`, at
-    least 6 characters) is replaced wherever it appears, whatever surrounds it.
+    Covered, in every part of the event (the request, breadcrumbs, log messages and their
+    parameters, exception values, extras, contexts, and the local variables of every frame, at any
+    depth):
+
+    - the values of the `secret`, `code` and `state` query parameters, and of every parameter with
+      a credential name (`token`, `password`, `api_key`, `client_secret`...), in URLs, query
+      strings and bare `name=value&...` strings; the SDK stores the request's query string
+      URL-decoded, so the pieces without `=` that follow a redacted value are dropped with it;
+    - the values under credential-named keys (`password`, `secret`, `token`, `Authorization`,
+      `cookie`, `api_key`, `session`, `auth`, the SDK's default denylist and the names of
+      `C2C__SENTRY__EVENT_SCRUBBER`) and of credential-named header pairs (an ASGI scope's
+      `(b'cookie', b'...')`, `(b'authorization', b'...')`), `Bearer`/`Basic`/`Token`
+      credentials, JWTs, URL passwords, and `name=value` pairs with a credential name (cookies);
+    - each value found so, and every secret of the application's settings (`SecretText` fields
+      such as `C2C__AUTH__SECRET`, the JWT and broadcast secrets, the GitHub client secret; the
+      Redis password), replaced wherever else it appears (at least 6 characters): a password read
+      from one frame's `password` variable is hidden in another frame's positional arguments too.
+
+    Source lines keep their text, except for those values. Local variables stay on
+    (`C2C__SENTRY__INCLUDE_LOCAL_VARIABLES`, as in 0.14): they are scrubbed, not dropped.
     """
     del hint
-    scrubbed: dict[str, Any] = _Scrubber(_configured_secrets()).walk(event)
-    return scrubbed
+    return _scrub(event)
 
 
 def tag_request_id(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -175,9 +113,11 @@ def tag_request_id(event: dict[str, Any], hint: dict[str, Any] | None = None) ->
     return event
 
 
-def _chained(user_hook: EventHook | None) -> EventHook:
+def _chained(user_hook: EventHook | None, extra_names: Iterable[str] = ()) -> EventHook:
+    names = tuple(extra_names)
+
     def hook(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-        scrubbed = scrub_event(tag_request_id(event, hint), hint)
+        scrubbed = _scrub(tag_request_id(event, hint), names)
         return scrubbed if user_hook is None else user_hook(scrubbed, hint)
 
     return hook
@@ -211,16 +151,16 @@ def sdk_options(
     `before_send` and `before_send_transaction` are `tag_request_id` and `scrub_event`, followed by
     the given hooks.
     """
+    extra = [item.strip().lower() for item in (settings.event_scrubber or "").split(",") if item.strip()]
     options: dict[str, Any] = {
-        "before_send": _chained(before_send),
-        "before_send_transaction": _chained(before_send_transaction),
+        "before_send": _chained(before_send, extra),
+        "before_send_transaction": _chained(before_send_transaction, extra),
     }
     for name, value in settings.model_dump().items():
         if value is None or name in ("event_scrubber", "traces_sample_rate"):
             continue
         options[name] = value
-    if settings.event_scrubber:
-        extra = [item.strip().lower() for item in settings.event_scrubber.split(",") if item.strip()]
+    if extra:
         options["event_scrubber"] = EventScrubber(denylist=[*DEFAULT_DENYLIST, *extra])
     if settings.traces_sample_rate is not None:
         options["traces_sampler"] = _traces_sampler(settings.traces_sample_rate, untraced)

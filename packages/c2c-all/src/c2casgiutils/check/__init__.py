@@ -5,7 +5,10 @@ reports risky values, and, given the application: imports it, builds its middlew
 invalid header rule is reported), runs its lifespan startup within `--timeout`, connects to Redis
 (URL or Sentinel, within `C2C__REDIS__TIMEOUT`), runs every registered health check once, and
 shuts the application down. With `--url` (the running service's `/c2c` address) it reads the
-request-headers tool to see whether requests arrive through a proxy that the settings ignore.
+request-headers tool to see whether requests arrive through a proxy that the settings ignore. The
+secret (and the URL's credentials) go only over https or to a loopback host; plain http to another
+host is refused (`C2C-E010`, nothing sent) unless `--allow-insecure-http` is given. No message
+shows a credential of `--url` (`c2casgiutils.check._remote`).
 
 Each problem is a `Finding`: a stable id (`C2C-E...` error, `C2C-W...` warning, `C2C-I...` info),
 a severity, a message and the fix. The exit status is 1 when a finding reaches `--fail-level`
@@ -50,6 +53,8 @@ class CheckOptions:
     timeout: float = DEFAULT_TIMEOUT
     transport: httpx.AsyncBaseTransport | None = None
     """The HTTP transport for `url` (tests); None for the network."""
+    allow_insecure_http: bool = False
+    """Send the credentials to `url` over plain http even to a non-loopback host (`--allow-insecure-http`)."""
 
 
 async def run_check(options: CheckOptions) -> list[Finding]:
@@ -63,7 +68,11 @@ async def run_check(options: CheckOptions) -> list[Finding]:
         findings.extend(await _application(options.app, settings, options.timeout))
     if options.url is not None:
         secret = options.secret if options.secret is not None else shared_secret(settings) or None
-        findings.extend(await remote_findings(options.url, secret, settings, options.timeout, options.transport))
+        findings.extend(
+            await remote_findings(
+                options.url, secret, settings, options.timeout, options.transport, options.allow_insecure_http
+            )
+        )
     return _sorted(findings)
 
 
@@ -110,9 +119,24 @@ def build_parser(prog: str = "c2casgiutils-check") -> argparse.ArgumentParser:
         description="Check a service's configuration before it is deployed (exit 1 on problems).",
     )
     parser.add_argument("app", nargs="?", help="the ASGI application as module:attribute, e.g. my_service.main:app")
-    parser.add_argument("--url", help="the running service's /c2c URL: read what requests carry through it")
+    parser.add_argument(
+        "--url",
+        help=(
+            "the running service's /c2c URL: read what requests carry through it. The secret (and the URL's "
+            "credentials) are sent over https, or plain http to a loopback host only (see --allow-insecure-http); "
+            "messages never show them"
+        ),
+    )
     parser.add_argument(
         "--secret", help="the secret for --url (read-only access to /c2c/headers; default: C2C__AUTH__SECRET)"
+    )
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help=(
+            "send the secret to a plain http:// --url on another host than this machine (refused otherwise, "
+            "C2C-E010): it crosses the network in clear, use it on a trusted network only"
+        ),
     )
     parser.add_argument(
         "--fail-level",
@@ -146,7 +170,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "c2casgiutils-check") ->
     # As uvicorn does: the application is imported from the working directory.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    options = CheckOptions(app=args.app, url=args.url, secret=args.secret, timeout=args.timeout)
+    options = CheckOptions(
+        app=args.app,
+        url=args.url,
+        secret=args.secret,
+        timeout=args.timeout,
+        allow_insecure_http=args.allow_insecure_http,
+    )
     findings = asyncio.run(run_check(options))
     if args.json:
         print(json.dumps([finding.to_dict() for finding in findings], indent=2))

@@ -52,6 +52,12 @@ URL_UNREADABLE = Kind(
     "C2C-E008", "error", "give the service's /c2c URL and --secret (read-only access to /c2c/headers)"
 )
 TEST_AUTH = Kind("C2C-E009", "error", "unset C2C__AUTH__TEST__USERNAME outside development")
+INSECURE_URL = Kind(
+    "C2C-E010",
+    "error",
+    "give the service's https:// URL (or a loopback http:// one), or pass --allow-insecure-http to send the "
+    "credentials over plain http anyway",
+)
 NO_AUTH = Kind(
     "C2C-W001",
     "warning",

@@ -5,15 +5,19 @@
 
 - `settings`: one `SettingEntry` per leaf setting of `c2casgiutils.config.Settings`, in declaration
   order: its dotted `name`, its `env_var`, its `value` as JSON, its `source` (the environment
-  variable that set it, or `default`), whether it was `masked`, and its `description`;
+  variable that set it, or `default`), whether it was `masked` (all of it or a part), and its
+  `description`;
 - `unknown`: the `C2C__` variables no setting reads, each with the closest known name
   (`suggestion`), as `c2c_config.find_unknown_variables` finds them.
 
 Nothing secret leaves the process: a secret setting (`SecretText`) shows as `**********`, the
 user-info part of any URL (`redis://user:password@host`, a Sentry DSN's key) as `**********@`,
-and any text setting, option (`C2C__REDIS__OPTIONS=password=...`) or mapping key whose name is a
-credential name (the request-headers tool's `NameMasker`, with `C2C__TOOLS__HEADERS__MASKED_NAMES`)
-as `**********`. `describe_settings` builds the same answer for any settings object.
+the value of a credential-named query parameter of any URL (`redis://host/0?password=...`) as
+`**********`, and any text setting, option (`C2C__REDIS__OPTIONS=password=...`) or mapping key
+whose name is a credential name as `**********`. Credential names are one rule, the
+request-headers tool's `NameMasker` (with `C2C__TOOLS__HEADERS__MASKED_NAMES`), for setting
+names, mapping keys and query parameters alike (`mask_url_queries`). `describe_settings` builds
+the same answer for any settings object.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pydantic import BaseModel
 
 from c2c_auth import require_admin_access
 from c2c_config import SECRET_MASK, FieldInfo, env_var_name, find_unknown_variables, format_duration, iter_fields
-from c2casgiutils.tools.headers import NameMasker
+from c2casgiutils.tools.headers import NameMasker, mask_url_queries
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -54,7 +58,7 @@ JSONValue = str | int | float | bool | list[Any] | dict[str, Any] | None
 
 
 class SettingEntry(BaseModel):
-    """One setting as the configuration tool shows it."""
+    """One setting as the configuration tool shows it; `masked` when any part of `value` is hidden."""
 
     name: str
     env_var: str
@@ -78,24 +82,50 @@ class ConfigResponse(BaseModel):
     unknown: list[UnknownEntry]
 
 
-def mask_userinfo(text: str) -> str:
-    """Hide the user-info part of the URLs in `text`: `redis://u:p@h/0` → `redis://**********@h/0`."""
-    return _USERINFO.sub(lambda match: f"{match['scheme']}{SECRET_MASK}@", text)
+_DEFAULT_MASKER = NameMasker()
 
 
-def _json_value(value: Any, masked: Callable[[str], bool]) -> JSONValue:
-    """`value` as JSON, URL user-info and credential-named keys masked."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, datetime.timedelta):
-        return format_duration(value)
-    if isinstance(value, enum.Enum):
-        return _json_value(value.value, masked)
-    if isinstance(value, Mapping):
-        return {str(key): SECRET_MASK if masked(str(key)) else _json_value(item, masked) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_json_value(item, masked) for item in value]
-    return mask_userinfo(str(value))
+def mask_userinfo(text: str, masked: Callable[[str], bool] | None = None) -> str:
+    """Hide the credentials of the URLs in `text`: their user-info and their credential-named query parameters.
+
+    `redis://u:p@h/0?password=x&db=1` → `redis://**********@h/0?password=**********&db=1`. `masked`
+    decides which parameter names are credentials (default: `NameMasker` with no extra name).
+    """
+    hidden = _USERINFO.sub(lambda match: f"{match['scheme']}{SECRET_MASK}@", text)
+    return mask_url_queries(hidden, _DEFAULT_MASKER if masked is None else masked, SECRET_MASK)
+
+
+class _Rendering:
+    """Renders a setting's value as JSON with its credentials masked, and remembers whether it masked any."""
+
+    def __init__(self, masked: Callable[[str], bool]) -> None:
+        self.masked = masked
+        self.hid = False
+
+    def text(self, text: str) -> str:
+        shown = mask_userinfo(text, self.masked)
+        self.hid = self.hid or shown != text
+        return shown
+
+    def value(self, value: Any) -> JSONValue:
+        """`value` as JSON, URL credentials and the values of credential-named keys masked."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, datetime.timedelta):
+            return format_duration(value)
+        if isinstance(value, enum.Enum):
+            return self.value(value.value)
+        if isinstance(value, Mapping):
+            return {self.text(str(key)): self._item(str(key), item) for key, item in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.value(item) for item in value]
+        return self.text(str(value))
+
+    def _item(self, key: str, item: Any) -> JSONValue:
+        if self.masked(key):
+            self.hid = True
+            return SECRET_MASK
+        return self.value(item)
 
 
 def _credential_text(name: str, value: Any, masked: Callable[[str], bool]) -> bool:
@@ -147,18 +177,20 @@ def describe_settings(
     for info in iter_fields(type(settings)):
         value = _value_at(settings, info.path)
         hidden = value not in (None, "", [], {}) and (info.secret or _credential_text(info.path[-1], value, is_masked))
+        rendering = _Rendering(is_masked)
+        shown = SECRET_MASK if hidden else rendering.value(value)
         entries.append(
             SettingEntry(
                 name=".".join(info.path),
                 env_var=info.env_var,
-                value=SECRET_MASK if hidden else _json_value(value, is_masked),
+                value=shown,
                 source=_source(info, environ),
-                masked=hidden,
+                masked=hidden or rendering.hid,
                 description=info.field.description or "",
             )
         )
     unknown = [
-        UnknownEntry(name=mask_userinfo(item.name), suggestion=item.suggestion)
+        UnknownEntry(name=mask_userinfo(item.name, is_masked), suggestion=item.suggestion)
         for item in find_unknown_variables(type(settings), environ)
     ]
     return ConfigResponse(settings=entries, unknown=unknown)

@@ -3,22 +3,34 @@
 `GET /headers/`, `/headers/{path}`, `/headers/{path_1}/{path_2}` (read-only access, under the
 `/c2c` mount) answer a `HeadersResponse`: `{"headers", "client_info", "scope"}`.
 
-Every header is shown in clear, except credentials, which are masked by name (`*****`):
+Every header is shown in clear, except credentials, which are masked by name (`*****`). Names are
+compared case-insensitively, with `-`, `_` and other punctuation alike (`X-Auth-Token`, `X_CSRF`,
+`x-api-key`); a name is a credential when:
 
-- `Authorization`, `Proxy-Authorization`, `X-API-Key`, and `Cookie`, whose cookie names are kept
-  and every value masked (`session=*****; theme=*****`);
-- any header whose name contains one of `MASKED_FRAGMENTS` (`token`, `secret`, `password`,
-  `passwd`, `session`, `csrf`, `xsrf`, `apikey`, `auth`, `credential`, `privatekey`, `sessid`,
-  `signature`, `jwt`), compared
-  case-insensitively with `-`, `_` and other punctuation ignored (`X-Auth-Token`, `X_CSRF`,
-  `x-api-key` all match);
-- plus the fragments of the setting `C2C__TOOLS__HEADERS__MASKED_NAMES` (a comma-separated list,
-  matched the same way).
+- it is `Authorization`, `Proxy-Authorization`, `X-API-Key` or `Cookie` (`MASKED_HEADERS`; the
+  cookie names are kept and every value masked: `session=*****; theme=*****`);
+- it contains one of `MASKED_FRAGMENTS` anywhere (`token`, `secret`, `password`, `passwd`, `pwd`,
+  `passphrase`, `passcode`, `session`, `sessid`, `csrf`, `xsrf`, `apikey`, `accesskey`,
+  `clientkey`, `privatekey`, `auth`, `credential`, `signature`, `jwt`): `client_secret`,
+  `X-Amz-Security-Token`, `db_pwd`, `accesskey`;
+- one of its words is in `MASKED_WORDS` (`key`, `pass`, `pw`, `sig`, `sid`, `otp`, `ticket`,
+  `verifier`), words being split at punctuation, digits and lower-to-upper case changes:
+  `key`, `X-Access-Key`, `X-Client-Key`, `access_key`, `sigValue`, `code_verifier` are
+  credentials, `Keep-Alive`, `keyboard`, `bypass`, `signal` are not (short words match whole
+  only, so that the ordinary headers stay readable);
+- it is one of `MASKED_NAMES` as a whole (`code`, `state`: the OAuth callback's parameters, which
+  the access log redacts too; `country_code` is shown);
+- it contains one of the fragments of the setting `C2C__TOOLS__HEADERS__MASKED_NAMES` (a
+  comma-separated list, matched like `MASKED_FRAGMENTS`).
 
 Query parameters with such names are masked the same way, wherever they appear: `query_params`,
-the request URL (`url_str`, `url.query`, `url.fragment`) and the query part of URL-valued headers
-(`Referer`, `X-Forwarded-Uri`, `X-Original-URL`, ...). Repeated headers and parameters are joined
-with `, ` (`; ` for `Cookie`).
+the request URL (`url_str`, `url.query`, `url.fragment`) and the query and fragment of URL-valued
+headers (`Referer: https://example.org/?pwd=*****`, `X-Original-URL: /api?key=*****`,
+`X-Forwarded-Uri`, ...), whose user-info password is hidden too (`https://user:***@host/`). A
+parameter name is compared after URL decoding (`%6Bey`). Repeated headers and parameters are
+joined with `, ` (`; ` for `Cookie`). `NameMasker` is the rule, `mask_query` and
+`mask_url_queries` apply it to a query and to a text holding URLs (the configuration tool masks
+the query parameters of URL settings with them).
 """
 
 from __future__ import annotations
@@ -45,27 +57,45 @@ MASKED_FRAGMENTS = (
     "secret",
     "password",
     "passwd",
+    "pwd",
+    "passphrase",
+    "passcode",
     "session",
+    "sessid",
     "csrf",
     "xsrf",
     "apikey",
+    "accesskey",
+    "clientkey",
+    "privatekey",
     "auth",
     "credential",
-    "privatekey",
-    "sessid",
     "signature",
     "jwt",
 )
-"""A header, query or path parameter whose normalised name contains one of these is masked."""
+"""A header, query or path parameter whose normalised name (case-folded, punctuation removed) contains
+one of these is masked."""
+
+MASKED_WORDS = frozenset({"key", "pass", "pw", "sig", "sid", "otp", "ticket", "verifier"})
+"""A name with one of these as a whole word (`X-Client-Key`, `access_key`, `sigValue`) is masked; as
+fragments they would hide `Keep-Alive`'s neighbours (`keyboard`, `bypass`, `signal`, `inside`)."""
+
+MASKED_NAMES = frozenset({"code", "state"})
+"""A name that is one of these as a whole is masked: the OAuth callback's `code` and `state` (the
+access log redacts them too); as words they would hide `country_code` or `error_code`."""
 
 _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
-# The query part of a URL inside a header value: after the first '?', up to a fragment or a space.
-_HEADER_QUERY = re.compile(r"\?([^#\s]*)")
+# The words of a name: an upper-case run (an acronym), a capitalised or lower-case word, a number.
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# The query and the fragment of the URLs in a text: after a '?' or a '#', up to the next '#' or a space.
+_URL_QUERY = re.compile(r"([?#])([^#\s]*)")
 
 __all__ = [
     "MASK",
     "MASKED_FRAGMENTS",
     "MASKED_HEADERS",
+    "MASKED_NAMES",
+    "MASKED_WORDS",
     "HeadersClientInfoResponse",
     "HeadersResponse",
     "NameMasker",
@@ -74,6 +104,7 @@ __all__ = [
     "c2c_headers_path2",
     "describe_request",
     "mask_query",
+    "mask_url_queries",
     "router",
 ]
 
@@ -105,7 +136,9 @@ def _normalise(name: str) -> str:
 
 
 class NameMasker:
-    """Decides which names hold credentials: `MASKED_HEADERS`, `MASKED_FRAGMENTS` and `extra` fragments."""
+    """Decides which names hold credentials (see the module's documentation): `MASKED_HEADERS`,
+    `MASKED_FRAGMENTS`, `MASKED_WORDS`, `MASKED_NAMES`, and `extra` fragments (the setting
+    `C2C__TOOLS__HEADERS__MASKED_NAMES`)."""
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         fragments = {_normalise(fragment) for fragment in (*MASKED_FRAGMENTS, *extra)}
@@ -116,11 +149,13 @@ class NameMasker:
         if name.strip().casefold() in MASKED_HEADERS:
             return True
         normalised = _normalise(name)
-        return any(fragment in normalised for fragment in self.fragments)
+        if normalised in MASKED_NAMES or any(fragment in normalised for fragment in self.fragments):
+            return True
+        return any(word.casefold() in MASKED_WORDS for word in _WORD.findall(name))
 
 
-def mask_query(query: str, masked: Callable[[str], bool]) -> str:
-    """A raw query string with the values of the parameters whose (decoded) name is `masked` replaced by `MASK`.
+def mask_query(query: str, masked: Callable[[str], bool], mask: str = MASK) -> str:
+    """A raw query string with the values of the parameters whose (decoded) name is `masked` replaced by `mask`.
 
     The other parameters are kept byte for byte; pairs are split on `&` and `=` as Starlette does.
     """
@@ -130,9 +165,21 @@ def mask_query(query: str, masked: Callable[[str], bool]) -> str:
     for piece in query.split("&"):
         name, equal, _ = piece.partition("=")
         if equal and masked(urllib.parse.unquote_plus(name)):
-            piece = f"{name}={MASK}"
+            piece = f"{name}={mask}"
         pieces.append(piece)
     return "&".join(pieces)
+
+
+def mask_url_queries(text: str, masked: Callable[[str], bool], mask: str = MASK) -> str:
+    """`text` with `mask_query` applied to the query and the fragment of every URL in it.
+
+    A query runs from a `?` (a fragment from a `#`) to the next `#` or white space:
+    `see https://h/p?a=1&pwd=x#access_token=y` → `see https://h/p?a=1&pwd=*****#access_token=*****`.
+    Text without `?` or `#` is returned as it is.
+    """
+    if "?" not in text and "#" not in text:
+        return text
+    return _URL_QUERY.sub(lambda match: match[1] + mask_query(match[2], masked, mask), text)
 
 
 def _mask_cookies(value: str) -> str:
@@ -150,9 +197,8 @@ def _header_value(name: str, value: str, masked: Callable[[str], bool]) -> str:
         return MASK
     if "@" in value:  # a URL with credentials (`https://user:password@host/`): its password is hidden
         value = redact_url(value)
-    if "?" in value:  # a URL (Referer, X-Forwarded-Uri...): its query parameters are masked by name
-        return _HEADER_QUERY.sub(lambda match: "?" + mask_query(match.group(1), masked), value)
-    return value
+    # A URL (Referer, X-Original-URL, X-Forwarded-Uri...): its query and fragment parameters are masked by name.
+    return mask_url_queries(value, masked)
 
 
 def _scalar(value: Any) -> bool:

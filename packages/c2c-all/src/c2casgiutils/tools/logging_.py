@@ -324,19 +324,37 @@ def _redis_timeout() -> float:
 
 
 @contextlib.asynccontextmanager
-async def _bounded(what: str) -> AsyncIterator[None]:
-    """Bound the Redis calls of the block by `C2C__REDIS__TIMEOUT`; a failure is a `RedisUnavailableError`."""
-    from redis.exceptions import RedisClusterException, RedisError
+async def _bounded(what: str, *, request: bool = False) -> AsyncIterator[None]:
+    """Bound the Redis calls of the block by `C2C__REDIS__TIMEOUT`; a failure is a `RedisUnavailableError`.
 
+    `request`: the block serves a request. Then Redis is not asked when this very request already
+    waited for it in vain (its session check timed out: `c2c_config.redis.unreachable_here`), so
+    that a frozen Redis costs a request one `C2C__REDIS__TIMEOUT`, not one per call it makes.
+    """
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisClusterException, RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from c2c_config import redis as c2c_redis
+
+    if request and c2c_redis.unreachable_here():
+        raise RedisUnavailableError(
+            f"Redis is unavailable ({what}: not asked again, it failed earlier in this request:"
+            f" {c2c_redis.unreachable_reason()})"
+        )
     seconds = _redis_timeout()
     try:
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError:
+        c2c_redis.note_unreachable(f"TimeoutError: no answer within {seconds:g} s")
         raise RedisUnavailableError(f"Redis did not answer within {seconds:g} s ({what})") from None
-    except (RedisError, RedisClusterException, OSError) as error:
+    except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as error:
         # A cluster with no master for a slot, or no node reachable, raises `RedisClusterException`,
         # which is no `RedisError`: it is "Redis is unavailable" as well.
+        c2c_redis.note_unreachable(type(error).__name__)
+        raise RedisUnavailableError(f"Redis is unavailable ({what}: {type(error).__name__})") from error
+    except RedisError as error:  # Redis answered (out of memory, read-only replica...): not a reason to skip it
         raise RedisUnavailableError(f"Redis is unavailable ({what}: {type(error).__name__})") from error
 
 
@@ -631,7 +649,7 @@ class LoggingTool:
         prefix = _key_prefix()
         key, sig_key = prefix + name, signature_key(prefix, name)
         signing_key = _signing_key()
-        async with _bounded("storing the logging override"):
+        async with _bounded("storing the logging override", request=True):
             if level is None:
                 await master.delete(key, sig_key)  # one slot on a cluster: one command
                 return
@@ -647,8 +665,10 @@ class LoggingTool:
                     pipe.set(sig_key, signature, px=px)
                 await pipe.execute()
 
-    async def overrides(self) -> list[tuple[str, str, float | None]]:
+    async def overrides(self, *, request: bool = False) -> list[tuple[str, str, float | None]]:
         """The persisted overrides: `(name, level, seconds left or None)`, invalid or unsigned entries skipped.
+
+        `request`: read for a request (see `_bounded`: not asked within the skip window).
 
         Raises:
             RedisUnavailableError: Redis failed or did not answer within `C2C__REDIS__TIMEOUT`.
@@ -662,7 +682,7 @@ class LoggingTool:
                 for name, (level, deadline) in sorted(self._local_overrides.items())
                 if deadline is None or deadline > now
             ]
-        async with _bounded("reading the logging overrides"):
+        async with _bounded("reading the logging overrides", request=request):
             return await self._stored_overrides(_key_prefix())
 
     async def _stored_overrides(self, prefix: str) -> list[tuple[str, str, float | None]]:
@@ -1003,7 +1023,7 @@ async def c2c_logging_delete_level(
 async def c2c_logging_overrides(_: Annotated[None, Depends(require_read_only_access)]) -> OverridesResponse:
     """The stored overrides (`GET /c2c/logging/overrides`); `expires_in` only for an override that reverts."""
     try:
-        overrides = await get_tool().overrides()
+        overrides = await get_tool().overrides(request=True)
     except RedisUnavailableError as error:
         raise HTTPException(status_code=503, detail=str(error)) from None
     return OverridesResponse(

@@ -1,0 +1,252 @@
+"""No credential reaches Sentry, local variables included (on by default, as in c2casgiutils 0.14).
+
+The events go to a real local HTTP server standing in for Sentry (`_sentry_stand_in`), through the
+SDK's real integrations: a FastAPI app served through httpx, and the logging integration (what a
+failing health check logs with its traceback). Each credential is a marker that must appear nowhere
+in what the stand-in received, in any form; some values that are no credential must stay.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import sentry_sdk
+from _sentry_stand_in import SentryStandIn
+from fastapi import FastAPI, HTTPException
+from hypothesis import given
+from hypothesis import strategies as st
+
+from c2casgiutils import config, sentry
+from c2casgiutils._scrub import is_credential_name
+from c2casgiutils._settings import SentrySettings
+from c2casgiutils.logging_filters import REDACTED
+
+SESSION_JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhZG1pbiIsInNpZCI6IjEyMyJ9.c2Vzc2lvbi1zaWduYXR1cmUx"
+DEVICE = "1.dev1ce1d.1796590000.devicemac0123456789"
+BEARER = "gho_bearerT0kenFromTheClient42"
+GITHUB_TOKEN = "gho_gitHubAccessT0kenOfTheSession"
+API_KEY = "apiKeyHeaderValue-7781"
+PG_PASSWORD = "pgPassw0rd-from-the-url"
+HTTP_PASSWORD = "m0nitorPassw0rd"
+# Configured in the settings: hidden wherever they appear, under any name.
+AUTH_SECRET = "auth-shared-secret-marker-0123456789"
+JWT_SECRET = "jwt-signing-secret-marker-0123456789abc"
+BROADCAST_SECRET = "broadcast-secret-marker-0123456789abcdef"
+GITHUB_SECRET = "github-client-secret-marker-0123"
+REDIS_PASSWORD = "redisPassw0rdMarker"
+CREDENTIALS = (
+    SESSION_JWT,
+    DEVICE,
+    BEARER,
+    GITHUB_TOKEN,
+    API_KEY,
+    PG_PASSWORD,
+    HTTP_PASSWORD,
+    AUTH_SECRET,
+    JWT_SECRET,
+    BROADCAST_SECRET,
+    GITHUB_SECRET,
+    REDIS_PASSWORD,
+)
+KEPT = ("keep-me-visible-42", "boom-marker", "pgadmin", "page=2", "demo-agent/1.0")
+
+
+def _assert_no_credential(text: str) -> None:
+    for credential in CREDENTIALS:
+        for form in {credential, credential[:24], base64.b64encode(credential.encode()).decode()[:16]}:
+            where = text.find(form)
+            assert where < 0, f"{credential} leaked: ...{text[max(0, where - 200) : where + 60]}..."
+
+
+@pytest.fixture(autouse=True)
+def _settings_with_secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("SENTRY_DSN", raising=False)
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+    for name, value in {
+        "C2C__AUTH__SECRET": AUTH_SECRET,
+        "C2C__AUTH__JWT__SECRET": JWT_SECRET,
+        "C2C__BROADCAST__SECRET": BROADCAST_SECRET,
+        "C2C__AUTH__GITHUB__CLIENT_SECRET": GITHUB_SECRET,
+        "C2C__REDIS__URL": f"redis://default:{REDIS_PASSWORD}@127.0.0.1:1/0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config.reload()
+    yield
+    monkeypatch.undo()
+    config.reload()
+
+
+def _github_request(token: str) -> None:
+    """Where c2c-auth's GitHub client fails: its headers in a nested local variable."""
+    kwargs = {"headers": {"Authorization": f"Bearer {token}", "Accept": "application/json"}, "timeout": 5}
+    raise ConnectionError(f"GitHub answered HTTP 500 ({len(kwargs)} arguments)")
+
+
+async def test_a_failed_request_sends_no_cookie_token_or_header(sentry_stand_in: SentryStandIn) -> None:
+    """A 5xx from a route: the scope's headers (frame variables), a chained GitHub error's locals."""
+    assert sentry.init(SentrySettings(dsn=sentry_stand_in.dsn))
+    app = FastAPI()
+
+    @app.get("/c2c/logging/overrides")
+    async def overrides() -> None:
+        visible = "keep-me-visible-42"
+        try:
+            _github_request(GITHUB_TOKEN)
+        except ConnectionError as error:
+            raise HTTPException(503, f"boom-marker: GitHub unavailable ({visible})") from error
+
+    headers = {
+        "Cookie": f"c2c-auth-device={DEVICE}; c2c-jwt-auth={SESSION_JWT}; theme=dark",
+        "Authorization": f"Bearer {BEARER}",
+        "X-Api-Key": API_KEY,
+        "User-Agent": "demo-agent/1.0",
+    }
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/c2c/logging/overrides?page=2", headers=headers)
+    assert response.status_code == 503
+    sentry_sdk.flush(timeout=5)
+    events = sentry_stand_in.events()
+    assert events, "the 503 was not captured"
+    sent = sentry_stand_in.text()
+    _assert_no_credential(sent)
+    for kept in ("keep-me-visible-42", "boom-marker", "page=2", "demo-agent/1.0"):
+        assert kept in sent, kept
+    # The frames still carry their variables: the scope is there, only the credentials are gone.
+    frames = [
+        frame for event in events for value in event["exception"]["values"] for frame in value["stacktrace"]["frames"]
+    ]
+    assert any("vars" in frame for frame in frames)
+    assert REDACTED in sent
+
+
+def _check_database(url: str) -> None:
+    """Where asyncpg and an HTTP check fail: credentials in dicts, positional lists, URLs and requests."""
+    cparams = {"user": "pgadmin", "password": PG_PASSWORD, "database": "postgres"}
+    params = ["pgadmin", PG_PASSWORD, "postgres"]  # a positional password: hidden as a collected value
+    parts = urlsplit(url)
+    basic = base64.b64encode(f"monitor:{HTTP_PASSWORD}".encode()).decode()
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {basic}\r\n\r\n"
+    raise OSError(f"connection refused ({len(cparams)}, {len(params)}, {parts.hostname}, {len(request)})")
+
+
+def test_a_failing_check_logged_with_its_traceback_sends_no_password(sentry_stand_in: SentryStandIn) -> None:
+    """c2c-health logs a check's exception at ERROR with its traceback: the logging integration's event."""
+    assert sentry.init(SentrySettings(dsn=sentry_stand_in.dsn))
+    try:
+        _check_database(f"http://monitor:{HTTP_PASSWORD}@127.0.0.1:9/health")
+    except OSError:
+        logging.getLogger("c2c_health").error("Health check 'db' failed with an exception", exc_info=True)
+    sentry_sdk.flush(timeout=5)
+    assert sentry_stand_in.events(), "the ERROR record was not sent"
+    sent = sentry_stand_in.text()
+    _assert_no_credential(sent)
+    assert "pgadmin" in sent and "connection refused" in sent
+
+
+def test_configured_secrets_are_hidden_under_any_name(sentry_stand_in: SentryStandIn) -> None:
+    """Every secret of the settings, wherever it shows: a message, an innocent variable, an extra."""
+    assert sentry.init(SentrySettings(dsn=sentry_stand_in.dsn))
+    settings = config.settings
+    compared = [str(settings.auth.secret), str(settings.auth.jwt.secret), str(settings.broadcast.secret)]
+    sentry_sdk.set_extra("github", {"id": "client-id", "value": str(settings.auth.github.client_secret)})
+    try:
+        raise ValueError(f"compared {compared[0]} with {compared[2]}; redis://:{REDIS_PASSWORD}@h/0 answered no")
+    except ValueError:
+        sentry_sdk.capture_exception()
+    sentry_sdk.flush(timeout=5)
+    assert sentry_stand_in.events()
+    _assert_no_credential(sentry_stand_in.text())
+
+
+# --- the rules, on hand-made and generated events ----------------------------------------------------
+
+
+def test_credential_names() -> None:
+    for name in (
+        "password",
+        "Authorization",
+        "b'authorization'",
+        "X-Api-Key",
+        "client_secret",
+        "sentinel_password",
+        "c2c-jwt-auth",
+        "c2c-auth-device",
+        "Cookie",
+        "set-cookie",
+        "access_token",
+        "PHPSESSID",
+        "session_id",
+    ):
+        assert is_credential_name(name), name
+    for name in ("author", "oauth_url", "state", "code", "headers", "key", "status_code", "visible", "user", "page"):
+        assert not is_credential_name(name), name
+    assert is_credential_name("X-Internal", frozenset({"x_internal"}))
+
+
+def test_scrub_event_keeps_the_structure() -> None:
+    event = {
+        "exception": {"values": [{"stacktrace": {"frames": [{"vars": {"count": 3, "password": None, "ok": True}}]}}]},
+        "request": {"headers": {"User-Agent": "demo-agent/1.0"}, "query_string": "page=2&token=abcdefgh"},
+    }
+    scrubbed = sentry.scrub_event(event)
+    frame_vars = scrubbed["exception"]["values"][0]["stacktrace"]["frames"][0]["vars"]
+    assert frame_vars == {"count": 3, "password": None, "ok": True}  # no value, nothing to hide
+    assert scrubbed["request"]["headers"] == {"User-Agent": "demo-agent/1.0"}
+    assert scrubbed["request"]["query_string"] == f"page=2&token={REDACTED}"
+
+
+_SECRET_TEXT = st.text(alphabet="abcdefghijXYZ0123456789-_.~", min_size=8, max_size=24).filter(
+    lambda text: any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
+)
+_PLAIN_NAMES = st.sampled_from(["count", "visible", "path", "method", "user", "items", "name"])
+_CREDENTIAL_NAMES = st.sampled_from(["password", "token", "Authorization", "api_key", "client_secret", "cookie"])
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
+    """A frame's variables: credentials under credential names and as header pairs, plus plain values."""
+    secrets: list[str] = []
+    variables: dict[str, Any] = {}
+    for index in range(draw(st.integers(1, 4))):
+        secret = draw(_SECRET_TEXT)
+        secrets.append(secret)
+        placement = draw(st.sampled_from(["key", "nested", "pair", "bytes-pair", "url"]))
+        name = draw(_CREDENTIAL_NAMES)
+        plain = f"{draw(_PLAIN_NAMES)}{index}"  # each secret where it can be told (no overwriting)
+        if placement == "key":
+            variables[f"{plain}_{name}"] = secret
+        elif placement == "nested":
+            variables[plain] = {name: secret, "kept": index}
+        elif placement == "pair":
+            variables.setdefault("headers", []).append([name.lower(), secret])
+        elif placement == "bytes-pair":
+            variables.setdefault("scope", {"headers": []})["headers"].append([f"b'{name.lower()}'", f"b'{secret}'"])
+        else:
+            variables[plain] = f"https://user:{secret}@example.test/path"
+        # The same value again where nothing names it: a copy in a positional list.
+        if draw(st.booleans()):
+            variables.setdefault("args", []).append(secret)
+    frames = [{"function": "f", "vars": variables}]
+    return {"exception": {"values": [{"value": "boom", "stacktrace": {"frames": frames}}]}}, secrets
+
+
+@given(_events())
+def test_no_generated_credential_survives(case: tuple[dict[str, Any], list[str]]) -> None:
+    event, secrets = case
+    scrubbed = sentry.scrub_event(json.loads(json.dumps(event)))
+    text = json.dumps(scrubbed)
+    for secret in secrets:
+        assert secret not in text, (secret, text)
+    assert "boom" in text
+    assert sentry.scrub_event(json.loads(text)) == scrubbed  # a second pass changes nothing
