@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -250,3 +250,103 @@ def test_no_generated_credential_survives(case: tuple[dict[str, Any], list[str]]
         assert secret not in text, (secret, text)
     assert "boom" in text
     assert sentry.scrub_event(json.loads(text)) == scrubbed  # a second pass changes nothing
+
+
+# --- a second audit: escaped forms, odd names, texts, hostile input ---------------------------------
+
+
+def test_a_configured_secret_is_hidden_in_its_escaped_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret with a backslash, both quotes and non-ASCII text, as `repr`, bytes `repr` and JSON show it."""
+    secret = "SEKRETp\\a'ss\"w\u00f6rd12"
+    monkeypatch.setenv("C2C__AUTH__SECRET", secret)
+    config.reload()
+    shown = {
+        "as_str": repr(secret),
+        "as_bytes": repr(secret.encode()),
+        "as_json": repr(json.dumps({"x": secret})),
+        "as_json_utf8": repr(json.dumps({"x": secret}, ensure_ascii=False).encode()),
+        "url_encoded": "https://h/p?x=" + quote(secret, safe=""),
+    }
+    event = {"exception": {"values": [{"stacktrace": {"frames": [{"vars": shown}]}}]}}
+    text = json.dumps(sentry.scrub_event(event))
+    assert "SEKRET" not in text, text
+
+
+def test_header_names_variable_names_and_texts() -> None:
+    """Names the first rules missed (audit): header names by c2c-config's rule, camelCase and compound
+    variable names, credentials inside repr/YAML/JSON text, token user-info and GitHub tokens."""
+    frame_vars = {
+        "scope": {"headers": [["b'x-signature-256'", "b'sha256=SEKRETsig0'"], ["b'x-key'", "b'SEKRETxkey0'"]]},
+        "accessToken": "SEKRETat0001",
+        "clientSecret": "SEKRETcs0001",
+        "refreshtoken": "SEKRETrt0001",
+        "db_pass": "SEKRETdbp001",
+        "pw": "SEKRETpw0001",
+        "XApiKey": "SEKRETxak001",
+        "as_repr": "{'Authorization': 'SEKRETauthz1'}",
+        "as_kwargs": "connect(password='SEKRETconn01')",
+        "as_yaml": "password: SEKRETyaml01",
+        "token_user": "https://SEKRETtokenuser0123456789@github.com/x.git",
+        "github": "cloning with ghp_SEKRETabcdefghijklmnopqrstuvwxyz01",
+        # Kept: not credentials.
+        "key": "user:42",
+        "code": 500,
+        "state": "ok",
+        "status_code": 503,
+        "author": "somebody",
+    }
+    event = {
+        "request": {"headers": {"X-Hub-Signature": "sha256=SEKREThub001", "Ocp-Apim-Subscription-Key": "SEKRETaz0001"}},
+        "exception": {"values": [{"stacktrace": {"frames": [{"vars": frame_vars}]}}]},
+    }
+    scrubbed = sentry.scrub_event(event)
+    text = json.dumps(scrubbed)
+    assert "SEKRET" not in text, text
+    kept = scrubbed["exception"]["values"][0]["stacktrace"]["frames"][0]["vars"]
+    assert (kept["key"], kept["code"], kept["state"], kept["status_code"], kept["author"]) == (
+        "user:42",
+        500,
+        "ok",
+        503,
+        "somebody",
+    )
+
+
+def test_hostile_input_neither_loses_nor_hangs_the_event() -> None:
+    """A lone surrogate (the SDK drops an event whose hook raises) and 200 000-character strings of
+    every shape the patterns look for: scrubbed, and in linear time (a quadratic pattern would take
+    many minutes here, and the CI run's limit would end it)."""
+    scrubbed = sentry.scrub_event({"extra": {"access_token": "abc\ud800defgh", "copy": "abc\ud800defgh"}})
+    assert scrubbed == {"extra": {"access_token": REDACTED, "copy": REDACTED}}
+    size = 200_000
+    for text in ("a" * size, "a=" * (size // 2), "x://" * (size // 4), "eyJ" * (size // 3), "ghp_" * (size // 4)):
+        for shaped in (text, "Bearer " + text, "'a': " + text, "https://" + text + "@h"):
+            assert isinstance(sentry.scrub_event({"extra": {"value": shaped}})["extra"]["value"], str)
+
+
+def test_an_event_the_scrubber_fails_on_is_sent_bare(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should scrubbing fail anyway, the event keeps where it happened and nothing else (not lost, not raw)."""
+    from c2casgiutils import _scrub
+
+    def broken(self: Any, value: Any, key: object = None) -> None:
+        raise RuntimeError("scrubber bug")
+
+    monkeypatch.setattr(_scrub.Scrubber, "collect", broken)
+    frame = {"filename": "app.py", "function": "handler", "lineno": 12, "vars": {"password": "SEKRETbare01"}}
+    event = {
+        "event_id": "abc",
+        "level": "error",
+        "extra": {"x": "SEKRETbare01"},
+        "exception": {"values": [{"type": "ValueError", "value": "SEKRETbare01", "stacktrace": {"frames": [frame]}}]},
+    }
+    with caplog.at_level(logging.WARNING, logger="c2casgiutils.sentry"):
+        bare = sentry.scrub_event(event)
+    assert "SEKRET" not in json.dumps(bare)
+    assert bare["event_id"] == "abc"
+    assert bare["exception"]["values"][0]["type"] == "ValueError"
+    assert bare["exception"]["values"][0]["stacktrace"]["frames"] == [
+        {"filename": "app.py", "function": "handler", "lineno": 12}
+    ]
+    assert "could not be scrubbed (RuntimeError)" in caplog.text

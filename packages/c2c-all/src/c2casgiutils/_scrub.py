@@ -16,6 +16,7 @@ nothing is collected from them: `password=settings.password` in the code hides n
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -39,19 +40,66 @@ _RAW_QUERY_KEYS = frozenset({"http.query", "query"})
 # Source code: only collected values are replaced there.
 _SOURCE_KEYS = frozenset({"context_line", "pre_context", "post_context"})
 
-_CREDENTIAL_WORDS = re.compile(
-    r"(?:^|_)(?:password|passwd|pwd|passphrase|secrets?|tokens?|api_?key|access_?key|private_?key|signing_?key"
-    r"|encryption_?key|credentials?|authorization|auth|cookies?|session(?:_?id)?|csrf(?:_?token)?"
-    r"|xsrf(?:_?token)?|jwt|sid)(?:$|_)"
+# A variable or key name holds a credential when one of its words (split at `_`, `-`, `.`, spaces and
+# camelCase humps) is one of `_CREDENTIAL_WORDS`, or when it contains one of `_CREDENTIAL_FRAGMENTS`
+# anywhere (`refreshtoken`, `clientSecret`, `db_password`).
+_CREDENTIAL_WORDS = frozenset(
+    {
+        "auth",
+        "pass",
+        "pw",
+        "pwd",
+        "sid",
+        "jwt",
+        "csrf",
+        "xsrf",
+        "session",
+        "sessionid",
+        "signature",
+        "cookie",
+        "cookies",
+    }
+)
+_CREDENTIAL_FRAGMENTS = (
+    "token",
+    "secret",
+    "passw",
+    "passphrase",
+    "apikey",
+    "privatekey",
+    "accesskey",
+    "secretkey",
+    "signingkey",
+    "encryptionkey",
+    "credential",
+    "authorization",
 )
 _DENYLIST = frozenset(name.casefold().replace("-", "_").replace(".", "_") for name in DEFAULT_DENYLIST)
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_WORD_SEPARATORS = re.compile(r"[\W_]+")
 _BYTES_REPR = re.compile(r"""^b(?P<quote>['"])(?P<inner>.*)(?P=quote)$""", re.DOTALL)
+# Every pattern below starts only where a run of its characters starts (a lookbehind) and takes its
+# runs possessively, with bounded lengths: the time stays linear in the length of a string (strings
+# come from requests and exceptions: untrusted).
 _AUTH_SCHEME = re.compile(
-    r"\b(?P<scheme>Bearer|Basic|Token|Digest|Negotiate)(?P<space>\s+)(?P<token>[A-Za-z0-9._~+/-]+=*)", re.IGNORECASE
+    r"(?<![A-Za-z0-9])(?P<scheme>Bearer|Basic|Token|Digest|Negotiate)(?P<space>\s{1,8}+)"
+    r"(?P<token>[A-Za-z0-9._~+/-]{1,4096}+=*+)",
+    re.IGNORECASE,
 )
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_NAMED_VALUE = re.compile(r"(?P<name>[A-Za-z0-9_.%-]+)=(?P<value>[^;&\s,'\"<>]+)")
-_URL_PASSWORD = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/?#\s]*:(?P<password>[^@/?#\s]+)@")
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,8192}+\.[A-Za-z0-9_-]{4,8192}+\.[A-Za-z0-9_-]{0,8192}+")
+_GITHUB_TOKEN = re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{20,255}+|github_pat_[A-Za-z0-9_]{20,255}+)")
+# `name=value`, `name: value`, `'name': 'value'`, `name='value'` (queries, cookies, YAML, reprs).
+_NAMED_VALUE = re.compile(
+    r"(?<![A-Za-z0-9_.%-])(?P<name>[A-Za-z0-9_.%-]{1,64}+)(?P<separator>['\"]?\s{0,2}[=:]\s{0,2}['\"]?)"
+    r"(?P<value>[^;&\s,'\"<>]{1,4096}+)"
+)
+_URL_PASSWORD = re.compile(
+    r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,31}+://[^:@/?#\s]{0,256}+:(?P<password>[^@/?#\s]{1,1024}+)@"
+)
+# A long user-info without a password is a token (`https://ghp_...@github.com/`).
+_URL_TOKEN_USER = re.compile(
+    r"(?<![a-zA-Z0-9+.-])(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,31}+://)(?P<user>[^:@/?#\s]{20,1024}+)@"
+)
 
 
 def _unwrapped(text: str) -> str:
@@ -61,25 +109,33 @@ def _unwrapped(text: str) -> str:
 
 
 def normalized_name(name: object) -> str:
-    """A key, header or parameter name as compared: decoded, case-folded, `-`, `.` and spaces as `_`."""
+    """A key, header or parameter name as compared: decoded, camelCase split, case-folded, separators as `_`."""
     plain = unquote_plus(_unwrapped(str(name).strip()), errors="replace").strip()
-    return plain.casefold().replace("-", "_").replace(".", "_").replace(" ", "_")
+    return _WORD_SEPARATORS.sub("_", _CAMEL_HUMP.sub("_", plain)).casefold().strip("_")
 
 
 def is_credential_name(name: object, extra: frozenset[str] = frozenset()) -> bool:
-    """Whether a key, variable or header called `name` holds a credential.
+    """Whether a key or variable called `name` holds a credential.
 
-    Names made of words like password, secret, token, api_key, authorization, auth, cookie, session,
-    csrf or jwt (`client_secret`, `X-Api-Key`, `c2c-jwt-auth`, `sentinel_password`), the Sentry SDK's
-    default denylist, and `extra` (normalized names: `C2C__SENTRY__EVENT_SCRUBBER`).
+    When one of its words (split at `_`, `-`, `.`, spaces and camelCase humps) is auth, pass, pw,
+    pwd, sid, jwt, csrf, xsrf, session, sessionid, signature or cookie(s); when it contains token,
+    secret, passw(ord), passphrase, apikey, privatekey, accesskey, secretkey, signingkey,
+    encryptionkey, credential or authorization anywhere (`refreshtoken`, `clientSecret`,
+    `db_password`, `X-Api-Key`, `c2c-jwt-auth`); the Sentry SDK's default denylist; and `extra`
+    (`C2C__SENTRY__EVENT_SCRUBBER`).
 
-    Whole words, where `c2c_config.is_credential_name` (the rule for query parameters, which the
-    scrubber applies to queries) takes fragments: a local variable called `key`, `code`, `state`,
-    `passed` or `author` stays readable in an event, while a query parameter so named is hidden.
+    Narrower than `c2c_config.is_credential_name` (the rule for query parameters and header names,
+    which the scrubber applies to those): a local variable called `key`, `code`, `state`, `passed`
+    or `author` stays readable in an event, while a query parameter or header so named is hidden.
     """
     normalized = normalized_name(name)
-    return bool(normalized) and (
-        normalized in _DENYLIST or normalized in extra or _CREDENTIAL_WORDS.search(normalized) is not None
+    if not normalized:
+        return False
+    if normalized in _DENYLIST or normalized in extra:
+        return True
+    compact = normalized.replace("_", "")
+    return any(fragment in compact for fragment in _CREDENTIAL_FRAGMENTS) or any(
+        word in _CREDENTIAL_WORDS for word in normalized.split("_")
     )
 
 
@@ -92,12 +148,27 @@ def _is_pair(value: Any) -> bool:
     return isinstance(value, list | tuple) and len(value) == 2 and isinstance(value[0], str)
 
 
+_HEADER_KEYS = frozenset({"headers", "cookies"})
+
+
+def _escaped_forms(text: str) -> set[str]:
+    """`text` as it may appear in an event: itself, in a `str` or `bytes` repr, JSON-escaped, URL-encoded."""
+    plain = {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
+    # Each also in a `str` and a `bytes` repr (a JSON body in a local variable is a repr of the JSON).
+    forms = plain | {repr(form)[1:-1] for form in plain}
+    forms |= {repr(form.encode("utf-8", "surrogatepass"))[2:-1] for form in plain}
+    encoded = text.encode("utf-8", "surrogatepass")
+    forms.update({quote(encoded, safe=""), quote_plus(encoded, safe="")})
+    return forms
+
+
 class Scrubber:
     """One event's walk: `collect` then `walk` (see the module's docstring)."""
 
     def __init__(self, secrets: Iterable[str] = (), extra_names: Iterable[str] = ()) -> None:
         self.extra = frozenset(normalized_name(name) for name in extra_names)
         self.collected: set[str] = set()
+        self._ordered: list[str] | None = None
         for secret in secrets:
             self._remember(secret)
 
@@ -107,52 +178,69 @@ class Scrubber:
         if isinstance(value, bool) or value is None:
             return
         text = str(value)
-        for form in {text, _unwrapped(text)}:
+        plain = {text, _unwrapped(text)}
+        if "%" in text:
+            plain.add(unquote(text, errors="surrogatepass"))
+        for form in plain:
             if len(form) >= MIN_COLLECTED:
-                self.collected.update({form, quote(form, safe=""), quote_plus(form)})
-                self._remember_in_text(form)
+                self.collected.update(variant for variant in _escaped_forms(form) if len(variant) >= MIN_COLLECTED)
+        self._remember_in_text(text)
+        self._ordered = None
 
     def _remember_in_text(self, text: str) -> None:
-        for match in _URL_PASSWORD.finditer(text):
-            password = match["password"]
-            if len(password) >= MIN_COLLECTED:
-                self.collected.update({password, unquote(password)})
-        for match in _AUTH_SCHEME.finditer(text):
-            if _token_like(match["token"]):
-                self.collected.add(match["token"])
-        self.collected.update(match.group(0) for match in _JWT.finditer(text))
-        for match in _NAMED_VALUE.finditer(text):
-            if self._sensitive(match["name"]) and len(match["value"]) >= MIN_COLLECTED:
-                self.collected.add(match["value"])
+        found: list[str] = []
+        if "://" in text:
+            found += [match["password"] for match in _URL_PASSWORD.finditer(text)]
+            found += [match["user"] for match in _URL_TOKEN_USER.finditer(text)]
+        found += [match["token"] for match in _AUTH_SCHEME.finditer(text) if _token_like(match["token"])]
+        if "eyJ" in text:
+            found += [match.group(0) for match in _JWT.finditer(text)]
+        if "gh" in text:
+            found += [match.group(0) for match in _GITHUB_TOKEN.finditer(text)]
+        if "=" in text or ":" in text:
+            found += [match["value"] for match in _NAMED_VALUE.finditer(text) if self._sensitive(match["name"])]
+        for value in found:
+            if len(value) >= MIN_COLLECTED:
+                self.collected.update(
+                    variant
+                    for variant in _escaped_forms(unquote(value, errors="surrogatepass")) | {value}
+                    if len(variant) >= MIN_COLLECTED
+                )
+                self._ordered = None
 
     def _sensitive(self, name: object) -> bool:
         return is_credential_name(name, self.extra)
+
+    def _sensitive_header(self, name: object) -> bool:
+        """A header (or cookie) name: the variable rule, or c2c-config's (`X-Key`, `X-Hub-Signature`)."""
+        return self._sensitive(name) or is_query_credential(_unwrapped(str(name).strip()))
 
     def _in_query(self, name: object) -> bool:
         """A query parameter to redact: the access log's rule (`REDACTED_PARAMETERS`, c2c-config's rule)."""
         plain = unquote_plus(_unwrapped(str(name).strip()), errors="replace").strip()
         return plain.casefold() in REDACTED_PARAMETERS or is_query_credential(plain) or self._sensitive(name)
 
-    def collect(self, value: Any) -> None:
+    def collect(self, value: Any, key: object = None) -> None:
         """Pass 1: remember the credentials `value` holds (see the module's docstring)."""
         if isinstance(value, AnnotatedValue):
-            self.collect(value.value)
+            self.collect(value.value, key)
         elif isinstance(value, str):
             self._remember_in_text(value)
         elif isinstance(value, dict):
-            for key, item in value.items():
-                if key in _SOURCE_KEYS:
+            sensitive = self._sensitive_header if key in _HEADER_KEYS else self._sensitive
+            for name, item in value.items():
+                if name in _SOURCE_KEYS:
                     continue
-                if self._sensitive(key) and not isinstance(item, dict):
+                if sensitive(name) and not isinstance(item, dict):
                     self._remember_all(item)
                 else:
-                    self.collect(item)
+                    self.collect(item, name)
         elif isinstance(value, list | tuple):
-            if _is_pair(value) and self._sensitive(value[0]):
+            if _is_pair(value) and self._sensitive_header(value[0]):
                 self._remember_all(value[1])
                 return
             for item in value:
-                self.collect(item)
+                self.collect(item, key if key in _HEADER_KEYS else None)
 
     def _remember_all(self, value: Any) -> None:
         """A credential-named value: itself (or each item of a list) remembered."""
@@ -169,13 +257,17 @@ class Scrubber:
     # -- pass 2 ---------------------------------------------------------------------------------
 
     def _replace_collected(self, text: str) -> str:
-        for value in sorted(self.collected, key=len, reverse=True):
+        if self._ordered is None:
+            self._ordered = sorted(self.collected, key=len, reverse=True)
+        for value in self._ordered:
             if value in text:
                 text = text.replace(value, REDACTED)
         return text
 
     def _named_value(self, match: re.Match[str]) -> str:
-        return f"{match['name']}={REDACTED}" if self._sensitive(match["name"]) else match.group(0)
+        if not self._sensitive(match["name"]):
+            return match.group(0)
+        return f"{match['name']}{match['separator']}{REDACTED}"
 
     def _auth_scheme(self, match: re.Match[str]) -> str:
         if not _token_like(match["token"]):
@@ -190,9 +282,14 @@ class Scrubber:
         if key in _RAW_QUERY_KEYS:
             return _redact_raw_query(value, self._in_query)
         value = redact_url(redact_text(value))
+        if "://" in value:
+            value = _URL_TOKEN_USER.sub(lambda match: f"{match['scheme']}{REDACTED}@", value)
         value = _AUTH_SCHEME.sub(self._auth_scheme, value)
-        value = _JWT.sub(REDACTED, value)
-        if "=" in value:
+        if "eyJ" in value:
+            value = _JWT.sub(REDACTED, value)
+        if "gh" in value:
+            value = _GITHUB_TOKEN.sub(REDACTED, value)
+        if "=" in value or ":" in value:
             value = _NAMED_VALUE.sub(self._named_value, value)
             if any(f"{name}=" in value.casefold() for name in REDACTED_PARAMETERS):
                 value = _redact_decoded_query(value, self._in_query)  # a bare query: `secret=...&a=1`
@@ -215,18 +312,19 @@ class Scrubber:
                 return REDACTED
             return self.text(value, key)
         if isinstance(value, dict):
+            sensitive = self._sensitive_header if key in _HEADER_KEYS else self._sensitive
             return {
                 name: REDACTED
-                if self._sensitive(name) and item not in (None, True, False, "") and not isinstance(item, dict)
+                if sensitive(name) and item not in (None, True, False, "") and not isinstance(item, dict)
                 else self.walk(item, name)
                 for name, item in value.items()
             }
         if isinstance(value, list | tuple):
             if key in _SOURCE_KEYS:
                 return [self.text(item, key) if isinstance(item, str) else item for item in value]
-            if _is_pair(value) and self._sensitive(value[0]) and not isinstance(value[1], dict):
+            if _is_pair(value) and self._sensitive_header(value[0]) and not isinstance(value[1], dict):
                 return [value[0], REDACTED]
-            return [self.walk(item) for item in value]
+            return [self.walk(item, key if key in _HEADER_KEYS else None) for item in value]
         if isinstance(value, AnnotatedValue):
             value.value = self.walk(value.value, key)
         return value

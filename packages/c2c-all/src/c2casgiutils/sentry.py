@@ -59,10 +59,45 @@ def _configured_secrets() -> tuple[str, ...]:
         return ()
 
 
+_UNSCRUBBED = "[REDACTED: the event could not be scrubbed]"
+_SAFE_EVENT_KEYS = ("event_id", "timestamp", "level", "platform", "environment", "release", "dist", "logger", "tags")
+_SAFE_FRAME_KEYS = ("filename", "abs_path", "function", "module", "lineno", "in_app")
+
+
+def _bare(event: dict[str, Any]) -> dict[str, Any]:
+    """What is safe to send of an event the scrubber failed on: no value, message or variable, only where."""
+    bare: dict[str, Any] = {name: event[name] for name in _SAFE_EVENT_KEYS if name in event}
+    exception = event.get("exception")
+    values = exception.get("values") if isinstance(exception, dict) else None
+    if isinstance(values, list):
+        bare["exception"] = {"values": [_bare_exception(value) for value in values if isinstance(value, dict)]}
+    if "message" in event or "logentry" in event:
+        bare["message"] = _UNSCRUBBED
+    return bare
+
+
+def _bare_exception(value: dict[str, Any]) -> dict[str, Any]:
+    frames = (value.get("stacktrace") or {}).get("frames") if isinstance(value.get("stacktrace"), dict) else None
+    bare: dict[str, Any] = {"type": str(value.get("type", "")), "value": _UNSCRUBBED}
+    if isinstance(frames, list):
+        bare["stacktrace"] = {
+            "frames": [
+                {name: frame[name] for name in _SAFE_FRAME_KEYS if name in frame}
+                for frame in frames
+                if isinstance(frame, dict)
+            ]
+        }
+    return bare
+
+
 def _scrub(event: dict[str, Any], extra_names: Iterable[str] = ()) -> dict[str, Any]:
-    scrubber = Scrubber(_configured_secrets(), extra_names)
-    scrubber.collect(event)
-    scrubbed: dict[str, Any] = scrubber.walk(event)
+    try:
+        scrubber = Scrubber(_configured_secrets(), extra_names)
+        scrubber.collect(event)
+        scrubbed: dict[str, Any] = scrubber.walk(event)
+    except Exception as error:  # never lost (the SDK drops an event whose hook raises), never sent raw
+        LOG.warning("Sentry: an event could not be scrubbed (%s); sending only where it happened", type(error).__name__)
+        return _bare(event)
     return scrubbed
 
 
@@ -74,21 +109,24 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
     depth):
 
     - the values of the `secret`, `code` and `state` query parameters, and of every parameter with
-      a credential name (`token`, `password`, `api_key`, `client_secret`...), in URLs, query
-      strings and bare `name=value&...` strings; the SDK stores the request's query string
-      URL-decoded, so the pieces without `=` that follow a redacted value are dropped with it;
-    - the values under credential-named keys (`password`, `secret`, `token`, `Authorization`,
-      `cookie`, `api_key`, `session`, `auth`, the SDK's default denylist and the names of
-      `C2C__SENTRY__EVENT_SCRUBBER`) and of credential-named header pairs (an ASGI scope's
-      `(b'cookie', b'...')`, `(b'authorization', b'...')`), `Bearer`/`Basic`/`Token`
-      credentials, JWTs, URL passwords, and `name=value` pairs with a credential name (cookies);
+      a credential name (`c2c_config.is_credential_name`), in URLs, query strings and bare
+      `name=value&...` strings; the SDK stores the request's query string URL-decoded, so the
+      pieces without `=` that follow a redacted value are dropped with it;
+    - the values under credential-named keys and variables (`c2casgiutils._scrub.is_credential_name`:
+      `password`, `clientSecret`, `refreshtoken`, `Authorization`, `cookie`, `session`, the SDK's
+      default denylist, the names of `C2C__SENTRY__EVENT_SCRUBBER`) and of credential-named
+      headers (an ASGI scope's `(b'cookie', b'...')` pairs; also by c2c-config's rule: `X-Key`);
+    - `Bearer`/`Basic`/`Token` credentials, JWTs, GitHub tokens, URL passwords and long user-infos,
+      and credential-named values in text (`name=value`, `name: value`, `'name': 'value'`);
     - each value found so, and every secret of the application's settings (`SecretText` fields
       such as `C2C__AUTH__SECRET`, the JWT and broadcast secrets, the GitHub client secret; the
-      Redis password), replaced wherever else it appears (at least 6 characters): a password read
-      from one frame's `password` variable is hidden in another frame's positional arguments too.
+      Redis password), replaced wherever else it appears (at least 6 characters), in its escaped
+      forms too (`str`/`bytes` repr, JSON, URL encoding).
 
-    Source lines keep their text, except for those values. Local variables stay on
-    (`C2C__SENTRY__INCLUDE_LOCAL_VARIABLES`, as in 0.14): they are scrubbed, not dropped.
+    Source lines are redacted like any text. Local variables stay on
+    (`C2C__SENTRY__INCLUDE_LOCAL_VARIABLES`, as in 0.14): they are scrubbed, not dropped. Should the
+    scrubbing fail, the event keeps only its exception types and frame locations (never sent raw:
+    the SDK would drop an event whose hook raises).
     """
     del hint
     return _scrub(event)

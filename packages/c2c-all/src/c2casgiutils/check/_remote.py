@@ -40,7 +40,19 @@ MIN_SCRUBBED = 4
 # From the first '://' (or the start of a URL without one) to the LAST '@' of the URL: a '@', '/',
 # '?', '#' or space in a password cannot end the hidden part early (at the cost of hiding more when
 # the query holds an '@').
-_USERINFO = re.compile(r"^(?P<scheme>(?:.*?://)?)(?P<userinfo>.*)@", re.DOTALL)
+
+
+def _split_userinfo(url: str) -> tuple[str, str, str] | None:
+    """`(scheme, userinfo, rest)`: the scheme up to the first '://' (when an '@' follows it), the
+    user-info up to the last '@', the rest after it; None without an '@'. Linear: the text is the
+    user's `--url`, whatever it holds."""
+    last_at = url.rfind("@")
+    if last_at < 0:
+        return None
+    first = url.find("://")
+    if first >= 0 and first + 3 <= last_at:
+        return url[: first + 3], url[first + 3 : last_at], url[last_at + 1 :]
+    return "", url[:last_at], url[last_at + 1 :]
 
 
 def _name_masker() -> Callable[[str], bool]:
@@ -63,7 +75,8 @@ def display_url(url: str) -> str:
     def parameters(text: str) -> str:  # a '?' inside a query starts another one (`?a=1?token=t`)
         return "?".join(mask_query(segment, masked, MASK) for segment in text.split("?"))
 
-    shown = _USERINFO.sub(lambda match: f"{match['scheme']}{MASK}@", url)
+    split = _split_userinfo(url)
+    shown = url if split is None else f"{split[0]}{MASK}@{split[2]}"
     shown, hash_sign, fragment = shown.partition("#")
     path, question_mark, query = shown.partition("?")
     return f"{path}{question_mark}{parameters(query)}{hash_sign}{parameters(fragment)}"
@@ -71,10 +84,10 @@ def display_url(url: str) -> str:
 
 def _userinfo_credentials(url: str) -> list[str]:
     """The user-info written in `url` (up to its last '@'), its user and its password; empty without."""
-    match = _USERINFO.match(url)
-    if not match:
+    split = _split_userinfo(url)
+    if split is None:
         return []
-    userinfo = match["userinfo"]
+    userinfo = split[1]
     user, _, password = userinfo.partition(":")
     return [userinfo, user, password]
 
@@ -158,8 +171,8 @@ async def fetch_request_headers(
 def _refusal(url: str, secret: str | None, allow_insecure_http: bool) -> Finding | None:
     """The finding that stops the request before anything is sent, or None when it may be sent."""
     shown = display_url(url)
-    match = _USERINFO.match(url)
-    if match and any(character in match["userinfo"] for character in "/?#"):
+    split = _split_userinfo(url)
+    if split is not None and any(character in split[1] for character in "/?#"):
         # `http://u:p/w@host/`: the parser ends the host at the '/', and would send `u:p` to a host
         # named by the rest of the password.
         return URL_UNREADABLE.at(
