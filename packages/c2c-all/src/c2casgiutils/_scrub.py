@@ -28,7 +28,7 @@ from sentry_sdk.scrubber import DEFAULT_DENYLIST
 
 from c2c_config import SecretText, redact_url
 from c2c_config import is_credential_name as is_query_credential
-from c2casgiutils.logging_filters import REDACTED, REDACTED_PARAMETERS, redact_text
+from c2casgiutils.logging_filters import REDACTED, REDACTED_PARAMETERS, redact_query, redact_text
 
 MIN_COLLECTED = 6
 """Collected values shorter than this are redacted where they stand, but not replaced everywhere
@@ -280,7 +280,7 @@ class Scrubber:
         if key in _DECODED_QUERY_KEYS:
             return _redact_decoded_query(value, self._in_query)
         if key in _RAW_QUERY_KEYS:
-            return _redact_raw_query(value, self._in_query)
+            return redact_query(value, self._in_query)
         value = redact_url(redact_text(value))
         if "://" in value:
             value = _URL_TOKEN_USER.sub(lambda match: f"{match['scheme']}{REDACTED}@", value)
@@ -328,16 +328,6 @@ class Scrubber:
         if isinstance(value, AnnotatedValue):
             value.value = self.walk(value.value, key)
         return value
-
-
-def _redact_raw_query(query: str, sensitive: Callable[[str], bool]) -> str:
-    """A raw query (`a=1&token=x`, names still `%`-encoded): the values of the names `sensitive` accepts redacted."""
-    pieces = query.split("&")
-    for index, piece in enumerate(pieces):
-        name, separator, value = piece.partition("=")
-        if separator and value and sensitive(name):
-            pieces[index] = f"{name}={REDACTED}"
-    return "&".join(pieces)
 
 
 def _redact_decoded_query(query: str, sensitive: Callable[[str], bool]) -> str:

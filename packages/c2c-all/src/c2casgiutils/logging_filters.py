@@ -75,18 +75,22 @@ def _is_redacted_by_default(name: str) -> bool:
     return name.casefold() in REDACTED_PARAMETERS or is_credential_name(name)
 
 
-def _matcher(parameters: Iterable[str] | None) -> Callable[[str], bool]:
-    """Whether a (decoded) parameter name is redacted: `parameters` (case-insensitive), else the default."""
+def _matcher(parameters: Iterable[str] | Callable[[str], bool] | None) -> Callable[[str], bool]:
+    """Whether a (decoded) parameter name is redacted: `parameters` (names, case-insensitive, or a
+    predicate), else the default."""
     if parameters is None:
         return _is_redacted_by_default
+    if callable(parameters):
+        return parameters
     names = frozenset(name.casefold() for name in parameters)
     return lambda name: name.casefold() in names
 
 
-def redact_query(query: str, parameters: Iterable[str] | None = None) -> str:
+def redact_query(query: str, parameters: Iterable[str] | Callable[[str], bool] | None = None) -> str:
     """`query` (`a=1&secret=x`, no `?`) with the values of `parameters` redacted.
 
-    By default: `REDACTED_PARAMETERS` and every credential name (`c2c_config.is_credential_name`).
+    By default: `REDACTED_PARAMETERS` and every credential name (`c2c_config.is_credential_name`);
+    `parameters` may also be a predicate on the decoded name.
 
     Everything else is kept byte for byte. A name matches after URL decoding (`%73ecret`,
     `Secret`), as the application reads it; an empty value is left empty.
