@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import sys
 import threading
 
 import pytest
 
-from c2c_config import LoopLocal, RedisSettings, running_loop
+from c2c_config import LoopLocal, RedisSettings, raise_if_cancelled, running_loop
 from c2c_config.redis import RedisFactory
 from c2c_testing import RedisServer
 
@@ -191,3 +193,79 @@ def test_redis_factory_aclose_only_touches_the_running_loop(redis_server: RedisS
 
     asyncio.run(use())
     asyncio.run(use())
+
+
+# -- raise_if_cancelled ---------------------------------------------------------------------------
+
+
+def test_raise_if_cancelled_is_a_no_op_outside_a_loop_and_in_a_running_task() -> None:
+    raise_if_cancelled()  # no loop: nothing to check
+
+    async def main() -> str:
+        raise_if_cancelled()
+        await asyncio.sleep(0)
+        raise_if_cancelled()
+        return "done"
+
+    assert asyncio.run(main()) == "done"
+
+
+def test_a_cancellation_lost_by_wait_for_still_stops_the_loop() -> None:
+    """The real race: the cancellation arrives as the awaited operation completes.
+
+    Python 3.11's `wait_for` returns the result then (the task goes on, `cancelling()` still 1);
+    3.12's raises. Either way a loop that calls `raise_if_cancelled()` at each turn ends cancelled.
+    """
+
+    async def main() -> tuple[list[int], bool]:
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[int]] = [loop.create_future() for _ in range(3)]
+        turns: list[int] = []
+
+        async def background() -> None:
+            for future in futures:
+                raise_if_cancelled()
+                turns.append(await asyncio.wait_for(future, 10))
+
+        task = asyncio.create_task(background())
+        await asyncio.sleep(0)  # the task waits on the first future
+        futures[0].set_result(1)
+        task.cancel()  # in the same turn of the loop: the completed wait and the cancellation race
+        await asyncio.wait([task], timeout=5)
+        return turns, task.cancelled()
+
+    turns, cancelled = asyncio.run(main())
+    assert cancelled
+    # 3.11: wait_for returned 1 and lost the cancellation, the next turn's check raised.
+    assert turns == ([1] if sys.version_info < (3, 12) else [])
+
+
+def test_a_cancellation_swallowed_without_uncancel_is_still_pending() -> None:
+    async def main() -> bool:
+        gate = asyncio.Event()
+
+        async def background() -> None:
+            with contextlib.suppress(asyncio.CancelledError):  # what a library that loses it does
+                await gate.wait()
+            while True:
+                raise_if_cancelled()
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(background())
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.wait([task], timeout=5)
+        return task.cancelled()
+
+    assert asyncio.run(main())
+
+
+def test_a_cancellation_that_timeout_withdrew_is_not_pending() -> None:
+    async def main() -> str:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await asyncio.sleep(5)
+        raise_if_cancelled()  # the timeout's own cancellation was withdrawn: nothing pending
+        return "goes on"
+
+    assert asyncio.run(main()) == "goes on"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from c2c_broadcast._status import ANSWERS_DROPPED, ANSWERS_SENT, explained
 from c2c_broadcast._subscriber import ErrorTypes
+from c2c_config import raise_if_cancelled
 
 if TYPE_CHECKING:
     from c2c_broadcast._redis import RedisBroadcaster
@@ -92,6 +93,7 @@ class AnswerPublisher:
 
     async def _publish_forever(self) -> None:
         while True:
+            raise_if_cancelled()  # one lost in redis-py (Python 3.11's wait_for) would wait for the next answer
             batch = [await self._queue.get()]
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())

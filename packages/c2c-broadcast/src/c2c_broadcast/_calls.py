@@ -58,6 +58,7 @@ from c2c_broadcast._wire import (
     new_answer_channel,
 )
 from c2c_broadcast.types import MissingAnswer
+from c2c_config import raise_if_cancelled
 from c2c_config.redis import RedisClient
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ class _Leased:
         """
         try:
             while True:
+                raise_if_cancelled()  # one lost in redis-py (Python 3.11's wait_for)
                 await self.has_pending.wait()
                 await self.connection.read_response()
                 self.progress = asyncio.get_running_loop().time()

@@ -67,7 +67,7 @@ from c2c_broadcast._wire import (
     request_channel,
     tagged_channel,
 )
-from c2c_config import format_duration
+from c2c_config import format_duration, raise_if_cancelled
 
 try:
     from redis.asyncio.cluster import RedisCluster
@@ -446,6 +446,7 @@ class RedisBroadcaster(BaseBroadcaster):
         """
         interval = self.settings.heartbeat_interval.total_seconds()
         while not self._closing:
+            raise_if_cancelled()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await self._probe_now.wait()

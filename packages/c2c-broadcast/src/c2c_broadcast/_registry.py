@@ -24,6 +24,7 @@ from c2c_broadcast._settings import BroadcastSettings
 from c2c_broadcast._status import RateLimitedLog, describe_error, explained
 from c2c_broadcast._subscriber import ErrorTypes
 from c2c_broadcast._wire import Targets
+from c2c_config import raise_if_cancelled
 from c2c_config.redis import RedisClient
 
 MAX_REPLICAS = 5000
@@ -148,6 +149,7 @@ class Registry:
         """Every `heartbeat_interval` (or when woken), refresh `channels()`; None means not now."""
         interval = self.settings.heartbeat_interval.total_seconds()
         while not stopped():
+            raise_if_cancelled()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await self.wake.wait()

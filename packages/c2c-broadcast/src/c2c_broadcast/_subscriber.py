@@ -45,6 +45,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from c2c_broadcast._base import LOG
 from c2c_broadcast._settings import BroadcastSettings
+from c2c_config import raise_if_cancelled
 
 # What a Redis command or connection raises when Redis is down, unreachable or too slow (on a
 # cluster also a slot no node serves, during a failover).
@@ -149,6 +150,7 @@ class _ShardReaders:
     async def _read(self, node: aioredis.client.PubSub) -> None:
         try:
             while True:
+                raise_if_cancelled()
                 message = await node.get_message(timeout=None)
                 if message is None:
                     continue
@@ -371,6 +373,9 @@ class Subscriber:
             (lambda: self._readers.queue.full()) if self.sharded else None,
         )
         while True:
+            # A cancellation that redis-py lost (Python 3.11's wait_for, when writing a PING or a
+            # SUBSCRIBE) would leave this loop reading a quiet connection after close().
+            raise_if_cancelled()
             message = await self._next_message(pubsub, liveness.wait(time.monotonic()))
             now = time.monotonic()
             if message is None or self.sharded:

@@ -27,7 +27,7 @@ from c2c_config._base import (
     reload_settings,
 )
 from c2c_config._docs import render_reference
-from c2c_config._loop import LoopLocal, running_loop
+from c2c_config._loop import LoopLocal, raise_if_cancelled, running_loop
 from c2c_config._sections import (
     CoreSettings,
     PrometheusSettings,
@@ -96,6 +96,7 @@ __all__ = [
     "parse_int_list",
     "parse_options",
     "parse_string_list",
+    "raise_if_cancelled",
     "redact_url",
     "reload_settings",
     "running_loop",

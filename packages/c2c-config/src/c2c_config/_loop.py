@@ -34,7 +34,7 @@ LOG = logging.getLogger("c2c_config.loop")
 CLOSE_TIMEOUT = 5.0
 """Seconds each value's close may take when its loop ends (a frozen server must not hang the exit)."""
 
-__all__ = ["CLOSE_TIMEOUT", "LoopLocal", "running_loop"]
+__all__ = ["CLOSE_TIMEOUT", "LoopLocal", "raise_if_cancelled", "running_loop"]
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -43,6 +43,25 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def raise_if_cancelled() -> None:
+    """Raise `asyncio.CancelledError` if the current task was asked to stop but is still running.
+
+    A cancellation can be lost on its way to the task: on Python 3.11, `asyncio.wait_for` (which
+    redis-py uses to write every command) returns the result instead of raising when the
+    cancellation arrives as the awaited operation completes; the task then goes on, with
+    `Task.cancelling()` still counting the request. A background loop that calls this at each turn
+    stops at its next turn, instead of waiting for another cancellation (forever, for a loop that
+    reads a quiet connection). A cancellation that `asyncio.timeout` turned into its `TimeoutError`
+    is not pending any more (the timeout withdrew it). No-op outside a task.
+    """
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running event loop
+        return
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class _LoopState:

@@ -74,7 +74,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from c2c_auth import AuthInfo, get_auth, require_read_only_access, require_read_write_access
 from c2c_broadcast.types import BroadcastResponse, MissingAnswer
-from c2c_config import Duration, LoopLocal
+from c2c_config import Duration, LoopLocal, raise_if_cancelled
 from c2casgiutils.tools import audit
 
 if TYPE_CHECKING:
@@ -559,6 +559,7 @@ class LoggingTool:
         reconnections = status().reconnections
         next_sync = time.monotonic() + interval
         while True:
+            raise_if_cancelled()  # one lost in redis-py (Python 3.11's wait_for) would keep it going
             await asyncio.sleep(min(RETRY_DELAY, interval) if interval > 0 else RETRY_DELAY)
             current = status().reconnections
             # Until a read succeeds; right after a reconnection (the broadcasts of the outage are
