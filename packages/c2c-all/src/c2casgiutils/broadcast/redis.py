@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 import c2c_broadcast
 from c2c_broadcast.redis import RedisBroadcaster as _OurRedisBroadcaster
-from c2c_config import get_settings
+from c2c_config import get_settings, raise_if_cancelled
 from c2casgiutils.broadcast import interface, local
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class AsyncPubSubWorker:
         healthy = True
         try:
             while self.pubsub.subscribed:
+                raise_if_cancelled()  # one lost in redis-py (Python 3.11's wait_for)
                 try:
                     await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 except (RedisError, OSError) as error:
