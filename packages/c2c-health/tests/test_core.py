@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import socket
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -14,7 +15,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+import c2c_health._core
 from c2c_health import GENERIC_ERROR, TIMEOUT_ERROR, Check, Factory, Result, Wrong, parse_filter
+from c2c_testing import free_port
 
 MakeFactory = Callable[..., Factory]
 
@@ -785,3 +788,81 @@ async def test_http_status_enum_is_a_valid_status(make_factory: MakeFactory) -> 
     assert report.status_code == 503
     assert type(report.outcomes[0].status_code) is int
     assert report.to_model(details=False).model_dump(mode="json")["status_code"] == 503
+
+
+class _Dependency(Check):
+    """Connects to a real TCP port: refused while nothing listens there; `broken` makes it fail otherwise."""
+
+    def __init__(self, port: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.port = port
+        self.broken = False
+
+    async def check(self) -> Result:
+        if self.broken:
+            raise ValueError("the answer of 127.0.0.1 is not a valid handshake")
+        _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.close()
+        await writer.wait_closed()
+        return Result(status_code=200)
+
+
+async def test_an_exception_that_goes_on_is_one_traceback_per_failure_streak(
+    make_factory: MakeFactory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ERROR with a traceback is an error-tracker event: one per incident and exception type, not one a minute."""
+    monkeypatch.setattr(c2c_health._core, "FAILURE_LOG_INTERVAL", 0.2)
+    dependency = _Dependency(free_port(), name="dependency")
+    checks = make_factory(timeout=5)
+    checks.add(dependency)
+
+    def above_debug() -> list[tuple[int, str, bool]]:
+        tracebacks.extend(record.exc_info for record in caplog.records if record.exc_info is not None)
+        lines = [
+            (record.levelno, record.getMessage(), record.exc_info is not None)
+            for record in caplog.records
+            if record.name == "c2c_health" and record.levelno > logging.DEBUG
+        ]
+        caplog.clear()
+        return lines
+
+    tracebacks: list[Any] = []
+    with caplog.at_level(logging.DEBUG, logger="c2c_health"):
+        assert (await checks.run()).outcomes[0].status_code == 500
+        ((level, message, traceback),) = above_debug()
+        assert (level, message, traceback) == (
+            logging.ERROR,
+            "Health check 'dependency' failed with an exception",
+            True,
+        )
+        for _ in range(2):  # each time after the interval: a reminder naming the error, no traceback
+            await asyncio.sleep(0.25)
+            assert (await checks.run()).outcomes[0].status_code == 500
+            tracebacks.clear()
+            ((level, message, traceback),) = above_debug()
+            assert level == logging.WARNING and not traceback
+            assert tracebacks, "the traceback is still logged, at DEBUG"
+            assert message.startswith(
+                "Health check 'dependency' failed with an exception again, the same ConnectionRefusedError as before"
+                " (traceback at DEBUG): "
+            ), message
+        assert (await checks.run()).outcomes[0].status_code == 500  # within the interval: DEBUG only
+        assert above_debug() == []
+        dependency.broken = True  # another exception: a new traceback
+        await asyncio.sleep(0.25)
+        assert (await checks.run()).outcomes[0].status_code == 500
+        ((level, message, traceback),) = above_debug()
+        assert (level, traceback) == (logging.ERROR, True)
+        assert message == (
+            "Health check 'dependency' failed with an exception"
+            " (and 1 failing run(s) since the last such line, logged at DEBUG)"
+        )
+        with socket.create_server(("127.0.0.1", dependency.port)):
+            dependency.broken = False
+            assert (await checks.run()).outcomes[0].status_code == 200
+            assert [line[1] for line in above_debug()] == [
+                "Health check 'dependency' is healthy again (0 failing run(s) not logged)"
+            ]
+            dependency.broken = True  # a new streak: its first exception has its traceback again
+            assert (await checks.run()).outcomes[0].status_code == 500
+            assert [(line[0], line[2]) for line in above_debug()] == [(logging.ERROR, True)]

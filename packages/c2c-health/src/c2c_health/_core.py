@@ -394,6 +394,8 @@ class _FailureLog:
 
     logged: float
     quiet: int = 0
+    traceback_of: str | None = None
+    """The type of the exception whose traceback was logged in this failure streak (None: none was)."""
 
 
 class Factory:
@@ -716,17 +718,32 @@ class Factory:
     def _log_failure(
         self, name: str, level: int, message: str, *args: object, exc_info: BaseException | None = None
     ) -> None:
-        """Log a failing run of `name` at `level`, or at DEBUG when it was logged less than FAILURE_LOG_INTERVAL ago."""
+        """Log a failing run of `name` at `level`, or at DEBUG when it was logged less than FAILURE_LOG_INTERVAL ago.
+
+        An exception's traceback is logged once per failure streak and exception type: while the
+        same exception goes on, the reminder is a WARNING that names it, without the traceback (an
+        ERROR with a traceback is an error-tracker event: one per incident, not one a minute).
+        """
         now = time.monotonic()
         failing = self._failing.get(name)
         if failing is not None and now - failing.logged < FAILURE_LOG_INTERVAL:
             failing.quiet += 1
             LOG.debug(message, *args, exc_info=exc_info)
             return
+        traceback_of = failing.traceback_of if failing is not None else None
+        if exc_info is not None:
+            kind = f"{type(exc_info).__module__}.{type(exc_info).__qualname__}"
+            if kind == traceback_of:
+                level = logging.WARNING
+                message += " again, the same %s as before (traceback at DEBUG): %s"
+                args = (*args, type(exc_info).__name__, redact_url(str(exc_info)) or "no message")
+                LOG.debug("Health check %r: the traceback", name, exc_info=exc_info)
+                exc_info = None
+            traceback_of = kind
         if failing is not None and failing.quiet:
             message += " (and %d failing run(s) since the last such line, logged at DEBUG)"
             args = (*args, failing.quiet)
-        self._failing[name] = _FailureLog(now)
+        self._failing[name] = _FailureLog(now, traceback_of=traceback_of)
         LOG.log(level, message, *args, exc_info=exc_info)
 
     def _forget(self, name: str, task: asyncio.Task[Result]) -> None:
