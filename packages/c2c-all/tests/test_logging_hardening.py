@@ -260,6 +260,26 @@ async def test_requests_with_redis_frozen_are_503(
     assert logging.getLogger("hardening_bounded").level == logging.NOTSET  # nothing applied
 
 
+async def test_the_next_request_in_the_same_task_asks_redis_again(
+    redis_client: httpx.AsyncClient, redis_server: RedisServer
+) -> None:
+    """httpx's `ASGITransport` runs each request in the caller's task (a server gives each its own).
+
+    The failure one request noted must stay in that request: the next one, made once Redis is
+    back but within the 2 s window, asks Redis and is served, not refused with "not asked again".
+    """
+    from c2c_config import redis as c2c_redis
+
+    with _frozen(redis_server):
+        response = await redis_client.get("/c2c/logging/overrides", headers=KEY)  # in this very task
+    failed_at = time.monotonic()
+    assert response.status_code == 503, response.text
+    assert not c2c_redis.unreachable_here()  # nothing leaked into the caller's context
+    response = await redis_client.get("/c2c/logging/overrides", headers=KEY)
+    assert time.monotonic() - failed_at < c2c_redis.SKIP_AFTER_FAILURE  # still inside the process window
+    assert response.status_code == 200, response.text
+
+
 async def test_requests_with_redis_stopped_are_503(redis_client: httpx.AsyncClient, redis_server: RedisServer) -> None:
     redis_server.stop()
     try:

@@ -282,3 +282,26 @@ def test_the_unreachable_window_is_shared_and_bounded() -> None:
     assert c2c_redis.unreachable_remaining() == 0.0
     assert c2c_redis.unreachable_reason() == ""
     assert not c2c_redis.unreachable_here()
+
+
+def test_request_scope_starts_empty_and_keeps_what_the_request_noted() -> None:
+    """For a test client that serves requests in the caller's task (httpx's ASGITransport)."""
+    from c2c_config import redis as c2c_redis
+
+    c2c_redis.reset_unreachable()
+    try:
+        c2c_redis.note_unreachable("an earlier request")
+        with c2c_redis.request_scope():
+            assert not c2c_redis.unreachable_here()  # this request has not waited for Redis
+            c2c_redis.note_unreachable("this request")
+            assert c2c_redis.unreachable_here()
+            with c2c_redis.request_scope():
+                assert not c2c_redis.unreachable_here()
+        assert c2c_redis.unreachable_here()  # the caller's own memory, as it was
+        c2c_redis.reset_unreachable()
+        with c2c_redis.request_scope():
+            c2c_redis.note_unreachable("this request")
+        assert not c2c_redis.unreachable_here()  # nothing leaked out of the request
+        assert c2c_redis.unreachable_remaining() > 0  # the process window is not per request
+    finally:
+        c2c_redis.reset_unreachable()

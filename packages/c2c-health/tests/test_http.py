@@ -34,6 +34,9 @@ class Dependency:
     status: int = 200
     mode: str = "http"  # http | hang | garbage
     requests: list[bytes] = field(default_factory=list)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at teardown: a hanging handler returns and closes its connection (Python 3.12's
+    `Server.wait_closed()` waits for every connection)."""
 
     @property
     def url(self) -> str:
@@ -44,7 +47,7 @@ class Dependency:
             head = await reader.readuntil(b"\r\n\r\n")
             self.requests.append(head)
             if self.mode == "hang":
-                await asyncio.Event().wait()
+                await self.released.wait()
             elif self.mode == "garbage":
                 writer.write(b"SSH-2.0-OpenSSH_9.2\r\n")
             else:
@@ -61,6 +64,7 @@ async def dependency() -> AsyncIterator[Dependency]:
     server = await asyncio.start_server(dep.handle, "127.0.0.1", 0)
     dep.port = server.sockets[0].getsockname()[1]
     yield dep
+    dep.released.set()
     server.close()
     await server.wait_closed()
 
@@ -334,6 +338,7 @@ async def tls_dependency(certificate: tuple[Path, Path]) -> AsyncIterator[Depend
     server = await asyncio.start_server(dep.handle, "127.0.0.1", 0, ssl=context)
     dep.port = server.sockets[0].getsockname()[1]
     yield dep
+    dep.released.set()
     server.close()
     await server.wait_closed()
 

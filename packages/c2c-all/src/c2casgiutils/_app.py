@@ -38,9 +38,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import c2c_auth
 import c2c_health
+from c2c_config.redis import request_scope
 from c2casgiutils import tools
 from c2casgiutils._guard import BodyGuardMiddleware
 from c2casgiutils.tools import TEMPLATES, access_summary
@@ -87,6 +89,22 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": _printable(jsonable_encoder(error.errors()))})
 
 
+class _RedisRequestScope:
+    """Serve each request inside `c2c_config.redis.request_scope()`: a Redis failure is remembered for
+    that request only, also under a test client that runs requests in its own task (httpx's
+    `ASGITransport`), where the next request would otherwise be refused for up to 2 s."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with request_scope():
+            await self.app(scope, receive, send)
+
+
 def create_app() -> FastAPI:
     """Build a new `/c2c` sub-application (the package's `app` is one built on first use)."""
     app = FastAPI(title="C2C ASGI Utils", docs_url=None, redoc_url=None, openapi_url=None)
@@ -98,4 +116,5 @@ def create_app() -> FastAPI:
     # The guard runs inside PendingCookiesMiddleware, so a cookie its access check clears still reaches the answer.
     app.add_middleware(BodyGuardMiddleware)
     app.add_middleware(c2c_auth.PendingCookiesMiddleware)
+    app.add_middleware(_RedisRequestScope)  # outermost: the session check's failure counts for the request
     return app

@@ -35,11 +35,13 @@ Bounds (unless `C2C__REDIS__OPTIONS` sets the same redis-py option, which wins):
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import logging
 import time
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any, TypeAlias
 
 from c2c_config._base import get_settings, redact_url
@@ -68,6 +70,7 @@ __all__ = [
     "note_unreachable",
     "redis_py_version",
     "reset_factory",
+    "request_scope",
     "reset_unreachable",
     "unreachable_here",
     "unreachable_reason",
@@ -113,6 +116,23 @@ def unreachable_here() -> bool:
     """Whether Redis failed in the current request (context) less than `SKIP_AFTER_FAILURE` s ago."""
     failed = _failed_here.get()
     return bool(failed) and time.monotonic() - failed < SKIP_AFTER_FAILURE
+
+
+@contextlib.contextmanager
+def request_scope() -> Iterator[None]:
+    """Serve one request inside: `unreachable_here()` starts false, and what the request noted stays in it.
+
+    A server runs each request in a task of its own, whose context is a fresh copy, so the memory
+    is per request anyway. A test client that calls the application in the caller's task (httpx's
+    `ASGITransport`) does not: without this scope, a failure noted in one request would refuse the
+    caller's next requests for the rest of the window, even once Redis is back. c2casgiutils' `/c2c`
+    application serves every request inside one.
+    """
+    token = _failed_here.set(0.0)
+    try:
+        yield
+    finally:
+        _failed_here.reset(token)
 
 
 def unreachable_reason() -> str:
