@@ -252,9 +252,11 @@ async def test_stale_session_cookie_is_cleared_once_on_every_route(client: httpx
 
 def test_c2c_app_installs_the_pending_cookies_middleware() -> None:
     installed: list[object] = [entry.cls for entry in create_app().user_middleware]
+    from c2casgiutils._app import _RedisRequestScope
     from c2casgiutils._guard import BodyGuardMiddleware  # the body guard runs inside it (issue 14 item 8)
 
-    assert installed == [c2casgiutils.auth.PendingCookiesMiddleware, BodyGuardMiddleware]
+    # Outermost, the per-request memory of a Redis failure (c2c_config.redis.request_scope).
+    assert installed == [_RedisRequestScope, c2casgiutils.auth.PendingCookiesMiddleware, BodyGuardMiddleware]
 
 
 # --- headers tool -------------------------------------------------------------------------------------
