@@ -40,6 +40,27 @@ class SentryStandIn:
                     found.append(item)
         return found
 
+    def traced(self) -> list[str]:
+        """The name of each traced request: a transaction (sentry-sdk 2.x) or a segment span (3.x)."""
+        names: list[str] = []
+        for item in self.items():
+            if item.get("type") == "transaction" and "transaction" in item:  # the payload, not the item header
+                names.append(item["transaction"])
+            for span in item.get("items", []) if isinstance(item.get("items"), list) else []:
+                if isinstance(span, dict) and span.get("is_segment") and "span_id" in span:
+                    names.append(span["name"])
+        return names
+
+    def logs(self) -> list[dict[str, Any]]:
+        """The Sentry logs received (`sentry_sdk.logger`, the logging integration's `level`)."""
+        return [
+            log
+            for item in self.items()
+            if isinstance(item.get("items"), list)
+            for log in item["items"]
+            if isinstance(log, dict) and "body" in log and "level" in log
+        ]
+
     def events(self) -> list[dict[str, Any]]:
         """The error and message events received."""
         return [item for item in self.items() if "exception" in item or "message" in item or "logentry" in item]

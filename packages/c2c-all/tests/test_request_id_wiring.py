@@ -134,10 +134,18 @@ def test_the_before_send_chain_tags_then_scrubs_then_calls_the_application() -> 
     options = sentry.sdk_options(SentrySettings(dsn="http://k@127.0.0.1:1/1"), before_send=mine)
     with request_id_context(ID):
         event = options["before_send"]({"message": "see ?secret=abc"}, {})
-        transaction = options["before_send_transaction"]({"type": "transaction"}, {})
+        log_hook = options.get("before_send_log")  # sentry-sdk 2.3x and later
+        log = log_hook({"body": "see ?secret=abc", "attributes": {}}, {}) if log_hook else None
+        if sentry.SPANS_ONLY:  # sentry-sdk 3: spans, an attribute each
+            span = options["before_send_span"]({"name": "GET /x", "attributes": {"url.full": "/x?secret=abc"}}, {})
+            assert span["attributes"] == {"url.full": "/x?secret=[REDACTED]", "request_id": ID}
+        else:
+            transaction = options["before_send_transaction"]({"type": "transaction"}, {})
+            assert transaction["tags"] == {"request_id": ID}
     assert event["tags"] == {"request_id": ID} and "abc" not in event["message"]
     assert seen == [event]
-    assert transaction["tags"] == {"request_id": ID}
+    if log_hook is not None:
+        assert log == {"body": "see ?secret=[REDACTED]", "attributes": {"request_id": ID}}
 
 
 # -- The broadcast carrier --------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sentry_sdk
@@ -105,9 +107,129 @@ async def test_probe_routes_are_not_traced(sentry_stand_in: SentryStandIn) -> No
         for path in ("/api/items", "/c2c/health_checks", "/metrics"):
             assert (await client.get(path)).status_code == 200
     sentry_sdk.flush(timeout=5)
-    transactions = [
-        item["transaction"]
-        for item in sentry_stand_in.items()
-        if item.get("type") == "transaction" and "transaction" in item  # the payload, not the item header
-    ]
-    assert transactions == ["/api/items"], transactions
+    assert sentry_stand_in.traced() == ["/api/items"]
+
+
+# --- sentry-sdk 2.x and 3.x (CI runs this module on both) -------------------------------------------
+
+
+def test_the_settings_dump_is_what_the_installed_sdk_accepts(sentry_stand_in: SentryStandIn) -> None:
+    """The c2casgiutils README's `sentry_sdk.init(**config.settings.sentry.model_dump())`, on either major."""
+    settings = SentrySettings(dsn=sentry_stand_in.dsn, event_scrubber="X-Internal-Ref, case_ref", environment="e")
+    dumped = settings.model_dump()
+    if sentry.SPANS_ONLY:
+        assert not {"send_default_pii", "include_local_variables", "include_source_context"} & set(dumped)
+        assert dumped["data_collection"]["user_info"] is False
+        assert dumped["data_collection"]["url_query_params"] == {
+            "mode": "denylist",
+            "terms": ["x-internal-ref", "case_ref"],
+        }
+    else:
+        assert dumped["include_local_variables"] is True
+        assert type(dumped["event_scrubber"]).__name__ == "EventScrubber"  # not the text, which broke every capture
+    assert "event_scrubber" in settings.model_dump(mode="json")  # the fields as configured, for display
+    sentry_sdk.init(**dumped)
+    sentry_sdk.set_extra("case_ref", "ref-4471-secret")
+    sentry_sdk.capture_message("dumped settings work")
+    sentry_sdk.flush(timeout=5)
+    events = sentry_stand_in.events()
+    assert [event.get("message") or event["logentry"]["message"] for event in events] == ["dumped settings work"]
+    assert events[0]["environment"] == "e"
+    assert "ref-4471-secret" not in sentry_stand_in.text()
+
+
+def test_options_are_checked_against_the_installed_sdk() -> None:
+    settings = SentrySettings(dsn="http://k@127.0.0.1:1/1")
+    with pytest.raises(TypeError, match="has no option 'no_such_option'"):
+        sentry.sdk_options(settings, no_such_option=1)
+    options = sentry.sdk_options(settings, max_breadcrumbs=7, shutdown_timeout=1)
+    assert options["max_breadcrumbs"] == 7 and options["shutdown_timeout"] == 1
+    if sentry.SPANS_ONLY:
+        with pytest.raises(TypeError, match="give before_send_span instead of before_send_transaction"):
+            sentry.sdk_options(settings, before_send_transaction=lambda event, hint: event)
+        merged = sentry.sdk_options(settings, data_collection={"user_info": True})["data_collection"]
+        assert merged["user_info"] is True and merged["cookies"] == {"mode": "off"}  # updated key by key
+        logging_integrations = [item for item in options["integrations"] if item.identifier == "logging"]
+        assert len(logging_integrations) == 1  # ERROR records are events, as with 2.x
+    else:
+        assert "data_collection" not in options and "integrations" not in options
+
+
+def _failing_app() -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom with a client")
+
+    return app
+
+
+async def _fail_once(app: Any) -> None:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("198.51.100.7", 4321))
+    headers = {
+        "Cookie": "theme=dark; tracking=Cookie-Value-381; session=Sess-Value-77",
+        "X-Forwarded-For": "203.0.113.9",
+        "User-Agent": "t/1",
+    }
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        assert (await client.get("/boom", headers=headers)).status_code == 500
+    sentry_sdk.flush(timeout=5)
+
+
+async def test_without_send_default_pii_no_address_or_cookie_is_sent(sentry_stand_in: SentryStandIn) -> None:
+    """sentry-sdk 3 collects the user's address by default: the settings' default (unset) keeps 2.x's none."""
+    assert sentry.init(SentrySettings(dsn=sentry_stand_in.dsn))
+    await _fail_once(_failing_app())
+    assert sentry_stand_in.events(), "the 500 was not captured"
+    sent = sentry_stand_in.text()
+    assert "boom with a client" in sent and "t/1" in sent
+    for personal in ("203.0.113.9", "198.51.100.7", "Cookie-Value-381", "Sess-Value-77"):
+        assert personal not in sent, personal
+
+
+@pytest.mark.filterwarnings("ignore:The send_default_pii option is deprecated:DeprecationWarning")  # 2.7x's
+async def test_with_send_default_pii_the_address_is_sent(sentry_stand_in: SentryStandIn) -> None:
+    assert sentry.init(SentrySettings(dsn=sentry_stand_in.dsn, send_default_pii=True))
+    await _fail_once(_failing_app())
+    sent = sentry_stand_in.text()
+    assert "boom with a client" in sent
+    assert "REMOTE_ADDR" in sent and "Cookie-Value-381" in sent
+    assert "Sess-Value-77" not in sent  # a credential-named cookie is hidden all the same
+
+
+def test_sentry_logs_are_scrubbed_and_carry_the_request_id(sentry_stand_in: SentryStandIn) -> None:
+    """Sentry logs (off by default on both majors): the same scrubbing as events, the request id attribute."""
+    from sentry_sdk.integrations.logging import LoggingIntegration
+
+    from c2c_headers.request_id import request_id_context
+    from c2casgiutils._sentry_sdk import SDK_OPTIONS
+
+    if "enable_logs" not in SDK_OPTIONS and not sentry.SPANS_ONLY:
+        pytest.skip(f"sentry-sdk {sentry_sdk.VERSION} has no Sentry logs")
+    if sentry.SPANS_ONLY:
+        options: dict[str, Any] = {"integrations": [LoggingIntegration(level=logging.INFO)]}  # type: ignore[call-arg,unused-ignore]
+    else:
+        options = {"enable_logs": True}
+    assert sentry.init(SentrySettings(dsn=sentry_stand_in.dsn), **options)
+    request_id = "5e0c" * 8
+    with request_id_context(request_id):
+        logging.getLogger("sentry_logs_test").warning("connecting to postgresql://app:Pg-Log-Secret-99@db/app")
+    sentry_sdk.flush(timeout=5)
+    logs = [log for log in sentry_stand_in.logs() if "connecting to" in log["body"]]
+    assert len(logs) == 1, sentry_stand_in.text()[:2000]
+    assert "Pg-Log-Secret-99" not in sentry_stand_in.text()
+    assert logs[0]["attributes"]["request_id"]["value"] == request_id
+
+
+def test_a_setting_the_installed_sdk_lacks_is_left_out_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from c2casgiutils._sentry_sdk import adapt_dump
+
+    with caplog.at_level(logging.WARNING, logger="c2casgiutils.sentry"):
+        adapted = adapt_dump(SentrySettings(), {"environment": "e", "retired_option": True})
+    assert adapted == {"environment": "e"}
+    assert "C2C__SENTRY__RETIRED_OPTION is ignored: sentry-sdk" in caplog.text

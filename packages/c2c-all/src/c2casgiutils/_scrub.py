@@ -23,8 +23,10 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from pydantic import BaseModel
-from sentry_sdk._types import AnnotatedValue  # the SDK wraps trimmed request data in it
-from sentry_sdk.scrubber import DEFAULT_DENYLIST
+
+# The SDK wraps trimmed request data in it: defined in `sentry_sdk.utils` up to 2.2x, then in
+# `sentry_sdk._types` (which `utils` imports it from, without re-exporting it for a type checker).
+from sentry_sdk.utils import AnnotatedValue  # type: ignore[attr-defined,unused-ignore]
 
 from c2c_config import SecretText, redact_url
 from c2c_config import is_credential_name as is_query_credential
@@ -74,7 +76,9 @@ _CREDENTIAL_FRAGMENTS = (
     "credential",
     "authorization",
 )
-_DENYLIST = frozenset(name.casefold().replace("-", "_").replace(".", "_") for name in DEFAULT_DENYLIST)
+# Names the rules above miss, kept as whole names: the session cookies of PHP and Symfony, and the
+# client's address (sentry-sdk 2.x's default denylist has them too; 3.x removed that module).
+_DENYLIST = frozenset({"phpsessid", "symfony", "x_forwarded_for", "x_real_ip"})
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORD_SEPARATORS = re.compile(r"[\W_]+")
 _BYTES_REPR = re.compile(r"""^b(?P<quote>['"])(?P<inner>.*)(?P=quote)$""", re.DOTALL)
@@ -121,7 +125,8 @@ def is_credential_name(name: object, extra: frozenset[str] = frozenset()) -> boo
     pwd, sid, jwt, csrf, xsrf, session, sessionid, signature or cookie(s); when it contains token,
     secret, passw(ord), passphrase, apikey, privatekey, accesskey, secretkey, signingkey,
     encryptionkey, credential or authorization anywhere (`refreshtoken`, `clientSecret`,
-    `db_password`, `X-Api-Key`, `c2c-jwt-auth`); the Sentry SDK's default denylist; and `extra`
+    `db_password`, `X-Api-Key`, `c2c-jwt-auth`); `PHPSESSID`, `symfony`, `X-Forwarded-For` and
+    `X-Real-IP`; and `extra`
     (`C2C__SENTRY__EVENT_SCRUBBER`).
 
     Narrower than `c2c_config.is_credential_name` (the rule for query parameters and header names,

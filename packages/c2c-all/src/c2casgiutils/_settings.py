@@ -6,7 +6,7 @@ import datetime
 import os
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from c2c_auth import AuthSettings
 from c2c_broadcast import BroadcastSettings
@@ -33,7 +33,7 @@ class SentrySettings(Section):
         default=None,
         description=(
             "Event scrubber for sensitive information: a comma-separated list of extra field names to scrub "
-            "(added to the SDK's default deny list)"
+            "(added to the SDK's own sensitive names, and to those `sentry.init` scrubs everywhere)"
         ),
     )
     include_source_context: bool = Field(default=True, description="Include source context in events")
@@ -73,6 +73,20 @@ class SentrySettings(Section):
         # Not an SDK option: left out of model_dump() so `sentry_sdk.init(**settings.model_dump())` works.
         exclude=True,
     )
+
+    @model_serializer(mode="wrap")
+    def _as_sdk_options(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """In python mode, the keyword arguments of the installed sentry-sdk's `init` (2.x or 3.x).
+
+        `sentry_sdk.init(**config.settings.sentry.model_dump())`, as the c2casgiutils README does,
+        works with either major (`c2casgiutils._sentry_sdk.adapt_dump`); JSON dumps show the fields.
+        """
+        data = handler(self)
+        if info.mode_is_json() or not isinstance(data, dict):
+            return data
+        from c2casgiutils._sentry_sdk import adapt_dump  # imports sentry_sdk: only when dumped
+
+        return adapt_dump(self, data)
 
     @property
     def url(self) -> str | None:

@@ -12,13 +12,18 @@ set, and probe and metrics routes are never traced.
 Credentials never leave the process: `scrub_event` redacts them (as `[REDACTED]`) everywhere in
 an event, local variables included (the `secret`, `code` and `state` query values, credential-named
 keys, headers and parameters, tokens, URL passwords, and the application's configured secrets
-wherever they appear; see its docstring), and `init` installs it as `before_send` and
-`before_send_transaction`, before the application's own hooks (`init(before_send=...)`), which get
-the scrubbed event.
+wherever they appear; see its docstring), and `init` installs it as `before_send`,
+`before_send_transaction` (sentry-sdk 2.x), `before_send_span` and `before_send_log`, before the
+application's own hooks (`init(before_send=...)`), which get the scrubbed event.
 
 Events and transactions captured while a request is handled (or a broadcast handler runs for one)
-get the `request_id` tag (`tag_request_id`): the same id as the log lines (c2c-headers'
-`RequestIdMiddleware` and `RequestIdFilter`).
+get the `request_id` tag (`tag_request_id`), spans and Sentry logs a `request_id` attribute: the
+same id as the log lines (c2c-headers' `RequestIdMiddleware` and `RequestIdFilter`).
+
+sentry-sdk 2.20 to 3.x: on 3.x (`SPANS_ONLY`), the settings' `send_default_pii`,
+`include_source_context`, `include_local_variables` and `event_scrubber` become one
+`data_collection` with 2.x's privacy defaults, and the logging integration is enabled as 2.x had
+it (ERROR records are events).
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import sentry_sdk
-from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
 from c2c_headers.request_id import current_request_id
 from c2casgiutils._scrub import Scrubber, settings_secrets
+from c2casgiutils._sentry_sdk import SDK_OPTIONS as _SDK_OPTIONS
+from c2casgiutils._sentry_sdk import SPANS_ONLY, extra_scrubbed_names
 from c2casgiutils._settings import SentrySettings
 
 LOG = logging.getLogger(__name__)
@@ -40,13 +46,24 @@ LOG = logging.getLogger(__name__)
 # Paths (relative to the application root) that are polled by machines and never worth a trace.
 UNTRACED_PATH_PARTS = ("/health_checks", "/health", "/metrics", "/c2c/health")
 
-__all__ = ["REQUEST_ID_TAG", "UNTRACED_PATH_PARTS", "EventHook", "init", "scrub_event", "sdk_options", "tag_request_id"]
+__all__ = [
+    "REQUEST_ID_TAG",
+    "SPANS_ONLY",
+    "UNTRACED_PATH_PARTS",
+    "EventHook",
+    "init",
+    "scrub_event",
+    "scrubbing_hook",
+    "sdk_options",
+    "tag_request_id",
+]
 
 REQUEST_ID_TAG = "request_id"
 """The tag holding the request id (`tag_request_id`)."""
 
 EventHook = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
-"""The signature of `sentry_sdk.init`'s `before_send` and `before_send_transaction`."""
+"""The signature of `sentry_sdk.init`'s `before_send`, `before_send_transaction`, `before_send_span` and
+`before_send_log` (an event, a span or a log as a dict, and a hint)."""
 
 
 def _configured_secrets() -> tuple[str, ...]:
@@ -113,8 +130,8 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
       `name=value&...` strings; the SDK stores the request's query string URL-decoded, so the
       pieces without `=` that follow a redacted value are dropped with it;
     - the values under credential-named keys and variables (`c2casgiutils._scrub.is_credential_name`:
-      `password`, `clientSecret`, `refreshtoken`, `Authorization`, `cookie`, `session`, the SDK's
-      default denylist, the names of `C2C__SENTRY__EVENT_SCRUBBER`) and of credential-named
+      `password`, `clientSecret`, `refreshtoken`, `Authorization`, `cookie`, `session`,
+      `PHPSESSID`, `X-Forwarded-For`, the names of `C2C__SENTRY__EVENT_SCRUBBER`) and of credential-named
       headers (an ASGI scope's `(b'cookie', b'...')` pairs; also by c2c-config's rule: `X-Key`);
     - `Bearer`/`Basic`/`Token` credentials, JWTs, GitHub tokens, URL passwords and long user-infos,
       and credential-named values in text (`name=value`, `name: value`, `'name': 'value'`);
@@ -161,6 +178,53 @@ def _chained(user_hook: EventHook | None, extra_names: Iterable[str] = ()) -> Ev
     return hook
 
 
+def scrubbing_hook(extra_names: Iterable[str] = ()) -> EventHook:
+    """A `before_send` hook: the request id tag and the scrubbing of `scrub_event`, `extra_names` hidden too."""
+    return _chained(None, extra_names)
+
+
+def _with_request_id_attribute(item: dict[str, Any]) -> dict[str, Any]:
+    request_id = current_request_id()
+    attributes = item.get("attributes")
+    if request_id is not None and isinstance(attributes, dict):
+        attributes.setdefault(REQUEST_ID_TAG, request_id)
+    return item
+
+
+def _chained_attributes(user_hook: EventHook | None, extra_names: Iterable[str], kind: str) -> EventHook:
+    """The hook for a Sentry log or a streamed span: the `request_id` attribute, scrubbed, then `user_hook`."""
+    names = tuple(extra_names)
+
+    def hook(item: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            scrubber = Scrubber(_configured_secrets(), names)
+            scrubber.collect(item)
+            scrubbed: dict[str, Any] = scrubber.walk(_with_request_id_attribute(item))
+        except Exception as error:  # never sent raw; a span cannot be dropped, a log is kept without its text
+            LOG.warning("Sentry: a %s could not be scrubbed (%s); sending it without text", kind, type(error).__name__)
+            scrubbed = {name: item[name] for name in _SAFE_TELEMETRY_KEYS if name in item}
+            scrubbed["attributes"] = {}
+            scrubbed["name" if kind == "span" else "body"] = _UNSCRUBBED
+        return scrubbed if user_hook is None else user_hook(scrubbed, hint)
+
+    return hook
+
+
+_SAFE_TELEMETRY_KEYS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "timestamp",
+    "start_timestamp",
+    "end_timestamp",
+    "status",
+    "is_segment",
+    "level",
+    "severity_text",
+    "severity_number",
+)
+
+
 def _traces_sampler(rate: float, untraced: Iterable[str]) -> Any:
     parts = tuple(untraced)
 
@@ -177,32 +241,99 @@ def _traces_sampler(rate: float, untraced: Iterable[str]) -> Any:
     return sampler
 
 
+def _with_error_log_events(integrations: Iterable[Any], options: dict[str, Any]) -> list[Any]:
+    """`integrations`, and on sentry-sdk 3 the logging one as 2.x had it by default (unless given or disabled).
+
+    sentry-sdk 3 no longer enables its logging integration by default: a record logged at ERROR
+    (a failed health check's traceback, an unhandled error logged by a framework) would no longer
+    be an event. As in 2.x: records at ERROR and above are events, those at INFO and above are
+    breadcrumbs, none is sent as a Sentry log (pass your own `LoggingIntegration` for that).
+    """
+    given = list(integrations)
+    disabled = options.get("disabled_integrations") or ()
+    names = {getattr(item, "identifier", None) for item in [*given, *disabled]}
+    if "logging" in names:
+        return given
+    from sentry_sdk.integrations.logging import LoggingIntegration  # the SDK's own module, 2.x and 3.x
+
+    levels: dict[str, Any] = {"level": None, "event_level": logging.ERROR, "breadcrumb_level": logging.INFO}  # 3.x's
+    return [*given, LoggingIntegration(**levels)]
+
+
+def _check_options(options: dict[str, Any], hooks: dict[str, EventHook | None]) -> None:
+    if SPANS_ONLY and hooks["before_send_transaction"] is not None:
+        raise TypeError(
+            f"sentry-sdk {sentry_sdk.VERSION} sends spans, not transactions: "
+            "give before_send_span instead of before_send_transaction"
+        )
+    unknown = sorted(
+        [name for name in options if name not in _SDK_OPTIONS]
+        + [name for name, hook in hooks.items() if hook is not None and name not in _SDK_OPTIONS]
+    )
+    if unknown:
+        raise TypeError(f"sentry-sdk {sentry_sdk.VERSION} has no option {', '.join(map(repr, unknown))}")
+
+
+def _hooks(hooks: dict[str, EventHook | None], extra: list[str], *, stream: bool) -> dict[str, EventHook]:
+    """The request id and the scrubbing before each of the application's hooks the SDK has."""
+    built = {"before_send": _chained(hooks["before_send"], extra)}
+    if not SPANS_ONLY:
+        built["before_send_transaction"] = _chained(hooks["before_send_transaction"], extra)
+    if "before_send_log" in _SDK_OPTIONS:
+        built["before_send_log"] = _chained_attributes(hooks["before_send_log"], extra, "log")
+    span_hook = hooks["before_send_span"]
+    if "before_send_span" in _SDK_OPTIONS and (SPANS_ONLY or stream):
+        built["before_send_span"] = _chained_attributes(span_hook, extra, "span")
+    elif span_hook is not None:
+        built["before_send_span"] = span_hook  # sentry-sdk 2.x warns that it needs trace_lifecycle="stream"
+    return built
+
+
 def sdk_options(
     settings: SentrySettings,
     untraced: Iterable[str] = UNTRACED_PATH_PARTS,
     *,
     before_send: EventHook | None = None,
     before_send_transaction: EventHook | None = None,
+    before_send_span: EventHook | None = None,
+    before_send_log: EventHook | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """The keyword arguments for `sentry_sdk.init` built from `settings` (tags excluded).
+    """The keyword arguments for `sentry_sdk.init` built from `settings` (tags excluded), then `options`.
 
-    `before_send` and `before_send_transaction` are `tag_request_id` and `scrub_event`, followed by
-    the given hooks.
+    `before_send`, `before_send_transaction` (sentry-sdk 2.x), `before_send_span` (3.x, or 2.x with
+    `trace_lifecycle="stream"`) and `before_send_log` are the request id (a tag, or an attribute)
+    and the scrubbing of `scrub_event`, followed by the given hooks. `options` are any other
+    `sentry_sdk.init` options (`integrations=[...]`, `enable_logs=True`...); on sentry-sdk 3, a
+    `data_collection` given there updates the one built from the settings key by key.
+
+    Raises:
+        TypeError: `before_send_transaction` with sentry-sdk 3 (which sends spans, not
+            transactions: give `before_send_span`), or an option the installed SDK does not know.
     """
-    extra = [item.strip().lower() for item in (settings.event_scrubber or "").split(",") if item.strip()]
-    options: dict[str, Any] = {
-        "before_send": _chained(before_send, extra),
-        "before_send_transaction": _chained(before_send_transaction, extra),
+    hooks = {
+        "before_send": before_send,
+        "before_send_transaction": before_send_transaction,
+        "before_send_span": before_send_span,
+        "before_send_log": before_send_log,
     }
-    for name, value in settings.model_dump().items():
-        if value is None or name in ("event_scrubber", "traces_sample_rate"):
-            continue
-        options[name] = value
-    if extra:
-        options["event_scrubber"] = EventScrubber(denylist=[*DEFAULT_DENYLIST, *extra])
+    _check_options(options, hooks)
+    extra = extra_scrubbed_names(settings)
+    built = {
+        **{
+            name: value
+            for name, value in settings.model_dump().items()  # adapted to the installed SDK (`adapt_dump`)
+            if value is not None and name != "traces_sample_rate"  # a sampler instead, below
+        },
+        **_hooks(hooks, extra, stream=options.get("trace_lifecycle") == "stream"),
+    }
+    if SPANS_ONLY:
+        built["data_collection"] = {**built["data_collection"], **options.pop("data_collection", {})}
+        built["integrations"] = _with_error_log_events(options.pop("integrations", []), options)
     if settings.traces_sample_rate is not None:
-        options["traces_sampler"] = _traces_sampler(settings.traces_sample_rate, untraced)
-    return options
+        built["traces_sampler"] = _traces_sampler(settings.traces_sample_rate, untraced)
+    built.update(options)
+    return built
 
 
 def init(
@@ -211,11 +342,16 @@ def init(
     *,
     before_send: EventHook | None = None,
     before_send_transaction: EventHook | None = None,
+    before_send_span: EventHook | None = None,
+    before_send_log: EventHook | None = None,
+    **options: Any,
 ) -> bool:
     """Initialise Sentry when a DSN is configured (`C2C__SENTRY__DSN`, else `SENTRY_DSN`); return whether it did.
 
-    Events and transactions go through `tag_request_id` and `scrub_event`, then through `before_send` /
-    `before_send_transaction` when given.
+    Events, transactions (sentry-sdk 2.x), spans and Sentry logs go through the request id and the
+    scrubbing of `scrub_event`, then through `before_send`, `before_send_transaction`,
+    `before_send_span` or `before_send_log` when given. `options` are other `sentry_sdk.init`
+    options (see `sdk_options`, which raises `TypeError` for one the installed SDK does not know).
     """
     if settings is None:
         from c2casgiutils import config  # settings are read at call time
@@ -223,9 +359,17 @@ def init(
         settings = config.settings.sentry
     if not settings.dsn and not os.environ.get("SENTRY_DSN"):
         return False
-    options = sdk_options(settings, untraced, before_send=before_send, before_send_transaction=before_send_transaction)
-    sentry_sdk.init(**options)
+    built = sdk_options(
+        settings,
+        untraced,
+        before_send=before_send,
+        before_send_transaction=before_send_transaction,
+        before_send_span=before_send_span,
+        before_send_log=before_send_log,
+        **options,
+    )
+    sentry_sdk.init(**built)
     for tag, value in settings.tags.items():
         sentry_sdk.set_tag(tag, value)
-    LOG.info("Sentry is enabled (environment %s)", settings.environment)
+    LOG.info("Sentry is enabled (sentry-sdk %s, environment %s)", sentry_sdk.VERSION, settings.environment)
     return True
