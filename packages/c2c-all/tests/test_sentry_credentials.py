@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from c2casgiutils import config, sentry
-from c2casgiutils._scrub import is_credential_name
+from c2casgiutils._scrub import _basic_credentials, is_credential_name
 from c2casgiutils._settings import SentrySettings
 from c2casgiutils.logging_filters import REDACTED
 
@@ -310,6 +310,22 @@ def test_header_names_variable_names_and_texts() -> None:
         503,
         "somebody",
     )
+
+
+def test_a_basic_credential_is_hidden_decoded_too() -> None:
+    """The password of an `Authorization: Basic` header, wherever it shows in clear (a driver's error)."""
+    token = base64.b64encode(b"monitor:Pw-Decoded-771").decode()
+    event = {
+        "breadcrumbs": {"values": [{"data": {"headers": f"Authorization: Basic {token}"}}]},
+        "message": "login refused for monitor:Pw-Decoded-771, then with Pw-Decoded-771 alone",
+        "extra": {"not_base64": "Basic ###########"},
+    }
+    scrubbed = sentry.scrub_event(event)
+    assert "Pw-Decoded-771" not in json.dumps(scrubbed) and token not in json.dumps(scrubbed)
+    assert scrubbed["message"] == f"login refused for {REDACTED}, then with {REDACTED} alone"
+    assert scrubbed["extra"] == {"not_base64": "Basic ###########"}  # not a token: left as it was
+    assert _basic_credentials(base64.b64encode(b"no-colon-here").decode()) == []
+    assert _basic_credentials("bm90LXV0Zjj/") == []  # not UTF-8 once decoded
 
 
 def test_hostile_input_neither_loses_nor_hangs_the_event() -> None:

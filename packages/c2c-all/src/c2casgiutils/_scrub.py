@@ -16,6 +16,7 @@ nothing is collected from them: `password=settings.password` in the code hides n
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -149,6 +150,16 @@ def _token_like(token: str) -> bool:
     return len(token) >= 8 and (not token.isalpha() or len(token) >= 20)
 
 
+def _basic_credentials(token: str) -> list[str]:
+    """What a `Basic` token hides: `user:password` and the password (found elsewhere in clear)."""
+    try:
+        decoded = base64.b64decode(token + "=" * (-len(token) % 4), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+        return []
+    _, separator, password = decoded.partition(":")
+    return [decoded, password] if separator and password else []
+
+
 def _is_pair(value: Any) -> bool:
     return isinstance(value, list | tuple) and len(value) == 2 and isinstance(value[0], str)
 
@@ -197,7 +208,11 @@ class Scrubber:
         if "://" in text:
             found += [match["password"] for match in _URL_PASSWORD.finditer(text)]
             found += [match["user"] for match in _URL_TOKEN_USER.finditer(text)]
-        found += [match["token"] for match in _AUTH_SCHEME.finditer(text) if _token_like(match["token"])]
+        for match in _AUTH_SCHEME.finditer(text):
+            if _token_like(match["token"]):
+                found.append(match["token"])
+                if match["scheme"].casefold() == "basic":
+                    found += _basic_credentials(match["token"])
         if "eyJ" in text:
             found += [match.group(0) for match in _JWT.finditer(text)]
         if "gh" in text:

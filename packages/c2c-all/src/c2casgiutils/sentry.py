@@ -133,7 +133,8 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
       `password`, `clientSecret`, `refreshtoken`, `Authorization`, `cookie`, `session`,
       `PHPSESSID`, `X-Forwarded-For`, the names of `C2C__SENTRY__EVENT_SCRUBBER`) and of credential-named
       headers (an ASGI scope's `(b'cookie', b'...')` pairs; also by c2c-config's rule: `X-Key`);
-    - `Bearer`/`Basic`/`Token` credentials, JWTs, GitHub tokens, URL passwords and long user-infos,
+    - `Bearer`/`Basic`/`Token` credentials (and a `Basic` one's decoded password), JWTs, GitHub
+      tokens, URL passwords and long user-infos,
       and credential-named values in text (`name=value`, `name: value`, `'name': 'value'`);
     - each value found so, and every secret of the application's settings (`SecretText` fields
       such as `C2C__AUTH__SECRET`, the JWT and broadcast secrets, the GitHub client secret; the
