@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +103,40 @@ def test_tests_are_marked_by_the_servers_they_use(pytester: pytest.Pytester) -> 
     )
     result = pytester.runpytest_inprocess(*INNER, "--co", "-q", "-m", "not redis and not postgresql")
     result.stdout.fnmatch_lines(["*test_plain*", "*1/3 tests collected (2 deselected)*"])
+
+
+def test_sigterm_tears_the_servers_down(pytester: pytest.Pytester) -> None:
+    """A run stopped by SIGTERM (a CI timeout, scripts/test stopping its second lane) leaves no server."""
+    started = pytester.path / "started"
+    pytester.makepyfile(
+        f"""
+        import os, time
+        from pathlib import Path
+
+        def test_waits(redis_server):
+            Path({str(started)!r}).write_text(str(redis_server.pid))
+            time.sleep(120)
+        """
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *INNER, "-p", "no:randomly", "-p", "no:cacheprovider"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() or not started.read_text():
+            assert run.poll() is None, run.communicate()[0].decode()
+            assert time.monotonic() < deadline, "the inner test did not start its server"
+            time.sleep(0.05)
+        server_pid = int(started.read_text())
+        run.send_signal(signal.SIGTERM)
+        output = run.communicate(timeout=30)[0].decode()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert "stopped by signal SIGTERM" in output, output
+    with pytest.raises(ProcessLookupError):
+        os.kill(server_pid, 0)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -285,11 +287,31 @@ def _register_hypothesis_profiles() -> None:
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+def _interrupted_by_sigterm(signum: int, frame: object) -> None:
+    del frame
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Declare the markers this plugin adds (the workspace declares them too; duplicates are fine)."""
+    """Declare the markers this plugin adds (the workspace declares them too; duplicates are fine).
+
+    Also makes SIGTERM stop the run as Ctrl-C does (a `KeyboardInterrupt`: fixtures torn down,
+    servers stopped), unless the process already handles SIGTERM: a test run killed by a CI
+    timeout, or by a parent script stopping a lane that ignores SIGINT, leaves no server behind.
+    """
     for line in MARKER_HELP.values():
         config.addinivalue_line("markers", line)
     _register_hypothesis_profiles()
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted_by_sigterm)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give SIGTERM back its default action if `pytest_configure` took it."""
+    del config
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread and signal.getsignal(signal.SIGTERM) is _interrupted_by_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
