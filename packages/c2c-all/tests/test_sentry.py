@@ -233,3 +233,33 @@ def test_a_setting_the_installed_sdk_lacks_is_left_out_with_a_warning(caplog: py
         adapted = adapt_dump(SentrySettings(), {"environment": "e", "retired_option": True})
     assert adapted == {"environment": "e"}
     assert "C2C__SENTRY__RETIRED_OPTION is ignored: sentry-sdk" in caplog.text
+
+
+def test_a_span_or_log_the_scrubber_fails_on_is_sent_without_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never raw: a span (which the SDK cannot drop) keeps its ids and times, a log its level."""
+    from c2casgiutils import _scrub
+
+    def broken(self: object, value: object, key: object = None) -> object:
+        raise RecursionError("too deep")
+
+    from c2casgiutils._sentry_sdk import SDK_OPTIONS
+
+    monkeypatch.setattr(_scrub.Scrubber, "walk", broken)
+    stream = {"trace_lifecycle": "stream"} if "trace_lifecycle" in SDK_OPTIONS else {}
+    options = sentry.sdk_options(SentrySettings(dsn="http://k@127.0.0.1:1/1"), **stream)
+    span = {"name": "GET /x?token=abc", "span_id": "s1", "status": "ok", "attributes": {"url.full": "/x?token=abc"}}
+    log = {"body": "password=abc", "level": "warn", "timestamp": 1.0, "attributes": {"a": "abc"}}
+    if "before_send_span" in options:
+        assert options["before_send_span"](span, {}) == {
+            "name": "[REDACTED: the event could not be scrubbed]",
+            "span_id": "s1",
+            "status": "ok",
+            "attributes": {},
+        }
+    if "before_send_log" in options:
+        assert options["before_send_log"](log, {}) == {
+            "body": "[REDACTED: the event could not be scrubbed]",
+            "level": "warn",
+            "timestamp": 1.0,
+            "attributes": {},
+        }
