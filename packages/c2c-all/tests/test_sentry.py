@@ -245,7 +245,7 @@ def test_a_span_or_log_the_scrubber_fails_on_is_sent_without_text(monkeypatch: p
     from c2casgiutils._sentry_sdk import SDK_OPTIONS
 
     monkeypatch.setattr(_scrub.Scrubber, "walk", broken)
-    stream = {"trace_lifecycle": "stream"} if "trace_lifecycle" in SDK_OPTIONS else {}
+    stream: dict[str, Any] = {"trace_lifecycle": "stream"} if "trace_lifecycle" in SDK_OPTIONS else {}
     options = sentry.sdk_options(SentrySettings(dsn="http://k@127.0.0.1:1/1"), **stream)
     span = {"name": "GET /x?token=abc", "span_id": "s1", "status": "ok", "attributes": {"url.full": "/x?token=abc"}}
     log = {"body": "password=abc", "level": "warn", "timestamp": 1.0, "attributes": {"a": "abc"}}
