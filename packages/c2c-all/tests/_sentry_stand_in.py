@@ -79,6 +79,19 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         return
 
 
+def reset_sentry() -> None:
+    """Close the current client, then a disabled one: later tests send nothing and run beside no thread of it.
+
+    `sentry_sdk.init()` does not close the client it replaces: its batcher threads (Sentry logs,
+    spans) would go on drawing from the global `random` between flushes, which Hypothesis reports
+    as a strategy depending on external state in whatever test runs next.
+    """
+    sentry_sdk.get_client().close(timeout=2)
+    sentry_sdk.init()
+    sentry_sdk.get_isolation_scope().clear()
+    sentry_sdk.get_global_scope().clear()
+
+
 @contextmanager
 def sentry_stand_in() -> Iterator[SentryStandIn]:
     """Serve on a free loopback port; on exit, a disabled Sentry client (later tests send nothing)."""
@@ -91,9 +104,7 @@ def sentry_stand_in() -> Iterator[SentryStandIn]:
     try:
         yield stand_in
     finally:
-        sentry_sdk.init()
-        sentry_sdk.get_isolation_scope().clear()
-        sentry_sdk.get_global_scope().clear()
+        reset_sentry()
         server.shutdown()
         server.server_close()
         thread.join(5)

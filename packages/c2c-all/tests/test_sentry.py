@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sentry_sdk
-from _sentry_stand_in import SentryStandIn
+from _sentry_stand_in import SentryStandIn, reset_sentry
 
 from c2casgiutils import sentry
 from c2casgiutils._settings import SentrySettings
@@ -23,9 +23,7 @@ def _no_sentry_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.upper().startswith("C2C__"):
             monkeypatch.delenv(name)
     yield
-    sentry_sdk.init()  # a disabled client: later tests send nothing
-    sentry_sdk.get_isolation_scope().clear()
-    sentry_sdk.get_global_scope().clear()
+    reset_sentry()
 
 
 def test_not_initialised_without_dsn() -> None:
