@@ -292,26 +292,43 @@ def _interrupted_by_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
 
 
+# The SIGTERM handler `pytest_configure` replaced, given back by `pytest_unconfigure` of the same
+# configuration (an in-process pytester run inside the session leaves the handler alone).
+_PREVIOUS_SIGTERM = pytest.StashKey[object]()
+
+
+def _replaceable(handler: object) -> bool:
+    """SIGTERM's default action, or coverage.py's handler (`sigterm = true`: its exit hook saves the data too)."""
+    if handler is signal.SIG_DFL:
+        return True
+    owner = getattr(handler, "__self__", None)
+    return type(owner).__module__.partition(".")[0] == "coverage"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Declare the markers this plugin adds (the workspace declares them too; duplicates are fine).
 
     Also makes SIGTERM stop the run as Ctrl-C does (a `KeyboardInterrupt`: fixtures torn down,
-    servers stopped), unless the process already handles SIGTERM: a test run killed by a CI
-    timeout, or by a parent script stopping a lane that ignores SIGINT, leaves no server behind.
+    servers stopped), unless the process already handles SIGTERM otherwise than coverage.py does:
+    a test run killed by a CI timeout, or by a parent script stopping a lane that ignores SIGINT,
+    leaves no server behind.
     """
     for line in MARKER_HELP.values():
         config.addinivalue_line("markers", line)
     _register_hypothesis_profiles()
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupted_by_sigterm)
+    if threading.current_thread() is threading.main_thread():
+        current = signal.getsignal(signal.SIGTERM)
+        if current is not _interrupted_by_sigterm and _replaceable(current):
+            config.stash[_PREVIOUS_SIGTERM] = current
+            signal.signal(signal.SIGTERM, _interrupted_by_sigterm)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Give SIGTERM back its default action if `pytest_configure` took it."""
-    del config
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread and signal.getsignal(signal.SIGTERM) is _interrupted_by_sigterm:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    """Give SIGTERM back the handler it had if `pytest_configure` took it."""
+    previous = config.stash.get(_PREVIOUS_SIGTERM, None)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]  # what getsignal returned
+        del config.stash[_PREVIOUS_SIGTERM]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
