@@ -259,7 +259,15 @@ class RedisCluster(ServerGroup):
                 return False
         for node in running:
             role = node.command("ROLE")
-            if isinstance(role, list) and role and role[0] == b"slave" and (len(role) < 4 or role[3] != b"connected"):
+            if not (isinstance(role, list) and role and role[0] == b"slave"):
+                continue
+            if len(role) < 4 or role[3] != b"connected":
+                return False
+            # The master lists a replica only once it has acknowledged the sync, a moment after the
+            # replica says "connected" (`replicas_of` read an empty list in that window, in CI).
+            port = role[2]  # an integer reply here (a bulk string in a master's list)
+            master = self.node_at((as_text(role[1]), port if isinstance(port, int) else int(as_text(port))))
+            if not master.is_running or node not in self.replicas_of(master):
                 return False
         return True
 
