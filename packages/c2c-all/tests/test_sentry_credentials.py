@@ -23,9 +23,10 @@ from _sentry_stand_in import SentryStandIn
 from fastapi import FastAPI, HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel, Field
 
 from c2casgiutils import config, sentry
-from c2casgiutils._scrub import _basic_credentials, is_credential_name
+from c2casgiutils._scrub import _basic_credentials, is_credential_name, settings_secrets
 from c2casgiutils._settings import SentrySettings
 from c2casgiutils.logging_filters import REDACTED
 
@@ -167,6 +168,36 @@ def test_configured_secrets_are_hidden_under_any_name(sentry_stand_in: SentrySta
     sentry_sdk.flush(timeout=5)
     assert sentry_stand_in.events()
     _assert_no_credential(sentry_stand_in.text())
+
+
+def test_settings_secrets_are_credentials_not_names_or_addresses() -> None:
+    """Where a credential goes (`token_url`) or what it is called (`state_cookie`) is no secret."""
+
+    class Custom(BaseModel):
+        api_token: str = "custom-api-token-value"
+        token_url: str = "https://idp.example/oauth/token"
+        session_cookie: str = "my-session"
+        backend: str = f"postgresql://app:{PG_PASSWORD}@db/app"
+        listed: list[str] = Field(default_factory=lambda: [f"https://u:{HTTP_PASSWORD}@h/"])
+
+    found = set(settings_secrets(Custom()))
+    assert found == {"custom-api-token-value", PG_PASSWORD, HTTP_PASSWORD}
+    defaults = set(settings_secrets(config.settings))
+    assert "c2c-state" not in defaults
+    assert not any("://" in secret for secret in defaults), defaults
+
+
+def test_the_cached_name_rule_answers_as_the_rule() -> None:
+    """Short names are answered from a cache: the same answer, per set of extra names too."""
+    extra = frozenset({"x_internal"})
+    for _ in range(2):
+        assert is_credential_name("X-Internal", extra)
+        assert not is_credential_name("X-Internal")
+        assert is_credential_name("password")
+        assert is_credential_name(b"password")
+        long_name = "visible_" * 40 + "password"
+        assert is_credential_name(long_name)
+        assert not is_credential_name("visible_" * 40)
 
 
 # --- the rules, on hand-made and generated events ----------------------------------------------------

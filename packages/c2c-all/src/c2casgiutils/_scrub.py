@@ -17,6 +17,7 @@ nothing is collected from them: `password=settings.password` in the code hides n
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -134,6 +135,17 @@ def is_credential_name(name: object, extra: frozenset[str] = frozenset()) -> boo
     which the scrubber applies to those): a local variable called `key`, `code`, `state`, `passed`
     or `author` stays readable in an event, while a query parameter or header so named is hidden.
     """
+    if type(name) is str and len(name) <= _CACHED_NAME_LENGTH:
+        return _credential_name(name, extra)
+    return _credential_name.__wrapped__(name, extra)
+
+
+_CACHED_NAME_LENGTH = 128
+"""Names up to this length have their answer cached (an event's keys repeat: every log record, every frame)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _credential_name(name: object, extra: frozenset[str]) -> bool:
     normalized = normalized_name(name)
     if not normalized:
         return False
@@ -185,8 +197,9 @@ class Scrubber:
         self.extra = frozenset(normalized_name(name) for name in extra_names)
         self.collected: set[str] = set()
         self._ordered: list[str] | None = None
-        for secret in secrets:
-            self._remember(secret)
+        known = tuple(secrets)
+        if known:
+            self.collected.update(_forms_of_secrets(known, self.extra))
 
     # -- pass 1 ---------------------------------------------------------------------------------
 
@@ -371,8 +384,28 @@ def _redact_decoded_query(query: str, sensitive: Callable[[str], bool]) -> str:
     return "&".join(pieces)
 
 
+@functools.lru_cache(maxsize=8)
+def _forms_of_secrets(secrets: tuple[str, ...], extra: frozenset[str]) -> frozenset[str]:
+    """What a scrubber collects from the settings' `secrets`: the same for every event until they change."""
+    scrubber = Scrubber((), ())
+    scrubber.extra = extra
+    for secret in secrets:
+        scrubber._remember(secret)
+    return frozenset(scrubber.collected)
+
+
+# A setting so named holds where or under which name a credential goes, not a credential
+# (`token_url`, `state_cookie`): its value is not hidden from events.
+_NAMING_SUFFIXES = ("_url", "_uri", "_cookie", "_header", "_name", "_parameter")
+
+
 def settings_secrets(settings: BaseModel) -> Iterator[str]:
-    """Every credential in `settings`: `SecretText` values, values under credential names, URL passwords."""
+    """Every credential in `settings`: `SecretText` values, values under credential names, URL passwords.
+
+    A plain text counts when its field has a credential name (`api_token`), unless the name says
+    that it holds an address or a name (`token_url`, `state_cookie`: see `_NAMING_SUFFIXES`); the
+    password of any URL counts wherever it is.
+    """
     for name in type(settings).model_fields:
         yield from _secrets_in(getattr(settings, name, None), name)
 
@@ -389,6 +422,6 @@ def _secrets_in(value: Any, name: object) -> Iterator[str]:
         for item in value:
             yield from _secrets_in(item, name)
     elif isinstance(value, str):
-        if is_credential_name(name):
+        if is_credential_name(name) and not str(name).casefold().endswith(_NAMING_SUFFIXES):
             yield value
         yield from (match["password"] for match in _URL_PASSWORD.finditer(value))

@@ -107,14 +107,20 @@ def _bare_exception(value: dict[str, Any]) -> dict[str, Any]:
     return bare
 
 
-def _scrub(event: dict[str, Any], extra_names: Iterable[str] = ()) -> dict[str, Any]:
+def _scrub(
+    event: dict[str, Any],
+    extra_names: Iterable[str] = (),
+    kind: str = "an event",
+    fallback: Callable[[dict[str, Any]], dict[str, Any]] = _bare,
+) -> dict[str, Any]:
+    """`event` scrubbed; should that fail, `fallback(event)`: what of it is safe to send."""
     try:
         scrubber = Scrubber(_configured_secrets(), extra_names)
         scrubber.collect(event)
         scrubbed: dict[str, Any] = scrubber.walk(event)
     except Exception as error:  # never lost (the SDK drops an event whose hook raises), never sent raw
-        LOG.warning("Sentry: an event could not be scrubbed (%s); sending only where it happened", type(error).__name__)
-        return _bare(event)
+        LOG.warning("Sentry: %s could not be scrubbed (%s); sending what is safe of it", kind, type(error).__name__)
+        return fallback(event)
     return scrubbed
 
 
@@ -196,16 +202,15 @@ def _chained_attributes(user_hook: EventHook | None, extra_names: Iterable[str],
     """The hook for a Sentry log or a streamed span: the `request_id` attribute, scrubbed, then `user_hook`."""
     names = tuple(extra_names)
 
+    def without_text(item: dict[str, Any]) -> dict[str, Any]:
+        """A span cannot be dropped, a log is kept: without its text."""
+        bare = {name: item[name] for name in _SAFE_TELEMETRY_KEYS if name in item}
+        bare["attributes"] = {}
+        bare["name" if kind == "span" else "body"] = _UNSCRUBBED
+        return bare
+
     def hook(item: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            scrubber = Scrubber(_configured_secrets(), names)
-            scrubber.collect(item)
-            scrubbed: dict[str, Any] = scrubber.walk(_with_request_id_attribute(item))
-        except Exception as error:  # never sent raw; a span cannot be dropped, a log is kept without its text
-            LOG.warning("Sentry: a %s could not be scrubbed (%s); sending it without text", kind, type(error).__name__)
-            scrubbed = {name: item[name] for name in _SAFE_TELEMETRY_KEYS if name in item}
-            scrubbed["attributes"] = {}
-            scrubbed["name" if kind == "span" else "body"] = _UNSCRUBBED
+        scrubbed = _scrub(_with_request_id_attribute(item), names, f"a {kind}", without_text)
         return scrubbed if user_hook is None else user_hook(scrubbed, hint)
 
     return hook
