@@ -267,7 +267,7 @@ SETTLED = "() => !document.querySelector('[aria-busy=true], button:disabled')"
 EXPECTED_FAILED_LOADS = (
     ("/c2c/health_checks", 503),  # the failing check
     ("/c2c/auth/login", 401),  # the wrong secret
-    ("/c2c/logging/level", 400),  # the invalid logger name
+    ("/c2c/logging/level", 422),  # the invalid logger name
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import importlib
 import logging
 import os
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import c2c_auth
 import c2c_config
+from c2c_auth._modes import current_settings
 from c2c_testing import RedisServer
 from c2casgiutils import config, redis_utils
 from c2casgiutils.config import (
@@ -77,6 +79,18 @@ def test_sections_of_the_settings_are_instances_of_the_old_names(clean_env: pyte
     assert isinstance(settings.redis, config.Redis)
     assert isinstance(settings.tools.logging, config.SettingsToolsLogging)
     assert isinstance(settings.sentry, config.Sentry)
+
+
+def test_reloading_the_module_reads_the_environment_again(clean_env: pytest.MonkeyPatch) -> None:
+    """0.14 tests apply changed variables with `importlib.reload(config)`: still so, for every holder."""
+    held = config.settings
+    clean_env.setenv("C2C__PROMETHEUS__PORT", "9123")
+    clean_env.setenv("C2C__AUTH__JWT__COOKIE__NAME", "reloaded-cookie")
+    reloaded = importlib.reload(config)
+    assert reloaded.settings.prometheus.port == 9123
+    assert held.prometheus.port == 9123  # in place: a reference taken before sees the new values
+    assert current_settings().jwt.cookie.name == "reloaded-cookie"  # what c2c-auth reads
+    assert reloaded.Auth is c2c_auth.AuthSettings  # the names are the same classes again
 
 
 def test_github_access_types_are_members(clean_env: pytest.MonkeyPatch) -> None:

@@ -194,8 +194,10 @@ def test_no_authentication(page: tuple[Page, Any], tmp_path: Path, viewport: dic
         tab.get_by_label("Names").fill("no-such-check")
         tab.get_by_label("Names").press("Enter")
         expect(tab.locator("[data-output=health] .summary")).to_contain_text(
-            "No check matches the names “no-such-check”."
+            "No check matches the names “no-such-check”. A probe with this filter passes without checking anything."
         )
+        # Not green: the 200 of a filter that selects nothing is no health.
+        expect(tab.locator("[data-output=health] .summary.warn .badge.warn")).to_have_text("⚠ Nothing checked 200")
         tab.get_by_label("Names").fill("")
         tab.get_by_label("Tags").fill("nothing-tagged")
         tab.get_by_label("Tags").press("Enter")

@@ -205,7 +205,8 @@ def test_admin_page(server: Server, page: tuple[Page, BrowserLog], tmp_path: Pat
     # A rejected logger name: the server's message, markup included, as text.
     tab.get_by_label("Logger").first.fill("<img src=x>")
     _button(tab, "Get level")
-    expect(tab.locator("[data-output=get-level] .error")).to_contain_text("Bad request (HTTP 400): invalid logger name")
+    refused = tab.locator("[data-output=get-level] .error")
+    expect(refused).to_contain_text("Invalid input (HTTP 422): name: invalid logger name")
     expect(tab.locator("[data-output=get-level] .error")).to_contain_text("<img src=x>")
     expect(tab.locator("main img")).to_have_count(0)
     tab.get_by_label("Logger").first.fill(LOGGER)

@@ -183,10 +183,17 @@ async def test_set_level_validation(
     assert overrides.json() == {"overrides": []}  # nothing stored
 
 
-async def test_get_level_rejects_bad_names(client: httpx.AsyncClient) -> None:
-    response = await client.get("/c2c/logging/level", params={"name": "bad name"}, headers=KEY)
-    assert response.status_code == 400
-    assert "invalid logger name" in response.json()["detail"]
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+@pytest.mark.parametrize(("name", "message"), [("bad name", "invalid logger name"), ("", "must not be blank")])
+async def test_query_logger_names_are_refused_as_the_body_s(
+    client: httpx.AsyncClient, method: str, name: str, message: str
+) -> None:
+    """A query's bad logger name is a 422, as the POST body's is (and as migration.md says)."""
+    response = await client.request(method, "/c2c/logging/level", params={"name": name}, headers=KEY)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["query", "name"]
+    assert message in error["msg"]
 
 
 async def test_set_level_then_delete(client: httpx.AsyncClient) -> None:

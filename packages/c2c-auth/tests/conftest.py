@@ -459,7 +459,7 @@ async def start_flow(client: httpx.AsyncClient, came_from: str | None = None) ->
     """GET /c2c/auth/github/login; the redirect to GitHub."""
     params = {"came_from": came_from} if came_from else {}
     response = await client.get("/c2c/auth/github/login", params=params)
-    assert response.status_code == 303, response.text
+    assert response.status_code == 307, response.text  # 0.14's code after a GET
     return response
 
 

@@ -46,7 +46,7 @@ async def test_full_dance(
     assert query["state"] not in state_text
 
     callback = await h.finish_flow(client, github_http, fake_github, started, "alice")
-    assert callback.status_code == 303, callback.text
+    assert callback.status_code == 307, callback.text
     assert callback.headers["location"] == "/c2c/ro?x=1"
     cookies = h.set_cookies(callback)
     assert cookies[state_name]["max-age"] == "0"  # single use
@@ -104,7 +104,7 @@ async def test_levels(
     login: str,
     expected: dict[str, int],
 ) -> None:
-    assert (await h.oauth_login(client, github_http, fake_github, login)).status_code == 303
+    assert (await h.oauth_login(client, github_http, fake_github, login)).status_code == 307
     assert {path: (await client.get(path)).status_code for path in expected} == expected
     # Logged in, whatever the permissions.
     assert (await client.get("/c2c/logged")).status_code == 200
@@ -124,10 +124,10 @@ async def test_several_tabs_at_once(
     second = await h.start_flow(client, came_from="/c2c/second")
     # Finished in the other order: each flow has its own state cookie (c2casgiutils had one slot).
     done_second = await h.finish_flow(client, github_http, fake_github, second, "bob")
-    assert done_second.status_code == 303
+    assert done_second.status_code == 307
     assert done_second.headers["location"] == "/c2c/second"
     done_first = await h.finish_flow(client, github_http, fake_github, first, "alice")
-    assert done_first.status_code == 303
+    assert done_first.status_code == 307
     assert done_first.headers["location"] == "/c2c/first"
     assert (await client.get("/c2c/auth/status")).json()["user"]["login"] == "alice"
 
@@ -151,7 +151,7 @@ async def test_callback_replay_and_foreign_browser(
     assert "No GitHub login in progress" in refused.json()["error"]
     assert COOKIE not in h.set_cookies(refused)
     # The right browser succeeds once; a replay fails (state cookie consumed, code used).
-    assert (await attacker.get(url)).status_code == 303
+    assert (await attacker.get(url)).status_code == 307
     replay = await attacker.get(url)
     assert replay.status_code == 400
 
@@ -421,7 +421,7 @@ async def test_logout_revokes_the_token(
     (token,) = fake_github.tokens
     assert (await client.get("/c2c/admin")).status_code == 200
     response = await client.request(method, "/c2c/auth/github/logout", params={"came_from": "/c2c/?bye"})
-    assert response.status_code == 303
+    assert response.status_code == (307 if method == "GET" else 303)  # 0.14's 307 after a GET
     assert response.headers["location"] == "/c2c/?bye"
     assert h.set_cookies(response)[COOKIE]["max-age"] == "0"
     assert fake_github.revoked == [token]
@@ -441,7 +441,8 @@ async def test_logout_redirect_is_same_origin(github_mode: Any, client: httpx.As
 async def test_login_refuses_foreign_came_from(github_mode: Any, client: httpx.AsyncClient, came_from: str) -> None:
     response = await client.get("/c2c/auth/github/login", params={"came_from": came_from})
     assert response.status_code == 400
-    assert "came_from refused" in response.json()["error"]
+    # 0.14's key and first words: a 0.14 test suite's `response.json()["detail"]` keeps working.
+    assert response.json() == {"detail": "Invalid 'came_from' parameter: only a path on this site is accepted"}
 
 
 async def test_proxy_url(

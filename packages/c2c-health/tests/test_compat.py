@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -76,7 +76,25 @@ def test_check_members_of_014() -> None:
     check = Mine(tags=["custom", "all"])
     assert (check.name, check.tags) == ("Mine", ["custom", "all"])
     assert inspect.iscoroutinefunction(Mine.check)
-    assert inspect.isabstract(Check)
+    assert not inspect.isabstract(Check)  # a plain class, as in 0.14: `check` is a marker for type checkers
+
+
+async def test_a_check_may_be_given_its_coroutine_in_init(global_factory: Factory) -> None:
+    """0.14's `Check` was a plain class: `Check(tags=...)` and a `check` set on the instance work."""
+
+    class FromFunction(Check):
+        def __init__(self, function: Callable[[], Awaitable[Result]]) -> None:
+            super().__init__(tags=["fn"])
+            self.check = function  # type: ignore[method-assign,assignment]
+
+    async def answer() -> Result:
+        return Result(status_code=503, public_payload={"from": "function"})
+
+    global_factory.add(FromFunction(answer))  # type: ignore[abstract]
+    global_factory.add(Check(tags=["bare"]))  # type: ignore[abstract]
+    result = await c2c_health_checks(Response(), tags="fn")
+    assert (result.status_code, result.entities[0].payload) == (503, {"from": "function"})
+    assert (await c2c_health_checks(Response(), tags="bare")).status_code == 500  # NotImplementedError, logged
 
 
 def test_models_construct_with_014_defaults() -> None:
@@ -152,6 +170,8 @@ async def test_c2c_health_checks_called_directly(global_factory: Factory) -> Non
     assert response.headers["cache-control"] == "no-store"
     result = await c2c_health_checks(Response(), tags="b")
     assert [entity.name for entity in result.entities] == ["Wrong"]
+    # 0.14's words, which test suites compare.
+    assert result.entities[0].payload == {"error": "This is an always-failing check for testing purposes"}
 
 
 async def test_router_serves_the_014_endpoint(global_factory: Factory) -> None:

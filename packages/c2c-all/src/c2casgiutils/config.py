@@ -114,3 +114,11 @@ def __getattr__(name: str) -> Settings:
     if name == "settings":
         return get_settings(Settings)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# `importlib.reload(c2casgiutils.config)`: 0.14 built `settings` from the environment at import, so
+# that reloading the module was how a test applied changed `C2C__...` variables. It still is: the
+# process-wide settings are re-read in place (every holder sees the new values, as with `reload()`).
+if "_IMPORTED" in globals():
+    reload()
+_IMPORTED = True

@@ -30,6 +30,7 @@ LOG = logging.getLogger("c2c_auth")
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 _MAX_FORM_BYTES = 8192
 CALLBACK_ROUTE = "c2c_github_callback"
+CAME_FROM_REFUSED = "Invalid 'came_from' parameter: only a path on this site is accepted"
 CROSS_SITE_LOGOUT_MESSAGE = "Logout from another site refused: log out from this site (POST /logout)"
 
 
@@ -42,7 +43,9 @@ def _json(request: Request, content: dict[str, Any], status_code: int = 200) -> 
 
 
 def _redirect(request: Request, location: str) -> RedirectResponse:
-    response = RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER, headers=_NO_STORE)
+    """307 after a GET, as c2casgiutils 0.14 answered (test suites compare it); 303 after a POST (then a GET)."""
+    code = status.HTTP_307_TEMPORARY_REDIRECT if request.method in ("GET", "HEAD") else status.HTTP_303_SEE_OTHER
+    response = RedirectResponse(location, status_code=code, headers=_NO_STORE)
     return _sessions.apply_pending_cookies(request, response)
 
 
@@ -281,7 +284,8 @@ async def github_login(request: Request, came_from: str | None = None) -> Respon
         return found
     target = _came_from(request, came_from)
     if came_from and target is None:
-        return _error(request, "came_from refused: only a path on this site is accepted")
+        # 0.14's answer: FastAPI's `{"detail": ...}` with its words first (the callback's errors are `{"error": ...}`).
+        return _detail(request, CAME_FROM_REFUSED, status.HTTP_400_BAD_REQUEST)
     callback = str(request.url_for(CALLBACK_ROUTE))
     redirect_uri = _redirect_uri(callback)
     state = secrets.token_urlsafe(32)

@@ -339,9 +339,13 @@ class HTTP(Check):
         )
 
 
+WRONG_ERROR = "This is an always-failing check for testing purposes"
+"""`Wrong`'s error, word for word c2casgiutils 0.14's (test suites compare it)."""
+
+
 class Wrong(Check):
     """Always fails (status 500): to test alerting and probes."""
 
     async def check(self) -> Result:
         """Fail."""
-        return Result(500, {"error": "this check always fails"}, public_payload={"error": "this check always fails"})
+        return Result(500, {"error": WRONG_ERROR}, public_payload={"error": WRONG_ERROR})

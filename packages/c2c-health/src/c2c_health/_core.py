@@ -136,8 +136,12 @@ class Result(BaseModel):
         return self.status_code < 400
 
 
-class Check(abc.ABC):
+class Check:
     """Base class of a health check: implement `async def check(self) -> Result`.
+
+    A plain class, as in c2casgiutils 0.14 (`check` is marked abstract for type checkers, not
+    enforced): a subclass may provide `check` another way (an attribute set in `__init__`); one
+    that provides none fails when run, with `NotImplementedError` in its log.
 
     Args:
         tags: labels to select the check with (`?tags=readiness`); a list or a comma-separated string.
@@ -192,6 +196,7 @@ class Check(abc.ABC):
     @abc.abstractmethod
     async def check(self) -> Result:
         """Run the check and return its result (raise, or return a status code >= 400, on failure)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement `async def check(self) -> Result`")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} tags={_tags_of(self)!r}>"

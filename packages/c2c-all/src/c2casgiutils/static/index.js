@@ -271,15 +271,19 @@ function renderHealth(status, data, query = {}) {
   if (entities === null) return [errorBox(describeError(status, data))];
   const healthy = status < 400;
   const failing = entities.filter((entity) => Number(entity?.status_code) >= 400).length;
+  // A filter that selects nothing answers 200: not green, a probe with a misspelt name would pass forever.
+  const unchecked = healthy && entities.length === 0 && Boolean(query.name || query.tags);
+  const state = unchecked ? "warn" : healthy ? "ok" : "fail";
+  const verdict = unchecked ? "⚠ Nothing checked" : healthy ? "✓ Healthy" : "✗ Unhealthy";
   const summary = h(
     "div",
-    { class: `summary ${healthy ? "ok" : "fail"}` },
-    h("span", { class: `badge ${healthy ? "ok" : "fail"}` }, healthy ? "✓ Healthy" : "✗ Unhealthy", ` ${status}`),
+    { class: `summary ${state}` },
+    h("span", { class: `badge ${state}` }, verdict, ` ${status}`),
     h(
       "span",
       {},
       entities.length === 0
-        ? noCheckText(query)
+        ? `${noCheckText(query)}${unchecked ? " A probe with this filter passes without checking anything." : ""}`
         : `${entities.length} check${entities.length > 1 ? "s" : ""}, ${
             failing ? `${failing} failing` : entities.length > 1 ? "all passing" : "passing"
           }`,

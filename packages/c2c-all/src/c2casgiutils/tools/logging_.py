@@ -70,7 +70,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from c2c_auth import AuthInfo, get_auth, require_read_only_access, require_read_write_access
 from c2c_broadcast.types import BroadcastResponse, MissingAnswer
@@ -952,11 +952,8 @@ def _answers(answers: Sequence[Any]) -> list[dict[str, Any]]:
     return rendered
 
 
-def _checked_name(name: str) -> str:
-    try:
-        return validate_logger_name(name)
-    except ValueError as error:
-        raise HTTPException(status_code=400, detail=str(error)) from None
+# A query's logger name: refused with 422 as the body's `name` is (FastAPI's validation answer).
+_QueryLoggerName = Annotated[str, AfterValidator(validate_logger_name), Query(description="Logger name")]
 
 
 router = APIRouter(tags=["logging"])
@@ -966,11 +963,11 @@ includes them under `/logging`."""
 
 @router.get("/level")
 async def c2c_logging_level(
-    name: Annotated[str, Query(description="Logger name")],
+    name: _QueryLoggerName,
     _: Annotated[None, Depends(require_read_only_access)],
 ) -> LevelResponse:
     """A logger's level in this process (`GET /c2c/logging/level?name=`), without creating the logger."""
-    return level_info(_checked_name(name))
+    return level_info(name)
 
 
 # Read-only access is checked first, as 0.14's tools router did for every route: an anonymous
@@ -1003,13 +1000,13 @@ async def c2c_logging_set_level(
 
 @router.delete("/level", dependencies=[Depends(require_read_only_access)])
 async def c2c_logging_delete_level(
-    name: Annotated[str, Query(description="Logger name")],
+    name: _QueryLoggerName,
     _: Annotated[None, Depends(require_read_write_access)],
     _request: Request,
     _auth: Annotated[AuthInfo, Depends(get_auth)],
 ) -> LevelChangeResponse:
     """Remove an override everywhere; each replica restores its previous level (`DELETE /c2c/logging/level`)."""
-    checked = _checked_name(name)
+    checked = name
     try:
         answers = await get_tool().change(checked, None)
     except RedisUnavailableError as error:
