@@ -41,7 +41,7 @@ class Kind:
         return Finding(self.id, self.severity, message, self.fix)
 
 
-SETTINGS_INVALID = Kind("C2C-E001", "error", "correct the variable named in the message (see docs/settings.md)")
+SETTINGS_INVALID = Kind("C2C-E001", "error", "correct the variable named in the message, which says what it accepts")
 APP_IMPORT = Kind("C2C-E002", "error", "pass the application as module:attribute, importable from this directory")
 MIDDLEWARE = Kind("C2C-E003", "error", "correct the middleware's configuration (the message names the rule and header)")
 STARTUP = Kind("C2C-E004", "error", "make the lifespan startup succeed (the message says what failed)")
