@@ -309,6 +309,43 @@ async def test_a_change_stored_but_not_broadcast_is_applied_here(
     logging.getLogger(name).setLevel(logging.NOTSET)
 
 
+# --- the audit loggers: out of the tool's reach --------------------------------------------------
+
+
+async def test_the_audit_trail_cannot_be_silenced_through_the_tool(
+    redis_client: httpx.AsyncClient, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-write caller set `c2casgiutils.audit` to CRITICAL on every replica: no record, not even of that."""
+    audit_loggers = [logging.getLogger(name) for name in logging_tool.PROTECTED_LOGGERS]
+    levels = [logger.level for logger in audit_loggers]
+    for name in (*logging_tool.PROTECTED_LOGGERS, "c2c_auth.audit.child"):
+        response = await redis_client.post("/c2c/logging/level", json={"name": name, "level": "CRITICAL"}, headers=KEY)
+        assert response.status_code == 422, response.text
+        assert "keeps the audit trail" in response.text
+        assert redis_server.command("EXISTS", PREFIX + name) == 0
+    looked_up = await redis_client.get("/c2c/logging/level", params={"name": "c2casgiutils.audit"}, headers=KEY)
+    assert looked_up.status_code == 200  # reading stays allowed
+    # The parent loggers stay changeable: the audit loggers have a level of their own.
+    parent = await redis_client.post(
+        "/c2c/logging/level", json={"name": "c2casgiutils", "level": "CRITICAL", "duration": 60}, headers=KEY
+    )
+    assert parent.status_code == 200, parent.text
+    assert logging.getLogger(logging_tool.PROTECTED_LOGGERS[0]).isEnabledFor(logging.INFO)
+    await redis_client.delete("/c2c/logging/level", params={"name": "c2casgiutils"}, headers=KEY)
+
+    # Written straight into Redis (no broadcast secret here), or sent by a forged broadcast: ignored.
+    redis_server.command("SET", PREFIX + "c2casgiutils.audit", "CRITICAL")
+    with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+        await logging_tool.get_tool().sync()
+    assert [logger.level for logger in audit_loggers] == levels
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any(PREFIX + "c2casgiutils.audit" in message and "audit trail" in message for message in warnings)
+    with pytest.raises(ValueError, match="keeps the audit trail"):
+        await logging_tool.get_tool().handle(name="c2c_auth.audit", level="CRITICAL")
+    assert [logger.level for logger in audit_loggers] == levels
+    redis_server.command("DEL", PREFIX + "c2casgiutils.audit")
+
+
 # --- item 7: signed overrides ----------------------------------------------------------------------
 
 

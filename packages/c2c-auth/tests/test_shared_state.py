@@ -199,8 +199,9 @@ async def test_a_logout_redis_refused_reaches_the_other_replicas_once_it_answers
     redis_server: RedisServer, replica_factory: Any, h: types.ModuleType
 ) -> None:
     """Redis out of memory (writes refused, reads answered) during a logout: the session ends on the
-    replica that served it at once, and on the others as soon as that replica reaches Redis again
-    (it wrote nothing, and the stolen cookie stayed valid elsewhere until it expired)."""
+    replica that served it at once, and on the others as soon as Redis takes writes again, with no
+    further request to that replica (its background retry writes it; the stolen cookie stayed valid
+    elsewhere until the replica happened to use Redis, possibly never)."""
     first, second = replica_factory(2, C2C__AUTH__SECRET=h.SHARED_SECRET, C2C__REDIS__URL=redis_server.url)
     async with httpx.AsyncClient(timeout=10) as browser, httpx.AsyncClient(timeout=10) as thief:
         assert (await browser.get(f"{first}/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
@@ -215,14 +216,12 @@ async def test_a_logout_redis_refused_reaches_the_other_replicas_once_it_answers
             assert (await thief.get(f"{second}/c2c/ro")).status_code == 200  # the other cannot yet
         finally:
             redis_server.command("CONFIG", "SET", "maxmemory", "0")
-        assert redis_server.command("KEYS", "c2c-auth:ended-session:*") == []
-        # The first request of the first replica that reaches Redis writes the logout it missed.
-        await asyncio.sleep(1.1)  # FLUSH_INTERVAL since the failed write
-        async with httpx.AsyncClient(timeout=10) as other:
-            login = await other.get(f"{first}/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
-            assert login.status_code == 200
-            assert (await other.get(f"{first}/c2c/ro")).status_code == 200
-        keys = redis_server.command("KEYS", "c2c-auth:ended-session:*")
+        # No request reaches the first replica any more: its retry writes the logout it missed.
+        keys: object = []
+        deadline = time.monotonic() + 5
+        while not keys and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            keys = redis_server.command("KEYS", "c2c-auth:ended-session:*")
         assert isinstance(keys, list)
         assert len(keys) == 1
         thief.cookies.set(COOKIE, stolen)

@@ -318,6 +318,26 @@ def test_requests_signed_before_the_guard_started_are_refused() -> None:
     _request(_signed({"a": 1}, now=NOW - 30), secret=SECRET, replay_guard=ReplayGuard(), now=NOW)
 
 
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "1E400", "12.5e308"])
+def test_numbers_out_of_range_are_malformed_not_errors(number: str) -> None:
+    """`1e999` parses to an infinity, which nothing can sign or encode: dropped as malformed, never raised."""
+    signed = json.loads(_signed({"a": 1}))
+    for where in ("ts", "params"):
+        text = json.dumps(signed).replace('"ts": ' + json.dumps(signed["c2c"]["ts"]), '"ts": ' + number)
+        if where == "params":
+            text = json.dumps(signed).replace('{"a": 1}', '{"a": ' + number + "}")
+        assert number in text
+        for data in (text, text.encode()):
+            with pytest.raises(DroppedMessage) as refused:
+                _request(data, secret=SECRET)
+            assert refused.value.reason == "malformed"
+    answer = '{"hostname": "h", "pid": 1, "payload": 1, "c2c": {"v": 1, "replica": "r", "ts": NUMBER}}'
+    answer = answer.replace("NUMBER", number)
+    with pytest.raises(DroppedMessage) as refused:
+        decode_answer(answer, ANSWER_CHANNEL, max_size=MAX, now=NOW, secret=SECRET, request_id="r1")
+    assert refused.value.reason == "malformed"
+
+
 def test_replay_guard_is_bounded() -> None:
     guard = ReplayGuard(max_entries=10)
     for index in range(100):

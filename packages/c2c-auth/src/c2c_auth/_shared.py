@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -23,7 +25,7 @@ from typing import Any
 from c2c_auth._github import TTLCache
 from c2c_auth._modes import current_settings
 from c2c_auth._settings import Settings
-from c2c_config import get_settings
+from c2c_config import LoopLocal, get_settings, raise_if_cancelled
 
 LOG = logging.getLogger("c2c_auth")
 
@@ -240,8 +242,9 @@ def _pend(session_id: str, expires_at: float) -> None:
 async def end_session(session_id: str, expires_at: float) -> None:
     """Refuse the session `session_id` until `expires_at` (Unix time): in this process, and in Redis.
 
-    Redis failing: the logout waits in this process (`_pending_logouts`) and is written by the first
-    use of Redis that succeeds afterwards, so that it reaches the other replicas then.
+    Redis failing: the logout waits in this process (`_pending_logouts`); a background task of the
+    loop tries to write it every `FLUSH_INTERVAL` until Redis takes it (any use of Redis that
+    succeeds meanwhile writes it too), so that it reaches the other replicas as soon as Redis answers.
     """
     remaining = expires_at - time.time() + 1
     if remaining <= 0:
@@ -255,6 +258,7 @@ async def end_session(session_id: str, expires_at: float) -> None:
         await redis_call(client, lambda redis: redis.set(key, "1", px=max(1, int(remaining * 1000))))
     except RedisUnavailable as error:
         _pend(session_id, expires_at)
+        _RETRIES.get().start()
         warn_unavailable(
             "Redis unavailable: the logout ends the session in this process now, on the other replicas once"
             " Redis answers again: %s",
@@ -289,6 +293,7 @@ async def flush_before_exit() -> None:
     """At shutdown: write the logouts Redis missed (one last try, bounded by `C2C__REDIS__TIMEOUT`);
     say in one ERROR how many are lost with the process when Redis still does not take them."""
     global _next_flush
+    await stop_retrying()
     if not _pending_logouts:
         return
     client = redis_client()
@@ -326,6 +331,48 @@ async def _flush_pending(client: Any) -> None:
         warn_unavailable("Redis unavailable: the logouts it missed are still to be written: %s", error)
         return
     LOG.info("Wrote to Redis %d logout(s) made while it was unavailable: ended on every replica now", len(pending))
+
+
+class _PendingRetry:
+    """One loop's task that writes the pending logouts once Redis answers again (closed with the loop)."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the task unless it runs: in a context of its own (no request's state: its id, its
+        memory of a Redis failure)."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(
+                _retry_pending(), name="c2c-auth pending logouts", context=contextvars.Context()
+            )
+
+    async def aclose(self) -> None:
+        """Stop the task (`shutdown()` then makes one last attempt)."""
+        task, self.task = self.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+_RETRIES: LoopLocal[_PendingRetry] = LoopLocal(_PendingRetry, lambda retry: retry.aclose(), name="pending logouts")
+
+
+async def _retry_pending() -> None:
+    """Until no logout waits: try to write them every `FLUSH_INTERVAL` (a failure keeps them, logged)."""
+    while _pending_logouts:
+        await asyncio.sleep(FLUSH_INTERVAL)
+        raise_if_cancelled()
+        client = redis_client()
+        if client is None:  # Redis no longer configured (a settings reload): nothing can take them
+            return
+        await _flush_pending(client)
+
+
+async def stop_retrying() -> None:
+    """Stop this loop's retry task, if any (`shutdown()`)."""
+    await _RETRIES.aclose()
 
 
 async def _write_ended(redis: Any, pending: list[tuple[str, float]], now: float) -> None:

@@ -45,6 +45,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from c2c_broadcast._base import LOG
 from c2c_broadcast._settings import BroadcastSettings
+from c2c_broadcast._status import RateLimitedLog
 from c2c_config import raise_if_cancelled
 
 # What a Redis command or connection raises when Redis is down, unreachable or too slow (on a
@@ -273,6 +274,8 @@ class Subscriber:
         self.attempts = 0
         self.ever_connected = False
         self.last_error: str | None = None
+        # What a message makes go wrong comes from whoever can publish: logged at most every 10 s.
+        self._message_errors = RateLimitedLog(LOG)
         self._delay = MIN_DELAY
         self._wake = asyncio.Event()
         self._leaving: set[str] = set()
@@ -409,7 +412,9 @@ class Subscriber:
             try:
                 await self._on_message(text(message["channel"]), message["data"])
             except Exception:  # a bug must not kill the listener
-                LOG.exception("Broadcast: unexpected error while handling a message on %s", self.name)
+                self._message_errors.exception(
+                    "message", "Broadcast: unexpected error while handling a message on %s", self.name
+                )
         elif kind in ("subscribe", "psubscribe", "ssubscribe"):
             await self._subscribed(pubsub, text(message["channel"]), subscriptions)
         elif kind in ("unsubscribe", "sunsubscribe"):

@@ -6,7 +6,9 @@ Endpoints (under the `/c2c` mount; `router` holds them):
   `{"name", "level", "effective_level"}`; looking a logger up never creates it.
 - `POST /logging/level` (`c2c_logging_set_level`, read-write access), JSON `{"name", "level",
   "duration"?}`: validates the level (`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`, `NOTSET`,
-  any case) and the logger name (the root logger is `root`; a blank name is refused with 422),
+  any case) and the logger name (the root logger is `root`; a blank name is refused with 422, and
+  so are the audit loggers, `PROTECTED_LOGGERS`, whose level the tool never sets: a read-write
+  caller could otherwise silence the audit trail, the record of that change included),
   persists the override in Redis (key `<C2C__TOOLS__LOGGING__REDIS_PREFIX><name>`, value the level
   name, as c2casgiutils 0.14 stored it) so that replicas started later apply it, broadcasts the
   change to every replica and answers 0.14's `{"name", "level", "effective_level"}` (with
@@ -15,6 +17,7 @@ Endpoints (under the `/c2c` mount; `router` holds them):
   on every replica and the Redis key expires.
 - `DELETE /logging/level?name=` (`c2c_logging_delete_level`, read-write access): removes the
   override everywhere; each replica restores the level the logger had before its first override.
+  The answer is the level here and each replica's answer (`replicas`).
 - `GET /logging/overrides` (`c2c_logging_overrides`, read-only access): an `OverridesResponse`
   `{"overrides": [{"name", "level", "expires_in"}]}`.
 
@@ -72,6 +75,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from c2c_auth import AUDIT_LOGGER_NAME as AUTH_AUDIT_LOGGER_NAME
 from c2c_auth import AuthInfo, get_auth, require_read_only_access, require_read_write_access
 from c2c_broadcast.types import BroadcastResponse, MissingAnswer
 from c2c_config import Duration, LoopLocal, raise_if_cancelled
@@ -139,6 +143,7 @@ __all__ = [
     "MissingAnswer",
     "OverrideResponse",
     "OverridesResponse",
+    "PROTECTED_LOGGERS",
     "RedisUnavailableError",
     "SyncStatus",
     "c2c_logging_delete_level",
@@ -147,12 +152,14 @@ __all__ = [
     "c2c_logging_set_level",
     "cluster_prefix",
     "get_tool",
+    "is_protected",
     "router",
     "shutdown",
     "signature_key",
     "startup",
     "validate_level",
     "validate_logger_name",
+    "validate_settable_logger_name",
 ]
 
 
@@ -177,6 +184,25 @@ def validate_logger_name(value: object) -> str:
             f"invalid logger name {value!r}: dotted names of letters, digits, '_' and '-' "
             f"(at most {MAX_NAME_LENGTH} characters)"
         )
+    return name
+
+
+PROTECTED_LOGGERS = (audit.AUDIT_LOGGER_NAME, AUTH_AUDIT_LOGGER_NAME)
+"""The audit loggers (and their children): the tool never sets their level. A caller with
+read-write access could otherwise silence the audit trail on every replica, the record of that
+change included."""
+
+
+def is_protected(name: str) -> bool:
+    """Whether the level of the logger `name` is out of the tool's reach (`PROTECTED_LOGGERS`)."""
+    return any(name == protected or name.startswith(f"{protected}.") for protected in PROTECTED_LOGGERS)
+
+
+def validate_settable_logger_name(value: object) -> str:
+    """`validate_logger_name`, refusing the audit loggers too (`PROTECTED_LOGGERS`)."""
+    name = validate_logger_name(value)
+    if is_protected(name):
+        raise ValueError(f"the level of {name!r} cannot be changed here: it keeps the audit trail")
     return name
 
 
@@ -223,7 +249,7 @@ class LevelChange(BaseModel):
     @field_validator("name", mode="before")
     @classmethod
     def _name(cls, value: object) -> str:
-        return validate_logger_name(value)
+        return validate_settable_logger_name(value)
 
     @field_validator("level", mode="before")
     @classmethod
@@ -445,8 +471,8 @@ class LoggingTool:
     # --- applied on every replica (the broadcast handler) ---------------------------------------
 
     def apply(self, name: str, level: str | None, duration: float | None = None) -> LevelResponse:
-        """Set (or, with `level=None`, restore) a logger's level in this process."""
-        name = validate_logger_name(name)
+        """Set (or, with `level=None`, restore) a logger's level in this process; never an audit logger's."""
+        name = validate_logger_name(name) if level is None else validate_settable_logger_name(name)
         logger = logging.getLogger() if name == "root" else logging.getLogger(name)
         self._disarm(name)
         self._deadlines.pop(name, None)
@@ -774,7 +800,7 @@ class LoggingTool:
         signing_key: bytes | None, name: str, level: str, ttl: int, signature: object
     ) -> tuple[str, str, float | None]:
         """`(name, level, seconds left)` of a stored override, or a `ValueError` saying why it is ignored."""
-        name, level = validate_logger_name(name), validate_level(level)
+        name, level = validate_settable_logger_name(name), validate_level(level)
         expires_in = ttl / 1000 if ttl > 0 else None
         if signing_key is not None:
             now_ms = int(time.time() * 1000)
@@ -998,7 +1024,7 @@ async def c2c_logging_set_level(
     return LevelChangeResponse(**level_info(level.name).model_dump(), **extra)
 
 
-@router.delete("/level", dependencies=[Depends(require_read_only_access)])
+@router.delete("/level", dependencies=[Depends(require_read_only_access)], response_model_exclude_unset=True)
 async def c2c_logging_delete_level(
     name: _QueryLoggerName,
     _: Annotated[None, Depends(require_read_write_access)],

@@ -338,7 +338,15 @@ def dumps(value: Any) -> str:
 
 
 # One decoder for every message (`json.loads` with an option builds a new one per call).
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+def _finite_float(text: str) -> float:
+    """A JSON number as a float, refused when out of range (`1e999` would be an infinity, which no JSON encodes)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:24]} is out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def load(data: str | bytes, max_size: int) -> Any:
@@ -350,7 +358,7 @@ def load(data: str | bytes, max_size: int) -> Any:
     try:
         if isinstance(data, str):
             return _DECODER.decode(data)
-        return json.loads(data, parse_constant=_refuse_constant)
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DroppedMessage("malformed", f"not JSON ({type(error).__name__})") from None
 
