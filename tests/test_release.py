@@ -126,6 +126,7 @@ def test_headers_native(release_run: ReleaseRun) -> None:
 
 @pytest.mark.slow
 def test_scaffold_on_wheels(release_run: ReleaseRun) -> None:
+    _assert_ok(release_run, "scaffold: locked with c2c-all from its wheels/ directory")
     _assert_ok(release_run, "scaffold: the generated project's tests pass")
 
 

@@ -131,6 +131,7 @@ def test_files(project: Project) -> None:
         "tests/conftest.py",
         "tests/test_main.py",
         "tests/test_settings.py",
+        "wheels/README.md",
     }
     assert expected <= names, expected - names
     for name in expected:
@@ -141,6 +142,32 @@ def test_files(project: Project) -> None:
         ENV_PREFIX + "ALLOWED_HOSTS"
         in (project.path / f"{SLUG}/settings.py").read_text() + (project.path / "README.md").read_text()
     )
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ('project_description=Billing "quoted" service', "without double quotes or backslashes"),
+        ("project_description=a\\b", "without double quotes or backslashes"),
+        ("project_slug=My-Project", "is not a valid package name"),
+    ],
+)
+def test_answers_that_would_break_the_project_are_refused(tmp_path: Path, answer: str, message: str) -> None:
+    """A description is written into pyproject.toml and Python strings as it is: a `"` broke both."""
+    config = tmp_path / "cookiecutter.yaml"
+    config.write_text(
+        yaml.safe_dump({"cookiecutters_dir": str(tmp_path / "cookiecutters"), "replay_dir": str(tmp_path / "replay")})
+    )
+    result = _run(
+        [sys.executable, "-m", "cookiecutter", str(ROOT), "--directory", "scaffold", "--no-input"]
+        + ["--output-dir", str(tmp_path / "out"), answer],
+        cwd=tmp_path,
+        timeout=120,
+        COOKIECUTTER_CONFIG=str(config),
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_pyproject(project: Project) -> None:
