@@ -68,6 +68,8 @@ async def test_public_routes(client: httpx.AsyncClient) -> None:
     index = await client.get("/c2c/")
     assert index.status_code == 200
     assert index.headers["cache-control"] == "no-store"
+    head = await client.head("/c2c/")  # `curl -I`, uptime monitors
+    assert (head.status_code, head.headers["content-type"], head.content) == (200, index.headers["content-type"], b"")
     # The OpenAPI description of the admin endpoints is not public.
     for path in ("/c2c/openapi.json", "/c2c/docs", "/c2c/redoc"):
         assert (await client.get(path)).status_code == 404

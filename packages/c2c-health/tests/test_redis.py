@@ -104,6 +104,37 @@ async def test_redis_from_the_environment(
         reload_settings(CoreSettings)
 
 
+async def test_a_request_that_already_waited_for_redis_does_not_wait_again(
+    make_factory: MakeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An authenticated probe: the access check waited for a frozen Redis, the Redis check must not
+    wait as long again (the request took twice `C2C__REDIS__TIMEOUT`). Redis answers here: only the
+    request's memory of the failure can fail the check."""
+    from c2c_config.redis import note_unreachable, request_scope
+
+    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
+    await reset_factory()
+    reload_settings(CoreSettings)
+    try:
+        factory = make_factory()
+        factory.add(Redis())
+        with request_scope():
+            note_unreachable("TimeoutError: no answer within 5 s")
+            (outcome,) = (await factory.run()).outcomes
+        assert outcome.status_code == 500
+        assert outcome.payload == {"error": "not asked: it already failed in this request"}
+        with request_scope():  # the next request asks Redis again
+            (outcome,) = (await factory.run()).outcomes
+        assert outcome.status_code == 200
+    finally:
+        await reset_factory()
+        monkeypatch.delenv("C2C__REDIS__URL")
+        reload_settings(CoreSettings)
+        from c2c_config.redis import reset_unreachable
+
+        reset_unreachable()
+
+
 async def test_redis_not_configured_is_healthy(make_factory: MakeFactory) -> None:
     factory = make_factory()
     factory.add(Redis(factory=RedisFactory(RedisSettings())))

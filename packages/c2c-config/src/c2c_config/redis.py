@@ -98,7 +98,9 @@ def note_unreachable(reason: str = "") -> None:
       very request already waited for it, so that a request waits for Redis at most once, and a
       request made after Redis came back is not refused for the rest of the window.
 
-    Health checks and background loops consult neither: they must find out when Redis is back.
+    Background loops consult neither, and health checks not the process's: they must find out when
+    Redis is back. c2c-health's Redis check consults the request's (a probe whose access check just
+    waited for Redis does not wait again).
     """
     global _unreachable_until, _unreachable_reason
     now = time.monotonic()

@@ -45,11 +45,20 @@ def _describe(error: BaseException) -> str:
     return redact_url(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
 
 
+def _redis_failed_in_this_request() -> bool:
+    from c2c_config.redis import unreachable_here
+
+    return unreachable_here()
+
+
 class Redis(Check):
     """Pings the Redis master and, when it is another server, the replica (Sentinel aware).
 
     Uses `c2c_config.redis.get_factory()` (the `C2C__REDIS__*` settings) unless a `factory` is
     given. Healthy (with a message) when Redis is not configured. Needs `c2c-health[redis]`.
+    With that factory, a request that already waited for Redis (`c2c_config.redis.unreachable_here`:
+    its access check met a frozen Redis) fails the check without asking again: a request waits for
+    Redis at most once.
 
     On a Redis Cluster (`C2C__REDIS__CLUSTER`) it pings every master of the cluster's current
     topology at once, each bounded by `C2C__REDIS__TIMEOUT` (and by the check's own timeout), and
@@ -80,6 +89,11 @@ class Redis(Check):
         replica = factory.replica()
         if master is None:
             return Result(200, {"message": "Redis is not configured"})
+        if self.factory is None and _redis_failed_in_this_request():
+            # This request already waited for this Redis (its access check): a request waits for it
+            # at most once (`C2C__REDIS__TIMEOUT`); the next request asks it again.
+            not_asked = {"error": "not asked: it already failed in this request"}
+            return Result(500, not_asked, public_payload={"error": "Redis is not reachable"})
         settings = getattr(factory, "settings", None)  # a factory-like object of the tests may have none
         bound = settings.timeout.total_seconds() if settings is not None else None
         # Within 90 % of the time the check has (its own timeout, else C2C__HEALTH_CHECKS__TIMEOUT),

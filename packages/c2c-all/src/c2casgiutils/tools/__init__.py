@@ -86,7 +86,7 @@ router = APIRouter()
 """Every tool route: the page, `/headers`, `/logging`, `/versions`."""
 
 
-@router.get("/", response_class=HTMLResponse, name="c2c_index", include_in_schema=False)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, name="c2c_index", include_in_schema=False)
 async def c2c_index(request: Request, auth_info: Annotated[AuthInfo, Depends(get_auth)]) -> HTMLResponse:
     """The admin page: what it offers depends on the caller's access."""
     from c2casgiutils import config
