@@ -204,7 +204,35 @@ function submitter(event) {
 
 // --- Access (login / logout) ---------------------------------------------------------------------
 
+// Set before the reload that follows a login or a logout: the new page then focuses its access state,
+// so that the keyboard and a screen reader start from what changed instead of the top of the page.
+const FOCUS_ACCESS = "c2c-focus-access";
+
+function rememberFocus() {
+  try {
+    window.sessionStorage.setItem(FOCUS_ACCESS, "1");
+  } catch {
+    // Storage refused (a privacy mode): the new page starts at its top, as without this.
+  }
+}
+
+function restoreFocus() {
+  let wanted = false;
+  try {
+    wanted = window.sessionStorage.getItem(FOCUS_ACCESS) !== null;
+    window.sessionStorage.removeItem(FOCUS_ACCESS);
+  } catch {
+    return;
+  }
+  const target = wanted ? document.querySelector("#access .state") ?? document.getElementById("access-title") : null;
+  if (target) {
+    target.setAttribute("tabindex", "-1");
+    target.focus();
+  }
+}
+
 function setupAccess() {
+  restoreFocus();
   const message = output("login");
   const login = document.querySelector('form[data-action="login"]');
   login?.addEventListener("submit", (event) => {
@@ -216,6 +244,7 @@ function setupAccess() {
       const answer = await call("POST", "/auth/login", { form: new FormData(form) });
       if (answer.ok) {
         message.textContent = "Logged in, loading the tools…";
+        rememberFocus();
         window.location.reload();
       } else {
         form.elements.secret.value = "";
@@ -230,6 +259,7 @@ function setupAccess() {
     busy(submitter(event), message, async () => {
       const answer = await call("POST", "/auth/logout");
       if (answer.ok) {
+        rememberFocus();
         window.location.reload();
       } else {
         show(message, errorBox(describeError(answer.status, answer.data)));
