@@ -86,53 +86,47 @@ async def test_redis_black_holed_times_out_then_heals(make_factory: MakeFactory,
         await redis_factory.aclose()
 
 
-async def test_redis_from_the_environment(
-    make_factory: MakeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+async def redis_from_the_environment(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """`C2C__REDIS__URL` set to the test's Redis, the process-wide factory and settings read again."""
+    from c2c_config.redis import reset_unreachable
+
     monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
     await reset_factory()
     reload_settings(CoreSettings)
-    try:
-        factory = make_factory()
-        factory.add(Redis())
-        (outcome,) = (await factory.run()).outcomes
-        assert outcome.status_code == 200
-        assert get_factory().mode == "url"
-    finally:
-        await reset_factory()
-        monkeypatch.delenv("C2C__REDIS__URL")
-        reload_settings(CoreSettings)
+    yield
+    await reset_factory()
+    monkeypatch.delenv("C2C__REDIS__URL")
+    reload_settings(CoreSettings)
+    reset_unreachable()
+
+
+async def test_redis_from_the_environment(make_factory: MakeFactory, redis_from_the_environment: None) -> None:
+    factory = make_factory()
+    factory.add(Redis())
+    (outcome,) = (await factory.run()).outcomes
+    assert outcome.status_code == 200
+    assert get_factory().mode == "url"
 
 
 async def test_a_request_that_already_waited_for_redis_does_not_wait_again(
-    make_factory: MakeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    make_factory: MakeFactory, redis_from_the_environment: None
 ) -> None:
     """An authenticated probe: the access check waited for a frozen Redis, the Redis check must not
     wait as long again (the request took twice `C2C__REDIS__TIMEOUT`). Redis answers here: only the
     request's memory of the failure can fail the check."""
     from c2c_config.redis import note_unreachable, request_scope
 
-    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
-    await reset_factory()
-    reload_settings(CoreSettings)
-    try:
-        factory = make_factory()
-        factory.add(Redis())
-        with request_scope():
-            note_unreachable("TimeoutError: no answer within 5 s")
-            (outcome,) = (await factory.run()).outcomes
-        assert outcome.status_code == 500
-        assert outcome.payload == {"error": "not asked: it already failed in this request"}
-        with request_scope():  # the next request asks Redis again
-            (outcome,) = (await factory.run()).outcomes
-        assert outcome.status_code == 200
-    finally:
-        await reset_factory()
-        monkeypatch.delenv("C2C__REDIS__URL")
-        reload_settings(CoreSettings)
-        from c2c_config.redis import reset_unreachable
-
-        reset_unreachable()
+    factory = make_factory()
+    factory.add(Redis())
+    with request_scope():
+        note_unreachable("TimeoutError: no answer within 5 s")
+        (outcome,) = (await factory.run()).outcomes
+    assert outcome.status_code == 500
+    assert outcome.payload == {"error": "not asked: it already failed in this request"}
+    with request_scope():  # the next request asks Redis again
+        (outcome,) = (await factory.run()).outcomes
+    assert outcome.status_code == 200
 
 
 async def test_redis_not_configured_is_healthy(make_factory: MakeFactory) -> None:
