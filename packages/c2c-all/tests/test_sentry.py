@@ -136,6 +136,16 @@ def test_the_settings_dump_is_what_the_installed_sdk_accepts(sentry_stand_in: Se
     assert "ref-4471-secret" not in sentry_stand_in.text()
 
 
+@pytest.mark.parametrize(
+    "value", ["X-Internal-Ref, case_ref", '["X-Internal-Ref", "case_ref"]', " x-internal-ref ,CASE_REF,"]
+)
+def test_event_scrubber_names_are_read_as_every_list_setting(value: str) -> None:
+    """A comma list or a JSON array (`parse_string_list`): the SDK's denylist gets names, not `["pin"`."""
+    from c2casgiutils._sentry_sdk import extra_scrubbed_names
+
+    assert extra_scrubbed_names(SentrySettings(event_scrubber=value)) == ["x-internal-ref", "case_ref"]
+
+
 def test_options_are_checked_against_the_installed_sdk() -> None:
     settings = SentrySettings(dsn="http://k@127.0.0.1:1/1")
     with pytest.raises(TypeError, match="has no option 'no_such_option'"):

@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from c2c_config import CoreSettings, RedisSettings
+from c2c_config._sections import url_database
 from c2c_config.redis import RedisFactory, get_factory, reset_factory
 from c2c_testing import RedisSentinel, RedisServer
 
@@ -60,6 +61,37 @@ async def test_url_mode_db_from_settings(redis_server: RedisServer, factories: l
     factories.append(other)
     assert other.master() is not None
     assert (await other.master().client_info())["db"] == 5  # type: ignore[union-attr]
+
+
+URLS_AND_DATABASES = [
+    ("unix:///tmp/redis.sock", 2),  # the path is the socket: the setting applies (it was ignored)
+    ("unix:///tmp/redis.sock?db=4", 4),
+    ("redis://h:6379/?mydb=1", 2),  # not a `db=` parameter (it was taken for one)
+    ("redis://h:6379/5", 5),
+    ("rediss://h:6379?db=6", 6),
+    ("redis://h:6379/7?db=8", 8),  # redis-py: the parameter wins over the path
+    ("redis://h:6379/", 2),
+    ("redis://h:6379/?db=", 2),
+]
+
+
+@pytest.mark.parametrize(("url", "database"), URLS_AND_DATABASES)
+async def test_the_url_s_database_else_the_setting(url: str, database: int, factories: list[RedisFactory]) -> None:
+    factory = RedisFactory(RedisSettings(url=url, db=2))
+    factories.append(factory)
+    master = factory.master()
+    assert isinstance(master, Redis)
+    assert master.connection_pool.connection_kwargs["db"] == database
+
+
+@pytest.mark.parametrize(("url", "database"), URLS_AND_DATABASES)
+def test_url_database_reads_as_redis_py(url: str, database: int) -> None:
+    """One reading of a URL's database, redis-py's: the factory and the cluster check share it."""
+    from redis.connection import parse_url
+
+    named = url_database(url)
+    assert parse_url(url).get("db") == (None if named is None else int(named))
+    assert (named is None) == (database == 2)
 
 
 async def test_url_password_never_logged(

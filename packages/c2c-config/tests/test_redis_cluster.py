@@ -25,6 +25,7 @@ CLUSTER_CAPABLE = redis_py_version() >= CLUSTER_MIN_REDIS_PY
             "exclude each other",
         ),
         ({"C2C__REDIS__CLUSTER": "true", "C2C__REDIS__URL": "redis://h:7000/3"}, "only database 0"),
+        ({"C2C__REDIS__CLUSTER": "true", "C2C__REDIS__URL": "redis://h:7000?db=3"}, "only database 0"),
         (
             {"C2C__REDIS__CLUSTER": "true", "C2C__REDIS__URL": "redis://h:7000", "C2C__REDIS__DB": "2"},
             "only database 0",

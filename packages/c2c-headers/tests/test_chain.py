@@ -96,6 +96,21 @@ async def test_without_exactly_one_lower_case_host_line_every_host_line_is_repla
     assert [line for line in seen[0] if line[0].lower() != b"host"] == FORWARDED
 
 
+async def test_with_two_host_lines_the_first_is_the_host_as_the_rules_and_starlette_read_it() -> None:
+    """A forwarded port applies to the first `Host` line, the one `request_target` and Starlette read."""
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(list(scope["headers"]))
+        await make_app()(scope, receive, send)
+
+    headers = [(b"host", b"a.example"), (b"host", b"b.example"), (b"x-forwarded-port", b"8443")]
+    scope = http_scope(host=None, headers=headers)
+    await call(ForwardedHeadersMiddleware(app, trusted_hosts="127.0.0.1"), scope)
+    assert [line for line in seen[0] if line[0] == b"host"] == [(b"host", b"a.example:8443")]
+    assert scope[ORIGINAL_SCOPE_KEY]["host"] == "a.example"
+
+
 async def test_a_subclass_overriding_call_is_called_through_it() -> None:
     calls: list[str] = []
 

@@ -15,6 +15,8 @@ from typing import Any, Protocol, cast
 import sentry_sdk
 from sentry_sdk.consts import DEFAULT_OPTIONS
 
+from c2c_config import parse_string_list
+
 LOG = logging.getLogger("c2casgiutils.sentry")
 
 SDK_OPTIONS = frozenset(DEFAULT_OPTIONS)
@@ -41,8 +43,8 @@ class SentryFields(Protocol):
 
 
 def extra_scrubbed_names(settings: SentryFields) -> list[str]:
-    """The names of `C2C__SENTRY__EVENT_SCRUBBER` (comma-separated), stripped and lower-cased."""
-    return [item.strip().lower() for item in (settings.event_scrubber or "").split(",") if item.strip()]
+    """The names of `C2C__SENTRY__EVENT_SCRUBBER` (a comma list or a JSON array, as every list setting), lower-cased."""
+    return [item.lower() for item in parse_string_list(settings.event_scrubber) if item]
 
 
 def data_collection(settings: SentryFields) -> dict[str, Any]:

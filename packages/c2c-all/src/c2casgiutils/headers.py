@@ -33,17 +33,17 @@ from c2c_headers import (
 )
 
 __all__ = [
-    "ArmorHeaderMiddleware",
     "CSP_NONCE",
     "DEFAULT_HEADERS_CONFIG",
+    "ORIGINAL_SCOPE_KEY",
+    "PEER_SCOPE_KEY",
+    "ArmorHeaderMiddleware",
     "EngineName",
     "ForwardedHeadersMiddleware",
     "Header",
     "HeaderMatcher",
     "HeaderValue",
     "HeadersConfig",
-    "ORIGINAL_SCOPE_KEY",
-    "PEER_SCOPE_KEY",
     "RequestIdFilter",
     "RequestIdMiddleware",
     "TrustedHosts",

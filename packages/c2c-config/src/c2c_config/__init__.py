@@ -78,8 +78,8 @@ __all__ = [
     "ProxyHeadersSettings",
     "RedisOptions",
     "RedisSettings",
-    "Section",
     "SecretText",
+    "Section",
     "StringList",
     "UnknownVariable",
     "__version__",
@@ -99,7 +99,7 @@ __all__ = [
     "raise_if_cancelled",
     "redact_url",
     "reload_settings",
+    "render_reference",
     "running_loop",
     "signals",
-    "render_reference",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -32,6 +33,22 @@ def parse_host_port_list(value: str) -> list[tuple[str, int]]:
     if not addresses:
         raise ValueError("no sentinel address given")
     return addresses
+
+
+def url_database(url: str) -> str | None:
+    """The database a Redis URL names, as redis-py reads it, or None when it names none.
+
+    A non-empty `?db=` first; else, for `redis://` and `rediss://`, the path (`/2`); a `unix://`
+    URL's path is the socket, never a database. The text is returned as written (redis-py refuses
+    one that is not a number when it connects). `C2C__REDIS__DB` applies when this is None.
+    """
+    parsed = urllib.parse.urlsplit(url)
+    for name, value in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True):
+        if name == "db" and value:
+            return value
+    if parsed.scheme.lower() in ("redis", "rediss"):
+        return parsed.path.replace("/", "") or None
+    return None
 
 
 class RedisSettings(Section):
@@ -135,9 +152,7 @@ class RedisSettings(Section):
             raise ValueError(
                 "C2C__REDIS__CLUSTER: a cluster is reached over TCP (redis:// or rediss://), not a unix socket"
             )
-        path = self.url.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
-        database = path.split("/", 1)[1].strip("/") if "/" in path else ""
-        if database not in ("", "0") or self.db != 0:
+        if url_database(self.url) not in (None, "0") or self.db != 0:
             raise ValueError("C2C__REDIS__CLUSTER: a Redis Cluster has only database 0 (remove the database number)")
         return self
 

@@ -40,13 +40,12 @@ import contextvars
 import dataclasses
 import logging
 import time
-import urllib.parse
 from collections.abc import Iterator
 from typing import Any, TypeAlias
 
 from c2c_config._base import get_settings, redact_url
 from c2c_config._loop import LoopLocal
-from c2c_config._sections import CoreSettings, RedisSettings
+from c2c_config._sections import CoreSettings, RedisSettings, url_database
 
 try:
     import redis
@@ -323,11 +322,9 @@ class RedisFactory:
     def _build_url(self, clients: _Clients) -> None:
         assert self.settings.url is not None
         url = self.settings.url
-        parsed = urllib.parse.urlsplit(url)
-        has_db = parsed.path.strip("/") != "" or "db=" in parsed.query
         options = self._options()
         subscriber_options = self._subscriber_options()
-        if not has_db:
+        if url_database(url) is None:
             options.setdefault("db", self.settings.db)
             subscriber_options.setdefault("db", self.settings.db)
         pool = self._pool_options(options)

@@ -361,7 +361,7 @@ def _apply(
 ) -> None:
     """Write ``rewrite`` into ``scope``, keeping the original values under `ORIGINAL_SCOPE_KEY`.
 
-    ``host_line`` is the request's last ``Host`` line and ``host_lines`` how many it has. A
+    ``host_line`` is the request's first ``Host`` line and ``host_lines`` how many it has. A
     function, not a method (a cheaper call): it runs on every rewritten request.
     """
     scope.setdefault(PEER_SCOPE_KEY, client)
@@ -505,7 +505,7 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
                 # seen resolved (or cannot read): the Python path below then takes the request.
                 if native is None or not native(scope, client):
                     pairs: list[tuple[bytes, bytes]] = []
-                    host_line: tuple[bytes, bytes] | None = None  # the last Host line
+                    host_line: tuple[bytes, bytes] | None = None  # the first Host line
                     host_lines = 0
                     kinds = self._kinds
                     headers = scope["headers"]
@@ -520,7 +520,8 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
                             if kind is None:
                                 continue
                         if kind is _HOST_HEADER:
-                            host_line = line
+                            # The first, as `request_target` (the header rules) and Starlette read it.
+                            host_line = line if host_line is None else host_line
                             host_lines += 1
                         else:
                             pairs.append((kind, line[1]))

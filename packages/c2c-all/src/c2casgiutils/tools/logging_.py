@@ -134,6 +134,7 @@ _MAX_WARNED = 2 * MAX_KEYS + 100
 __all__ = [
     "CLUSTER_TAG",
     "LEVELS",
+    "PROTECTED_LOGGERS",
     "BroadcastResponse",
     "LevelChange",
     "LevelChangeResponse",
@@ -143,7 +144,6 @@ __all__ = [
     "MissingAnswer",
     "OverrideResponse",
     "OverridesResponse",
-    "PROTECTED_LOGGERS",
     "RedisUnavailableError",
     "SyncStatus",
     "c2c_logging_delete_level",
