@@ -104,6 +104,14 @@ def is_credential(name: str) -> bool:
         ("ticket", True),
         ("passphrase", True),
         ("Sec-WebSocket-Key", True),
+        # The toolkit's one rule (c2c-config's, which the access log applied already): `pass` anywhere
+        # (`dbpass`, `smtppass`), a name ending with `key`; hiding too much here is harmless.
+        ("dbpass", True),
+        ("bypass", True),
+        ("passenger", True),
+        ("monkey", True),
+        ("pin", True),
+        ("X-Bearer-Token", True),
         # ... while the ordinary headers and parameters stay readable.
         ("Keep-Alive", False),
         ("Accept-Encoding", False),
@@ -124,9 +132,6 @@ def is_credential(name: str) -> bool:
         ("error_code", False),
         ("statement", False),
         ("keyboard", False),
-        ("monkey", False),
-        ("bypass", False),
-        ("passenger", False),
         ("signal", False),
         ("design", False),
         ("inside", False),

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from c2c_config import redact_url
+from c2c_config import is_credential_setting, redact_url
 from c2c_config._base import is_credential_name
 
 
@@ -49,7 +49,10 @@ def test_redact_url(text: str, shown: str) -> None:
         ("https://h/?pass%77ord=XYZ", "https://h/?pass%77ord=***"),
         ("https://h/?X-Amz-Signature=XYZ&X-Amz-Date=1", "https://h/?X-Amz-Signature=***&X-Amz-Date=1"),
         ("https://h/?client_secret=a&client_id=b", "https://h/?client_secret=***&client_id=b"),
-        ("https://h/?api_key=a&key=b&sig=c&code=d&state=e", "https://h/?api_key=***&key=***&sig=***&code=***&state=e"),
+        (
+            "https://h/?api_key=a&key=b&sig=c&code=d&state=e",
+            "https://h/?api_key=***&key=***&sig=***&code=***&state=***",
+        ),
         ("https://h/cb#access_token=XYZ&expires_in=3600", "https://h/cb#access_token=***&expires_in=3600"),
         # a value runs to the next '&': a ';' or a '#' in it is hidden with it
         ("redis://h/0?password=ab;cd#ef&db=1", "redis://h/0?password=***&db=1"),
@@ -128,6 +131,75 @@ def test_redact_query_credentials(text: str, shown: str) -> None:
 )
 def test_is_credential_name(name: str, credential: bool) -> None:
     assert is_credential_name(name) is credential
+
+
+# The one vocabulary: what the headers tool and the Sentry scrubber masked and the access log did not
+# (or the reverse) before the three rules became this one.
+@pytest.mark.parametrize(
+    ("name", "credential", "variable"),
+    [
+        # (name, a parameter/header/option holds a credential, a local variable holds one)
+        ("sid", True, True),
+        ("otp", True, True),
+        ("ticket", True, True),
+        ("code_verifier", True, True),
+        ("PIN", True, True),
+        ("siG", True, True),
+        ("Cookie", True, True),
+        ("set-cookie", True, True),
+        ("X-Bearer", True, True),
+        ("passcode", True, True),
+        ("PHPSESSID", True, True),
+        ("X-Client-Key", True, True),
+        ("cache_key", True, False),  # `key`: a word of protocols, not of programs
+        ("key", True, False),
+        ("code", True, False),
+        ("state", True, False),
+        ("author", True, False),  # `auth`: anywhere in a parameter, a word in a variable
+        ("oauth_url", True, False),
+        ("bypass", True, False),
+        ("db_pass", True, True),
+        ("c2c-auth-device", True, True),
+        ("clientSecret", True, True),
+        ("Authorization", True, True),
+        ("country_code", False, False),
+        ("status_code", False, False),
+        ("Keep-Alive", False, False),
+        ("keyboard", False, False),
+        ("signal", False, False),
+        ("username", False, False),
+        ("page", False, False),
+        ("", False, False),
+    ],
+)
+def test_one_vocabulary_two_strictnesses(name: str, credential: bool, variable: bool) -> None:
+    assert is_credential_name(name) is credential
+    assert is_credential_name(name, variable=True) is variable
+
+
+@pytest.mark.parametrize(
+    ("name", "credential"),
+    [
+        ("api_token", True),
+        ("client_secret", True),
+        ("password", True),
+        ("token_url", False),  # where a credential goes: shown (its user-info is redact_url's)
+        ("state_cookie", False),  # under which name: shown
+        ("auth_header", False),
+        ("secret_name", False),
+        ("timeout", False),
+    ],
+)
+def test_is_credential_setting(name: str, credential: bool) -> None:
+    assert is_credential_setting(name) is credential
+    assert is_credential_setting(name, lambda _: False) is False  # another rule, the same exceptions
+
+
+@given(st.text(max_size=40))
+def test_a_variable_credential_is_a_parameter_credential(name: str) -> None:
+    """The strict reading is narrower: what it hides, every other redaction hides too."""
+    if is_credential_name(name, variable=True):
+        assert is_credential_name(name)
 
 
 # Generated URLs: lower-case hosts, paths and values, so that a password made of upper-case letters

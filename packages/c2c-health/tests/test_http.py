@@ -200,7 +200,7 @@ def test_parse_status_line_never_crashes(line: bytes) -> None:
             "http://localhost:8080/c2c/health_checks?secret=s3&checks=db",
             "http://localhost:8080/c2c/health_checks?secret=***&checks=db",
         ),
-        ("http://u:pw@h/x?token=t&api_key=k&state=s", "http://u:***@h/x?token=***&api_key=***&state=s"),
+        ("http://u:pw@h/x?token=t&api_key=k&state=s", "http://u:***@h/x?token=***&api_key=***&state=***"),
     ],
 )
 def test_mask_password(url: str, shown: str) -> None:

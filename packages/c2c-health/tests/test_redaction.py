@@ -28,10 +28,32 @@ def test_the_two_redactions_agree(scheme: str, user: str, password: str | None, 
 
 
 def test_the_credential_names_are_c2c_configs() -> None:
-    """The probe's copy of the rule has the same fragments and exact names as c2c-config's."""
-    from c2c_config import CREDENTIAL_FRAGMENTS, is_credential_name
+    """The probe's copy of the rule has c2c-config's vocabulary and gives its answers."""
+    from c2c_config import CREDENTIAL_FRAGMENTS, CREDENTIAL_NAMES, CREDENTIAL_WORDS, is_credential_name
     from c2c_health import _http
 
     assert _http._CREDENTIAL_FRAGMENTS == CREDENTIAL_FRAGMENTS
-    for name in ("sig", "code", "state", "key", "monkey", "page", "X-Amz-Signature", "pass%77ord", "user"):
+    assert _http._CREDENTIAL_WORDS == CREDENTIAL_WORDS
+    assert _http._CREDENTIAL_NAMES == CREDENTIAL_NAMES
+    for name in (
+        "sig",
+        "siG",
+        "code",
+        "state",
+        "key",
+        "monkey",
+        "page",
+        "X-Amz-Signature",
+        "pass%77ord",
+        "user",
+        "PIN",
+    ):
         assert _http._is_credential_name(name) == is_credential_name(name), name
+
+
+@given(st.text(max_size=30) | st.from_regex(r"[A-Za-z_%0-9-]{0,20}", fullmatch=True))
+def test_the_copy_agrees_on_any_name(name: str) -> None:
+    from c2c_config import is_credential_name
+    from c2c_health import _http
+
+    assert _http._is_credential_name(name) == is_credential_name(name)

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 # `sentry_sdk._types` (which `utils` imports it from, without re-exporting it for a type checker).
 from sentry_sdk.utils import AnnotatedValue  # type: ignore[attr-defined,unused-ignore]
 
-from c2c_config import SecretText, redact_url
+from c2c_config import SecretText, is_credential_setting, redact_url
 from c2c_config import is_credential_name as is_query_credential
 from c2casgiutils.logging_filters import REDACTED, REDACTED_PARAMETERS, redact_query, redact_text
 
@@ -44,43 +44,9 @@ _RAW_QUERY_KEYS = frozenset({"http.query", "query"})
 # Source code: only collected values are replaced there.
 _SOURCE_KEYS = frozenset({"context_line", "pre_context", "post_context"})
 
-# A variable or key name holds a credential when one of its words (split at `_`, `-`, `.`, spaces and
-# camelCase humps) is one of `_CREDENTIAL_WORDS`, or when it contains one of `_CREDENTIAL_FRAGMENTS`
-# anywhere (`refreshtoken`, `clientSecret`, `db_password`).
-_CREDENTIAL_WORDS = frozenset(
-    {
-        "auth",
-        "pass",
-        "pw",
-        "pwd",
-        "sid",
-        "jwt",
-        "csrf",
-        "xsrf",
-        "session",
-        "sessionid",
-        "signature",
-        "cookie",
-        "cookies",
-    }
-)
-_CREDENTIAL_FRAGMENTS = (
-    "token",
-    "secret",
-    "passw",
-    "passphrase",
-    "apikey",
-    "privatekey",
-    "accesskey",
-    "secretkey",
-    "signingkey",
-    "encryptionkey",
-    "credential",
-    "authorization",
-)
-# Names the rules above miss, kept as whole names: the session cookies of PHP and Symfony, and the
-# client's address (sentry-sdk 2.x's default denylist has them too; 3.x removed that module).
-_DENYLIST = frozenset({"phpsessid", "symfony", "x_forwarded_for", "x_real_ip"})
+# Names c2c-config's rule does not hold for credentials, kept as whole names: Symfony's session
+# cookie and the client's address (sentry-sdk 2.x's default denylist has them too; 3.x removed it).
+_DENYLIST = frozenset({"symfony", "x_forwarded_for", "x_real_ip"})
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORD_SEPARATORS = re.compile(r"[\W_]+")
 _BYTES_REPR = re.compile(r"""^b(?P<quote>['"])(?P<inner>.*)(?P=quote)$""", re.DOTALL)
@@ -123,17 +89,13 @@ def normalized_name(name: object) -> str:
 def is_credential_name(name: object, extra: frozenset[str] = frozenset()) -> bool:
     """Whether a key or variable called `name` holds a credential.
 
-    When one of its words (split at `_`, `-`, `.`, spaces and camelCase humps) is auth, pass, pw,
-    pwd, sid, jwt, csrf, xsrf, session, sessionid, signature or cookie(s); when it contains token,
-    secret, passw(ord), passphrase, apikey, privatekey, accesskey, secretkey, signingkey,
-    encryptionkey, credential or authorization anywhere (`refreshtoken`, `clientSecret`,
-    `db_password`, `X-Api-Key`, `c2c-jwt-auth`); `PHPSESSID`, `symfony`, `X-Forwarded-For` and
-    `X-Real-IP`; and `extra`
-    (`C2C__SENTRY__EVENT_SCRUBBER`).
-
-    Narrower than `c2c_config.is_credential_name` (the rule for query parameters and header names,
-    which the scrubber applies to those): a local variable called `key`, `code`, `state`, `passed`
-    or `author` stays readable in an event, while a query parameter or header so named is hidden.
+    c2c-config's rule for variables (`c2c_config.is_credential_name(name, variable=True)`: the
+    toolkit's one vocabulary, without `key`, `code`, `state`, and with `auth` and `pass` as words:
+    `password`, `clientSecret`, `refreshtoken`, `Authorization`, `cookie`, `session`, `PHPSESSID`,
+    `ticket`, `db_pass` hold one, `key`, `author`, `bypass` and `status_code` do not), on the name
+    without its `b'...'` repr; `symfony`, `X-Forwarded-For` and `X-Real-IP`; and `extra`
+    (`C2C__SENTRY__EVENT_SCRUBBER`). Query parameters and header names get the full rule
+    (`Scrubber._in_query`, `Scrubber._sensitive_header`).
     """
     if type(name) is str and len(name) <= _CACHED_NAME_LENGTH:
         return _credential_name(name, extra)
@@ -151,10 +113,7 @@ def _credential_name(name: object, extra: frozenset[str]) -> bool:
         return False
     if normalized in _DENYLIST or normalized in extra:
         return True
-    compact = normalized.replace("_", "")
-    return any(fragment in compact for fragment in _CREDENTIAL_FRAGMENTS) or any(
-        word in _CREDENTIAL_WORDS for word in normalized.split("_")
-    )
+    return is_query_credential(_unwrapped(str(name).strip()), variable=True)
 
 
 def _token_like(token: str) -> bool:
@@ -394,17 +353,11 @@ def _forms_of_secrets(secrets: tuple[str, ...], extra: frozenset[str]) -> frozen
     return frozenset(scrubber.collected)
 
 
-# A setting so named holds where or under which name a credential goes, not a credential
-# (`token_url`, `state_cookie`): its value is not hidden from events.
-_NAMING_SUFFIXES = ("_url", "_uri", "_cookie", "_header", "_name", "_parameter")
-
-
 def settings_secrets(settings: BaseModel) -> Iterator[str]:
     """Every credential in `settings`: `SecretText` values, values under credential names, URL passwords.
 
-    A plain text counts when its field has a credential name (`api_token`), unless the name says
-    that it holds an address or a name (`token_url`, `state_cookie`: see `_NAMING_SUFFIXES`); the
-    password of any URL counts wherever it is.
+    A plain text counts when its field holds a credential (`c2c_config.is_credential_setting`:
+    `api_token`, not `token_url` or `state_cookie`); the password of any URL counts wherever it is.
     """
     for name in type(settings).model_fields:
         yield from _secrets_in(getattr(settings, name, None), name)
@@ -422,6 +375,6 @@ def _secrets_in(value: Any, name: object) -> Iterator[str]:
         for item in value:
             yield from _secrets_in(item, name)
     elif isinstance(value, str):
-        if is_credential_name(name) and not str(name).casefold().endswith(_NAMING_SUFFIXES):
+        if is_credential_setting(str(name)):
             yield value
         yield from (match["password"] for match in _URL_PASSWORD.finditer(value))

@@ -129,11 +129,11 @@ class HeadersToolSettings(Section):
     masked_names: StringList = Field(
         default_factory=list,
         description=(
-            "Names of more headers and query parameters whose values the request-headers tool masks, "
-            "added to the built-in credential names (authorization, cookie, x-api-key, code, state; any name "
-            "containing token, secret, password, passwd, pwd, passphrase, passcode, session, sessid, csrf, xsrf, "
-            "apikey, accesskey, clientkey, privatekey, auth, credential, signature, jwt; any name with one of the "
-            "words key, pass, pw, sig, sid, otp, ticket, verifier); "
+            "Names of more headers and query parameters whose values the request-headers and configuration "
+            "tools mask, added to the toolkit's credential names (c2c_config.is_credential_name: authorization, "
+            "cookie, x-api-key, code, state; any name containing pass, pwd, secret, token, auth, credential, "
+            "signature, apikey, session, csrf, jwt, bearer...; any name with one of the words key, pw, sid, sig, "
+            "otp, pin, ticket, verifier, or ending with key); "
             "an entry masks every name that contains it, compared case-insensitively, punctuation ignored"
         ),
     )

@@ -135,10 +135,11 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
       a credential name (`c2c_config.is_credential_name`), in URLs, query strings and bare
       `name=value&...` strings; the SDK stores the request's query string URL-decoded, so the
       pieces without `=` that follow a redacted value are dropped with it;
-    - the values under credential-named keys and variables (`c2casgiutils._scrub.is_credential_name`:
-      `password`, `clientSecret`, `refreshtoken`, `Authorization`, `cookie`, `session`,
-      `PHPSESSID`, `X-Forwarded-For`, the names of `C2C__SENTRY__EVENT_SCRUBBER`) and of credential-named
-      headers (an ASGI scope's `(b'cookie', b'...')` pairs; also by c2c-config's rule: `X-Key`);
+    - the values under credential-named keys and variables (`c2c_config.is_credential_name(name,
+      variable=True)`: `password`, `clientSecret`, `refreshtoken`, `Authorization`, `cookie`,
+      `session`, `PHPSESSID`, `ticket`; and `X-Forwarded-For`, the names of
+      `C2C__SENTRY__EVENT_SCRUBBER`) and of credential-named headers (an ASGI scope's
+      `(b'cookie', b'...')` pairs, by c2c-config's full rule: `X-Key`);
     - `Bearer`/`Basic`/`Token` credentials (and a `Basic` one's decoded password), JWTs, GitHub
       tokens, URL passwords and long user-infos,
       and credential-named values in text (`name=value`, `name: value`, `'name': 'value'`);

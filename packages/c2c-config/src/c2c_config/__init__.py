@@ -12,6 +12,8 @@ from importlib.metadata import version as _version
 from c2c_config import signals
 from c2c_config._base import (
     CREDENTIAL_FRAGMENTS,
+    CREDENTIAL_NAMES,
+    CREDENTIAL_WORDS,
     ENV_PREFIX,
     C2CSettings,
     ConfigError,
@@ -22,6 +24,7 @@ from c2c_config._base import (
     find_unknown_variables,
     get_settings,
     is_credential_name,
+    is_credential_setting,
     iter_fields,
     redact_url,
     reload_settings,
@@ -60,6 +63,8 @@ __version__ = _version("c2c-config")
 
 __all__ = [
     "CREDENTIAL_FRAGMENTS",
+    "CREDENTIAL_NAMES",
+    "CREDENTIAL_WORDS",
     "DURATION_FORMATS",
     "ENV_PREFIX",
     "REDIS_OPTION_TYPES",
@@ -88,6 +93,7 @@ __all__ = [
     "format_duration",
     "get_settings",
     "is_credential_name",
+    "is_credential_setting",
     "iter_fields",
     "normalize_route_prefix",
     "parse_duration",

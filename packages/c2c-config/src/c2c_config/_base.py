@@ -63,35 +63,92 @@ CREDENTIAL_FRAGMENTS = (
     "credential",
     "signature",
     "apikey",
+    "accesskey",
+    "clientkey",
     "privatekey",
+    "secretkey",
+    "signingkey",
+    "encryptionkey",
     "session",
     "sessid",
     "csrf",
     "xsrf",
     "jwt",
+    "cookie",
+    "bearer",
 )
-"""A query parameter or option whose normalised name contains one of these holds a credential.
+"""A name that contains one of these holds a credential (the toolkit's one vocabulary, `is_credential_name`).
 
-The name is normalised as `%`-decoded, case-folded, with every character other than a letter or a
+The name is compared `%`-decoded, case-folded, with every character other than a letter or a
 digit removed (`Sentinel_Password`, `pass%77ord`, `X-Amz-Security-Token`, `client-secret` all
-match). `pass` covers `password`, `passwd`, `passphrase`, `sentinel_password`, `ssl_password`;
-`token` covers `access_token`, `refresh_token`, `id_token`; `auth` covers `oauth_token`,
-`authorization`. Besides these, a name that ends with `key` (`key`, `api_key`, `access_key`,
-`subscription-key`) or is `sig` (Azure SAS) or `code` (an OAuth authorization code) holds one too.
-A name such as `author` or `monkey` is masked as well: hiding too much in a log line is harmless.
+match). `pass` covers `password`, `passwd`, `passphrase`, `passcode`; `token` covers
+`access_token`, `refresh_token`, `id_token`; `auth` covers `oauth_token`, `authorization`.
+A name such as `author` or `bypass` is masked as well: hiding too much in a log line is harmless.
 `username`/`user` are not credentials (as in user-info, `user:***@`, the user name stays visible).
 """
-_CREDENTIAL_NAMES = frozenset({"sig", "code"})
+CREDENTIAL_WORDS = frozenset({"key", "pass", "pw", "sid", "sig", "otp", "pin", "ticket", "verifier"})
+"""A name with one of these as a whole word holds a credential (`X-Client-Key`, `sigValue`,
+`code_verifier`); words are split at punctuation, digits and lower-to-upper case changes, so
+`Keep-Alive`, `keyboard` and `signal` stay readable."""
+CREDENTIAL_NAMES = frozenset({"code", "state"})
+"""A name that is one of these as a whole holds a credential: the OAuth callback's `code` and `state`
+(`country_code`, `error_code` stay readable)."""
+# Local variables and keys of an error report (`variable=True`) are named by programmers, not by
+# protocols: `key`, `code`, `state`, `author` or `bypass` hold no credential there, and hiding them
+# would hide what the report is for. `auth` counts as a word there, `pass` through its long forms.
+_VARIABLE_FRAGMENTS = (
+    *(fragment for fragment in CREDENTIAL_FRAGMENTS if fragment not in ("pass", "auth")),
+    "passw",
+    "passphrase",
+    "passcode",
+    "authorization",
+)
+_VARIABLE_WORDS = (CREDENTIAL_WORDS - {"key"}) | {"auth"}
+# The words of a name: an upper-case run (an acronym), a capitalised or lower-case word, a number.
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
-def is_credential_name(name: str) -> bool:
-    """Whether a query parameter or option called `name` holds a credential (see `CREDENTIAL_FRAGMENTS`)."""
-    normalised = _NOT_ALPHANUMERIC.sub("", urllib.parse.unquote_plus(name).casefold())
+def is_credential_name(name: str, *, variable: bool = False) -> bool:
+    """Whether a value called `name` holds a credential: the one rule of the toolkit's redactions.
+
+    A query parameter, a header, an option or a setting (the default): when the name contains one
+    of `CREDENTIAL_FRAGMENTS`, has one of `CREDENTIAL_WORDS` as a word, is one of
+    `CREDENTIAL_NAMES`, or ends with `key` (`api_key`, `subscription-key`). The access logs,
+    `redact_url`, the Redis options, the `/c2c` tools and the Sentry scrubber's queries and headers
+    all ask this.
+
+    `variable=True`, for the local variables and keys of an error report (the Sentry scrubber):
+    the same vocabulary without what programmers use for other things (`key`, `code`, `state`;
+    `auth` and `pass` as words only, so `author` and `bypass` stay readable).
+    """
+    plain = urllib.parse.unquote_plus(name)
+    compact = _NOT_ALPHANUMERIC.sub("", plain.casefold())
+    if not compact:
+        return False
+    words = {word.casefold() for word in _WORD.findall(plain)}
+    words.add(compact)  # the whole name is a word too, whatever its case (`siG`, `PIN`)
+    if variable:
+        return any(fragment in compact for fragment in _VARIABLE_FRAGMENTS) or not words.isdisjoint(_VARIABLE_WORDS)
     return (
-        normalised in _CREDENTIAL_NAMES
-        or normalised.endswith("key")
-        or any(fragment in normalised for fragment in CREDENTIAL_FRAGMENTS)
+        compact in CREDENTIAL_NAMES
+        or compact.endswith("key")
+        or any(fragment in compact for fragment in CREDENTIAL_FRAGMENTS)
+        or not words.isdisjoint(CREDENTIAL_WORDS)
     )
+
+
+_NAMING_SUFFIXES = ("_url", "_uri", "_cookie", "_header", "_name", "_parameter")
+
+
+def is_credential_setting(name: str, is_credential: Callable[[str], bool] = is_credential_name) -> bool:
+    """Whether a text setting (or option) called `name` holds a credential.
+
+    A credential name (`is_credential`, by default `is_credential_name`: `api_token`,
+    `client_secret`), unless the name says that the value is where or under which name a
+    credential goes (`token_url`, `state_cookie`, `auth_header`, `secret_name`): those are
+    shown, and a URL's password is hidden by `redact_url` wherever the URL is.
+    """
+    return is_credential(name) and not name.casefold().endswith(_NAMING_SUFFIXES)
 
 
 def _mask_parameters(rest: str) -> str:

@@ -23,8 +23,9 @@ class HTTPProbeError(Exception):
     """The URL is invalid or the server's answer is not HTTP."""
 
 
-# c2c-config's `is_credential_name`, copied: importing c2c_config would load pydantic (a slow start
-# for a probe run every few seconds); `tests/test_redaction.py` checks that the two agree.
+# c2c-config's `is_credential_name` (its default, for parameters), copied: importing c2c_config would
+# load pydantic (a slow start for a probe run every few seconds); `tests/test_redaction.py` checks
+# that the two agree, on their vocabularies and on generated names.
 _CREDENTIAL_FRAGMENTS = (
     "pass",
     "pwd",
@@ -34,22 +35,38 @@ _CREDENTIAL_FRAGMENTS = (
     "credential",
     "signature",
     "apikey",
+    "accesskey",
+    "clientkey",
     "privatekey",
+    "secretkey",
+    "signingkey",
+    "encryptionkey",
     "session",
     "sessid",
     "csrf",
     "xsrf",
     "jwt",
+    "cookie",
+    "bearer",
 )
+_CREDENTIAL_WORDS = frozenset({"key", "pass", "pw", "sid", "sig", "otp", "pin", "ticket", "verifier"})
+_CREDENTIAL_NAMES = frozenset({"code", "state"})
 _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
 def _is_credential_name(name: str) -> bool:
-    normalised = _NOT_ALPHANUMERIC.sub("", urllib.parse.unquote_plus(name).casefold())
+    plain = urllib.parse.unquote_plus(name)
+    compact = _NOT_ALPHANUMERIC.sub("", plain.casefold())
+    if not compact:
+        return False
+    words = {word.casefold() for word in _WORD.findall(plain)}
+    words.add(compact)
     return (
-        normalised in ("sig", "code")
-        or normalised.endswith("key")
-        or any(f in normalised for f in _CREDENTIAL_FRAGMENTS)
+        compact in _CREDENTIAL_NAMES
+        or compact.endswith("key")
+        or any(fragment in compact for fragment in _CREDENTIAL_FRAGMENTS)
+        or not words.isdisjoint(_CREDENTIAL_WORDS)
     )
 
 

@@ -33,7 +33,15 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from c2c_auth import require_admin_access
-from c2c_config import SECRET_MASK, FieldInfo, env_var_name, find_unknown_variables, format_duration, iter_fields
+from c2c_config import (
+    SECRET_MASK,
+    FieldInfo,
+    env_var_name,
+    find_unknown_variables,
+    format_duration,
+    is_credential_setting,
+    iter_fields,
+)
 from c2casgiutils.tools.headers import NameMasker, mask_url_queries
 
 __all__ = [
@@ -129,11 +137,16 @@ class _Rendering:
 
 
 def _credential_text(name: str, value: Any, masked: Callable[[str], bool]) -> bool:
-    """Whether a text setting holds a credential by its name (`..._url` settings get their user-info masked instead).
+    """Whether a text setting holds a credential by its name (`c2c_config.is_credential_setting`: not
+    `token_url`, whose user-info is masked instead, nor `state_cookie`, a cookie's name).
 
     Numbers, flags and durations named after a credential (`secret_max_failures`) are limits, not secrets.
     """
-    return isinstance(value, str) and masked(name) and not name.endswith("_url")
+    if not isinstance(value, str):
+        return False
+    if isinstance(masked, NameMasker):  # the names an operator added apply whatever their suffix
+        return is_credential_setting(name) or masked.by_extra(name)
+    return is_credential_setting(name, masked)
 
 
 def _value_at(settings: BaseModel, path: tuple[str, ...]) -> Any:

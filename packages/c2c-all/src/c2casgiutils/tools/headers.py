@@ -9,17 +9,16 @@ compared case-insensitively, with `-`, `_` and other punctuation alike (`X-Auth-
 
 - it is `Authorization`, `Proxy-Authorization`, `X-API-Key` or `Cookie` (`MASKED_HEADERS`; the
   cookie names are kept and every value masked: `session=*****; theme=*****`);
-- it contains one of `MASKED_FRAGMENTS` anywhere (`token`, `secret`, `password`, `passwd`, `pwd`,
-  `passphrase`, `passcode`, `session`, `sessid`, `csrf`, `xsrf`, `apikey`, `accesskey`,
-  `clientkey`, `privatekey`, `auth`, `credential`, `signature`, `jwt`): `client_secret`,
-  `X-Amz-Security-Token`, `db_pwd`, `accesskey`;
-- one of its words is in `MASKED_WORDS` (`key`, `pass`, `pw`, `sig`, `sid`, `otp`, `ticket`,
-  `verifier`), words being split at punctuation, digits and lower-to-upper case changes:
-  `key`, `X-Access-Key`, `X-Client-Key`, `access_key`, `sigValue`, `code_verifier` are
-  credentials, `Keep-Alive`, `keyboard`, `bypass`, `signal` are not (short words match whole
-  only, so that the ordinary headers stay readable);
-- it is one of `MASKED_NAMES` as a whole (`code`, `state`: the OAuth callback's parameters, which
-  the access log redacts too; `country_code` is shown);
+- c2c-config's rule says so (`c2c_config.is_credential_name`, the toolkit's one vocabulary, which
+  the access logs and the Sentry scrubber use too): it contains one of `MASKED_FRAGMENTS` anywhere
+  (`pass`, `pwd`, `secret`, `token`, `auth`, `credential`, `signature`, `apikey`, `accesskey`,
+  `clientkey`, `privatekey`, `secretkey`, `signingkey`, `encryptionkey`, `session`, `sessid`,
+  `csrf`, `xsrf`, `jwt`, `cookie`, `bearer`): `client_secret`, `X-Amz-Security-Token`, `db_pwd`;
+  one of its words is in `MASKED_WORDS` (`key`, `pass`, `pw`, `sid`, `sig`, `otp`, `pin`,
+  `ticket`, `verifier`), words being split at punctuation, digits and lower-to-upper case changes
+  (`X-Access-Key`, `sigValue`, `code_verifier`; not `Keep-Alive`, `keyboard`, `signal`); it ends
+  with `key`; or it is one of `MASKED_NAMES` as a whole (`code`, `state`: the OAuth callback's
+  parameters; `country_code` is shown);
 - it contains one of the fragments of the setting `C2C__TOOLS__HEADERS__MASKED_NAMES` (a
   comma-separated list, matched like `MASKED_FRAGMENTS`).
 
@@ -44,7 +43,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from c2c_auth import require_read_only_access
-from c2c_config import redact_url
+from c2c_config import CREDENTIAL_FRAGMENTS, CREDENTIAL_NAMES, CREDENTIAL_WORDS, is_credential_name, redact_url
 
 MASK = "*****"
 """What replaces a masked value."""
@@ -52,41 +51,19 @@ MASK = "*****"
 MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 """Header names always masked (`cookie` keeps its cookie names)."""
 
-MASKED_FRAGMENTS = (
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "pwd",
-    "passphrase",
-    "passcode",
-    "session",
-    "sessid",
-    "csrf",
-    "xsrf",
-    "apikey",
-    "accesskey",
-    "clientkey",
-    "privatekey",
-    "auth",
-    "credential",
-    "signature",
-    "jwt",
-)
+MASKED_FRAGMENTS = CREDENTIAL_FRAGMENTS
 """A header, query or path parameter whose normalised name (case-folded, punctuation removed) contains
-one of these is masked."""
+one of these is masked (c2c-config's `CREDENTIAL_FRAGMENTS`)."""
 
-MASKED_WORDS = frozenset({"key", "pass", "pw", "sig", "sid", "otp", "ticket", "verifier"})
-"""A name with one of these as a whole word (`X-Client-Key`, `access_key`, `sigValue`) is masked; as
-fragments they would hide `Keep-Alive`'s neighbours (`keyboard`, `bypass`, `signal`, `inside`)."""
+MASKED_WORDS = CREDENTIAL_WORDS
+"""A name with one of these as a whole word (`X-Client-Key`, `access_key`, `sigValue`) is masked
+(c2c-config's `CREDENTIAL_WORDS`)."""
 
-MASKED_NAMES = frozenset({"code", "state"})
-"""A name that is one of these as a whole is masked: the OAuth callback's `code` and `state` (the
-access log redacts them too); as words they would hide `country_code` or `error_code`."""
+MASKED_NAMES = CREDENTIAL_NAMES
+"""A name that is one of these as a whole is masked: the OAuth callback's `code` and `state`
+(c2c-config's `CREDENTIAL_NAMES`)."""
 
 _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
-# The words of a name: an upper-case run (an acronym), a capitalised or lower-case word, a number.
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # The query and the fragment of the URLs in a text: after a '?' or a '#', up to the next '#' or a space.
 _URL_QUERY = re.compile(r"([?#])([^#\s]*)")
 
@@ -141,17 +118,17 @@ class NameMasker:
     `C2C__TOOLS__HEADERS__MASKED_NAMES`)."""
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
-        fragments = {_normalise(fragment) for fragment in (*MASKED_FRAGMENTS, *extra)}
-        self.fragments = tuple(sorted(fragment for fragment in fragments if fragment))
+        fragments = {_normalise(fragment) for fragment in extra}
+        self.extra = tuple(sorted(fragment for fragment in fragments if fragment))
 
     def __call__(self, name: str) -> bool:
         """Whether the value of a header, parameter or scope entry called `name` is masked."""
-        if name.strip().casefold() in MASKED_HEADERS:
-            return True
+        return name.strip().casefold() in MASKED_HEADERS or is_credential_name(name) or self.by_extra(name)
+
+    def by_extra(self, name: str) -> bool:
+        """Whether `name` contains one of the `extra` fragments (`C2C__TOOLS__HEADERS__MASKED_NAMES`)."""
         normalised = _normalise(name)
-        if normalised in MASKED_NAMES or any(fragment in normalised for fragment in self.fragments):
-            return True
-        return any(word.casefold() in MASKED_WORDS for word in _WORD.findall(name))
+        return any(fragment in normalised for fragment in self.extra)
 
 
 def mask_query(query: str, masked: Callable[[str], bool], mask: str = MASK) -> str:
