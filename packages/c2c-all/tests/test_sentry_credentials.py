@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -20,7 +21,7 @@ import httpx
 import pytest
 import sentry_sdk
 from _sentry_stand_in import SentryStandIn
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
@@ -129,6 +130,97 @@ async def test_a_failed_request_sends_no_cookie_token_or_header(sentry_stand_in:
     ]
     assert any("vars" in frame for frame in frames)
     assert REDACTED in sent
+
+
+async def test_credentials_as_mapping_keys_never_leave(sentry_stand_in: SentryStandIn) -> None:
+    """A token cache or a sessions dict keyed by the credential (`{token: user}`): the keys are scrubbed too."""
+    assert sentry.init(SentrySettings(dsn=sentry_stand_in.dsn))
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom(request: Request) -> None:
+        sessions = {request.headers["authorization"].removeprefix("Bearer "): {"user": "alice"}}
+        seen = {request.cookies["c2c-jwt-auth"]: 1, "keep-me-visible-42": 2}
+        by_secret = {str(config.settings.auth.secret): "bob"}
+        raise RuntimeError(f"boom-marker {len(sessions) + len(seen) + len(by_secret)}")
+
+    headers = {"Cookie": f"c2c-jwt-auth={SESSION_JWT}", "Authorization": f"Bearer {GITHUB_TOKEN}"}
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        assert (await client.get("/boom", headers=headers)).status_code == 500
+    sentry_sdk.flush(timeout=5)
+    assert sentry_stand_in.events()
+    sent = sentry_stand_in.text()
+    _assert_no_credential(sent)
+    assert "keep-me-visible-42" in sent and "boom-marker" in sent
+
+
+def test_scrubbed_keys_stay_distinct() -> None:
+    first, second = "ghp_" + "A" * 36, "ghp_" + "B" * 36
+    frame_vars = {"users": {first: "a", second: "b", "plain": "c"}}
+    scrubbed = sentry.scrub_event({"exception": {"values": [{"stacktrace": {"frames": [{"vars": frame_vars}]}}]}})
+    shown = scrubbed["exception"]["values"][0]["stacktrace"]["frames"][0]["vars"]["users"]
+    assert shown == {REDACTED: "a", f"{REDACTED} (2)": "b", "plain": "c"}
+    attributes = {f"sentry.message.parameter.{first}": {"value": 1}}
+    assert sentry.scrub_event({"attributes": attributes}) == {
+        "attributes": {f"sentry.message.parameter.{REDACTED}": {"value": 1}}
+    }
+
+
+def test_a_credential_the_sdk_cut_short_is_hidden() -> None:
+    """sentry-sdk cuts long strings (`max_value_length`, with `...`) before the hooks see them."""
+    cut_secret = "x" * 1000 + AUTH_SECRET[:20] + "..."
+    cut_url = "y" * 1000 + f"redis://app:{REDIS_PASSWORD[:12]}..."
+    event = {"exception": {"values": [{"value": cut_secret}, {"value": cut_url}, {"value": "Loading..."}]}}
+    with_secret = sentry._scrub(event)  # the configured secrets are the settings'
+    values = [value["value"] for value in with_secret["exception"]["values"]]
+    assert values[0].endswith(f"x{REDACTED}...")
+    assert values[1].endswith(f"redis://app:{REDACTED}...")
+    assert values[2] == "Loading..."
+
+
+def test_a_configured_secret_is_hidden_base64_hex_and_in_a_url_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "kQ7/vR2+xP9=mN4/tL8+wZ3"
+    monkeypatch.setenv("C2C__AUTH__SECRET", secret)
+    config.reload()
+    encoded = secret.encode()
+    shown = {
+        "path": f"404 for url 'https://files.example/download/{quote(secret)}/report.pdf'",
+        "lower": re.sub("%[0-9A-F]{2}", lambda match: match.group(0).lower(), quote(secret, safe="")),
+        "b64": base64.b64encode(encoded).decode(),
+        "b64url": base64.urlsafe_b64encode(encoded).decode().rstrip("="),
+        "hex": encoded.hex(),
+    }
+    event = {"exception": {"values": [{"stacktrace": {"frames": [{"vars": shown}]}}]}}
+    text = json.dumps(sentry.scrub_event(event))
+    for form in shown.values():
+        assert form not in text, form
+    assert "files.example/download" in text
+
+
+async def test_a_deliberate_503_sends_no_event_an_ordinary_one_does(sentry_stand_in: SentryStandIn) -> None:
+    """`TemporarilyUnavailable` (the bearer cap, GitHub or Redis down) would be one event per request."""
+    from c2c_auth import TemporarilyUnavailable
+
+    assert sentry.init(SentrySettings(), dsn=sentry_stand_in.dsn)  # a DSN given as an option is enough
+    app = FastAPI()
+
+    @app.get("/capped")
+    async def capped() -> None:
+        raise TemporarilyUnavailable("Too many GitHub token checks right now", headers={"Retry-After": "1"})
+
+    @app.get("/ours")
+    async def ours() -> None:
+        raise HTTPException(503, "the application's own 503 marker")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for _ in range(5):
+            assert (await client.get("/capped")).status_code == 503
+        assert (await client.get("/ours")).status_code == 503
+    sentry_sdk.flush(timeout=5)
+    errors = [value["value"] for event in sentry_stand_in.events() for value in event["exception"]["values"]]
+    assert errors == ["the application's own 503 marker"]
 
 
 def _check_database(url: str) -> None:

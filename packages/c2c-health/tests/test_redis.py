@@ -129,6 +129,29 @@ async def test_a_request_that_already_waited_for_redis_does_not_wait_again(
     assert outcome.status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/c2c/health_checks", "/c2c/readyz"])
+async def test_the_access_check_runs_before_the_checks(
+    make_factory: MakeFactory, make_app: Any, redis_from_the_environment: None, path: str
+) -> None:
+    """An authenticated probe against a frozen Redis waited twice: the checks, then the access check
+    that asks Redis too (c2c-auth). The access check comes first, and the checks know what it met."""
+    import httpx
+
+    from c2c_config.redis import note_unreachable
+
+    async def authorize(request: Any) -> bool:
+        note_unreachable("TimeoutError: no answer within 5 s")  # what c2c-auth notes on a frozen Redis
+        return True
+
+    factory = make_factory()
+    factory.add(Redis(tags=["readiness"]))
+    transport = httpx.ASGITransport(app=make_app(factory, authorize=authorize))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        answer = await client.get(path)
+    assert answer.status_code >= 500
+    assert "not asked: it already failed in this request" in answer.text  # details: authorised
+
+
 async def test_redis_not_configured_is_healthy(make_factory: MakeFactory) -> None:
     factory = make_factory()
     factory.add(Redis(factory=RedisFactory(RedisSettings())))

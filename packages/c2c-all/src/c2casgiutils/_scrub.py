@@ -58,7 +58,7 @@ _AUTH_SCHEME = re.compile(
     r"(?P<token>[A-Za-z0-9._~+/-]{1,4096}+=*+)",
     re.IGNORECASE,
 )
-_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,8192}+\.[A-Za-z0-9_-]{4,8192}+\.[A-Za-z0-9_-]{0,8192}+")
+_JWT = re.compile(r"(?<![A-Za-z0-9_])eyJ[A-Za-z0-9_-]{4,8192}+\.[A-Za-z0-9_-]{4,8192}+\.[A-Za-z0-9_-]{0,8192}+")
 _GITHUB_TOKEN = re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{20,255}+|github_pat_[A-Za-z0-9_]{20,255}+)")
 # `name=value`, `name: value`, `'name': 'value'`, `name='value'` (queries, cookies, YAML, reprs).
 _NAMED_VALUE = re.compile(
@@ -67,6 +67,10 @@ _NAMED_VALUE = re.compile(
 )
 _URL_PASSWORD = re.compile(
     r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,31}+://[^:@/?#\s]{0,256}+:(?P<password>[^@/?#\s]{1,1024}+)@"
+)
+# The same at the end of a string the SDK cut short: the password's end, and its `@`, cut off.
+_URL_PASSWORD_CUT = re.compile(
+    r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,31}+://[^:@/?#\s]{0,256}+:(?P<password>[^@/?#\s]{1,1024}+)$"
 )
 # A long user-info without a password is a token (`https://ghp_...@github.com/`).
 _URL_TOKEN_USER = re.compile(
@@ -145,8 +149,17 @@ def _escaped_forms(text: str) -> set[str]:
     forms = plain | {repr(form)[1:-1] for form in plain}
     forms |= {repr(form.encode("utf-8", "surrogatepass"))[2:-1] for form in plain}
     encoded = text.encode("utf-8", "surrogatepass")
-    forms.update({quote(encoded, safe=""), quote_plus(encoded, safe="")})
+    # URL-encoded as `quote` (a path: `/` kept), `quote(safe="")`, `quote_plus` (a form), in either
+    # case of hexadecimal digits; base64 (standard and URL-safe, with and without padding) and hex.
+    urls = {quote(encoded), quote(encoded, safe=""), quote_plus(encoded, safe="")}
+    forms |= urls | {_PERCENT_ESCAPE.sub(lambda match: match.group(0).lower(), url) for url in urls}
+    for coded in (base64.b64encode(encoded), base64.urlsafe_b64encode(encoded)):
+        forms |= {coded.decode("ascii"), coded.decode("ascii").rstrip("=")}
+    forms |= {encoded.hex(), encoded.hex().upper()}
     return forms
+
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 
 
 class Scrubber:
@@ -156,6 +169,7 @@ class Scrubber:
         self.extra = frozenset(normalized_name(name) for name in extra_names)
         self.collected: set[str] = set()
         self._ordered: list[str] | None = None
+        self._keys: dict[str, str] = {}  # pass 2: each mapping key as scrubbed
         known = tuple(secrets)
         if known:
             self.collected.update(_forms_of_secrets(known, self.extra))
@@ -266,9 +280,26 @@ class Scrubber:
             return match.group(0)
         return f"{match['scheme']}{match['space']}{REDACTED}"
 
+    def _cut_credential(self, text: str) -> str:
+        """A string the SDK cut to `max_value_length` (`...` at its end): what it cut may be a
+        credential's beginning, which no longer matches the whole (a collected value, a URL's password)."""
+        body = text[:-3]
+        if self._ordered is None:
+            self._ordered = sorted(self.collected, key=len, reverse=True)
+        for value in self._ordered:
+            for size in range(min(len(value) - 1, len(body)), MIN_COLLECTED - 1, -1):
+                if body.endswith(value[:size]):
+                    return f"{body[:-size]}{REDACTED}..."
+        match = _URL_PASSWORD_CUT.search(body)
+        if match is not None:
+            return f"{body[: match.start('password')]}{REDACTED}..."
+        return text
+
     def text(self, value: str, key: object) -> str:
         """One string of the event, scrubbed (`key`: the key it stands under, if any)."""
         value = self._replace_collected(value)
+        if value.endswith("..."):
+            value = self._cut_credential(value)
         if key in _DECODED_QUERY_KEYS:
             return _redact_decoded_query(value, self._in_query)
         if key in _RAW_QUERY_KEYS:
@@ -295,6 +326,23 @@ class Scrubber:
             [pair[0], REDACTED] if _is_pair(pair) and self._in_query(pair[0]) else self.walk(pair) for pair in value
         ]
 
+    def _key(self, name: object, taken: dict[Any, Any]) -> object:
+        """A mapping's key, scrubbed as any text: a token cache's or a sessions dict's keys are the
+        credentials (`{token: user}`), and the SDK turns a logged dict's keys into attribute names.
+        Two keys scrubbed alike stay two keys (`[REDACTED] (2)`)."""
+        if not isinstance(name, str):
+            return name
+        cleaned = self._keys.get(name)
+        if cleaned is None:  # keys repeat (every frame has `filename`, `vars`...): scrubbed once per event
+            cleaned = self._keys[name] = self.text(name, None)
+        if cleaned == name:
+            return name
+        candidate, count = cleaned, 1
+        while candidate in taken:
+            count += 1
+            candidate = f"{cleaned} ({count})"
+        return candidate
+
     def walk(self, value: Any, key: object = None) -> Any:
         """Pass 2: `value` scrubbed (strings, mappings, lists; `AnnotatedValue` in place)."""
         if isinstance(value, dict | list) and (key in _DECODED_QUERY_KEYS or key in _RAW_QUERY_KEYS):
@@ -305,12 +353,11 @@ class Scrubber:
             return self.text(value, key)
         if isinstance(value, dict):
             sensitive = self._sensitive_header if key in _HEADER_KEYS else self._sensitive
-            return {
-                name: REDACTED
-                if sensitive(name) and item not in (None, True, False, "") and not isinstance(item, dict)
-                else self.walk(item, name)
-                for name, item in value.items()
-            }
+            scrubbed: dict[Any, Any] = {}
+            for name, item in value.items():
+                hidden = sensitive(name) and item not in (None, True, False, "") and not isinstance(item, dict)
+                scrubbed[self._key(name, scrubbed)] = REDACTED if hidden else self.walk(item, name)
+            return scrubbed
         if isinstance(value, list | tuple):
             if key in _SOURCE_KEYS:
                 return [self.text(item, key) if isinstance(item, str) else item for item in value]

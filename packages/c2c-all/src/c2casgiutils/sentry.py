@@ -176,10 +176,23 @@ def tag_request_id(event: dict[str, Any], hint: dict[str, Any] | None = None) ->
     return event
 
 
+def _deliberate_unavailability(hint: dict[str, Any] | None) -> bool:
+    """Whether the event is a 503 the toolkit answered on purpose (`c2c_auth.TemporarilyUnavailable`:
+    Redis or GitHub down, a cap reached), already logged at WARNING: no error event for each request."""
+    exc_info = (hint or {}).get("exc_info")
+    if not isinstance(exc_info, tuple) or len(exc_info) < 2:
+        return False
+    from c2c_auth import TemporarilyUnavailable
+
+    return isinstance(exc_info[1], TemporarilyUnavailable)
+
+
 def _chained(user_hook: EventHook | None, extra_names: Iterable[str] = ()) -> EventHook:
     names = tuple(extra_names)
 
     def hook(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+        if _deliberate_unavailability(hint):
+            return None
         scrubbed = _scrub(tag_request_id(event, hint), names)
         return scrubbed if user_hook is None else user_hook(scrubbed, hint)
 
@@ -353,18 +366,21 @@ def init(
     before_send_log: EventHook | None = None,
     **options: Any,
 ) -> bool:
-    """Initialise Sentry when a DSN is configured (`C2C__SENTRY__DSN`, else `SENTRY_DSN`); return whether it did.
+    """Initialise Sentry when a DSN is given (`dsn=`, `C2C__SENTRY__DSN`, else `SENTRY_DSN`); return whether it did.
 
     Events, transactions (sentry-sdk 2.x), spans and Sentry logs go through the request id and the
     scrubbing of `scrub_event`, then through `before_send`, `before_send_transaction`,
-    `before_send_span` or `before_send_log` when given. `options` are other `sentry_sdk.init`
-    options (see `sdk_options`, which raises `TypeError` for one the installed SDK does not know).
+    `before_send_span` or `before_send_log` when given. The 503s the toolkit answers on purpose
+    (`c2c_auth.TemporarilyUnavailable`: Redis or GitHub unavailable, the bearer-token cap) send no
+    error event: they are logged at WARNING, and one event per request would flood the project.
+    `options` are other `sentry_sdk.init` options (see `sdk_options`, which raises `TypeError` for
+    one the installed SDK does not know).
     """
     if settings is None:
         from c2casgiutils import config  # settings are read at call time
 
         settings = config.settings.sentry
-    if not settings.dsn and not os.environ.get("SENTRY_DSN"):
+    if not settings.dsn and not options.get("dsn") and not os.environ.get("SENTRY_DSN"):
         return False
     built = sdk_options(
         settings,

@@ -37,7 +37,7 @@ from c2c_auth._info import AuthInfo, AuthMethod, GitHubSessionPayload, UserDetai
 from c2c_auth._middleware import PendingCookiesMiddleware
 from c2c_auth._modes import AuthenticationType, auth_type, is_enabled
 from c2c_auth._routes import create_router
-from c2c_auth._sessions import apply_pending_cookies
+from c2c_auth._sessions import TemporarilyUnavailable, apply_pending_cookies
 from c2c_auth._settings import (
     AccessType,
     AuthSettings,
@@ -102,6 +102,7 @@ __all__ = [
     "JWTSettings",
     "PendingCookiesMiddleware",
     "Settings",
+    "TemporarilyUnavailable",
     "TestAuthSettings",
     "UserDetails",
     "UserInfo",

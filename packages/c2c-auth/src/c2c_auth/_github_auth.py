@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from fastapi import HTTPException, Request, Response, status
+from fastapi import Request, Response
 
 from c2c_auth import _github
 from c2c_auth._claims import GitHubTokens, SessionClaims
@@ -16,6 +16,7 @@ from c2c_auth._github import GITHUB_UNAVAILABLE_MESSAGE
 from c2c_auth._info import AuthInfo, AuthMethod, GitHubSessionPayload, UserInfo
 from c2c_auth._modes import current_settings
 from c2c_auth._sessions import (
+    TemporarilyUnavailable,
     check_not_revoked,
     clear_session_cookie,
     default_cookie_path,
@@ -97,14 +98,12 @@ async def bearer_auth(token: str) -> AuthInfo:
         return AuthInfo()
     except _github.ValidationsCapped as error:
         LOG.warning("GitHub bearer token not checked: %s", error)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            BEARER_CAPPED_MESSAGE,
-            headers={"Retry-After": str(max(1, math.ceil(error.retry_after)))},
+        raise TemporarilyUnavailable(
+            BEARER_CAPPED_MESSAGE, headers={"Retry-After": str(max(1, math.ceil(error.retry_after)))}
         ) from error
     except _github.GitHubUnavailable as error:
         LOG.warning("GitHub bearer token not checked: %s", error)
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, GITHUB_UNAVAILABLE_MESSAGE) from error
+        raise TemporarilyUnavailable(GITHUB_UNAVAILABLE_MESSAGE) from error
     found = user_info(user)
     found.token = token
     return AuthInfo(is_logged_in=True, user=found, type=AuthMethod.GITHUB_BEARER)

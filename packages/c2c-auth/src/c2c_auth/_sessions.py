@@ -140,9 +140,21 @@ def _pending_headers(request: Request) -> dict[str, str] | None:
     return {"set-cookie": carrier.headers["set-cookie"]}
 
 
+class TemporarilyUnavailable(HTTPException):
+    """A 503 the toolkit answers on purpose: what it needs (Redis, GitHub) is unavailable, or a cap is
+    reached. Logged at WARNING where it happens; `c2casgiutils.sentry` sends no error event for it (an
+    outage, or anyone sending bearer tokens, would otherwise make one event per request)."""
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status.HTTP_503_SERVICE_UNAVAILABLE, detail, headers)
+
+
 def forbidden(request: Request | None, detail: str, status_code: int = status.HTTP_403_FORBIDDEN) -> HTTPException:
-    """An `HTTPException` that still carries the cookie changes of the request (a stale session cleared)."""
+    """An `HTTPException` that still carries the cookie changes of the request (a stale session cleared);
+    a `TemporarilyUnavailable` for 503."""
     headers = _pending_headers(request) if request is not None else None
+    if status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        return TemporarilyUnavailable(detail, headers)
     return HTTPException(status_code=status_code, detail=detail, headers=headers)
 
 

@@ -119,12 +119,14 @@ class _Probes:
         current = FACTORY if self.factory is None else self.factory
         if tag == READINESS and draining():
             return self._respond(request, None, 503, details=False, output=DRAINING_OUTPUT)
+        # The caller's access first: a check that needs Redis then knows whether this request already
+        # waited for it (`c2c_config.redis.unreachable_here`), and a request waits for Redis once.
+        details = await _may_see_details(request, current, self.authorize)
         tagged = bool(current.select(tags=[tag]))
         if tagged or fallback_to_all:
             report = await current.run(tags=[tag] if tagged else None)
         else:  # liveness: no check tagged, nothing to run
             report = Report((), 0.0)
-        details = await _may_see_details(request, current, self.authorize)
         return self._respond(request, report, report.status_code, details=details)
 
     def _respond(
@@ -209,8 +211,8 @@ def create_router(
         """Run the health checks (filtered by `name` and `tags`) and report each one."""
         current = FACTORY if factory is None else factory
         _warn_unknown(current, name, tags)
+        details = await _may_see_details(request, current, authorize)  # first: see `_Probes`
         report = await current.run(name=name, tags=tags)
-        details = await _may_see_details(request, current, authorize)
         body = report.to_model(details=details)
         return _json(request, body.model_dump(mode="json"), body.status_code)
 

@@ -23,11 +23,11 @@ import logging
 import threading
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 import c2c_auth
-from c2c_auth import require_read_write_access
+from c2c_auth import TemporarilyUnavailable, require_read_write_access
 
 AUDIT_LOGGER_NAME = "c2casgiutils.audit"
 """The logger of c2c-all's admin actions (c2c-auth's are on `c2c_auth.AUDIT_LOGGER_NAME`)."""
@@ -248,5 +248,5 @@ async def c2c_audit(
         async with asyncio.timeout(wait + 5):
             answers = await broadcast(CHANNEL, {"limit": limit}, expect_answers=True, timeout=wait)
     except (TimeoutError, BroadcastUnavailableError) as error:
-        raise HTTPException(503, f"the replicas cannot be asked ({type(error).__name__})") from None
+        raise TemporarilyUnavailable(f"the replicas cannot be asked ({type(error).__name__})") from None
     return _merge(list(answers))

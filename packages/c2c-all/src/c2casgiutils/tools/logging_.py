@@ -72,11 +72,11 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from c2c_auth import AUDIT_LOGGER_NAME as AUTH_AUDIT_LOGGER_NAME
-from c2c_auth import AuthInfo, get_auth, require_read_only_access, require_read_write_access
+from c2c_auth import AuthInfo, TemporarilyUnavailable, get_auth, require_read_only_access, require_read_write_access
 from c2c_broadcast.types import BroadcastResponse, MissingAnswer
 from c2c_config import Duration, LoopLocal, raise_if_cancelled
 from c2casgiutils.tools import audit
@@ -1016,7 +1016,7 @@ async def c2c_logging_set_level(
     try:
         answers = await get_tool().change(level.name, level.level, duration)
     except RedisUnavailableError as error:
-        raise HTTPException(status_code=503, detail=str(error)) from None
+        raise TemporarilyUnavailable(str(error)) from None
     await audit.record(_request, "level_set", {"name": level.name, "level": level.level, "duration": duration}, _auth)
     extra: dict[str, Any] = {} if duration is None else {"duration": duration}
     if replicas:
@@ -1036,7 +1036,7 @@ async def c2c_logging_delete_level(
     try:
         answers = await get_tool().change(checked, None)
     except RedisUnavailableError as error:
-        raise HTTPException(status_code=503, detail=str(error)) from None
+        raise TemporarilyUnavailable(str(error)) from None
     await audit.record(_request, "level_deleted", {"name": checked}, _auth)
     return LevelChangeResponse(**level_info(checked).model_dump(), replicas=_answers(answers))
 
@@ -1049,7 +1049,7 @@ async def c2c_logging_overrides(_: Annotated[None, Depends(require_read_only_acc
     try:
         overrides = await get_tool().overrides(request=True)
     except RedisUnavailableError as error:
-        raise HTTPException(status_code=503, detail=str(error)) from None
+        raise TemporarilyUnavailable(str(error)) from None
     return OverridesResponse(
         overrides=[
             OverrideResponse(name=name, level=level, expires_in=expires_in) for name, level, expires_in in overrides

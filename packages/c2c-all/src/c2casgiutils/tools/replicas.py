@@ -40,10 +40,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from c2c_auth import require_read_only_access
+from c2c_auth import TemporarilyUnavailable, require_read_only_access
 from c2c_broadcast.types import BroadcastResponse, ErrorAnswer
 from c2c_config import LoopLocal
 
@@ -324,4 +324,4 @@ async def c2c_replicas(
         async with asyncio.timeout(timeout + 5):
             return await collect(timeout)
     except (TimeoutError, BroadcastUnavailableError) as error:
-        raise HTTPException(503, f"the replicas could not be asked ({type(error).__name__})") from None
+        raise TemporarilyUnavailable(f"the replicas could not be asked ({type(error).__name__})") from None
