@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -17,7 +15,7 @@ from starlette.routing import Route
 
 from c2c_auth import _audit as auth_audit
 from c2c_auth import _shared
-from c2c_testing import free_port, wait_for_port
+from c2c_testing import serve_asgi
 from c2casgiutils.tools import audit
 
 SECRET = "audit-test-secret-0123456789"
@@ -161,14 +159,8 @@ async def _repository(request: Request) -> JSONResponse:
 @pytest.fixture(scope="module")
 def fake_github() -> Iterator[str]:
     app = Starlette(routes=[Route("/user", _user), Route("/repos/{owner}/{repo}", _repository)])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_port("127.0.0.1", port)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_asgi(app, name="fake-github") as url:
+        yield url
 
 
 async def test_read_only_access_is_refused(c2c_client_factory: Any, fake_github: str) -> None:

@@ -24,7 +24,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import Depends, FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,7 +33,7 @@ from starlette.routing import Route
 import c2c_auth
 from c2c_auth import _github, _secret, _shared
 from c2c_config import reload_settings
-from c2c_testing import free_port, stop_process, wait_for_port
+from c2c_testing import free_port, serve_asgi, stop_process
 
 # Hypothesis profiles (`dev`, `ci`) come from the c2c-testing plugin. The property tests reuse
 # function-scoped fixtures (app, client, settings) on purpose: each example resets its cookies.
@@ -257,20 +256,10 @@ def fake_github_server() -> Iterator[FakeGitHub]:
     """The fake GitHub, served by uvicorn on a free 127.0.0.1 port for the whole session."""
     fake = FakeGitHub()
     fake.reset()
-    port = free_port()
-    config = uvicorn.Config(
-        _fake_app(fake), host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none", http="h11"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="fake-github", daemon=True)
-    thread.start()
-    wait_for_port("127.0.0.1", port)
-    fake.base = f"http://127.0.0.1:{port}"
-    yield fake
-    fake.release.set()
-    server.should_exit = True
-    thread.join(timeout=10)
-    assert not thread.is_alive()
+    with serve_asgi(_fake_app(fake), name="fake-github") as url:
+        fake.base = url
+        yield fake
+        fake.release.set()
 
 
 @pytest.fixture

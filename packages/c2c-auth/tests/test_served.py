@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import threading
 import types
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 import c2c_auth
-from c2c_testing import free_port, wait_for_port
+from c2c_testing import serve_asgi
 
 
 @pytest.fixture
 def served_app(github_mode: Any, h: types.ModuleType) -> Iterator[str]:
     """The test app under uvicorn on a free 127.0.0.1 port (plain HTTP, so cookies are not Secure)."""
     github_mode.set(C2C__AUTH__JWT__COOKIE__SECURE="false")
-    port = free_port()
-    config = uvicorn.Config(
-        h.build_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none", http="h11"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="app-under-test", daemon=True)
-    thread.start()
-    wait_for_port("127.0.0.1", port)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    assert not thread.is_alive()
+    with serve_asgi(h.build_app(), name="app-under-test", lifespan="on") as url:
+        yield url
 
 
 async def test_browser_dance_over_http(served_app: str, fake_github: Any) -> None:

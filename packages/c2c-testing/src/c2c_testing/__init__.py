@@ -6,6 +6,7 @@ point); this module exports the classes and helpers for type hints and direct us
 
 from importlib.metadata import version as _version
 
+from c2c_testing._asgi import serve_asgi
 from c2c_testing._binaries import INSTALL_COMMAND, MissingBinaryError
 from c2c_testing._cluster import ClusterNode, RedisCluster, key_slot, parse_cluster_nodes
 from c2c_testing._net import free_port, wait_for_port
@@ -49,6 +50,7 @@ __all__ = [
     "nginx_binary",
     "parse_cluster_nodes",
     "reference_venv_location",
+    "serve_asgi",
     "stop_process",
     "wait_for_port",
 ]

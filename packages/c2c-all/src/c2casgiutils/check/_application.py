@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 from c2c_headers import ArmorHeaderMiddleware
+from c2c_headers._csp import has_default_src  # the rule compiler's own reading of a rendered policy
 from c2casgiutils._settings import Settings
 from c2casgiutils.check._config import authentication_mode
 from c2casgiutils.check._findings import (
@@ -94,10 +95,6 @@ def _sends_hsts(armor: ArmorHeaderMiddleware) -> bool:
     return sends
 
 
-def _has_default_src(policy: bytes) -> bool:
-    return any(part.strip().split(b" ", 1)[0].lower() == b"default-src" for part in policy.split(b";"))
-
-
 def _armor_findings(armor: ArmorHeaderMiddleware, settings: Settings) -> list[Finding]:
     findings = []
     if settings.http and _sends_hsts(armor):
@@ -109,7 +106,7 @@ def _armor_findings(armor: ArmorHeaderMiddleware, settings: Settings) -> list[Fi
         )
     for rule in armor.rules:
         for header, value in rule.edits:
-            if header in _CSP and value is not None and not _has_default_src(value):
+            if header in _CSP and value is not None and not has_default_src(value.decode("latin-1")):
                 findings.append(
                     CSP_NO_DEFAULT_SRC.at(
                         f"header rule {rule.name!r}: {header.decode()} has no default-src, so every fetch "
