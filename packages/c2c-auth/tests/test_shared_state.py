@@ -226,3 +226,37 @@ async def test_a_logout_redis_refused_reaches_the_other_replicas_once_it_answers
         assert len(keys) == 1
         thief.cookies.set(COOKIE, stolen)
         assert (await thief.get(f"{second}/c2c/ro")).status_code == 403
+
+
+async def test_a_flush_cancelled_while_redis_is_frozen_keeps_its_logouts(
+    secret_mode: Any, redis_server: RedisServer
+) -> None:
+    """`shutdown()` stops the retry task while it waits for a frozen Redis: the logouts it was writing
+    stay pending (counted in the shutdown's ERROR, written by the next attempt), never dropped."""
+    from c2c_auth import _shared
+
+    secret_mode.set(C2C__REDIS__URL=redis_server.url, C2C__REDIS__TIMEOUT="5")
+    client = _shared.redis_client()
+    assert client is not None
+    await client.ping()  # the connection is open before Redis freezes
+    _shared.reset_redis_state()
+    _shared._pend("session-being-written", time.time() + 600)
+    pid = redis_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        flush = asyncio.create_task(_shared._flush_pending(client))
+        await asyncio.sleep(0.3)  # waiting for Redis's answer
+        flush.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flush
+        assert list(_shared._pending_logouts) == ["session-being-written"]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    from c2c_config import redis as c2c_redis
+
+    c2c_redis.reset_unreachable()
+    _shared._next_flush = 0.0
+    await _shared._flush_pending(client)  # Redis answers: written, no longer pending
+    assert not _shared._pending_logouts
+    assert redis_server.command("EXISTS", "c2c-auth:ended-session:session-being-written") == 1

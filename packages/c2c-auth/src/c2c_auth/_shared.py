@@ -318,18 +318,21 @@ async def _flush_pending(client: Any) -> None:
         return
     _next_flush = time.monotonic() + FLUSH_INTERVAL
     now = time.time()
-    pending = [(session_id, expires_at) for session_id, expires_at in _pending_logouts.items() if expires_at > now]
-    _pending_logouts.clear()
+    for session_id in [session_id for session_id, expires_at in _pending_logouts.items() if expires_at <= now]:
+        del _pending_logouts[session_id]  # expired anyway: nothing to end
+    pending = list(_pending_logouts.items())
     if not pending:
         return
+    # They stay pending until Redis took them: a failure, or a cancellation (the retry task stopped
+    # by `shutdown()` while it waits for Redis), leaves them for the next attempt and for the count.
     try:
         await redis_call(client, lambda redis: _write_ended(redis, pending, now))
     except RedisUnavailable as error:
-        for session_id, expires_at in pending:
-            if session_id not in _pending_logouts:  # a newer one is kept as it is
-                _pend(session_id, expires_at)
         warn_unavailable("Redis unavailable: the logouts it missed are still to be written: %s", error)
         return
+    for session_id, expires_at in pending:
+        if _pending_logouts.get(session_id) == expires_at:  # not made again meanwhile
+            del _pending_logouts[session_id]
     LOG.info("Wrote to Redis %d logout(s) made while it was unavailable: ended on every replica now", len(pending))
 
 
