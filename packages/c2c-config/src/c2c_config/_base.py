@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import logging
 import os
@@ -120,7 +121,20 @@ def is_credential_name(name: str, *, variable: bool = False) -> bool:
     `variable=True`, for the local variables and keys of an error report (the Sentry scrubber):
     the same vocabulary without what programmers use for other things (`key`, `code`, `state`;
     `auth` and `pass` as words only, so `author` and `bypass` stay readable).
+
+    Answers for names up to 128 characters are cached: names repeat (every access-log line's
+    parameters, every event's keys).
     """
+    if len(name) <= _CACHED_NAME_LENGTH:
+        return _credential_name(name, variable)
+    return _credential_name.__wrapped__(name, variable)
+
+
+_CACHED_NAME_LENGTH = 128
+
+
+@functools.lru_cache(maxsize=4096)
+def _credential_name(name: str, variable: bool) -> bool:
     plain = urllib.parse.unquote_plus(name)
     compact = _NOT_ALPHANUMERIC.sub("", plain.casefold())
     if not compact:
