@@ -543,9 +543,13 @@ def launch_browser() -> Iterator[Browser]:
 
 
 @contextlib.contextmanager
-def open_page(browser: Browser) -> Iterator[tuple[Page, BrowserLog]]:
-    """A fresh browser context (no cookies), fixed viewport, light scheme, every wait bounded; conftest's `page`."""
+def open_page(browser: Browser, *, javascript: bool = True) -> Iterator[tuple[Page, BrowserLog]]:
+    """A fresh browser context (no cookies), fixed viewport, light scheme, every wait bounded; conftest's `page`.
+
+    `javascript=False` disables scripts in the context, as a browser with JavaScript off.
+    """
     context = browser.new_context(
+        java_script_enabled=javascript,
         viewport=VIEWPORT,  # type: ignore[arg-type]
         color_scheme="light",
         reduced_motion="reduce",

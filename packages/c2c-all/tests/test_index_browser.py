@@ -70,9 +70,10 @@ from _c2c_all_browser import (
     _serve,
     _settle,
     _theme_problems,
+    open_page,
 )
 from PIL import Image, ImageFilter
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +169,8 @@ def test_admin_page(server: Server, page: tuple[Page, BrowserLog], tmp_path: Pat
     expect(tab.get_by_label("Logger").first).to_have_value(LOGGER)
     _button(tab, "Get level")
     expect(tab.locator("[data-output=get-level] .level").first).to_have_text("NOTSET")
+    # NOTSET is also a misspelled name's answer: the page says what it means.
+    expect(tab.locator("[data-output=get-level] .hint")).to_contain_text("check the spelling")
     tab.get_by_label("Level", exact=True).select_option("DEBUG")
     tab.get_by_label("Revert after (minutes)").fill("5")
     _button(tab, "Set level")
@@ -180,6 +183,7 @@ def test_admin_page(server: Server, page: tuple[Page, BrowserLog], tmp_path: Pat
     expect(override.locator(".level")).to_have_text("DEBUG")
     _button(tab, "Get level")
     expect(tab.locator("[data-output=get-level] .level")).to_have_text(["DEBUG", "DEBUG"])
+    expect(tab.locator("[data-output=get-level] .hint")).to_have_count(0)
 
     # Every tool's output on the page: both themes readable, then the safety-net screenshots.
     _settle(tab)
@@ -304,6 +308,52 @@ def test_phone_layout(server: Server, page: tuple[Page, BrowserLog]) -> None:
     expect(tab.locator("[data-output=overrides]")).to_contain_text("No override")
     assert log.errors == [], "\n".join(log.errors)
     assert _csp_violations(tab) == []
+
+
+def test_without_javascript(server: Server, browser: Browser) -> None:
+    """JavaScript off: a wrong secret, the right one and a logout each come back to the page, which
+    says what happened (never a raw JSON answer), in the page's own styles and under its CSP."""
+    with open_page(browser, javascript=False) as (tab, log):
+        tab.goto(f"{server.url}/c2c/")
+        expect(tab.locator("noscript")).to_have_count(1)
+        tab.get_by_label("Secret").fill("not the secret")
+        with tab.expect_navigation():
+            tab.get_by_role("button", name="Log in").click()
+        assert tab.url == f"{server.url}/c2c/?login=failed"
+        expect(tab.get_by_role("alert")).to_have_text("✗ Wrong secret: you are not logged in.")
+        secret = tab.get_by_label("Secret")
+        expect(secret).to_have_attribute("aria-invalid", "true")
+        expect(secret).to_have_accessible_description("Wrong secret: you are not logged in.")
+        expect(secret).to_be_focused()
+        _assert_sections(tab, login=True, tools=False, write=False)
+        assert _theme_problems(tab, "light") == []
+
+        secret.fill(SECRET)
+        with tab.expect_navigation():
+            tab.get_by_role("button", name="Log in").click()
+        assert tab.url == f"{server.url}/c2c/"
+        expect(tab.locator("#access .state-ok")).to_have_text("● Logged in with the shared secret.")
+        expect(tab.get_by_role("alert")).to_have_count(0)
+
+        with tab.expect_navigation():
+            tab.get_by_role("button", name="Log out").click()
+        assert tab.url == f"{server.url}/c2c/?login=logged-out"
+        expect(tab.locator("#access [role=status].state")).to_have_text("You are logged out.")
+        _assert_sections(tab, login=True, tools=False, write=False)
+        # Once logged in, a stale `?login=` says nothing.
+        _log_in_without_script(tab, server)
+        tab.goto(f"{server.url}/c2c/?login=failed")
+        expect(tab.get_by_role("alert")).to_have_count(0)
+        assert log.errors == [], "\n".join(log.errors)
+        assert _csp_violations(tab) == []
+
+
+def _log_in_without_script(tab: Page, server: Server) -> None:
+    tab.goto(f"{server.url}/c2c/")
+    tab.get_by_label("Secret").fill(SECRET)
+    with tab.expect_navigation():
+        tab.get_by_role("button", name="Log in").click()
+    expect(tab.locator("#access .state-ok")).to_be_visible()
 
 
 def _break(page: Page, rule: str) -> None:

@@ -179,6 +179,65 @@ async def test_unknown_devices_share_one_budget(
     assert (await attacker.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
 
 
+BROWSER_FORM = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Accept": "text/html,*/*;q=0.8"}
+"""What a browser sends with a form submitted without JavaScript."""
+
+
+@pytest.mark.parametrize(
+    ("headers", "page"),
+    [
+        (BROWSER_FORM, True),
+        # a browser that sends no Sec-Fetch-* headers: its Accept
+        ({"Accept": "text/html,application/xhtml+xml"}, True),
+        # fetch() from the page, curl, a test client: JSON, as before
+        ({"Sec-Fetch-Mode": "cors", "Accept": "text/html"}, False),
+        ({"Accept": "application/json"}, False),
+        ({}, False),
+    ],
+)
+async def test_a_form_without_javascript_comes_back_to_the_page(
+    secret_mode: Any,
+    make_client: Any,
+    h: types.ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    headers: dict[str, str],
+    page: bool,
+) -> None:
+    """A wrong secret, a refused login and a logout submitted as a page navigation are sent back to the
+    c2c page with `?login=` (which it shows), not answered with a raw JSON body; everything else keeps
+    its JSON answer."""
+    secret_mode.set(C2C__AUTH__SECRET_UNKNOWN_DEVICES_MAX_FAILURES="2", C2C__AUTH__SECRET_FAILURE_WINDOW="60")
+    now = [1000.0]
+    monkeypatch.setattr(_secret.LIMITER, "clock", lambda: now[0])
+    browser = make_client("198.51.100.7")
+    form = {"username": "c2c", "secret": "guess"}
+    wrong = await browser.post("/c2c/auth/login", data=form, headers=headers)
+    if page:
+        assert (wrong.status_code, wrong.headers["location"]) == (303, "/c2c/?login=failed")
+        assert wrong.headers["cache-control"] == "no-store"
+    else:
+        assert (wrong.status_code, wrong.json()) == (401, {"detail": "Invalid secret"})
+    # The secret in a header (an API client) is JSON whatever it accepts.
+    assert (await browser.post("/c2c/auth/login", headers={**headers, "X-API-Key": "guess"})).status_code == 401
+    refused = await browser.post("/c2c/auth/login", data={**form, "secret": h.SHARED_SECRET}, headers=headers)
+    if page:
+        assert (refused.status_code, refused.headers["location"]) == (303, "/c2c/?login=throttled")
+    else:
+        assert refused.status_code == 429
+    assert COOKIE not in h.set_cookies(refused)
+
+    now[0] += 61  # unknown devices share one budget: let it refill
+    logged_in = make_client("198.51.100.8")
+    assert (await logged_in.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+    logout = await logged_in.post("/c2c/auth/logout", headers=headers)
+    if page:
+        assert (logout.status_code, logout.headers["location"]) == (303, "/c2c/?login=logged-out")
+    else:
+        assert logout.json() == {"status": "success", "message": "Logged out successfully"}
+    assert h.set_cookies(logout)[COOKIE]["max-age"] == "0"
+    assert (await logged_in.get("/c2c/ro")).status_code != 200
+
+
 async def test_session_does_not_slide(secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType) -> None:
     login = await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
     exp = h.jwt_payload(h.set_cookies(login)[COOKIE]["value"])["exp"]

@@ -31,6 +31,12 @@ _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 _MAX_FORM_BYTES = 8192
 CALLBACK_ROUTE = "c2c_github_callback"
 CAME_FROM_REFUSED = "Invalid 'came_from' parameter: only a path on this site is accepted"
+LOGIN_FAILED = "failed"
+"""`?login=` of the page a wrong secret submitted without JavaScript is sent back to."""
+LOGIN_THROTTLED = "throttled"
+"""`?login=` of the page a refused (too many wrong secrets) login without JavaScript is sent back to."""
+LOGGED_OUT = "logged-out"
+"""`?login=` of the page a logout without JavaScript is sent back to."""
 CROSS_SITE_LOGOUT_MESSAGE = "Logout from another site refused: log out from this site (POST /logout)"
 
 
@@ -92,6 +98,22 @@ def _back(request: Request, came_from: str | None, suffix: str) -> RedirectRespo
     return _redirect(request, _came_from(request, came_from) or _index_path(request, suffix))
 
 
+def _navigation(request: Request) -> bool:
+    """Whether a browser sent this request to show the answer as a page (a form submitted without
+    JavaScript, a followed link): `Sec-Fetch-Mode: navigate`, or, from a browser that sends no
+    `Sec-Fetch-*` headers, an `Accept` naming `text/html`. Scripts and API clients (`fetch`, curl,
+    a test client) get JSON."""
+    mode = request.headers.get("sec-fetch-mode")
+    if mode is not None:
+        return mode.strip().lower() == "navigate"
+    return "text/html" in request.headers.get("accept", "").lower()
+
+
+def _back_with(request: Request, suffix: str, login: str) -> RedirectResponse:
+    """Back to the c2c index after a page navigation, with the outcome it shows (`?login=...`)."""
+    return _redirect(request, f"{_index_path(request, suffix)}?{urlencode({'login': login})}")
+
+
 def _clear_session(request: Request, suffix: str) -> None:
     _sessions.clear_cookie(request, None, _sessions.session_cookie_name(), _cookie_path(request, suffix))
 
@@ -134,7 +156,17 @@ async def login(request: Request) -> Response:
     provided = _login_secret(request, form)
     if isinstance(provided, Response):
         return provided
-    if not await _secret.verify_secret(request, provided):
+    page = bool(form) and _navigation(request)
+    try:
+        verified = await _secret.verify_secret(request, provided)
+    except HTTPException as error:
+        if page and error.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+            # A form submitted without JavaScript: the page says it, rather than a raw JSON body.
+            return _back_with(request, suffix, LOGIN_THROTTLED)
+        raise
+    if not verified:
+        if page:
+            return _back_with(request, suffix, LOGIN_FAILED)
         return _detail(request, "Invalid secret", status.HTTP_401_UNAUTHORIZED)
     age = _modes.current_settings().jwt.cookie.age.total_seconds()
     _sessions.issue_session(request, None, _secret.secret_session(), age, _cookie_path(request, suffix))
@@ -216,6 +248,9 @@ async def logout(request: Request) -> Response:
         return refused
     await _revoke_session(request)
     _clear_session(request, "/logout")
+    if _navigation(request):
+        # A form submitted without JavaScript, or a followed link: back to the page, logged out.
+        return _back_with(request, "/logout", LOGGED_OUT)
     return _json(request, {"status": "success", "message": "Logged out successfully"})
 
 

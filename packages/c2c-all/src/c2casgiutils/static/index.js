@@ -404,6 +404,15 @@ function levelLine(data) {
     levelBadge(data?.level),
     ", effective ",
     levelBadge(data?.effective_level),
+    // NOTSET is also what a misspelled or never-used logger answers: say what it means.
+    data?.level === "NOTSET"
+      ? h(
+          "span",
+          { class: "hint" },
+          " (no level of its own: it logs at its nearest configured ancestor's, or the root's; ",
+          "a name no code uses answers the same, so check the spelling)",
+        )
+      : null,
   );
 }
 

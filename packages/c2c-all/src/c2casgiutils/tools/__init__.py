@@ -98,6 +98,9 @@ async def c2c_index(request: Request, auth_info: Annotated[AuthInfo, Depends(get
         # Paths, not absolute URLs: no mixed content behind a TLS proxy without forwarded headers.
         "base": request.scope.get("root_path", "").rstrip("/"),
         "auth": access,
+        # The outcome of a login or logout submitted without JavaScript (c2c-auth sends the browser
+        # back here with it); anything else is ignored.
+        "login": request.query_params.get("login") if not access["is_logged_in"] else None,
         "application_module": config.settings.tools.logging.application_module,
         "version": version("c2c-all"),
     }
