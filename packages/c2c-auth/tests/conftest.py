@@ -311,6 +311,7 @@ def _reset_process_state() -> None:
     _github.CACHE.clear()
     _github.REFUSED_BEARERS.clear()
     _github.BEARER_RATE.reset()
+    _github.BEARER_CLIENT_RATES.reset()
     _secret.LIMITER.reset()
     _shared.ENDED_SESSIONS.clear()
 

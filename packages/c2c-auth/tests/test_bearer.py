@@ -66,6 +66,48 @@ async def test_validations_are_rate_capped(github_mode: Any, client: httpx.Async
     assert fake_github.calls["user"] == 5
 
 
+async def test_one_client_gets_a_share_of_the_rate(github_mode: Any, make_client: Any, fake_github: Any) -> None:
+    """One address sending unknown tokens spends its share, not the process's whole budget: another
+    client's new valid token is still checked."""
+    github_mode.set(
+        C2C__AUTH__GITHUB__BEARER_VALIDATIONS_PER_MINUTE="10",
+        C2C__AUTH__GITHUB__BEARER_VALIDATIONS_PER_CLIENT_PER_MINUTE="3",
+    )
+    attacker = make_client("198.51.100.66")
+    statuses = [(await attacker.get("/c2c/ro", headers=_bearer(f"ghp_junk_{n}"))).status_code for n in range(12)]
+    assert statuses == [403] * 3 + [503] * 9
+    assert fake_github.calls["user"] == 3
+    capped = await attacker.get("/c2c/ro", headers=_bearer("ghp_junk_more"))
+    assert capped.status_code == 503
+    assert 1 <= int(capped.headers["retry-after"]) <= 20  # a validation every 20 s for this address
+    # Another address: its own share; the process budget has 7 left (the 9 capped requests took none).
+    other = make_client("203.0.113.99")
+    for login in ("alice", "bob", "carol"):
+        assert (await other.get("/c2c/ro", headers=_bearer(fake_github.issue_token(login)))).status_code == 200
+    assert fake_github.calls["user"] == 6
+    # The process cap still holds over every address: 4 left, whoever asks.
+    crowd = [make_client(f"192.0.2.{n}") for n in range(6)]
+    results = [
+        (await each.get("/c2c/ro", headers=_bearer(f"ghp_crowd_{n}"))).status_code for n, each in enumerate(crowd)
+    ]
+    assert results == [403] * 4 + [503] * 2
+    assert fake_github.calls["user"] == 10
+
+
+def test_client_shares_are_bounded_and_given_back() -> None:
+    """The per-address buckets: the least recently seen forgotten beyond `size`; a validation the
+    process cap then refused is given back to the address."""
+    caps = _github.ClientRateCaps(size=2, clock=lambda: 1000.0)
+    assert caps.take("a", 1) is None
+    assert caps.take("a", 1) == 60.0
+    caps.give_back("a", 1)
+    assert caps.take("a", 1) is None
+    assert caps.take("b", 1) is None
+    assert caps.take("c", 1) is None  # "a" forgotten: full again
+    assert caps.take("a", 1) is None
+    assert caps.take("c", 1) == 60.0
+
+
 async def test_no_credential_never_waits_on_a_slow_github(
     github_mode: Any, client: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
 ) -> None:

@@ -234,14 +234,57 @@ class RateCap:
             self._tokens = tokens
             return (1.0 - tokens) / rate
 
+    def give_back(self, per_minute: int) -> None:
+        """Return one validation taken by `take` and not used (a later cap refused the request)."""
+        with self._lock:
+            if self._tokens is not None:
+                self._tokens = min(float(per_minute), self._tokens + 1.0)
+
     def reset(self) -> None:
         """A full bucket again."""
         with self._lock:
             self._tokens = None
 
 
+class ClientRateCaps:
+    """A `RateCap` per client address, for the `size` addresses seen last (an older one starts full again)."""
+
+    def __init__(self, size: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = size
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._caps: OrderedDict[str, RateCap] = OrderedDict()
+
+    def _cap(self, client: str) -> RateCap:
+        with self._lock:
+            cap = self._caps.get(client)
+            if cap is None:
+                cap = self._caps[client] = RateCap(lambda: self.clock())
+                if len(self._caps) > self.size:
+                    self._caps.popitem(last=False)
+            else:
+                self._caps.move_to_end(client)
+            return cap
+
+    def take(self, client: str, per_minute: int) -> float | None:
+        """Take one validation for `client`: None when allowed, else the seconds until the next one is."""
+        return self._cap(client).take(per_minute)
+
+    def give_back(self, client: str, per_minute: int) -> None:
+        """Return one validation `client` took and did not use."""
+        self._cap(client).give_back(per_minute)
+
+    def reset(self) -> None:
+        """Every address's bucket full again."""
+        with self._lock:
+            self._caps.clear()
+
+
 BEARER_RATE = RateCap()
 """The process-wide rate cap of bearer token validations sent to GitHub."""
+
+BEARER_CLIENT_RATES = ClientRateCaps()
+"""The per-client share of `BEARER_RATE`: one address sending unknown tokens cannot spend it all."""
 
 # Per event loop (an asyncio semaphore belongs to its loop), one per configured limit.
 _BEARER_SLOTS: LoopLocal[dict[int, asyncio.Semaphore]] = LoopLocal(dict, name="GitHub bearer validation slots")
@@ -253,11 +296,13 @@ def cached_user(settings: GitHubSettings, token: str) -> dict[str, Any] | None:
     return None if cached is None else dict(cached)
 
 
-async def validate_bearer(settings: GitHubSettings, token: str) -> dict[str, Any]:
+async def validate_bearer(settings: GitHubSettings, token: str, client: str | None = None) -> dict[str, Any]:
     """The user of a bearer token: from the cache, else from GitHub under the rate and concurrency caps.
 
-    Raises `GitHubRejected` (a refusal, remembered for `BEARER_REFUSAL_CACHE_TTL`), `ValidationsCapped`
-    (too many validations now) or `GitHubUnavailable`.
+    `client` (the request's client address, when the server gives one) has its own share of the
+    rate, `BEARER_VALIDATIONS_PER_CLIENT_PER_MINUTE`, taken first. Raises `GitHubRejected` (a
+    refusal, remembered for `BEARER_REFUSAL_CACHE_TTL`), `ValidationsCapped` (too many validations
+    now) or `GitHubUnavailable`.
     """
     digest = token_digest(token)
     refusal_ttl = settings.bearer_refusal_cache_ttl.total_seconds()
@@ -266,8 +311,15 @@ async def validate_bearer(settings: GitHubSettings, token: str) -> dict[str, Any
     cached = cached_user(settings, token)
     if cached is not None:
         return cached
+    share = settings.bearer_validations_per_client_per_minute
+    if client is not None:
+        wait = BEARER_CLIENT_RATES.take(client, share)
+        if wait is not None:
+            raise ValidationsCapped("too many bearer token validations from this client this minute", wait)
     wait = BEARER_RATE.take(settings.bearer_validations_per_minute)
     if wait is not None:
+        if client is not None:
+            BEARER_CLIENT_RATES.give_back(client, share)
         raise ValidationsCapped("too many bearer token validations this minute", wait)
     slots = _BEARER_SLOTS.get().setdefault(
         settings.bearer_max_concurrency, asyncio.Semaphore(settings.bearer_max_concurrency)

@@ -84,15 +84,16 @@ def session_lifetime(tokens: dict[str, Any]) -> float:
     return lifetime
 
 
-async def bearer_auth(token: str) -> AuthInfo:
+async def bearer_auth(token: str, client: str | None = None) -> AuthInfo:
     """An `Authorization: Bearer` GitHub token: logged in as its user.
 
     GitHub is asked only when neither the user cache nor the refusal cache knows the token, within a
-    process-wide rate cap and a concurrency cap (503 with `Retry-After` beyond them).
+    process-wide rate cap, `client`'s share of it (the request's client address) and a concurrency
+    cap (503 with `Retry-After` beyond them).
     """
     settings = current_settings()
     try:
-        user = await _github.validate_bearer(settings.github, token)
+        user = await _github.validate_bearer(settings.github, token, client)
     except _github.GitHubRejected:
         LOG.info("GitHub bearer token refused by GitHub")
         return AuthInfo()

@@ -145,6 +145,17 @@ class GitHubSettings(Section):
         ),
     )
 
+    bearer_validations_per_client_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "Bearer token validations sent to GitHub per minute for one client address, within "
+            "BEARER_VALIDATIONS_PER_MINUTE: one client sending unknown tokens cannot spend the whole budget; beyond, "
+            "503 with Retry-After. The address is the one the application sees: behind a proxy, handle its forwarded "
+            "headers, or every client is the proxy"
+        ),
+    )
+
     @field_validator("access_token_expiration_margin")
     @classmethod
     def validate_access_token_expiration_margin(cls, value: datetime.timedelta) -> datetime.timedelta:
