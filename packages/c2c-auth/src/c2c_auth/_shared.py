@@ -25,7 +25,7 @@ from typing import Any
 from c2c_auth._github import TTLCache
 from c2c_auth._modes import current_settings
 from c2c_auth._settings import Settings
-from c2c_config import LoopLocal, get_settings, raise_if_cancelled
+from c2c_config import LoopLocal, describe_error, get_settings, raise_if_cancelled
 
 LOG = logging.getLogger("c2c_auth")
 
@@ -116,14 +116,14 @@ async def redis_call(client: Any, command: Callable[[Any], Any]) -> Any:
     # Not reachable, or no answer in time (a cluster with no reachable node, or no master for the
     # key's slot yet, raises `RedisClusterException`, which is no `RedisError`): skip it a while.
     except (TimeoutError, OSError, RedisConnectionError, RedisTimeoutError, RedisClusterException) as error:
-        reason = f"{type(error).__name__}: {str(error) or f'no answer within {timeout:g} s'}"[:200]
+        reason = describe_error(error if str(error) else TimeoutError(f"no answer within {timeout:g} s"), limit=200)
         c2c_redis.note_unreachable(reason)
         raise RedisUnavailable(reason) from error
     # Protocol, auth, out of memory: "not now", but Redis answered. A value this code did not write
     # (bytes that are not UTF-8, a count that is no number: someone with write access to Redis) is
     # a `ValueError`: the same fallback to this process, never a 500.
     except (RedisError, ValueError) as error:
-        raise RedisUnavailable(f"{type(error).__name__}: {error}"[:200]) from error
+        raise RedisUnavailable(describe_error(error, limit=200)) from error
 
 
 def redis_key(*parts: str) -> str:

@@ -58,7 +58,7 @@ from c2c_broadcast._wire import (
     new_answer_channel,
 )
 from c2c_broadcast.types import MissingAnswer
-from c2c_config import raise_if_cancelled
+from c2c_config import describe_error, raise_if_cancelled
 from c2c_config.redis import RedisClient
 
 if TYPE_CHECKING:
@@ -613,7 +613,7 @@ class Calls:
             self.owner.command_failed(error)
             self.owner.publish_failed(error, f"on {channel!r}")
             raise BroadcastUnavailableError(
-                f"cannot publish: Redis ({self.owner.describe()}) is unreachable ({type(error).__name__}: {error})"
+                f"cannot publish: Redis ({self.owner.describe()}) is unreachable ({describe_error(error)})"
             ) from error
         self.owner.publish_succeeded()
         return result

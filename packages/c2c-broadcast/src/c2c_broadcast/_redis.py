@@ -51,7 +51,6 @@ from c2c_broadcast._status import (
     Metrics,
     RateLimitedLog,
     State,
-    describe_error,
     explained,
 )
 from c2c_broadcast._wire import (
@@ -67,7 +66,7 @@ from c2c_broadcast._wire import (
     request_channel,
     tagged_channel,
 )
-from c2c_config import format_duration, raise_if_cancelled
+from c2c_config import describe_error, format_duration, raise_if_cancelled
 
 try:
     from redis.asyncio.cluster import RedisCluster
@@ -493,14 +492,12 @@ class RedisBroadcaster(BaseBroadcaster):
 
     def connection_lost(self, subscriber: Subscriber, error: BaseException) -> None:
         """Called by a listener whose connection failed; logs once per outage."""
-        self.last_error = f"{subscriber.name}: {type(error).__name__}: {error}"
+        self.last_error = f"{subscriber.name}: {describe_error(error)}"
         if self._closing:
             return
         if self._state == "connected":
             LOG.warning(
-                "Broadcast: lost the Redis connection (%s: %s); reconnecting in the background",
-                type(error).__name__,
-                error,
+                "Broadcast: lost the Redis connection (%s); reconnecting in the background", describe_error(error)
             )
             self._set_state("reconnecting")
         elif self._state == "connecting" and subscriber.attempts == 1:

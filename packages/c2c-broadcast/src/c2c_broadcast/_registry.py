@@ -21,10 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 from c2c_broadcast._settings import BroadcastSettings
-from c2c_broadcast._status import RateLimitedLog, describe_error, explained
+from c2c_broadcast._status import RateLimitedLog, explained
 from c2c_broadcast._subscriber import ErrorTypes
 from c2c_broadcast._wire import Targets
-from c2c_config import raise_if_cancelled
+from c2c_config import describe_error, raise_if_cancelled
 from c2c_config.redis import RedisClient
 
 MAX_REPLICAS = 5000

@@ -9,6 +9,8 @@ import time
 from collections.abc import Mapping
 from typing import Literal, Protocol
 
+from c2c_config import describe_error
+
 State = Literal["local", "connecting", "connected", "degraded", "reconnecting", "stopped"]
 
 # Counter names (a `Metrics` implementation receives these).
@@ -22,12 +24,6 @@ ANSWERS_RECEIVED = "answers_received"
 ANSWERS_MISSING = "answers_missing"
 ANSWERS_DROPPED = "answers_dropped"  # the answer queue was full (C2C__BROADCAST__ANSWER_QUEUE_SIZE)
 RECONNECTIONS = "reconnections"
-
-
-def describe_error(error: BaseException) -> str:
-    """`Type: text` for the logs, or the type alone when the error has no text."""
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def explained(error: BaseException, bound: float) -> BaseException:

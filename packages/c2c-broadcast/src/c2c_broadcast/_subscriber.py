@@ -46,7 +46,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from c2c_broadcast._base import LOG
 from c2c_broadcast._settings import BroadcastSettings
 from c2c_broadcast._status import RateLimitedLog
-from c2c_config import raise_if_cancelled
+from c2c_config import describe_error, raise_if_cancelled
 
 # What a Redis command or connection raises when Redis is down, unreachable or too slow (on a
 # cluster also a slot no node serves, during a failover).
@@ -503,5 +503,5 @@ class Subscriber:
 
     def _lost(self, error: BaseException) -> None:
         self.attempts += 1
-        self.last_error = f"{type(error).__name__}: {error}"
+        self.last_error = describe_error(error)
         self.owner.connection_lost(self, error)

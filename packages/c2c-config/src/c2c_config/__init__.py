@@ -30,6 +30,7 @@ from c2c_config._base import (
     reload_settings,
 )
 from c2c_config._docs import render_reference
+from c2c_config._errors import describe_error
 from c2c_config._loop import LoopLocal, raise_if_cancelled, running_loop
 from c2c_config._sections import (
     CoreSettings,
@@ -88,6 +89,7 @@ __all__ = [
     "StringList",
     "UnknownVariable",
     "__version__",
+    "describe_error",
     "env_var_name",
     "find_unknown_variables",
     "format_duration",

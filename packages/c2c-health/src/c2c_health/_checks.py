@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Collection, Iterable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from c2c_config import redact_url
+from c2c_config import describe_error, redact_url
 from c2c_health._core import Check, Result, Timeout, time_left
 from c2c_health._http import fetch_status, validate_url
 
@@ -41,8 +41,7 @@ def require(module: str, extra: str, check: str) -> ModuleType:
         ) from error
 
 
-def _describe(error: BaseException) -> str:
-    return redact_url(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+_describe = describe_error
 
 
 def _redis_failed_in_this_request() -> bool:

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 import c2c_broadcast
 from c2c_broadcast.redis import RedisBroadcaster as _OurRedisBroadcaster
-from c2c_config import get_settings, raise_if_cancelled
+from c2c_config import describe_error, get_settings, raise_if_cancelled
 from c2casgiutils.broadcast import interface, local
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class AsyncPubSubWorker:
                     await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 except (RedisError, OSError) as error:
                     if healthy:
-                        LOG.warning("Redis connection problem (%s: %s)", type(error).__name__, error)
+                        LOG.warning("Redis connection problem (%s)", describe_error(error))
                         healthy = False
                     await asyncio.sleep(0.5)
                     continue

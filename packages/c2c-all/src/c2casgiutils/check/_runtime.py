@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from c2c_config import describe_error
 from c2casgiutils._settings import Settings
 from c2casgiutils.check._findings import HEALTH_FAILED, HEALTH_NONE, REDIS_DOWN, SHUTDOWN, STARTUP, Finding
-
-if TYPE_CHECKING:
-    from redis.asyncio.cluster import ClusterNode
-
-    from c2c_config.redis import RedisFactory
 
 _ASGI = {"version": "3.0", "spec_version": "2.0"}
 
 
-def _describe(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+_describe = describe_error
 
 
 class LifespanRunner:
@@ -91,53 +85,31 @@ class LifespanRunner:
 
 
 async def redis_findings(settings: Settings) -> list[Finding]:
-    """Connect to Redis (URL, Sentinel, or every master of a cluster) and PING it, within `C2C__REDIS__TIMEOUT`."""
+    """Ping Redis as the Redis health check does (`c2c_health.Redis`: the URL's server, the Sentinel
+    master and replica, or every master of a cluster), within `C2C__REDIS__TIMEOUT`; a finding per
+    server that does not answer."""
     if not settings.redis.configured:
         return []
     from c2c_config.redis import get_factory
+    from c2c_health import Redis
 
     factory = get_factory(settings.redis)
-    timeout = settings.redis.timeout.total_seconds()
-    if factory.cluster:
-        return await _cluster_findings(factory, limit=timeout)
-    try:
-        async with asyncio.timeout(timeout):
-            client = factory.master()
-            assert client is not None
-            await client.ping()
-    except TimeoutError:
-        return [REDIS_DOWN.at(f"Redis ({factory.describe()}) did not answer within {timeout:g} s")]
-    except Exception as error:
-        return [REDIS_DOWN.at(f"Redis ({factory.describe()}) is not reachable: {_describe(error)}")]
-    return []
-
-
-async def _cluster_findings(factory: RedisFactory, limit: float) -> list[Finding]:
-    """Read a cluster's topology, then PING every master concurrently, each within `limit` s: a finding per failure."""
-    from redis.asyncio.cluster import RedisCluster
-
-    client = factory.master()
-    assert isinstance(client, RedisCluster)
-    try:
-        async with asyncio.timeout(limit):
-            await client.initialize()
-    except TimeoutError:
-        return [REDIS_DOWN.at(f"Redis ({factory.describe()}) did not answer within {limit:g} s")]
-    except Exception as error:
-        return [REDIS_DOWN.at(f"Redis ({factory.describe()}) is not reachable: {_describe(error)}")]
-
-    async def ping(node: ClusterNode) -> Finding | None:
-        try:
-            async with asyncio.timeout(limit):
-                await client.execute_command("PING", target_nodes=node)
-        except TimeoutError:
-            return REDIS_DOWN.at(f"Redis Cluster master {node.name} did not answer within {limit:g} s")
-        except Exception as error:
-            return REDIS_DOWN.at(f"Redis Cluster master {node.name} is not reachable: {_describe(error)}")
-        return None
-
-    results = await asyncio.gather(*(ping(node) for node in client.get_primaries()))
-    return [finding for finding in results if finding is not None]
+    result = await Redis(factory=factory, timeout=settings.redis.timeout.total_seconds()).check()
+    if result.status_code < 400:
+        return []
+    payload = result.payload
+    where = f"Redis ({factory.describe()})"
+    failed_masters = [master for master in payload.get("masters", ()) if not master.get("ok")]
+    if failed_masters:
+        return [
+            REDIS_DOWN.at(f"Redis Cluster master {master['address']} is not reachable: {master.get('error')}")
+            for master in failed_masters
+        ]
+    master, replica = payload.get("master_error"), payload.get("slave_error")
+    if master is None and replica is not None:
+        return [REDIS_DOWN.at(f"{where} replica is not reachable: {replica}")]
+    # One server; or the master, whose failure the replica's (Sentinels not answering) usually follows.
+    return [REDIS_DOWN.at(f"{where} is not reachable: {master or payload.get('error', payload)}")]
 
 
 async def health_findings() -> list[Finding]:

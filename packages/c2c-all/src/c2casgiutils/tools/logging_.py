@@ -78,7 +78,7 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator
 from c2c_auth import AUDIT_LOGGER_NAME as AUTH_AUDIT_LOGGER_NAME
 from c2c_auth import AuthInfo, TemporarilyUnavailable, get_auth, require_read_only_access, require_read_write_access
 from c2c_broadcast.types import BroadcastResponse, MissingAnswer
-from c2c_config import Duration, LoopLocal, raise_if_cancelled
+from c2c_config import Duration, LoopLocal, describe_error, raise_if_cancelled
 from c2casgiutils.tools import audit
 
 if TYPE_CHECKING:
@@ -567,7 +567,7 @@ class LoggingTool:
         try:
             await self.sync()
         except Exception as error:  # Redis down or frozen: the next round retries
-            message = str(error) if isinstance(error, RedisUnavailableError) else f"{type(error).__name__}: {error}"
+            message = str(error) if isinstance(error, RedisUnavailableError) else describe_error(error)
             if self._synced or self._sync_error == "not read yet":
                 LOG.warning("Cannot read the stored logging overrides (%s); retrying in the background", message)
                 self._degraded_since = time.time()
