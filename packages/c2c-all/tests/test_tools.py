@@ -259,13 +259,44 @@ async def test_stale_session_cookie_is_cleared_once_on_every_route(client: httpx
     assert "Path=/c2c/" in cleared[0]
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/c2c/headers/"),
+        ("GET", "/c2c/config"),
+        ("GET", "/c2c/audit"),
+        ("GET", "/c2c/replicas"),
+        ("GET", "/c2c/versions"),
+        ("GET", "/c2c/logging/level?name=c2c_test"),
+        ("GET", "/c2c/logging/overrides"),
+        ("GET", "/c2c/auth/status"),
+        ("GET", "/c2c/"),
+        ("GET", "/c2c/health_checks"),
+        ("GET", "/c2c/nothing-here"),
+    ],
+)
+async def test_no_answer_of_the_c2c_app_is_kept_by_a_shared_cache(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """Settings, request headers, audit records, levels: every answer, to an admin or to anybody,
+    is `no-store`, so a caching proxy never hands an admin's answer to the next caller. The static
+    files keep their validators."""
+    for headers in (KEY, {}):
+        response = await client.request(method, path, headers=headers)
+        assert response.headers.get_list("cache-control") == ["no-store"], (path, headers, response.status_code)
+    static = await client.get("/c2c/static/index.css")
+    assert static.status_code == 200
+    assert "cache-control" not in static.headers
+    assert "etag" in static.headers
+
+
 def test_c2c_app_installs_the_pending_cookies_middleware() -> None:
     installed: list[object] = [entry.cls for entry in create_app().user_middleware]
-    from c2casgiutils._app import _RedisRequestScope
+    from c2casgiutils._app import _RequestDefaults
     from c2casgiutils._guard import BodyGuardMiddleware  # the body guard runs inside it (issue 14 item 8)
 
     # Outermost, the per-request memory of a Redis failure (c2c_config.redis.request_scope).
-    assert installed == [_RedisRequestScope, c2casgiutils.auth.PendingCookiesMiddleware, BodyGuardMiddleware]
+    assert installed == [_RequestDefaults, c2casgiutils.auth.PendingCookiesMiddleware, BodyGuardMiddleware]
 
 
 # --- headers tool -------------------------------------------------------------------------------------

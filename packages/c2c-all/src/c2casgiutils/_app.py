@@ -38,7 +38,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import c2c_auth
 import c2c_health
@@ -89,10 +89,17 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": _printable(jsonable_encoder(error.errors()))})
 
 
-class _RedisRequestScope:
-    """Serve each request inside `c2c_config.redis.request_scope()`: a Redis failure is remembered for
-    that request only, also under a test client that runs requests in its own task (httpx's
-    `ASGITransport`), where the next request would otherwise be refused for up to 2 s."""
+class _RequestDefaults:
+    """Per request of the `/c2c` application (outermost):
+
+    - serve it inside `c2c_config.redis.request_scope()`: a Redis failure is remembered for that
+      request only, also under a test client that runs requests in its own task (httpx's
+      `ASGITransport`), where the next request would otherwise be refused for up to 2 s;
+    - answer with `Cache-Control: no-store` unless the endpoint chose a policy: the tools answer
+      settings, request headers, audit records and levels to an authenticated caller, which a
+      shared cache between the browser and the service must never keep and hand to the next
+      caller. The static files keep their own (validators, no `Cache-Control`).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -101,8 +108,25 @@ class _RedisRequestScope:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        root_path = scope.get("root_path", "")
+        if path.startswith(root_path):
+            path = path[len(root_path) :]
+        if path.startswith("/static/"):
+            with request_scope():
+                await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                    message = {**message, "headers": headers}
+            await send(message)
+
         with request_scope():
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_no_store)
 
 
 def create_app() -> FastAPI:
@@ -116,5 +140,5 @@ def create_app() -> FastAPI:
     # The guard runs inside PendingCookiesMiddleware, so a cookie its access check clears still reaches the answer.
     app.add_middleware(BodyGuardMiddleware)
     app.add_middleware(c2c_auth.PendingCookiesMiddleware)
-    app.add_middleware(_RedisRequestScope)  # outermost: the session check's failure counts for the request
+    app.add_middleware(_RequestDefaults)  # outermost: the session check's failure counts for the request
     return app

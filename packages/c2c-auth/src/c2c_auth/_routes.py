@@ -37,7 +37,7 @@ LOGIN_THROTTLED = "throttled"
 """`?login=` of the page a refused (too many wrong secrets) login without JavaScript is sent back to."""
 LOGGED_OUT = "logged-out"
 """`?login=` of the page a logout without JavaScript is sent back to."""
-CROSS_SITE_LOGOUT_MESSAGE = "Logout from another site refused: log out from this site (POST /logout)"
+CROSS_SITE_LOGOUT_MESSAGE = "Logout from another site refused: log out from this site"
 
 
 # --- answers and paths ----------------------------------------------------------------------------
@@ -217,10 +217,11 @@ def _host(url: str) -> str | None:
 
 
 def _cross_site(request: Request) -> bool:
-    """Whether the request comes from another site: `Sec-Fetch-Site: cross-site`, or an `Origin`/`Referer`
-    naming another host (`Origin: null` included). Hosts only: behind a TLS proxy the scheme and port
-    the application sees may differ from the browser's."""
-    if request.headers.get("sec-fetch-site", "").strip().lower() == "cross-site":
+    """Whether the request comes from another site: `Sec-Fetch-Site: cross-site` (or `same-site`: a
+    sibling host of the same domain, which may be anybody's), or an `Origin`/`Referer` naming another
+    host (`Origin: null` included). Hosts only: behind a TLS proxy the scheme and port the
+    application sees may differ from the browser's."""
+    if request.headers.get("sec-fetch-site", "").strip().lower() in ("cross-site", "same-site"):
         return True
     own = (request.url.hostname or "").lower()
     for header in ("origin", "referer"):
@@ -230,21 +231,22 @@ def _cross_site(request: Request) -> bool:
     return False
 
 
-def _refuse_cross_site_get(request: Request) -> JSONResponse | None:
-    """A GET logout from another site: the 403 that logs nobody out; None otherwise."""
-    if request.method != "GET" or not _cross_site(request):
+def _refuse_cross_site(request: Request) -> JSONResponse | None:
+    """A logout from another site (GET or POST: a link, an image or a form there): the 403 that
+    logs nobody out; None otherwise."""
+    if not _cross_site(request):
         return None
-    LOG.info("Cross-site GET logout ignored (Sec-Fetch-Site/Origin/Referer of another site)")
+    LOG.info("Logout from another site ignored (Sec-Fetch-Site/Origin/Referer of another site)")
     return _detail(request, CROSS_SITE_LOGOUT_MESSAGE, status.HTTP_403_FORBIDDEN)
 
 
 async def logout(request: Request) -> Response:
     """End the session (server side, by its id) and clear its cookie; in GitHub mode revoke the GitHub token.
 
-    A GET from another site (`Sec-Fetch-Site: cross-site`, a foreign `Origin` or `Referer`) is
-    refused with 403 and changes nothing.
+    A request from another site (`Sec-Fetch-Site: cross-site` or `same-site`, a foreign `Origin` or
+    `Referer`), GET or POST, is refused with 403 and changes nothing.
     """
-    if (refused := _refuse_cross_site_get(request)) is not None:
+    if (refused := _refuse_cross_site(request)) is not None:
         return refused
     await _revoke_session(request)
     _clear_session(request, "/logout")
@@ -407,7 +409,7 @@ async def github_logout(request: Request, came_from: str | None = None) -> Respo
     """Clear the session, revoke its GitHub token, redirect to `came_from` (same origin) or the index."""
     if (refused := _unavailable(request, "GitHub logout", AuthenticationType.GITHUB)) is not None:
         return refused
-    if (refused := _refuse_cross_site_get(request)) is not None:
+    if (refused := _refuse_cross_site(request)) is not None:
         return refused
     await _revoke_session(request)
     suffix = "/github/logout"
