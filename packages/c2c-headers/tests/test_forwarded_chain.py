@@ -12,7 +12,11 @@ temporary prefix (nothing from /etc/nginx) with these servers:
 - ``front`` -> ``inner``: a proxy whose upstream is another nginx on a unix socket, which appends
   ``unix:`` to ``X-Forwarded-For`` (what nginx writes for a unix-socket client);
 - ``uds``: uvicorn's own sample, nginx to ``uvicorn --uds`` (the application sees no client address);
-- ``nohost``: a proxy that sends no ``Host`` but a public port (``X-Forwarded-Port: 8443``).
+- ``nohost``: a proxy that sends no ``Host`` but a public port (``X-Forwarded-Port: 8443``);
+- ``hostlast``: a ``Forwarded`` element ending with the client's host (``...;host=$http_host``) and
+  ``Host $host``, the configuration a client can forge a whole element through (``,`` ``;`` ``=``
+  in its ``Host``: nginx passes them); ``hostfirst``: the element starting with it, as the
+  README recommends, behind a fixed upstream ``Host``.
 
 Every process started here is stopped at teardown, even when a test fails.
 """
@@ -123,6 +127,22 @@ NGINX_HTTP = """
             proxy_set_header X-Forwarded-Proto https;
         }}
     }}
+    server {{  # hostlast: the client's host last in the element, and forwarded as the Host
+        listen 127.0.0.1:{hostlast};
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header Host $host;
+            proxy_set_header Forwarded "$http_forwarded, for=$forwarded_node;proto=$scheme;host=$http_host";
+        }}
+    }}
+    server {{  # hostfirst: the client's host first in the element, a fixed Host upstream
+        listen 127.0.0.1:{hostfirst};
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header Host internal;
+            proxy_set_header Forwarded "$http_forwarded, host=$http_host;for=$forwarded_node;proto=$scheme";
+        }}
+    }}
     server {{  # nohost: no Host header upstream, a public port
         listen 127.0.0.1:{nohost};
         location / {{
@@ -164,11 +184,14 @@ def _uvicorn(directory: Path, log: Path, *where: str) -> subprocess.Popen[bytes]
 class Chain:
     ports: dict[str, int]
 
-    def get(self, server: str, path: str, *, local: str = CLIENT_V4, **headers: str) -> dict[str, Any]:
+    def response(self, server: str, path: str, *, local: str = CLIENT_V4, **headers: str) -> httpx.Response:
         host = "[::1]" if ":" in local else "127.0.0.1"
         transport = httpx.HTTPTransport(local_address=local)
         with httpx.Client(transport=transport, timeout=10) as client:
-            response = client.get(f"http://{host}:{self.ports[server]}{path}", headers=headers)
+            return client.get(f"http://{host}:{self.ports[server]}{path}", headers=headers)
+
+    def get(self, server: str, path: str, *, local: str = CLIENT_V4, **headers: str) -> dict[str, Any]:
+        response = self.response(server, path, local=local, **headers)
         assert response.status_code == 200, response.text
         answer: dict[str, Any] = response.json()
         return answer
@@ -183,10 +206,11 @@ def chain() -> Iterator[Chain]:
     # A short directory: unix socket paths are limited to about 100 bytes.
     directory = Path(tempfile.mkdtemp(prefix="c2cfw-"))
     (directory / "echo_app.py").write_text(textwrap.dedent(ECHO_APP), encoding="utf-8")
-    ports = {name: free_port() for name in ("app", "append", "front", "uds", "nohost")}
+    ports = {name: free_port() for name in ("app", "append", "front", "uds", "nohost", "hostlast", "hostfirst")}
     processes: list[subprocess.Popen[bytes]] = []
     http = NGINX_HTTP.format(inner_socket=directory / "inner.sock", app_socket=directory / "app.sock", **ports)
-    nginx = Nginx(directory / "nginx", http, [ports[name] for name in ("append", "front", "uds", "nohost")])
+    listening = ("append", "front", "uds", "nohost", "hostlast", "hostfirst")
+    nginx = Nginx(directory / "nginx", http, [ports[name] for name in listening])
     try:
         tcp = _uvicorn(directory, directory / "uvicorn-tcp.log", "--host", "127.0.0.1", "--port", str(ports["app"]))
         processes.append(tcp)
@@ -204,6 +228,36 @@ def chain() -> Iterator[Chain]:
 
 
 # --- item 5: RFC 7239 -----------------------------------------------------------------------------
+
+
+FORGED_HOSTS = [
+    # closes the proxy's element and appends one of its own (the last one: read as the proxy's)
+    "app.example,for=203.0.113.9;proto=https;host=app.example",
+    # the same against a quoted host=
+    'app.example",for=203.0.113.9;proto=https;host="app.example',
+    # a downgrade: another scheme and host
+    "app.example,for=203.0.113.9;proto=http;host=localhost",
+]
+
+
+@pytest.mark.parametrize("forged", FORGED_HOSTS)
+def test_a_host_cannot_forge_the_proxy_s_element(chain: Chain, forged: str) -> None:
+    """nginx passes `,` `;` `=` `"` in a Host. Written last in the proxy's own element, the client's
+    host would carry a whole element of its own, client address and scheme included: the request,
+    whose Host is then no host[:port], is refused (400) and never reaches the application. With the
+    host written first (the README's recipe), a forged parameter duplicates the proxy's: the element
+    is malformed and nothing of it is believed."""
+    refused = chain.response("hostlast", "/fw/echo", Host=forged)
+    assert refused.status_code == 400, refused.text
+    assert refused.text == "Invalid Host header"
+    honest = chain.get("hostlast", "/fw/echo", Host="app.example")
+    assert (honest["client"][0], honest["scheme"], honest["host"]) == (CLIENT_V4, "http", "app.example")
+
+    injected = chain.get("hostfirst", "/fw/echo", Host=forged)
+    assert injected["client"][0] == "127.0.0.1"  # nginx itself: nothing believed
+    assert injected["scheme"] == "http"
+    honest = chain.get("hostfirst", "/fw/echo", Host="app.example")
+    assert (honest["client"][0], honest["scheme"], honest["host"]) == (CLIENT_V4, "http", "app.example")
 
 
 @pytest.mark.parametrize("local", [CLIENT_V4, "::1"])

@@ -309,3 +309,72 @@ async def test_forwarded_port_without_host_header(
     # neither a Host nor a server address (a unix socket under some servers): nothing to apply it to
     scope = await _run([(b"x-forwarded-port", b"8443")], host=None, server=None)
     assert (_host(scope), scope["server"]) == ([], None)
+
+
+# --- a Host that forges the proxy's element; header bytes kept in the cache ---------------------
+
+_HOST_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40)
+
+
+@pytest.mark.parametrize("engine", ["python", "native"])
+@given(host=_HOST_TEXT.filter(lambda text: any(char in text for char in ',;="\\ ()<>@')))
+async def test_forwarded_mode_refuses_a_host_that_is_no_host(engine: str, host: str) -> None:
+    """In ``forwarded`` mode a proxied request whose Host is not ``host[:port]`` is answered 400 and
+    never reaches the application: written into the proxy's element (``host=$host``), such a host
+    (``a,for=203.0.113.9;proto=https``) carries an element of its own."""
+    seen: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope)
+
+    middleware = ForwardedHeadersMiddleware(app, headers_type="forwarded", engine=engine)
+    forwarded = f"for=198.51.100.2;proto=https;host={host}".encode("latin-1")
+    for _ in range(2):  # never cached: the second request too
+        messages = await call(middleware, http_scope("/x", host=host, headers=[(b"forwarded", forwarded)]))
+        assert [message.get("status") for message in messages] == [400, None]
+        assert messages[1]["body"] == b"Invalid Host header"
+    assert seen == []
+    # Not proxied (an untrusted peer), or no Forwarded line: the request goes on untouched.
+    untrusted = http_scope("/x", host=host, headers=[(b"forwarded", forwarded)], client=("203.0.113.5", 1))
+    assert await call(middleware, untrusted) == []
+    assert await call(middleware, http_scope("/x", host=host)) == []
+    assert len(seen) == 2
+
+
+async def test_a_refused_host_closes_a_websocket_and_x_forwarded_mode_is_unchanged() -> None:
+    forged = "app.example,for=203.0.113.9;proto=https;host=app.example"
+    forwarded = f"for=198.51.100.2;proto=https;host={forged}".encode()
+    middleware = ForwardedHeadersMiddleware(_echo, headers_type="forwarded")
+    scope = http_scope("/x", host=forged, headers=[(b"forwarded", forwarded)])
+    scope["type"] = "websocket"
+    assert await call(middleware, scope) == [{"type": "websocket.close", "code": 1008, "reason": "Invalid Host header"}]
+    # x-forwarded mode: X-Forwarded-For is appended by the proxy, not built from the Host: believed.
+    scope = await _run([(b"x-forwarded-for", b"198.51.100.2")], host=forged)
+    assert scope["client"] == ("198.51.100.2", 0)
+
+
+@pytest.mark.parametrize("engine", ["python", "native"])
+async def test_long_header_values_are_resolved_not_kept(engine: str) -> None:
+    """4,096 combinations of several kilobytes each would be 100 MB and more per worker: a
+    combination of more than 2,048 header bytes is resolved each time instead, and a node longer
+    than any address is not an address (nor kept in the address cache)."""
+    from c2c_headers.forwarded import _address_of
+
+    middleware = ForwardedHeadersMiddleware(_echo, engine=engine)
+    _address_of.cache_clear()
+    for n in range(20):
+        padding = f"{n}-" + "x" * 3000
+        scope = http_scope("/x", headers=[(b"x-forwarded-for", f"{padding}, 198.51.100.{n}".encode())])
+        await call(middleware, scope)
+        assert scope["client"] == (f"198.51.100.{n}", 0)
+    assert middleware._cache == {}
+    assert middleware._native_cache == {}
+    assert _address_of.cache_info().currsize == 20  # the 20 addresses
+    # A node walked over that is longer than any address: not one, and not kept.
+    scope = http_scope("/x", headers=[(b"x-forwarded-for", b"198.51.100.9, " + b"1" * 3000)])
+    await call(middleware, scope)
+    assert scope["client"] == ("127.0.0.1", 50000)
+    assert _address_of.cache_info().currsize == 20
+    short = http_scope("/x", headers=[(b"x-forwarded-for", b"198.51.100.77")])
+    await call(middleware, short)
+    assert len(middleware._cache) == 1

@@ -21,6 +21,10 @@ Security model (anchors: uvicorn ProxyHeadersMiddleware, werkzeug ProxyFix, Home
   through the one its proxy does not overwrite (uvicorn PR #2928).
 - A malformed value is ignored (debug log), never a 500; a malformed ``trusted_hosts`` entry is an
   error at construction, not a literal that never matches.
+- In ``forwarded`` mode a proxied request whose ``Host`` is not ``host[:port]`` is answered 400: a
+  proxy that writes the client's host into its element (``host=$host``) would otherwise carry a
+  whole element forged with ``,`` ``;`` ``=`` in it.
+- What is kept per combination of headers is bounded in count and in size: clients choose them.
 """
 
 from __future__ import annotations
@@ -143,6 +147,19 @@ class _Rewrite:
 
 
 _NO_REWRITE: Final = _Rewrite(None, None, None, None, None, None)
+_BAD_HOST: Final = _Rewrite(None, None, None, None, None, None)
+"""A ``Forwarded`` request whose own ``Host`` is not a ``host[:port]``: answered 400 (`BAD_HOST_MESSAGE`)."""
+
+BAD_HOST_MESSAGE: Final = "Invalid Host header"
+"""The body of the 400 answered, in ``forwarded`` mode, to a proxied request whose ``Host`` is not a
+plain ``host[:port]``: a proxy that writes the client's host into its ``Forwarded`` element lets
+``,`` ``;`` ``=`` ``"`` in that host forge a whole element, the client address included."""
+_BAD_HOST_BODY: Final = BAD_HOST_MESSAGE.encode()
+_MAX_CACHED_KEY_BYTES: Final = 2048
+"""Header bytes beyond which a combination is resolved every time rather than kept: the cache holds
+4,096 combinations, and a client could otherwise make each one a few kilobytes."""
+_MAX_NODE: Final = 100
+"""The longest forwarded node read as an address (a bracketed IPv6 with a zone and a port fits)."""
 
 _XFF: Final = b"x-forwarded-for"
 _XFPROTO: Final = b"x-forwarded-proto"
@@ -173,14 +190,19 @@ def _split_node(node: str) -> tuple[str, int | None] | None:
     return node, None  # a bare IPv6 address, or no port
 
 
-@functools.lru_cache(maxsize=4096)
 def _address(node: str) -> tuple[str, int] | None:
     """``(IP, port)`` of a forwarded node (the IP canonical, the port 0 when absent or obfuscated); None unless an IP.
 
     ``unknown``, obfuscated identifiers (``_hidden``), socket names (``unix:``), host names and any
-    other text are not client addresses. Cached (bounded, the values come from headers): the
-    `ipaddress` check is the slow part, and a proxy repeats the same few client addresses.
+    other text are not client addresses; neither is a node longer than any address (`_MAX_NODE`).
     """
+    return None if len(node) > _MAX_NODE else _address_of(node)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_of(node: str) -> tuple[str, int] | None:
+    """`_address` of a short node. Cached (bounded, the values come from headers): the `ipaddress`
+    check is the slow part, and a proxy repeats the same few client addresses."""
     split = _split_node(node.strip())
     if split is None or _IP_TEXT.fullmatch(split[0]) is None:
         return None
@@ -485,7 +507,8 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
         self.engine_name: str = "python" if self._native_rewrite is None else "native"
         """``"native"`` when c2c-headers-native applies the known rewrites, else ``"python"``."""
 
-    def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+    # One function, every branch inline: it runs on every request (a helper call costs more than its branch).
+    def _enter(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # noqa: C901
         """Rewrite the scope when the peer is trusted, then return the application's run.
 
         A plain method (`ChainedMiddleware`): ``__call__`` awaits it, and a c2c middleware wrapping
@@ -535,12 +558,17 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
                         if rewrite is None:
                             rewrite = self._remember(key)
                         if rewrite is not _NO_REWRITE:
+                            if rewrite is _BAD_HOST:
+                                return _refuse_bad_host(scope, send)
                             _apply(scope, client, headers, rewrite, host_line, host_lines)
         return self._next(scope, receive, send)
 
     def _remember(self, key: _Key) -> _Rewrite:
-        """Resolve a combination not seen yet and cache it (bounded: keys come from headers)."""
+        """Resolve a combination not seen yet and cache it (bounded: keys come from headers; a long
+        one, or a refused Host, is resolved again each time)."""
         rewrite = self._resolve(key)
+        if rewrite is _BAD_HOST or len(key[2] or b"") + sum(len(value) for _, value in key[3]) > _MAX_CACHED_KEY_BYTES:
+            return rewrite
         if len(self._cache) >= _MAX_CACHE:
             self._cache.clear()
             self._native_cache.clear()
@@ -557,6 +585,13 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
             found.setdefault(name, []).append(value)
         sent = self._from_x_forwarded(found) if self.headers_type == "x-forwarded" else self._from_forwarded(found)
         original_host = None if host_header is None else host_header.decode("latin-1")
+        if self.headers_type == "forwarded" and original_host and _valid_host(original_host) is None:
+            # nginx (and others) pass `,` `;` `=` `"` in a Host; a proxy that writes it into its own
+            # Forwarded element (`host=$host` after `for=`) then carries a forged element.
+            _LOG.info(
+                "forwarded headers: refusing a proxied request whose Host is not a host[:port]: %r", original_host[:100]
+            )
+            return _BAD_HOST
         own_host = original_host
         if not own_host and server_address and isinstance(server_address[0], str):
             own_host = f"[{server_address[0]}]" if ":" in server_address[0] else server_address[0]
@@ -629,6 +664,20 @@ class ForwardedHeadersMiddleware(ChainedMiddleware):
 
         host = field("host") if self.trust_host else None
         return _Forwarded(client, field("proto"), host, None, None)
+
+
+def _refuse_bad_host(scope: Scope, send: Send) -> Awaitable[None]:
+    """The 400 answer (an HTTP request) or the refused handshake (a websocket) of `_BAD_HOST`."""
+
+    async def refuse() -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": BAD_HOST_MESSAGE})
+            return
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(_BAD_HOST_BODY))]
+        await send({"type": "http.response.start", "status": 400, "headers": headers})
+        await send({"type": "http.response.body", "body": _BAD_HOST_BODY})
+
+    return refuse()
 
 
 def _native_entry(rewrite: _Rewrite) -> _NativeEntry:
