@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.util
 import logging
 import types
 import warnings
@@ -15,7 +16,7 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 import c2c_auth
-from c2c_auth import _github
+from c2c_auth import _github, _shared
 
 
 def _app(with_shutdown: bool) -> FastAPI:
@@ -74,3 +75,22 @@ def test_ten_test_clients_in_a_row(
     ]
     assert problems == []
     assert "Event loop is closed" not in caplog.text
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("redis") is not None,
+    reason="needs an environment without the redis package: c2c-auth's isolation run without extras",
+)
+async def test_redis_configured_without_its_client_is_said(
+    secret_mode: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis configured but `c2c-auth[redis]` not installed: logouts would reach no other replica.
+    `startup()` refuses to start, as c2c-broadcast does; without it, the first use says so once."""
+    secret_mode.set(C2C__REDIS__URL="redis://127.0.0.1:1/0")
+    with pytest.raises(ModuleNotFoundError, match=r"install c2c-auth\[redis\]"):
+        await c2c_auth.startup()
+    monkeypatch.setattr(_shared, "_missing_redis_logged", False)
+    with caplog.at_level(logging.ERROR, logger="c2c_auth"):
+        assert _shared.redis_client() is None
+        assert _shared.redis_client() is None
+    assert [record.getMessage() for record in caplog.records] == [_shared.REDIS_NOT_INSTALLED_MESSAGE]

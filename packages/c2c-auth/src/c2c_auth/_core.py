@@ -59,11 +59,14 @@ async def get_auth(request: Request, response: Response) -> AuthInfo:
 async def startup(main_app: object = None) -> None:
     """Check the configuration when the application starts.
 
-    Raises `ValueError` in GitHub mode without `C2C__AUTH__JWT__SECRET`; warns about the weaker
-    modes (secret, test), short JWT secrets, and no authentication at all (`NO_AUTH_MESSAGE`, for
-    instance after a misspelled `C2C__AUTH__SECRET`: the tools would be silently unavailable).
+    Raises `ValueError` in GitHub mode without `C2C__AUTH__JWT__SECRET`, and `ModuleNotFoundError`
+    when Redis is configured without the `redis` package (`pip install c2c-auth[redis]`: logouts
+    would otherwise reach no other replica); warns about the weaker modes (secret, test), short JWT
+    secrets, and no authentication at all (`NO_AUTH_MESSAGE`, for instance after a misspelled
+    `C2C__AUTH__SECRET`: the tools would be silently unavailable).
     """
     del main_app
+    _shared.require_redis_client()
     settings = current_settings()
     mode = auth_type()
     jwt_secret = settings.jwt.secret.get_secret_value() if settings.jwt.secret is not None else ""

@@ -61,16 +61,40 @@ def warn_unavailable(message: str, error: RedisUnavailable) -> None:
         LOG.debug(message, error)
 
 
+REDIS_NOT_INSTALLED_MESSAGE = (
+    "Redis is configured (C2C__REDIS__URL or C2C__REDIS__SENTINELS) but the Redis client is not installed: "
+    "install c2c-auth[redis]; until then logouts and wrong-secret budgets stay in each process (a session "
+    "logged out on one replica stays valid on the others)"
+)
+_missing_redis_logged = False
+
+
 def redis_client() -> Any | None:
-    """The running loop's Redis master client, or None without Redis (not configured or not installed)."""
+    """The running loop's Redis master client, or None without Redis (not configured, or not installed:
+    an ERROR says so once, `startup()` refuses to start)."""
+    global _missing_redis_logged
     settings = get_settings(Settings).redis
     if not settings.configured:
         return None
     try:
         from c2c_config import redis as c2c_redis  # the `redis` package is optional
     except ModuleNotFoundError:
+        if not _missing_redis_logged:
+            _missing_redis_logged = True
+            LOG.error(REDIS_NOT_INSTALLED_MESSAGE)
         return None
     return c2c_redis.get_factory(settings).master()
+
+
+def require_redis_client() -> None:
+    """Raise `ModuleNotFoundError` (`REDIS_NOT_INSTALLED_MESSAGE`) when Redis is configured and the
+    `redis` package is missing, as c2c-broadcast does."""
+    if not get_settings(Settings).redis.configured:
+        return
+    try:
+        from c2c_config import redis as c2c_redis  # noqa: F401 (only whether it imports)
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(REDIS_NOT_INSTALLED_MESSAGE, name=error.name) from None
 
 
 SKIP_AFTER_FAILURE = 2.0
