@@ -423,3 +423,55 @@ async def test_index_honours_a_get_auth_override(monkeypatch: pytest.MonkeyPatch
     assert 'id="headers"' in page.text  # the read-only tools are offered to the overridden user
     monkeypatch.delenv("C2C__AUTH__SECRET")
     config.reload()
+
+
+@pytest.mark.parametrize("style", ["no parameters", "request and response", "async, by annotation"])
+async def test_health_details_follow_a_get_auth_override(monkeypatch: pytest.MonkeyPatch, style: str) -> None:
+    """0.14 test suites override `get_auth` and read the health checks' payloads: the health router
+    asks for the caller outside dependency injection, and still sees the override."""
+    from fastapi import Request, Response
+
+    import c2c_health
+    from c2casgiutils import auth, health_checks
+
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("C2C__AUTH__SECRET", SECRET)
+    config.reload()
+    user = auth.AuthInfo(is_logged_in=True, user=auth.UserInfo(login="test"))
+
+    def plain() -> auth.AuthInfo:
+        return user
+
+    def named(request: Any, response: Any) -> auth.AuthInfo:
+        assert isinstance(request, Request)
+        assert isinstance(response, Response)
+        return user
+
+    async def annotated(incoming: Request, outgoing: Response) -> auth.AuthInfo:
+        return user
+
+    override = {"no parameters": plain, "request and response": named, "async, by annotation": annotated}[style]
+
+    class Fine(health_checks.Check):
+        async def check(self) -> health_checks.Result:
+            return health_checks.Result(200, {"message": "Everything is fine!"})
+
+    sub_app = create_app()
+    app = FastAPI()
+    app.mount("/c2c", sub_app)
+    monkeypatch.setattr(c2c_health.FACTORY, "_entries", {})
+    c2c_health.FACTORY.clear_cache()
+    c2c_health.FACTORY.add(Fine(name="fine"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http_client:
+        anonymous = (await http_client.get("/c2c/health_checks")).json()
+        sub_app.dependency_overrides[auth.get_auth] = override
+        c2c_health.FACTORY.clear_cache()
+        overridden = (await http_client.get("/c2c/health_checks")).json()
+    c2c_health.FACTORY.clear_cache()
+    assert [entry["payload"] for entry in anonymous["entities"]] == [{}]
+    assert [entry["payload"] for entry in overridden["entities"]] == [{"message": "Everything is fine!"}]
+    monkeypatch.delenv("C2C__AUTH__SECRET")
+    config.reload()

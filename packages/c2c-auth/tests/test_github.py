@@ -302,6 +302,17 @@ async def test_bearer_token_needs_the_repository_permission(
     assert status.json()["type"] == ("github_bearer" if login else "none")
 
 
+async def test_the_access_type_variable_is_not_used(
+    github_mode: Any, client: httpx.AsyncClient, fake_github: Any
+) -> None:
+    """`C2C__AUTH__GITHUB__ACCESS_TYPE` existed on c2casgiutils' master branch and was read nowhere:
+    a deployment still carrying it (`admin`) keeps the access the ACCESS_TYPE_* levels give."""
+    github_mode.set(C2C__AUTH__GITHUB__ACCESS_TYPE="admin")
+    headers = {"Authorization": f"Bearer {fake_github.issue_token('bob')}"}  # push, not admin
+    assert (await client.get("/c2c/ro", headers=headers)).status_code == 200
+    assert (await client.get("/c2c/rw", headers=headers)).status_code == 200
+
+
 async def test_bearer_token_with_github_down_is_a_503(
     github_mode: Any, client: httpx.AsyncClient, fake_github: Any
 ) -> None:

@@ -36,12 +36,18 @@ ORIGIN = ("https", "app.example")
         # refused: schemes and hosts
         ("https:evil.example", None),
         ("https:/evil.example", None),
-        ("http://app.example/c2c/", None),  # other scheme: another origin
+        # this host by another scheme or port (a TLS proxy: the application sees http and its own
+        # port), as 0.14 accepted: reduced to the path, so it can only lead to this site
+        ("http://app.example/c2c/", "/c2c/"),
+        ("https://app.example:444/", "/"),
+        ("HTTPS://APP.EXAMPLE:8443/c2c/?x=1", "/c2c/?x=1"),
+        ("ftp://app.example/c2c/", None),
+        ("https://app.example:99999/", None),
+        ("https://app.example:x/", None),
         ("https://evil.example/", None),
         ("https://app.example.evil.example/", None),
         ("https://app.example@evil.example/", None),
         ("https://evil.example@app.example/", None),
-        ("https://app.example:444/", None),
         ("javascript:alert(1)", None),
         ("data:text/html,<script>", None),
         ("JaVaScRiPt:alert(1)", None),

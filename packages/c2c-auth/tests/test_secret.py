@@ -179,6 +179,24 @@ async def test_unknown_devices_share_one_budget(
     assert (await attacker.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
 
 
+def test_a_test_suite_s_wrong_secrets_never_refuse_its_right_one(secret_mode: Any, h: types.ModuleType) -> None:
+    """Starlette's TestClient (client host `testclient`, which no network peer has) goes through no
+    budget: a 0.14 test suite that sends a dozen wrong secrets, then the right one, keeps passing."""
+    from fastapi.testclient import TestClient
+
+    app = h.build_app()
+    for _ in range(12):
+        with TestClient(app, base_url=h.APP_BASE) as client:
+            assert client.get("/c2c/auth/login", headers={"X-API-Key": "wrong"}).status_code == 401
+    with TestClient(app, base_url=h.APP_BASE) as client:
+        assert client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET}).status_code == 200
+    # A test client with an address of its own meets the budgets, as any network peer does.
+    with TestClient(app, base_url=h.APP_BASE, client=("203.0.113.50", 50000)) as client:
+        statuses = [client.get("/c2c/ro", headers={"X-API-Key": "wrong"}).status_code for _ in range(11)]
+        assert statuses[-1] == 429
+        assert client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET}).status_code == 429
+
+
 BROWSER_FORM = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Accept": "text/html,*/*;q=0.8"}
 """What a browser sends with a form submitted without JavaScript."""
 

@@ -1,11 +1,13 @@
 """`came_from`: where to send the browser after login or logout, same origin only.
 
 Only a path on this site is accepted, returned as a relative reference (`/c2c/?tab=x`). An
-absolute URL is accepted only when its scheme and host are exactly the request's, and it is
-reduced to its path. Everything a browser could resolve to another origin is refused: `//evil`,
-`/\\evil`, `https:evil`, `\\\\evil`, userinfo tricks, control characters and whitespace (browsers
-strip tabs and newlines), percent-encoded slashes or backslashes that decode to one of those, and
-any non-ASCII character (full-width solidus and other Unicode look-alikes; callers percent-encode).
+absolute URL is accepted only when it is `http` or `https` on the request's host name (any port:
+behind a TLS proxy the application may see `http` and another port than the browser, as
+c2casgiutils 0.14 allowed), and it is reduced to its path, so it can only lead to this site.
+Everything a browser could resolve to another origin is refused: `//evil`, `/\\evil`,
+`https:evil`, `\\\\evil`, userinfo tricks, control characters and whitespace (browsers strip tabs
+and newlines), percent-encoded slashes or backslashes that decode to one of those, and any non-ASCII
+character (full-width solidus and other Unicode look-alikes; callers percent-encode).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def _dangerous_path(path: str) -> bool:
 def safe_came_from(value: str | None, scheme: str, netloc: str) -> str | None:
     """The same-origin relative URL for `value`, or None when it is absent or not safe.
 
-    `scheme` and `netloc` are those of the request (the site's own origin).
+    `scheme` and `netloc` are those of the request (the site's own origin); only the host name of
+    `netloc` is compared.
     """
     if not value or len(value) > MAX_LENGTH:
         return None
@@ -46,7 +49,14 @@ def safe_came_from(value: str | None, scheme: str, netloc: str) -> str | None:
     except ValueError:
         return None
     if parts.scheme or parts.netloc:
-        if parts.scheme.lower() != scheme.lower() or parts.netloc.lower() != netloc.lower() or "@" in parts.netloc:
+        if parts.scheme.lower() not in ("http", "https") or "@" in parts.netloc or not parts.netloc:
+            return None
+        try:
+            own = urlsplit(f"//{netloc}").hostname
+            parts.port  # noqa: B018 (raises ValueError for a port that is no port)
+            if own is None or parts.hostname != own:
+                return None
+        except ValueError:
             return None
         if not parts.path.startswith("/"):
             return None

@@ -6,7 +6,7 @@ import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from c2c_config import CoreSettings, Duration, SecretText, Section
 
@@ -73,8 +73,8 @@ class GitHubSettings(Section):
     access_type: GitHubAccessType = Field(
         default=GitHubAccessType.PULL,
         description=(
-            "GitHub access type (c2casgiutils master name): when set and ACCESS_TYPE_READ_ONLY is not, "
-            "it is the permission needed for read-only access"
+            "Not used, as in c2casgiutils (its master branch read it nowhere): the permissions are "
+            "ACCESS_TYPE_READ_ONLY, ACCESS_TYPE_READ_WRITE and ACCESS_TYPE_ADMIN"
         ),
     )
     access_type_read_only: GitHubAccessType = Field(
@@ -163,12 +163,6 @@ class GitHubSettings(Section):
         if value < datetime.timedelta(0):
             raise ValueError("the access token expiration margin cannot be negative")
         return value
-
-    @model_validator(mode="after")
-    def _legacy_access_type(self) -> GitHubSettings:
-        if "access_type" in self.model_fields_set and "access_type_read_only" not in self.model_fields_set:
-            self.access_type_read_only = self.access_type
-        return self
 
     @property
     def configured(self) -> bool:
