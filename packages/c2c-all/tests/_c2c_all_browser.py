@@ -3,7 +3,8 @@
 A small FastAPI application (`APP_SOURCE`) mounting `c2casgiutils.app` behind `ArmorHeaderMiddleware`
 served by a real uvicorn (`_serve`), the browser's log (`BrowserLog`: console errors, uncaught
 exceptions, CSP violations, requests outside the server) and the checks of the page (contrast of
-every text in both themes, keyboard focus, overflow at phone width, the coarse screenshot diff).
+every text and form field border in both themes, keyboard focus, overflow at phone width, the
+coarse screenshot diff).
 `test_index_browser.py` documents what each check asserts; the console sections' tests
 (`test_console_*_browser.py`) use the same ones.
 """
@@ -187,7 +188,7 @@ CONTRAST_PROBLEMS = f"""
     if (["SCRIPT", "STYLE", "NOSCRIPT", "OPTION"].includes(element.tagName)) continue;
     const ownText = [...element.childNodes].some((node) => node.nodeType === Node.TEXT_NODE && node.textContent.trim());
     const field = element.matches("input:not([type=hidden]), select, textarea");
-    if (!(ownText || field) || element.matches(":disabled")) continue;
+    if (!(ownText || field) || element.matches(":disabled, [aria-disabled=true]")) continue;
     if (!element.checkVisibility({{visibilityProperty: true}})) continue;
     const style = getComputedStyle(element);
     const back = background(element);
@@ -201,6 +202,29 @@ CONTRAST_PROBLEMS = f"""
     if (ratio < needed) {{
       const colours = `${{style.color}} on ${{css(back)}}`;
       problems.push(`${{describe(element)}}: contrast ${{ratio.toFixed(2)}}:1 < ${{needed}}:1 (${{colours}})`);
+    }}
+  }}
+  return {{checked, problems}};
+}}
+"""
+
+# Every visible form field's boundary (its border) against what surrounds it: WCAG 1.4.11, 3:1.
+FIELD_BORDER_PROBLEMS = f"""
+(limit) => {{
+  {PAGE_HELPERS}
+  const problems = [];
+  let checked = 0;
+  for (const element of document.body.querySelectorAll("input:not([type=hidden]), select, textarea")) {{
+    if (element.matches(":disabled") || !element.checkVisibility({{visibilityProperty: true}})) continue;
+    const style = getComputedStyle(element);
+    const around = background(element.parentElement);
+    const border = rgba(style.borderTopColor);
+    const width = parseFloat(style.borderTopWidth);
+    const ratio = border && width >= 1 ? contrast(over(border, around), around) : 1;
+    checked += 1;
+    if (ratio < limit) {{
+      const colours = `${{style.borderTopColor}} on ${{css(around)}}`;
+      problems.push(`${{describe(element)}}: border contrast ${{ratio.toFixed(2)}}:1 < ${{limit}}:1 (${{colours}})`);
     }}
   }}
   return {{checked, problems}};
@@ -260,8 +284,8 @@ OVERFLOW_PROBLEMS = f"""
 }}
 """
 
-# Until the page's requests are answered: no busy region, no disabled button.
-SETTLED = "() => !document.querySelector('[aria-busy=true], button:disabled')"
+# Until the page's requests are answered: no busy region, no disabled (or busy: aria-disabled) button.
+SETTLED = "() => !document.querySelector('[aria-busy=true], button:disabled, button[aria-disabled=true]')"
 
 # A failed fetch is logged by Chromium as a console error: these answers are expected.
 EXPECTED_FAILED_LOADS = (
@@ -386,7 +410,14 @@ def _theme_problems(page: Page, scheme: Literal["light", "dark"]) -> list[str]:
     problems = []
     if not (light_ok if scheme == "light" else dark_ok):
         problems.append(f"{scheme}: the body's luminance is {background:.3f}, its text's {text:.3f}")
-    return problems + [f"{scheme}: {problem}" for problem in _contrast_problems(page)]
+    problems += [f"{scheme}: {problem}" for problem in _contrast_problems(page)]
+    return problems + [f"{scheme}: {problem}" for problem in _field_border_problems(page)]
+
+
+def _field_border_problems(page: Page) -> list[str]:
+    """Every visible form field whose border contrasts less than 3:1 with what surrounds it (WCAG 1.4.11)."""
+    result = page.evaluate(FIELD_BORDER_PROBLEMS, MIN_FOCUS_CONTRAST)
+    return list(result["problems"])
 
 
 def _focus_problems(state: dict[str, Any]) -> list[str]:

@@ -11,11 +11,17 @@ What the page must look like is asserted on the DOM and the computed styles, not
 - the sections each access level sees and does not see (login form, tools, the read-write form);
 - both themes (`prefers-color-scheme: light` and `dark`): the body's background and text colours,
   and the contrast of every visible text (and form field) against the background it sits on, at
-  least WCAG AA (4.5:1, 3:1 for large text);
+  least WCAG AA (4.5:1, 3:1 for large text), and the border of every form field against the card,
+  at least 3:1 (WCAG 1.4.11);
 - keyboard use: Tab visits every control in document order, each one matches `:focus-visible`,
   has a visible outline (or box shadow) contrasting 3:1 with what surrounds it, and is on screen;
-- the layout at phone width (360 px): nothing wider than the viewport
-  (`document.documentElement.scrollWidth <= innerWidth`);
+- the layout at phone width (360 px; 320 and 375 px with a long logger name and filter word in
+  every tool): nothing wider than the viewport (`document.documentElement.scrollWidth <=
+  innerWidth`), no level badge broken over two lines; under WCAG 1.4.12's text spacing no label
+  is cut; the text follows the browser's font size setting (`rem`);
+- robustness: a 2xx answer that is not JSON (a proxy's login page, by `page.route`) is an error in
+  every tool, never a success; a tool's button keeps the keyboard focus; a session ended elsewhere
+  gives every tool the "log in again" hint, the Configuration and Audit errors in their live status;
 - no console error, no uncaught exception, no CSP violation (a `securitypolicyviolation`
   listener), no request outside the server.
 
@@ -73,7 +79,7 @@ from _c2c_all_browser import (
     open_page,
 )
 from PIL import Image, ImageFilter
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +105,12 @@ def test_anonymous_page(server: Server, page: tuple[Page, BrowserLog]) -> None:
 
     _assert_sections(tab, login=True, tools=False, write=False)
     expect(tab.get_by_label("Secret")).to_be_visible()
+    # One h1, the page's title in the top bar, in the look of the top bar's brand (not a big heading).
+    title = tab.get_by_role("heading", level=1)
+    expect(title).to_have_text("c2c admin")
+    expect(title.get_by_role("link")).to_have_attribute("href", "/c2c/")
+    expect(title).to_have_css("margin-top", "0px")
+    expect(title.locator("span")).to_have_css("font-size", "17.6px")  # 1.1rem
     # Keyboard first, on the freshly loaded page: the skip link, the navigation, the form, the checks.
     assert _keyboard_problems(tab) == []
 
@@ -316,6 +328,10 @@ def test_without_javascript(server: Server, browser: Browser) -> None:
     with open_page(browser, javascript=False) as (tab, log):
         tab.goto(f"{server.url}/c2c/")
         expect(tab.locator("noscript")).to_have_count(1)
+        # The health form needs the script: the note links to the report itself.
+        report = tab.locator("main .note-warn").get_by_role("link", name="health report")
+        expect(report).to_have_attribute("href", "/c2c/health_checks")
+        expect(report).to_be_visible()
         tab.get_by_label("Secret").fill("not the secret")
         with tab.expect_navigation():
             tab.get_by_role("button", name="Log in").click()
@@ -392,6 +408,15 @@ def test_checks_catch_a_broken_page(server: Server, page: tuple[Page, BrowserLog
     _settle(tab)
     _break(tab, ".skip-link:focus { top: -3rem !important; }")
     assert _keyboard_problems(tab) == ['a.skip-link "Skip to the content": focused off screen']
+
+    # Form fields whose boundary is faint against the card (WCAG 1.4.11): each one reported.
+    tab.reload()
+    _settle(tab)
+    _break(tab, "input, select { border-color: rgb(213, 219, 225) !important; }")
+    problems = _theme_problems(tab, "light")
+    assert len(problems) == 3, problems  # the secret, the names and the tags
+    faint = "light: input#login-secret: border contrast 1.40:1 < 3:1 (rgb(213, 219, 225) on rgb(255, 255, 255))"
+    assert problems[0] == faint, problems
 
     # An element wider than a phone: the overflow and the culprit reported.
     tab.reload()
@@ -529,3 +554,251 @@ def test_formatting(server: Server, page: tuple[Page, BrowserLog]) -> None:
     )
     assert results == [expected for _, _, expected in FORMATTING]
     assert log.errors == []
+
+
+# Every tool of the page: its button, and where its answer (or error) is shown.
+TOOLS = [
+    ("Run checks", "[data-output=health]"),
+    ("Ask every replica", "[data-output=replicas]"),
+    ("Show request headers", "[data-status=headers]"),
+    ("Get level", "[data-output=get-level]"),
+    ("Set level", "[data-output=set-level]"),
+    ("Refresh", "[data-output=overrides]"),
+    ("Show configuration", "[data-status=config]"),
+    ("Show audit trail", "[data-status=audit]"),
+]
+# What the tools say when they succeed: none of it may show for an answer that is not the application's.
+SUCCESS_TEXTS = re.compile(
+    r"Applied|Healthy|Nothing checked|headers received|loaded|No override|replicas? answered|In line"
+)
+
+
+def test_answers_that_are_not_json(server: Server, page: tuple[Page, BrowserLog]) -> None:
+    """A 2xx answer that is not JSON (an SSO proxy's login page, followed by fetch) is an error in every tool."""
+    tab, log = page
+    _log_in(tab, server)
+    login_page = "<!doctype html><title>Sign in</title><form><input name=user></form>"
+
+    def proxy_login_page(route: Route) -> None:
+        if route.request.resource_type == "fetch":
+            route.fulfill(status=200, content_type="text/html; charset=utf-8", body=login_page)
+        else:
+            route.continue_()
+
+    tab.route("**/c2c/**", proxy_login_page)
+    for name, where in TOOLS:
+        region = tab.locator(where)
+        region.evaluate("(element) => element.replaceChildren()")
+        _button(tab, name)
+        _settle(tab)
+        expect(region.locator(".error"), name).to_have_text(
+            "✗ Unexpected answer (HTTP 200, text/html): not the c2c application's JSON; a proxy's login page? "
+            "Reload the page.",
+            use_inner_text=True,
+        )
+        expect(region, name).not_to_contain_text(SUCCESS_TEXTS)
+    # No stale success elsewhere either: the tables and reports of a tool's previous answer are gone.
+    expect(tab.locator("[data-output=headers], [data-output=config], [data-output=audit]")).to_have_text(["", "", ""])
+    expect(tab.locator(".notice, .summary, .replica-summary")).to_have_count(0)
+    assert log.errors == [], "\n".join(log.errors)
+    assert _csp_violations(tab) == []
+
+
+# The page's requests answered half a second late; the health report's counted.
+SLOW_FETCH = """
+() => {
+  window.__healthRequests = 0;
+  const original = window.fetch;
+  window.fetch = async (resource, options) => {
+    if (new URL(String(resource), location.href).pathname.endsWith("/health_checks")) window.__healthRequests += 1;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return original(resource, options);
+  };
+}
+"""
+
+
+def test_tool_buttons_keep_the_focus(server: Server, page: tuple[Page, BrowserLog]) -> None:
+    """A tool's button pressed with the keyboard keeps the focus while and after its request runs."""
+    tab, log = page
+    _log_in(tab, server)
+    for name, where in TOOLS:
+        button = tab.get_by_role("button", name=name, exact=True)
+        tab.locator(where).evaluate("(element) => element.replaceChildren()")
+        button.focus()
+        tab.keyboard.press("Space")
+        expect(tab.locator(where), name).not_to_be_empty()
+        _settle(tab)
+        expect(button, name).to_be_focused()
+        assert tab.evaluate("document.activeElement.matches(':focus-visible')"), name
+    # While its request runs the button says it is busy, keeps the focus and ignores another press.
+    tab.evaluate(SLOW_FETCH)
+    button = tab.get_by_role("button", name="Run checks", exact=True)
+    button.focus()
+    tab.keyboard.press("Space")
+    expect(button).to_have_attribute("aria-disabled", "true")
+    expect(button).to_be_focused()
+    tab.keyboard.press("Space")
+    tab.keyboard.press("Enter")
+    _settle(tab)
+    expect(button).not_to_have_attribute("aria-disabled", "true")
+    assert tab.evaluate("window.__healthRequests") == 1
+    # The Set level above made an override: leave none behind for the other tests of the module.
+    tab.get_by_role("button", name=f"Delete the override of {LOGGER}").click()
+    expect(tab.locator("[data-output=overrides]")).to_contain_text("No override")
+    assert log.errors == [], "\n".join(log.errors)
+
+
+def test_session_ended_elsewhere(server: Server, browser: Browser) -> None:
+    """The session ended in another browser: every tool says so and how to go on, errors are announced."""
+    with open_page(browser) as (tab, log):
+        _log_in(tab, server)
+        # The same session logged out elsewhere (its cookie copied to another browser): the server refuses it.
+        other = browser.new_context(storage_state=tab.context.storage_state())
+        try:
+            assert other.request.post(f"{server.url}/c2c/auth/logout").ok
+        finally:
+            other.close()
+        hint = "Reload the page and log in again if your session expired."
+        for name, where in TOOLS:
+            if name in ("Run checks", "Ask every replica"):
+                continue  # the report is public; the replicas' below, with the rest
+            tab.locator(where).evaluate("(element) => element.replaceChildren()")
+            _button(tab, name)
+            _settle(tab)
+            error = tab.locator(where).locator(".error")
+            expect(error, name).to_contain_text("Access denied (HTTP 403)")
+            expect(error, name).to_contain_text(hint)
+        _button(tab, "Ask every replica")
+        _settle(tab)
+        expect(tab.locator("[data-output=replicas] .error")).to_contain_text("Access denied (HTTP 403)")
+        expect(tab.locator("[data-output=replicas] .error")).to_contain_text(hint)
+        # Configuration and audit: the error is in the live status line, the region is empty.
+        for section in ("config", "audit"):
+            status = tab.locator(f"[data-status={section}]")
+            expect(status).to_have_attribute("role", "status")
+            expect(status).to_have_attribute("aria-live", "polite")
+            expect(status.locator(".error")).to_contain_text(hint)
+            expect(tab.locator(f"[data-output={section}]")).to_be_empty()
+        # The refusals are logged by Chromium as failed loads: expected here, nothing else.
+        unexpected = [error for error in log.errors if "status of 403 " not in error]
+        assert unexpected == [], "\n".join(unexpected)
+        assert _csp_violations(tab) == []
+
+
+# A logger name without a place to break (dots and underscores are none), and a filter word as long.
+LONG_NAME = f"{LOGGER}.{'averylongmodulenamewithoutanybreak' * 4}"
+LEVEL_LINES = """
+() => [...document.querySelectorAll(".level")].filter((element) => element.checkVisibility()).map((element) => {
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  const lines = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+  return [element.textContent, lines.size];
+})
+"""
+# The places a long name or word goes, each wider than the viewport or spilling out of its box.
+LONG_PLACES = "[data-output=health] .summary > span, .level-line, .level-line code, .replica-list li, .overrides code"
+STICKING_OUT = """
+(selector) => [...document.querySelectorAll(selector)]
+  .filter((element) => element.getBoundingClientRect().right > innerWidth + 0.5
+    || element.scrollWidth > element.clientWidth + 1)
+  .map((element) => `${element.tagName.toLowerCase()}.${element.className}`)
+"""
+
+
+@pytest.mark.parametrize("width", [320, 375])
+def test_long_names_on_a_phone(server: Server, page: tuple[Page, BrowserLog], width: int) -> None:
+    """A long logger name and a long filter word in every tool at 320 and 375 px: nothing wider than
+    the viewport, no level badge broken over two lines."""
+    tab, log = page
+    tab.set_viewport_size({"width": width, "height": 740})
+    _log_in(tab, server)
+    tab.get_by_label("Names").fill("nosuchcheck" * 8)
+    _button(tab, "Run checks")
+    expect(tab.locator("[data-output=health] .summary.warn")).to_contain_text("Nothing checked")
+    tab.locator("#set-level-name").fill(LONG_NAME)
+    _button(tab, "Set level")
+    expect(tab.locator("[data-output=set-level] .notice")).to_contain_text("Applied")
+    expect(tab.locator(".overrides tbody tr")).to_have_count(1)
+    tab.locator("#get-level-name").fill(LONG_NAME)
+    _button(tab, "Get level")
+    expect(tab.locator("[data-output=get-level] .level-line")).to_contain_text(LONG_NAME)
+    _button(tab, "Ask every replica")
+    expect(tab.locator('#replicas td[data-label="Overrides"]')).to_contain_text(f"{LONG_NAME} = DEBUG")
+    _button(tab, "Show configuration")
+    _button(tab, "Show audit trail")
+    expect(tab.locator("[data-status=audit]")).to_contain_text("Audit trail loaded")
+    _settle(tab)
+    broken = [line for line in tab.evaluate(LEVEL_LINES) if line[1] != 1]
+    assert broken == []
+    assert tab.evaluate(STICKING_OUT, LONG_PLACES) == []
+    assert _overflow_problems(tab) == []
+    assert _theme_problems(tab, "dark") == []
+    tab.emulate_media(color_scheme="light")
+    tab.get_by_role("button", name=f"Delete the override of {LONG_NAME}").click()
+    expect(tab.locator("[data-output=overrides]")).to_contain_text("No override")
+    assert _overflow_problems(tab) == []
+    assert log.errors == [], "\n".join(log.errors)
+
+
+# WCAG 1.4.12 text spacing: what a user's style sheet may set, no content or function may be lost.
+TEXT_SPACING = (
+    "* { line-height: 1.5 !important; letter-spacing: 0.12em !important; word-spacing: 0.16em !important; }",
+    "p { margin-bottom: 2em !important; }",
+)
+CUT_LABELS = """
+() => [...document.querySelectorAll("label")].filter((element) => element.checkVisibility())
+  .filter((element) => element.scrollWidth > element.clientWidth + 1 || element.scrollHeight > element.clientHeight + 1)
+  .map((element) => element.textContent)
+"""
+
+
+@pytest.mark.parametrize("width", [1000, 375])
+def test_labels_under_text_spacing(server: Server, page: tuple[Page, BrowserLog], width: int) -> None:
+    """With WCAG 1.4.12's text spacing every label is whole (it wraps, it is not cut), nothing overflows."""
+    tab, log = page
+    tab.set_viewport_size({"width": width, "height": 800})
+    _log_in(tab, server)
+    _button(tab, "Show configuration")
+    _settle(tab)
+    assert tab.evaluate(CUT_LABELS) == []
+    for rule in TEXT_SPACING:
+        _break(tab, rule)
+    labels = tab.locator("label:visible")
+    assert labels.count() >= 6
+    assert tab.evaluate(CUT_LABELS) == []
+    expect(tab.get_by_label("Revert after (minutes)")).to_be_visible()
+    assert _overflow_problems(tab) == []
+    assert log.errors == [], "\n".join(log.errors)
+
+
+def test_text_follows_the_font_size_setting(server: Server, page: tuple[Page, BrowserLog]) -> None:
+    """The page's text is 15 px at the browser's default size (16 px) and grows with the user's setting."""
+    tab, log = page
+    tab.goto(f"{server.url}/c2c/")
+    assert tab.evaluate("getComputedStyle(document.body).fontSize") == "15px"
+    session = tab.context.new_cdp_session(tab)
+    session.send("Page.enable")
+    session.send("Page.setFontSizes", {"fontSizes": {"standard": 24, "fixed": 20}})
+    tab.reload()
+    assert tab.evaluate("getComputedStyle(document.documentElement).fontSize") == "24px"  # the setting applied
+    assert tab.evaluate("getComputedStyle(document.body).fontSize") == "22.5px"
+    assert log.errors == [], "\n".join(log.errors)
+
+
+def test_rejected_duration_clears_the_previous_answer(server: Server, page: tuple[Page, BrowserLog]) -> None:
+    """A duration the browser refuses clears the server's error of the previous submission."""
+    tab, log = page
+    _log_in(tab, server)
+    result = tab.locator("[data-output=set-level]")
+    tab.locator("#set-level-name").fill("not a logger name")
+    _button(tab, "Set level")
+    expect(result.locator(".error")).to_contain_text("Invalid input (HTTP 422)")
+    tab.locator("#set-level-name").fill(LOGGER)
+    tab.get_by_label("Revert after (minutes)").fill("0.01")  # under the field's minimum, 0.1
+    _button(tab, "Set level")
+    expect(result).to_be_empty()
+    assert tab.get_by_label("Revert after (minutes)").evaluate("(element) => element.validity.rangeUnderflow")
+    _settle(tab)
+    expect(tab.locator("[data-output=overrides]")).to_contain_text("No override")
+    assert log.errors == [], "\n".join(log.errors)

@@ -115,3 +115,14 @@ def test_any_origin_or_referer_is_a_clear_answer(origin: str | None, referer: st
     request = Request(scope)
     own = all(value is None or (_routes._host(value) or "") == "app.example" for value in (origin, referer))
     assert _routes._cross_site(request) is not own
+
+
+async def test_the_browser_s_sec_fetch_site_decides(
+    secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType
+) -> None:
+    """A page whose referrer policy is `no-referrer` posts its own logout form with `Origin: null`:
+    the browser's `Sec-Fetch-Site: same-origin`, which no page can set, says it is this site's."""
+    assert (await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
+    own = await client.post("/c2c/auth/logout", headers={"Sec-Fetch-Site": "same-origin", "Origin": "null"})
+    assert own.status_code == 200, own.text
+    assert (await client.get("/c2c/ro")).status_code == 403

@@ -126,7 +126,8 @@ class _RequestDefaults:
     - answer with `Cache-Control: no-store` unless the endpoint chose a policy: the tools answer
       settings, request headers, audit records and levels to an authenticated caller, which a
       shared cache between the browser and the service must never keep and hand to the next
-      caller. The static files keep their own (validators, no `Cache-Control`).
+      caller. The static files get `no-cache`: kept, but revalidated (their `ETag`) on each use,
+      so that after an upgrade a browser never runs an old script module with the new page.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -140,21 +141,18 @@ class _RequestDefaults:
         root_path = scope.get("root_path", "")
         if path.startswith(root_path):
             path = path[len(root_path) :]
-        if path.startswith("/static/"):
-            with request_scope():
-                await self.app(scope, receive, send)
-            return
+        policy = b"no-cache" if path.startswith("/static/") else b"no-store"
 
-        async def send_no_store(message: Message) -> None:
+        async def send_with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 if not any(name.lower() == b"cache-control" for name, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
+                    headers.append((b"cache-control", policy))
                     message = {**message, "headers": headers}
             await send(message)
 
         with request_scope():
-            await self.app(scope, receive, send_no_store)
+            await self.app(scope, receive, send_with_policy)
 
 
 def create_app() -> FastAPI:

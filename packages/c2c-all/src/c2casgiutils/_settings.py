@@ -6,7 +6,14 @@ import datetime
 import os
 from typing import Any, ClassVar
 
-from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from c2c_auth import AuthSettings
 from c2c_broadcast import BroadcastSettings
@@ -92,6 +99,22 @@ class SentrySettings(Section):
     def url(self) -> str | None:
         """The DSN under the name the c2casgiutils README used (`config.settings.sentry.url`)."""
         return self.dsn
+
+    @field_validator("dsn")
+    @classmethod
+    def _check_dsn(cls, value: str | None) -> str | None:
+        """A DSN the SDK can read, refused here with the variable named rather than at `sentry.init` (a
+        `BadDsn` traceback that names none); an empty value is no DSN. The message never repeats it."""
+        if value is None or not value.strip():
+            return None
+        from sentry_sdk.utils import BadDsn, Dsn
+
+        try:
+            Dsn(value.strip())
+        except BadDsn as error:
+            reason = str(error).split(":")[0] if str(error) else "unreadable"
+            raise ValueError(f"not a Sentry DSN ({reason}): https://<key>@<host>/<project id>") from None
+        return value.strip()
 
     @model_validator(mode="before")
     @classmethod

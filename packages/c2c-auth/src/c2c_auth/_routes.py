@@ -217,12 +217,17 @@ def _host(url: str) -> str | None:
 
 
 def _cross_site(request: Request) -> bool:
-    """Whether the request comes from another site: `Sec-Fetch-Site: cross-site` (or `same-site`: a
-    sibling host of the same domain, which may be anybody's), or an `Origin`/`Referer` naming another
-    host (`Origin: null` included). Hosts only: behind a TLS proxy the scheme and port the
-    application sees may differ from the browser's."""
-    if request.headers.get("sec-fetch-site", "").strip().lower() in ("cross-site", "same-site"):
-        return True
+    """Whether the request comes from another site.
+
+    A browser's `Sec-Fetch-Site` decides when there is one (no page can set it): `cross-site`, or
+    `same-site` (a sibling host of the same domain, which may be anybody's). Without it (an older
+    browser), an `Origin` or `Referer` naming another host (`Origin: null` included: a browser
+    sends it for a form of a page whose referrer policy is `no-referrer`, or of a sandboxed frame).
+    Hosts only: behind a TLS proxy the scheme and port the application sees may differ from the
+    browser's."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site.strip().lower() in ("cross-site", "same-site")
     own = (request.url.hostname or "").lower()
     for header in ("origin", "referer"):
         value = request.headers.get(header)

@@ -65,6 +65,11 @@ class JWTSettings(Section):
     algorithm: Literal["HS256", "HS384", "HS512"] = Field(default="HS256", description="JWT algorithm (default: HS256)")
     cookie: CookieSettings = Field(default_factory=CookieSettings, description="JWT cookie")
 
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def _upper_algorithm(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
 
 class GitHubSettings(Section):
     """GitHub OAuth application and the repository whose permissions gate access."""

@@ -4,20 +4,11 @@
 // handler or style) and never parses data as HTML: everything from the server (payloads, header
 // values, logger names, error messages) goes into the page through textContent.
 
-const BASE = document.body.dataset.base ?? "";
+import { describeError, isBusy, request, whileBusy } from "./sections.js";
+
+export { describeError };
+
 const READ_WRITE = document.body.dataset.readWrite === "true";
-const REQUEST_TIMEOUT_MS = 30_000;
-const STATUS_LABELS = {
-  400: "Bad request",
-  401: "Not logged in",
-  403: "Access denied",
-  404: "Not found",
-  413: "Too large",
-  422: "Invalid input",
-  429: "Too many attempts",
-  500: "Server error",
-  503: "Unavailable",
-};
 
 // --- DOM helpers ---------------------------------------------------------------------------------
 
@@ -110,92 +101,18 @@ function scalarText(value) {
 
 // --- HTTP ----------------------------------------------------------------------------------------
 
-class RequestError extends Error {}
-
 /**
- * Call an endpoint of the c2c application (a path relative to BASE) and return
- * `{ok, status, data}` where `data` is the parsed JSON body (or null).
- * Network failures and time-outs raise RequestError with a readable message.
+ * Call an endpoint of the c2c application (a path relative to BASE): `{ok, status, data}` where
+ * `data` is the parsed JSON body (or null). Network failures, time-outs and a 2xx answer that is not
+ * JSON (a proxy's login page) raise RequestError with a readable message (sections.js `request`).
  */
-async function call(method, path, { query, json, form } = {}) {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query ?? {})) {
-    if (value !== undefined && value !== null && value !== "") params.append(key, value);
-  }
-  const search = params.toString();
-  const headers = { Accept: "application/json" };
-  let body;
-  if (json !== undefined) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  } else if (form !== undefined) {
-    body = new URLSearchParams(form);
-  }
-  let response;
-  try {
-    response = await fetch(`${BASE}${path}${search ? `?${search}` : ""}`, {
-      method,
-      headers,
-      body,
-      credentials: "same-origin",
-      cache: "no-store",
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-  } catch (error) {
-    if (error?.name === "TimeoutError") {
-      throw new RequestError(`No answer within ${REQUEST_TIMEOUT_MS / 1000} s.`);
-    }
-    throw new RequestError(`The request failed: ${error?.message ?? error}. Is the service reachable?`);
-  }
-  let data = null;
-  if ((response.headers.get("content-type") ?? "").includes("json")) {
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-  }
-  return { ok: response.ok, status: response.status, data };
+function call(method, path, options = {}) {
+  return request(method, path, options);
 }
 
-/** A readable message for an error answer (`{"detail": ...}` from FastAPI, or anything else). */
-export function describeError(status, data, { sessionHint = true } = {}) {
-  let detail = data?.detail ?? data?.error ?? data?.message;
-  if (Array.isArray(detail)) {
-    // FastAPI validation errors: [{loc: ["body", "duration"], msg: "..."}]
-    detail = detail
-      .map((item) => {
-        const where = (item?.loc ?? []).filter((part) => part !== "body" && part !== "query").join(".");
-        // pydantic prefixes a validator's own message with "Value error, ": not for people.
-        const msg = typeof item?.msg === "string" ? item.msg.replace(/^Value error, /, "") : item?.msg;
-        return where ? `${where}: ${msg ?? ""}` : String(msg ?? JSON.stringify(item));
-      })
-      .join("; ");
-  } else if (detail !== undefined && detail !== null && typeof detail === "object") {
-    detail = JSON.stringify(detail);
-  }
-  const label = STATUS_LABELS[status] ?? (status >= 500 ? "Server error" : "Error");
-  let message = `${label} (HTTP ${status})`;
-  if (detail) message += `: ${detail}`;
-  if (sessionHint && (status === 401 || status === 403)) {
-    message += ". Reload the page and log in again if your session expired.";
-  }
-  return message;
-}
-
-/** Run `task` with `button` disabled and `region` marked busy; show errors in `region`. */
-async function busy(button, region, task) {
-  if (button) button.disabled = true;
-  region?.setAttribute("aria-busy", "true");
-  try {
-    await task();
-  } catch (error) {
-    if (!(error instanceof RequestError)) console.warn(error);
-    if (region) show(region, errorBox(error?.message ?? String(error)));
-  } finally {
-    if (button) button.disabled = false;
-    region?.removeAttribute("aria-busy");
-  }
+/** Run `task` with `button` busy (it keeps the focus) and `region` marked busy; show errors in `region`. */
+function busy(button, region, task) {
+  return whileBusy(button, region, task);
 }
 
 function submitter(event) {
@@ -241,7 +158,8 @@ function setupAccess() {
     busy(submitter(event), message, async () => {
       show(message);
       // The endpoint sets the session cookie and redirects to the index: reload to get the tools.
-      const answer = await call("POST", "/auth/login", { form: new FormData(form) });
+      // Its answer is the page it redirects to (HTML): no JSON expected; the reload shows what it is.
+      const answer = await call("POST", "/auth/login", { form: new FormData(form), expectJson: false });
       if (answer.ok) {
         message.textContent = "Logged in, loading the tools…";
         rememberFocus();
@@ -366,7 +284,8 @@ function setupHeaders() {
   const region = output("headers");
   const status = document.querySelector('[data-status="headers"]');
   button?.addEventListener("click", () => {
-    busy(button, status, async () => {
+    // An error goes to the status line (a live region), the tables of a previous answer go.
+    whileBusy(button, region, async () => {
       status.textContent = "Loading…";
       const answer = await call("GET", "/headers/");
       if (!answer.ok) {
@@ -389,7 +308,7 @@ function setupHeaders() {
         keyValueTable("ASGI scope", sortedEntries(answer.data?.scope)),
       );
       status.textContent = `${headers.length} headers received by the application.`;
-    });
+    }, status);
   });
 }
 
@@ -550,6 +469,9 @@ function setupLogging() {
   });
 
   const setForm = document.querySelector('form[data-action="set-level"]');
+  // A value the browser refuses (a duration under its minimum, no logger name) stops the submission
+  // before the handler below: the answer of a previous submission would stay, as if it were this one's.
+  setForm?.addEventListener("invalid", () => show(output("set-level")), true);
   setForm?.addEventListener("submit", (event) => {
     event.preventDefault();
     const region = output("set-level");
@@ -582,7 +504,9 @@ function setupLogging() {
   });
 
   const refresh = document.querySelector('button[data-action="overrides"]');
-  refresh?.addEventListener("click", () => refreshOverrides(refresh));
+  refresh?.addEventListener("click", () => {
+    if (!isBusy(refresh)) refreshOverrides(refresh);
+  });
   if (refresh) refreshOverrides(refresh);
 }
 

@@ -5,7 +5,7 @@
 // through textContent only. A row that differs from most replicas is marked by a class and a text
 // marker ("≠"), not by colour alone.
 
-import { el, getJson } from "./sections.js";
+import { describeError, el, failure, getJson, isBusy, whileBusy } from "./sections.js";
 
 const TIMEOUT_MS = 40_000;
 const FIELD_LABELS = {
@@ -161,27 +161,17 @@ function renderTable(data) {
   );
 }
 
-function errorMessage(status, data) {
-  const detail = typeof data?.detail === "string" ? `: ${data.detail}` : "";
-  return `The replicas could not be listed (HTTP ${status})${detail}.`;
-}
-
+/** List the replicas in `region`; an error (a refusal, a time-out, an answer that is not JSON) is shown there. */
 async function load(region, button) {
-  if (button) button.disabled = true;
-  region.setAttribute("aria-busy", "true");
-  try {
+  await whileBusy(button, region, async () => {
     const { response, data } = await getJson("/replicas", TIMEOUT_MS);
     if (!response.ok || !Array.isArray(data?.replicas)) {
-      region.replaceChildren(el("div", { class: "error" }, "✗ ", errorMessage(response.status, data)));
+      const why = response.ok ? `Unexpected answer (HTTP ${response.status}): no list of replicas` : describeError(response.status, data);
+      region.replaceChildren(failure(`The replicas could not be listed: ${why}`));
       return;
     }
     region.replaceChildren(...[summary(data), legend(data.replicas), renderTable(data)].filter(Boolean));
-  } catch (error) {
-    region.replaceChildren(el("div", { class: "error" }, "✗ ", `The request failed: ${error?.message ?? error}.`));
-  } finally {
-    if (button) button.disabled = false;
-    region.removeAttribute("aria-busy");
-  }
+  });
 }
 
 function setupReplicas() {
@@ -190,7 +180,8 @@ function setupReplicas() {
   if (!form || !region) return;
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    load(region, event.submitter ?? form.querySelector("button[type=submit]"));
+    const button = event.submitter ?? form.querySelector("button[type=submit]");
+    if (!isBusy(button)) load(region, button);
   });
   load(region, form.querySelector("button[type=submit]"));
 }
