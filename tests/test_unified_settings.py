@@ -140,8 +140,11 @@ def test_sentry_lists_from_commas(monkeypatch: pytest.MonkeyPatch) -> None:
         ("C2C__AUTH__JWT__COOKIE__AGE", "3600", "auth.jwt.cookie.age", datetime.timedelta(hours=1)),
         ("C2C__AUTH__JWT__COOKIE__SAME_SITE", "Strict", "auth.jwt.cookie.same_site", "strict"),
         ("C2C__AUTH__GITHUB__STATE_COOKIE_AGE", "5m", "auth.github.state_cookie_age", datetime.timedelta(minutes=5)),
-        # The master name of the read-only level still works when the new one is not given.
-        ("C2C__AUTH__GITHUB__ACCESS_TYPE", "push", "auth.github.access_type_read_only", "push"),
+        # c2casgiutils' master branch read ACCESS_TYPE nowhere: accepted, not used.
+        ("C2C__AUTH__GITHUB__ACCESS_TYPE", "push", "auth.github.access_type_read_only", "pull"),
+        # Choices read whatever their case, as SAME_SITE and PROXY_HEADERS__TYPE.
+        ("C2C__AUTH__JWT__ALGORITHM", "hs512", "auth.jwt.algorithm", "HS512"),
+        ("C2C__HEALTH_CHECKS__DETAILS", "Always", "health_checks.details", "always"),
     ],
 )
 def test_auth_values(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, path: str, expected: object) -> None:
@@ -150,6 +153,26 @@ def test_auth_values(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
     for part in path.split("."):
         current = getattr(current, part)
     assert current == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("C2C__SENTRY__DSN", "not-a-dsn", "C2C__SENTRY__DSN='not-a-dsn': not a Sentry DSN (Unsupported scheme"),
+        ("C2C__SENTRY__DSN", "https://host/1", "not a Sentry DSN (Missing public key)"),
+        ("C2C__BROADCAST__DEFAULT_TIMEOUT", "0", "the default broadcast timeout must be longer than 0 s"),
+        ("C2C__REDIS__URL", "redis://localhost:notaport/0", "its port is not a number from 0 to 65535"),
+    ],
+)
+def test_values_refused_at_start_not_at_first_use(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    """What the SDK or redis-py refuse only when used (a traceback naming no variable) is refused
+    with the settings, the variable named."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(config.ConfigError) as info:
+        config.Settings()
+    assert message in str(info.value)
 
 
 def test_auth_secrets_are_secret(monkeypatch: pytest.MonkeyPatch) -> None:

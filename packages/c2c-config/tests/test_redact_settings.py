@@ -182,3 +182,11 @@ def test_repr_without_credentials() -> None:
         "RedisSettings(url='redis://redis:6379/0', options={'ssl': True, 'username': 'app'},"
     )
     assert repr(RedisSettings()).startswith("RedisSettings(url=None, options={}, sentinels=None,")
+
+
+def test_a_bad_redis_port_is_refused_without_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("C2C__REDIS__URL", f"redis://:{SECRET}@localhost:99999/0")
+    with pytest.raises(ConfigError) as info:
+        CoreSettings()
+    assert "its port is not a number from 0 to 65535" in str(info.value)
+    assert SECRET not in str(info.value)

@@ -120,6 +120,14 @@ def test_environment_values(
         ("C2C__REDIS__OPTIONS", "ssl", "is not of the form key=value"),
         ("C2C__REDIS__SENTINELS", "localhost", "C2C__REDIS__SENTINELS='localhost': 'localhost' is not host:port"),
         ("C2C__REDIS__URL", "http://x", "C2C__REDIS__URL='http://x': must start with redis://"),
+        # what redis-py refuses only when it connects, with a traceback naming no variable
+        (
+            "C2C__REDIS__URL",
+            "redis://:pw@localhost:notaport/0",
+            "C2C__REDIS__URL='redis://:***@localhost:notaport/0': its port is not a number from 0 to 65535",
+        ),
+        ("C2C__REDIS__URL", "redis://localhost:6379/abc", "its database 'abc' is not a number"),
+        ("C2C__REDIS__URL", "redis://localhost:6379?db=x1", "its database 'x1' is not a number"),
         (
             "C2C__EXAMPLE__AGE",
             "P1Y",

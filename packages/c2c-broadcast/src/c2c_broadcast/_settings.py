@@ -86,6 +86,13 @@ class BroadcastSettings(Section):
         description="How long startup and subscribe wait for Redis before going on (retrying in the background)",
     )
 
+    @field_validator("default_timeout")
+    @classmethod
+    def _positive_default_timeout(cls, value: datetime.timedelta) -> datetime.timedelta:
+        if value <= datetime.timedelta(0):
+            raise ValueError("the default broadcast timeout must be longer than 0 s (a call would wait for nobody)")
+        return value
+
     @field_validator("secret")
     @classmethod
     def _empty_secret_is_none(cls, value: SecretText | None) -> SecretText | None:

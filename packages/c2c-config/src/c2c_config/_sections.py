@@ -113,9 +113,20 @@ class RedisSettings(Section):
     def _check_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
+        value = value.strip()
         if not re.match(r"(redis|rediss|unix)://", value):
             raise ValueError("must start with redis://, rediss:// or unix://")
-        return value.strip()
+        # What redis-py would refuse only when it connects (a traceback naming no variable); the
+        # messages never repeat the URL, which may hold a password.
+        parsed = urllib.parse.urlsplit(value)
+        try:
+            parsed.port  # noqa: B018 (raises ValueError for a port that is no number from 0 to 65535)
+        except ValueError:
+            raise ValueError("its port is not a number from 0 to 65535") from None
+        database = url_database(value)
+        if database is not None and not database.isdigit():
+            raise ValueError(f"its database {database[:20]!r} is not a number")
+        return value
 
     @field_validator("timeout")
     @classmethod

@@ -57,6 +57,11 @@ class HealthChecksSettings(Section):
         ),
     )
 
+    @field_validator("details", mode="before")
+    @classmethod
+    def _lower_details(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("timeout")
     @classmethod
     def _positive_timeout(cls, value: datetime.timedelta) -> datetime.timedelta:
