@@ -77,6 +77,13 @@ app.add_middleware(headers.ArmorHeaderMiddleware, headers_config={rules})
 health_checks.FACTORY.add({check}(name="{name}"))
 """
 
+# A service's own names on a Redis server other services may share.
+SERVICE_PREFIXES = {
+    "C2C__REDIS__BROADCAST_PREFIX": "tiles_broadcast_",
+    "C2C__TOOLS__LOGGING__REDIS_PREFIX": "tiles_logging_level_",
+    "C2C__AUTH__REDIS_PREFIX": "tiles-auth:",
+}
+
 BROKEN_RULES = {"scripts": {"headers": {"Content-Security-Policy": "script-src 'self'"}}}
 
 
@@ -198,6 +205,7 @@ async def test_broken_application_lists_every_problem(
         "C2C-E004",  # the lifespan startup
         "C2C-E005",  # Redis down
         "C2C-E006",  # the failing health check
+        "C2C-I003",  # the default Redis names, which services sharing the server would share
         "C2C-W002",  # '*' in the trusted hosts
         "C2C-W004",  # the secret in the query string
         "C2C-W005",  # Redis without broadcast signing
@@ -266,6 +274,7 @@ def test_clean_configuration_passes(
             "C2C__AUTH__GITHUB__CLIENT_SECRET": "client-secret",
             "C2C__AUTH__JWT__SECRET": LONG_SECRET,
             "C2C__PROXY_HEADERS__TYPE": "x-forwarded",
+            **SERVICE_PREFIXES,
         }
     )
     spec = write_app()
@@ -273,6 +282,32 @@ def test_clean_configuration_passes(
     assert capsys.readouterr().out.strip() == "Deploy check: no problem found."
     assert main([spec, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+async def test_shared_redis_names_and_a_dependency_tagged_liveness(
+    environment: Callable[[dict[str, str]], None], write_app: Callable[..., str], redis_server: RedisServer
+) -> None:
+    """The default Redis names (shared by every service on one server: pub/sub ignores the database)
+    are an info finding naming the variables left at their default; a dependency's check tagged
+    `liveness` (0.14's scaffold tagged its Redis check so) a warning: /livez would fail with it."""
+    base = {"C2C__REDIS__URL": redis_server.url, "C2C__BROADCAST__SECRET": LONG_SECRET}
+    environment({**base, "C2C__AUTH__REDIS_PREFIX": "tiles-auth:"})
+    liveness = '(lambda name: health_checks.Redis(tags=["liveness", "redis", "all"], name=name))'
+    findings = await run_check(CheckOptions(app=write_app(check=liveness)))
+    (shared,) = _by_id(findings, "C2C-I003")
+    assert shared.message.startswith(
+        "C2C__REDIS__BROADCAST_PREFIX, C2C__TOOLS__LOGGING__REDIS_PREFIX keep their default"
+    )
+    (tagged,) = _by_id(findings, "C2C-W011")
+    assert "(Redis) is tagged liveness: /livez fails whenever its dependency does" in tagged.message
+    # Tagged readiness, and the service's own names: neither finding.
+    environment({**base, **SERVICE_PREFIXES})
+    from c2c_health import FACTORY
+
+    FACTORY.clear()  # the first application's check (the fixture restores the registry)
+    readiness = '(lambda name: health_checks.Redis(tags=["readiness", "redis"], name=name))'
+    findings = await run_check(CheckOptions(app=write_app(check=readiness)))
+    assert _by_id(findings, "C2C-I003") == _by_id(findings, "C2C-W011") == []
 
 
 async def test_redis_health_check_and_sentinel_down(
@@ -596,6 +631,7 @@ def test_command_line_lists_every_problem_of_a_broken_service(
         "C2C-E004",
         "C2C-E005",
         "C2C-E006",
+        "C2C-I003",
         "C2C-W002",
         "C2C-W004",
         "C2C-W005",
@@ -606,7 +642,7 @@ def test_command_line_lists_every_problem_of_a_broken_service(
         "C2C-W010",
     ]
     assert len([line for line in report if line.startswith("    fix: ")]) == len(listed)
-    assert report[-1] == "Deploy check: 3 errors, 8 warnings, 0 info."
+    assert report[-1] == "Deploy check: 3 errors, 8 warnings, 1 info."
     assert "hunter2" not in result.stdout + result.stderr  # secrets are never shown
 
 

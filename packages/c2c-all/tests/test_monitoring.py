@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -54,6 +55,31 @@ async def test_startup_reports_the_broadcaster_to_prometheus(monkeypatch: pytest
         text = generate_latest(REGISTRY).decode()
         assert 'c2cstartup_broadcast_healthy{kind="local"} 1.0' in text
         assert "# TYPE c2cstartup_broadcast_events_total counter" in text  # the local broadcaster counts nothing
+    finally:
+        await c2casgiutils.shutdown()
+        monkeypatch.undo()
+        config.reload()
+
+
+async def test_broadcast_state_in_multiprocess_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With `PROMETHEUS_MULTIPROC_DIR` the served registry reads the workers' files, not the default
+    registry: `<prefix>broadcast_healthy` (the serving worker's state, read at scrape time) is added to it,
+    even when the registry was built (`start_server`) before `startup()` installed the gauge."""
+    import c2casgiutils
+    from c2casgiutils import prometheus
+
+    for name in list(os.environ):
+        if name.upper().startswith("C2C__"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("C2C__PROMETHEUS__PREFIX", "c2cmultiprocess_")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    config.reload()
+    served = prometheus.registry()
+    assert served is not REGISTRY
+    try:
+        await c2casgiutils.startup()
+        assert 'c2cmultiprocess_broadcast_healthy{kind="local"} 1.0' in generate_latest(served).decode()
+        assert 'c2cmultiprocess_broadcast_healthy{kind="local"} 1.0' in generate_latest(prometheus.registry()).decode()
     finally:
         await c2casgiutils.shutdown()
         monkeypatch.undo()

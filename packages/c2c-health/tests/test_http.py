@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.server
+import logging
 import ssl
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from c2c_config import describe_error
 from c2c_health import GENERIC_ERROR, HTTP, TIMEOUT_ERROR, Factory, HTTPProbeError, fetch_status
 from c2c_health.__main__ import main
 from c2c_health._http import mask_password, parse_status_line
@@ -124,7 +126,11 @@ async def test_hanging_dependency_times_out(make_factory: MakeFactory, dependenc
     start = time.monotonic()
     (outcome,) = (await factory.run()).outcomes
     assert time.monotonic() - start < 5
-    assert outcome.payload == {"error": TIMEOUT_ERROR, "timeout": 0.3}
+    # Bounded within the check's time (90 % of it): the report names the URL that did not answer.
+    assert outcome.status_code == 500
+    assert outcome.payload == {"url": dependency.url, "status": None, "error": "TimeoutError: no answer within 0.27 s"}
+    assert outcome.public_payload == {"error": "the dependency is not reachable"}
+    assert outcome.payload["error"] != TIMEOUT_ERROR
 
 
 async def test_not_http_and_refused_fail(make_factory: MakeFactory, dependency: Dependency) -> None:
@@ -134,9 +140,42 @@ async def test_not_http_and_refused_fail(make_factory: MakeFactory, dependency: 
     factory.add(HTTP(f"http://127.0.0.1:{free_port()}/", name="refused"))
     garbage, refused = (await factory.run()).outcomes
     assert garbage.status_code == refused.status_code == 500
-    assert garbage.payload["error"].startswith("not an HTTP response: ")
+    assert garbage.payload["error"].startswith("HTTPProbeError: not an HTTP response: ")
+    assert refused.payload["error"].startswith("ConnectionRefusedError: ")
     assert "Connect call failed" in refused.payload["error"]
-    assert garbage.public_payload == refused.public_payload == {"error": GENERIC_ERROR}
+    assert garbage.public_payload == {"error": "the dependency did not answer HTTP"}
+    assert refused.public_payload == {"error": "the dependency is not reachable"}
+    assert GENERIC_ERROR not in str(refused.public_payload)
+
+
+async def test_refused_connection_is_an_ordinary_failure(
+    make_factory: MakeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dependency that is down fails the check like any failing result: one WARNING, no traceback.
+
+    Not "failed with an exception" at ERROR with a traceback (an error-tracker event per incident),
+    and the payload has the documented shape: the URL (credentials masked), the status (none), the error.
+    """
+    port = free_port()
+    factory = make_factory(details="always")
+    factory.add(HTTP(f"http://probe:s3cret@127.0.0.1:{port}/health?token=abc", name="down"))
+    with caplog.at_level(logging.DEBUG, logger="c2c_health"):
+        (outcome,) = (await factory.run()).outcomes
+    assert outcome.status_code == 500
+    assert outcome.payload == {
+        "url": f"http://probe:***@127.0.0.1:{port}/health?token=***",
+        "status": None,
+        "error": describe_error(ConnectionRefusedError(111, f"Connect call failed ('127.0.0.1', {port})")),
+    }
+    records = [record for record in caplog.records if record.levelno >= logging.INFO]
+    assert [(record.levelno, record.exc_info) for record in records] == [(logging.WARNING, None)]
+    (record,) = records
+    message = record.getMessage()
+    assert "is failing with status 500" in message
+    assert "exception" not in message
+    assert f"127.0.0.1:{port}" in message
+    assert "s3cret" not in message
+    assert "abc" not in message
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,10 @@ want: both follow Redis, which every replica shares.
 (`<prefix>broadcast_healthy`, 1 while the listener is connected and subscribed, read at scrape
 time). These live here because they join two packages that do not know each other (c2c-broadcast
 and c2c-health / prometheus-client).
+
+In multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, several workers), the counter adds up the events
+of every worker, and `<prefix>broadcast_healthy` is the state of the worker that serves the metrics
+(read at scrape time; each worker has its own listener, and `BroadcastCheck` reports each one).
 """
 
 from __future__ import annotations
@@ -119,11 +123,22 @@ _LOCK = threading.Lock()
 
 
 def install_metrics(prefix: str, registry: CollectorRegistry = REGISTRY) -> PrometheusBroadcastMetrics:
-    """Register the broadcast metrics in `registry` once per prefix; return the `Metrics` to give the broadcaster."""
+    """Register the broadcast metrics in `registry` once per prefix; return the `Metrics` to give the broadcaster.
+
+    On the default registry, `<prefix>broadcast_healthy` is also served in multiprocess mode (the
+    state of the worker serving the metrics).
+    """
     key = (id(registry), prefix)
     with _LOCK:
         if key not in _INSTALLED:
             metrics = PrometheusBroadcastMetrics(prefix, registry)
-            registry.register(_StateCollector(prefix))
+            state = _StateCollector(prefix)
+            registry.register(state)
+            if registry is REGISTRY:
+                # Multiprocess mode serves the workers' shared files, not the default registry: the
+                # state is read in the serving worker too (`prometheus.registry()`).
+                from c2casgiutils.prometheus import _add_process_collector
+
+                _add_process_collector(state)
             _INSTALLED[key] = metrics
         return _INSTALLED[key]

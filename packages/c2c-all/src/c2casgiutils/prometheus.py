@@ -8,10 +8,16 @@ prometheus.instrument(app)           # route templates as labels, probe routes l
 
 With several worker processes set `PROMETHEUS_MULTIPROC_DIR` to an empty directory shared by the
 workers (prometheus_client's multiprocess mode): the server, started by whichever worker binds the
-port first, then serves the metrics of every worker aggregated; the other workers log that the
-port is taken instead of failing (INFO). In a single process a taken port means another program
-holds it: the metrics are not served and one WARNING line says so, naming the port and
-`C2C__PROMETHEUS__PORT`; the application still starts.
+port first, then serves the metrics of every worker aggregated, plus the state gauges read at
+scrape time in the serving worker (`<prefix>broadcast_healthy`); the other workers log that the
+port is taken instead of failing (INFO). Without multiprocess mode a taken port is held by another
+program, or by another worker of the same server (several workers without
+`PROMETHEUS_MULTIPROC_DIR`, whose metrics would each be partial): the metrics are not served and
+one WARNING line says so, naming the port and both remedies (`PROMETHEUS_MULTIPROC_DIR`,
+`C2C__PROMETHEUS__PORT`); the application still starts.
+
+The request metrics' `method` label is bounded: the standard methods as they are, any other
+(`curl -X FOO`) counted as `other`; the application still sees the real method.
 """
 
 from __future__ import annotations
@@ -19,25 +25,69 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import threading
+from collections.abc import Iterable
 from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
 
 LOG = logging.getLogger(__name__)
 
-# Handlers (regular expressions on the route template) that are polled by machines.
-EXCLUDED_HANDLERS = [r".*/health_checks/?$", r".*/health/?$", r"/metrics"]
+# Handlers (regular expressions searched in the route template) that are polled by machines: the
+# probe routes of c2c-health's router (the reports, their history, livez and readyz) wherever it is
+# mounted, and the metrics.
+EXCLUDED_HANDLERS = [
+    r".*/health_checks(/history)?/?$",
+    r".*/health/?$",
+    r".*/livez/?$",
+    r".*/readyz/?$",
+    r"/metrics",
+]
 
-__all__ = ["EXCLUDED_HANDLERS", "instrument", "registry", "start_server"]
+# The `method` label takes these values as they are; any other method is counted as OTHER_METHOD
+# (a client choosing the method would otherwise create as many series as it sends methods).
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+OTHER_METHOD = "other"
+
+__all__ = ["EXCLUDED_HANDLERS", "OTHER_METHOD", "STANDARD_METHODS", "instrument", "registry", "start_server"]
+
+# Collectors of the serving process's own state, read at scrape time (the broadcaster's health):
+# they are on the default registry, which multiprocess mode does not serve, so `registry()` adds them.
+_PROCESS_COLLECTORS: list[Collector] = []
+_PROCESS_COLLECTORS_LOCK = threading.Lock()
+
+
+def _add_process_collector(collector: Collector) -> None:
+    """Also serve `collector` (registered on the default registry) in multiprocess mode, from the serving worker."""
+    with _PROCESS_COLLECTORS_LOCK:
+        if collector not in _PROCESS_COLLECTORS:
+            _PROCESS_COLLECTORS.append(collector)
+
+
+class _ProcessCollectors(Collector):
+    """The process collectors known at scrape time (`start_server` may run before they are installed)."""
+
+    def collect(self) -> Iterable[Metric]:
+        with _PROCESS_COLLECTORS_LOCK:
+            collectors = list(_PROCESS_COLLECTORS)
+        for collector in collectors:
+            yield from collector.collect()
 
 
 def registry() -> CollectorRegistry:
-    """The registry to expose: aggregated over workers in multiprocess mode, else the default one."""
+    """The registry to expose: aggregated over workers in multiprocess mode, else the default one.
+
+    In multiprocess mode it also holds the state read at scrape time in the serving worker
+    (`<prefix>broadcast_healthy`, installed by `c2casgiutils.startup`).
+    """
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         collector_registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(collector_registry)  # type: ignore[no-untyped-call]
+        collector_registry.register(_ProcessCollectors())
         return collector_registry
     return prometheus_client.REGISTRY
 
@@ -69,9 +119,14 @@ def start_server(port: int | None = None, addr: str = "0.0.0.0") -> bool:  # noq
                 port,
             )
         else:
+            # Another program, or a sibling worker of the same server (`--workers 2` without
+            # multiprocess mode): which one cannot be told from here, so the message gives both remedies.
             LOG.warning(
-                "Prometheus metrics not served: port %s:%s is already in use by another program "
-                "(set C2C__PROMETHEUS__PORT to a free port, or to 0 to disable the metrics server)",
+                "Prometheus metrics not served: port %s:%s is already in use, by another program or by another "
+                "worker of this server (with several workers set PROMETHEUS_MULTIPROC_DIR to an empty directory "
+                "shared by the workers, else each worker counts apart and the metrics served are partial; "
+                "for another program set C2C__PROMETHEUS__PORT to a free port, or to 0 to disable the metrics "
+                "server)",
                 addr,
                 port,
             )
@@ -80,11 +135,64 @@ def start_server(port: int | None = None, addr: str = "0.0.0.0") -> bool:  # noq
     return True
 
 
+# The real method of a request whose method the instrumentation sees as OTHER_METHOD.
+_REAL_METHOD = "c2casgiutils.prometheus.method"
+
+
+class _BoundedMethod:
+    """Outside the instrumentation: a non-standard method is shown to it as OTHER_METHOD."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in STANDARD_METHODS:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        # The same scope object (not a copy): what the layers inside record in it stays visible outside.
+        scope["method"] = OTHER_METHOD
+        scope[_REAL_METHOD] = method
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            scope.pop(_REAL_METHOD, None)
+            scope["method"] = method
+
+
+class _RealMethod:
+    """Inside the instrumentation: the rest of the application sees the real method again."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        method = scope.pop(_REAL_METHOD, None) if scope["type"] == "http" else None
+        if method is None:
+            await self.app(scope, receive, send)
+            return
+        scope["method"] = method
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            # The instrumentation reads the method again once the response is sent.
+            scope["method"] = OTHER_METHOD
+            scope[_REAL_METHOD] = method
+
+
 def instrument(app: Any, **options: Any) -> Instrumentator:
-    """Instrument a FastAPI/Starlette app: request counts and latencies labelled by route template."""
+    """Instrument a FastAPI/Starlette app: request counts and latencies labelled by route template.
+
+    The probe routes (`EXCLUDED_HANDLERS`) are left out, and the `method` label is bounded (the
+    `STANDARD_METHODS`, else `OTHER_METHOD`); the application still sees the real method.
+    """
     options.setdefault("should_instrument_requests_inprogress", True)
     options.setdefault("should_group_status_codes", False)
     options.setdefault("excluded_handlers", EXCLUDED_HANDLERS)
     instrumentator = Instrumentator(**options)
+    # Starlette puts each added middleware outside the ones added before: _BoundedMethod, then the
+    # instrumentation, then _RealMethod, then the application.
+    app.add_middleware(_RealMethod)
     instrumentator.instrument(app)
+    app.add_middleware(_BoundedMethod)
     return instrumentator

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from c2c_config import describe_error, redact_url
 from c2c_health._core import Check, Result, Timeout, time_left
-from c2c_health._http import fetch_status, validate_url
+from c2c_health._http import HTTPProbeError, fetch_status, validate_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -340,8 +340,26 @@ class HTTP(Check):
         self.headers = dict(headers or {})
 
     async def check(self) -> Result:
-        """Request the URL; a connection error or another status fails the check."""
-        status = await fetch_status(self.url, headers=self.headers, ssl_context=self.ssl_context)
+        """Request the URL; a connection error, an answer that is not HTTP or another status fails the check.
+
+        A dependency that cannot be reached or does not answer in time is an ordinary failing result
+        (`{"url", "status": None, "error"}`, one WARNING line from the factory), not an exception
+        with a traceback.
+        """
+        # Within 90 % of the time the check has, so that the report names the URL that did not answer
+        # rather than the check timing out.
+        left = time_left()
+        if left is None:  # called outside a factory's run
+            left = self.timeout
+        bound = None if left is None else left * 0.9
+        deadline = asyncio.timeout(bound)
+        try:
+            async with deadline:
+                status = await fetch_status(self.url, headers=self.headers, ssl_context=self.ssl_context)
+        except (OSError, HTTPProbeError) as error:  # refused, unreachable, DNS, TLS, not HTTP, no answer in time
+            if deadline.expired() and bound is not None:
+                return _http_unreachable(self.url, error, f"TimeoutError: no answer within {round(bound, 2):g} s")
+            return _http_unreachable(self.url, error)
         payload = {"url": redact_url(self.url), "status": status}
         if status in self.expected_status:
             return Result(200, payload)
@@ -350,6 +368,18 @@ class HTTP(Check):
             {**payload, "error": f"unexpected status {status}, expected {sorted(self.expected_status)}"},
             public_payload={"error": f"the dependency answered {status}"},
         )
+
+
+def _http_unreachable(url: str, error: Exception, description: str | None = None) -> Result:
+    """The failing result of an HTTP check whose dependency gave no HTTP answer."""
+    description = describe_error(error) if description is None else description
+    # The factory logs the failing check in one WARNING line (this description in its payload); the
+    # traceback, which says no more, only at DEBUG (an ERROR would be an error-tracker event per run).
+    LOG.debug("HTTP health check: %s: %s", redact_url(url), description, exc_info=error)
+    public = (
+        "the dependency did not answer HTTP" if isinstance(error, HTTPProbeError) else "the dependency is not reachable"
+    )
+    return Result(500, {"url": redact_url(url), "status": None, "error": description}, public_payload={"error": public})
 
 
 WRONG_ERROR = "This is an always-failing check for testing purposes"

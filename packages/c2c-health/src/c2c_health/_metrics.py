@@ -1,4 +1,10 @@
-"""Prometheus metrics of the health checks, registered lazily, once per registry and name prefix."""
+"""Prometheus metrics of the health checks, registered lazily, once per registry and name prefix.
+
+In prometheus_client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, several workers) the failure
+gauge is served as the most recent run of each check in any worker (`multiprocess_mode="mostrecent"`,
+prometheus-client >= 0.18): one series per check, no `pid` label, so a dead worker's last failure
+is replaced by the next run elsewhere instead of staying in the scrape forever.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,15 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram
 
 LOG = logging.getLogger("c2c_health")
 
 FAILURE_GAUGE = "health_checks_failure"
+# Several worker processes: the last run of the check in any of them (a dead worker's value is not kept).
+FAILURE_MULTIPROCESS_MODE: Final = "mostrecent"
 DURATION_HISTOGRAM = "health_checks_duration_seconds"
 # Health checks are bounded by a timeout of a few seconds: buckets from 5 ms to 30 s.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -54,6 +63,7 @@ def get_metrics(registry: CollectorRegistry | None, prefix: str) -> HealthMetric
                 "Status code of the last run of each health check (200 = healthy)",
                 ["name"],
                 registry=registry,
+                multiprocess_mode=FAILURE_MULTIPROCESS_MODE,
             )
             try:
                 duration = Histogram(

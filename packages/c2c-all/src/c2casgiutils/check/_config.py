@@ -10,6 +10,7 @@ from c2casgiutils.check._findings import (
     JWT_SECRET_MIN_BYTES,
     SECRET_IN_QUERY,
     SETTINGS_INVALID,
+    SHARED_REDIS_NAMES,
     SHARED_SECRET_MIN_LENGTH,
     SHORT_JWT_SECRET,
     SHORT_SHARED_SECRET,
@@ -88,6 +89,24 @@ def _secret_findings(settings: Settings) -> list[Finding]:
                 f"C2C__AUTH__TEST__USERNAME is set: every request is logged in as {settings.auth.test.username!r}"
             )
         )
+    if settings.redis.configured:
+        defaults = [
+            name
+            for name, value, default in (
+                ("C2C__REDIS__BROADCAST_PREFIX", settings.redis.broadcast_prefix, "broadcast_api_"),
+                ("C2C__TOOLS__LOGGING__REDIS_PREFIX", settings.tools.logging.redis_prefix, "c2c_logging_level_"),
+                ("C2C__AUTH__REDIS_PREFIX", settings.auth.redis_prefix, "c2c-auth:"),
+            )
+            if value == default
+        ]
+        if defaults:
+            findings.append(
+                SHARED_REDIS_NAMES.at(
+                    f"{', '.join(defaults)} keep their default: services sharing one Redis server (pub/sub "
+                    "ignores the database number) would change each other's log levels, list each other's "
+                    "replicas and wait for each other's answers"
+                )
+            )
     return findings
 
 

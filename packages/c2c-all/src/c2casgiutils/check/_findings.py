@@ -98,8 +98,19 @@ CSP_NO_DEFAULT_SRC = Kind(
     "C2C-W009", "warning", "add a default-src directive (e.g. default-src 'self') to the rule's Content-Security-Policy"
 )
 UNKNOWN_VARIABLE = Kind("C2C-W010", "warning", "correct the variable's name or remove it")
+LIVENESS_DEPENDENCY = Kind(
+    "C2C-W011",
+    "warning",
+    "tag the check readiness (not liveness): /livez failing makes Kubernetes restart every pod during an outage",
+)
 NOT_CHECKED = Kind("C2C-I001", "info", "fix the errors above, or pass the application as module:attribute")
 HEALTH_NONE = Kind("C2C-I002", "info", "register health checks on c2casgiutils.health_checks.FACTORY")
+SHARED_REDIS_NAMES = Kind(
+    "C2C-I003",
+    "info",
+    "if several services share this Redis server, give each its own C2C__REDIS__BROADCAST_PREFIX, "
+    "C2C__TOOLS__LOGGING__REDIS_PREFIX and C2C__AUTH__REDIS_PREFIX",
+)
 
 SHARED_SECRET_MIN_LENGTH: Final = 16
 """A shared secret (`C2C__AUTH__SECRET`) shorter than this is reported (C2C-W008)."""

@@ -7,7 +7,15 @@ from typing import Any
 
 from c2c_config import describe_error
 from c2casgiutils._settings import Settings
-from c2casgiutils.check._findings import HEALTH_FAILED, HEALTH_NONE, REDIS_DOWN, SHUTDOWN, STARTUP, Finding
+from c2casgiutils.check._findings import (
+    HEALTH_FAILED,
+    HEALTH_NONE,
+    LIVENESS_DEPENDENCY,
+    REDIS_DOWN,
+    SHUTDOWN,
+    STARTUP,
+    Finding,
+)
 
 _ASGI = {"version": "3.0", "spec_version": "2.0"}
 
@@ -112,6 +120,29 @@ async def redis_findings(settings: Settings) -> list[Finding]:
     return [REDIS_DOWN.at(f"{where} is not reachable: {master or payload.get('error', payload)}")]
 
 
+# The checks of a dependency: failing while it is down, which must not restart the pods (liveness).
+_DEPENDENCY_CHECKS = ("Redis", "SQLAlchemy", "Alembic", "HTTP", "BroadcastCheck", "LoggingSyncCheck")
+
+
+def liveness_findings() -> list[Finding]:
+    """A dependency's check tagged `liveness`: `/livez` runs it, so an outage of that dependency
+    fails the liveness probe of every pod and Kubernetes restarts them all (0.14's scaffold tagged
+    its Redis check so; `/livez` did not exist then)."""
+    from c2c_health import FACTORY, LIVENESS
+
+    findings = []
+    for name, check in FACTORY.registered.items():
+        kinds = {cls.__name__ for cls in type(check).__mro__}
+        if LIVENESS in check.tags and kinds.intersection(_DEPENDENCY_CHECKS):
+            findings.append(
+                LIVENESS_DEPENDENCY.at(
+                    f"health check {name!r} ({type(check).__name__}) is tagged liveness: /livez fails whenever "
+                    "its dependency does"
+                )
+            )
+    return findings
+
+
 async def health_findings() -> list[Finding]:
     """Run every registered health check once (each within its own timeout); one finding per failure."""
     from c2c_health import FACTORY
@@ -136,6 +167,7 @@ async def running_findings(app: Any, settings: Settings, limit: float) -> list[F
         findings.append(STARTUP.at(reason))
     try:
         findings.extend(await redis_findings(settings))
+        findings.extend(liveness_findings())
         findings.extend(await health_findings())
     finally:
         reason = await runner.shutdown()
