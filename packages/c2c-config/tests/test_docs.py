@@ -125,8 +125,22 @@ def test_load_settings_class() -> None:
         docs.load_settings_class("c2c_config.CoreSettings")
     with pytest.raises(TypeError, match="is not a settings class"):
         docs.load_settings_class("c2c_config:redact_url")
-    with pytest.raises(ModuleNotFoundError):
+    with pytest.raises(
+        ValueError, match=r"cannot import 'no_such_module_here' .*c2casgiutils.config:Settings comes with c2c-all"
+    ):
         docs.load_settings_class("no_such_module_here:Settings")
+    with pytest.raises(ValueError, match="'c2c_config' has no 'NoSuchSettings'"):
+        docs.load_settings_class("c2c_config:NoSuchSettings")
+
+
+def test_the_command_says_what_it_cannot_import(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`python -m c2c_config docs c2casgiutils.config:Settings` with c2c-config alone: one line, no traceback."""
+    from c2c_config.__main__ import main
+
+    assert main(["docs", "no_such_module_here:Settings", str(tmp_path / "settings.md")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("python -m c2c_config docs: cannot import 'no_such_module_here'")
+    assert "Traceback" not in error
 
 
 def test_update_file_writes_then_reports_up_to_date(tmp_path: Path) -> None:

@@ -18,7 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     docs.add_argument("file", type=Path, help="the Markdown file holding the generated table")
     docs.add_argument("--check", action="store_true", help="do not write; exit 1 when the file is stale")
     args = parser.parse_args(argv)
-    up_to_date = update_file(args.file, load_settings_class(args.settings), check=args.check)
+    try:
+        settings_class = load_settings_class(args.settings)
+    except (ValueError, TypeError) as error:
+        print(f"python -m c2c_config docs: {error}", file=sys.stderr)
+        return 2
+    up_to_date = update_file(args.file, settings_class, check=args.check)
     if args.check and not up_to_date:
         print(f"{args.file} is stale: run python -m c2c_config docs {args.settings} {args.file}", file=sys.stderr)
         return 1

@@ -136,7 +136,16 @@ def load_settings_class(spec: str) -> type[BaseModel]:
     module_name, _, class_name = spec.partition(":")
     if not class_name:
         raise ValueError(f"expected module:Class, got {spec!r}")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise ValueError(
+            f"cannot import {module_name!r} ({error}): install the package that provides it "
+            "(c2casgiutils.config:Settings comes with c2c-all), or name another settings class"
+        ) from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ValueError(f"{module_name!r} has no {class_name!r}")
     if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
         raise TypeError(f"{spec} is not a settings class")
     return cls

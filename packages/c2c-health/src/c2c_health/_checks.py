@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("c2c_health")
 
-MISSING_EXTRA = "{check} needs {module!r}: install c2c-health[{extra}]"
+MISSING_EXTRA = "{check} needs {module!r}: install c2c-health[{extra}] (with c2c-all: c2c-all[{extra}])"
 
 
 def require(module: str, extra: str, check: str) -> ModuleType:

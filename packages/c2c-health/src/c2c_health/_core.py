@@ -591,7 +591,9 @@ class Factory:
 
     # -- running --------------------------------------------------------------------------------
 
-    async def check(self, name: str | None = None, tags: str | None = None) -> GlobalResult:
+    async def check(
+        self, name: str | Iterable[str] | None = None, tags: str | Iterable[str] | None = None
+    ) -> GlobalResult:
         """Run the selected checks (see `select`) and return the report with full details."""
         report = await self.run(name, tags)
         return report.to_model(details=True)
