@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import c2c_auth
-from c2c_auth import _github, _secret, _shared
+from c2c_auth import _github, _routes, _secret, _shared
 from c2c_config import reload_settings
 from c2c_testing import free_port, serve_asgi, stop_process
 
@@ -312,6 +312,7 @@ def _reset_process_state() -> None:
     _github.REFUSED_BEARERS.clear()
     _github.BEARER_RATE.reset()
     _github.BEARER_CLIENT_RATES.reset()
+    _routes._USED_STATES.clear()
     _secret.LIMITER.reset()
     _shared.ENDED_SESSIONS.clear()
 

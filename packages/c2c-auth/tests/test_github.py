@@ -39,7 +39,7 @@ async def test_full_dance(
     state_cookies = h.set_cookies(started)
     (state_name,) = state_cookies
     assert state_name.startswith("c2c-state-")
-    assert state_cookies[state_name]["path"] == "/c2c/auth/github/callback"
+    assert state_cookies[state_name]["path"] == "/c2c/auth/github/"  # the login counts the flows in progress
     assert state_cookies[state_name]["httponly"] == "True"
     # The state cookie holds neither the state nor the PKCE verifier in clear.
     state_text = h.jwt_text(state_cookies[state_name]["value"])
@@ -562,3 +562,44 @@ async def test_expired_access_token_without_refresh_token_ends_the_session(
     assert response.status_code == 403
     assert h.set_cookies(response)[COOKIE]["max-age"] == "0"
     assert fake_github.calls["token"] == 0
+
+
+async def test_a_finished_flow_cannot_be_replayed_from_a_copied_cookie(
+    github_mode: Any,
+    make_client: Any,
+    github_http: httpx.AsyncClient,
+    fake_github: Any,
+    h: types.ModuleType,
+) -> None:
+    """The flow's cookie is deleted by the callback in the browser; copied into another one (its
+    state and cookie), the finished flow is refused by the server too, before GitHub is asked."""
+    browser = make_client()
+    started = await h.start_flow(browser)
+    flow_cookies = {name: value for name, value in browser.cookies.items() if name.startswith("c2c-state")}
+    fake_github.next_login = "alice"
+    authorize = await github_http.get(started.headers["location"])
+    callback = urlsplit(authorize.headers["location"])
+    first = await browser.get(f"{callback.path}?{callback.query}")
+    assert first.status_code == 307, first.text
+    exchanges = fake_github.calls["token"]
+    replayer = make_client()
+    for name, value in flow_cookies.items():
+        replayer.cookies.set(name, value)
+    again = await replayer.get(f"{callback.path}?{callback.query}")
+    assert again.status_code == 400
+    assert "already used" in again.json()["error"]
+    assert fake_github.calls["token"] == exchanges  # GitHub not asked
+    assert COOKIE not in h.set_cookies(again)
+
+
+async def test_unfinished_flows_do_not_pile_up_in_the_browser(github_mode: Any, client: httpx.AsyncClient) -> None:
+    """Each flow's state cookie is some 700 bytes: beyond `MAX_FLOWS` in progress, a new login
+    clears the others' (proxies refuse requests whose cookies pass a few kilobytes)."""
+    from c2c_auth import _routes
+
+    for _ in range(_routes.MAX_FLOWS):
+        await client.get("/c2c/auth/github/login")
+    flows = [name for name in client.cookies if name.startswith("c2c-state")]
+    assert len(flows) == _routes.MAX_FLOWS
+    await client.get("/c2c/auth/github/login")
+    assert len([name for name in client.cookies if name.startswith("c2c-state")]) == 1

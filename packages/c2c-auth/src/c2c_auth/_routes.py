@@ -272,6 +272,21 @@ async def auth_status(request: Request, auth_info: Annotated[AuthInfo, Depends(_
 # --- GitHub OAuth --------------------------------------------------------------------------------
 
 
+MAX_FLOWS = 5
+"""Login flows a browser may have in progress at once: a new one beyond clears the others' cookies
+(each is some 700 bytes, and proxies refuse a request whose cookies pass a few kilobytes)."""
+
+_USED_STATES = _github.TTLCache(size=10_000)
+"""The states of the flows this process finished (by digest), for the state cookie's age: a copied
+flow cookie is refused a second time even in another browser."""
+
+
+def _flow_path(callback_path: str) -> str:
+    """The path of the flow cookies: the directory of the callback (`/c2c/auth/github/`), so that the
+    login route sees them too (and counts them) while no other route gets them."""
+    return callback_path.rsplit("/", 1)[0] + "/"
+
+
 def _flow_cookie(state: str) -> str:
     """One state cookie per login flow, so several tabs can log in at once."""
     return f"{_modes.current_settings().github.state_cookie}-{_state_hash(state)[:16]}"
@@ -340,7 +355,14 @@ async def github_login(request: Request, came_from: str | None = None) -> Respon
     )
     age = _modes.current_settings().github.state_cookie_age.total_seconds()
     cookie = found.encode("oauth-state", flow.to_jwt(), age)
-    _sessions.set_cookie(request, None, _flow_cookie(state), cookie, int(age), urlsplit(callback).path)
+    flow_path = _flow_path(urlsplit(callback).path)
+    prefix = f"{_modes.current_settings().github.state_cookie}-"
+    pending = [name for name in request.cookies if name.startswith(prefix)]
+    if len(pending) >= MAX_FLOWS:
+        LOG.info("%d GitHub logins in progress in one browser: their state cookies are cleared", len(pending))
+        for name in pending:
+            _sessions.clear_cookie(request, None, name, flow_path)
+    _sessions.set_cookie(request, None, _flow_cookie(state), cookie, int(age), flow_path)
     return _redirect(request, _authorize_url(redirect_uri, state, verifier))
 
 
@@ -353,7 +375,7 @@ def _take_flow(request: Request, found: Keys, state: str | None) -> tuple[OAuthS
     if stored is None:
         return _error(request, "No GitHub login in progress for this state (expired, already used, or another browser)")
     # Single use: the flow's cookie is deleted whatever happens next.
-    _sessions.clear_cookie(request, None, name, request.url.path)
+    _sessions.clear_cookie(request, None, name, _flow_path(request.url.path))
     try:
         flow = OAuthState.from_jwt(found.decode(stored, "oauth-state"))
         verifier = found.decrypt(flow.pkce, "oauth-state").get(PKCE_VERIFIER)
@@ -362,6 +384,11 @@ def _take_flow(request: Request, found: Keys, state: str | None) -> tuple[OAuthS
         return _error(request, "Invalid login state")
     if not hmac.compare_digest(flow.state_hash or "", _state_hash(state)) or not isinstance(verifier, str):
         return _error(request, "State mismatch")
+    age = _modes.current_settings().github.state_cookie_age.total_seconds()
+    if _USED_STATES.get(("used", _state_hash(state)), age) is not None:
+        LOG.warning("A finished GitHub login flow was presented again (a copied state cookie)")
+        return _error(request, "No GitHub login in progress for this state (expired, already used, or another browser)")
+    _USED_STATES.put(("used", _state_hash(state)), True, age)
     return flow, verifier
 
 
