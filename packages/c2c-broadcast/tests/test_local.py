@@ -158,6 +158,24 @@ async def test_slow_handler_gives_missing_answer_within_timeout() -> None:
     await asyncio.wait_for(c2c_broadcast.shutdown(), timeout=5)
 
 
+async def test_a_caller_still_waiting_at_shutdown_gets_an_error_answer() -> None:
+    """close() cancels the handler: its caller gets an ErrorAnswer saying so, not the handler's CancelledError."""
+    started = asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await asyncio.sleep(30)
+        return "late"
+
+    await c2c_broadcast.subscribe("chan", slow)
+    call = asyncio.create_task(c2c_broadcast.broadcast("chan", expect_answers=True, timeout=20))
+    await asyncio.wait_for(started.wait(), timeout=5)
+    await asyncio.wait_for(c2c_broadcast.shutdown(), timeout=5)
+    answers = await asyncio.wait_for(call, timeout=5)
+    message = "the broadcaster stopped before the handler on 'chan' finished"
+    assert answers == [ErrorAnswer(hostname=HOST, pid=PID, error_type="ReplicaStoppedError", message=message)]
+
+
 async def test_addressing_by_hostname_and_pid() -> None:
     async def handler() -> int:
         return 1

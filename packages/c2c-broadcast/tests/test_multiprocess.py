@@ -136,6 +136,10 @@ def running_workers(env: Mapping[str, str], log_dir: Path, count: int = 4) -> It
             worker.wait_line("READY", timeout=60)
         yield workers
     finally:
+        for worker in workers:  # all at once: a worker running calls gives them a grace before it stops
+            if worker.proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    worker.proc.stdin.close()
         for worker in workers:
             worker.stop()
 
@@ -258,6 +262,32 @@ async def test_slow_worker_is_missing_after_the_timeout(workers: list[Worker], b
     assert elapsed < 5
     # The slow handlers do not block the listeners: an echo right after gets four answers.
     assert len(_responses(await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=10))) == 4
+
+
+async def test_a_worker_stopping_mid_call_answers_or_cuts_its_running_calls(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM (clean shutdown) while a worker runs two calls: the one that finishes within the grace
+    is answered, the other one comes back at once as an error answer (it was cut), not as a
+    MissingAnswer after the call's whole timeout."""
+    with running_workers(environment(_settings_for(redis_server)), tmp_path, count=1) as (worker,):
+        await _use(monkeypatch, _settings_for(redis_server))
+        quick = asyncio.create_task(c2c_broadcast.broadcast("slow", {"seconds": 1.5}, expect_answers=True, timeout=20))
+        stuck = asyncio.create_task(c2c_broadcast.broadcast("slow", {"seconds": 60}, expect_answers=True, timeout=20))
+        await asyncio.sleep(1)  # both handlers run
+        worker.proc.send_signal(signal.SIGTERM)
+        begin = time.monotonic()
+        async with asyncio.timeout(10):  # half the calls' timeout
+            quick_answers, stuck_answers = await asyncio.gather(quick, stuck)
+        elapsed = time.monotonic() - begin
+        worker.wait_line("STOPPED", timeout=15)
+    assert [(a.pid, a.payload) for a in _responses(quick_answers)] == [(worker.pid, "slow done")]
+    assert len(stuck_answers) == 1 and isinstance(stuck_answers[0], ErrorAnswer), stuck_answers
+    assert (stuck_answers[0].pid, stuck_answers[0].error_type) == (worker.pid, "ReplicaStoppedError")
+    assert elapsed < 6, elapsed  # the grace (2 s) and the publication, not the calls' 20 s
+    cut = [line for line in worker.log().splitlines() if "running call(s) finished" in line]
+    assert len(cut) == 1 and cut[0].startswith("WARNING "), cut
+    assert "stopped before 1 running call(s) finished (1 on 'slow';" in cut[0]
 
 
 async def test_monitoring_subscribers_do_not_delay_answers(

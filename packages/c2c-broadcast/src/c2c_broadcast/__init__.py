@@ -235,7 +235,10 @@ def status() -> BroadcasterStatus:
 
 
 async def shutdown() -> None:
-    """Stop the running loop's broadcaster cleanly (unregister, close connections, cancel running handlers).
+    """Stop the running loop's broadcaster cleanly (unregister, finish or cut the running calls, close connections).
+
+    The handlers still running get a short grace to finish; the callers of those cut after it get
+    an `ErrorAnswer` (`error_type="ReplicaStoppedError"`) at once (README, *Stopping*).
 
     Also forgets the process's subscriptions, so that the next `startup()` starts from nothing.
     Bounded in time (a few seconds at most, even with Redis down) and never raises. Optional: when

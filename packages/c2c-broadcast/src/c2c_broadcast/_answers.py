@@ -12,6 +12,10 @@ round trip), each round trip bounded by `connect_timeout`.
 So a flood of calls that want answers (forged or not) costs at most `answer_publishers` Redis
 connections for the answers, instead of one per call being answered at the same time, and at most
 `answer_queue_size` answers in memory; the callers of the dropped answers see a `MissingAnswer`.
+
+At close, `flush()` publishes what is still queued (with the error answers of the calls the close
+cut) in one step bounded in time, and waits for the batches being published, before the
+publishing tasks are cancelled.
 """
 
 from __future__ import annotations
@@ -105,6 +109,38 @@ class AnswerPublisher:
                 for _ in batch:
                     self._queue.task_done()
 
+    async def flush(self, extra: list[tuple[str, str, str]], timeout: float) -> BaseException | None:  # noqa: ASYNC109
+        """At close: publish the queued answers and `extra` (channel, answer channel, message) at once.
+
+        Also waits for the batches the publishing tasks are sending. Everything within `timeout`
+        (a frozen Redis must not hold the close). Returns the error when not everything was
+        published in time (not logged: the caller says it), else None.
+        """
+        batch = [_Answer(*answer) for answer in extra]
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+            self._queue.task_done()
+        try:
+            async with asyncio.timeout(timeout):
+                for start in range(0, len(batch), BATCH):
+                    await self._send(batch[start : start + BATCH])
+                    self.owner.count(ANSWERS_SENT, len(batch[start : start + BATCH]))
+                await self._queue.join()  # the batches the publishing tasks are sending
+        except Exception as failure:  # Redis's errors, the bound: said by the caller; a close never raises
+            return explained(failure, timeout)
+        return None
+
+    async def _send(self, batch: list[_Answer]) -> None:
+        """PUBLISH the answers in one round trip (a pipeline, not a transaction); on a cluster SPUBLISH."""
+        owner = self.owner
+        async with owner.client().pipeline(transaction=False) as pipe:
+            for answer in batch:
+                if owner.cluster:
+                    pipe.spublish(answer.answer_channel, answer.message)
+                else:
+                    pipe.publish(answer.answer_channel, answer.message)
+            await pipe.execute()
+
     async def _publish(self, batch: list[_Answer]) -> None:
         """PUBLISH the answers in one round trip (a pipeline, not a transaction), bounded by `connect_timeout`.
 
@@ -113,13 +149,7 @@ class AnswerPublisher:
         owner = self.owner
         try:
             async with asyncio.timeout(owner.settings.connect_timeout.total_seconds()):
-                async with owner.client().pipeline(transaction=False) as pipe:
-                    for answer in batch:
-                        if owner.cluster:
-                            pipe.spublish(answer.answer_channel, answer.message)
-                        else:
-                            pipe.publish(answer.answer_channel, answer.message)
-                    await pipe.execute()
+                await self._send(batch)
         except ErrorTypes as failure:
             owner.command_failed(failure)
             # Logged (rate limited, with Redis's error) and counted for `status()` by the owner.

@@ -34,6 +34,9 @@ Handler = Callable[..., Awaitable[Any] | Any]
 Result = BroadcastResponse[Any] | MissingAnswer
 """One item of a broadcast's answers (`ErrorAnswer` is a `MissingAnswer`)."""
 
+REPLICA_STOPPED = "ReplicaStoppedError"
+"""The `error_type` of the `ErrorAnswer` for a replica that stopped before its handler finished."""
+
 
 class BroadcastUnavailableError(ConnectionError):
     """The broadcast could not be sent: Redis is unreachable (the listener keeps reconnecting)."""

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from c2c_broadcast._base import LOG, BaseBroadcaster, Handler, Result, to_wire_params
+from c2c_broadcast._base import LOG, REPLICA_STOPPED, BaseBroadcaster, Handler, Result, to_wire_params
 from c2c_broadcast._status import ANSWERS_MISSING, BROADCASTS_SENT, BroadcasterStatus
 from c2c_broadcast._wire import EVERYONE, Targets
 from c2c_broadcast.types import BroadcastResponse, ErrorAnswer, MissingAnswer
@@ -19,8 +19,9 @@ class LocalBroadcaster(BaseBroadcaster):
 
     Params and payloads make the same JSON round trip; a handler that raises gives an
     `ErrorAnswer` (and is logged), it does not propagate; a handler slower than the timeout gives
-    a `MissingAnswer` and goes on running (it is cancelled by `close()`). Without answers the call
-    is awaited, so its effect is visible when `broadcast()` returns.
+    a `MissingAnswer` and goes on running (it is cancelled by `close()`; a caller still waiting for
+    it then gets an `ErrorAnswer` whose `error_type` is `ReplicaStoppedError`). Without answers the
+    call is awaited, so its effect is visible when `broadcast()` returns.
     """
 
     kind: ClassVar[Literal["local", "redis"]] = "local"
@@ -71,6 +72,9 @@ class LocalBroadcaster(BaseBroadcaster):
         if not done:
             self._count(ANSWERS_MISSING)
             return [MissingAnswer(hostname=self.hostname, pid=self.pid)]
+        if task.cancelled():  # close() cut it: an answer saying so, as the Redis broadcaster's callers get
+            message = f"the broadcaster stopped before the handler on {channel!r} finished"
+            return [ErrorAnswer(hostname=self.hostname, pid=self.pid, error_type=REPLICA_STOPPED, message=message)]
         payload, error = task.result()
         if error is not None:
             return [ErrorAnswer(hostname=self.hostname, pid=self.pid, error_type=error[0], message=error[1])]

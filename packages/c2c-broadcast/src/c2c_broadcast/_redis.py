@@ -80,9 +80,17 @@ except ModuleNotFoundError as _error:  # exercised by the "not installed" test
 # After the Redis client: these modules need it.
 from c2c_broadcast._answers import AnswerPublisher
 from c2c_broadcast._calls import Calls
-from c2c_broadcast._incoming import IncomingCalls
+from c2c_broadcast._incoming import CLOSE_GRACE, IncomingCalls
 from c2c_broadcast._registry import Registry, member, registry_key
 from c2c_broadcast._subscriber import ErrorTypes, Subscriber
+
+# `close()`: its steps share this budget (within `c2c_config.CLOSE_TIMEOUT`, 5 s, when the loop's end
+# closes the broadcaster): stop receiving (1 s at most), leave the registry (1 s), the running calls'
+# grace (`CLOSE_GRACE` from the start, overlapping both), cutting them (`CUT_WAIT`), their last
+# answers (`FLUSH_TIMEOUT`), then the tasks' end: what is left of the budget, between these two.
+CLOSE_BUDGET = 4.5
+STOP_WAIT = 2.5
+STOP_WAIT_MIN = 0.5
 
 
 class RedisBroadcaster(BaseBroadcaster):
@@ -326,9 +334,10 @@ class RedisBroadcaster(BaseBroadcaster):
     async def drain(self) -> None:
         """Leave the registry of live replicas and stop the heartbeats; keep answering (see `BaseBroadcaster`).
 
-        Called when the server starts a graceful shutdown (SIGTERM): callers stop waiting for this
-        replica at once instead of until its registry entry expires (`replica_ttl`), while the calls
-        it still receives are answered until its connections close.
+        Called when the server starts a graceful shutdown (SIGTERM): the calls made from then on
+        stop waiting for this replica at once instead of until its registry entry expires
+        (`replica_ttl`), while the calls it still receives are answered until its connections
+        close. The calls already in flight are answered, or cut with an error answer, by `close()`.
         """
         if self._draining or self._closing:
             return
@@ -348,14 +357,17 @@ class RedisBroadcaster(BaseBroadcaster):
         LOG.info("Broadcast: draining, replica %s left the registry", self.replica_id)
 
     async def close(self) -> None:
-        """Stop receiving, unregister, stop the other listeners, heartbeat and running handlers.
+        """Stop receiving, unregister, finish or cut the running calls, stop the other listeners and heartbeat.
 
-        Bounded (about 4.5 s at worst, within `c2c_config.CLOSE_TIMEOUT` when the event loop's end
-        closes it), never raises.
+        The handlers still running get a grace (`_incoming.CLOSE_GRACE`, 2 s from the start of the
+        close) to finish and be answered; the callers of those cut after it get an error answer
+        (`IncomingCalls.stop`). Bounded (about 4.5 s at worst, within `c2c_config.CLOSE_TIMEOUT`
+        when the event loop's end closes it), never raises.
         """
         if self._closing:
             return
         self._closing = True
+        started = time.monotonic()
         # First stop receiving: closing the listener's connection makes Redis stop counting this
         # replica as a subscriber of its channels, so that a call made meanwhile does not wait
         # for it as for an unregistered (0.14) replica.
@@ -368,6 +380,12 @@ class RedisBroadcaster(BaseBroadcaster):
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
                     await self._unregister(list(self._handlers))
+        if self._background:
+            # The calls in flight: answered if they finish within the grace, else an error answer.
+            try:
+                await self._incoming.stop(started + CLOSE_GRACE)
+            except Exception:  # a close never raises; the tasks are cancelled below anyway
+                LOG.exception("Broadcast: unexpected error while stopping the running calls")
         tasks = [*self._background, *self._incoming.tasks]
         if self._slots_refresh is not None:
             tasks.append(self._slots_refresh)
@@ -376,9 +394,11 @@ class RedisBroadcaster(BaseBroadcaster):
         self._calls.wake_all()
         tasks += self._calls.lease.releasing  # the last calls' replies read, the connection back in the pool
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=2.5)
+            # What is left of the close's budget, at least `STOP_WAIT_MIN`.
+            wait = min(STOP_WAIT, max(STOP_WAIT_MIN, started + CLOSE_BUDGET - time.monotonic()))
+            _, pending = await asyncio.wait(tasks, timeout=wait)
             if pending:
-                LOG.error("Broadcast: %d task(s) did not stop within 2.5 s", len(pending))
+                LOG.error("Broadcast: %d task(s) did not stop within %g s", len(pending), round(wait, 1))
         self._background = []
         self._set_state("stopped")
 

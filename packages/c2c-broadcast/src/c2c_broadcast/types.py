@@ -1,9 +1,10 @@
 """The items a broadcast with `expect_answers=True` returns.
 
 - `BroadcastResponse[T]`: a replica answered; `payload` is what its handler returned.
-- `ErrorAnswer`: a replica's handler raised; it carries the replica and the exception type and
-  message. It is a `MissingAnswer` (no payload came back), so code written for c2casgiutils 0.14
-  that treats every non-`BroadcastResponse` item as missing keeps working.
+- `ErrorAnswer`: a replica's handler raised (or the replica stopped before it finished:
+  `error_type="ReplicaStoppedError"`); it carries the replica and the exception type and message.
+  It is a `MissingAnswer` (no payload came back), so code written for c2casgiutils 0.14 that
+  treats every non-`BroadcastResponse` item as missing keeps working.
 - `MissingAnswer`: a replica expected to answer did not within the timeout. `hostname` and `pid`
   are known when the replica was in the registry of live replicas, else `None`.
 """
@@ -38,7 +39,7 @@ class MissingAnswer:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ErrorAnswer(MissingAnswer):
-    """A replica's handler raised: no payload, but who failed and why (`error_type`, `message`)."""
+    """A replica's handler raised, or the replica stopped before it finished: no payload, but who and why."""
 
     hostname: str
     pid: int
