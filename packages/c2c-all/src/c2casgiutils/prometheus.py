@@ -26,8 +26,8 @@ import errno
 import logging
 import os
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Iterable
+from typing import Any, cast
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, multiprocess
@@ -140,15 +140,21 @@ _REAL_METHOD = "c2casgiutils.prometheus.method"
 
 
 class _BoundedMethod:
-    """Outside the instrumentation: a non-standard method is shown to it as OTHER_METHOD."""
+    """Outside the instrumentation: a non-standard method is shown to it as OTHER_METHOD.
+
+    A standard method (nearly every request) passes through without a coroutine of this layer:
+    `__call__` returns the application's own awaitable.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Awaitable[None]:
         if scope["type"] != "http" or scope["method"] in STANDARD_METHODS:
-            await self.app(scope, receive, send)
-            return
+            return cast("Awaitable[None]", self.app(scope, receive, send))
+        return self._other(scope, receive, send)
+
+    async def _other(self, scope: Any, receive: Any, send: Any) -> None:
         method = scope["method"]
         # The same scope object (not a copy): what the layers inside record in it stays visible outside.
         scope["method"] = OTHER_METHOD
@@ -161,16 +167,19 @@ class _BoundedMethod:
 
 
 class _RealMethod:
-    """Inside the instrumentation: the rest of the application sees the real method again."""
+    """Inside the instrumentation: the rest of the application sees the real method again (a
+    standard method passes through as in `_BoundedMethod`)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        method = scope.pop(_REAL_METHOD, None) if scope["type"] == "http" else None
-        if method is None:
-            await self.app(scope, receive, send)
-            return
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Awaitable[None]:
+        if _REAL_METHOD not in scope:
+            return cast("Awaitable[None]", self.app(scope, receive, send))
+        return self._real(scope, receive, send)
+
+    async def _real(self, scope: Any, receive: Any, send: Any) -> None:
+        method = scope.pop(_REAL_METHOD)
         scope["method"] = method
         try:
             await self.app(scope, receive, send)
