@@ -198,7 +198,7 @@ async def test_credential_query_parameters_of_urls(monkeypatch: pytest.MonkeyPat
     env = {
         "C2C__AUTH__SECRET": SECRET,
         "C2C__REDIS__URL": f"redis://{server.host}:{server.port}/0?password=query-pass-word-43&health_check_interval=5",
-        "C2C__SENTRY__DSN": "https://sentry.example.org/42?customer_id=cust-7&sig=sig-value-9",
+        "C2C__SENTRY__DSN": "https://pubkey@sentry.example.org/42?customer_id=cust-7&sig=sig-value-9",
         "C2C__TOOLS__HEADERS__MASKED_NAMES": "customer",  # the request-headers tool's rule, configured names included
     }
     client_of_url = redis.asyncio.Redis.from_url(env["C2C__REDIS__URL"])
@@ -216,7 +216,8 @@ async def test_credential_query_parameters_of_urls(monkeypatch: pytest.MonkeyPat
     )
     assert entries["redis.url"]["masked"] is True  # a part of it is hidden
     assert (
-        entries["sentry.dsn"]["value"] == f"https://sentry.example.org/42?customer_id={SECRET_MASK}&sig={SECRET_MASK}"
+        entries["sentry.dsn"]["value"]
+        == f"https://{SECRET_MASK}@sentry.example.org/42?customer_id={SECRET_MASK}&sig={SECRET_MASK}"
     )
     assert entries["sentry.dsn"]["masked"] is True
     assert entries["redis.db"]["masked"] is False
@@ -290,24 +291,38 @@ def test_no_secret_ever_shown(
     user: str, password: str, secret: str, option_password: str, tag: str, query_password: str, query_name: str
 ) -> None:
     """Whatever the secrets, URL passwords and credential query values, none shows in the settings' description."""
+    # A URL's password is percent-encoded, as a URL requires (raw, a "/" or "[" in it makes the URL
+    # unreadable: refused at start, test_unreadable_redis_url_is_refused_without_its_password).
+    quoted = urllib.parse.quote(password, safe="")
     settings_object = config.Settings.model_validate(
         {
             "auth": {"secret": secret, "jwt": {"secret": secret}, "github": {"client_secret": secret}},
             "broadcast": {"secret": secret},
             "redis": {
                 "url": (
-                    f"redis://{user}:{password}@redis.internal:6379/0"
+                    f"redis://{user}:{quoted}@redis.internal:6379/0"
                     f"?db=0&{query_name}={urllib.parse.quote(query_password, safe='')}"
                 ),
                 "options": {"password": option_password},
             },
-            "sentry": {"dsn": f"https://{user}:{password}@sentry.example.org/1", "tags": {"api_token": tag}},
+            # A DSN names its public key (the SDK refuses one without): the user, never empty here.
+            "sentry": {"dsn": f"https://{user or 'key'}:{quoted}@sentry.example.org/1", "tags": {"api_token": tag}},
         }
     )
     answer = describe_settings(settings_object, {}, NameMasker())
     _assert_hidden(answer.model_dump(mode="json"), [password, secret, option_password, tag, query_password])
-    _assert_hidden(answer.model_dump(mode="json"), [urllib.parse.quote(query_password, safe="")])
+    _assert_hidden(answer.model_dump(mode="json"), [urllib.parse.quote(query_password, safe=""), quoted])
     assert all(entry.masked for entry in answer.settings if entry.name in ("redis.url", "sentry.dsn"))
+
+
+@pytest.mark.parametrize("password", ["Zq7[secret", "Zq7/se#cret", "Zq7se]cret?"])
+def test_unreadable_redis_url_is_refused_without_its_password(password: str) -> None:
+    """A raw "[", "/" or "#" in a URL's password leaves a URL redis-py cannot read: refused at
+    start, naming the variable, the password never shown."""
+    with pytest.raises(ValueError, match="percent-encode") as info:
+        config.Settings.model_validate({"redis": {"url": f"redis://user:{password}@redis.internal:6379/0"}})
+    assert "C2C__REDIS__URL" in str(info.value)
+    assert "secret" not in str(info.value).replace("C2C__", "")
 
 
 # --- issue 16 item 6: no authentication configured -------------------------------------------------

@@ -118,11 +118,19 @@ class RedisSettings(Section):
             raise ValueError("must start with redis://, rediss:// or unix://")
         # What redis-py would refuse only when it connects (a traceback naming no variable); the
         # messages never repeat the URL, which may hold a password.
-        parsed = urllib.parse.urlsplit(value)
+        try:
+            parsed = urllib.parse.urlsplit(value)
+        except ValueError as error:  # an unbalanced "[" or "]": redis-py cannot read it either
+            raise ValueError(
+                f"it cannot be read as a URL ({error}): percent-encode the special characters of its password"
+            ) from None
         try:
             parsed.port  # noqa: B018 (raises ValueError for a port that is no number from 0 to 65535)
         except ValueError:
-            raise ValueError("its port is not a number from 0 to 65535") from None
+            raise ValueError(
+                "its port is not a number from 0 to 65535 (a '/', '?', '#' or '@' in the password must be "
+                "percent-encoded)"
+            ) from None
         database = url_database(value)
         if database is not None and not database.isdigit():
             raise ValueError(f"its database {database[:20]!r} is not a number")
