@@ -8,6 +8,7 @@ import types
 from typing import Any
 
 import httpx
+import pytest
 
 from c2c_auth import _github
 
@@ -73,7 +74,7 @@ async def test_one_client_gets_a_share_of_the_rate(github_mode: Any, make_client
         C2C__AUTH__GITHUB__BEARER_VALIDATIONS_PER_MINUTE="10",
         C2C__AUTH__GITHUB__BEARER_VALIDATIONS_PER_CLIENT_PER_MINUTE="3",
     )
-    attacker = make_client("198.51.100.66")
+    attacker = make_client("52.94.7.66")  # global addresses: a documentation range gets no share
     statuses = [(await attacker.get("/c2c/ro", headers=_bearer(f"ghp_junk_{n}"))).status_code for n in range(12)]
     assert statuses == [403] * 3 + [503] * 9
     assert fake_github.calls["user"] == 3
@@ -81,7 +82,7 @@ async def test_one_client_gets_a_share_of_the_rate(github_mode: Any, make_client
     assert capped.status_code == 503
     assert 1 <= int(capped.headers["retry-after"]) <= 20  # a validation every 20 s for this address
     # Another address: its own share; the process budget has 7 left (the 9 capped requests took none).
-    other = make_client("203.0.113.99")
+    other = make_client("34.120.0.99")
     for login in ("alice", "bob", "carol"):
         assert (await other.get("/c2c/ro", headers=_bearer(fake_github.issue_token(login)))).status_code == 200
     assert fake_github.calls["user"] == 6
@@ -92,6 +93,38 @@ async def test_one_client_gets_a_share_of_the_rate(github_mode: Any, make_client
     ]
     assert results == [403] * 4 + [503] * 2
     assert fake_github.calls["user"] == 10
+
+
+@pytest.mark.parametrize(
+    ("host", "key"),
+    [
+        ("52.94.7.66", "52.94.7.66"),
+        ("2a00:1450:4007:80e::200e", "2a00:1450:4007:80e::/64"),  # one host holds a whole /64
+        ("2a00:1450:4007:80e:1:2:3:4", "2a00:1450:4007:80e::/64"),
+        ("::ffff:52.94.7.66", "52.94.7.66"),
+        # no share, the process cap only: a proxy's address (every client behind it would share
+        # one), loopback, link-local, and what is no address (a server's proxy headers copy any text)
+        ("10.0.0.5", None),
+        ("192.168.1.2", None),
+        ("127.0.0.1", None),
+        ("fe80::1", None),
+        ("testclient", None),
+        ("", None),
+    ],
+)
+def test_the_share_of_a_client(host: str, key: str | None) -> None:
+    assert _github.share_key((host, 50000)) == key
+
+
+async def test_no_share_behind_a_proxy_whose_headers_are_not_read(
+    github_mode: Any, make_client: Any, fake_github: Any
+) -> None:
+    """Every client behind a proxy has the proxy's (private) address when its headers are not
+    read: no share there, or the whole service would get one client's."""
+    github_mode.set(C2C__AUTH__GITHUB__BEARER_VALIDATIONS_PER_CLIENT_PER_MINUTE="2")
+    behind_proxy = make_client("10.0.0.5")
+    statuses = [(await behind_proxy.get("/c2c/ro", headers=_bearer(f"ghp_many_{n}"))).status_code for n in range(5)]
+    assert statuses == [403] * 5  # refused by GitHub, never capped at 2
 
 
 def test_client_shares_are_bounded_and_given_back() -> None:

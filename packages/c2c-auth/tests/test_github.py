@@ -603,3 +603,17 @@ async def test_unfinished_flows_do_not_pile_up_in_the_browser(github_mode: Any, 
     assert len(flows) == _routes.MAX_FLOWS
     await client.get("/c2c/auth/github/login")
     assert len([name for name in client.cookies if name.startswith("c2c-state")]) == 1
+
+
+async def test_the_flow_cookie_is_cleared_where_it_was_set(
+    github_mode: Any, client: httpx.AsyncClient, h: types.ModuleType
+) -> None:
+    """The callback clears the flow cookie with the path the login set it with (both from `url_for`,
+    which holds a root path the request's own path may not), or the browser keeps it."""
+    started = await client.get("/c2c/auth/github/login")
+    ((name, attributes),) = [item for item in h.set_cookies(started).items() if item[0].startswith("c2c-state")]
+    state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+    done = await client.get("/c2c/auth/github/callback", params={"state": state, "error": "access_denied"})
+    cleared = h.set_cookies(done)[name]
+    assert cleared["max-age"] == "0"
+    assert cleared["path"] == attributes["path"] == "/c2c/auth/github/"

@@ -197,6 +197,24 @@ def test_a_test_suite_s_wrong_secrets_never_refuse_its_right_one(secret_mode: An
         assert client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET}).status_code == 429
 
 
+async def test_a_network_client_named_testclient_meets_the_budgets(secret_mode: Any, h: types.ModuleType) -> None:
+    """uvicorn's own proxy headers trusting every peer (`--forwarded-allow-ips='*'`) copy any
+    `X-Forwarded-For` text into the client: "testclient" from the network meets the budgets, since
+    no server sets the test client's scope extension and no header can."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    proxied: Any = ProxyHeadersMiddleware(h.build_app(), trusted_hosts="*")
+    transport = httpx.ASGITransport(app=proxied, client=("10.0.0.5", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url=h.APP_BASE) as client:
+        forged = {"X-Forwarded-For": "testclient"}
+        statuses = [
+            (await client.get("/c2c/ro", headers={**forged, "X-API-Key": "wrong"})).status_code for _ in range(11)
+        ]
+        assert statuses[-1] == 429
+        right = await client.get("/c2c/auth/login", headers={**forged, "X-API-Key": h.SHARED_SECRET})
+        assert right.status_code == 429
+
+
 BROWSER_FORM = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Accept": "text/html,*/*;q=0.8"}
 """What a browser sends with a form submitted without JavaScript."""
 

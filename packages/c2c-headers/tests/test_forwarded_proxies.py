@@ -378,3 +378,13 @@ async def test_long_header_values_are_resolved_not_kept(engine: str) -> None:
     short = http_scope("/x", headers=[(b"x-forwarded-for", b"198.51.100.77")])
     await call(middleware, short)
     assert len(middleware._cache) == 1
+
+
+@pytest.mark.parametrize(
+    "host", ["example.org:", "[::1]:8000", "[::1]", "EXAMPLE.org.", "a_b:80", "[::ffff:1.2.3.4]:80"]
+)
+async def test_forwarded_mode_keeps_every_valid_host(host: str) -> None:
+    """RFC 3986 hosts, an empty port included (`port = *DIGIT`), are never refused."""
+    scope = await _run([(b"forwarded", b"for=198.51.100.2;proto=https")], host=host, headers_type="forwarded")
+    assert scope["client"] == ("198.51.100.2", 0)
+    assert scope["scheme"] == "https"

@@ -34,7 +34,7 @@ class Dependency:
 
     port: int = 0
     status: int = 200
-    mode: str = "http"  # http | hang | garbage
+    mode: str = "http"  # http | hang | garbage | stream (100 KB without a line break)
     requests: list[bytes] = field(default_factory=list)
     released: asyncio.Event = field(default_factory=asyncio.Event)
     """Set at teardown: a hanging handler returns and closes its connection (Python 3.12's
@@ -52,6 +52,8 @@ class Dependency:
                 await self.released.wait()
             elif self.mode == "garbage":
                 writer.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+            elif self.mode == "stream":
+                writer.write(b"\x00" * 100_000)
             else:
                 body = b'{"status": "ok"}'
                 writer.write(f"HTTP/1.1 {self.status} Whatever\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
@@ -146,6 +148,21 @@ async def test_not_http_and_refused_fail(make_factory: MakeFactory, dependency: 
     assert garbage.public_payload == {"error": "the dependency did not answer HTTP"}
     assert refused.public_payload == {"error": "the dependency is not reachable"}
     assert GENERIC_ERROR not in str(refused.public_payload)
+
+
+async def test_a_stream_without_line_breaks_is_not_http(
+    make_factory: MakeFactory, dependency: Dependency, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A port that streams binary data: asyncio's reader gives up at 64 KiB without a line break
+    (a `ValueError`); that is a dependency answering no HTTP, an ordinary failure, not an exception."""
+    dependency.mode = "stream"
+    factory = make_factory()
+    factory.add(HTTP(dependency.url, name="stream"))
+    with caplog.at_level(logging.WARNING):
+        (outcome,) = (await factory.run()).outcomes
+    assert outcome.status_code == 500
+    assert outcome.payload["error"] == "HTTPProbeError: not an HTTP response: no line break within 64 KiB"
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 async def test_refused_connection_is_an_ordinary_failure(

@@ -50,8 +50,7 @@ async def get_auth(request: Request, response: Response) -> AuthInfo:
         authorization = request.headers.get("authorization", "")
         scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() == "bearer" and credentials.strip():
-            client = request.client.host if request.client is not None and request.client.host else None
-            return await bearer_auth(credentials.strip(), client)
+            return await bearer_auth(credentials.strip(), _github.share_key(request.client))
         return await github_session_auth(request, response)
     return AuthInfo()
 

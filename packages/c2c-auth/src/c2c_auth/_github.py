@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
 import threading
 import time
@@ -282,6 +283,26 @@ class ClientRateCaps:
 
 BEARER_RATE = RateCap()
 """The process-wide rate cap of bearer token validations sent to GitHub."""
+
+
+def share_key(client: Any) -> str | None:
+    """The key of a request's share of bearer validations, from its client `(host, port)`: the IPv4
+    address, or the /64 of an IPv6 one (a host holds a whole /64); None (no share, the process cap
+    only) for an address that is not global (loopback, private, link-local: a reverse proxy's,
+    behind which every client would share one share) and for a host that is no IP address."""
+    host = getattr(client, "host", None) if not isinstance(client, tuple) else client[0]
+    if not host:
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not address.is_global:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address.ipv4_mapped or address) if isinstance(address, ipaddress.IPv6Address) else str(address)
+
 
 BEARER_CLIENT_RATES = ClientRateCaps()
 """The per-client share of `BEARER_RATE`: one address sending unknown tokens cannot spend it all."""

@@ -277,8 +277,10 @@ MAX_FLOWS = 5
 (each is some 700 bytes, and proxies refuse a request whose cookies pass a few kilobytes)."""
 
 _USED_STATES = _github.TTLCache(size=10_000)
-"""The states of the flows this process finished (by digest), for the state cookie's age: a copied
-flow cookie is refused a second time even in another browser."""
+"""The states of the flows that logged somebody in in this process (by digest), for the state
+cookie's age: a copied flow cookie is refused a second time even in another browser. Only flows
+GitHub accepted are kept, so filling it takes real logins; another replica does not know them
+(GitHub itself refuses a code used twice)."""
 
 
 def _flow_path(callback_path: str) -> str:
@@ -375,7 +377,8 @@ def _take_flow(request: Request, found: Keys, state: str | None) -> tuple[OAuthS
     if stored is None:
         return _error(request, "No GitHub login in progress for this state (expired, already used, or another browser)")
     # Single use: the flow's cookie is deleted whatever happens next.
-    _sessions.clear_cookie(request, None, name, _flow_path(request.url.path))
+    # The path the login set it with (`url_for` includes a root_path the request's path may not).
+    _sessions.clear_cookie(request, None, name, _flow_path(urlsplit(str(request.url_for(CALLBACK_ROUTE))).path))
     try:
         flow = OAuthState.from_jwt(found.decode(stored, "oauth-state"))
         verifier = found.decrypt(flow.pkce, "oauth-state").get(PKCE_VERIFIER)
@@ -388,8 +391,14 @@ def _take_flow(request: Request, found: Keys, state: str | None) -> tuple[OAuthS
     if _USED_STATES.get(("used", _state_hash(state)), age) is not None:
         LOG.warning("A finished GitHub login flow was presented again (a copied state cookie)")
         return _error(request, "No GitHub login in progress for this state (expired, already used, or another browser)")
-    _USED_STATES.put(("used", _state_hash(state)), True, age)
     return flow, verifier
+
+
+def _finished(state: str) -> None:
+    """Remember the state of a flow that logged somebody in (only those: a flow that failed costs
+    nothing to start, and remembering it would let anybody push the finished ones out)."""
+    age = _modes.current_settings().github.state_cookie_age.total_seconds()
+    _USED_STATES.put(("used", _state_hash(state)), True, age)
 
 
 async def _exchange_code(
@@ -427,6 +436,8 @@ async def github_callback(
     exchanged = await _exchange_code(request, code, flow, verifier)
     if isinstance(exchanged, Response):
         return exchanged
+    if state:  # always (`_take_flow` refused a flow without one)
+        _finished(state)
     tokens, user, now = exchanged
     suffix = "/github/callback"
     info = _github_auth.user_info(user)

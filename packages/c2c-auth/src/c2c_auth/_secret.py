@@ -41,11 +41,24 @@ def _client_address(request: Request) -> str:
 
 
 TEST_CLIENT_HOST = "testclient"
-"""The client host of Starlette's `TestClient`, which no network peer can have (a server reports an
-IP address, `ForwardedHeadersMiddleware` sets only IP addresses): its requests go through no
-wrong-secret budget, so that a test suite that sends more wrong secrets than a budget allows, then
-the right one, keeps passing as it did with c2casgiutils 0.14. Tests of the budgets give the test
-client an address (`TestClient(app, client=("203.0.113.1", 50000))`)."""
+"""The client host of Starlette's `TestClient`: its requests go through no wrong-secret budget, so
+that a test suite that sends more wrong secrets than a budget allows, then the right one, keeps
+passing as it did with c2casgiutils 0.14. Tests of the budgets give the test client an address
+(`TestClient(app, client=("203.0.113.1", 50000))`).
+
+The host alone proves nothing: a server's own proxy-header handling (uvicorn's and granian's
+`--forwarded-allow-ips='*'`) copies any `X-Forwarded-For` text into the client. The request must
+also carry the `http.response.debug` scope extension, which `TestClient` sets and no server does,
+and no header can."""
+
+
+def _test_client(request: Request) -> bool:
+    """Whether the request comes from Starlette's `TestClient` (see `TEST_CLIENT_HOST`)."""
+    return (
+        request.client is not None
+        and request.client.host == TEST_CLIENT_HOST
+        and "http.response.debug" in (request.scope.get("extensions") or {})
+    )
 
 
 def _digest(value: str) -> bytes:
@@ -78,8 +91,7 @@ async def verify_secret(request: Request, provided: str) -> bool:
     settings = current_settings()
     window = settings.secret_failure_window.total_seconds()
     budget: str | None = None
-    test_client = request.client is not None and request.client.host == TEST_CLIENT_HOST
-    if not test_client and not await has_valid_session(request):
+    if not _test_client(request) and not await has_valid_session(request):
         budget = _devices.budget(request)
         known = budget != _devices.UNKNOWN_DEVICES
         limit = settings.secret_max_failures if known else settings.secret_unknown_devices_max_failures

@@ -154,10 +154,10 @@ class GitHubSettings(Section):
         default=30,
         ge=1,
         description=(
-            "Bearer token validations sent to GitHub per minute for one client address, within "
+            "Bearer token validations sent to GitHub per minute for one client address (a /64 for IPv6), within "
             "BEARER_VALIDATIONS_PER_MINUTE: one client sending unknown tokens cannot spend the whole budget; beyond, "
-            "503 with Retry-After. The address is the one the application sees: behind a proxy, handle its forwarded "
-            "headers, or every client is the proxy"
+            "503 with Retry-After. Global addresses only: a private or loopback one (a proxy whose forwarded headers "
+            "are not read) has no share of its own"
         ),
     )
 

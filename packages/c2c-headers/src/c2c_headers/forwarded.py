@@ -69,7 +69,8 @@ _SCHEMES: Final = {
     "http": {"http": "http", "https": "https", "ws": "http", "wss": "https"},
     "websocket": {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"},
 }
-_HOST: Final = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._~-]+))(?::(?P<port>[0-9]{1,5}))?")
+# A host and an optional port; the port may be empty (`example.org:`, RFC 3986's `port = *DIGIT`).
+_HOST: Final = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._~-]+))(?::(?P<port>[0-9]{0,5}))?")
 _PREFIX: Final = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?")
 _DOT_SEGMENTS: Final = frozenset({".", ".."})
 _ENCODED_SEPARATORS: Final = ("%2f", "%5c", "%2e", "%00")
@@ -300,7 +301,7 @@ def _valid_host(value: str) -> tuple[str, int | None] | None:
             return None
         host = match["ipv6"]
     port_text = match["port"]
-    if port_text is None:
+    if not port_text:  # none, or empty
         return host, None
     port = _port(port_text)
     return None if port is None else (host, port)

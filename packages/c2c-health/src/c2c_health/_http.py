@@ -156,7 +156,10 @@ async def _exchange(parts: urllib.parse.SplitResult, request: bytes, ssl_context
     try:
         writer.write(request)
         await writer.drain()
-        line = await reader.readline()
+        try:
+            line = await reader.readline()
+        except ValueError as error:  # asyncio's stream limit: 64 KiB without a line break
+            raise HTTPProbeError("not an HTTP response: no line break within 64 KiB") from error
     finally:
         writer.close()
         with contextlib.suppress(Exception):
