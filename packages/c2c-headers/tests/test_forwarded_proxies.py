@@ -316,7 +316,6 @@ async def test_forwarded_port_without_host_header(
 _HOST_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40)
 
 
-@pytest.mark.parametrize("engine", ["python", "native"])
 @given(host=_HOST_TEXT.filter(lambda text: any(char in text for char in ',;="\\ ()<>@')))
 async def test_forwarded_mode_refuses_a_host_that_is_no_host(engine: str, host: str) -> None:
     """In ``forwarded`` mode a proxied request whose Host is not ``host[:port]`` is answered 400 and
@@ -353,7 +352,6 @@ async def test_a_refused_host_closes_a_websocket_and_x_forwarded_mode_is_unchang
     assert scope["client"] == ("198.51.100.2", 0)
 
 
-@pytest.mark.parametrize("engine", ["python", "native"])
 async def test_long_header_values_are_resolved_not_kept(engine: str) -> None:
     """4,096 combinations of several kilobytes each would be 100 MB and more per worker: a
     combination of more than 2,048 header bytes is resolved each time instead, and a node longer
