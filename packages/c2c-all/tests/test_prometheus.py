@@ -11,6 +11,7 @@ import textwrap
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -179,3 +180,36 @@ async def test_instrumentation_labels_route_templates() -> None:
     assert 'handler="/items/0"' not in text  # templates, not raw paths: bounded labels
     # Probe routes are not instrumented (the default registry may hold other metrics about health checks).
     assert 'handler="/c2c/health_checks"' not in text
+
+
+def test_a_scrape_waits_for_a_file_a_worker_is_creating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker creates a metric's file empty, then sizes it: a scrape in between read an empty file
+    (`struct.error`) and the whole scrape was a 500. It reads the files again meanwhile; a file that
+    stays unreadable is still an error (a failed scrape, not an empty one)."""
+    import threading
+
+    from prometheus_client import generate_latest
+    from prometheus_client.mmap_dict import MmapedDict
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    written: Any = MmapedDict(str(tmp_path / "counter_1.db"))  # type: ignore[no-untyped-call]
+    written.write_value('["c2c_test_total", "c2c_test_total", {}, "help"]', 3.0, 0.0)
+    written.close()
+    being_created = tmp_path / "counter_2.db"
+    being_created.touch()  # what `open(..., "a+b")` leaves until the worker sizes the file
+
+    def finish_creating() -> None:
+        created: Any = MmapedDict(str(being_created))  # type: ignore[no-untyped-call]
+        created.close()  # the worker's next step: size and initialise it
+
+    timer = threading.Timer(0.05, finish_creating)
+    timer.start()
+    try:
+        text = generate_latest(prometheus.registry()).decode()
+    finally:
+        timer.join()
+    assert "c2c_test_total 3.0" in text
+
+    (tmp_path / "counter_3.db").touch()  # never sized: an error, not a silent empty scrape
+    with pytest.raises(Exception, match="unpack_from requires a buffer"):
+        generate_latest(prometheus.registry())

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,8 +75,13 @@ class Served:
     log: Path
 
     def scrape(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            return str(response.read().decode())
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+                return str(response.read().decode())
+        except urllib.error.HTTPError as error:  # the serving worker's traceback is in its log
+            raise AssertionError(
+                f"the scrape failed ({error}); the workers' log:\n{self.log.read_text()[-4000:]}"
+            ) from error
 
     def http_series(self) -> set[tuple[str, frozenset[tuple[str, str]]]]:
         """The request metrics' series (`http_*`), by sample name and labels."""

@@ -25,7 +25,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import struct
 import threading
+import time
 from collections.abc import Awaitable, Iterable
 from typing import Any, cast
 
@@ -78,6 +80,29 @@ class _ProcessCollectors(Collector):
             yield from collector.collect()
 
 
+_SETTLE_DELAYS = (0.01, 0.02, 0.05, 0.1, 0.2)
+"""Waits between the readings of the workers' files while one of them is being created."""
+
+
+class _SettledMultiProcessCollector(multiprocess.MultiProcessCollector):
+    """prometheus_client's multiprocess collector, read again when a worker is creating a file.
+
+    A worker creates a metric's file empty, then sizes and fills it: a scrape in between reads an
+    empty or half-written file (`struct.error`, "Read beyond file size"), and the whole scrape was a
+    500. The files are read again a few times (under 0.4 s in all); a file still unreadable after
+    that is a real error, raised (a failed scrape, not an empty one).
+    """
+
+    def collect(self) -> Iterable[Metric]:
+        for delay in _SETTLE_DELAYS:
+            try:
+                return list(super().collect())  # type: ignore[no-untyped-call]
+            except (struct.error, RuntimeError) as error:
+                LOG.debug("Prometheus: a worker's metrics file is being written (%s); reading again", error)
+                time.sleep(delay)
+        return list(super().collect())  # type: ignore[no-untyped-call]
+
+
 def registry() -> CollectorRegistry:
     """The registry to expose: aggregated over workers in multiprocess mode, else the default one.
 
@@ -86,7 +111,7 @@ def registry() -> CollectorRegistry:
     """
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         collector_registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(collector_registry)  # type: ignore[no-untyped-call]
+        _SettledMultiProcessCollector(collector_registry)  # type: ignore[no-untyped-call]
         collector_registry.register(_ProcessCollectors())
         return collector_registry
     return prometheus_client.REGISTRY
