@@ -259,6 +259,11 @@ async def test_test_authentication_is_an_error(environment: Callable[[dict[str, 
     assert "'tester'" in findings[0].message
 
 
+async def test_an_empty_test_username_is_no_test_authentication(environment: Callable[[dict[str, str]], None]) -> None:
+    environment({"C2C__AUTH__TEST__USERNAME": ""})
+    assert "C2C-E009" not in _ids(await run_check(CheckOptions()))
+
+
 def test_clean_configuration_passes(
     environment: Callable[[dict[str, str]], None],
     write_app: Callable[..., str],

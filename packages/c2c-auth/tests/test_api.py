@@ -109,6 +109,18 @@ async def test_startup_warnings(
     [
         ({}, "NONE"),
         ({"C2C__AUTH__SECRET": ""}, "NONE"),  # an empty secret never enables secret mode
+        # An empty test username (a deployment template defining every variable) never logs everyone
+        # in: empty is "not set", as for the secrets; GitHub mode stays what it is.
+        ({"C2C__AUTH__TEST__USERNAME": ""}, "NONE"),
+        (
+            {
+                "C2C__AUTH__TEST__USERNAME": "",
+                "C2C__AUTH__GITHUB__CLIENT_ID": "i",
+                "C2C__AUTH__GITHUB__CLIENT_SECRET": "s",
+                "C2C__AUTH__GITHUB__REPOSITORY": "o/r",
+            },
+            "GITHUB",
+        ),
         ({"C2C__AUTH__SECRET": "s", "C2C__AUTH__TEST__USERNAME": "t"}, "SECRET"),
         ({"C2C__AUTH__TEST__USERNAME": "t", "C2C__AUTH__GITHUB__CLIENT_ID": "i"}, "TEST"),
         ({"C2C__AUTH__GITHUB__CLIENT_ID": "i", "C2C__AUTH__GITHUB__CLIENT_SECRET": "s"}, "NONE"),  # no repository

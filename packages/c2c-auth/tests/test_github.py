@@ -13,7 +13,7 @@ import pytest
 from starlette.responses import HTMLResponse, JSONResponse
 
 import c2c_auth
-from c2c_auth import _access, _github, _sessions
+from c2c_auth import _access, _claims, _github, _modes, _sessions
 
 COOKIE = "c2c-jwt-auth"
 
@@ -516,6 +516,43 @@ async def test_concurrent_requests_share_one_refresh(
     assert len(refreshes) == 1
     assert all(COOKIE in h.set_cookies(response) for response in responses)
     assert (await client.get("/c2c/auth/status")).json()["is_logged_in"] is True
+
+
+async def test_a_refresh_arriving_while_another_waits_shares_its_lock(github_mode: Any, fake_github: Any) -> None:
+    """A's refresh fails (GitHub times out), B was waiting and asks again; C arrives after A left but
+    before B got the lock back: C waits for B and takes its answer, never sending the single-use
+    refresh token beside B (GitHub would refuse one of them and log that user out)."""
+    settings = _modes.current_settings().github
+    fake_github.refresh_tokens["ghr_shared"] = "bob"
+    fake_github.hang = True
+    started: list[asyncio.Task[dict[str, Any]]] = []
+
+    def arrive(_: object) -> None:  # runs once A has left and B has woken, before B's request is answered
+        started.append(asyncio.ensure_future(_github.refresh_token(settings, "ghr_shared")))
+
+    first = asyncio.ensure_future(_github.refresh_token(settings, "ghr_shared"))
+    first.add_done_callback(arrive)
+    second = asyncio.ensure_future(_github.refresh_token(settings, "ghr_shared"))
+    for _ in range(200):
+        if fake_github.calls["token"]:
+            break
+        await asyncio.sleep(0.01)
+    fake_github.hang = False
+    fake_github.release.set()
+    with pytest.raises(_github.GitHubUnavailable):
+        await first
+    tokens = await second
+    assert started
+    assert await started[0] == tokens
+    refreshes = [request for request in fake_github.token_requests if request.get("grant_type") == "refresh_token"]
+    assert len(refreshes) == 1  # B's (A's was refused before it was read)
+    assert not _github._REFRESH_LOCKS.get()  # nobody holds or waits: the lock is gone
+
+
+def test_github_tokens_are_not_in_their_repr() -> None:
+    tokens = _claims.GitHubTokens(access_token="gho_secret1", refresh_token="ghr_secret2")
+    assert "gho_secret1" not in repr(tokens)
+    assert "ghr_secret2" not in repr(tokens)
 
 
 @pytest.mark.parametrize(

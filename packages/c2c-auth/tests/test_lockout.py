@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from c2c_auth import _devices, _secret, _sessions
+from c2c_auth import _devices, _secret, _sessions, _shared
 
 COOKIE = "c2c-jwt-auth"
 DEVICE = "c2c-auth-device"
@@ -119,6 +119,54 @@ async def test_forged_or_foreign_device_cookie_is_an_unknown_device(
         intruder.cookies.set(DEVICE, value, domain="app.example", path="/c2c/")
         refused = await intruder.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
         assert refused.status_code == 429, value
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}, {"Origin": "https://evil.example"}],
+)
+async def test_wrong_secrets_from_another_site_do_not_spend_the_device_s_budget(
+    secret_mode: Any, make_client: Any, h: types.ModuleType, origin: dict[str, str]
+) -> None:
+    """A page elsewhere navigates the admin's browser (which sends its SameSite=Lax device cookie) to
+    `login?secret=wrong` ten times: that spends the unknown devices' budget, never the device's."""
+    admin = await _known_device(make_client, h)
+    for number in range(10):
+        navigation = await admin.get("/c2c/auth/login", params={"secret": f"wrong{number}"}, headers=origin)
+        assert navigation.status_code == 401
+    spent = await admin.get("/c2c/auth/login", params={"secret": h.SHARED_SECRET}, headers=origin)
+    assert spent.status_code == 429
+    assert spent.json()["detail"] == _secret.TOO_MANY_UNKNOWN_FAILURES_MESSAGE
+    own = await admin.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET, "Sec-Fetch-Site": "same-origin"})
+    assert own.status_code == 200
+
+
+@pytest.mark.parametrize("known", [True, False])
+async def test_a_right_secret_gives_its_attempt_back(
+    secret_mode: Any, make_client: Any, h: types.ModuleType, known: bool
+) -> None:
+    """Each attempt is counted before the comparison; a right one is not left counted as a failure."""
+    secret_mode.set(C2C__AUTH__SECRET_MAX_FAILURES="3", C2C__AUTH__SECRET_UNKNOWN_DEVICES_MAX_FAILURES="3")
+    client = await _known_device(make_client, h) if known else make_client(PROXY)
+    for _ in range(2):
+        assert (await client.get("/c2c/auth/login", headers=WRONG)).status_code == 401
+    for _ in range(5):
+        right = await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+        assert right.status_code == 200
+        await client.post("/c2c/auth/logout")  # without a session, the next attempt meets the budget
+        if not known:
+            client.cookies.clear()  # and without its new device cookie, it stays an unknown device
+    assert (await client.get("/c2c/auth/login", headers=WRONG)).status_code == 401
+    assert (await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 429
+
+
+def test_the_process_budget_takes_and_gives_back() -> None:
+    limiter = _shared.FailureLimiter(clock=lambda: 5.0)
+    assert [limiter.take("b", 2, 60) for _ in range(3)] == [True, True, False]
+    limiter.give_back("b")
+    assert limiter.take("b", 2, 60)
+    assert not limiter.take("b", 2, 60)
+    limiter.give_back("unknown")  # nothing to give back: no error
 
 
 @given(value=st.text(max_size=300) | st.from_regex(r"1\.[A-Za-z0-9_-]{1,30}\.[0-9]{1,12}\.[A-Za-z0-9_-]{0,50}"))

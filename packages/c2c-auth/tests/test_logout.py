@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from c2c_auth import _routes
+from c2c_auth import _redirect, _routes
 
 COOKIE = "c2c-jwt-auth"
 
@@ -113,8 +113,8 @@ def test_any_origin_or_referer_is_a_clear_answer(origin: str | None, referer: st
         + [(name, value.encode()) for name, value in ((b"origin", origin), (b"referer", referer)) if value is not None],
     }
     request = Request(scope)
-    own = all(value is None or (_routes._host(value) or "") == "app.example" for value in (origin, referer))
-    assert _routes._cross_site(request) is not own
+    own = all(value is None or (_redirect.host_of(value) or "") == "app.example" for value in (origin, referer))
+    assert _redirect.cross_site(request) is not own
 
 
 async def test_the_browser_s_sec_fetch_site_decides(

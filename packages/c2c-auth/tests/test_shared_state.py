@@ -34,6 +34,10 @@ async def _known_device(make_client: Any, h: types.ModuleType) -> httpx.AsyncCli
     return admin
 
 
+def _device_id(client: httpx.AsyncClient) -> str:
+    return str(client.cookies["c2c-auth-device"]).split(".")[1]
+
+
 async def test_unknown_devices_budget_is_shared_by_replicas(
     redis_server: RedisServer, replica_factory: Any, h: types.ModuleType
 ) -> None:
@@ -91,6 +95,38 @@ async def test_a_budget_count_without_expiry_gets_one(
     assert blocked.status_code == 429
     ttl = redis_server.command("PTTL", key)
     assert isinstance(ttl, int) and 0 < ttl <= 60_000  # C2C__AUTH__SECRET_FAILURE_WINDOW (1 minute)
+
+
+@pytest.mark.parametrize("known", [False, True])
+async def test_concurrent_wrong_secrets_cannot_overrun_a_budget(
+    secret_mode: Any, redis_server: RedisServer, make_client: Any, h: types.ModuleType, known: bool
+) -> None:
+    """100 wrong secrets at once, on a pool large enough for all of them: at most the budget's 10
+    are compared (each is counted in Redis before its comparison, in one step), the rest get 429."""
+    secret_mode.set(C2C__REDIS__URL=redis_server.url, C2C__REDIS__MAX_CONNECTIONS="200")
+    client = await _known_device(make_client, h) if known else make_client(PROXY)
+    answers = await asyncio.gather(*(client.get("/c2c/auth/login", headers=WRONG) for _ in range(100)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [401] * 10 + [429] * 90
+    key = "c2c-auth:secret-failures:" + (f"device:{_device_id(client)}" if known else "unknown-devices")
+    assert int(redis_server.command("GET", key)) == 10  # type: ignore[arg-type]
+    right = await client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})
+    assert right.status_code == 429
+
+
+async def test_a_right_secret_gives_its_attempt_back_in_redis(
+    secret_mode: Any, redis_server: RedisServer, make_client: Any, h: types.ModuleType
+) -> None:
+    secret_mode.set(C2C__REDIS__URL=redis_server.url)
+    client = make_client(PROXY)
+    for _ in range(3):
+        assert (await client.get("/c2c/auth/login", headers=WRONG)).status_code == 401
+    key = "c2c-auth:secret-failures:unknown-devices"
+    answers = await asyncio.gather(
+        *(client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET, "Cookie": ""}) for _ in range(5))
+    )
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert int(redis_server.command("GET", key)) == 3  # type: ignore[arg-type]
 
 
 async def test_logout_on_one_replica_ends_the_session_on_every_replica(

@@ -123,9 +123,9 @@ class SessionClaims:
 class GitHubTokens:
     """The GitHub tokens of a session, encrypted in its `ght` claim (times are Unix seconds)."""
 
-    access_token: str
+    access_token: str = field(repr=False)  # never in a log line or an error report
     access_expires_at: int | float | None = None
-    refresh_token: str | None = None
+    refresh_token: str | None = field(default=None, repr=False)
     refresh_expires_at: int | float | None = None
 
     _FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (

@@ -4,9 +4,9 @@ After a successful secret login the browser gets a device cookie that names the 
 id) and is signed with a key derived from the master secret (`Keys.device_key`). Wrong secrets are
 then counted per budget:
 
-- a request with a valid device cookie: the budget of its device;
-- any other request (an unknown device, whatever its address): one budget shared by every unknown
-  device (and by every replica through Redis).
+- a request with a valid device cookie, from this site: the budget of its device;
+- any other request (an unknown device, whatever its address; or a request from another site): one
+  budget shared by every unknown device (and by every replica through Redis).
 
 A request with a valid session never goes through the limiter. So the right secret from a known
 device is never refused because of other clients' wrong guesses, and guessing stays slow.
@@ -25,6 +25,7 @@ import time
 from fastapi import Request
 
 from c2c_auth._modes import current_settings
+from c2c_auth._redirect import cross_site
 from c2c_auth._sessions import keys, set_cookie
 
 _VERSION = "1"
@@ -70,7 +71,15 @@ def device_id(request: Request) -> str | None:
 
 
 def budget(request: Request) -> str:
-    """The wrong-secret budget of the request: its device's, or the one of the unknown devices."""
+    """The wrong-secret budget of the request: its device's, or the one of the unknown devices.
+
+    A request from another site (`cross_site`: a link, a form or a popup there) is charged to the
+    unknown devices even with a valid device cookie: the browser sends that cookie on a top-level
+    navigation (`SameSite=Lax`), and a page elsewhere could otherwise spend the device's own budget
+    with wrong secrets and lock its admin out.
+    """
+    if cross_site(request):
+        return UNKNOWN_DEVICES
     device = device_id(request)
     return f"device:{device}" if device is not None else UNKNOWN_DEVICES
 

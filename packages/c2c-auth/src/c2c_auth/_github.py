@@ -171,21 +171,39 @@ async def exchange_code(settings: GitHubSettings, code: str, redirect_uri: str, 
     return await _token_request(settings, form, "token exchange")
 
 
+class _RefreshLock:
+    """A refresh token's lock and how many requests hold it or wait for it (it is dropped at zero)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 # Per event loop: an asyncio lock belongs to the loop that uses it.
-_REFRESH_LOCKS: LoopLocal[dict[str, asyncio.Lock]] = LoopLocal(dict, name="GitHub refresh locks")
+_REFRESH_LOCKS: LoopLocal[dict[str, _RefreshLock]] = LoopLocal(dict, name="GitHub refresh locks")
 # GitHub refresh tokens are single use: requests that arrive together with the same session (a page
 # loading several resources) share one refresh instead of the second one failing and logging out.
 _REFRESH_REUSE_SECONDS = 60.0
 
 
 async def refresh_token(settings: GitHubSettings, refresh: str) -> dict[str, Any]:
-    """Use a refresh token (GitHub Apps with expiring user tokens), at most once per token in this process."""
+    """Use a refresh token (GitHub Apps with expiring user tokens), at most once per token in this process.
+
+    Requests with the same refresh token wait for each other: the first asks GitHub, the others take
+    its answer (kept `_REFRESH_REUSE_SECONDS`). The lock stays while any request holds it or waits
+    for it, so a request arriving meanwhile never runs a second refresh beside a waiting one.
+    """
     digest = token_digest(refresh)
     key = ("refresh", digest)
     locks = _REFRESH_LOCKS.get()
-    lock = locks.setdefault(digest, asyncio.Lock())
+    entry = locks.get(digest)
+    if entry is None:
+        entry = locks[digest] = _RefreshLock()
+    entry.users += 1
     try:
-        async with lock:
+        async with entry.lock:
             done = CACHE.get(key, _REFRESH_REUSE_SECONDS)
             if done is not None:
                 return dict(done)
@@ -194,7 +212,8 @@ async def refresh_token(settings: GitHubSettings, refresh: str) -> dict[str, Any
             CACHE.put(key, tokens, _REFRESH_REUSE_SECONDS)
             return tokens
     finally:
-        if not lock.locked() and locks.get(digest) is lock:
+        entry.users -= 1
+        if entry.users == 0 and locks.get(digest) is entry:
             del locks[digest]
 
 

@@ -35,7 +35,7 @@ def auth_type() -> AuthenticationType:
     settings = current_settings()
     if settings.secret is not None and settings.secret.get_secret_value():
         return AuthenticationType.SECRET
-    if settings.test.username is not None:
+    if settings.test.username:  # empty is "not set", as for the secrets: never everyone logged in by mistake
         return AuthenticationType.TEST
     if settings.github.configured:
         return AuthenticationType.GITHUB

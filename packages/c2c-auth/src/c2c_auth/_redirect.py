@@ -8,11 +8,16 @@ Everything a browser could resolve to another origin is refused: `//evil`, `/\\e
 `https:evil`, `\\\\evil`, userinfo tricks, control characters and whitespace (browsers strip tabs
 and newlines), percent-encoded slashes or backslashes that decode to one of those, and any non-ASCII
 character (full-width solidus and other Unicode look-alikes; callers percent-encode).
+
+`cross_site()`: whether a request comes from another site (logout refuses it; a secret it carries
+is charged to the unknown devices' budget, never to a device's).
 """
 
 from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+from starlette.requests import Request
 
 MAX_LENGTH = 2048
 
@@ -70,3 +75,31 @@ def safe_came_from(value: str | None, scheme: str, netloc: str) -> str | None:
     if again.scheme or again.netloc or not result.startswith("/") or result.startswith("//"):
         return None
     return result
+
+
+def host_of(url: str) -> str | None:
+    """The host name of a URL (an `Origin` or `Referer` value), None when it has none or is no URL."""
+    try:
+        return urlsplit(url).hostname or None
+    except ValueError:
+        return None
+
+
+def cross_site(request: Request) -> bool:
+    """Whether the request comes from another site.
+
+    A browser's `Sec-Fetch-Site` decides when there is one (no page can set it): `cross-site`, or
+    `same-site` (a sibling host of the same domain, which may be anybody's). Without it (an older
+    browser), an `Origin` or `Referer` naming another host (`Origin: null` included: a browser
+    sends it for a form of a page whose referrer policy is `no-referrer`, or of a sandboxed frame).
+    Hosts only: behind a TLS proxy the scheme and port the application sees may differ from the
+    browser's."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site.strip().lower() in ("cross-site", "same-site")
+    own = (request.url.hostname or "").lower()
+    for header in ("origin", "referer"):
+        value = request.headers.get(header)
+        if value is not None and (host_of(value) or "").lower() != own:
+            return True
+    return False

@@ -22,7 +22,7 @@ from c2c_auth import _audit, _core, _devices, _github, _github_auth, _modes, _se
 from c2c_auth._claims import PKCE_VERIFIER, GitHubTokens, OAuthState
 from c2c_auth._info import AuthInfo
 from c2c_auth._modes import AuthenticationType
-from c2c_auth._redirect import safe_came_from
+from c2c_auth._redirect import cross_site, safe_came_from
 from c2c_auth._tokens import InvalidToken, Keys
 
 LOG = logging.getLogger("c2c_auth")
@@ -209,37 +209,10 @@ async def _revoke_session(request: Request) -> None:
         await _github.revoke(_modes.current_settings().github, tokens.access_token)
 
 
-def _host(url: str) -> str | None:
-    try:
-        return urlsplit(url).hostname or None
-    except ValueError:
-        return None
-
-
-def _cross_site(request: Request) -> bool:
-    """Whether the request comes from another site.
-
-    A browser's `Sec-Fetch-Site` decides when there is one (no page can set it): `cross-site`, or
-    `same-site` (a sibling host of the same domain, which may be anybody's). Without it (an older
-    browser), an `Origin` or `Referer` naming another host (`Origin: null` included: a browser
-    sends it for a form of a page whose referrer policy is `no-referrer`, or of a sandboxed frame).
-    Hosts only: behind a TLS proxy the scheme and port the application sees may differ from the
-    browser's."""
-    fetch_site = request.headers.get("sec-fetch-site")
-    if fetch_site is not None:
-        return fetch_site.strip().lower() in ("cross-site", "same-site")
-    own = (request.url.hostname or "").lower()
-    for header in ("origin", "referer"):
-        value = request.headers.get(header)
-        if value is not None and (_host(value) or "").lower() != own:
-            return True
-    return False
-
-
 def _refuse_cross_site(request: Request) -> JSONResponse | None:
     """A logout from another site (GET or POST: a link, an image or a form there): the 403 that
     logs nobody out; None otherwise."""
-    if not _cross_site(request):
+    if not cross_site(request):
         return None
     LOG.info("Logout from another site ignored (Sec-Fetch-Site/Origin/Referer of another site)")
     return _detail(request, CROSS_SITE_LOGOUT_MESSAGE, status.HTTP_403_FORBIDDEN)

@@ -196,7 +196,12 @@ class TestAuthSettings(Section):
 
     __test__ = False  # not a pytest test class
 
-    username: str | None = Field(default=None, description="Test username")
+    username: str | None = Field(
+        default=None,
+        description=(
+            "Test username: every request is logged in as this user (development only; empty counts as not set)"
+        ),
+    )
 
 
 class AuthSettings(Section):

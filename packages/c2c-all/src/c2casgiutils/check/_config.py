@@ -49,7 +49,7 @@ def authentication_mode(settings: Settings) -> str:
     """`secret`, `test`, `github` or `none`, decided as c2c-auth decides it."""
     if shared_secret(settings):
         return "secret"
-    if settings.auth.test.username is not None:
+    if settings.auth.test.username:
         return "test"
     if settings.auth.github.configured:
         return "github"
