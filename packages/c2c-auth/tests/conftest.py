@@ -80,6 +80,7 @@ class FakeGitHub:
     expires_in: int | None = None  # set: expiring user tokens with refresh tokens (GitHub App style)
     down: bool = False  # every endpoint answers 503
     hang: bool = False  # every API endpoint waits until released
+    rate_limited: bool = False  # every endpoint answers GitHub's primary rate-limit 403
     token_answer: Response | None = None  # replaces the token endpoint's answer (malformed answers)
     release: threading.Event = dataclasses.field(default_factory=threading.Event)
 
@@ -103,6 +104,7 @@ class FakeGitHub:
         self.expires_in = None
         self.down = False
         self.hang = False
+        self.rate_limited = False
         self.token_answer = None
 
     def issue_token(self, login: str) -> str:
@@ -135,6 +137,9 @@ class _FakeGitHubEndpoints:
         fake.peers.append(request.client.port if request.client else 0)
         if fake.down:
             return JSONResponse({"message": "down"}, status_code=503)
+        if fake.rate_limited:
+            limited = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1900000000"}
+            return JSONResponse({"message": "API rate limit exceeded"}, status_code=403, headers=limited)
         if fake.hang:
             for _ in range(500):
                 if fake.release.is_set():

@@ -34,6 +34,16 @@ async def test_refusals_are_cached_by_digest(github_mode: Any, client: httpx.Asy
     assert fake_github.calls["user"] == 2
 
 
+async def test_github_s_rate_limit_is_no_refusal(github_mode: Any, client: httpx.AsyncClient, fake_github: Any) -> None:
+    """GitHub's rate limit answers 403 (`x-ratelimit-remaining: 0`): the token is not checked now
+    (503), never refused and cached as refused."""
+    valid = fake_github.issue_token("bob")
+    fake_github.rate_limited = True
+    assert (await client.get("/c2c/ro", headers=_bearer(valid))).status_code == 503
+    fake_github.rate_limited = False
+    assert (await client.get("/c2c/ro", headers=_bearer(valid))).status_code == 200
+
+
 async def test_refusal_cache_expires(github_mode: Any, client: httpx.AsyncClient, fake_github: Any) -> None:
     github_mode.set(C2C__AUTH__GITHUB__BEARER_REFUSAL_CACHE_TTL="60")
     now = [1000.0]

@@ -409,6 +409,21 @@ async def test_refresh_with_github_down_keeps_a_still_valid_token(
     assert COOKIE not in h.set_cookies(response)
 
 
+async def test_github_s_rate_limit_keeps_the_session_and_its_permissions(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    """A session whose permissions are checked while GitHub rate-limits (403 with
+    `x-ratelimit-remaining: 0`) is neither logged out nor cached without permissions."""
+    await h.oauth_login(client, github_http, fake_github, "bob")
+    _github.CACHE.clear()  # the permissions are asked again, now
+    fake_github.rate_limited = True
+    limited = await client.get("/c2c/rw")
+    assert limited.status_code == 503
+    assert COOKIE not in h.set_cookies(limited)  # not logged out
+    fake_github.rate_limited = False
+    assert (await client.get("/c2c/rw")).status_code == 200
+
+
 async def test_revoked_token_logs_out(
     github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
 ) -> None:

@@ -132,7 +132,17 @@ async def _send(
         raise GitHubUnavailable(f"GitHub cannot be reached for the {what} request ({type(error).__name__})") from error
     if response.status_code >= 500 or response.status_code == 429:
         raise GitHubUnavailable(f"GitHub answered the {what} request with HTTP {response.status_code}")
+    if response.status_code == 403 and _rate_limited(response):
+        # GitHub's rate limits answer 403 too: "not now", not "no access" (never cached as a refusal,
+        # never a logout).
+        raise GitHubUnavailable(f"GitHub rate-limited the {what} request (HTTP 403)")
     return response
+
+
+def _rate_limited(response: httpx.Response) -> bool:
+    """Whether a 403 is one of GitHub's rate limits: the primary (`x-ratelimit-remaining: 0`) or a
+    secondary one (`retry-after`)."""
+    return response.headers.get("x-ratelimit-remaining", "").strip() == "0" or "retry-after" in response.headers
 
 
 def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
