@@ -238,7 +238,11 @@ async def test_application_auth_info_outside_github_mode(
     transport = httpx.ASGITransport(app=_override_app(info))
     async with httpx.AsyncClient(transport=transport, base_url=h.APP_BASE) as client:
         checks = (await client.get("/checks")).json()
-    assert checks == dict.fromkeys(("read_only", "read_write", "admin", "config", "access", "context_admin"), True)
+    assert checks == {
+        **dict.fromkeys(("read_only", "read_write", "admin", "access", "context_admin"), True),
+        # 0.14's `check_access_config` is the GitHub check alone, in every mode: no token, no access.
+        "config": False,
+    }
     # Not logged in: refused; without the override the client gets nothing (no credential given).
     assert await _codes(_override_app(AuthInfo(is_logged_in=False, user=UserInfo(login="x"))), h) == ALL_REFUSED
     expected = ALL_OK if "C2C__AUTH__TEST__USERNAME" in variables else ALL_REFUSED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import os
 import socket
@@ -280,14 +281,57 @@ async def test_decorate_sync_function_runs_off_the_event_loop() -> None:
     assert threads and threads[0] != main
 
 
-async def test_decorate_payload_not_matching_return_type_is_an_error_answer() -> None:
-    async def liar() -> int:
-        return "not a number"  # type: ignore[return-value]
+async def test_decorate_payload_not_matching_a_model_return_type_is_an_error_answer() -> None:
+    async def liar() -> Echo:
+        return {"text": 1, "unexpected": True}  # type: ignore[return-value]
 
     call = await c2c_broadcast.decorate(liar, expect_answers=True)
     (answer,) = await call()
     assert isinstance(answer, ErrorAnswer)
     assert answer.error_type == "ValidationError"
+
+
+async def test_decorate_payload_not_matching_another_return_type_is_returned_as_received(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler whose annotation is loose (`-> int` answering text, `-> bool` answering None) answers
+    what it returned, as with c2casgiutils 0.14 (which validated pydantic model annotations only),
+    with one WARNING per process; a payload that fits is converted."""
+
+    async def liar(*, answer: Any) -> int:
+        return answer  # type: ignore[no-any-return]
+
+    call = await c2c_broadcast.decorate(liar, expect_answers=True)
+    with caplog.at_level(logging.WARNING, logger="c2c_broadcast"):
+        (first,) = await call(answer="not a number")
+        (second,) = await call(answer=None)
+        (third,) = await call(answer="42")
+    assert isinstance(first, BroadcastResponse) and first.payload == "not a number"
+    assert isinstance(second, BroadcastResponse) and second.payload is None
+    assert isinstance(third, BroadcastResponse) and third.payload == 42
+    assert type(first) is BroadcastResponse  # the plain class, as 0.14's `type(answer) is BroadcastResponse`
+    warnings = [record.getMessage() for record in caplog.records if "return annotation" in record.getMessage()]
+    assert len(warnings) == 1
+    assert "returned as received" in warnings[0]
+
+
+async def test_decorate_argument_not_matching_its_hint_is_passed_as_received(caplog: pytest.LogCaptureFixture) -> None:
+    """A loose argument hint (`source: str` given a number): the handler runs with the value as
+    received, as with 0.14, with one WARNING; a pydantic model hint stays strict (ErrorAnswer)."""
+    seen: list[Any] = []
+
+    async def handler(*, source: str, when: datetime.datetime | None = None) -> None:
+        seen.append((source, when))
+
+    await c2c_broadcast.decorate(handler, channel="loose")
+    with caplog.at_level(logging.WARNING, logger="c2c_broadcast"):
+        await c2c_broadcast.broadcast("loose", {"source": 42}, expect_answers=True)
+        await c2c_broadcast.broadcast("loose", {"source": "s", "when": "2026-12-07T10:00:00"}, expect_answers=True)
+        await c2c_broadcast.broadcast("loose", {"source": 43, "when": "soon"}, expect_answers=True)
+    assert seen == [(42, None), ("s", datetime.datetime(2026, 12, 7, 10)), (43, "soon")]
+    warnings = [record.getMessage() for record in caplog.records if "does not fit its type hint" in record.getMessage()]
+    assert len(warnings) == 2  # one for `source`, one for `when`: once each per process
+    assert all("passed as received" in warning for warning in warnings)
 
 
 async def test_decorate_without_answers_returns_none_after_running() -> None:

@@ -63,18 +63,25 @@ def level_config(level: Literal["admin", "read_write", "read_only"]) -> AuthConf
 
 
 async def _has_access(
-    auth_info: AuthInfo, auth_config: AuthConfig, request: Request | None, response: Response | None
+    auth_info: AuthInfo,
+    auth_config: AuthConfig,
+    request: Request | None,
+    response: Response | None,
+    *,
+    levels: bool = True,
 ) -> bool:
     """The access decision; raises `GitHubUnavailable` when GitHub cannot answer.
 
-    As in c2casgiutils 0.14: outside GitHub mode a logged-in `AuthInfo` holds every level; in
-    GitHub mode the level is the permission GitHub gives `auth_info.user.token` on the repository.
-    Only `get_auth` or application code builds an `AuthInfo`, never the client: `get_auth` logs
-    nobody in in mode NONE and ignores bearer tokens outside GitHub mode, so this opens nothing.
+    As in c2casgiutils 0.14: outside GitHub mode a logged-in `AuthInfo` holds every level (`levels`:
+    the `check_*_access` and `require_*` functions); in GitHub mode, and for `check_access_config`
+    in any mode, the level is the permission GitHub gives `auth_info.user.token` on the repository
+    (no token: no access). Only `get_auth` or application code builds an `AuthInfo`, never the
+    client: `get_auth` logs nobody in in mode NONE and ignores bearer tokens outside GitHub mode, so
+    this opens nothing.
     """
     if not auth_info.is_logged_in:
         return False
-    if auth_type() is not AuthenticationType.GITHUB:
+    if levels and auth_type() is not AuthenticationType.GITHUB:
         return True
     token = auth_info.user.token
     if not token:
@@ -107,12 +114,22 @@ async def check_access_config(
     request: Request | None = None,
     fastapi_response: Response | None = None,
 ) -> bool:
-    """Whether the user meets `auth_config` (its strongest set level: admin, then read-write, then read-only).
+    """Whether GitHub gives the user's token `auth_config`'s permission (its strongest set level:
+    admin, then read-write, then read-only) on the repository.
 
-    Fails closed: false when GitHub cannot be reached (the `require_*` dependencies answer 503 then).
+    As in c2casgiutils 0.14 this is the GitHub check alone, in every mode: without a GitHub token
+    (secret or test mode) it is false; `check_access` and the `check_*_access` functions are the
+    ones that grant every level to a logged-in user outside GitHub mode. Fails closed: false when
+    GitHub cannot be reached (the `require_*` dependencies answer 503 then).
     """
+    return await _checked(auth_info, auth_config, request, fastapi_response, levels=False)
+
+
+async def _checked(
+    auth_info: AuthInfo, auth_config: AuthConfig, request: Request | None, response: Response | None, *, levels: bool
+) -> bool:
     try:
-        return await _has_access(auth_info, auth_config, request, fastapi_response)
+        return await _has_access(auth_info, auth_config, request, response, levels=levels)
     except _github.GitHubUnavailable as error:
         LOG.warning("Access check failed: %s", error)
         return False
@@ -127,28 +144,28 @@ async def check_access(
     """Whether the user has admin access, or else meets `auth_config`."""
     if await check_admin_access(auth_info, request, response):
         return True
-    return await check_access_config(auth_info, auth_config, request, response)
+    return await _checked(auth_info, auth_config, request, response, levels=True)
 
 
 async def check_read_only_access(
     auth_info: Annotated[AuthInfo, Depends(get_auth)], request: Request | None = None, response: Response | None = None
 ) -> bool:
     """Whether the user has read-only access (`C2C__AUTH__GITHUB__ACCESS_TYPE_READ_ONLY` in GitHub mode)."""
-    return await check_access_config(auth_info, _default_config("read_only"), request, response)
+    return await _checked(auth_info, _default_config("read_only"), request, response, levels=True)
 
 
 async def check_read_write_access(
     auth_info: Annotated[AuthInfo, Depends(get_auth)], request: Request | None = None, response: Response | None = None
 ) -> bool:
     """Whether the user has read-write access (`C2C__AUTH__GITHUB__ACCESS_TYPE_READ_WRITE` in GitHub mode)."""
-    return await check_access_config(auth_info, _default_config("read_write"), request, response)
+    return await _checked(auth_info, _default_config("read_write"), request, response, levels=True)
 
 
 async def check_admin_access(
     auth_info: Annotated[AuthInfo, Depends(get_auth)], request: Request | None = None, response: Response | None = None
 ) -> bool:
     """Whether the user has admin access (`C2C__AUTH__GITHUB__ACCESS_TYPE_ADMIN` in GitHub mode)."""
-    return await check_access_config(auth_info, _default_config("admin"), request, response)
+    return await _checked(auth_info, _default_config("admin"), request, response, levels=True)
 
 
 def _not_logged_in_message() -> str:

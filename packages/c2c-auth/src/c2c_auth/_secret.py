@@ -83,23 +83,31 @@ async def verify_secret(request: Request, provided: str) -> bool:
 
     The budget is the device's (a valid device cookie, `C2C__AUTH__SECRET_MAX_FAILURES`) or the
     one shared by every unknown device (`C2C__AUTH__SECRET_UNKNOWN_DEVICES_MAX_FAILURES`), over
-    `C2C__AUTH__SECRET_FAILURE_WINDOW`, kept in Redis when configured. Each attempt is counted
-    before the comparison (atomically: concurrent guesses cannot overrun the budget) and a right
-    secret gives its attempt back. Once the budget is spent the request gets a 429 `HTTPException`
-    (even for the right secret, or guessing would go on). A
+    `C2C__AUTH__SECRET_FAILURE_WINDOW`, kept in Redis when configured. A wrong secret is counted
+    and checked in one atomic step (concurrent guesses cannot overrun the budget); a right one only
+    reads the budget. Once the budget is spent the request gets a 429 `HTTPException` (even for
+    the right secret, or guessing would go on). A
     request with a valid session never goes through the budgets, nor one of Starlette's `TestClient`
     (`TEST_CLIENT_HOST`).
     """
     settings = current_settings()
-    window = settings.secret_failure_window.total_seconds()
+    expected = settings.secret.get_secret_value() if settings.secret is not None else ""
+    # Digests have equal length, so compare_digest's time does not depend on where the values differ.
+    right = bool(expected) and hmac.compare_digest(_digest(provided), _digest(expected))
     budget: str | None = None
     if not _test_client(request) and not await has_valid_session(request):
         budget = _devices.budget(request)
         known = budget != _devices.UNKNOWN_DEVICES
         limit = settings.secret_max_failures if known else settings.secret_unknown_devices_max_failures
-        # The attempt is counted before the secret is compared, in one atomic step: concurrent
-        # guesses cannot all find the budget unspent. A right secret gives it back below.
-        wait = await _shared.budget_take(budget, limit, window)
+        window = settings.secret_failure_window.total_seconds()
+        # A wrong secret is counted and checked in one atomic step (concurrent guesses cannot all
+        # find the budget unspent); a right one only reads it (never counted: parallel API calls
+        # with the right key are never refused while the budget is not spent). A right secret gets
+        # the same 429 as a wrong one once the budget is spent, so a guess beyond it tells nothing.
+        if right:
+            wait = await _shared.budget_spent(budget, limit, window)
+        else:
+            wait = await _shared.budget_take(budget, limit, window)
         if wait is not None:
             _audit.REFUSED_LOGINS.refused(budget, _audit.client_address(request))
             raise HTTPException(
@@ -107,11 +115,7 @@ async def verify_secret(request: Request, provided: str) -> bool:
                 TOO_MANY_FAILURES_MESSAGE if known else TOO_MANY_UNKNOWN_FAILURES_MESSAGE,
                 headers={"Retry-After": str(max(1, int(wait)))},
             )
-    expected = settings.secret.get_secret_value() if settings.secret is not None else ""
-    # Digests have equal length, so compare_digest's time does not depend on where the values differ.
-    if expected and hmac.compare_digest(_digest(provided), _digest(expected)):
-        if budget is not None:
-            await _shared.budget_give_back(budget)
+    if right:
         return True
     _audit.REFUSED_LOGINS.refused(budget, _audit.client_address(request))
     LOG.warning("Wrong authentication secret from %s (%s)", _client_address(request), budget or "valid session")

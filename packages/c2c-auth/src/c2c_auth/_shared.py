@@ -29,10 +29,10 @@ from c2c_config import LoopLocal, describe_error, get_settings, raise_if_cancell
 
 LOG = logging.getLogger("c2c_auth")
 
-# One attempt taken from a budget, atomically: INCR (+ PEXPIRE: the window starts at the first
-# attempt), given back at once when the budget was already spent. Returns {taken (1/0), ms left}.
-# Taking before the secret is compared, in one step, is what keeps concurrent guesses (every
-# replica, every pooled connection) from all reading "not spent" before any of them is counted.
+# A wrong secret counted against a budget, atomically: INCR (+ PEXPIRE: the window starts at the
+# first failure), undone at once when the budget was already spent. Returns {counted (1/0), ms left}.
+# Counting and checking in one step keeps concurrent wrong guesses (every replica, every pooled
+# connection) from all finding the budget unspent: at most the budget's number get a 401.
 _TAKE_SCRIPT = """
 local count = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
@@ -45,15 +45,6 @@ if count > tonumber(ARGV[2]) then
     return {0, ttl}
 end
 return {1, ttl}
-"""
-
-# A right secret gives its attempt back (never below zero, never on a value this code did not write).
-_GIVE_BACK_SCRIPT = """
-local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-if count and count > 0 then
-    redis.call('DECR', KEYS[1])
-end
-return 0
 """
 
 
@@ -192,9 +183,14 @@ class FailureLimiter:
             failures.popleft()
         return failures
 
+    def blocked(self, budget: str, limit: int, window: float) -> bool:
+        """Whether `budget` holds `limit` failures within the last `window` seconds."""
+        with self._lock:
+            return len(self._recent(budget, window)) >= limit
+
     def take(self, budget: str, limit: int, window: float) -> bool:
-        """Count one attempt against `budget` unless it holds `limit` within the last `window` seconds
-        (then False, nothing counted)."""
+        """Count one failure against `budget` unless it holds `limit` within the last `window`
+        seconds (then False, nothing counted)."""
         with self._lock:
             if len(self._recent(budget, window)) >= limit:
                 return False
@@ -202,16 +198,9 @@ class FailureLimiter:
             return True
 
     def fail(self, budget: str, window: float) -> None:
-        """Count one attempt, whatever the limit (the copy of what Redis counted, for when it fails)."""
+        """Count one failure, whatever the limit (the copy of what Redis counted, for when it fails)."""
         with self._lock:
             self._record(budget, window)
-
-    def give_back(self, budget: str) -> None:
-        """Forget the newest attempt of `budget` (it was the right secret)."""
-        with self._lock:
-            failures = self._failures.get(budget)
-            if failures:
-                failures.pop()
 
     def _record(self, budget: str, window: float) -> None:
         failures = self._recent(budget, window)
@@ -231,12 +220,41 @@ LIMITER = FailureLimiter()
 """The budgets of this process (used without Redis, and when Redis fails)."""
 
 
-async def budget_take(budget: str, limit: int, window: float) -> float | None:
-    """Take one attempt from `budget` before the secret is compared: None when taken (the attempt is
-    counted as a failure until `budget_give_back`), else the seconds to wait (nothing counted).
+async def budget_spent(budget: str, limit: int, window: float) -> float | None:
+    """For a right secret: None when `budget` is not spent, else the seconds to wait (a read only:
+    right secrets are never counted, so any number of them may run at once)."""
+    client = redis_client()
+    if client is not None:
+        key = redis_key("secret-failures", budget)
+        try:
+            count, ttl_ms = await redis_call(client, lambda redis: _count_and_ttl(redis, key, window))
+        except RedisUnavailable as error:
+            warn_unavailable("Redis unavailable for the wrong-secret budget, counting in this process: %s", error)
+        else:
+            if count < limit:
+                return None
+            return max(1.0, ttl_ms / 1000) if ttl_ms > 0 else window
+    return window if LIMITER.blocked(budget, limit, window) else None
 
-    Redis when configured (one atomic script, shared by the replicas; this process keeps a copy of
-    what it counted there, which decides while Redis fails), else this process.
+
+async def _count_and_ttl(redis: Any, key: str, window: float) -> tuple[int, int]:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(key)
+        pipe.pttl(key)
+        count, ttl = await pipe.execute()
+    count, ttl = int(count or 0), int(ttl)
+    if count and ttl == -1:  # a count without expiry (not written by this code): it ends after one window
+        ttl = max(1, int(window * 1000))
+        await redis.pexpire(key, ttl)
+    return count, ttl
+
+
+async def budget_take(budget: str, limit: int, window: float) -> float | None:
+    """For a wrong secret: count it against `budget` unless the budget is spent, in one atomic step.
+    None when counted (the caller answers 401), else the seconds to wait (429, nothing counted).
+
+    Redis when configured (shared by the replicas; this process keeps a copy of what it counted
+    there, which decides while Redis fails), else this process.
     """
     client = redis_client()
     if client is not None:
@@ -255,19 +273,6 @@ async def budget_take(budget: str, limit: int, window: float) -> float | None:
             ttl_ms = int(ttl_ms)
             return max(1.0, ttl_ms / 1000) if ttl_ms > 0 else window
     return None if LIMITER.take(budget, limit, window) else window
-
-
-async def budget_give_back(budget: str) -> None:
-    """Give back the attempt `budget_take` counted: the secret was right."""
-    LIMITER.give_back(budget)
-    client = redis_client()
-    if client is None:
-        return
-    key = redis_key("secret-failures", budget)
-    try:
-        await redis_call(client, lambda redis: redis.eval(_GIVE_BACK_SCRIPT, 1, key))
-    except RedisUnavailable as error:
-        warn_unavailable("Redis unavailable for the wrong-secret budget, counting in this process: %s", error)
 
 
 # --- ended sessions ---------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def answer_to_result(answer: Answer) -> Result:
         return ErrorAnswer(
             hostname=answer.hostname, pid=answer.pid, error_type=answer.error_type, message=answer.error_message or ""
         )
-    return BroadcastResponse[Any](hostname=answer.hostname, pid=answer.pid, payload=answer.payload)
+    return BroadcastResponse(hostname=answer.hostname, pid=answer.pid, payload=answer.payload)
 
 
 class BaseBroadcaster(abc.ABC):

@@ -27,6 +27,11 @@ def default_channel(func: Callable[..., Any]) -> str:
     return f"c2c_decorated_{func.__module__}.{func.__qualname__}"
 
 
+def _is_model(hint: Any) -> bool:
+    """Whether a hint is a pydantic model class: the hints c2casgiutils 0.14 validated (strictly)."""
+    return isinstance(hint, type) and issubclass(hint, pydantic.BaseModel)
+
+
 def _adapter(hint: Any) -> TypeAdapter[Any] | None:
     if hint is Any or hint is inspect.Parameter.empty:
         return None
@@ -55,14 +60,42 @@ class Decorated:
             if name != "return" and name in self.signature.parameters and (adapter := _adapter(hint)) is not None
         }
         self.return_adapter = _adapter(hints["return"]) if "return" in hints else None
+        # Only a pydantic model hint is strict (0.14 validated those alone): a value that does not
+        # fit any other hint is passed as it came, with one WARNING, so that a handler whose hints
+        # are loose (`-> bool` returning None, `source: str` given a number) runs as it did on 0.14.
+        self.model_params = {name for name, hint in hints.items() if name != "return" and _is_model(hint)}
+        self.model_return = _is_model(hints.get("return"))
         self.is_async = inspect.iscoroutinefunction(func)
+        self._warned: set[str] = set()
+
+    def _warn_once(self, what: str, message: str, *args: Any) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            LOG.warning(message + " (said once per process)", *args)
+
+    def _argument(self, name: str, value: Any) -> Any:
+        adapter = self.param_adapters.get(name)
+        if adapter is None:
+            return value
+        try:
+            return adapter.validate_python(value)
+        except pydantic.ValidationError as error:
+            if name in self.model_params:
+                raise
+            self._warn_once(
+                f"argument {name}",
+                "Broadcast %r: argument %r does not fit its type hint, passed as received"
+                " (as c2casgiutils 0.14 did): %s",
+                self.channel,
+                name,
+                _one_line(error),
+            )
+            return value
 
     async def handler(self, **kwargs: Any) -> Any:
-        """What runs on each replica: validate the arguments from the type hints, call, return the result."""
-        arguments = {
-            name: self.param_adapters[name].validate_python(value) if name in self.param_adapters else value
-            for name, value in kwargs.items()
-        }
+        """What runs on each replica: validate the arguments from the type hints (strictly for pydantic
+        models, else falling back to the value as received), call, return the result."""
+        arguments = {name: self._argument(name, value) for name, value in kwargs.items()}
         if self.is_async:
             result = await self.func(**arguments)
         else:
@@ -85,7 +118,8 @@ class Decorated:
     def validate_answers(
         self, answers: list[BroadcastResponse[Any] | MissingAnswer]
     ) -> list[BroadcastResponse[Any] | MissingAnswer]:
-        """Validate payloads against the return annotation; one that does not fit becomes an `ErrorAnswer`."""
+        """Validate payloads against the return annotation. One that does not fit a pydantic model
+        annotation becomes an `ErrorAnswer`; any other annotation: the payload as received (WARNING)."""
         if self.return_adapter is None:
             return answers
         results: list[BroadcastResponse[Any] | MissingAnswer] = []
@@ -96,6 +130,16 @@ class Decorated:
             try:
                 payload = self.return_adapter.validate_python(item.payload)
             except pydantic.ValidationError as error:
+                if not self.model_return:
+                    self._warn_once(
+                        "return",
+                        "Broadcast %r: an answer does not fit the return annotation, returned as received"
+                        " (as c2casgiutils 0.14 did): %s",
+                        self.channel,
+                        _one_line(error),
+                    )
+                    results.append(item)
+                    continue
                 LOG.error(
                     "Broadcast %r: the answer of %s (pid %d) does not match the return type: %s",
                     self.channel,
@@ -107,5 +151,9 @@ class Decorated:
                     ErrorAnswer(hostname=item.hostname, pid=item.pid, error_type="ValidationError", message=str(error))
                 )
                 continue
-            results.append(BroadcastResponse[Any](hostname=item.hostname, pid=item.pid, payload=payload))
+            results.append(BroadcastResponse(hostname=item.hostname, pid=item.pid, payload=payload))
         return results
+
+
+def _one_line(error: pydantic.ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, item['loc'])) or 'value'}: {item['msg']}" for item in error.errors())[:300]

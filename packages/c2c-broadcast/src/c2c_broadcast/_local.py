@@ -78,7 +78,7 @@ class LocalBroadcaster(BaseBroadcaster):
         payload, error = task.result()
         if error is not None:
             return [ErrorAnswer(hostname=self.hostname, pid=self.pid, error_type=error[0], message=error[1])]
-        return [BroadcastResponse[Any](hostname=self.hostname, pid=self.pid, payload=payload)]
+        return [BroadcastResponse(hostname=self.hostname, pid=self.pid, payload=payload)]
 
     async def close(self) -> None:
         """Cancel handlers still running after a timeout."""
