@@ -456,9 +456,28 @@ async def test_logout_revokes_the_token(
     assert (await client.get("/c2c/ro", headers={"Authorization": f"Bearer {token}"})).status_code == 403
 
 
-async def test_logout_redirect_is_same_origin(github_mode: Any, client: httpx.AsyncClient) -> None:
+async def test_logout_refuses_a_foreign_came_from_before_anything_changes(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    """As the login: 0.14's 400 for a `came_from` on another site; the session is not ended."""
+    await h.oauth_login(client, github_http, fake_github, "bob")
     response = await client.get("/c2c/auth/github/logout", params={"came_from": "https://evil.example/"})
-    assert response.headers["location"] == "/c2c/"
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Invalid 'came_from' parameter: only a path on this site is accepted"}
+    assert fake_github.revoked == []
+    assert (await client.get("/c2c/auth/status")).json()["is_logged_in"] is True
+    back = await client.get("/c2c/auth/github/logout", params={"came_from": "/c2c/?tab=logs"})
+    assert (back.status_code, back.headers["location"]) == (307, "/c2c/?tab=logs")
+
+
+async def test_the_token_exchange_sends_the_state_too(
+    github_mode: Any, client: httpx.AsyncClient, github_http: httpx.AsyncClient, fake_github: Any, h: types.ModuleType
+) -> None:
+    """As 0.14 did: GitHub ignores it; an OAuth proxy or another provider may check it."""
+    await h.oauth_login(client, github_http, fake_github, "bob")
+    (exchange,) = [form for form in fake_github.token_requests if "code" in form]
+    (authorize,) = fake_github.authorize_requests
+    assert exchange["state"] == authorize["state"]
 
 
 @pytest.mark.parametrize(

@@ -93,8 +93,8 @@ async def test_login_form_post_redirects_with_a_session(
     assert (await client.get("/c2c/ro")).status_code == 200
 
     other = await client.post("/c2c/auth/login", data={"secret": h.SHARED_SECRET, "came_from": "//evil.example/"})
-    assert other.status_code == 303
-    assert other.headers["location"] == "/c2c/"
+    assert other.status_code == 400  # 0.14's answer to a foreign `came_from`, before the secret is checked
+    assert other.json()["detail"].startswith("Invalid 'came_from' parameter")
 
 
 async def test_wrong_secret_is_refused(secret_mode: Any, client: httpx.AsyncClient, h: types.ModuleType) -> None:

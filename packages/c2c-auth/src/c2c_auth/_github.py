@@ -175,9 +175,14 @@ async def _token_request(settings: GitHubSettings, form: dict[str, str], what: s
     return data
 
 
-async def exchange_code(settings: GitHubSettings, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
-    """Exchange an authorization code (with its PKCE verifier) for tokens."""
+async def exchange_code(
+    settings: GitHubSettings, code: str, redirect_uri: str, code_verifier: str, state: str | None = None
+) -> dict[str, Any]:
+    """Exchange an authorization code (with its PKCE verifier) for tokens; `state` is sent too, as
+    0.14 did (GitHub ignores it; an OAuth proxy or another provider may check it)."""
     form = {"code": code, "redirect_uri": redirect_uri, "code_verifier": code_verifier}
+    if state is not None:
+        form["state"] = state
     return await _token_request(settings, form, "token exchange")
 
 

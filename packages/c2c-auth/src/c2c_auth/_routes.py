@@ -98,6 +98,14 @@ def _back(request: Request, came_from: str | None, suffix: str) -> RedirectRespo
     return _redirect(request, _came_from(request, came_from) or _index_path(request, suffix))
 
 
+def _refuse_came_from(request: Request, came_from: str | None) -> JSONResponse | None:
+    """0.14's 400 `{"detail": "Invalid 'came_from' parameter: ..."}` for a `came_from` given and not
+    same-origin, answered before anything changes; None otherwise."""
+    if came_from and _came_from(request, came_from) is None:
+        return _detail(request, CAME_FROM_REFUSED, status.HTTP_400_BAD_REQUEST)
+    return None
+
+
 def _navigation(request: Request) -> bool:
     """Whether a browser sent this request to show the answer as a page (a form submitted without
     JavaScript, a followed link): `Sec-Fetch-Mode: navigate`, or, from a browser that sends no
@@ -153,6 +161,9 @@ async def login(request: Request) -> Response:
     if (refused := _unavailable(request, "Secret login", AuthenticationType.SECRET)) is not None:
         return refused
     form = await _form(request) if request.method == "POST" else {}
+    came_from = (form.get("came_from") or request.query_params.get("came_from")) if form else None
+    if (refused := _refuse_came_from(request, came_from)) is not None:
+        return refused
     provided = _login_secret(request, form)
     if isinstance(provided, Response):
         return provided
@@ -173,7 +184,7 @@ async def login(request: Request) -> Response:
     _devices.remember_device(request, _cookie_path(request, suffix))
     _audit.audit("login", "secret", _audit.client_address(request), {"method": "secret"})
     if form:
-        return _back(request, form.get("came_from") or request.query_params.get("came_from"), suffix)
+        return _back(request, came_from, suffix)
     return _json(request, {"status": "success", "message": "Authentication successful"})
 
 
@@ -314,10 +325,10 @@ async def github_login(request: Request, came_from: str | None = None) -> Respon
     found = _github_keys(request, "GitHub login")
     if isinstance(found, Response):
         return found
+    # 0.14's answer: FastAPI's `{"detail": ...}` with its words first (the callback's errors are `{"error": ...}`).
+    if (refused := _refuse_came_from(request, came_from)) is not None:
+        return refused
     target = _came_from(request, came_from)
-    if came_from and target is None:
-        # 0.14's answer: FastAPI's `{"detail": ...}` with its words first (the callback's errors are `{"error": ...}`).
-        return _detail(request, CAME_FROM_REFUSED, status.HTTP_400_BAD_REQUEST)
     callback = str(request.url_for(CALLBACK_ROUTE))
     redirect_uri = _redirect_uri(callback)
     state = secrets.token_urlsafe(32)
@@ -375,12 +386,12 @@ def _finished(state: str) -> None:
 
 
 async def _exchange_code(
-    request: Request, code: str, flow: OAuthState, verifier: str
+    request: Request, code: str, flow: OAuthState, verifier: str, state: str | None
 ) -> tuple[dict[str, Any], dict[str, Any], float] | JSONResponse:
     """GitHub's tokens for `code`, the user, and when the tokens were issued; or the 400/503 answer."""
     github = _modes.current_settings().github
     try:
-        tokens = await _github.exchange_code(github, code, flow.redirect_uri or "", verifier)
+        tokens = await _github.exchange_code(github, code, flow.redirect_uri or "", verifier, state)
         now = time.time()
         user = await _github.get_user(github, str(tokens["access_token"]))
     except _github.GitHubRejected as refused:
@@ -406,7 +417,7 @@ async def github_callback(
         return _error(request, f"GitHub refused the login: {error[:200]}")
     if not code:
         return _error(request, "Missing code parameter")
-    exchanged = await _exchange_code(request, code, flow, verifier)
+    exchanged = await _exchange_code(request, code, flow, verifier, state)
     if isinstance(exchanged, Response):
         return exchanged
     if state:  # always (`_take_flow` refused a flow without one)
@@ -426,6 +437,8 @@ async def github_logout(request: Request, came_from: str | None = None) -> Respo
     if (refused := _unavailable(request, "GitHub logout", AuthenticationType.GITHUB)) is not None:
         return refused
     if (refused := _refuse_cross_site(request)) is not None:
+        return refused
+    if (refused := _refuse_came_from(request, came_from)) is not None:
         return refused
     await _revoke_session(request)
     suffix = "/github/logout"
