@@ -71,6 +71,8 @@ class Project:
 
     path: Path
     python: Path
+    generated: str
+    """What cookiecutter (its post-generation hook) printed."""
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
         yaml.safe_dump({"cookiecutters_dir": str(base / "cookiecutters"), "replay_dir": str(base / "replay")})
     )
     output = base / "out"
-    _check(
+    generated = _check(
         _run(
             [sys.executable, "-m", "cookiecutter", str(ROOT), "--directory", "scaffold", "--no-input"]
             + ["--output-dir", str(output), f"project_slug={SLUG}", "project_description=Probes the scaffold"],
@@ -106,7 +108,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
             timeout=600,
         )
     )
-    return Project(path, python)
+    return Project(path, python, generated)
 
 
 # --- the generated files ----------------------------------------------------------------------------
@@ -121,6 +123,7 @@ def test_files(project: Project) -> None:
         "Dockerfile",
         "README.md",
         "docker-compose.yaml",
+        "k8s/deployment.yaml",
         "logging.yaml",
         "pyproject.toml",
         f"{SLUG}/__init__.py",
@@ -142,6 +145,37 @@ def test_files(project: Project) -> None:
         ENV_PREFIX + "ALLOWED_HOSTS"
         in (project.path / f"{SLUG}/settings.py").read_text() + (project.path / "README.md").read_text()
     )
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_env_file_and_next_steps(project: Project) -> None:
+    """The hook writes the project's own secrets to .env (owner only) and prints how to build the wheels."""
+    env_file = project.path / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    values = _dotenv(env_file)
+    assert set(values) == {"C2C__AUTH__SECRET", "C2C__BROADCAST__SECRET", "C2C__AUTH__SECRET_IN_QUERY"}
+    assert len(values["C2C__AUTH__SECRET"]) >= 32 and len(values["C2C__BROADCAST__SECRET"]) >= 32
+    assert values["C2C__AUTH__SECRET"] != values["C2C__BROADCAST__SECRET"]
+    assert values["C2C__AUTH__SECRET_IN_QUERY"] == "false"
+    assert values["C2C__AUTH__SECRET"] not in project.generated  # secrets are not printed
+    # No wheels yet: the hook prints the loop that builds them, from this checkout, before `uv sync`.
+    assert f'uv build --directory "{ROOT}" --package "$package" --wheel --out-dir "$PWD/wheels"' in project.generated
+    assert f"cd {project.path}" in project.generated
+
+
+def test_readme_commands(project: Project) -> None:
+    """The wheels are built before `uv sync`; the dev servers get `.env` and uvicorn `--lifespan on`."""
+    readme = (project.path / "README.md").read_text()
+    assert readme.index("uv build --directory") < readme.index("\nuv sync\n")  # the commands, in order
+    uvicorn = readme[readme.index("uv run --env-file .env uvicorn") :].split("```")[0]
+    assert "--lifespan on" in uvicorn
+    assert "uv run --env-file .env --with granian granian" in readme
+    wheels = (project.path / "wheels" / "README.md").read_text()
+    assert wheels.index("uv build") < wheels.index("uv lock")
 
 
 @pytest.mark.parametrize(
@@ -224,8 +258,17 @@ def test_dockerfile(project: Project) -> None:
     for flag in ("--host=0.0.0.0", "--port=8080", "--lifespan=on", "--log-config=/app/logging.yaml", "--proxy-headers"):
         assert flag in words
     assert "--forwarded-allow-ips=$FORWARDED_ALLOW_IPS" in words
-    env = " ".join(arguments for keyword, arguments in instructions if keyword == "ENV")
-    assert "FORWARDED_ALLOW_IPS=127.0.0.1" in env, "trust no proxy but loopback by default"
+    env = _image_environment(project)
+    assert env["FORWARDED_ALLOW_IPS"] == "127.0.0.1", "trust no proxy but loopback by default"
+    assert env["C2C__AUTH__SECRET_IN_QUERY"] == "false", "the secret is never taken from a URL (C2C-W004)"
+    assert not [name for name in env if "SECRET" in name and name != "C2C__AUTH__SECRET_IN_QUERY"]
+
+
+def _image_environment(project: Project) -> dict[str, str]:
+    """The variables the Dockerfile's ENV instructions set."""
+    instructions = _dockerfile_instructions((project.path / "Dockerfile").read_text())
+    words = [word for keyword, arguments in instructions if keyword == "ENV" for word in shlex.split(arguments)]
+    return dict(word.split("=", 1) for word in words)
 
 
 def test_compose_and_logging(project: Project) -> None:
@@ -435,3 +478,67 @@ def test_deploy_check(project: Project) -> None:
     broken = _run(check, cwd=project.path, timeout=120, C2C__PROMETHEUS__PORT="0", C2C__REDIS__DB="x")
     assert broken.returncode == 1
     assert "C2C__REDIS__DB" in broken.stdout
+
+
+def test_deploy_check_at_warning_level_with_compose_environment(project: Project, redis_server: RedisServer) -> None:
+    """As the docs recommend (`--fail-level warning`), with the image's ENV, the compose environment and .env."""
+    compose = yaml.safe_load((project.path / "docker-compose.yaml").read_text())
+    env = {**_image_environment(project), **_dotenv(project.path / ".env")}
+    env.update({name: str(value) for name, value in compose["services"]["app"]["environment"].items()})
+    assert env["C2C__REDIS__URL"] == "redis://redis:6379/0"
+    env["C2C__REDIS__URL"] = redis_server.url  # the compose service's Redis, here
+    env["C2C__PROMETHEUS__PORT"] = "0"
+    check = [str(project.python), "-m", "c2casgiutils", "check", f"{SLUG}.main:app", "--json"]
+    result = _run([*check, "--fail-level", "warning"], cwd=project.path, timeout=120, **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == []
+    # Without the scaffold's settings the same environment fails: what they are there for.
+    for name in ("C2C__AUTH__SECRET_IN_QUERY", "C2C__BROADCAST__SECRET", "C2C__REDIS__BROADCAST_PREFIX"):
+        del env[name]
+    bare = _run([*check, "--fail-level", "warning"], cwd=project.path, timeout=120, **env)
+    assert bare.returncode == 1
+    assert sorted(finding["id"] for finding in json.loads(bare.stdout)) == ["C2C-I003", "C2C-W004", "C2C-W005"]
+
+
+def test_kubernetes_example(project: Project, server: Server, redis_server: RedisServer) -> None:
+    """k8s/deployment.yaml: its probes answer on the scaffold's paths and port, its timing holds, its check passes."""
+    deployment = yaml.safe_load((project.path / "k8s/deployment.yaml").read_text())
+    assert deployment["kind"] == "Deployment"
+    pod = deployment["spec"]["template"]["spec"]
+    assert (
+        deployment["spec"]["selector"]["matchLabels"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (app,) = pod["containers"]
+    ports = {port["name"]: port["containerPort"] for port in app["ports"]}
+    instructions = _dockerfile_instructions((project.path / "Dockerfile").read_text())
+    assert [arguments for keyword, arguments in instructions if keyword == "EXPOSE"] == [str(ports["http"])]
+    assert ports["metrics"] == 9000  # C2C__PROMETHEUS__PORT's default
+    env = {variable["name"]: variable["value"] for variable in app["env"]}
+    allowed = env[ENV_PREFIX + "ALLOWED_HOSTS"].split(",")
+    for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = app[probe_name]["httpGet"]
+        assert probe["port"] == "http"
+        (host,) = [header["value"] for header in probe["httpHeaders"] if header["name"] == "Host"]
+        assert host in allowed
+        # The scaffold serves the path with that Host; the kubelet's default Host (the pod IP) gets 400.
+        assert server.get(probe["path"], headers={"Host": host}).status_code == 200, probe_name
+        assert server.get(probe["path"], headers={"Host": f"10.1.2.3:{ports['http']}"}).status_code == 400
+    # Shutdown: preStop sleep + drain delay fit in the grace period; the drain covers a readiness failure.
+    pre_stop = app["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    drain = int(env["C2C__HEALTH_CHECKS__DRAIN_DELAY"].removesuffix("s"))
+    readiness = app["readinessProbe"]
+    assert drain > readiness["periodSeconds"] * readiness["failureThreshold"]
+    assert pod["terminationGracePeriodSeconds"] > int(pre_stop[1]) + drain + 20
+    # The init container runs the deploy check at warning level with the same environment: it passes.
+    (init,) = pod["initContainers"]
+    assert init["image"] == app["image"]
+    init_env = {variable["name"]: variable["value"] for variable in init["env"]}
+    assert {name: value for name, value in init_env.items() if name != "C2C__PROMETHEUS__PORT"} == env
+    assert init["command"][:5] == ["python", "-m", "c2casgiutils", "check", f"{SLUG}.main:app"]
+    assert init["command"][5:] == ["--fail-level", "warning"]
+    secrets = _dotenv(project.path / ".env")  # the Secret of envFrom
+    run_env = {**_image_environment(project), **secrets, **init_env, "C2C__REDIS__URL": redis_server.url}
+    check = _run([str(project.python), *init["command"][1:]], cwd=project.path, timeout=120, **run_env)
+    assert check.returncode == 0, check.stdout + check.stderr

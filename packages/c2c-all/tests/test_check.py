@@ -499,6 +499,87 @@ async def test_application_not_importable(
     assert expected in findings[0].message
 
 
+# A service whose own settings (pydantic-settings) are read when its module is imported.
+SETTINGS_APP = """
+from fastapi import FastAPI
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHECKED_SERVICE__", env_nested_delimiter="__")
+
+    development: bool = False
+    workers: int = 1
+    token: SecretStr = SecretStr("")
+    pool_size: int = Field(default=5, validation_alias="DB_POOL_SIZE")
+    allowed_hosts: list[str] = ["localhost"]
+
+    @model_validator(mode="after")
+    def _no_wildcard(self):
+        if "*" in self.allowed_hosts and not self.development:
+            raise ValueError("CHECKED_SERVICE__ALLOWED_HOSTS: '*' is refused outside development")
+        return self
+
+
+settings = Settings()
+app = FastAPI()
+"""
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"CHECKED_SERVICE__DEVELOPMENT": "maybe-hunter2", "CHECKED_SERVICE__WORKERS": "many"},
+            [
+                "CHECKED_SERVICE__DEVELOPMENT: Input should be a valid boolean",
+                "CHECKED_SERVICE__WORKERS: Input should be a valid integer",
+            ],
+        ),
+        ({"DB_POOL_SIZE": "hunter2"}, ["DB_POOL_SIZE: Input should be a valid integer"]),  # an alias: no prefix
+        ({"CHECKED_SERVICE__ALLOWED_HOSTS": '["*"]'}, ["CHECKED_SERVICE__ALLOWED_HOSTS: '*' is refused"]),
+    ],
+)
+async def test_application_whose_own_settings_refuse_the_environment(
+    environment: Callable[[dict[str, str]], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variables: dict[str, str],
+    expected: list[str],
+) -> None:
+    """Not "pass the application as module:attribute": the service's settings error, by variable, no value."""
+    environment({})
+    name = f"checked_settings_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(SETTINGS_APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for variable, value in variables.items():
+        monkeypatch.setenv(variable, value)
+    (finding,) = await run_check(CheckOptions(app=f"{name}:app"))
+    assert finding.id == "C2C-E002"
+    assert finding.message.startswith(f"cannot import {name}:app: its settings (Settings) refuse the environment: ")
+    for part in expected:
+        assert part in finding.message
+    assert "hunter2" not in finding.message  # the values are never shown (they may be secrets)
+    assert "module:attribute" not in finding.fix.split("(")[0]
+    assert finding.fix.startswith("correct the environment variable named in the message")
+
+
+async def test_validation_error_outside_settings_keeps_the_import_message(
+    environment: Callable[[dict[str, str]], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pydantic model (not settings) failing at import time is reported as any other import error."""
+    environment({})
+    name = f"checked_model_{uuid.uuid4().hex}"
+    source = "from pydantic import BaseModel\n\nclass M(BaseModel):\n    n: int\n\nM(n='x')\n"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (finding,) = await run_check(CheckOptions(app=f"{name}:app"))
+    assert finding.id == "C2C-E002"
+    assert "ValidationError" in finding.message
+    assert finding.fix.startswith("pass the application as module:attribute")
+
+
 async def test_lifespan_runner_startup_that_hangs() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await receive()

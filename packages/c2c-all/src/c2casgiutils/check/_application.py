@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from types import TracebackType
 from typing import Any
+
+import pydantic
+from pydantic_settings import BaseSettings
 
 from c2c_headers import ArmorHeaderMiddleware
 from c2c_headers._csp import has_default_src  # the rule compiler's own reading of a rendered policy
@@ -11,6 +15,7 @@ from c2casgiutils._settings import Settings
 from c2casgiutils.check._config import authentication_mode
 from c2casgiutils.check._findings import (
     APP_IMPORT,
+    APP_SETTINGS_INVALID,
     CSP_NO_DEFAULT_SRC,
     HSTS_OVER_HTTP,
     MIDDLEWARE,
@@ -21,6 +26,56 @@ from c2casgiutils.check._findings import (
 _HSTS = b"strict-transport-security"
 _CSP = (b"content-security-policy", b"content-security-policy-report-only")
 _MAX_DEPTH = 200
+_MAX_CHAIN = 10
+
+
+def _validation_error(error: BaseException) -> pydantic.ValidationError | None:
+    """The pydantic `ValidationError` that made the import fail: `error` itself or its cause/context."""
+    current: BaseException | None = error
+    for _ in range(_MAX_CHAIN):
+        if current is None:
+            break
+        if isinstance(current, pydantic.ValidationError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _settings_class(traceback: TracebackType | None) -> type[BaseSettings] | None:
+    """The `BaseSettings` subclass being built where the error was raised (the innermost such frame)."""
+    found = None
+    while traceback is not None:
+        for name in ("__pydantic_self__", "self"):
+            value = traceback.tb_frame.f_locals.get(name)
+            if isinstance(value, BaseSettings):
+                found = type(value)
+        traceback = traceback.tb_next
+    return found
+
+
+def _variable(settings_class: type[BaseSettings], location: tuple[int | str, ...]) -> str:
+    """The environment variable of an error's location, as pydantic-settings names it (best effort)."""
+    fields = [str(part) for part in location]
+    config = settings_class.model_config
+    field = settings_class.model_fields.get(fields[0])
+    alias = (field.validation_alias or field.alias) if field is not None else None
+    name = alias if isinstance(alias, str) else str(config.get("env_prefix") or "") + fields[0]
+    delimiter = config.get("env_nested_delimiter")
+    if len(fields) > 1 and delimiter:
+        name = delimiter.join([name, *fields[1:]])
+    return name if config.get("case_sensitive") else name.upper()
+
+
+def _settings_message(spec: str, error: pydantic.ValidationError, settings_class: type[BaseSettings]) -> str:
+    """What the settings refused, variable by variable; never the values (they may be secrets)."""
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False):
+        location = tuple(detail["loc"])
+        if location:
+            problems.append(f"{_variable(settings_class, location)}: {detail['msg']}")
+        else:  # a model validator: its message names what it checked
+            problems.append(detail["msg"])
+    return f"cannot import {spec}: its settings ({error.title}) refuse the environment: " + "; ".join(problems)
 
 
 def import_application(spec: str) -> tuple[Any, list[Finding]]:
@@ -33,6 +88,10 @@ def import_application(spec: str) -> tuple[Any, list[Finding]]:
         for part in attribute.split("."):
             current = getattr(current, part)
     except Exception as error:
+        invalid = _validation_error(error)
+        settings_class = _settings_class(invalid.__traceback__) if invalid is not None else None
+        if invalid is not None and settings_class is not None:
+            return None, [APP_SETTINGS_INVALID.at(_settings_message(spec, invalid, settings_class))]
         return None, [APP_IMPORT.at(f"cannot import {spec}: {type(error).__name__}: {error}")]
     if not callable(current):
         return None, [APP_IMPORT.at(f"{spec} is a {type(current).__name__}, not an ASGI application")]

@@ -43,6 +43,13 @@ class Kind:
 
 SETTINGS_INVALID = Kind("C2C-E001", "error", "correct the variable named in the message, which says what it accepts")
 APP_IMPORT = Kind("C2C-E002", "error", "pass the application as module:attribute, importable from this directory")
+APP_SETTINGS_INVALID = Kind(
+    "C2C-E002",
+    "error",
+    "correct the environment variable named in the message: the application's own settings refused it while its "
+    "module was imported (the module:attribute itself is right)",
+)
+"""The import failed on the service's own settings (a pydantic `ValidationError`), not on a wrong name."""
 MIDDLEWARE = Kind("C2C-E003", "error", "correct the middleware's configuration (the message names the rule and header)")
 STARTUP = Kind("C2C-E004", "error", "make the lifespan startup succeed (the message says what failed)")
 REDIS_DOWN = Kind("C2C-E005", "error", "check C2C__REDIS__URL / C2C__REDIS__SENTINELS and that Redis is reachable")
