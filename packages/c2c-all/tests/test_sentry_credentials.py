@@ -247,6 +247,48 @@ def test_a_failing_check_logged_with_its_traceback_sends_no_password(sentry_stan
     assert "pgadmin" in sent and "connection refused" in sent
 
 
+def _connect(password: str) -> None:
+    raise ConnectionRefusedError("database refused the connection")
+
+
+def _open_database(value: str) -> None:
+    _connect(value)
+
+
+def test_a_password_variable_s_value_is_hidden_in_the_other_frames(sentry_stand_in: SentryStandIn) -> None:
+    """The SDK's own scrubber empties `password` before the hook runs: its value is read from the
+    exception's frames, and hidden where the caller holds it under an innocent name."""
+    assert sentry.init(SentrySettings(dsn=sentry_stand_in.dsn))
+    value = "frame-password-" + os.urandom(6).hex()
+    try:
+        _open_database(value)
+    except ConnectionRefusedError:
+        sentry_sdk.capture_exception()
+    sentry_sdk.flush(timeout=5)
+    assert sentry_stand_in.events()
+    sent = sentry_stand_in.text()
+    assert value not in sent
+    assert "_open_database" in sent and "database refused the connection" in sent
+
+
+def _event_with_frames(*frames: dict[str, Any]) -> dict[str, Any]:
+    return {"exception": {"values": [{"type": "RuntimeError", "value": "x", "stacktrace": {"frames": list(frames)}}]}}
+
+
+@given(token=st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789", min_size=12, max_size=24))
+def test_a_query_or_header_credential_is_hidden_where_the_caller_holds_it(token: str) -> None:
+    """A token in a URL's query (after other text: `https://h/x?access_token=...`), or after the
+    scheme of an `Authorization` header even when it looks like a word: hidden in the caller's
+    variable too."""
+    url = f"'https://api.example.com/x?access_token={token}&page=2'"
+    header = [["b'authorization'", f"b'Bearer {token}'"]]
+    for frame in ({"function": "call", "vars": {"url": url}}, {"function": "call", "vars": {"headers": header}}):
+        caller = {"function": "outer", "vars": {"tok": repr(token)}}
+        sent = json.dumps(sentry.scrub_event(_event_with_frames(caller, frame)))
+        assert token not in sent
+    assert "page=2" in json.dumps(sentry.scrub_event(_event_with_frames({"function": "call", "vars": {"url": url}})))
+
+
 def test_configured_secrets_are_hidden_under_any_name(sentry_stand_in: SentryStandIn) -> None:
     """Every secret of the settings, wherever it shows: a message, an innocent variable, an extra."""
     assert sentry.init(SentrySettings(dsn=sentry_stand_in.dsn))

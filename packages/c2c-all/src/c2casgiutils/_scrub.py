@@ -34,6 +34,14 @@ from c2c_config import SecretText, is_credential_setting, redact_url
 from c2c_config import is_credential_name as is_query_credential
 from c2casgiutils.logging_filters import REDACTED, REDACTED_PARAMETERS, redact_query, redact_text
 
+MAX_FRAMES = 200
+"""The most traceback frames whose credential-named locals `Scrubber.collect_locals` reads."""
+MAX_LOCAL_LENGTH = 8192
+"""A credential-named local longer than this is not remembered from the frame (the event's copy, cut
+by the SDK, is still scrubbed where it stands)."""
+MAX_LOCAL_ITEMS = 100
+"""A list, tuple or mapping under a credential name: its items are remembered up to this many."""
+
 MIN_COLLECTED = 6
 """Collected values shorter than this are redacted where they stand, but not replaced everywhere
 (replacing a 3-character value in every string would garble the event and protect nothing)."""
@@ -65,6 +73,9 @@ _NAMED_VALUE = re.compile(
     r"(?<![A-Za-z0-9_.%-])(?P<name>[A-Za-z0-9_.%-]{1,64}+)(?P<separator>['\"]?\s{0,2}[=:]\s{0,2}['\"]?)"
     r"(?P<value>[^;&\s,'\"<>]{1,4096}+)"
 )
+# A `name=value` pair of a query string inside a longer text: `_NAMED_VALUE` reads
+# `https://h/x?access_token=...` as `https` = `//h/x?access_token=...` and never sees the pair.
+_QUERY_PAIR = re.compile(r"(?<=[?&;])(?P<name>[A-Za-z0-9_.%-]{1,64}+)=(?P<value>[^&;#\s'\"<>]{1,4096}+)")
 _URL_PASSWORD = re.compile(
     r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,31}+://[^:@/?#\s]{0,256}+:(?P<password>[^@/?#\s]{1,1024}+)@"
 )
@@ -186,16 +197,19 @@ class Scrubber:
         for form in plain:
             if len(form) >= MIN_COLLECTED:
                 self.collected.update(variant for variant in _escaped_forms(form) if len(variant) >= MIN_COLLECTED)
-        self._remember_in_text(text)
+        self._remember_in_text(text, credential=True)
         self._ordered = None
 
-    def _remember_in_text(self, text: str) -> None:
+    def _remember_in_text(self, text: str, credential: bool = False) -> None:
+        """Remember the credentials a text holds. `credential`: the text is itself a credential's
+        value (an `Authorization` header's): whatever follows its scheme is the token, even a plain
+        word (elsewhere `Bearer something` may be prose)."""
         found: list[str] = []
         if "://" in text:
             found += [match["password"] for match in _URL_PASSWORD.finditer(text)]
             found += [match["user"] for match in _URL_TOKEN_USER.finditer(text)]
         for match in _AUTH_SCHEME.finditer(text):
-            if _token_like(match["token"]):
+            if credential or _token_like(match["token"]):
                 found.append(match["token"])
                 if match["scheme"].casefold() == "basic":
                     found += _basic_credentials(match["token"])
@@ -205,6 +219,8 @@ class Scrubber:
             found += [match.group(0) for match in _GITHUB_TOKEN.finditer(text)]
         if "=" in text or ":" in text:
             found += [match["value"] for match in _NAMED_VALUE.finditer(text) if self._sensitive(match["name"])]
+        if "=" in text and ("?" in text or "&" in text or ";" in text):
+            found += [match["value"] for match in _QUERY_PAIR.finditer(text) if self._in_query(match["name"])]
         for value in found:
             if len(value) >= MIN_COLLECTED:
                 self.collected.update(
@@ -247,6 +263,43 @@ class Scrubber:
                 return
             for item in value:
                 self.collect(item, key if key in _HEADER_KEYS else None)
+
+    def collect_locals(self, error: BaseException | None) -> None:
+        """Pass 1, from the exception itself (a `before_send` hint's): the credential-named local
+        variables of its frames, and of the exceptions it chains. The SDK's own scrubber has
+        already replaced those variables in the event (`password` → `[Filtered]`), so the event
+        alone would not tell that value when another frame holds it under another name.
+
+        Bounded: at most `MAX_FRAMES` frames; a value is remembered when it is text, bytes or a
+        number, or a flat list, tuple or mapping of those (nothing is walked deeper or called).
+        """
+        seen: set[int] = set()
+        frames = 0
+        while error is not None and id(error) not in seen and frames < MAX_FRAMES:
+            seen.add(id(error))
+            trace = error.__traceback__
+            while trace is not None and frames < MAX_FRAMES:
+                frames += 1
+                for name, value in trace.tb_frame.f_locals.items():
+                    if self._sensitive(name):
+                        self._remember_local(value)
+                trace = trace.tb_next
+            error = error.__cause__ or error.__context__
+
+    def _remember_local(self, value: object, flat: bool = True) -> None:
+        if isinstance(value, bytes | bytearray):
+            value = bytes(value[:MAX_LOCAL_LENGTH]).decode("utf-8", "replace")
+        if isinstance(value, str):
+            if len(value) <= MAX_LOCAL_LENGTH:
+                self._remember(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            self._remember(value)
+        elif flat and isinstance(value, list | tuple) and len(value) <= MAX_LOCAL_ITEMS:
+            for item in value:
+                self._remember_local(item, flat=False)
+        elif flat and isinstance(value, dict) and len(value) <= MAX_LOCAL_ITEMS:
+            for item in value.values():
+                self._remember_local(item, flat=False)
 
     def _remember_all(self, value: Any) -> None:
         """A credential-named value: itself (or each item of a list) remembered."""

@@ -112,16 +112,26 @@ def _scrub(
     extra_names: Iterable[str] = (),
     kind: str = "an event",
     fallback: Callable[[dict[str, Any]], dict[str, Any]] = _bare,
+    hint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`event` scrubbed; should that fail, `fallback(event)`: what of it is safe to send."""
+    """`event` scrubbed; should that fail, `fallback(event)`: what of it is safe to send. With the
+    hook's `hint`, the credential-named locals of the exception's frames are collected too."""
     try:
         scrubber = Scrubber(_configured_secrets(), extra_names)
+        scrubber.collect_locals(_hinted_exception(hint))
         scrubber.collect(event)
         scrubbed: dict[str, Any] = scrubber.walk(event)
     except Exception as error:  # never lost (the SDK drops an event whose hook raises), never sent raw
         LOG.warning("Sentry: %s could not be scrubbed (%s); sending what is safe of it", kind, type(error).__name__)
         return fallback(event)
     return scrubbed
+
+
+def _hinted_exception(hint: dict[str, Any] | None) -> BaseException | None:
+    exc_info = (hint or {}).get("exc_info")
+    if isinstance(exc_info, tuple) and len(exc_info) >= 2 and isinstance(exc_info[1], BaseException):
+        return exc_info[1]
+    return None
 
 
 def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -152,9 +162,12 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
     (`C2C__SENTRY__INCLUDE_LOCAL_VARIABLES`, as in 0.14): they are scrubbed, not dropped. Should the
     scrubbing fail, the event keeps only its exception types and frame locations (never sent raw:
     the SDK would drop an event whose hook raises).
+
+    With the hook's `hint`, the values of the credential-named local variables of the exception's
+    frames are collected from the frames themselves: the SDK's own scrubber has already replaced
+    them in the event, and the same value may stand under another name in another frame.
     """
-    del hint
-    return _scrub(event)
+    return _scrub(event, hint=hint)
 
 
 def tag_request_id(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -193,7 +206,7 @@ def _chained(user_hook: EventHook | None, extra_names: Iterable[str] = ()) -> Ev
     def hook(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
         if _deliberate_unavailability(hint):
             return None
-        scrubbed = _scrub(tag_request_id(event, hint), names)
+        scrubbed = _scrub(tag_request_id(event, hint), names, hint=hint)
         return scrubbed if user_hook is None else user_hook(scrubbed, hint)
 
     return hook
