@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 import c2c_auth
+from c2c_auth import _sessions
 from c2c_auth._middleware import cookie_id, missing_cookies
 
 ResponseT = TypeVar("ResponseT", bound=Response)
@@ -240,3 +241,24 @@ async def test_other_scopes_pass_through() -> None:
     for kind in ("lifespan", "websocket"):
         await middleware({"type": kind}, receive, send)
     assert seen == ["lifespan", "websocket"]
+
+
+async def test_cookies_recorded_in_a_copy_of_the_state_reach_the_response() -> None:
+    """An inner layer that puts a copy of the state in the scope (ArmorHeaderMiddleware does, for the
+    CSP nonce): the cookie recorded in that copy is still set."""
+    app = FastAPI()
+
+    @app.get("/page")
+    async def page(request: Request) -> dict[str, str]:
+        _sessions.set_cookie(request, None, "probe", "value", 60, "/")
+        return {"nonce": request.state.nonce}
+
+    async def copying(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"] = {**scope.get("state", {}), "nonce": "n0nce"}
+        await app(scope, receive, send)
+
+    outer = c2c_auth.PendingCookiesMiddleware(copying)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=outer), base_url="https://app.example") as client:
+        response = await client.get("/page")
+    assert response.json() == {"nonce": "n0nce"}
+    assert [cookie.split("=")[0] for cookie in response.headers.get_list("set-cookie")] == ["probe"]

@@ -76,12 +76,18 @@ class PendingCookiesMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # The state dict is shared by every copy of the scope the inner layers make.
+        # The state dict is shared by every copy of the scope the inner layers make; an inner layer
+        # may also put a copy of the state in the scope (ArmorHeaderMiddleware does, to add the CSP
+        # nonce): the cookies recorded there are read too.
         state: dict[str, Any] = scope.setdefault("state", {})
 
         async def send_with_cookies(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = _with_cookies(message, _sessions.pending_set_cookies(state))
+                pending = _sessions.pending_set_cookies(state)
+                current = scope.get("state")
+                if current is not state and isinstance(current, dict):
+                    pending = [*pending, *_sessions.pending_set_cookies(current)]
+                message = _with_cookies(message, pending)
             await send(message)
 
         await self.app(scope, receive, send_with_cookies)
