@@ -42,7 +42,7 @@ from c2c_broadcast._base import (
     to_wire_params,
 )
 from c2c_broadcast._context import capture_context
-from c2c_broadcast._registry import MAX_REPLICAS, max_entry_life_ms, parse_members
+from c2c_broadcast._registry import MAX_MEMBER_LENGTH, MAX_REPLICAS, max_entry_life_ms, parse_members
 from c2c_broadcast._settings import BroadcastSettings
 from c2c_broadcast._status import ANSWERS_MISSING, ANSWERS_RECEIVED, BROADCASTS_SENT
 from c2c_broadcast._subscriber import ErrorTypes
@@ -59,6 +59,7 @@ from c2c_broadcast._wire import (
 )
 from c2c_broadcast.types import MissingAnswer
 from c2c_config import describe_error, raise_if_cancelled
+from c2c_config import redis as c2c_redis
 from c2c_config.redis import RedisClient
 
 if TYPE_CHECKING:
@@ -66,13 +67,27 @@ if TYPE_CHECKING:
 
 # The live entries of the registry (KEYS[1]) as the publishing scripts read them: not expired, at
 # most `MAX_REPLICAS` of them (ARGV[4]), none further in the future than `MAX_ENTRY_LIFE_MS` (ARGV[3]: no
-# heartbeat writes that; an entry made by hand, `+inf`, would never expire), and printable ASCII only
-# (`member()` writes ASCII JSON; bytes that are not UTF-8 would fail the reply's decoding).
+# heartbeat writes that; an entry made by hand, `+inf`, would never expire), none longer than
+# `MAX_MEMBER_LENGTH` (ARGV[5]: such an entry, written by hand, is removed instead of sent to every
+# caller), and printable ASCII only (`member()` writes ASCII JSON; bytes that are not UTF-8 would
+# fail the reply's decoding). The registry belongs to the broadcaster: a key of another type (written
+# by hand, it would fail every call with WRONGTYPE) is deleted first, and `repaired` says so.
 LIVE_MEMBERS = """
 local members = {}
+local repaired = 0
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'zset' and kind ~= 'none' then
+  redis.call('DEL', KEYS[1])
+  repaired = 1
+end
+local limit = tonumber(ARGV[5])
 local found = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, now + tonumber(ARGV[3]), 'LIMIT', 0, tonumber(ARGV[4]))
 for _, m in ipairs(found) do
-  if not string.find(m, '[^\\032-\\126]') then members[#members + 1] = m end
+  if string.len(m) > limit then
+    redis.call('ZREM', KEYS[1], m)
+  elseif not string.find(m, '[^\\032-\\126]') then
+    members[#members + 1] = m
+  end
 end
 """
 
@@ -87,7 +102,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     + """
 local subscribers = redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2]
 redis.call('PUBLISH', ARGV[1], ARGV[2])
-return {members, subscribers}
+return {members, subscribers, repaired}
 """
 )
 
@@ -101,7 +116,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     + """
 local subscribers = redis.call('PUBSUB', 'SHARDNUMSUB', ARGV[1])[2]
 redis.call('SPUBLISH', ARGV[1], ARGV[2])
-return {members, subscribers}
+return {members, subscribers, repaired}
 """
 )
 
@@ -471,6 +486,13 @@ class Calls:
         """Publish a call; with `expect_answers` wait until every live addressed replica answered or `timeout`."""
         if self.owner.closed:
             raise BroadcastUnavailableError("the broadcaster is closed")
+        if c2c_redis.unreachable_here() and not self._reconnected_lately():
+            # This request already waited for Redis in vain (`C2C__REDIS__TIMEOUT`, or a call of
+            # its own): a request waits for a frozen Redis once, not once per call it makes.
+            raise BroadcastUnavailableError(
+                f"cannot publish: Redis ({self.owner.describe()}) is unavailable (not asked again, it failed"
+                f" earlier in this request: {c2c_redis.unreachable_reason() or 'no answer'})"
+            )
         wire_params = to_wire_params(params, round_trip=False)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0)
@@ -492,6 +514,12 @@ class Calls:
         if self.owner.cluster:
             await self.owner.ensure_answer_channel(channel, max(deadline - loop.time(), 0))
         return await self._collect(channel, wire, message, answer_channel, request_id, targets, deadline, loop)
+
+    def _reconnected_lately(self) -> bool:
+        """Whether the broadcaster (re)connected within `SKIP_AFTER_FAILURE`: Redis may be back since
+        a failure the caller's context noted (at most that long ago), so a call asks it again."""
+        status = self.owner.status()
+        return status.state == "connected" and time.time() - status.since < c2c_redis.SKIP_AFTER_FAILURE
 
     def _answer_channel(self, channel: str) -> str:
         """A fresh channel under the answers pattern; on a cluster this process's fixed one for `channel`."""
@@ -548,6 +576,7 @@ class Calls:
             async with asyncio.timeout(min(self.settings.connect_timeout.total_seconds(), timeout)):
                 await answers.connected.wait()
         if not answers.connected.is_set():
+            c2c_redis.note_unreachable(f"the answers subscription is not connected ({self.owner.last_error})")
             raise BroadcastUnavailableError(
                 f"cannot collect answers: Redis ({self.owner.describe()}) is unreachable ({self.owner.last_error})"
             )
@@ -569,15 +598,22 @@ class Calls:
         self.collectors[route] = collector
         try:
             # Publishing gets at least connect_timeout; the answers get what is left of `timeout`.
-            members, subscribers = await self._run_bounded(
+            key = self.owner.registry.key(channel)
+            members, subscribers, *repaired = await self._run_bounded(
                 self._script(
-                    keys=[self.owner.registry.key(channel)],
-                    args=[wire, message, max_entry_life_ms(self.settings), MAX_REPLICAS],
+                    keys=[key],
+                    args=[wire, message, max_entry_life_ms(self.settings), MAX_REPLICAS, MAX_MEMBER_LENGTH],
                 ),
                 max(deadline, loop.time() + self.settings.connect_timeout.total_seconds()),
                 channel,
             )
             self.owner.count(BROADCASTS_SENT)
+            if repaired and repaired[0]:
+                self.owner.log.warning(
+                    f"wrongtype:{key}",
+                    "Broadcast: the registry key %r held another type than a sorted set (written by hand?): deleted it",
+                    key,
+                )
             collector.expect(parse_members(members, targets), int(subscribers), targets.everyone)
             await self._wait(collector, deadline, loop)
         finally:
@@ -610,6 +646,9 @@ class Calls:
                 async with asyncio.timeout_at(deadline):
                     result = await call
         except ErrorTypes as error:
+            if isinstance(error, TimeoutError | RedisConnectionError | RedisTimeoutError | OSError):
+                # Frozen or unreachable (not an error reply): the rest of this request does not wait again.
+                c2c_redis.note_unreachable(describe_error(error))
             self.owner.command_failed(error)
             self.owner.publish_failed(error, f"on {channel!r}")
             raise BroadcastUnavailableError(

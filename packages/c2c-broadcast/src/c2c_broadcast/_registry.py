@@ -38,19 +38,45 @@ def max_entry_life_ms(settings: BroadcastSettings) -> int:
     return max(86_400_000, 2 * int(settings.replica_ttl.total_seconds() * 1000))
 
 
-# Refresh this replica in the registry of every channel it listens to; forget expired replicas and
-# entries expiring further ahead than any heartbeat sets (ARGV[3], `max_entry_life_ms`).
+MAX_MEMBER_LENGTH = 1024
+"""The longest registry entry (bytes) read or kept. `member()` writes `{"h": hostname, "p": pid, "r":
+replica id}` in ASCII JSON, the replica id holding the hostname too: about 60 bytes plus twice the
+hostname (under 200 with a 64-byte hostname, under 600 with a 253-byte one). A longer entry was
+written by hand (one of 50 MB would cost every call that much, and every replica's memory): the
+calls skip it and the heartbeat removes it."""
+
+
+# Refresh this replica in the registry of every channel it listens to; forget expired replicas,
+# entries expiring further ahead than any heartbeat sets (ARGV[3], `max_entry_life_ms`) and entries
+# longer than ARGV[4] (`MAX_MEMBER_LENGTH`, among the first `MAX_REPLICAS`, ARGV[5]). The registry
+# belongs to the broadcaster: a key of another type (written by hand) is deleted first, else every
+# call and heartbeat on it would fail with WRONGTYPE. Returns {keys of another type deleted,
+# oversize entries removed}.
 HEARTBEAT_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
+local limit = tonumber(ARGV[4])
+local repaired = {}
+local oversized = 0
 for _, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'zset' and kind ~= 'none' then
+    redis.call('DEL', key)
+    repaired[#repaired + 1] = key
+  end
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   redis.call('ZREMRANGEBYSCORE', key, '(' .. (now + tonumber(ARGV[3])), '+inf')
+  for _, m in ipairs(redis.call('ZRANGE', key, 0, tonumber(ARGV[5]) - 1)) do
+    if string.len(m) > limit then
+      redis.call('ZREM', key, m)
+      oversized = oversized + 1
+    end
+  end
   redis.call('ZADD', key, now + ttl, ARGV[1])
   redis.call('PEXPIRE', key, ttl * 2)
 end
-return now
+return {repaired, oversized}
 """
 
 
@@ -128,15 +154,38 @@ class Registry:
             return
         ttl_ms = int(self.settings.replica_ttl.total_seconds() * 1000)
         max_life = max_entry_life_ms(self.settings)
+        args: list[str | int] = [self.member, ttl_ms, max_life, MAX_MEMBER_LENGTH, MAX_REPLICAS]
         if not self.cluster:
-            await self._script(keys=keys, args=[self.member, ttl_ms, max_life])
+            self._report_repairs([await self._script(keys=keys, args=args)])
             return
         # One key per script run (a script's keys must share a slot); EVAL, since a pipeline cannot
         # reload a script a promoted replica never saw.
         async with self._client().pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.eval(HEARTBEAT_SCRIPT, 1, key, self.member, ttl_ms, max_life)
-            await pipe.execute()
+                pipe.eval(HEARTBEAT_SCRIPT, 1, key, *args)
+            self._report_repairs(await pipe.execute())
+
+    def _report_repairs(self, replies: list[Any]) -> None:
+        """Warn (rate limited) about what the heartbeat scripts removed: keys of another type, oversize entries."""
+        for reply in replies:
+            try:
+                repaired, oversized = reply
+            except (TypeError, ValueError):
+                continue
+            for key in repaired or []:
+                shown = key.decode(errors="backslashreplace") if isinstance(key, bytes) else str(key)
+                self._log.warning(
+                    f"wrongtype:{shown}",
+                    "Broadcast: the registry key %r held another type than a sorted set (written by hand?): deleted it",
+                    shown,
+                )
+            if oversized:
+                self._log.warning(
+                    "oversized",
+                    "Broadcast: removed %s registry entr(y/ies) longer than %d bytes (written by hand?)",
+                    oversized,
+                    MAX_MEMBER_LENGTH,
+                )
 
     async def unregister(self, channels: list[str]) -> None:
         """Remove this replica from the registry of `channels`."""

@@ -118,15 +118,31 @@ _READ_CHUNK = 1000  # the most override keys one read script gets (Lua's `unpack
 # (a new level with the old signature: a false "bad signature"). Read only: it runs on a replica too.
 # KEYS: the override keys, then their signature keys when signed; ARGV[1]: how many override keys.
 # `MGET` answers nil for a key of another type (no `WRONGTYPE`); one slot on a cluster (hash tag).
+# Values and signatures are read cut (`GETRANGE`): a value of any size written under the prefix costs
+# no more than a valid one (ARGV[2], ARGV[3]: the most bytes read of each); `lengths` (`STRLEN`)
+# tells a cut value from a valid one. A key holding another type reads as nil (as `MGET` answers).
 _READ_SCRIPT = """
 local n = tonumber(ARGV[1])
-local values = redis.call('MGET', unpack(KEYS, 1, n))
-local signatures = {}
-if #KEYS > n then signatures = redis.call('MGET', unpack(KEYS, n + 1, #KEYS)) end
-local ttls = {}
-for i = 1, n do ttls[i] = redis.call('PTTL', KEYS[i]) end
-return {values, signatures, ttls}
+local function cut(key, most)
+  if redis.call('TYPE', key)['ok'] ~= 'string' then return false, 0 end
+  return redis.call('GETRANGE', key, 0, most - 1), redis.call('STRLEN', key)
+end
+local values, signatures, ttls, lengths = {}, {}, {}, {}
+for i = 1, n do
+  values[i], lengths[i] = cut(KEYS[i], tonumber(ARGV[2]))
+  ttls[i] = redis.call('PTTL', KEYS[i])
+end
+for i = n + 1, #KEYS do signatures[i - n] = cut(KEYS[i], tonumber(ARGV[3])) end
+return {values, signatures, ttls, lengths}
 """
+MAX_VALUE_LENGTH = 64
+"""The most bytes of a stored override's value read (a level name is at most 8 characters): a longer
+value is ignored (with a warning) without being downloaded."""
+_MAX_SIGNATURE_READ = 128  # a signature is `<at most 18 digits>:<64 hex digits>`: a longer one is cut, and fails
+MAX_CREATED_LOGGERS = 1000
+"""How many loggers the synchronisation creates, over the process's life, for stored overrides of
+loggers the process does not have yet (Python never frees a logger): beyond, such an override is
+applied at a later synchronisation once the application itself created the logger."""
 _MAX_SHOWN = 200  # characters of a key name, a value or a reason put in a warning
 _MAX_WARNED = 2 * MAX_KEYS + 100
 """How many ignored keys the warnings remember (least recently seen forgotten first): more than one read sees."""
@@ -330,7 +346,8 @@ class SyncStatus:
 
     `state`: `local` (no Redis: nothing to follow), `in_sync` (the last read of the stored
     overrides succeeded), `degraded` (not read yet, or the last read failed: the background
-    synchronisation retries). `last_error` is the last failure, `degraded_since` and
+    synchronisation retries; or the last read was cut by `MAX_KEYS` or `MAX_OVERRIDES`, so that
+    stored overrides may be missed: `last_error` says so). `last_error` is the last failure, `degraded_since` and
     `last_success` are `time.time()` values, `ignored` counts the stored overrides the last read
     ignored (invalid, or unsigned or forged with a secret set).
     """
@@ -431,6 +448,17 @@ def signature_key(prefix: str, name: str) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _checked_duration(duration: object) -> float | None:
+    """A broadcast change's `duration` (seconds): None, or a number from 1 second to 7 days; else `ValueError`."""
+    if duration is None:
+        return None
+    if isinstance(duration, bool) or not isinstance(duration, int | float):
+        raise ValueError(f"invalid duration {duration!r}: a number of seconds")
+    if not 1 <= duration <= MAX_DURATION.total_seconds():  # NaN compares false: refused too
+        raise ValueError(f"invalid duration {duration!r}: a duration is between 1 second and 7 days")
+    return float(duration)
+
+
 class _IgnoredOverrideError(ValueError):
     """A stored override that is not applied (the message says why)."""
 
@@ -467,6 +495,11 @@ class LoggingTool:
         # Hashes of (key, value, reason) warned about, least recently seen first: one warning each.
         self._warned: dict[int, None] = {}
         self._complete = True  # whether the last read saw every key under the prefix (`MAX_KEYS`)
+        # Why the last read may have missed stored overrides (`MAX_KEYS`, `MAX_OVERRIDES`), and since when.
+        self._incomplete: str | None = None
+        self._incomplete_since: float | None = None
+        # The loggers the synchronisation created for stored overrides (`MAX_CREATED_LOGGERS`).
+        self._created: set[str] = set()
 
     # --- applied on every replica (the broadcast handler) ---------------------------------------
 
@@ -518,8 +551,13 @@ class LoggingTool:
     # The annotation is what the callers validate the answers against: ours answer a LevelResponse,
     # c2casgiutils 0.14 replicas (a mixed rollout) answer `True`.
     async def handle(self, *, name: str, level: str | None, duration: float | None = None) -> LevelResponse | bool:
-        """The broadcast handler: apply the change here and report the result."""
-        return self.apply(name, level, duration)
+        """The broadcast handler: apply the change here and report the result.
+
+        The message may come from anyone who can publish on the shared Redis (without a broadcast
+        secret): its `duration` is checked as the HTTP API checks it (1 second to 7 days), else
+        the change is refused (an error answer).
+        """
+        return self.apply(name, level, _checked_duration(duration))
 
     # --- keeping this process in line with the stored overrides -------------------------------------
 
@@ -537,6 +575,8 @@ class LoggingTool:
         changed = 0
         for name, (level, expires_in) in stored.items():
             logger = _existing_logger(name)
+            if logger is None and not self._may_create(name):
+                continue  # applied by a later synchronisation, once the application created the logger
             if logger is None or logging.getLevelName(logger.level) != level or name not in self._original:
                 self.apply(name, level, expires_in)
                 changed += 1
@@ -548,12 +588,39 @@ class LoggingTool:
             LOG.info("Logging levels brought in line with %d stored override(s)", changed)
         return changed
 
+    def _may_create(self, name: str) -> bool:
+        """Whether the synchronisation may create the logger `name` (at most `MAX_CREATED_LOGGERS` ever)."""
+        if name in self._created or name in self._original:
+            return True
+        if len(self._created) < MAX_CREATED_LOGGERS:
+            self._created.add(name)
+            return True
+        self._warn_once(
+            _shown(_key_prefix()) + "*",
+            "",
+            f"{MAX_CREATED_LOGGERS} loggers were created for stored overrides already: the overrides of loggers"
+            " this process does not have yet are applied once the application creates them",
+        )
+        return False
+
     def sync_status(self) -> SyncStatus:
-        """Whether this process's levels follow the stored overrides (`local` without Redis)."""
+        """Whether this process's levels follow the stored overrides (`local` without Redis).
+
+        A read that could not consider every stored override (more than `MAX_KEYS` keys under the
+        prefix, or more than `MAX_OVERRIDES` valid overrides) is `degraded` too, `last_error` saying why.
+        """
         from c2casgiutils import config
 
         if not config.settings.redis.configured:
             return SyncStatus(state="local", ignored=self._ignored)
+        if self._synced and self._incomplete is not None:
+            return SyncStatus(
+                state="degraded",
+                last_error=self._incomplete,
+                degraded_since=self._incomplete_since,
+                last_success=self._last_success,
+                ignored=self._ignored,
+            )
         return SyncStatus(
             state="in_sync" if self._synced else "degraded",
             last_error=None if self._synced else self._sync_error,
@@ -743,6 +810,22 @@ class LoggingTool:
         for name, level, _ in result[MAX_OVERRIDES:]:
             ignored.append((_shown(prefix + name), level, f"more than {MAX_OVERRIDES} overrides stored"))
         self._ignored, self._complete = len(ignored), complete
+        incomplete = [
+            *([] if complete else [f"more than {MAX_KEYS} keys under the prefix: only {MAX_KEYS} were read"]),
+            *(
+                [f"{len(result)} valid overrides stored: only {MAX_OVERRIDES} applied"]
+                if len(result) > MAX_OVERRIDES
+                else []
+            ),
+        ]
+        if incomplete:
+            if self._incomplete is None:
+                self._incomplete_since = time.time()
+            self._incomplete = "incomplete read of the stored overrides (some may not be applied): " + "; ".join(
+                incomplete
+            )
+        else:
+            self._incomplete = self._incomplete_since = None
         self._report(ignored)
         if not complete:
             self._warn_once(
@@ -784,6 +867,11 @@ class LoggingTool:
                     ignored.append((_shown(key), "", f"not an override: the key holds a {_short(kind)}, not a string"))
                 continue
             level = _decoded(value)
+            if isinstance(value, _TooLong):
+                ignored.append(
+                    (_shown(key), level, f"the value is {value.length} bytes long: no level is over {MAX_VALUE_LENGTH}")
+                )
+                continue
             try:
                 ttl_ms = int(ttl)
                 result.append(
@@ -862,9 +950,15 @@ async def _fetch(
         keys: list[bytes | str] = [key for key, _ in chunk]
         if signed:
             keys += [signature_key(prefix, name) for _, name in chunk]
-        reply = await client.execute_command("EVAL", _READ_SCRIPT, len(keys), *keys, len(chunk), **raw)
-        chunk_values, chunk_signatures, chunk_ttls = reply
-        values += chunk_values
+        reply = await client.execute_command(
+            "EVAL", _READ_SCRIPT, len(keys), *keys, len(chunk), MAX_VALUE_LENGTH, _MAX_SIGNATURE_READ, **raw
+        )
+        chunk_values, chunk_signatures, chunk_ttls, chunk_lengths = reply
+        # A value longer than any level: cut when read, marked so that it is ignored (`_TooLong`).
+        values += [
+            _TooLong(value, int(length)) if value is not None and int(length) > MAX_VALUE_LENGTH else value
+            for value, length in zip(chunk_values, chunk_lengths, strict=True)
+        ]
         signatures += chunk_signatures if signed else [None] * len(chunk)
         ttls += chunk_ttls
     missing = [key for (key, _), value in zip(candidates, values, strict=True) if value is None]
@@ -875,6 +969,17 @@ async def _fetch(
                 pipe.type(key)
             types = {key: _decoded(kind) for key, kind in zip(missing, await pipe.execute(), strict=True)}
     return values, signatures, ttls, types
+
+
+class _TooLong(bytes):
+    """The first `MAX_VALUE_LENGTH` bytes of a stored value of `length` bytes: no override."""
+
+    length: int
+
+    def __new__(cls, start: bytes, length: int) -> _TooLong:
+        made = super().__new__(cls, start)
+        made.length = length
+        return made
 
 
 def _decoded(value: object) -> str:
