@@ -74,6 +74,22 @@ def c2c_client_factory(monkeypatch: pytest.MonkeyPatch) -> ClientFactory:
     return factory
 
 
+@pytest.fixture
+async def redis_client(
+    request: pytest.FixtureRequest, c2c_client_factory: ClientFactory, redis_server: Any, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the /c2c app on the test's real Redis (`C2C__REDIS__TIMEOUT` 0.5 s), whose shared
+    secret is the test module's `SECRET`."""
+    env = {
+        "C2C__AUTH__SECRET": request.module.SECRET,
+        "C2C__REDIS__URL": redis_server.url,
+        "C2C__REDIS__TIMEOUT": "0.5",
+        "C2C__TOOLS__VERSIONS_FILE": str(tmp_path / "versions.json"),
+    }
+    async with c2c_client_factory(env) as client:
+        yield client
+
+
 # The browser tests' fixtures (headless Debian Chromium, a fresh context per test); `_c2c_all_browser` and
 # Playwright are imported only by the tests that use them.
 @pytest.fixture(scope="module")

@@ -221,20 +221,6 @@ async def test_startup_with_redis_sigstopped_is_bounded(
 # --- item 2: every Redis call of a request is bounded ---------------------------------------------
 
 
-@pytest.fixture
-async def redis_client(
-    c2c_client_factory: Any, redis_server: RedisServer, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    env = {
-        "C2C__AUTH__SECRET": SECRET,
-        "C2C__REDIS__URL": redis_server.url,
-        "C2C__REDIS__TIMEOUT": "0.5",
-        "C2C__TOOLS__VERSIONS_FILE": str(tmp_path / "versions.json"),
-    }
-    async with c2c_client_factory(env) as client:
-        yield client
-
-
 @pytest.mark.parametrize(
     ("method", "path", "body", "what"),
     [

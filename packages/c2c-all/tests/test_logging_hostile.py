@@ -67,20 +67,6 @@ async def tool(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> As
     config.reload()
 
 
-@pytest.fixture
-async def redis_client(
-    c2c_client_factory: Any, redis_server: RedisServer, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    env = {
-        "C2C__AUTH__SECRET": SECRET,
-        "C2C__REDIS__URL": redis_server.url,
-        "C2C__REDIS__TIMEOUT": "0.5",
-        "C2C__TOOLS__VERSIONS_FILE": str(tmp_path / "versions.json"),
-    }
-    async with c2c_client_factory(env) as client:
-        yield client
-
-
 @contextlib.contextmanager
 def _frozen(server: RedisServer) -> Iterator[None]:
     pid = server.pid
