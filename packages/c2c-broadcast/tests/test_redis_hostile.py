@@ -23,12 +23,12 @@ from _broadcast_helpers import start_on_redis
 
 import c2c_broadcast
 from c2c_broadcast import BroadcastResponse, BroadcastUnavailableError
-from c2c_config import redis as c2c_redis
 from c2c_testing import RedisServer
 
-try:
+try:  # the Redis client is optional (`c2c-broadcast[redis]`): without it there is no Redis to write to
     from c2c_broadcast._calls import PUBLISH_SCRIPT
     from c2c_broadcast._registry import MAX_REPLICAS
+    from c2c_config import redis as c2c_redis
 except ModuleNotFoundError:
     PUBLISH_SCRIPT = ""
 

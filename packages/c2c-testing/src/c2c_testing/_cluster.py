@@ -229,7 +229,11 @@ class RedisCluster(ServerGroup):
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=remaining, check=False)
         except subprocess.TimeoutExpired as error:
-            raise ServerError(f"redis-cli --cluster create did not finish in {remaining:.0f} s") from error
+            raw: object = error.stdout
+            said = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
+            raise ServerError(
+                f"redis-cli --cluster create did not finish in {remaining:.0f} s; it said:\n{said[-1500:]}"
+            ) from error
         if result.returncode != 0:
             raise ServerError(
                 f"redis-cli --cluster create failed ({result.returncode}):\n{result.stdout}{result.stderr}"
