@@ -83,11 +83,24 @@ class Served:
                 f"the scrape failed ({error}); the workers' log:\n{self.log.read_text()[-4000:]}"
             ) from error
 
-    def http_series(self) -> set[tuple[str, frozenset[tuple[str, str]]]]:
-        """The request metrics' series (`http_*`), by sample name and labels."""
+    def scrape_showing(self, *lines: str) -> str:
+        """Scrape until every line is there (at most 10 s), then return the scrape.
+
+        The instrumentation counts a request once its response is sent, so the client can have the
+        response before the count is written (in the worker's memory or its multiprocess file).
+        """
+        deadline = time.monotonic() + 10
+        while True:
+            text = self.scrape()
+            if all(line in text for line in lines) or time.monotonic() > deadline:
+                return text
+            time.sleep(0.05)
+
+    def http_series(self, *, showing: str = "") -> set[tuple[str, frozenset[tuple[str, str]]]]:
+        """The request metrics' series (`http_*`), by sample name and labels, once `showing` is scraped."""
         return {
             (sample.name, frozenset(sample.labels.items()))
-            for family in text_string_to_metric_families(self.scrape())
+            for family in text_string_to_metric_families(self.scrape_showing(showing))
             for sample in family.samples
             if sample.name.startswith("http_")
         }
@@ -142,7 +155,7 @@ def test_invented_methods_add_no_series(served: Served) -> None:
         for path in ("/nope", "/items/1", "/echo"):
             client.request(_invented_method(), path)
             assert client.get(path).status_code in {200, 404}
-        before = served.http_series()
+        before = served.http_series(showing='http_requests_total{handler="/echo",method="GET",status="200"} 1.0')
         for index in range(50):
             response = client.request(_invented_method(), ("/nope", "/items/1", "/echo")[index % 3])
             assert response.status_code in {404, 405}
@@ -160,7 +173,7 @@ def test_the_application_still_sees_the_real_method(served: Served) -> None:
         assert response.status_code == 200
         assert response.json() == {"method": "PURGE"}
         assert client.get("/echo").json() == {"method": "GET"}
-    series = served.http_series()
+    series = served.http_series(showing='method="other",status="200"')
     labels = {("handler", "/echo"), ("method", OTHER_METHOD), ("status", "200")}
     assert ("http_requests_total", frozenset(labels)) in series
     assert not any(("method", "PURGE") in labels for _, labels in series)
@@ -173,7 +186,8 @@ def test_probe_routes_are_not_counted(served: Served) -> None:
             assert client.get(path).status_code < 500
             client.head(path)
         assert client.get("/items/7").status_code == 200
-    handlers = {value for _, labels in served.http_series() for name, value in labels if name == "handler"}
+    series = served.http_series(showing='handler="/items/{item_id}"')
+    handlers = {value for _, labels in series for name, value in labels if name == "handler"}
     assert "/items/{item_id}" in handlers  # the metrics are there, the probes are not
     assert not {handler for handler in handlers if handler.startswith("/c2c/")}, handlers
 
@@ -188,9 +202,11 @@ def test_broadcast_state_is_served_in_multiprocess_mode(tmp_path: Path) -> None:
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.get("/items/1").status_code == 200
-        text = server.scrape()
-        assert 'c2casgiutils_broadcast_healthy{kind="local"} 1.0' in text
-        assert 'http_requests_total{handler="/items/{item_id}",method="GET",status="200"} 1.0' in text
+        healthy = 'c2casgiutils_broadcast_healthy{kind="local"} 1.0'
+        counted = 'http_requests_total{handler="/items/{item_id}",method="GET",status="200"} 1.0'
+        text = server.scrape_showing(healthy, counted)
+        assert healthy in text
+        assert counted in text
     finally:
         stop_process(server.process)
 
