@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -20,9 +19,11 @@ from c2casgiutils._app import create_app
 
 ClientFactory = Callable[[Mapping[str, str]], AbstractAsyncContextManager[httpx.AsyncClient]]
 
-# --import-mode=importlib does not put test folders on sys.path: make the shared browser module
-# (_c2c_all_browser.py) importable.
+# --import-mode=importlib does not put test folders on sys.path: make the shared modules
+# (_c2c_all_browser.py, _c2c_all_env.py) importable.
 sys.path.insert(0, str(Path(__file__).parent))
+
+from _c2c_all_env import clear_c2c_variables  # noqa: E402 - importable once the folder is on sys.path
 
 
 @pytest.fixture(autouse=True)
@@ -39,10 +40,14 @@ def _fresh_wrong_secret_budgets() -> Iterator[None]:
     c2c_auth._shared.reset_redis_state()
 
 
-def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
+@pytest.fixture
+def fresh_logging_tool() -> Iterator[None]:
+    """The logging tool (and its sync state) made anew for the test, and forgotten after it."""
+    from c2casgiutils.tools import logging_ as logging_tool
+
+    logging_tool._TOOL = None
+    yield
+    logging_tool._TOOL = None
 
 
 @pytest.fixture
@@ -55,7 +60,7 @@ def c2c_client_factory(monkeypatch: pytest.MonkeyPatch) -> ClientFactory:
 
     @contextlib.asynccontextmanager
     async def factory(env: Mapping[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-        _clear_c2c_variables(monkeypatch)
+        clear_c2c_variables(monkeypatch)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         config.reload()
@@ -68,7 +73,7 @@ def c2c_client_factory(monkeypatch: pytest.MonkeyPatch) -> ClientFactory:
                 yield client
         finally:
             await c2casgiutils.shutdown()
-            _clear_c2c_variables(monkeypatch)
+            clear_c2c_variables(monkeypatch)
             config.reload()
 
     return factory

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _c2c_all_env import clear_c2c_variables
 from fastapi import FastAPI, Request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,20 +38,14 @@ KEY = {"X-API-Key": SECRET}
 MB = 1024 * 1024
 
 
-def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-
-
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Secret mode, no Redis; put back afterwards."""
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     monkeypatch.setenv("C2C__AUTH__SECRET", SECRET)
     config.reload()
     yield monkeypatch
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     config.reload()
 
 

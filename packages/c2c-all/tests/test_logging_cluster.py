@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _c2c_all_env import clear_c2c_variables
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,6 +31,8 @@ from c2c_testing import RedisCluster, key_slot
 from c2casgiutils import config
 from c2casgiutils.monitoring import LoggingSyncCheck
 from c2casgiutils.tools import logging_ as logging_tool
+
+pytestmark = pytest.mark.usefixtures("fresh_logging_tool")
 
 CLUSTER_CAPABLE = redis_py_version() >= CLUSTER_MIN_REDIS_PY
 # Only the redis-py floor run (redis-py < 8, refused in cluster mode) skips the cluster tests.
@@ -43,25 +45,12 @@ KEY = {"X-API-Key": SECRET}
 BROADCAST_SECRET = "cluster-broadcast-secret"
 
 
-def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _keys(node: Any) -> set[str]:
     return {_text(key) for key in node.command("KEYS", "*")}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tool() -> Iterator[None]:
-    logging_tool._TOOL = None
-    yield
-    logging_tool._TOOL = None
 
 
 # --- key names -------------------------------------------------------------------------------------
@@ -94,13 +83,13 @@ def test_an_override_and_its_signature_share_a_slot(prefix: str, name: str) -> N
 
 @pytest.fixture
 def cluster_env(redis_cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisCluster]:
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     monkeypatch.setenv("C2C__REDIS__URL", redis_cluster.url)
     monkeypatch.setenv("C2C__REDIS__CLUSTER", "true")
     monkeypatch.setenv("C2C__REDIS__TIMEOUT", "0.5")
     config.reload()
     yield redis_cluster
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     config.reload()
 
 

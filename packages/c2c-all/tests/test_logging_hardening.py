@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -27,41 +26,19 @@ from typing import Any
 
 import httpx
 import pytest
+from _c2c_all_env import clear_c2c_variables
 
 from c2c_config.redis import CLUSTER_MIN_REDIS_PY, redis_py_version
 from c2c_testing import RedisCluster, RedisServer, RedisServerFactory, free_port, stop_process, wait_for_port
 from c2casgiutils import config
 from c2casgiutils.tools import logging_ as logging_tool
 
+pytestmark = pytest.mark.usefixtures("fresh_logging_tool")
+
 SECRET = "hardening-test-secret"
 KEY = {"X-API-Key": SECRET}
 PREFIX = "c2c_logging_level_"
 BROADCAST_SECRET = "hardening-broadcast-secret"
-
-
-def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tool() -> Iterator[None]:
-    logging_tool._TOOL = None  # a fresh tool (and sync state) per test
-    yield
-    logging_tool._TOOL = None
-
-
-@contextlib.contextmanager
-def _frozen(server: RedisServer) -> Iterator[None]:
-    """The real redis-server stopped with SIGSTOP: connections stay open, nothing answers."""
-    pid = server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 @contextlib.asynccontextmanager
@@ -165,7 +142,7 @@ async def test_startup_with_a_silent_server_is_bounded(monkeypatch: pytest.Monke
     from c2c_config.redis import reset_factory
 
     async with _silent_server() as port:
-        _clear_c2c_variables(monkeypatch)
+        clear_c2c_variables(monkeypatch)
         monkeypatch.setenv("C2C__REDIS__URL", f"redis://127.0.0.1:{port}/0")
         monkeypatch.setenv("C2C__REDIS__TIMEOUT", "0.5")
         config.reload()
@@ -180,7 +157,7 @@ async def test_startup_with_a_silent_server_is_bounded(monkeypatch: pytest.Monke
         finally:
             await tool.shutdown()
             await reset_factory()
-            _clear_c2c_variables(monkeypatch)
+            clear_c2c_variables(monkeypatch)
             config.reload()
 
 
@@ -189,7 +166,7 @@ async def test_startup_with_redis_sigstopped_is_bounded(
 ) -> None:
     from c2c_config.redis import reset_factory
 
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
     monkeypatch.setenv("C2C__REDIS__TIMEOUT", "0.5")
     monkeypatch.setenv("C2C__TOOLS__LOGGING__SYNC_INTERVAL", "0")  # only the catch-up after the outage
@@ -199,7 +176,7 @@ async def test_startup_with_redis_sigstopped_is_bounded(
     logger.setLevel(logging.INFO)
     tool = logging_tool.get_tool()
     try:
-        with _frozen(redis_server):
+        with redis_server.frozen():
             await asyncio.wait_for(tool.startup(), 10)  # generous: the limit is 0.5 s
             assert tool.sync_status().state == "degraded"
             assert logger.level == logging.INFO
@@ -214,7 +191,7 @@ async def test_startup_with_redis_sigstopped_is_bounded(
         await tool.shutdown()
         await reset_factory()
         logger.setLevel(logging.NOTSET)
-        _clear_c2c_variables(monkeypatch)
+        clear_c2c_variables(monkeypatch)
         config.reload()
 
 
@@ -232,7 +209,7 @@ async def test_startup_with_redis_sigstopped_is_bounded(
 async def test_requests_with_redis_frozen_are_503(
     redis_client: httpx.AsyncClient, redis_server: RedisServer, method: str, path: str, body: object, what: str
 ) -> None:
-    with _frozen(redis_server):
+    with redis_server.frozen():
         started = time.monotonic()
         response = await asyncio.wait_for(redis_client.request(method, path, json=body, headers=KEY), 10)
         assert time.monotonic() - started < 10  # generous: the limit is 0.5 s
@@ -256,7 +233,7 @@ async def test_the_next_request_in_the_same_task_asks_redis_again(
     """
     from c2c_config import redis as c2c_redis
 
-    with _frozen(redis_server):
+    with redis_server.frozen():
         response = await redis_client.get("/c2c/logging/overrides", headers=KEY)  # in this very task
     failed_at = time.monotonic()
     assert response.status_code == 503, response.text
@@ -337,12 +314,12 @@ async def test_the_audit_trail_cannot_be_silenced_through_the_tool(
 
 @pytest.fixture
 def signed_redis(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
     monkeypatch.setenv("C2C__BROADCAST__SECRET", BROADCAST_SECRET)
     config.reload()
     yield redis_server
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     config.reload()
 
 
@@ -489,7 +466,7 @@ async def test_a_replayed_timed_override_is_ignored(
 async def test_without_a_secret_overrides_are_plain_as_in_014(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tool: logging_tool.LoggingTool
 ) -> None:
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
     config.reload()
     logger = logging.getLogger("hardening_plain")
@@ -499,7 +476,7 @@ async def test_without_a_secret_overrides_are_plain_as_in_014(
         assert logger.level == logging.ERROR
     finally:
         logger.setLevel(logging.NOTSET)
-        _clear_c2c_variables(monkeypatch)
+        clear_c2c_variables(monkeypatch)
         config.reload()
 
 
@@ -701,7 +678,7 @@ async def test_the_overrides_one_read_accepts_are_capped(
     tool: logging_tool.LoggingTool,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
     config.reload()
     monkeypatch.setattr(logging_tool, "MAX_OVERRIDES", 10)
@@ -713,7 +690,7 @@ async def test_the_overrides_one_read_accepts_are_capped(
         assert tool.sync_status().ignored == 20
         assert any("more than 10 overrides" in message for message in _warnings(caplog)), _warnings(caplog)
     finally:
-        _clear_c2c_variables(monkeypatch)
+        clear_c2c_variables(monkeypatch)
         config.reload()
 
 
@@ -743,7 +720,7 @@ async def test_junk_keys_on_a_cluster(
     junk_logger: logging.Logger,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     monkeypatch.setenv("C2C__REDIS__URL", redis_cluster.url)
     monkeypatch.setenv("C2C__REDIS__CLUSTER", "true")
     monkeypatch.setenv("C2C__BROADCAST__SECRET", BROADCAST_SECRET)
@@ -765,5 +742,5 @@ async def test_junk_keys_on_a_cluster(
         assert len(warnings) <= logging_tool.MAX_NAMED_WARNINGS + 1, warnings
         assert any("22 more" in message for message in warnings), warnings
     finally:
-        _clear_c2c_variables(monkeypatch)
+        clear_c2c_variables(monkeypatch)
         config.reload()

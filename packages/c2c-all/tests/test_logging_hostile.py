@@ -12,19 +12,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import os
 import secrets
-import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _c2c_all_env import clear_c2c_variables
 
 import c2c_broadcast
 from c2c_broadcast import BroadcastResponse, ErrorAnswer
@@ -33,22 +31,11 @@ from c2c_testing import RedisServer
 from c2casgiutils import config, monitoring
 from c2casgiutils.tools import logging_ as logging_tool
 
+pytestmark = pytest.mark.usefixtures("fresh_logging_tool")
+
 SECRET = "hostile-test-secret"
 KEY = {"X-API-Key": SECRET}
 PREFIX = "c2c_logging_level_"
-
-
-def _clear_c2c_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("C2C__"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tool() -> Iterator[None]:
-    logging_tool._TOOL = None
-    yield
-    logging_tool._TOOL = None
 
 
 @pytest.fixture
@@ -56,26 +43,15 @@ async def tool(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> As
     """A tool reading the real Redis (no broadcaster started)."""
     from c2c_config.redis import reset_factory
 
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
     config.reload()
     created = logging_tool._TOOL = logging_tool.LoggingTool()  # the one `LoggingSyncCheck` asks
     yield created
     await created.shutdown()
     await reset_factory()
-    _clear_c2c_variables(monkeypatch)
+    clear_c2c_variables(monkeypatch)
     config.reload()
-
-
-@contextlib.contextmanager
-def _frozen(server: RedisServer) -> Iterator[None]:
-    pid = server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 def _output_bytes(server: RedisServer) -> int:
@@ -234,7 +210,7 @@ async def test_replicas_with_redis_frozen_wait_once(
         assert (await client.get("/c2c/replicas", headers=KEY)).status_code == 200
         # Connected for longer than the skip window (a recent (re)connection says Redis may be back).
         await asyncio.sleep(SKIP_AFTER_FAILURE + 0.1)
-        with _frozen(redis_server):
+        with redis_server.frozen():
             started = time.monotonic()
             response = await asyncio.wait_for(client.get("/c2c/replicas?timeout=3", headers=KEY), 20)
             elapsed = time.monotonic() - started

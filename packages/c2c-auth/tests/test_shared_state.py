@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import time
 import types
 from typing import Any
@@ -205,10 +203,7 @@ async def test_a_frozen_redis_costs_one_request_its_timeout_not_every_request(
     assert (await browser.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
     assert (await browser.get("/c2c/ro")).status_code == 200  # the connection to Redis is open
     caplog.set_level(logging.DEBUG, logger="c2c_auth")
-    pid = redis_server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with redis_server.frozen():
         begin = time.monotonic()
         assert (await browser.get("/c2c/ro")).status_code == 200
         first = time.monotonic() - begin
@@ -216,8 +211,6 @@ async def test_a_frozen_redis_costs_one_request_its_timeout_not_every_request(
         for _ in range(5):
             assert (await browser.get("/c2c/ro")).status_code == 200
         following = time.monotonic() - begin
-    finally:
-        os.kill(pid, signal.SIGCONT)
     fallback = "ended sessions checked in this process only"
     messages = [r.getMessage() for r in caplog.records if fallback in r.getMessage()]
     assert len(messages) == 6
@@ -278,18 +271,13 @@ async def test_a_flush_cancelled_while_redis_is_frozen_keeps_its_logouts(
     await client.ping()  # the connection is open before Redis freezes
     _shared.reset_redis_state()
     _shared._pend("session-being-written", time.time() + 600)
-    pid = redis_server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with redis_server.frozen():
         flush = asyncio.create_task(_shared._flush_pending(client))
         await asyncio.sleep(0.3)  # waiting for Redis's answer
         flush.cancel()
         with pytest.raises(asyncio.CancelledError):
             await flush
         assert list(_shared._pending_logouts) == ["session-being-written"]
-    finally:
-        os.kill(pid, signal.SIGCONT)
     from c2c_config import redis as c2c_redis
 
     c2c_redis.reset_unreachable()

@@ -9,7 +9,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -563,10 +562,7 @@ async def test_frozen_redis_is_noticed_and_left(
     caplog.set_level(logging.INFO, logger="c2c_broadcast")
     await start_on_redis(monkeypatch, redis_server.url)
     assert c2c_broadcast.status().healthy
-    pid = redis_server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with redis_server.frozen():
         async with asyncio.timeout(20):
             while c2c_broadcast.status().healthy:  # noqa: ASYNC110 - a snapshot, not an event
                 await asyncio.sleep(0.05)
@@ -576,8 +572,6 @@ async def test_frozen_redis_is_noticed_and_left(
         async with asyncio.timeout(20):
             while "TimeoutError" not in (c2c_broadcast.status().last_error or ""):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-    finally:
-        os.kill(pid, signal.SIGCONT)
     await _wait_healthy()
     back = [record for record in caplog.records if "Redis is back" in record.getMessage()]
     assert [record.levelno for record in back] == [logging.INFO]  # the outage was the WARNING
@@ -722,13 +716,8 @@ async def test_draining_on_a_frozen_redis_says_the_entry_was_not_removed(
     caplog.set_level(logging.INFO, logger="c2c_broadcast")
     await start_on_redis(monkeypatch, redis_server.url)
     await c2c_broadcast.subscribe("drain_frozen", lambda: "ok")
-    pid = redis_server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with redis_server.frozen():
         await c2c_broadcast.drain()
-    finally:
-        os.kill(pid, signal.SIGCONT)
     lines = [record.getMessage() for record in caplog.records if "draining" in record.getMessage()]
     assert len(lines) == 1, lines
     assert "could not leave the registry (TimeoutError: no answer within 1 s)" in lines[0]

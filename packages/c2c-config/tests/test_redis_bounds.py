@@ -6,12 +6,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
-import os
-import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,17 +29,6 @@ def _connected_clients(server: RedisServer) -> int:
 
 def _seconds(value: float) -> datetime.timedelta:
     return datetime.timedelta(seconds=value)
-
-
-@contextlib.contextmanager
-def _frozen(server: RedisServer) -> Iterator[None]:
-    """The server process stopped (SIGSTOP): connections stay open, nothing answers."""
-    assert server.pid is not None
-    os.kill(server.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(server.pid, signal.SIGCONT)
 
 
 async def _hold(client: Redis, seconds: float) -> Any:
@@ -98,7 +83,7 @@ async def test_timeout_bounds_a_command_on_a_frozen_server(
     assert isinstance(master, Redis)
     assert await master.ping()
     begin = time.monotonic()
-    with _frozen(redis_server), pytest.raises((redis.exceptions.TimeoutError, TimeoutError)):
+    with redis_server.frozen(), pytest.raises((redis.exceptions.TimeoutError, TimeoutError)):
         # The outer bound only keeps a regression from hanging the test: the client must fail first.
         async with asyncio.timeout(8):
             await master.ping()
@@ -113,7 +98,7 @@ async def test_connect_is_bounded_by_the_timeout(redis_server: RedisServer, fact
     master = factory.master()
     assert isinstance(master, Redis)
     begin = time.monotonic()
-    with _frozen(redis_server), pytest.raises((redis.exceptions.RedisError, TimeoutError)):
+    with redis_server.frozen(), pytest.raises((redis.exceptions.RedisError, TimeoutError)):
         async with asyncio.timeout(8):
             await master.ping()
     assert time.monotonic() - begin < 4

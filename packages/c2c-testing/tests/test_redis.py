@@ -55,6 +55,36 @@ def test_stop_refuses_connections_and_start_keeps_the_port(redis_server: RedisSe
     assert redis_server.command("PING") == "PONG"
 
 
+def test_frozen_keeps_connections_open_and_answers_after(redis_server: RedisServer) -> None:
+    """Within `frozen()` a connection is accepted (the kernel's backlog) but nothing answers; after it
+    the server answers with its data intact, on a connection opened while it was frozen too."""
+    redis_server.command("SET", "k", "v")
+    pid = redis_server.pid
+    with redis_server.frozen() as same:
+        assert same is redis_server
+        assert not redis_server.ping(timeout=0.3)
+        with pytest.raises(TimeoutError):
+            redis_server.command("PING", timeout=0.3)
+        waiting = socket.create_connection(("127.0.0.1", redis_server.port), timeout=1)
+        waiting.sendall(b"PING\r\n")
+    try:
+        waiting.settimeout(5)
+        assert waiting.recv(64) == b"+PONG\r\n"  # the request sent while frozen is answered after
+    finally:
+        waiting.close()
+    assert redis_server.pid == pid
+    assert redis_server.command("GET", "k") == b"v"
+
+
+def test_frozen_resumes_after_an_error_and_refuses_a_stopped_server(redis_server: RedisServer) -> None:
+    with pytest.raises(RuntimeError, match="inside"), redis_server.frozen():
+        raise RuntimeError("inside")
+    assert redis_server.ping()
+    redis_server.stop()
+    with pytest.raises(ServerError, match="not running"), redis_server.frozen():
+        pass
+
+
 def test_restart_keeps_the_port_and_loses_the_data(redis_server: RedisServer) -> None:
     port, pid = redis_server.port, redis_server.pid
     redis_server.command("SET", "k", "v")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import secrets
+import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Self
@@ -214,6 +217,24 @@ class RedisServer(ManagedServer):
         if self._proc is not None:
             stop_process(self._proc, timeout=timeout)
             self._proc = None
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[Self]:
+        """Freeze the server for the `with` block (SIGSTOP), then let it go on (SIGCONT), data intact.
+
+        Unlike a stopped server, whose connections are refused at once, a frozen one keeps every
+        connection open and answers nothing: the failure only a timeout bounds. Raises `ServerError`
+        when the server is not running.
+        """
+        pid = self.pid
+        if pid is None:
+            raise ServerError(f"{self!r} is not running: there is nothing to freeze")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield self
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # stopped meanwhile (e.g. by a SIGKILL)
+                os.kill(pid, signal.SIGCONT)
 
 
 class SentinelProcess(RedisServer):
