@@ -195,6 +195,47 @@ async def test_startup_with_redis_sigstopped_is_bounded(
         config.reload()
 
 
+async def test_the_whole_startup_waits_for_a_frozen_redis_once(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`c2casgiutils.startup()`: the broadcaster waits `C2C__BROADCAST__CONNECT_TIMEOUT` for a frozen
+    Redis; the logging tool then does not wait `C2C__REDIS__TIMEOUT` more to read the overrides (it
+    did, a 10 s startup with the defaults): degraded at once, applied once Redis answers."""
+    import c2casgiutils
+    from c2c_config.redis import reset_factory
+
+    clear_c2c_variables(monkeypatch)
+    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
+    monkeypatch.setenv("C2C__BROADCAST__CONNECT_TIMEOUT", "1")
+    monkeypatch.setenv("C2C__REDIS__TIMEOUT", "4")
+    config.reload()
+    redis_server.command("SET", PREFIX + "hardening_startup_once", "ERROR")
+    logger = logging.getLogger("hardening_startup_once")
+    logger.setLevel(logging.INFO)
+    try:
+        with redis_server.frozen():
+            started = time.monotonic()
+            await asyncio.wait_for(c2casgiutils.startup(None), 20)
+            elapsed = time.monotonic() - started
+            status = logging_tool.get_tool().sync_status()
+            assert logger.level == logging.INFO
+        assert elapsed < 1 + 4, elapsed  # the connect timeout, not it and the Redis timeout in a row
+        assert status.state == "degraded"
+        assert "broadcaster's startup" in (status.last_error or "")
+        for _ in range(100):  # Redis answers again: the background sync applies the stored override
+            if logger.level == logging.ERROR:
+                break
+            await asyncio.sleep(0.1)
+        assert logger.level == logging.ERROR
+        assert logging_tool.get_tool().sync_status().state == "in_sync"
+    finally:
+        await c2casgiutils.shutdown()
+        await reset_factory()
+        logger.setLevel(logging.NOTSET)
+        clear_c2c_variables(monkeypatch)
+        config.reload()
+
+
 # --- item 2: every Redis call of a request is bounded ---------------------------------------------
 
 

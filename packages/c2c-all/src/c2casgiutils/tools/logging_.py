@@ -401,6 +401,22 @@ async def _bounded(what: str, *, request: bool = False) -> AsyncIterator[None]:
         raise RedisUnavailableError(f"Redis is unavailable ({what}: {type(error).__name__})") from error
 
 
+def _silent_at_broadcast_startup() -> str | None:
+    """Why the startup should not ask Redis: the broadcaster's startup waited for it and got no answer.
+
+    Right after `c2c_broadcast.startup()` returned, a Redis broadcaster still `connecting`, without
+    an error, waited `C2C__BROADCAST__CONNECT_TIMEOUT` for a Redis that neither answered nor refused (a
+    frozen server, a black-holed address): reading the overrides would wait as long again. None: ask.
+    """
+    from c2c_broadcast import status
+
+    current = status()
+    never_answered = current.state == "connecting" and not current.reconnections and not current.last_error
+    if current.kind == "redis" and never_answered:
+        return "Redis did not answer the broadcaster's startup: not asked again"
+    return None
+
+
 def _signing_key() -> bytes | None:
     """The key that signs the stored overrides, derived from `C2C__BROADCAST__SECRET`; None without a secret."""
     from c2casgiutils import config
@@ -634,16 +650,19 @@ class LoggingTool:
         try:
             await self.sync()
         except Exception as error:  # Redis down or frozen: the next round retries
-            message = str(error) if isinstance(error, RedisUnavailableError) else describe_error(error)
-            if self._synced or self._sync_error == "not read yet":
-                LOG.warning("Cannot read the stored logging overrides (%s); retrying in the background", message)
-                self._degraded_since = time.time()
-            self._synced, self._sync_error = False, message
+            self._not_read(str(error) if isinstance(error, RedisUnavailableError) else describe_error(error))
             return False
         if not self._synced and self._last_success is not None:
             LOG.info("The stored logging overrides are readable again")
         self._synced, self._sync_error, self._last_success = True, None, time.time()
         return True
+
+    def _not_read(self, message: str) -> None:
+        """The stored overrides could not be read: `degraded`, said once per outage (WARNING)."""
+        if self._synced or self._sync_error == "not read yet":
+            LOG.warning("Cannot read the stored logging overrides (%s); retrying in the background", message)
+            self._degraded_since = time.time()
+        self._synced, self._sync_error = False, message
 
     async def _sync_loop(self, interval: float) -> None:
         """Re-read the stored overrides: every second while degraded, after a reconnection, every `interval`."""
@@ -687,7 +706,12 @@ class LoggingTool:
         from c2casgiutils import config
 
         parts = await self._subscribed()
-        synced = await self._try_sync()
+        silent = _silent_at_broadcast_startup()
+        if silent:  # the broadcaster's startup just waited for Redis in vain: a startup waits once
+            self._not_read(silent)
+            synced = False
+        else:
+            synced = await self._try_sync()
         # Timed overrides applied in an earlier loop revert in this one.
         for name, deadline in list(self._deadlines.items()):
             if name not in parts.timers:
