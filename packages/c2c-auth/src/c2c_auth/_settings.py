@@ -31,7 +31,7 @@ class CookieSettings(Section):
 
     name: str = Field(default="c2c-jwt-auth", description="Authentication cookie name")
     age: Duration = Field(
-        default=datetime.timedelta(days=7), description="Authentication cookie age in seconds (default: 7 days)"
+        default=datetime.timedelta(days=7), description="Authentication cookie lifetime (default: 7 days)"
     )
     same_site: Literal["lax", "strict", "none"] = Field(
         default="lax",
@@ -103,7 +103,7 @@ class GitHubSettings(Section):
     proxy_url: str | None = Field(default=None, description="GitHub proxy URL")
     state_cookie: str = Field(default="c2c-state", description="GitHub state cookie name")
     state_cookie_age: Duration = Field(
-        default=datetime.timedelta(minutes=10), description="GitHub state cookie age in seconds (default: 10 minutes)"
+        default=datetime.timedelta(minutes=10), description="GitHub state cookie lifetime (default: 10 minutes)"
     )
     access_token_expiration_margin: Duration = Field(
         default=datetime.timedelta(minutes=1),
@@ -180,7 +180,7 @@ class DeviceCookieSettings(Section):
 
     name: str = Field(default="c2c-auth-device", description="Device cookie name")
     age: Duration = Field(
-        default=datetime.timedelta(days=180), description="Device cookie age in seconds (default: 180 days)"
+        default=datetime.timedelta(days=180), description="Device cookie lifetime (default: 180 days)"
     )
 
     @field_validator("name")
