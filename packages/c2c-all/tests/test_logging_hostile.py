@@ -196,6 +196,40 @@ async def test_an_unsigned_broadcast_duration_out_of_range_is_refused(
         logging_tool.get_tool().apply("hostile_duration", None)
 
 
+async def test_unsigned_broadcasts_create_a_bounded_number_of_loggers(
+    redis_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who can publish on Redis (no broadcast secret) sends level changes for made-up loggers:
+    Python never frees a logger, so the handler creates at most `MAX_CREATED_LOGGERS` (the sync's
+    budget, shared); beyond, an error answer, and a restore never creates one."""
+    monkeypatch.setattr(logging_tool, "MAX_CREATED_LOGGERS", 5)
+    names = f"hostile_handler_{secrets.token_hex(4)}_"
+    existing = logging.getLogger(f"{names}existing")  # the application's own logger: always settable
+
+    async def send(name: str, level: str | None) -> Any:
+        (answer,) = await c2c_broadcast.broadcast(
+            logging_tool.CHANNEL, {"name": name, "level": level}, expect_answers=True, timeout=5
+        )
+        return answer
+
+    try:
+        answers = [await send(f"{names}{index}", "DEBUG") for index in range(12)]
+        created = [name for name in logging.Logger.manager.loggerDict if name.startswith(names)]
+        assert len(created) == 1 + 5, created
+        assert [isinstance(answer, BroadcastResponse) for answer in answers] == [True] * 5 + [False] * 7
+        assert all(isinstance(answer, ErrorAnswer) for answer in answers[5:])
+        assert "loggers were created for overrides already" in answers[5].message, answers[5]
+        assert isinstance(await send(f"{names}existing", "ERROR"), BroadcastResponse)
+        assert existing.level == logging.ERROR
+        # Restoring a logger the process does not have creates nothing.
+        assert isinstance(await send(f"{names}never_seen", None), BroadcastResponse)
+        assert f"{names}never_seen" not in logging.Logger.manager.loggerDict
+    finally:
+        for name in [name for name in logging.Logger.manager.loggerDict if name.startswith(names)]:
+            logging_tool.get_tool().apply(name, None)
+        _forget_loggers(names)
+
+
 async def test_replicas_with_redis_frozen_wait_once(
     c2c_client_factory: Any, redis_server: RedisServer, tmp_path: Path
 ) -> None:

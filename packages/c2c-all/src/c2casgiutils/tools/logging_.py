@@ -140,9 +140,10 @@ MAX_VALUE_LENGTH = 64
 value is ignored (with a warning) without being downloaded."""
 _MAX_SIGNATURE_READ = 128  # a signature is `<at most 18 digits>:<64 hex digits>`: a longer one is cut, and fails
 MAX_CREATED_LOGGERS = 1000
-"""How many loggers the synchronisation creates, over the process's life, for stored overrides of
-loggers the process does not have yet (Python never frees a logger): beyond, such an override is
-applied at a later synchronisation once the application itself created the logger."""
+"""How many loggers the synchronisation and the broadcast handler create, over the process's life,
+for overrides of loggers the process does not have yet (Python never frees a logger): beyond, such
+a change is refused here (the handler's error answer) and a stored override is applied at a later
+synchronisation, once the application itself created the logger."""
 _MAX_SHOWN = 200  # characters of a key name, a value or a reason put in a warning
 _MAX_WARNED = 2 * MAX_KEYS + 100
 """How many ignored keys the warnings remember (least recently seen forgotten first): more than one read sees."""
@@ -514,7 +515,7 @@ class LoggingTool:
         # Why the last read may have missed stored overrides (`MAX_KEYS`, `MAX_OVERRIDES`), and since when.
         self._incomplete: str | None = None
         self._incomplete_since: float | None = None
-        # The loggers the synchronisation created for stored overrides (`MAX_CREATED_LOGGERS`).
+        # The loggers created for overrides, by the synchronisation or the handler (`MAX_CREATED_LOGGERS`).
         self._created: set[str] = set()
 
     # --- applied on every replica (the broadcast handler) ---------------------------------------
@@ -522,12 +523,15 @@ class LoggingTool:
     def apply(self, name: str, level: str | None, duration: float | None = None) -> LevelResponse:
         """Set (or, with `level=None`, restore) a logger's level in this process; never an audit logger's."""
         name = validate_logger_name(name) if level is None else validate_settable_logger_name(name)
-        logger = logging.getLogger() if name == "root" else logging.getLogger(name)
         self._disarm(name)
         self._deadlines.pop(name, None)
         if level is None:
-            logger.setLevel(self._original.pop(name, logging.NOTSET))
+            original = self._original.pop(name, logging.NOTSET)
+            existing = _existing_logger(name)  # a logger this process does not have is not created to restore it
+            if existing is not None:
+                existing.setLevel(original)
         else:
+            logger = logging.getLogger() if name == "root" else logging.getLogger(name)
             self._original.setdefault(name, logger.level)
             logger.setLevel(validate_level(level))
             if duration:
@@ -573,7 +577,15 @@ class LoggingTool:
         secret): its `duration` is checked as the HTTP API checks it (1 second to 7 days), else
         the change is refused (an error answer).
         """
-        return self.apply(name, level, _checked_duration(duration))
+        checked = _checked_duration(duration)
+        if level is not None:
+            name = validate_settable_logger_name(name)
+            if _existing_logger(name) is None and not self._may_create(name):
+                raise ValueError(
+                    f"logger {_shown(name)!r} not created in this process: {MAX_CREATED_LOGGERS} loggers were"
+                    " created for overrides already; a stored override is applied once the application creates it"
+                )
+        return self.apply(name, level, checked)
 
     # --- keeping this process in line with the stored overrides -------------------------------------
 
@@ -605,7 +617,7 @@ class LoggingTool:
         return changed
 
     def _may_create(self, name: str) -> bool:
-        """Whether the synchronisation may create the logger `name` (at most `MAX_CREATED_LOGGERS` ever)."""
+        """Whether an override may create the logger `name` (at most `MAX_CREATED_LOGGERS` ever)."""
         if name in self._created or name in self._original:
             return True
         if len(self._created) < MAX_CREATED_LOGGERS:
@@ -614,7 +626,7 @@ class LoggingTool:
         self._warn_once(
             _shown(_key_prefix()) + "*",
             "",
-            f"{MAX_CREATED_LOGGERS} loggers were created for stored overrides already: the overrides of loggers"
+            f"{MAX_CREATED_LOGGERS} loggers were created for overrides already: the overrides of loggers"
             " this process does not have yet are applied once the application creates them",
         )
         return False
