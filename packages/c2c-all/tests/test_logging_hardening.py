@@ -397,6 +397,31 @@ async def test_a_forged_override_is_ignored_with_a_warning(
     logger.setLevel(logging.NOTSET)
 
 
+async def test_overrides_signed_with_an_accepted_secret_apply_during_a_rotation(
+    signed_redis: RedisServer, tool: logging_tool.LoggingTool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored with the old secret; the replicas then sign with a new one: the override still applies while
+    the old secret is in `C2C__BROADCAST__ACCEPTED_SECRETS`, and is ignored once it is dropped."""
+    logger = logging.getLogger("hardening_rotated")
+    logger.setLevel(logging.WARNING)
+    try:
+        await logging_tool.LoggingTool()._persist("hardening_rotated", "DEBUG", None)  # signed with the old one
+        monkeypatch.setenv("C2C__BROADCAST__SECRET", "hardening-new-secret")
+        monkeypatch.setenv("C2C__BROADCAST__ACCEPTED_SECRETS", BROADCAST_SECRET)
+        config.reload()
+        assert await tool.overrides() == [("hardening_rotated", "DEBUG", None)]
+        assert await tool.sync() == 1
+        assert logger.level == logging.DEBUG
+        monkeypatch.delenv("C2C__BROADCAST__ACCEPTED_SECRETS")  # the rotation's last step
+        config.reload()
+        assert await tool.overrides() == []
+        assert tool.sync_status().ignored == 1  # with a warning: "bad signature"
+        assert await tool.sync() == 1  # no valid override left: the level it replaced is restored
+        assert logger.level == logging.WARNING
+    finally:
+        logger.setLevel(logging.NOTSET)
+
+
 async def test_signed_overrides_apply_and_tampering_is_caught(
     signed_redis: RedisServer, tool: logging_tool.LoggingTool, caplog: pytest.LogCaptureFixture
 ) -> None:

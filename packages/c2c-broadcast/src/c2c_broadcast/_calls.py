@@ -710,6 +710,7 @@ class Calls:
                 max_size=self.settings.max_message_size,
                 now=time.time(),
                 secret=self.owner.secret,
+                accepted=self.owner.accepted_secrets,
                 max_age=self.settings.signature_max_age.total_seconds(),
                 request_id=collector.request_id,
             )

@@ -107,6 +107,7 @@ class IncomingCalls:
                 max_size=self.settings.max_message_size,
                 now=time.time(),
                 secret=self.owner.secret,
+                accepted=self.owner.accepted_secrets,
                 max_age=self.settings.signature_max_age.total_seconds(),
                 replay_guard=self._replay_guard,
             )

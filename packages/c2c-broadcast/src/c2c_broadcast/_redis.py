@@ -130,6 +130,8 @@ class RedisBroadcaster(BaseBroadcaster):
             prefix = factory.settings.broadcast_prefix
         self.prefix = prefix
         self.secret = self.settings.secret.get_secret_value().encode() if self.settings.secret else None
+        # Also valid on receipt, never used to sign: a rotation of the secret in progress.
+        self.accepted_secrets = tuple(secret.get_secret_value().encode() for secret in self.settings.accepted_secrets)
         self.answer_prefix = new_answer_prefix(self.prefix)
         self._process_token = secrets.token_hex(16)
         # On a cluster: broadcast channel -> this process's answer channel for it (subscribed at the first call).

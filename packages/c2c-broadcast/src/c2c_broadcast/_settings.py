@@ -6,7 +6,7 @@ import datetime
 
 from pydantic import Field, field_validator, model_validator
 
-from c2c_config import CoreSettings, Duration, SecretText, Section
+from c2c_config import CoreSettings, Duration, SecretList, SecretText, Section
 
 
 class BroadcastSettings(Section):
@@ -17,6 +17,13 @@ class BroadcastSettings(Section):
         description=(
             "Shared secret to sign broadcast messages and answers with HMAC-SHA256; when set, unsigned, "
             "forged or replayed messages trigger nothing (all replicas must share it)"
+        ),
+    )
+    accepted_secrets: SecretList = Field(
+        default_factory=list,
+        description=(
+            "Other secrets whose signatures are accepted on receipt, never used to sign (comma-separated, or a "
+            "JSON array): rotating C2C__BROADCAST__SECRET without a gap (README, Rotating the secret)"
         ),
     )
     signature_max_age: Duration = Field(
@@ -99,6 +106,15 @@ class BroadcastSettings(Section):
         if value is not None and not value.get_secret_value():
             return None
         return value
+
+    @model_validator(mode="after")
+    def _accepted_needs_a_secret(self) -> BroadcastSettings:
+        if self.accepted_secrets and self.secret is None:
+            raise ValueError(
+                "C2C__BROADCAST__ACCEPTED_SECRETS is set without C2C__BROADCAST__SECRET: messages are signed with"
+                " the secret and checked against both; set the secret too"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ttl_covers_heartbeats(self) -> BroadcastSettings:

@@ -50,6 +50,7 @@ from c2c_config._types import (
     IntList,
     Options,
     RedisOptions,
+    SecretList,
     SecretText,
     StringList,
     format_duration,
@@ -57,6 +58,7 @@ from c2c_config._types import (
     parse_float_list,
     parse_int_list,
     parse_options,
+    parse_secret_list,
     parse_string_list,
 )
 
@@ -84,6 +86,7 @@ __all__ = [
     "ProxyHeadersSettings",
     "RedisOptions",
     "RedisSettings",
+    "SecretList",
     "SecretText",
     "Section",
     "StringList",
@@ -103,6 +106,7 @@ __all__ = [
     "parse_host_port_list",
     "parse_int_list",
     "parse_options",
+    "parse_secret_list",
     "parse_string_list",
     "raise_if_cancelled",
     "redact_url",

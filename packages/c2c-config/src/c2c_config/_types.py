@@ -494,3 +494,24 @@ class SecretText(str):
             json_schema_input_schema=core_schema.str_schema(),
             serialization=core_schema.plain_serializer_function_ser_schema(lambda _value: SECRET_MASK),
         )
+
+
+def parse_secret_list(value: object) -> list[str]:
+    """Secrets from `a,b` (items stripped, empty ones dropped), a JSON array, a list, or None (empty).
+
+    An error never shows an item: only its position.
+    """
+    items = _split_list(value)
+    result = []
+    for index, item in enumerate(items):
+        if hasattr(item, "get_secret_value"):
+            item = item.get_secret_value()
+        if not isinstance(item, str):
+            raise ValueError(f"item {index + 1} is not text")
+        if item.strip():
+            result.append(item.strip())
+    return result
+
+
+SecretList = Annotated[list[SecretText], NoDecode, BeforeValidator(parse_secret_list)]
+"""A list of `SecretText` from `a,b` or a JSON array (for a secret holding a comma); each shown as the mask."""

@@ -418,14 +418,28 @@ def _silent_at_broadcast_startup() -> str | None:
     return None
 
 
+def _derived_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), SIGNATURE_LABEL, hashlib.sha256).digest()
+
+
 def _signing_key() -> bytes | None:
     """The key that signs the stored overrides, derived from `C2C__BROADCAST__SECRET`; None without a secret."""
     from c2casgiutils import config
 
     secret = config.settings.broadcast.secret
-    if secret is None:
+    return None if secret is None else _derived_key(secret.get_secret_value())
+
+
+def _verifying_keys() -> tuple[bytes, ...] | None:
+    """The keys a stored override's signature may be made with: the signing key, then those derived from
+    `C2C__BROADCAST__ACCEPTED_SECRETS` (a rotation in progress); None without a secret."""
+    from c2casgiutils import config
+
+    signing = _signing_key()
+    if signing is None:
         return None
-    return hmac.new(secret.get_secret_value().encode(), SIGNATURE_LABEL, hashlib.sha256).digest()
+    accepted = config.settings.broadcast.accepted_secrets
+    return (signing, *(_derived_key(secret.get_secret_value()) for secret in accepted))
 
 
 def _override_signature(key: bytes, name: str, level: str, expiry_ms: int) -> str:
@@ -480,7 +494,7 @@ class _IgnoredOverrideError(ValueError):
     """A stored override that is not applied (the message says why)."""
 
 
-def _verified_expiry(key: bytes, name: str, level: str, signature: object, now_ms: int) -> int:
+def _verified_expiry(keys: tuple[bytes, ...], name: str, level: str, signature: object, now_ms: int) -> int:
     """Check an override's signature; return its signed expiry (0 for none) or raise `_IgnoredOverrideError`."""
     if not isinstance(signature, str):
         raise _IgnoredOverrideError("not signed (a broadcast secret is set)")
@@ -488,7 +502,7 @@ def _verified_expiry(key: bytes, name: str, level: str, signature: object, now_m
     if not expiry_text.isascii() or not expiry_text.isdigit() or len(expiry_text) > 18 or not digest.isascii():
         raise _IgnoredOverrideError("malformed signature")
     expiry_ms = int(expiry_text)
-    if not hmac.compare_digest(digest, _override_signature(key, name, level, expiry_ms)):
+    if not any(hmac.compare_digest(digest, _override_signature(key, name, level, expiry_ms)) for key in keys):
         raise _IgnoredOverrideError("bad signature (changed, or copied from another logger's override)")
     if expiry_ms and expiry_ms <= now_ms:
         raise _IgnoredOverrideError("signed expiry passed (a replayed override)")
@@ -826,7 +840,7 @@ class LoggingTool:
         """
         replica = _factory().replica()
         assert replica is not None
-        signing_key = _signing_key()
+        verifying_keys = _verifying_keys()
         result: list[tuple[str, str, float | None]] = []
         ignored: list[tuple[str, str, str]] = []  # (key shown, value, reason)
         seen: set[bytes] = set()  # a `SCAN` may return a key twice
@@ -839,7 +853,7 @@ class LoggingTool:
                 if len(fresh) > room:
                     fresh, complete = fresh[:room], False
                 seen.update(fresh)
-                result.extend(await self._read_batch(replica, prefix, fresh, signing_key, ignored))
+                result.extend(await self._read_batch(replica, prefix, fresh, verifying_keys, ignored))
                 if not complete:
                     break
         result.sort()
@@ -877,7 +891,7 @@ class LoggingTool:
         client: RedisClient,
         prefix: str,
         keys: list[bytes],
-        signing_key: bytes | None,
+        verifying_keys: tuple[bytes, ...] | None,
         ignored: list[tuple[str, str, str]],
     ) -> list[tuple[str, str, float | None]]:
         """The overrides of one batch of keys (a few round trips for the whole batch); `ignored` gets the others."""
@@ -894,7 +908,7 @@ class LoggingTool:
                 ignored.append((_shown(key), "", _short(str(error))))
         if not candidates:
             return []
-        values, signatures, ttls, types = await _fetch(client, prefix, candidates, signing_key is not None)
+        values, signatures, ttls, types = await _fetch(client, prefix, candidates, verifying_keys is not None)
         result = []
         for (key, name), value, ttl, signature in zip(candidates, values, ttls, signatures, strict=True):
             if value is None:
@@ -912,7 +926,7 @@ class LoggingTool:
                 ttl_ms = int(ttl)
                 result.append(
                     self._checked_override(
-                        signing_key, name, level, ttl_ms, None if signature is None else _decoded(signature)
+                        verifying_keys, name, level, ttl_ms, None if signature is None else _decoded(signature)
                     )
                 )
             except (ValueError, TypeError) as error:
@@ -921,14 +935,14 @@ class LoggingTool:
 
     @staticmethod
     def _checked_override(
-        signing_key: bytes | None, name: str, level: str, ttl: int, signature: object
+        verifying_keys: tuple[bytes, ...] | None, name: str, level: str, ttl: int, signature: object
     ) -> tuple[str, str, float | None]:
         """`(name, level, seconds left)` of a stored override, or a `ValueError` saying why it is ignored."""
         name, level = validate_settable_logger_name(name), validate_level(level)
         expires_in = ttl / 1000 if ttl > 0 else None
-        if signing_key is not None:
+        if verifying_keys is not None:
             now_ms = int(time.time() * 1000)
-            expiry_ms = _verified_expiry(signing_key, name, level, signature, now_ms)
+            expiry_ms = _verified_expiry(verifying_keys, name, level, signature, now_ms)
             if expiry_ms:  # the signed expiry wins over a TTL changed (or removed) in Redis
                 expires_in = min(expires_in or float("inf"), (expiry_ms - now_ms) / 1000)
         return name, level, expires_in

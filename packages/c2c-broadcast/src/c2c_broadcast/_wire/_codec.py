@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from c2c_broadcast._wire._message import (
@@ -84,6 +84,7 @@ def decode_request(
     max_size: int,
     now: float,
     secret: bytes | None = None,
+    accepted: Sequence[bytes] = (),
     max_age: float = 60.0,
     replay_guard: ReplayGuard | None = None,
 ) -> Request:
@@ -92,7 +93,8 @@ def decode_request(
     Accepted: the 0.14 format (`params`, optional `answer_channel`) and ours. Refused: more than
     `max_size` bytes, not JSON, not an object, `params` not an object, an answer channel outside
     `prefix` (a forged message could otherwise make every replica publish into any channel), and
-    with a secret: unsigned, forged, too old or replayed messages, and those signed before
+    with a secret: unsigned, forged (signed by neither `secret` nor one of the `accepted` secrets), too
+    old or replayed messages, and those signed before
     `replay_guard` started (a restarted replica's memory of the requests it ran is gone).
     """
     message = load(data, max_size)
@@ -107,7 +109,7 @@ def decode_request(
         if not answer_channel.startswith(prefix) or answer_channel == channel:
             raise DroppedMessage("malformed", "answer_channel must be a channel of the broadcast prefix")
     meta = check_meta(message)
-    signed = verify(secret, channel, message, meta, max_age, now)
+    signed = verify(secret, channel, message, meta, max_age, now, accepted)
     request_id = None
     targets = EVERYONE
     if meta is not None:
@@ -164,6 +166,7 @@ def decode_answer(
     max_size: int,
     now: float,
     secret: bytes | None = None,
+    accepted: Sequence[bytes] = (),
     max_age: float = 60.0,
     request_id: str | None = None,
 ) -> Answer:
@@ -176,7 +179,7 @@ def decode_answer(
     if "payload" not in message:
         raise DroppedMessage("malformed", "an answer has a payload")
     meta = check_meta(message)
-    verify(secret, answer_channel, message, meta, max_age, now)
+    verify(secret, answer_channel, message, meta, max_age, now, accepted)
     extensions = read_extensions(message, "answer")
     if meta is None:
         return Answer(hostname, pid, message["payload"], extensions=extensions)

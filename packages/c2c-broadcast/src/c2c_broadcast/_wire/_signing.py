@@ -6,7 +6,7 @@ import collections
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from c2c_broadcast._wire._message import META_KEY, DroppedMessage, check_number, dumps
@@ -40,18 +40,28 @@ def attach_signature(secret: bytes | None, channel: str, message: dict[str, Any]
 
 
 def verify(
-    secret: bytes | None, channel: str, message: dict[str, Any], meta: dict[str, Any] | None, max_age: float, now: float
+    secret: bytes | None,
+    channel: str,
+    message: dict[str, Any],
+    meta: dict[str, Any] | None,
+    max_age: float,
+    now: float,
+    accepted: Sequence[bytes] = (),
 ) -> bool:
-    """Check the signature and age when a secret is set; return whether the message was signed."""
+    """Check the signature and age when a secret is set; return whether the message was signed.
+
+    A signature by `secret` or by one of the `accepted` secrets (a rotation in progress) is valid.
+    """
     if secret is None:
         return False
     if meta is None or "sig" not in meta:
         raise DroppedMessage("unsigned", "signing is on and the message carries no signature")
     body, signature = without_signature(message)
-    if (
-        not isinstance(signature, str)
-        or not signature.isascii()
-        or not hmac.compare_digest(signature, sign(secret, channel, body))
+    if not isinstance(signature, str) or not signature.isascii():
+        raise DroppedMessage("forged", "bad signature")
+    signed = canonical(channel, body)
+    if not any(
+        hmac.compare_digest(signature, hmac.new(key, signed, hashlib.sha256).hexdigest()) for key in (secret, *accepted)
     ):
         raise DroppedMessage("forged", "bad signature")
     timestamp = check_number(meta.get("ts"), "c2c.ts")
