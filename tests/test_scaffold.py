@@ -5,9 +5,11 @@ temporary directory, then a fresh virtual environment (`uv venv`) with the works
 packages installed from their sources and the generated project with its `test` group. Then:
 the generated files are sane (Dockerfile instructions, compose file, logging configuration, the
 version range of c2c-all), the generated project's own tests pass in that environment, it is
-ruff- and mypy-clean in its own configuration, and it serves: uvicorn on a free loopback port
-answers `/c2c/health_checks`, `python -m c2c_health URL` exits 0, and with a real Redis stopped
-the Redis check fails while readiness and liveness do not (Redis is shared by every replica).
+ruff- and mypy-clean in its own configuration, and it serves: uvicorn, started as the Dockerfile's
+CMD says with the image's ENV (on a free loopback port), answers `/c2c/health_checks`,
+`python -m c2c_health URL` exits 0, a proxy on 127.0.0.1 gets its X-Request-ID back and its
+client address and scheme believed, and with a real Redis stopped the Redis check fails while
+readiness and liveness do not (Redis is shared by every replica).
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ def test_readme_commands(project: Project) -> None:
     assert readme.index("uv build --directory") < readme.index("\nuv sync\n")  # the commands, in order
     uvicorn = readme[readme.index("uv run --env-file .env uvicorn") :].split("```")[0]
     assert "--lifespan on" in uvicorn
+    assert "--no-proxy-headers" in uvicorn  # as in the image: the application reads the proxy headers
     assert "uv run --env-file .env --with granian granian" in readme
     wheels = (project.path / "wheels" / "README.md").read_text()
     assert wheels.index("uv build") < wheels.index("uv lock")
@@ -251,15 +254,18 @@ def test_dockerfile(project: Project) -> None:
     probe = json.loads(healthcheck[healthcheck.index("CMD ") + 4 :])
     assert probe[:3] == ["python", "-m", "c2c_health"]
     assert probe[-1] == "http://127.0.0.1:8080/c2c/livez"
+    # Exec form, no shell: uvicorn is PID 1 and gets the signals.
     command = json.loads(instructions[-1][1])
-    assert command[:2] == ["sh", "-c"]
-    words = shlex.split(command[2])
-    assert words[:3] == ["exec", "uvicorn", f"{SLUG}.main:app"]
-    for flag in ("--host=0.0.0.0", "--port=8080", "--lifespan=on", "--log-config=/app/logging.yaml", "--proxy-headers"):
-        assert flag in words
-    assert "--forwarded-allow-ips=$FORWARDED_ALLOW_IPS" in words
+    assert command[:2] == ["uvicorn", f"{SLUG}.main:app"]
+    for flag in ("--host=0.0.0.0", "--port=8080", "--lifespan=on", "--log-config=/app/logging.yaml"):
+        assert flag in command
+    # One parser of the proxy headers, ForwardedHeadersMiddleware: uvicorn's own is off.
+    assert "--no-proxy-headers" in command
+    assert not [word for word in command if word.startswith(("--proxy-headers", "--forwarded-allow-ips"))]
     env = _image_environment(project)
-    assert env["FORWARDED_ALLOW_IPS"] == "127.0.0.1", "trust no proxy but loopback by default"
+    assert env["C2C__PROXY_HEADERS__TYPE"] == "x-forwarded"
+    assert env["C2C__PROXY_HEADERS__TRUSTED_HOSTS"] == "127.0.0.1", "trust no proxy but loopback by default"
+    assert "FORWARDED_ALLOW_IPS" not in env
     assert env["C2C__AUTH__SECRET_IN_QUERY"] == "false", "the secret is never taken from a URL (C2C-W004)"
     assert not [name for name in env if "SECRET" in name and name != "C2C__AUTH__SECRET_IN_QUERY"]
 
@@ -269,6 +275,29 @@ def _image_environment(project: Project) -> dict[str, str]:
     instructions = _dockerfile_instructions((project.path / "Dockerfile").read_text())
     words = [word for keyword, arguments in instructions if keyword == "ENV" for word in shlex.split(arguments)]
     return dict(word.split("=", 1) for word in words)
+
+
+# What differs between the image and a test run: the listening address and the logging file's path.
+_IMAGE_TO_LOCAL = {
+    "--host=0.0.0.0": "--host=127.0.0.1",
+    "--port=8080": "--port={port}",
+    "--log-config=/app/logging.yaml": "--log-config=logging.yaml",
+}
+
+
+def _image_command(project: Project, port: int) -> list[str]:
+    """The Dockerfile's CMD as it runs here: on 127.0.0.1:`port`, with the project's logging.yaml.
+
+    Only those three values change (each must be in the CMD); every other word is the image's, so
+    the servers of these tests follow the Dockerfile (run with the image's ENV, see `Server`).
+    """
+    instructions = _dockerfile_instructions((project.path / "Dockerfile").read_text())
+    (cmd,) = [arguments for keyword, arguments in instructions if keyword == "CMD"]
+    command: list[str] = json.loads(cmd)
+    for image_value, local_value in _IMAGE_TO_LOCAL.items():
+        assert sum(word.count(image_value) for word in command) == 1, f"{image_value} not once in the CMD"
+        command = [word.replace(image_value, local_value.format(port=port)) for word in command]
+    return command
 
 
 def test_compose_and_logging(project: Project) -> None:
@@ -316,7 +345,11 @@ def test_generated_lint(project: Project, tmp_path: Path) -> None:
 
 
 class Server:
-    """The generated application under uvicorn, started as the Dockerfile starts it (loopback here)."""
+    """The generated application started as the Dockerfile starts it: its CMD and ENV, on loopback here.
+
+    `env` comes on top of the image's ENV; the project's virtual environment is first on PATH
+    (where the CMD finds `uvicorn`).
+    """
 
     def __init__(self, project: Project, log_path: Path, prefix: str = "/", **env: str) -> None:
         self.prefix = prefix
@@ -324,13 +357,16 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("w")
-        command = [str(project.python), "-m", "uvicorn", f"{SLUG}.main:app", "--host=127.0.0.1"]
-        command += [f"--port={self.port}", "--lifespan=on", "--log-config=logging.yaml", "--proxy-headers"]
-        command += ["--forwarded-allow-ips=127.0.0.1"]
+        environment = {
+            **_image_environment(project),
+            "PATH": f"{project.python.parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+            "C2C__PROMETHEUS__PORT": "0",  # no metrics server on all interfaces
+            **env,
+        }
         self.process = subprocess.Popen(
-            command,
+            _image_command(project, self.port),
             cwd=project.path,
-            env=_clean_env(C2C__PROMETHEUS__PORT="0", **env),  # no metrics server on all interfaces
+            env=_clean_env(**environment),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -429,12 +465,11 @@ def test_route_prefix(project: Project, tmp_path: Path) -> None:
 
 
 def test_behind_a_proxy(project: Project, tmp_path: Path) -> None:
-    """The proxy (here: this test, from 127.0.0.1) passes the public host in X-Forwarded-Host."""
-    env = {
-        "C2C__PROXY_HEADERS__TYPE": "x-forwarded",
-        "C2C__PROXY_HEADERS__TRUSTED_HOSTS": "127.0.0.1",
-        ENV_PREFIX + "ALLOWED_HOSTS": "public.example",
-    }
+    """The proxy (here: this test, from 127.0.0.1) passes the public host in X-Forwarded-Host.
+
+    The image's settings (C2C__PROXY_HEADERS__TYPE=x-forwarded, TRUSTED_HOSTS=127.0.0.1) suffice.
+    """
+    env = {ENV_PREFIX + "ALLOWED_HOSTS": "public.example"}
     forwarded = {"Host": "backend:8080", "X-Forwarded-Host": "public.example", "X-Forwarded-Proto": "https"}
     running = Server(project, tmp_path / "uvicorn.log", **env)
     try:
@@ -457,6 +492,51 @@ def test_behind_a_proxy(project: Project, tmp_path: Path) -> None:
         response = running.get("/api/hello", headers=own_host)
         assert response.status_code == 200, response.text
         assert "max-age=" in response.headers["strict-transport-security"]  # X-Forwarded-Proto still applies
+    finally:
+        running.stop()
+
+
+def test_a_proxy_is_recognised_as_the_image_runs(project: Project, tmp_path: Path) -> None:
+    """Started as the Dockerfile says (CMD and ENV), the application alone reads the proxy headers.
+
+    A proxy on 127.0.0.1 (here: this test) forwards a client, https and its own X-Request-ID:
+    ForwardedHeadersMiddleware takes the client and the scheme, and RequestIdMiddleware, judging
+    the same real peer, keeps the id. Under uvicorn's own --proxy-headers, the client address was
+    replaced before the application saw the proxy: the id was generated anew.
+    """
+    secret = "the-secret-of-this-test-" + "0" * 32
+    proxied = {
+        "X-Forwarded-For": "203.0.113.5",
+        "X-Forwarded-Proto": "https",
+        "X-Request-ID": "from-proxy-123",
+        "X-API-Key": secret,  # the /c2c/headers tool shows what the application sees
+    }
+    running = Server(project, tmp_path / "uvicorn.log", C2C__AUTH__SECRET=secret)
+    try:
+        response = running.get("/c2c/headers/", headers=proxied)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-request-id"] == "from-proxy-123", running.log()
+        seen = response.json()
+        assert seen["scope"]["client"][0] == "203.0.113.5"
+        assert seen["scope"]["scheme"] == "https"
+        assert seen["client_info"]["base_url_str"].startswith("https://")
+        assert "max-age=" in response.headers["strict-transport-security"]  # https: HSTS
+        # The access log names the client and carries the proxy's id.
+        access = [line for line in running.log().splitlines() if '"GET /c2c/headers/ HTTP/1.1" 200' in line]
+        assert len(access) == 1 and "203.0.113.5" in access[0] and "[from-proxy-123]" in access[0], access
+    finally:
+        running.stop()
+    # A peer outside C2C__PROXY_HEADERS__TRUSTED_HOSTS (networks and addresses, comma-separated):
+    # its forwarded headers and its id are the client's own, believed by neither middleware.
+    untrusted = {"C2C__AUTH__SECRET": secret, "C2C__PROXY_HEADERS__TRUSTED_HOSTS": "10.0.0.0/8,192.0.2.7"}
+    running = Server(project, tmp_path / "uvicorn-untrusted.log", **untrusted)
+    try:
+        response = running.get("/c2c/headers/", headers=proxied)
+        assert response.status_code == 200, response.text
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"]), response.headers["x-request-id"]
+        seen = response.json()
+        assert seen["scope"]["client"][0] == "127.0.0.1"
+        assert seen["scope"]["scheme"] == "http"
     finally:
         running.stop()
 
@@ -516,6 +596,9 @@ def test_kubernetes_example(project: Project, server: Server, redis_server: Redi
     assert ports["metrics"] == 9000  # C2C__PROMETHEUS__PORT's default
     env = {variable["name"]: variable["value"] for variable in app["env"]}
     allowed = env[ENV_PREFIX + "ALLOWED_HOSTS"].split(",")
+    # The ingress controller's addresses or the pod network, never '*' (the image trusts 127.0.0.1 only).
+    proxies = env["C2C__PROXY_HEADERS__TRUSTED_HOSTS"].split(",")
+    assert proxies and "*" not in proxies and "127.0.0.1" not in proxies
     for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
         probe = app[probe_name]["httpGet"]
         assert probe["port"] == "http"

@@ -1,7 +1,9 @@
-"""The ASGI application: `uvicorn {{ cookiecutter.project_slug }}.main:app`.
+"""The ASGI application: `uvicorn {{ cookiecutter.project_slug }}.main:app --no-proxy-headers`.
 
-Middlewares, outermost first: ForwardedHeaders (when `C2C__PROXY_HEADERS__TYPE` is set: the
-public host and scheme, from trusted proxies only) -> RequestId (X-Request-ID) -> security headers
+Middlewares, outermost first: ForwardedHeaders (unless `C2C__PROXY_HEADERS__TYPE` is `none`, its
+default; the image sets `x-forwarded`: the client address, scheme and public host, from the proxies
+of `C2C__PROXY_HEADERS__TRUSTED_HOSTS` only; the server runs with `--no-proxy-headers`, so that
+this is the one place that reads them) -> RequestId (X-Request-ID) -> security headers
 (so that the 400s and CORS answers below get them too) -> TrustedHost (checks the public host) ->
 CORS -> GZip -> the routes.
 The `/c2c` pages (health checks, logging levels, ...) are mounted under the route prefix
@@ -94,7 +96,9 @@ app.add_middleware(
 # (C2C__PROXY_HEADERS__TRUSTED_HOSTS) sends a well-formed one, generated otherwise; returned
 # on the response, in every log line (logging.yaml's request_id filter), as the `request_id`
 # tag of Sentry events, and carried by broadcasts to the handlers on the other replicas.
-# Inside ForwardedHeadersMiddleware, which records the real peer it is judged on.
+# Inside ForwardedHeadersMiddleware, which records the real peer it is judged on (scope["c2c.peer"]);
+# the peer is the proxy only if the server did not rewrite the client first: uvicorn
+# --no-proxy-headers, as in the Dockerfile.
 app.add_middleware(RequestIdMiddleware, trusted_hosts=config.settings.proxy_headers.trusted_hosts)
 if config.settings.proxy_headers.type != "none":
     app.add_middleware(
