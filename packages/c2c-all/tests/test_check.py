@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from c2c_config.redis import CLUSTER_MIN_REDIS_PY, redis_py_version
 from c2c_testing import RedisCluster, RedisSentinel, RedisServer
-from c2casgiutils import config
+from c2casgiutils import config, headers
 from c2casgiutils.check import CheckOptions, Finding, LifespanRunner, exit_status, main, run_check
 from c2casgiutils.check._application import middleware_stack
 from c2casgiutils.check._remote import remote_findings
@@ -213,6 +213,7 @@ async def test_broken_application_lists_every_problem(
         "C2C-W008",  # a short shared secret
         "C2C-W009",  # a CSP without default-src
         "C2C-W010",  # an unknown variable
+        "C2C-W012",  # the same CSP without base-uri and form-action
     ]
     (startup,) = _by_id(findings, "C2C-E004")
     assert "RuntimeError: cannot load the model" in startup.message
@@ -249,6 +250,32 @@ async def test_no_authentication_while_c2c_is_mounted(
     environment({})
     assert _ids(await run_check(CheckOptions(app=write_app()))) == ["C2C-W001"]
     assert _ids(await run_check(CheckOptions(app=write_app(mount=False)))) == []
+
+
+async def test_a_csp_without_base_uri_or_form_action_is_reported(
+    environment: Callable[[dict[str, str]], None], write_app: Callable[..., str]
+) -> None:
+    """`base-uri` and `form-action` do not fall back to `default-src`: a rule's own policy without them
+    (the README's nonce example had none) lets an injected `<base>` move the nonce scripts elsewhere."""
+    environment({})
+    own = {"default-src": ["'self'"], "script-src": ["'self'", headers.CSP_NONCE]}
+    page = {"headers": {"Content-Security-Policy": own}}
+    findings = await run_check(CheckOptions(app=write_app(mount=False, rules={"page": page})))
+    assert _ids(findings) == ["C2C-W012"]
+    assert "'page'" in findings[0].message
+    assert "no base-uri and no form-action" in findings[0].message
+    assert "CSP_HARDENING" in findings[0].fix
+    only_form = {"headers": {"Content-Security-Policy": {**own, "base-uri": ["'none'"]}}}
+    (finding,) = await run_check(CheckOptions(app=write_app(mount=False, rules={"page": only_form})))
+    assert "no form-action," in finding.message
+    hardened = {"headers": {"Content-Security-Policy": {**own, **headers.CSP_HARDENING}}}
+    report_only = {"headers": {"Content-Security-Policy-Report-Only": own}}  # enforces nothing
+    assert (
+        _ids(await run_check(CheckOptions(app=write_app(mount=False, rules={"page": hardened, "try": report_only}))))
+        == []
+    )
+    with pytest.raises(TypeError):  # the defaults' own directives cannot be changed through it
+        headers.CSP_HARDENING["base-uri"] = ("*",)  # type: ignore[index]
 
 
 async def test_test_authentication_is_an_error(environment: Callable[[dict[str, str]], None]) -> None:
@@ -721,9 +748,10 @@ def test_command_line_lists_every_problem_of_a_broken_service(
         "C2C-W008",
         "C2C-W009",
         "C2C-W010",
+        "C2C-W012",
     ]
     assert len([line for line in report if line.startswith("    fix: ")]) == len(listed)
-    assert report[-1] == "Deploy check: 3 errors, 8 warnings, 1 info."
+    assert report[-1] == "Deploy check: 3 errors, 9 warnings, 1 info."
     assert "hunter2" not in result.stdout + result.stderr  # secrets are never shown
 
 

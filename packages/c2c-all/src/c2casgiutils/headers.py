@@ -11,6 +11,7 @@ An application that moves them passes its URLs, which the middleware compiles at
 """
 
 from c2c_headers import (
+    CSP_HARDENING,
     CSP_NONCE,
     DEFAULT_HEADERS_CONFIG,
     ORIGINAL_SCOPE_KEY,
@@ -33,6 +34,7 @@ from c2c_headers import (
 )
 
 __all__ = [
+    "CSP_HARDENING",
     "CSP_NONCE",
     "DEFAULT_HEADERS_CONFIG",
     "ORIGINAL_SCOPE_KEY",

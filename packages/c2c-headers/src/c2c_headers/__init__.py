@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers
     from c2c_headers._engine import EngineName, UnsupportedPatternError
     from c2c_headers._hosts import TrustedHosts, parse_trusted_hosts
     from c2c_headers._rules import (
+        CSP_HARDENING,
         CSP_NONCE,
         DEFAULT_HEADERS_CONFIG,
         Header,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers
 
 # public name -> the module that defines it
 _LAZY = {
+    "CSP_HARDENING": "c2c_headers._rules",
     "CSP_NONCE": "c2c_headers._rules",
     "DEFAULT_HEADERS_CONFIG": "c2c_headers._rules",
     "Header": "c2c_headers._rules",
@@ -81,6 +83,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CSP_HARDENING",
     "CSP_NONCE",
     "DEFAULT_HEADERS_CONFIG",
     "ORIGINAL_SCOPE_KEY",

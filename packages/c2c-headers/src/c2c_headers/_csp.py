@@ -263,4 +263,19 @@ def render_csp(value: object, extras: frozenset[str] = frozenset()) -> str:
 
 def has_default_src(rendered: str) -> bool:
     """Whether a policy rendered by `render_csp` has a ``default-src`` directive."""
-    return any(part.split(" ", 1)[0] == "default-src" for part in rendered.split("; "))
+    return "default-src" in _directive_names(rendered)
+
+
+NO_FALLBACK_DIRECTIVES = ("base-uri", "form-action")
+"""Directives that do not fall back to ``default-src`` and whose absence leaves an injection open:
+``<base href>`` (relative scripts, nonce included, loaded from elsewhere) and ``<form action>``."""
+
+
+def missing_no_fallback(rendered: str) -> list[str]:
+    """The `NO_FALLBACK_DIRECTIVES` a policy rendered by `render_csp` lacks (none: ``[]``)."""
+    names = _directive_names(rendered)
+    return [name for name in NO_FALLBACK_DIRECTIVES if name not in names]
+
+
+def _directive_names(rendered: str) -> set[str]:
+    return {part.split(" ", 1)[0] for part in rendered.split("; ")}

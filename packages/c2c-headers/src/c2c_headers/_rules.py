@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Final, Required, TypeAlias, TypedDict
 
 from c2c_headers._csp import CSPError, extra_directives, has_default_src, render_csp
@@ -348,14 +349,19 @@ def compile_rules(
     return tuple(rule for _, rule in compiled)
 
 
-# Directives that do not fall back to default-src: without them a `default-src 'self'` policy still
-# allows <base> injection, form hijacking, plugins and framing (OWASP secure headers, helmet).
-_CSP_HARDENING: Final[dict[str, list[str]]] = {
-    "base-uri": ["'self'"],
-    "form-action": ["'self'"],
-    "object-src": ["'none'"],
-    "frame-ancestors": ["'none'"],
-}
+CSP_HARDENING: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "base-uri": ("'self'",),
+        "form-action": ("'self'",),
+        "object-src": ("'none'",),
+        "frame-ancestors": ("'none'",),
+    }
+)
+"""The directives the default policies add to `default-src` (read-only): `base-uri` and `form-action`
+do not fall back to `default-src`, so without them an injected `<base>` redirects the page's
+relative scripts (nonce included) and an injected form posts anywhere; no plugins, no framing.
+Spread it into a rule's own policy: ``{"default-src": ["'self'"], ..., **CSP_HARDENING}``."""
+_CSP_HARDENING: Final[dict[str, list[str]]] = {name: list(sources) for name, sources in CSP_HARDENING.items()}
 _SWAGGER_CDN: Final = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
 _REDOC_CDN: Final = "https://cdn.jsdelivr.net/npm/redoc@2/"
 

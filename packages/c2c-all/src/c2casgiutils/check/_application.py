@@ -10,12 +10,13 @@ import pydantic
 from pydantic_settings import BaseSettings
 
 from c2c_headers import ArmorHeaderMiddleware
-from c2c_headers._csp import has_default_src  # the rule compiler's own reading of a rendered policy
+from c2c_headers._csp import has_default_src, missing_no_fallback  # the rule compiler's own reading
 from c2casgiutils._settings import Settings
 from c2casgiutils.check._config import authentication_mode
 from c2casgiutils.check._findings import (
     APP_IMPORT,
     APP_SETTINGS_INVALID,
+    CSP_NO_BASE_URI,
     CSP_NO_DEFAULT_SRC,
     HSTS_OVER_HTTP,
     MIDDLEWARE,
@@ -25,6 +26,7 @@ from c2casgiutils.check._findings import (
 
 _HSTS = b"strict-transport-security"
 _CSP = (b"content-security-policy", b"content-security-policy-report-only")
+_CSP_ENFORCED = _CSP[0]
 _MAX_DEPTH = 200
 _MAX_CHAIN = 10
 
@@ -165,11 +167,22 @@ def _armor_findings(armor: ArmorHeaderMiddleware, settings: Settings) -> list[Fi
         )
     for rule in armor.rules:
         for header, value in rule.edits:
-            if header in _CSP and value is not None and not has_default_src(value.decode("latin-1")):
+            if header not in _CSP or value is None:
+                continue
+            policy = value.decode("latin-1")
+            if not has_default_src(policy):
                 findings.append(
                     CSP_NO_DEFAULT_SRC.at(
                         f"header rule {rule.name!r}: {header.decode()} has no default-src, so every fetch "
                         "directive it does not name allows any source"
+                    )
+                )
+            missing = missing_no_fallback(policy)
+            if missing and header == _CSP_ENFORCED:
+                findings.append(
+                    CSP_NO_BASE_URI.at(
+                        f"header rule {rule.name!r}: Content-Security-Policy has no {' and no '.join(missing)}, "
+                        "which do not fall back to default-src: an injected <base> or <form> is obeyed"
                     )
                 )
     return findings

@@ -105,6 +105,11 @@ CSP_NO_DEFAULT_SRC = Kind(
     "C2C-W009", "warning", "add a default-src directive (e.g. default-src 'self') to the rule's Content-Security-Policy"
 )
 UNKNOWN_VARIABLE = Kind("C2C-W010", "warning", "correct the variable's name or remove it")
+CSP_NO_BASE_URI = Kind(
+    "C2C-W012",
+    "warning",
+    "add base-uri and form-action to the rule's Content-Security-Policy (spread headers.CSP_HARDENING into it)",
+)
 LIVENESS_DEPENDENCY = Kind(
     "C2C-W011",
     "warning",
