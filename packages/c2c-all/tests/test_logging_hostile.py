@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import secrets
@@ -228,6 +229,35 @@ async def test_unsigned_broadcasts_create_a_bounded_number_of_loggers(
         for name in [name for name in logging.Logger.manager.loggerDict if name.startswith(names)]:
             logging_tool.get_tool().apply(name, None)
         _forget_loggers(names)
+
+
+async def test_changes_from_redis_leave_a_trace(
+    redis_client: httpx.AsyncClient, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A level change published straight on Redis (no broadcast secret: indistinguishable from a replica's)
+    and an override written straight into Redis are applied, as in 0.14, but each leaves an INFO line
+    naming the logger, the level and where the change came from."""
+    name = f"hostile_traced_{secrets.token_hex(4)}"
+    logger = logging.getLogger(name)
+    channel = config.settings.redis.broadcast_prefix + logging_tool.CHANNEL
+    caplog.set_level(logging.INFO, logger=logging_tool.LOG.name)
+    try:
+        assert redis_server.command("PUBLISH", channel, json.dumps({"params": {"name": name, "level": "DEBUG"}})) == 1
+        for _ in range(100):
+            if logger.level == logging.DEBUG:
+                break
+            await asyncio.sleep(0.05)
+        assert logger.level == logging.DEBUG
+        redis_server.command("SET", PREFIX + name, "CRITICAL")
+        await logging_tool.get_tool().sync()
+        assert logger.level == logging.CRITICAL
+        lines = [record.getMessage() for record in caplog.records if name in record.getMessage()]
+        assert f"Logger {name} set to DEBUG by a broadcast (unsigned: C2C__BROADCAST__SECRET unset)" in lines, lines
+        assert f"Logger {name} set to CRITICAL by a stored override (unsigned: C2C__BROADCAST__SECRET unset)" in lines
+    finally:
+        redis_server.command("DEL", PREFIX + name)
+        logging_tool.get_tool().apply(name, None)
+        _forget_loggers(name)
 
 
 async def test_replicas_with_redis_frozen_wait_once(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -157,6 +158,21 @@ async def test_each_step_of_a_rotation_keeps_every_replica_answering(
     finally:
         for replica in replicas:
             await replica.close()
+
+
+@needs_redis
+async def test_the_startup_line_says_whether_messages_are_signed(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="c2c_broadcast")
+    for settings, said in (
+        (_settings(NEW), "messages signed"),
+        (BroadcastSettings(), "messages not signed (C2C__BROADCAST__SECRET unset: whoever can publish on this Redis"),
+    ):
+        caplog.clear()
+        replica = RedisBroadcaster(client=client, prefix=PREFIX, settings=settings)
+        await replica.start()
+        await replica.close()
+        (line,) = [record.getMessage() for record in caplog.records if "Broadcast through Redis" in record.getMessage()]
+        assert line.endswith(said) or said in line, line
 
 
 @needs_redis

@@ -325,7 +325,15 @@ class RedisBroadcaster(BaseBroadcaster):
                 async with asyncio.timeout(self.settings.connect_timeout.total_seconds()):
                     await self._register(list(self._handlers))
         if self._listener.connected.is_set() and self._answers.connected.is_set():
-            LOG.info("Broadcast through Redis (%s) as replica %s", self.describe(), self.replica_id)
+            LOG.info(
+                "Broadcast through Redis (%s) as replica %s, %s",
+                self.describe(),
+                self.replica_id,
+                "messages signed"
+                if self.secret is not None
+                else "messages not signed (C2C__BROADCAST__SECRET unset: whoever can publish on this Redis can"
+                " call the handlers of every replica)",
+            )
         else:
             LOG.warning(
                 "Broadcast: Redis (%s) is unreachable at startup (%s); retrying in the background",

@@ -402,6 +402,16 @@ async def _bounded(what: str, *, request: bool = False) -> AsyncIterator[None]:
         raise RedisUnavailableError(f"Redis is unavailable ({what}: {type(error).__name__})") from error
 
 
+def _log_change(name: str, level: str | None, seconds: float | None, source: str) -> None:
+    """One INFO line per level changed here by another replica or by Redis: a trace of every change,
+    forged ones included (without `C2C__BROADCAST__SECRET` nothing tells them apart)."""
+    from c2casgiutils import config
+
+    what = f"set to {level}" + (f" for {seconds:.0f} s" if seconds else "") if level else "restored"
+    unsigned = "" if config.settings.broadcast.secret is not None else " (unsigned: C2C__BROADCAST__SECRET unset)"
+    LOG.info("Logger %s %s by %s%s", _shown(name), what, source, unsigned)
+
+
 def _silent_at_broadcast_startup() -> str | None:
     """Why the startup should not ask Redis: the broadcaster's startup waited for it and got no answer.
 
@@ -599,7 +609,9 @@ class LoggingTool:
                     f"logger {_shown(name)!r} not created in this process: {MAX_CREATED_LOGGERS} loggers were"
                     " created for overrides already; a stored override is applied once the application creates it"
                 )
-        return self.apply(name, level, checked)
+        result = self.apply(name, level, checked)
+        _log_change(name, level, checked, "a broadcast")  # the request id of the caller's change is on the record
+        return result
 
     # --- keeping this process in line with the stored overrides -------------------------------------
 
@@ -621,10 +633,12 @@ class LoggingTool:
                 continue  # applied by a later synchronisation, once the application created the logger
             if logger is None or logging.getLevelName(logger.level) != level or name not in self._original:
                 self.apply(name, level, expires_in)
+                _log_change(name, level, expires_in, "a stored override")
                 changed += 1
         # A read cut at `MAX_KEYS` did not see every key: what it did not see may still be stored.
         for name in [name for name in self._original if name not in stored] if self._complete else []:
             self.apply(name, None)
+            _log_change(name, None, None, "the stored overrides (its own is gone)")
             changed += 1
         if changed:
             LOG.info("Logging levels brought in line with %d stored override(s)", changed)
