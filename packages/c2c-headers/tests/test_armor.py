@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import contextvars
 import logging
 import sys
@@ -22,6 +23,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from c2c_headers import CSP_NONCE, ArmorHeaderMiddleware, UnsupportedPatternError
 from c2c_headers.types import Message, Receive, Scope, Send
@@ -617,3 +619,29 @@ async def test_covers_the_responses_of_middlewares_added_before(engine: str) -> 
     assert rejected.headers["x-frame-options"] == "DENY"
     assert accepted.json() == {"ok": "yes"}
     assert accepted.headers["x-frame-options"] == "DENY"
+
+
+def test_wrapping_the_whole_application_covers_the_500_page() -> None:
+    """Added with `add_middleware`, the armor sits inside Starlette's `ServerErrorMiddleware`: its 500 has no
+    headers. Wrapping the application (the README's way) covers it; the lifespan passes through."""
+    started: list[bool] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        started.append(True)
+        yield
+
+    api = FastAPI(lifespan=lifespan)
+
+    @api.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(api, raise_server_exceptions=False) as client:
+        assert "x-frame-options" not in client.get("/boom").headers  # `add_middleware` cannot reach it
+    with TestClient(ArmorHeaderMiddleware(api), raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    assert started == [True, True]  # the lifespan reached the application through the wrapper too
