@@ -33,6 +33,15 @@ ORIGIN = ("https", "app.example")
         ("\\\\evil.example", None),
         ("\\/evil.example", None),
         ("/c2c/\\..\\", None),
+        # refused: dot segments (resolved by the browser: `/.//evil.example` is the path `//evil.example`)
+        ("/.//evil.example", None),
+        ("/./", None),
+        ("/c2c/../", None),
+        ("/c2c/..", None),
+        ("/%2e//evil.example", None),
+        ("/%2E%2E//evil.example", None),
+        ("https://app.example/.//evil.example", None),
+        ("/c2c/.hidden/..x/...", "/c2c/.hidden/..x/..."),  # dots in a name are no dot segment
         # refused: schemes and hosts
         ("https:evil.example", None),
         ("https:/evil.example", None),
@@ -105,12 +114,15 @@ _URLISH = st.lists(
 @example(value="/\\evil")
 @example(value="https:evil")
 @example(value="//evil")
+@example(value="/.//evil")
 def test_accepted_values_stay_on_the_site(value: str) -> None:
     result = safe_came_from(value, *ORIGIN)
     if result is None:
         return
     assert result.startswith("/")
     assert not result.startswith("//")
+    # Resolved as a browser resolves it (dot segments removed), the path is no `//host` either.
+    assert not urlsplit(urljoin("https://app.example/c2c/", result)).path.startswith("//")
     assert "\\" not in result
     assert result.isascii()
     assert result.isprintable()

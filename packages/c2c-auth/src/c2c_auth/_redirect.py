@@ -30,6 +30,9 @@ def _dangerous_path(path: str) -> bool:
             "\\" in decoded
             or decoded.startswith("//")
             or any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded)
+            # A dot segment: a browser resolves `/.//evil.example` to the path `//evil.example`, which
+            # any later redirect built from the path turns into another host. A browser never sends one.
+            or any(segment in (".", "..") for segment in decoded.split("/"))
         ):
             return True
         following = unquote(decoded)
