@@ -192,6 +192,21 @@ def test_probe_routes_are_not_counted(served: Served) -> None:
     assert not {handler for handler in handlers if handler.startswith("/c2c/")}, handlers
 
 
+def test_unknown_paths_add_no_series(served: Served) -> None:
+    """Paths nobody routes (scanners), under /c2c too, are all counted under one `handler="none"`."""
+    with httpx.Client(base_url=served.url, timeout=10) as client:
+        assert client.get(f"/unknown/{_invented_method()}").status_code == 404
+        before = served.http_series(showing='handler="none"')
+        for index in range(30):
+            path = f"/c2c/{_invented_method()}" if index % 2 else f"/{_invented_method()}/x"
+            assert client.get(path).status_code == 404
+    after = served.http_series()
+    assert after == before
+    handlers = {value for _, labels in after for name, value in labels if name == "handler"}
+    assert "none" in handlers
+    assert not [handler for handler in handlers if handler.startswith(("/unknown", "/M", "/c2c/M"))], handlers
+
+
 def test_broadcast_state_is_served_in_multiprocess_mode(tmp_path: Path) -> None:
     """Two workers sharing `PROMETHEUS_MULTIPROC_DIR`: `<prefix>broadcast_healthy` is in the scrape too.
 
