@@ -15,9 +15,11 @@ from c2c_config._base import (
     CREDENTIAL_NAMES,
     CREDENTIAL_WORDS,
     ENV_PREFIX,
+    SECRET_FILE_SUFFIX,
     C2CSettings,
     ConfigError,
     FieldInfo,
+    SecretFilesSource,
     Section,
     UnknownVariable,
     env_var_name,
@@ -28,6 +30,7 @@ from c2c_config._base import (
     iter_fields,
     redact_url,
     reload_settings,
+    secret_file_variables,
 )
 from c2c_config._docs import render_reference
 from c2c_config._errors import describe_error
@@ -71,6 +74,7 @@ __all__ = [
     "DURATION_FORMATS",
     "ENV_PREFIX",
     "REDIS_OPTION_TYPES",
+    "SECRET_FILE_SUFFIX",
     "SECRET_MASK",
     "C2CSettings",
     "ConfigError",
@@ -86,6 +90,7 @@ __all__ = [
     "ProxyHeadersSettings",
     "RedisOptions",
     "RedisSettings",
+    "SecretFilesSource",
     "SecretList",
     "SecretText",
     "Section",
@@ -113,5 +118,6 @@ __all__ = [
     "reload_settings",
     "render_reference",
     "running_loop",
+    "secret_file_variables",
     "signals",
 ]

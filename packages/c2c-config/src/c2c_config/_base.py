@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pydantic
 from pydantic import BaseModel, BeforeValidator, SecretBytes, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from c2c_config._types import (
     REDIS_OPTION_TYPES,
@@ -365,6 +365,7 @@ def find_unknown_variables(
     """
     environ = os.environ if environ is None else environ
     leaves, prefixes, sections = _known_names(settings_cls)
+    leaves = leaves | set(secret_file_variables(settings_cls))
     top_sections = {name for name in sections if name.count(ENV_DELIMITER) == 1}
     top_leaves = {name for name in leaves if name.count(ENV_DELIMITER) == 1}
     unknown = []
@@ -591,6 +592,54 @@ def explain_validation_error(settings_cls: type[BaseModel], error: ValidationErr
     return ConfigError(problems)
 
 
+SECRET_FILE_SUFFIX = "_FILE"  # noqa: S105 - a variable name suffix, no password
+"""`<secret variable>_FILE` names a file holding the secret (`C2C__AUTH__SECRET_FILE=/run/secrets/c2c`)."""
+
+
+def secret_file_variables(settings_cls: type[BaseModel]) -> dict[str, tuple[str, ...]]:
+    """`C2C__..._FILE` variable name -> the path of the secret field it sets, for every secret setting."""
+    return {info.env_var + SECRET_FILE_SUFFIX: info.path for info in iter_fields(settings_cls) if info.secret}
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """The secret settings read from the files that `<variable>_FILE` names (Docker and Kubernetes secrets).
+
+    The file's text is the value, without its trailing line breaks (an empty file is as an empty variable).
+    Setting both the variable and its `_FILE` variant, or naming a file that cannot be read, is a
+    `ConfigError` naming the variable (and the path, never the content).
+    """
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: `__call__` reads every secret file at once."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {name.upper(): value for name, value in os.environ.items() if name.upper().startswith(ENV_PREFIX)}
+        values: dict[str, Any] = {}
+        problems = []
+        for variable, path in secret_file_variables(self.settings_cls).items():
+            filename = environ.get(variable)
+            if filename is None:
+                continue
+            direct = variable.removesuffix(SECRET_FILE_SUFFIX)
+            if direct in environ:
+                problems.append(f"{variable}: {direct} is set too; set one of them")
+                continue
+            try:
+                with open(filename, encoding="utf-8", newline="") as handle:  # the text as it is
+                    text = handle.read().rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as error:
+                problems.append(f"{variable}={filename!r}: cannot read the file ({type(error).__name__})")
+                continue
+            target = values
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = text
+        if problems:
+            raise ConfigError(problems)
+        return values
+
+
 class C2CSettings(BaseSettings):
     """Base class of every settings object of the toolkit: `C2C__` prefix, `__` nesting, case-insensitive.
 
@@ -607,6 +656,18 @@ class C2CSettings(BaseSettings):
         validate_default=True,
         nested_model_default_partial_update=True,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment, then the secret files its `_FILE` variables name (`SecretFilesSource`)."""
+        return init_settings, env_settings, SecretFilesSource(settings_cls), dotenv_settings, file_secret_settings
 
     def __init__(self, **values: Any) -> None:
         try:
