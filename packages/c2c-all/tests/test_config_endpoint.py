@@ -8,6 +8,7 @@ import logging
 import os
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -102,6 +103,20 @@ async def test_secret_mode_access(monkeypatch: pytest.MonkeyPatch) -> None:
             "masked": True,
             "description": entry["description"],
         }
+
+
+async def test_a_secret_read_from_a_file_names_its_file_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "c2c-secret").write_text(SECRET + "\n")
+    async with _client(monkeypatch, {"C2C__AUTH__SECRET_FILE": str(tmp_path / "c2c-secret")}) as client:
+        admin = await client.get("/c2c/config", headers={"X-API-Key": SECRET})  # the file's secret works
+        assert admin.status_code == 200, admin.text
+    entries = {item["name"]: item for item in admin.json()["settings"]}
+    assert entries["auth.secret"]["source"] == "C2C__AUTH__SECRET_FILE"
+    assert entries["auth.secret"]["value"] == SECRET_MASK
+    assert SECRET not in admin.text
+    assert not admin.json()["unknown"], admin.json()["unknown"]
 
 
 async def test_no_authentication_refuses_everyone(monkeypatch: pytest.MonkeyPatch) -> None:

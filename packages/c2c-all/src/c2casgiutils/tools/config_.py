@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from c2c_auth import require_admin_access
 from c2c_config import (
+    SECRET_FILE_SUFFIX,
     SECRET_MASK,
     FieldInfo,
     env_var_name,
@@ -161,6 +162,8 @@ def _source(info: FieldInfo, environ: Mapping[str, str]) -> str:
     names = {name.upper(): name for name in environ}
     if info.env_var in names:
         return info.env_var
+    if info.secret and info.env_var + SECRET_FILE_SUFFIX in names:  # read from the file it names
+        return info.env_var + SECRET_FILE_SUFFIX
     extra = info.field.json_schema_extra
     pattern = extra.get("env_pattern") if isinstance(extra, dict) else None
     if isinstance(pattern, str):
