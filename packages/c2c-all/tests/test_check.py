@@ -278,6 +278,43 @@ async def test_a_csp_without_base_uri_or_form_action_is_reported(
         headers.CSP_HARDENING["base-uri"] = ("*",)  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    ("cors", "reported"),
+    [
+        ('allow_origins=["*"], allow_credentials=True', True),
+        ('allow_origin_regex=".*", allow_credentials=True', True),
+        ('allow_origin_regex="https://.*[.]example[.]com", allow_credentials=True', False),
+        ('allow_origins=["https://app.example"], allow_credentials=True', False),
+        ('allow_origins=["*"]', False),  # no cookies sent: a public API
+    ],
+)
+async def test_cors_for_every_origin_with_credentials_is_reported(
+    environment: Callable[[dict[str, str]], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cors: str,
+    reported: bool,
+) -> None:
+    """Starlette answers every site with its own Origin when `*` goes with credentials: any page the
+    visitor opens reads the service's answers with the visitor's cookies."""
+    environment({})
+    name = f"cors_app_{uuid.uuid4().hex}"
+    source = f"""
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+app = FastAPI()
+app.add_middleware(CORSMiddleware, {cors})
+"""
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    findings = [finding for finding in await run_check(CheckOptions(app=f"{name}:app")) if finding.id != "C2C-I002"]
+    assert _ids(findings) == (["C2C-W013"] if reported else [])  # (I002: this application has no health check)
+    if reported:
+        assert "any site can read" in findings[0].message
+        assert "allow_origins=[...]" in findings[0].fix
+
+
 async def test_test_authentication_is_an_error(environment: Callable[[dict[str, str]], None]) -> None:
     environment({"C2C__AUTH__TEST__USERNAME": "tester"})
     findings = await run_check(CheckOptions())

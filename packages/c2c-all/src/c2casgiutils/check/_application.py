@@ -8,6 +8,7 @@ from typing import Any
 
 import pydantic
 from pydantic_settings import BaseSettings
+from starlette.middleware.cors import CORSMiddleware
 
 from c2c_headers import ArmorHeaderMiddleware
 from c2c_headers._csp import has_default_src, missing_no_fallback  # the rule compiler's own reading
@@ -16,6 +17,7 @@ from c2casgiutils.check._config import authentication_mode
 from c2casgiutils.check._findings import (
     APP_IMPORT,
     APP_SETTINGS_INVALID,
+    CORS_ANY_ORIGIN_WITH_CREDENTIALS,
     CSP_NO_BASE_URI,
     CSP_NO_DEFAULT_SRC,
     HSTS_OVER_HTTP,
@@ -201,4 +203,21 @@ def application_findings(app: Any, layers: list[Any], settings: Settings) -> lis
     for layer in layers:
         if isinstance(layer, ArmorHeaderMiddleware):
             findings.extend(_armor_findings(layer, settings))
+        if isinstance(layer, CORSMiddleware) and layer.allow_credentials and _any_origin(layer):
+            findings.append(
+                CORS_ANY_ORIGIN_WITH_CREDENTIALS.at(
+                    "CORSMiddleware allows every origin with allow_credentials=True: Starlette then answers each "
+                    "site with its own Origin, so any site can read this service's answers with the visitor's cookies"
+                )
+            )
     return findings
+
+
+def _any_origin(cors: CORSMiddleware) -> bool:
+    """Whether `cors` allows every origin: `*`, or a regular expression that matches any site."""
+    if cors.allow_all_origins:
+        return True
+    pattern = cors.allow_origin_regex
+    return pattern is not None and all(
+        pattern.fullmatch(origin) for origin in ("https://attacker.example", "http://evil.test:8080", "null")
+    )

@@ -115,6 +115,11 @@ LIVENESS_DEPENDENCY = Kind(
     "warning",
     "tag the check readiness (not liveness): /livez failing makes Kubernetes restart every pod during an outage",
 )
+CORS_ANY_ORIGIN_WITH_CREDENTIALS = Kind(
+    "C2C-W013",
+    "warning",
+    "list the origins that may call the service (allow_origins=[...]), or set allow_credentials=False",
+)
 NOT_CHECKED = Kind("C2C-I001", "info", "fix the errors above, or pass the application as module:attribute")
 HEALTH_NONE = Kind("C2C-I002", "info", "register health checks on c2casgiutils.health_checks.FACTORY")
 SHARED_REDIS_NAMES = Kind(
