@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -138,6 +139,15 @@ def test_startup_with_redis_stopped_then_applied_when_it_answers(
 # --- item 1: startup with Redis frozen, in the process ---------------------------------------------
 
 
+async def _until_level(logger: logging.Logger, level: int) -> None:
+    """Wait (at most 10 s) until the background synchronisation gave `logger` this level."""
+    for _ in range(100):
+        if logger.level == level:
+            return
+        await asyncio.sleep(0.1)
+    assert logging.getLevelName(logger.level) == logging.getLevelName(level)
+
+
 async def test_startup_with_a_silent_server_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from c2c_config.redis import reset_factory
 
@@ -161,79 +171,69 @@ async def test_startup_with_a_silent_server_is_bounded(monkeypatch: pytest.Monke
             config.reload()
 
 
-async def test_startup_with_redis_sigstopped_is_bounded(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+async def stored_error(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[logging.Logger]:
+    """A logger at INFO whose override `ERROR` is stored in the test's Redis (`C2C__REDIS__URL`, only):
+    the test sets its other variables, then `config.reload()`. Everything put back afterwards."""
     from c2c_config.redis import reset_factory
 
     clear_c2c_variables(monkeypatch)
     monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
+    name = f"hardening_stored_{secrets.token_hex(4)}"
+    redis_server.command("SET", PREFIX + name, "ERROR")
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    yield logger
+    await reset_factory()
+    logger.setLevel(logging.NOTSET)
+    clear_c2c_variables(monkeypatch)
+    config.reload()
+
+
+async def test_startup_with_redis_sigstopped_is_bounded(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, stored_error: logging.Logger
+) -> None:
     monkeypatch.setenv("C2C__REDIS__TIMEOUT", "0.5")
     monkeypatch.setenv("C2C__TOOLS__LOGGING__SYNC_INTERVAL", "0")  # only the catch-up after the outage
     config.reload()
-    redis_server.command("SET", PREFIX + "hardening_frozen", "ERROR")
-    logger = logging.getLogger("hardening_frozen")
-    logger.setLevel(logging.INFO)
     tool = logging_tool.get_tool()
     try:
         with redis_server.frozen():
             await asyncio.wait_for(tool.startup(), 10)  # generous: the limit is 0.5 s
             assert tool.sync_status().state == "degraded"
-            assert logger.level == logging.INFO
+            assert stored_error.level == logging.INFO
         # Redis answers again: the background sync catches up, though the periodic sync is off.
-        for _ in range(100):
-            if logger.level == logging.ERROR:
-                break
-            await asyncio.sleep(0.1)
-        assert logger.level == logging.ERROR
+        await _until_level(stored_error, logging.ERROR)
         assert tool.sync_status().state == "in_sync"
     finally:
         await tool.shutdown()
-        await reset_factory()
-        logger.setLevel(logging.NOTSET)
-        clear_c2c_variables(monkeypatch)
-        config.reload()
 
 
 async def test_the_whole_startup_waits_for_a_frozen_redis_once(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, stored_error: logging.Logger
 ) -> None:
     """`c2casgiutils.startup()`: the broadcaster waits `C2C__BROADCAST__CONNECT_TIMEOUT` for a frozen
     Redis; the logging tool then does not wait `C2C__REDIS__TIMEOUT` more to read the overrides (it
     did, a 10 s startup with the defaults): degraded at once, applied once Redis answers."""
     import c2casgiutils
-    from c2c_config.redis import reset_factory
 
-    clear_c2c_variables(monkeypatch)
-    monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
     monkeypatch.setenv("C2C__BROADCAST__CONNECT_TIMEOUT", "1")
     monkeypatch.setenv("C2C__REDIS__TIMEOUT", "4")
     config.reload()
-    redis_server.command("SET", PREFIX + "hardening_startup_once", "ERROR")
-    logger = logging.getLogger("hardening_startup_once")
-    logger.setLevel(logging.INFO)
     try:
         with redis_server.frozen():
             started = time.monotonic()
             await asyncio.wait_for(c2casgiutils.startup(None), 20)
             elapsed = time.monotonic() - started
             status = logging_tool.get_tool().sync_status()
-            assert logger.level == logging.INFO
+            assert stored_error.level == logging.INFO
         assert elapsed < 1 + 4, elapsed  # the connect timeout, not it and the Redis timeout in a row
         assert status.state == "degraded"
         assert "broadcaster's startup" in (status.last_error or "")
-        for _ in range(100):  # Redis answers again: the background sync applies the stored override
-            if logger.level == logging.ERROR:
-                break
-            await asyncio.sleep(0.1)
-        assert logger.level == logging.ERROR
+        await _until_level(stored_error, logging.ERROR)  # Redis answers again: the background sync applies it
         assert logging_tool.get_tool().sync_status().state == "in_sync"
     finally:
         await c2casgiutils.shutdown()
-        await reset_factory()
-        logger.setLevel(logging.NOTSET)
-        clear_c2c_variables(monkeypatch)
-        config.reload()
 
 
 # --- item 2: every Redis call of a request is bounded ---------------------------------------------

@@ -57,12 +57,21 @@ async def _until(predicate: Any, seconds: float = 10) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_an_oversize_registry_entry_is_skipped_and_removed(
+@pytest.fixture
+async def echoing(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
-) -> None:
+) -> RedisServer:
+    """The test's Redis, on which this process's broadcaster answers `echo`; its warnings captured."""
     caplog.set_level(logging.WARNING, logger="c2c_broadcast")
     await start_on_redis(monkeypatch, redis_server.url)
     await c2c_broadcast.subscribe("echo", _echo)
+    return redis_server
+
+
+async def test_an_oversize_registry_entry_is_skipped_and_removed(
+    echoing: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis_server = echoing
     huge = "x" * 2_000_000
     long_json = '{"h": "' + "h" * 1500 + '", "p": 1, "r": "r"}'
 
@@ -111,11 +120,9 @@ async def test_a_registry_key_of_another_type_is_repaired_by_a_call(
 
 
 async def test_a_registry_key_of_another_type_is_repaired_by_the_heartbeat(
-    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    echoing: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="c2c_broadcast")
-    await start_on_redis(monkeypatch, redis_server.url)
-    await c2c_broadcast.subscribe("echo", _echo)
+    redis_server = echoing
     redis_server.command("SET", REGISTRY, "junk")
     # Within a heartbeat or two (0.5 s): a sorted set again, this replica in it.
     await _until(lambda: _text(redis_server.command("TYPE", REGISTRY)) == "zset", 5)
