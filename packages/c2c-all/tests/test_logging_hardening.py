@@ -32,6 +32,7 @@ from _c2c_all_env import clear_c2c_variables
 from c2c_config.redis import CLUSTER_MIN_REDIS_PY, redis_py_version
 from c2c_testing import RedisCluster, RedisServer, RedisServerFactory, free_port, stop_process, wait_for_port
 from c2casgiutils import config
+from c2casgiutils.tools import _overrides as overrides_module
 from c2casgiutils.tools import logging_ as logging_tool
 
 pytestmark = pytest.mark.usefixtures("fresh_logging_tool")
@@ -726,7 +727,7 @@ async def test_the_keys_one_read_considers_are_capped(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(logging_tool, "MAX_KEYS", 100)
+    monkeypatch.setattr(overrides_module, "MAX_KEYS", 100)
     _junk(signed_redis, PREFIX, 300, "hash")
     with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
         assert await tool.overrides() == []
@@ -747,7 +748,7 @@ async def test_the_overrides_one_read_accepts_are_capped(
     clear_c2c_variables(monkeypatch)
     monkeypatch.setenv("C2C__REDIS__URL", redis_server.url)
     config.reload()
-    monkeypatch.setattr(logging_tool, "MAX_OVERRIDES", 10)
+    monkeypatch.setattr(overrides_module, "MAX_OVERRIDES", 10)
     _junk(redis_server, PREFIX + "hardening_cap", 30, "string", "DEBUG")
     try:
         with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
@@ -763,18 +764,18 @@ async def test_the_overrides_one_read_accepts_are_capped(
 def test_warn_once_does_not_forget_everything_when_full(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(logging_tool, "_MAX_WARNED", 50)
-    tool = logging_tool.LoggingTool()
+    monkeypatch.setattr(overrides_module, "_MAX_WARNED", 50)
+    store = overrides_module.OverrideStore()
     markers = [(f"{PREFIX}junk_{index}", "DEBUG", "not signed") for index in range(51)]
     with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
         for marker in markers:  # one more than it keeps: the oldest is forgotten, not all of them
-            tool._warn_once(*marker)
+            store.warn_once(*marker)
         assert len(caplog.records) == 51
         for _ in range(3):
             for marker in markers[-40:]:
-                tool._warn_once(*marker)
+                store.warn_once(*marker)
         assert len(caplog.records) == 51
-        tool._warn_once(*markers[0])  # forgotten (least recently seen): said again
+        store.warn_once(*markers[0])  # forgotten (least recently seen): said again
     assert len(caplog.records) == 52
 
 

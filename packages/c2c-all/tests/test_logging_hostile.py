@@ -30,6 +30,7 @@ from c2c_broadcast import BroadcastResponse, ErrorAnswer
 from c2c_config.redis import SKIP_AFTER_FAILURE
 from c2c_testing import RedisServer
 from c2casgiutils import config, monitoring
+from c2casgiutils.tools import _overrides as overrides_module
 from c2casgiutils.tools import logging_ as logging_tool
 
 pytestmark = pytest.mark.usefixtures("fresh_logging_tool")
@@ -134,7 +135,7 @@ async def test_the_sync_creates_a_bounded_number_of_loggers(
 async def test_a_read_cut_by_max_keys_is_reported(
     tool: logging_tool.LoggingTool, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(logging_tool, "MAX_KEYS", 100)
+    monkeypatch.setattr(overrides_module, "MAX_KEYS", 100)
     redis_server.command("EVAL", _STORE_SCRIPT, "1", PREFIX + "hostile_junk_", "300", "LOUD")
     get = monitoring.LoggingSyncCheck()
     assert await tool._try_sync()  # a round of the synchronisation: the read succeeded
@@ -153,7 +154,7 @@ async def test_a_read_cut_by_max_keys_is_reported(
 async def test_a_read_cut_by_max_overrides_is_reported(
     tool: logging_tool.LoggingTool, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(logging_tool, "MAX_OVERRIDES", 10)
+    monkeypatch.setattr(overrides_module, "MAX_OVERRIDES", 10)
     monkeypatch.setattr(logging_tool, "MAX_CREATED_LOGGERS", 0, raising=False)  # no logger made for them
     names = f"hostile_many_{secrets.token_hex(4)}_"
     redis_server.command("EVAL", _STORE_SCRIPT, "1", PREFIX + names, "30", "DEBUG")
