@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import logging.config
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -26,6 +28,17 @@ import yaml
 LOG = logging.getLogger(__name__)
 
 __all__ = ["add_arguments", "init", "load_logging_config"]
+
+# c2casgiutils 0.14 imported `broadcast` and `logging_ as logging_tools` at the top of this module,
+# and tests patch `init`'s calls through them (`mock.patch("c2casgiutils.cli.logging_tools.startup")`).
+# They are the modules `init` calls, imported on first access: `import c2casgiutils.cli` stays cheap.
+_MODULES = {"broadcast": "c2casgiutils.broadcast", "logging_tools": "c2casgiutils.tools.logging_"}
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def add_arguments(arg_parser: argparse.ArgumentParser, default_logging_config: str | None = "logging.yaml") -> None:

@@ -52,6 +52,8 @@ from c2c_health import (
     startup,
 )
 from c2c_health._router import default_router as _default_router
+from c2casgiutils import config as config  # 0.14 imported these two here: tests patch through them
+from c2casgiutils import redis_utils as redis_utils
 
 router = _default_router(paths=("/",))
 """0.14's router: the health report at ``/`` (relative: include it under the prefix you like)."""

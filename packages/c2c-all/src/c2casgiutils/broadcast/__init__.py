@@ -41,9 +41,12 @@ from c2c_broadcast import (
 from c2casgiutils.broadcast import types
 
 if TYPE_CHECKING:
+    from c2casgiutils import config, redis_utils  # noqa: F401 - attributes, as in 0.14
     from c2casgiutils.broadcast import interface, local, redis, utils  # noqa: F401 - attributes, as in 0.14
 
 _SUBMODULES = frozenset({"interface", "local", "redis", "utils"})
+# Siblings 0.14 imported at the top of this module (`config`, `redis_utils`): tests patch through them.
+_SIBLINGS = frozenset({"config", "redis_utils"})
 
 __all__ = [
     "BaseBroadcaster",
@@ -78,4 +81,6 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name in _SIBLINGS:
+        return importlib.import_module(f"c2casgiutils.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ from typing import Any
 import c2c_broadcast
 from c2c_config import get_settings
 from c2casgiutils.broadcast import interface
+from c2casgiutils.broadcast import utils as utils  # an attribute of this module in 0.14
 
 __all__ = ["LocalBroadcaster"]
 

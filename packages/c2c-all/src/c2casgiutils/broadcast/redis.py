@@ -19,6 +19,7 @@ import c2c_broadcast
 from c2c_broadcast.redis import RedisBroadcaster as _OurRedisBroadcaster
 from c2c_config import describe_error, get_settings, raise_if_cancelled
 from c2casgiutils.broadcast import interface, local
+from c2casgiutils.broadcast import utils as utils  # an attribute of this module in 0.14
 
 if TYPE_CHECKING:
     import redis.asyncio.client

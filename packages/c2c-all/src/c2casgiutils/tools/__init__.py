@@ -35,7 +35,10 @@ from fastapi.templating import Jinja2Templates
 
 import c2c_auth
 from c2c_auth import AuthInfo, get_auth, require_read_only_access
+from c2casgiutils import auth as auth  # `auth`, `config`, `logging_tools`: attributes here in 0.14
+from c2casgiutils import config as config
 from c2casgiutils.tools import config_, headers, logging_
+from c2casgiutils.tools import logging_ as logging_tools  # noqa: F401
 from c2casgiutils.tools.audit import install as audit_install
 from c2casgiutils.tools.audit import router as audit_router
 from c2casgiutils.tools.audit import startup as audit_startup

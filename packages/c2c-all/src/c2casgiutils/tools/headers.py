@@ -44,6 +44,7 @@ from pydantic import BaseModel
 
 from c2c_auth import require_read_only_access
 from c2c_config import CREDENTIAL_FRAGMENTS, CREDENTIAL_NAMES, CREDENTIAL_WORDS, is_credential_name, redact_url
+from c2casgiutils import auth as auth  # an attribute of this module in 0.14
 
 MASK = "*****"
 """What replaces a masked value."""

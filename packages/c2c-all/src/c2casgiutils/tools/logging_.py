@@ -74,6 +74,10 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator
 from c2c_auth import AuthInfo, TemporarilyUnavailable, get_auth, require_read_only_access, require_read_write_access
 from c2c_broadcast.types import BroadcastResponse, MissingAnswer
 from c2c_config import Duration, LoopLocal, describe_error, raise_if_cancelled
+from c2casgiutils import auth as auth  # `auth`, `broadcast`, `config`, `redis_utils`: attributes here in 0.14
+from c2casgiutils import broadcast as broadcast
+from c2casgiutils import config as config
+from c2casgiutils import redis_utils as redis_utils
 from c2casgiutils.tools import audit
 from c2casgiutils.tools._levels import (
     LEVELS,
