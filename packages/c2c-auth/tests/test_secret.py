@@ -179,7 +179,9 @@ async def test_unknown_devices_share_one_budget(
     assert (await attacker.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET})).status_code == 200
 
 
-def test_a_test_suite_s_wrong_secrets_never_refuse_its_right_one(secret_mode: Any, h: types.ModuleType) -> None:
+def test_a_test_suite_s_wrong_secrets_never_refuse_its_right_one(
+    secret_mode: Any, h: types.ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
     """Starlette's TestClient (client host `testclient`, which no network peer has) goes through no
     budget: a 0.14 test suite that sends a dozen wrong secrets, then the right one, keeps passing."""
     from fastapi.testclient import TestClient
@@ -188,6 +190,9 @@ def test_a_test_suite_s_wrong_secrets_never_refuse_its_right_one(secret_mode: An
     for _ in range(12):
         with TestClient(app, base_url=h.APP_BASE) as client:
             assert client.get("/c2c/auth/login", headers={"X-API-Key": "wrong"}).status_code == 401
+    # Said as it is: no budget because it is a test client (it has no session).
+    wrong = [record.getMessage() for record in caplog.records if "Wrong authentication secret" in record.getMessage()]
+    assert wrong and all(message.endswith("(test client)") for message in wrong), wrong
     with TestClient(app, base_url=h.APP_BASE) as client:
         assert client.get("/c2c/auth/login", headers={"X-API-Key": h.SHARED_SECRET}).status_code == 200
     # A test client with an address of its own meets the budgets, as any network peer does.

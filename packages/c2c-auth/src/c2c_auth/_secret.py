@@ -118,7 +118,9 @@ async def verify_secret(request: Request, provided: str) -> bool:
     if right:
         return True
     _audit.REFUSED_LOGINS.refused(budget, _audit.client_address(request))
-    LOG.warning("Wrong authentication secret from %s (%s)", _client_address(request), budget or "valid session")
+    # No budget: the request has a valid session, or comes from a `TestClient` (never counted).
+    unbudgeted = "test client" if _test_client(request) else "valid session"
+    LOG.warning("Wrong authentication secret from %s (%s)", _client_address(request), budget or unbudgeted)
     return False
 
 
