@@ -47,7 +47,7 @@ MAX_NAMED_WARNINGS = 10
 _SCAN_COUNT = 1000  # the keys one `SCAN` call asks for: one batch of `MGET`s and `PTTL`s
 _READ_CHUNK = 1000  # the most override keys one read script gets (Lua's `unpack` has a stack limit)
 
-# The values, signatures and `PTTL`s of a batch of overrides, read at once: a write (`_persist`, a
+# The values, signatures and `PTTL`s of a batch of overrides, read at once: a write (`persist`, a
 # MULTI/EXEC of value and signature) cannot fall between them, as it could between separate commands
 # (a new level with the old signature: a false "bad signature"). Read only: it runs on a replica too.
 # KEYS: the override keys, then their signature keys when signed; ARGV[1]: how many override keys.
