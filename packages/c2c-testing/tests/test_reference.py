@@ -62,9 +62,21 @@ def _calls(log: Path) -> list[str]:
 
 def test_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(REFERENCE_VENV_ENV, raising=False)
-    assert reference_venv_location(tmp_path) == tmp_path / ".venv-c2casgiutils-014"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert reference_venv_location(tmp_path) == tmp_path / f".venv-c2casgiutils-014-py{version}"
     monkeypatch.setenv(REFERENCE_VENV_ENV, str(tmp_path / "elsewhere"))
     assert reference_venv_location(Path("/nowhere")) == tmp_path / "elsewhere"
+
+
+def test_two_python_versions_never_share_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The CI runs the whole workspace on one Python and the isolation runs on another, at the same
+    # time: one environment would be rebuilt by each for its own version while the other uses it.
+    monkeypatch.delenv(REFERENCE_VENV_ENV, raising=False)
+    locations = set()
+    for version in ("3.11", "3.13"):
+        monkeypatch.setattr(_reference, "_python_version", lambda version=version: version)
+        locations.add(reference_venv_location(tmp_path))
+    assert locations == {tmp_path / ".venv-c2casgiutils-014-py3.11", tmp_path / ".venv-c2casgiutils-014-py3.13"}
 
 
 def test_builds_then_reuses(fake_uv: tuple[list[str], Path], tmp_path: Path) -> None:

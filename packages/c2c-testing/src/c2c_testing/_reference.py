@@ -1,9 +1,9 @@
 """A real c2casgiutils 0.14.0 environment (the library we replace, from PyPI), built once and reused.
 
 The reference library is never a dependency of the workspace: it lives in a virtual environment of
-its own, built with uv next to the repository (`.venv-c2casgiutils-014/`, git-ignored) and reused
-while it is complete. Tests run its interpreter in subprocesses (a 0.14 service's test suite, 0.14
-replicas beside ours on one Redis...).
+its own, built with uv next to the repository (`.venv-c2casgiutils-014-py<version>/`, one per
+Python version, git-ignored) and reused while it is complete. Tests run its interpreter in
+subprocesses (a 0.14 service's test suite, 0.14 replicas beside ours on one Redis...).
 
 Building is serialised by an exclusive lock on a file beside the environment, so parallel pytest
 processes never race: the first one builds, the others wait for it and reuse the result. The
@@ -54,9 +54,15 @@ class ReferenceEnvironmentError(RuntimeError):
 
 
 def reference_venv_location(rootdir: Path) -> Path:
-    """Where the environment lives: `$C2C_TESTING_C2CASGIUTILS_014_VENV`, else `<rootdir>/.venv-c2casgiutils-014`."""
+    """Where the environment lives: `$C2C_TESTING_C2CASGIUTILS_014_VENV`, else
+    `<rootdir>/.venv-c2casgiutils-014-py<major>.<minor>` (this Python's version).
+
+    One per Python version: test runs on two versions at once (the CI's two lanes) would otherwise
+    take turns rebuilding one environment for their own version while the other run's tests use it.
+    A configured directory is used as it is: give each Python version its own.
+    """
     configured = os.environ.get(REFERENCE_VENV_ENV)
-    return Path(configured).absolute() if configured else rootdir / REFERENCE_VENV_NAME
+    return Path(configured).absolute() if configured else rootdir / f"{REFERENCE_VENV_NAME}-py{_python_version()}"
 
 
 def venv_python(location: Path) -> Path:

@@ -231,8 +231,9 @@ def postgresql_database(postgresql: PostgreSQLServer) -> Iterator[str]:
 def c2casgiutils_014_python(pytestconfig: pytest.Config) -> Path:
     """The interpreter of a venv with `c2casgiutils[all]==0.14.0` from PyPI and what a 0.14 service tests with.
 
-    Built with uv on first use in `<rootdir>/.venv-c2casgiutils-014` (or `$C2C_TESTING_C2CASGIUTILS_014_VENV`)
-    under a file lock, then reused while complete. A failed build is an error naming the command.
+    Built with uv on first use in `<rootdir>/.venv-c2casgiutils-014-py<version>` (or
+    `$C2C_TESTING_C2CASGIUTILS_014_VENV`) under a file lock, then reused while complete. A failed build is
+    an error naming the command.
     """
     location = reference_venv_location(pytestconfig.rootpath)
     try:
