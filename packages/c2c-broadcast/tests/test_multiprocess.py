@@ -26,6 +26,7 @@ import pytest
 import c2c_broadcast
 from c2c_broadcast import BroadcastResponse, BroadcastUnavailableError, ErrorAnswer, MissingAnswer, Settings
 from c2c_config import reload_settings
+from c2c_config.redis import request_scope
 from c2c_testing import RedisCluster, RedisSentinel, RedisServer
 
 try:
@@ -178,12 +179,17 @@ def _responses(answers: list[BroadcastResponse[Any] | MissingAnswer]) -> list[Br
 
 
 async def _until_all_four_answer(seconds: float = 30) -> None:
-    """Call `echo` until the four workers answer again (an outage or a failover is over), within `seconds`."""
+    """Call `echo` until the four workers answer again (an outage or a failover is over), within `seconds`.
+
+    Each attempt is a request of its own (`request_scope`), as a server would serve it: a failed
+    attempt must not make the test's later calls refuse Redis (`unreachable_here`) for up to 2 s.
+    """
     deadline = time.monotonic() + seconds
     answers: list[BroadcastResponse[Any] | MissingAnswer] = []
     while time.monotonic() < deadline:
         try:
-            answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=2)
+            with request_scope():
+                answers = await c2c_broadcast.broadcast("echo", expect_answers=True, timeout=2)
         except BroadcastUnavailableError:
             await asyncio.sleep(0.2)
             continue
