@@ -92,8 +92,6 @@ router = APIRouter()
 @router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, name="c2c_index", include_in_schema=False)
 async def c2c_index(request: Request, auth_info: Annotated[AuthInfo, Depends(get_auth)]) -> HTMLResponse:
     """The admin page: what it offers depends on the caller's access."""
-    from c2casgiutils import config
-
     access = await access_summary(request, Response(), auth_info)
     context = {
         "request": request,
@@ -119,8 +117,6 @@ async def c2c_versions(_: Annotated[None, Depends(require_read_only_access)]) ->
 
     Without that file, the installed distributions in the same shape (`replicas.installed_versions`).
     """
-    from c2casgiutils import config
-
     path = Path(config.settings.tools.versions_file)
     try:
         return await _read_json(path)
