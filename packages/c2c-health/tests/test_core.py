@@ -480,7 +480,7 @@ async def test_check_that_ignores_cancellation_is_still_bounded(
     (outcome,) = (await factory.run()).outcomes
     assert time.monotonic() - start < 5
     assert outcome.payload["error"] == TIMEOUT_ERROR
-    assert len(factory._abandoned) == 1  # still running, kept referenced
+    assert len(factory._abandoned.get()) == 1  # still running, kept referenced
     # While it is still going, probes do not start another run of that check.
     start = time.monotonic()
     (outcome,) = (await factory.run()).outcomes
@@ -490,10 +490,10 @@ async def test_check_that_ignores_cancellation_is_still_bounded(
     assert check.calls == 1
     release.set()
     for _ in range(100):
-        if not factory._abandoned:
+        if not factory._abandoned.get():
             break
         await asyncio.sleep(0.01)
-    assert not factory._abandoned
+    assert not factory._abandoned.get()
     (outcome,) = (await factory.run()).outcomes  # runs again, and the event is set: healthy
     assert (outcome.status_code, check.calls) == (200, 2)
 
@@ -626,6 +626,37 @@ async def test_cache_expires(make_factory: MakeFactory) -> None:
     assert counting.calls == 2
 
 
+def test_runs_left_by_a_loop_closed_abruptly_are_not_the_next_loops(make_factory: MakeFactory) -> None:
+    """A loop closed without cancelling its tasks (a bare `loop.close()`) leaves a run in progress and an
+    abandoned one behind: the next loop neither awaits the first nor skips its check for the second."""
+    factory = make_factory(cache_ttl=60, timeout=0.2)
+    stubborn = factory.add(Stubborn(asyncio.Event(), name="stubborn"))
+    counting = factory.add(Counting(delay=0.1, name="counting"))
+    assert isinstance(stubborn, Stubborn)
+    assert isinstance(counting, Counting)
+
+    async def first() -> None:
+        (outcome,) = (await factory.run(name="stubborn")).outcomes  # times out: abandoned, still running
+        assert outcome.payload == {"error": TIMEOUT_ERROR, "timeout": 0.2}
+        asyncio.ensure_future(factory.run(name="counting"))  # in progress when the loop stops
+        await asyncio.sleep(0.05)
+        assert (len(factory._abandoned.get()), len(factory._inflight.get())) == (1, 1)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(first())
+    loop.close()  # no cancellation: both tasks stay pending, bound to a closed loop
+
+    async def second() -> tuple[int, int, int]:
+        stubborn.release = asyncio.Event()
+        stubborn.release.set()
+        by_name = {outcome.name: outcome.status_code for outcome in (await factory.run()).outcomes}
+        return by_name["stubborn"], by_name["counting"], len(factory._inflight.get())
+
+    # Healthy: a new run of each check in this loop (not "previous run pending", not a dead loop's task).
+    assert asyncio.run(second()) == (200, 200, 0)
+    assert (stubborn.calls, counting.calls) == (2, 2)
+
+
 async def test_cancelled_probe_does_not_cancel_the_shared_run(make_factory: MakeFactory) -> None:
     factory = make_factory(cache_ttl=60)
     counting = factory.add(Counting(delay=0.2))
@@ -712,7 +743,7 @@ async def test_error_of_an_abandoned_check_is_logged(
     assert outcome.payload["error"] == TIMEOUT_ERROR
     release.set()
     for _ in range(100):
-        if not factory._abandoned:
+        if not factory._abandoned.get():
             break
         await asyncio.sleep(0.01)
     assert "ended after its timeout with an error" in caplog.text

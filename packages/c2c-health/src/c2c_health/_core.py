@@ -21,7 +21,7 @@ from typing import Any, cast
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from c2c_config import redact_url
+from c2c_config import LoopLocal, redact_url
 from c2c_health._metrics import get_metrics
 from c2c_health._settings import HealthSettingsSource, default_settings
 
@@ -421,11 +421,17 @@ class Factory:
         self.settings: Callable[[], HealthSettingsSource] = settings or default_settings
         self._entries: dict[str, _Entry] = {}
         self._cache: dict[tuple[str, ...], _CacheEntry] = {}
-        self._inflight: dict[tuple[str, ...], asyncio.Task[Report]] = {}
+        # Tasks belong to their event loop, so these two live in LoopLocals (each loop its own, gone
+        # with it). The runs in progress, by selection: concurrent probes of one selection share one.
+        self._inflight: LoopLocal[dict[tuple[str, ...], asyncio.Task[Report]]] = LoopLocal(
+            dict, name="health checks' runs in progress"
+        )
         # Runs still going after their timeout, by check name: kept referenced until they end (then
         # their error is logged), and no new run of that check starts meanwhile, so a dependency
         # that hangs even cancellation costs one pending run per check, not one per probe.
-        self._abandoned: dict[str, asyncio.Task[Result]] = {}
+        self._abandoned: LoopLocal[dict[str, asyncio.Task[Result]]] = LoopLocal(
+            dict, name="health checks' abandoned runs"
+        )
         # The last results of each check, by registered name (setting `history_size`): only runs,
         # not cache hits; in memory, per process.
         self._history: dict[str, collections.deque[_Point]] = {}
@@ -611,11 +617,11 @@ class Factory:
         entry = self._cache.get(key)
         if entry is not None and entry.expires > time.monotonic():
             return entry.report
-        loop = asyncio.get_running_loop()
-        task = self._inflight.get(key)
-        if task is None or task.get_loop() is not loop or task.done():
-            task = loop.create_task(self._execute_and_cache(key, checks, settings, ttl))
-            self._inflight[key] = task
+        inflight = self._inflight.get()
+        task = inflight.get(key)
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(self._execute_and_cache(key, checks, settings, ttl))
+            inflight[key] = task
         # shield: a probe that disconnects must not cancel the run other probes wait for.
         return await asyncio.shield(task)
 
@@ -633,8 +639,10 @@ class Factory:
             self._cache[key] = _CacheEntry(now + ttl, report)
             return report
         finally:
-            if self._inflight.get(key) is asyncio.current_task():
-                del self._inflight[key]
+            # peek(), not get(): at the loop's end its values may be gone already; never recreate them then.
+            inflight = self._inflight.peek()
+            if inflight is not None and inflight.get(key) is asyncio.current_task():
+                del inflight[key]
 
     async def _execute(self, checks: list[tuple[str, Check]], settings: HealthSettingsSource) -> Report:
         default_timeout = settings.health_checks.timeout.total_seconds()
@@ -655,8 +663,8 @@ class Factory:
         timeout = _timeout_of(check) or default_timeout
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
-        previous = self._abandoned.get(name)
-        if previous is not None and not previous.done() and previous.get_loop() is loop:
+        previous = self._abandoned.get().get(name)
+        if previous is not None and not previous.done():
             self._log_failure(
                 name,
                 logging.WARNING,
@@ -689,7 +697,7 @@ class Factory:
 
         if not task.done():
             task.cancel()
-            self._abandoned[name] = task
+            self._abandoned.get()[name] = task
             task.add_done_callback(functools.partial(self._forget, name))
             self._log_failure(name, logging.WARNING, "Health check %r timed out after %g s", name, timeout)
             return outcome(FAILURE_STATUS, {"error": TIMEOUT_ERROR, "timeout": timeout}, {"error": TIMEOUT_ERROR})
@@ -754,8 +762,9 @@ class Factory:
         LOG.log(level, message, *args, exc_info=exc_info)
 
     def _forget(self, name: str, task: asyncio.Task[Result]) -> None:
-        if self._abandoned.get(name) is task:
-            del self._abandoned[name]
+        abandoned = self._abandoned.peek()  # never recreated at the loop's end (see _execute_and_cache)
+        if abandoned is not None and abandoned.get(name) is task:
+            del abandoned[name]
         if not task.cancelled() and task.exception() is not None:
             LOG.warning(
                 "Health check task %r ended after its timeout with an error", task.get_name(), exc_info=task.exception()
