@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import example, given
@@ -369,3 +371,20 @@ def test_options_never_crash(text: str) -> None:
         parse_options(text, REDIS_OPTION_TYPES, what="Redis option")
     except ValueError as error:
         assert str(error)
+
+
+@pytest.mark.parametrize(
+    ("parser", "name", "kind"),
+    [
+        (parse_string_list, "parse_string_list", "a string"),
+        (parse_int_list, "parse_int_list", "an integer"),
+        (parse_float_list, "parse_float_list", "a finite number"),
+    ],
+)
+def test_list_parsers_have_their_public_name_and_a_docstring(
+    parser: Callable[[object], list[Any]], name: str, kind: str
+) -> None:
+    """`help()` and the API docs show each list parser under its own name, with what it accepts."""
+    assert parser.__name__ == parser.__qualname__ == name
+    assert parser.__doc__ is not None
+    assert f"every item is {kind}" in parser.__doc__

@@ -20,6 +20,10 @@ BEGIN_MARKER = "<!-- BEGIN GENERATED SETTINGS: do not edit, run `python -m c2c_c
 END_MARKER = "<!-- END GENERATED SETTINGS -->"
 
 
+# The validators of `StringList`, `IntList` and `FloatList` (c2c_config._types), by name.
+_LIST_PARSERS = frozenset({"parse_string_list", "parse_int_list", "parse_float_list"})
+
+
 def _metadata_names(metadata: Any) -> list[str]:
     names = []
     for meta in metadata:
@@ -44,7 +48,7 @@ def describe_type(annotation: Any, metadata: Any = ()) -> str:
             base, validators = annotation, _metadata_names(metadata)
         if "parse_duration" in validators:
             return "duration"
-        if "parse_list" in validators and typing.get_origin(base) is list:
+        if any(name in _LIST_PARSERS for name in validators) and typing.get_origin(base) is list:
             (item,) = typing.get_args(base)
             return f"comma-separated list of {describe_type(item)}s"
         if any("options" in name for name in validators):

@@ -216,7 +216,7 @@ def _split_list(value: object) -> list[Any]:
     raise ValueError(f"expected a comma-separated string, a list or None, got a value of type {type(value).__name__}")
 
 
-def _typed_list(kind: Callable[[Any], Any], kind_name: str) -> Callable[[object], list[Any]]:
+def _typed_list(kind: Callable[[Any], Any], kind_name: str, name: str) -> Callable[[object], list[Any]]:
     def convert(value: object) -> list[Any]:
         items = _split_list(value)
         result = []
@@ -229,7 +229,11 @@ def _typed_list(kind: Callable[[Any], Any], kind_name: str) -> Callable[[object]
                 raise ValueError(f"item {index + 1} ({item!r}) is not {kind_name}") from None
         return result
 
-    convert.__name__ = convert.__qualname__ = "parse_list"
+    convert.__name__ = convert.__qualname__ = name
+    convert.__doc__ = (
+        f"A list whose every item is {kind_name}, from `a,b,c` (items stripped, empty items dropped), a JSON"
+        f" array, a list or None (empty); ValueError naming the first item that is not {kind_name}."
+    )
     return convert
 
 
@@ -254,9 +258,9 @@ def _to_float(item: object) -> float:
     return result
 
 
-parse_string_list = _typed_list(_to_str, "a string")
-parse_int_list = _typed_list(_to_int, "an integer")
-parse_float_list = _typed_list(_to_float, "a finite number")
+parse_string_list = _typed_list(_to_str, "a string", "parse_string_list")
+parse_int_list = _typed_list(_to_int, "an integer", "parse_int_list")
+parse_float_list = _typed_list(_to_float, "a finite number", "parse_float_list")
 
 StringList = Annotated[list[str], NoDecode, BeforeValidator(parse_string_list)]
 """A list of strings from `a,b,c` (items stripped, empty items dropped), a JSON array, a list, or None (empty)."""

@@ -16,6 +16,8 @@ _INSTANCES: weakref.WeakSet[ArmorHeaderMiddleware] = weakref.WeakSet()
 # An engine's apply(match, status, headers) -> headers.
 Apply = Callable[[RequestMatch, int, list[tuple[bytes, bytes]]], list[tuple[bytes, bytes]]]
 
+__all__ = ["ArmorHeaderMiddleware", "live_instances"]
+
 
 def live_instances() -> list[ArmorHeaderMiddleware]:
     """The `ArmorHeaderMiddleware` instances alive in this process (weakly held), in no particular order."""

@@ -64,6 +64,18 @@ socket), set when the middleware rewrites the scope and kept by a later one; abs
 HEADERS_TYPES: Final = ("x-forwarded", "forwarded", "none")
 BAD_HEADERS_TYPE = "headers_type must be one of {accepted}, got {value!r}"
 
+__all__ = [
+    "BAD_HEADERS_TYPE",
+    "BAD_TRUSTED_HOST",
+    "BAD_TRUSTED_LITERAL",
+    "HEADERS_TYPES",
+    "ORIGINAL_SCOPE_KEY",
+    "PEER_SCOPE_KEY",
+    "ForwardedHeadersMiddleware",
+    "TrustedHosts",
+    "parse_forwarded",
+]
+
 _LOG = logging.getLogger("c2c_headers")
 _SCHEMES: Final = {
     "http": {"http": "http", "https": "https", "ws": "http", "wss": "https"},
