@@ -280,5 +280,5 @@ async def test_replicas_with_redis_frozen_wait_once(
             response = await asyncio.wait_for(client.get("/c2c/replicas?timeout=3", headers=KEY), 20)
             elapsed = time.monotonic() - started
     assert response.status_code == 503, response.text
-    # 1 s (the authentication's wait), not 1 s and then as long again in the broadcast.
-    assert 0.9 < elapsed < 1.6, elapsed
+    # 1 s (the authentication's wait), not 1 s and then as long again in the broadcast (>= 2 s).
+    assert 0.9 < elapsed < 1.9, elapsed

@@ -165,11 +165,11 @@ async def test_a_frozen_redis_costs_a_request_one_wait(
                 started = time.monotonic()
                 with pytest.raises(BroadcastUnavailableError, match="not asked again"):
                     await c2c_broadcast.broadcast("echo", {}, expect_answers=False, timeout=1)
-                assert time.monotonic() - started < 0.2
+                assert time.monotonic() - started < 0.5  # asking would wait the 1 s connect timeout
     finally:
         c2c_redis.reset_unreachable()
     assert durations[0] >= 0.9, durations  # the first call waited (connect_timeout 1 s)
-    assert durations[1] < 0.2, durations  # the second did not
+    assert durations[1] < 0.5, durations  # the second did not (waiting is >= 0.9 s; margin for a loaded CI)
     assert "not asked again, it failed earlier in this request" in errors[1], errors
     # Another request, once Redis answers again, is not refused.
     with c2c_redis.request_scope():
