@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from c2c_config import describe_error
 from c2c_health import GENERIC_ERROR, HTTP, TIMEOUT_ERROR, Factory, HTTPProbeError, fetch_status
+from c2c_health import _http as c2c_health_http
 from c2c_health.__main__ import main
 from c2c_health._http import mask_password, parse_status_line
 from c2c_testing import free_port
@@ -412,3 +413,26 @@ async def test_https_verifies_the_certificate(
     assert "CERTIFICATE_VERIFY_FAILED" in system.payload["error"]
     assert (private.status_code, private.payload["status"]) == (200, 200)
     assert len(tls_dependency.requests) == 1  # the unverified connection sent nothing
+
+
+async def test_the_system_cas_are_loaded_once_off_the_loop(
+    monkeypatch: pytest.MonkeyPatch, make_factory: MakeFactory, tls_dependency: Dependency
+) -> None:
+    """Loading the system CAs takes tens of ms: once per process, in a thread, not at each probe on the loop."""
+    monkeypatch.setattr(c2c_health_http, "_default_context", None)
+    threads: list[str] = []
+    create = ssl.create_default_context
+
+    def counting() -> ssl.SSLContext:
+        threads.append(threading.current_thread().name)
+        return create()
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    url = tls_dependency.url.replace("http://", "https://")
+    factory = make_factory(timeout=10)
+    factory.add(HTTP(url, name="system-cas"))
+    for _ in range(3):
+        (outcome,) = (await factory.run()).outcomes
+        assert "CERTIFICATE_VERIFY_FAILED" in outcome.payload["error"]  # still verified, by the system CAs
+    assert len(threads) == 1
+    assert threads[0] != threading.main_thread().name

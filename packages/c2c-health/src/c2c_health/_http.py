@@ -147,9 +147,20 @@ async def fetch_status(
     return await _exchange(parts, request, ssl_context)
 
 
+_default_context: ssl.SSLContext | None = None
+
+
+async def _system_context() -> ssl.SSLContext:
+    """The context verifying against the system CAs, built once, off the loop (loading the CAs takes tens of ms)."""
+    global _default_context
+    if _default_context is None:
+        _default_context = await asyncio.to_thread(ssl.create_default_context)
+    return _default_context
+
+
 async def _exchange(parts: urllib.parse.SplitResult, request: bytes, ssl_context: ssl.SSLContext | None) -> int:
     secure = parts.scheme == "https"
-    context = (ssl_context or ssl.create_default_context()) if secure else None
+    context = (ssl_context or await _system_context()) if secure else None
     reader, writer = await asyncio.open_connection(
         parts.hostname, parts.port or _DEFAULT_PORTS[parts.scheme], ssl=context
     )
