@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,6 +33,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 import c2c_auth
+import c2casgiutils
 from c2c_auth import AuthInfo, get_auth, require_read_only_access
 from c2casgiutils import auth as auth  # `auth`, `config`, `logging_tools`: attributes here in 0.14
 from c2casgiutils import config as config
@@ -103,7 +103,7 @@ async def c2c_index(request: Request, auth_info: Annotated[AuthInfo, Depends(get
         # back here with it); anything else is ignored.
         "login": request.query_params.get("login") if not access["is_logged_in"] else None,
         "application_module": config.settings.tools.logging.application_module,
-        "version": version("c2c-all"),
+        "version": c2casgiutils.__version__,  # read once at import: no metadata lookup per request
     }
     response = TEMPLATES.TemplateResponse(request, "index.html", context)
     response.headers["Cache-Control"] = "no-store"
