@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 import types
 from typing import Any
@@ -14,6 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 
 import c2c_auth
 from c2c_auth import _access, _claims, _github, _modes, _sessions
+from c2c_auth._settings import GitHubSettings
 
 COOKIE = "c2c-jwt-auth"
 
@@ -688,3 +690,38 @@ async def test_the_flow_cookie_is_cleared_where_it_was_set(
     cleared = h.set_cookies(done)[name]
     assert cleared["max-age"] == "0"
     assert cleared["path"] == attributes["path"] == "/c2c/auth/github/"
+
+
+async def test_a_trickling_github_answer_is_bounded_as_a_whole() -> None:
+    """httpx's timeout bounds each read: an answer sent a byte every 0.1 s (a slow proxy, an overloaded
+    GitHub Enterprise) would hold the request for as long as it lasts. The whole call has the same bound."""
+    body = b'{"permissions":{"pull":true}}'  # 29 bytes: about 3 s at this pace
+
+    handlers: list[asyncio.Task[Any]] = []
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+            for byte in body:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        except ConnectionError:  # the client gave up
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = GitHubSettings(repo_url=f"http://127.0.0.1:{port}/repos", timeout=datetime.timedelta(seconds=0.5))
+    try:
+        with pytest.raises(_github.GitHubUnavailable, match="did not answer the repository request in time"):
+            await _github.get_permissions(settings, "ghp_trickled", "camptocamp/project")
+    finally:
+        server.close()
+        for handler in handlers:
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()

@@ -123,10 +123,14 @@ async def _send(
     settings: GitHubSettings, what: str, method: str, url: str, auth: tuple[str, str] | None = None, **kwargs: Any
 ) -> httpx.Response:
     pooled = client()
-    request = pooled.build_request(method, url, timeout=settings.timeout.total_seconds(), **kwargs)
+    seconds = settings.timeout.total_seconds()
+    request = pooled.build_request(method, url, timeout=seconds, **kwargs)
     try:
-        response = await pooled.send(request, auth=auth)
-    except httpx.TimeoutException as error:
+        # httpx's timeout bounds each phase (connect, write, each read, the pool); the whole call,
+        # a slowly trickling answer included, is bounded by the same value once more.
+        async with asyncio.timeout(seconds):
+            response = await pooled.send(request, auth=auth)
+    except (httpx.TimeoutException, TimeoutError) as error:
         raise GitHubUnavailable(f"GitHub did not answer the {what} request in time") from error
     except httpx.HTTPError as error:
         raise GitHubUnavailable(f"GitHub cannot be reached for the {what} request ({type(error).__name__})") from error
