@@ -725,3 +725,24 @@ async def test_a_trickling_github_answer_is_bounded_as_a_whole() -> None:
             handler.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
         await server.wait_closed()
+
+
+async def test_access_levels_wait_for_a_hanging_github_once(github_mode: Any, fake_github: Any) -> None:
+    """The /c2c page asks the three levels: a GitHub that does not answer costs one timeout, not three."""
+    github_mode.set(C2C__AUTH__GITHUB__TIMEOUT="0.3")
+    token = fake_github.issue_token("carol")
+    info = c2c_auth.AuthInfo(is_logged_in=True, user=c2c_auth.UserInfo(login="carol", token=token))
+    fake_github.hang = True
+    assert await c2c_auth.access_levels(info) == {"read_only": False, "read_write": False, "admin": False}
+    assert fake_github.calls["repo"] == 1
+    fake_github.hang = False
+    fake_github.release.set()
+    # Available: the three levels as the check_* functions give them, from one (cached) permission request.
+    expected = {
+        "read_only": await c2c_auth.check_read_only_access(info),
+        "read_write": await c2c_auth.check_read_write_access(info),
+        "admin": await c2c_auth.check_admin_access(info),
+    }
+    assert await c2c_auth.access_levels(info) == expected
+    assert expected["read_only"]
+    assert fake_github.calls["repo"] == 2

@@ -15,6 +15,7 @@ from fastapi.security import APIKeyHeader, APIKeyQuery
 from c2c_auth._access import (
     AccessContext,
     AuthConfig,
+    access_levels,
     auth_required,
     check_access,
     check_access_config,
@@ -107,6 +108,7 @@ __all__ = [
     "UserDetails",
     "UserInfo",
     "__version__",
+    "access_levels",
     "api_key_header",
     "api_key_query",
     "apply_pending_cookies",

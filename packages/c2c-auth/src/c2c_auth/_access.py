@@ -168,6 +168,29 @@ async def check_admin_access(
     return await _checked(auth_info, _default_config("admin"), request, response, levels=True)
 
 
+async def access_levels(
+    auth_info: Annotated[AuthInfo, Depends(get_auth)], request: Request | None = None, response: Response | None = None
+) -> dict[str, bool]:
+    """The caller's three levels at once: `{"read_only": ..., "read_write": ..., "admin": ...}`.
+
+    Each is what `check_read_only_access`, `check_read_write_access` and `check_admin_access` say,
+    but a GitHub that cannot answer is waited for once, not once per level: after the first
+    failure the remaining levels are false (fail closed), without asking again. In GitHub mode the
+    three share one permission request (cached), so an available GitHub is asked once too.
+    """
+    levels: dict[str, bool] = dict.fromkeys(_LEVELS, False)
+    for level in _LEVELS:
+        try:
+            levels[level] = await _has_access(auth_info, _default_config(level), request, response, levels=True)
+        except _github.GitHubUnavailable as error:
+            LOG.warning("Access check failed: %s (the other levels not asked: false)", error)
+            break
+    return levels
+
+
+_LEVELS: tuple[Literal["admin", "read_write", "read_only"], ...] = ("read_only", "read_write", "admin")
+
+
 def _not_logged_in_message() -> str:
     return NOT_LOGGED_IN_GITHUB_MESSAGE if auth_type() is AuthenticationType.GITHUB else NOT_LOGGED_IN_MESSAGE
 

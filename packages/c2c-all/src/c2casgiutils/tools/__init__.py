@@ -61,20 +61,17 @@ __all__ = ["access_summary", "c2c_index", "c2c_versions", "config_", "headers", 
 async def access_summary(request: Request, response: Response, auth_info: AuthInfo | None = None) -> dict[str, Any]:
     """Who is calling and what they may do, as the index page shows it (`auth_info` defaults to `get_auth`'s)."""
     info = await c2c_auth.get_auth(request, response) if auth_info is None else auth_info
-    read_only, read_write, admin = (
-        await c2c_auth.check_read_only_access(info, request, response),
-        await c2c_auth.check_read_write_access(info, request, response),
-        await c2c_auth.check_admin_access(info, request, response),
-    )
+    # One wait for a GitHub that cannot answer, not one per level.
+    levels = await c2c_auth.access_levels(info, request, response)
     user = info.user
     return {
         "mode": c2c_auth.auth_type().name.lower(),
         "is_logged_in": info.is_logged_in,
         "display_name": (user.display_name or user.login or None) if info.is_logged_in else None,
         "user_url": (user.url or None) if info.is_logged_in else None,
-        "read_only": read_only,
-        "read_write": read_write,
-        "admin": admin,
+        "read_only": levels["read_only"],
+        "read_write": levels["read_write"],
+        "admin": levels["admin"],
     }
 
 
