@@ -342,3 +342,24 @@ async def test_a_frozen_master_is_left_for_its_promoted_replica(
     await asyncio.to_thread(redis_cluster.wait_healthy)
     for _ in range(3):
         assert _payloads(await _call(replicas[0], channel, {})) == [{"replica": 0}, {"replica": 1}]
+
+
+async def test_a_first_call_to_a_frozen_master_is_bounded_by_its_timeout(
+    monkeypatch: pytest.MonkeyPatch, redis_cluster: RedisCluster, teardown: list[Replicas]
+) -> None:
+    """The first call on a channel subscribes to its answer channel (SSUBSCRIBE on the channel's master,
+    a new connection): a master that accepts connections but never answers does not hold the call."""
+    factory, replicas = await _replicas(monkeypatch, redis_cluster, 1)
+    teardown.append((factory, replicas))
+    (caller,) = replicas
+    channel = _channels_on_every_master(redis_cluster)[0]
+    frozen = redis_cluster.master_for_key("{" + PREFIX + channel + "}")
+    with frozen.frozen():
+        started = time.monotonic()
+        # The test's own bound turns a hang into a failure; the call's is 1 s.
+        async with asyncio.timeout(20):
+            with pytest.raises(BroadcastUnavailableError), request_scope():
+                await caller.broadcast(channel, {}, True, 1)
+        elapsed = time.monotonic() - started
+    # 1 s, loosely (a loaded CI); the SSUBSCRIBE outside the bound made it 6 s (the default 5 s Redis timeout more).
+    assert elapsed < 3.5, elapsed

@@ -220,13 +220,14 @@ class RedisBroadcaster(BaseBroadcaster):
         `BroadcastUnavailableError` when the subscription is not confirmed within `timeout`.
         """
         answer_channel = self._answer_channels.get(channel)
+        first = answer_channel is None
         if answer_channel is None:
             answer_channel = self._answer_channels[channel] = self.cluster_answer_channel(channel)
-            if self._answers.connected.is_set():
-                with contextlib.suppress(*ErrorTypes):
-                    await self._answers.subscribe(answer_channel)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout):  # the SSUBSCRIBE too: a node may accept and never answer
+                if first and self._answers.connected.is_set():
+                    with contextlib.suppress(*ErrorTypes):
+                        await self._answers.subscribe(answer_channel)
                 await self._answers.confirmation(answer_channel).wait()
         except TimeoutError:
             raise BroadcastUnavailableError(
