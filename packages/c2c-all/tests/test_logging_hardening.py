@@ -530,6 +530,102 @@ async def test_a_replayed_timed_override_is_ignored(
     logger.setLevel(logging.NOTSET)
 
 
+def _stored_pair(server: RedisServer, name: str) -> tuple[str, str]:
+    """An override as stored: its level and its signature (what someone with access to Redis can copy)."""
+    return _text(server.command("GET", PREFIX + name)), _text(
+        server.command("GET", logging_tool.signature_key(PREFIX, name))
+    )
+
+
+def _write_back(server: RedisServer, name: str, pair: tuple[str, str]) -> None:
+    server.command("SET", PREFIX + name, pair[0])
+    server.command("SET", logging_tool.signature_key(PREFIX, name), pair[1])
+
+
+async def test_a_deleted_permanent_override_written_back_is_refused_by_the_replicas_told_of_its_deletion(
+    signed_redis: RedisServer, tool: logging_tool.LoggingTool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone who can write to Redis keeps a signed permanent override and writes it back after the
+    operator deleted it: refused by the replica that deleted it and by those its DELETE broadcast
+    reached (whether they had applied it or not); a new override of that logger still applies."""
+    name = "hardening_replayed_permanent"
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.WARNING)
+    deleting, told = logging_tool.LoggingTool(), logging_tool.LoggingTool()
+    try:
+        await deleting._persist(name, "DEBUG", None)
+        kept = _stored_pair(signed_redis, name)
+        assert await tool.sync() == 1  # `tool` saw it at a synchronisation
+        assert logger.level == logging.DEBUG
+        await deleting._persist(name, None, None)  # the operator's DELETE, on that replica
+        for replica in (tool, told):  # its broadcast: `told` never had the override
+            await replica.handle(name=name, level=None)
+        assert logger.level == logging.WARNING
+        assert await tool.sync() == 0
+
+        _write_back(signed_redis, name, kept)
+        with caplog.at_level(logging.WARNING, logger=logging_tool.LOG.name):
+            for replica in (tool, deleting, told):
+                assert await replica.overrides() == []
+                assert name in replica._store.stale
+            assert await tool.sync() == 0
+        assert logger.level == logging.WARNING
+        assert any(
+            PREFIX + name in record.getMessage() and "a replayed override" in record.getMessage()
+            for record in caplog.records
+        )
+        # A replica started later was not told: the limit of what Redis alone can tell.
+        assert [entry[:2] for entry in await logging_tool.LoggingTool().overrides()] == [(name, "DEBUG")]
+
+        # The operator sets it again: a newer signature, applied everywhere.
+        await deleting._persist(name, "INFO", None)
+        assert await tool.sync() == 1
+        assert logger.level == logging.INFO
+    finally:
+        logger.setLevel(logging.NOTSET)
+
+
+async def test_an_older_signed_level_written_over_a_newer_one_is_refused_and_the_level_kept(
+    signed_redis: RedisServer, tool: logging_tool.LoggingTool
+) -> None:
+    """A rollback: the operator moved a logger from DEBUG to ERROR; the old DEBUG override, signature
+    intact, is written over the new one. The replicas keep ERROR (not reverted, not DEBUG)."""
+    name = "hardening_rolled_back"
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.WARNING)
+    writer = logging_tool.LoggingTool()
+    try:
+        await writer._persist(name, "DEBUG", None)
+        old = _stored_pair(signed_redis, name)
+        assert await tool.sync() == 1
+        await writer._persist(name, "ERROR", None)
+        assert await tool.sync() == 1
+        assert logger.level == logging.ERROR
+        _write_back(signed_redis, name, old)
+        assert await tool.sync() == 0
+        assert logger.level == logging.ERROR
+        assert tool.sync_status().ignored == 1
+    finally:
+        logger.setLevel(logging.NOTSET)
+
+
+async def test_a_delete_reaching_a_replica_without_that_override_leaves_the_logger_alone(
+    tool: logging_tool.LoggingTool,
+) -> None:
+    """The application configured the logger; this replica never applied an override of it (started
+    after it was set and reverted, or the name had none): a DELETE broadcast does not reset it to NOTSET."""
+    logger = logging.getLogger("hardening_never_overridden")
+    logger.setLevel(logging.WARNING)
+    try:
+        await tool.handle(name="hardening_never_overridden", level=None)
+        assert logger.level == logging.WARNING
+        tool.apply("hardening_never_overridden", "DEBUG")
+        await tool.handle(name="hardening_never_overridden", level=None)  # its own override: restored
+        assert logger.level == logging.WARNING
+    finally:
+        logger.setLevel(logging.NOTSET)
+
+
 async def test_without_a_secret_overrides_are_plain_as_in_014(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tool: logging_tool.LoggingTool
 ) -> None:

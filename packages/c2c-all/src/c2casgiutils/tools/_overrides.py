@@ -148,9 +148,12 @@ def _verifying_keys() -> tuple[bytes, ...] | None:
     return (signing, *(_derived_key(secret.get_secret_value()) for secret in accepted))
 
 
-def _override_signature(key: bytes, name: str, level: str, expiry_ms: int) -> str:
-    """The hex HMAC of one override: its logger name, its level and its expiry (ms since the epoch, 0 for none)."""
-    message = json.dumps(["logging override", name, level, expiry_ms], separators=(",", ":"), ensure_ascii=True)
+def _override_signature(key: bytes, name: str, level: str, expiry_ms: int, written_ms: int) -> str:
+    """The hex HMAC of one override: its logger name, its level, its expiry (ms since the epoch, 0
+    for none) and when it was written (ms since the epoch)."""
+    message = json.dumps(
+        ["logging override", name, level, expiry_ms, written_ms], separators=(",", ":"), ensure_ascii=True
+    )
     return hmac.new(key, message.encode("ascii"), hashlib.sha256).hexdigest()
 
 
@@ -189,19 +192,34 @@ class _IgnoredOverrideError(ValueError):
     """A stored override that is not applied (the message says why)."""
 
 
-def _verified_expiry(keys: tuple[bytes, ...], name: str, level: str, signature: object, now_ms: int) -> int:
-    """Check an override's signature; return its signed expiry (0 for none) or raise `_IgnoredOverrideError`."""
+class _StaleOverrideError(_IgnoredOverrideError):
+    """A validly signed override written before one this process saw later (or before its removal)."""
+
+
+def _ms_field(text: str) -> int | None:
+    """A signature's number of ms (ASCII digits, at most 18), or None."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def _verified_times(keys: tuple[bytes, ...], name: str, level: str, signature: object, now_ms: int) -> tuple[int, int]:
+    """Check an override's signature: its signed `(expiry, written)` in ms, or `_IgnoredOverrideError`."""
     if not isinstance(signature, str):
         raise _IgnoredOverrideError("not signed (a broadcast secret is set)")
-    expiry_text, _, digest = signature.partition(":")
-    if not expiry_text.isascii() or not expiry_text.isdigit() or len(expiry_text) > 18 or not digest.isascii():
+    fields = signature.split(":")
+    expiry_ms, written_ms = (_ms_field(fields[0]), _ms_field(fields[1])) if len(fields) == 3 else (None, None)
+    if expiry_ms is None or written_ms is None or not fields[2].isascii():
         raise _IgnoredOverrideError("malformed signature")
-    expiry_ms = int(expiry_text)
-    if not any(hmac.compare_digest(digest, _override_signature(key, name, level, expiry_ms)) for key in keys):
+    digest = fields[2]
+    if not any(
+        hmac.compare_digest(digest, _override_signature(key, name, level, expiry_ms, written_ms)) for key in keys
+    ):
         raise _IgnoredOverrideError("bad signature (changed, or copied from another logger's override)")
     if expiry_ms and expiry_ms <= now_ms:
         raise _IgnoredOverrideError("signed expiry passed (a replayed override)")
-    return expiry_ms
+    return expiry_ms, written_ms
+
+
+_MAX_REMEMBERED = 10_000  # loggers whose latest signed write (or removal) a store remembers
 
 
 class OverrideStore:
@@ -220,6 +238,24 @@ class OverrideStore:
         self.incomplete_since: float | None = None
         # Hashes of (key, value, reason) warned about, least recently seen first: one warning each.
         self._warned: dict[int, None] = {}
+        # By logger: the newest signed write this process accepted, or the time it saw the override
+        # removed (ms since the epoch), least recently changed first. A signed override written
+        # earlier is a replay (a deleted or replaced override written back with its signature).
+        self._latest: dict[str, int] = {}
+        # The loggers whose stored override the last read ignored as stale: their level stays as it is.
+        self.stale: set[str] = set()
+
+    def _remember(self, name: str, at_ms: int) -> None:
+        if at_ms < self._latest.get(name, 0):
+            return
+        self._latest.pop(name, None)
+        self._latest[name] = at_ms
+        while len(self._latest) > _MAX_REMEMBERED:
+            del self._latest[next(iter(self._latest))]
+
+    def removed(self, name: str) -> None:
+        """The override of `name` was deleted, or is no longer stored: a signed one written before now is stale."""
+        self._remember(name, int(time.time() * 1000))
 
     async def persist(self, master: RedisClient, name: str, level: str | None, duration: float | None) -> None:
         """Store (or, with `level=None`, delete) the override of `name`, with its signature when a secret is set.
@@ -230,21 +266,25 @@ class OverrideStore:
         prefix = key_prefix()
         key, sig_key = prefix + name, signature_key(prefix, name)
         signing_key = _signing_key()
+        # Later than anything this process saw for `name`: its own replicas refuse an earlier one.
+        now_ms = max(int(time.time() * 1000), self._latest.get(name, 0) + 1)
         async with bounded("storing the logging override", request=True):
             if level is None:
                 await master.delete(key, sig_key)  # one slot on a cluster: one command
+                self._remember(name, now_ms)
                 return
             # Redis expires both keys together (relative TTL: Redis's clock); the signed expiry is ours.
             px = max(int(duration * 1000), 1) if duration else None
-            expiry_ms = int(time.time() * 1000) + px if px else 0
+            expiry_ms = now_ms + px if px else 0
             async with master.pipeline(transaction=True) as pipe:
                 pipe.set(key, level, px=px)
                 if signing_key is None:
                     pipe.delete(sig_key)
                 else:
-                    signature = f"{expiry_ms}:{_override_signature(signing_key, name, level, expiry_ms)}"
-                    pipe.set(sig_key, signature, px=px)
+                    digest = _override_signature(signing_key, name, level, expiry_ms, now_ms)
+                    pipe.set(sig_key, f"{expiry_ms}:{now_ms}:{digest}", px=px)
                 await pipe.execute()
+            self._remember(name, now_ms)
 
     async def read(self, *, request: bool = False) -> list[tuple[str, str, float | None]]:
         """The stored overrides: `(name, level, seconds left or None)`, invalid or unsigned entries skipped.
@@ -269,6 +309,7 @@ class OverrideStore:
         replica = factory().replica()
         assert replica is not None
         verifying_keys = _verifying_keys()
+        self.stale = set()
         result: list[tuple[str, str, float | None]] = []
         ignored: list[tuple[str, str, str]] = []  # (key shown, value, reason)
         seen: set[bytes] = set()  # a `SCAN` may return a key twice
@@ -358,19 +399,26 @@ class OverrideStore:
                     )
                 )
             except (ValueError, TypeError) as error:
+                if isinstance(error, _StaleOverrideError):
+                    self.stale.add(name)
                 ignored.append((shown(key), level, _short(str(error))))
         return result
 
-    @staticmethod
     def _checked_override(
-        verifying_keys: tuple[bytes, ...] | None, name: str, level: str, ttl: int, signature: object
+        self, verifying_keys: tuple[bytes, ...] | None, name: str, level: str, ttl: int, signature: object
     ) -> tuple[str, str, float | None]:
         """`(name, level, seconds left)` of a stored override, or a `ValueError` saying why it is ignored."""
         name, level = validate_settable_logger_name(name), validate_level(level)
         expires_in = ttl / 1000 if ttl > 0 else None
         if verifying_keys is not None:
             now_ms = int(time.time() * 1000)
-            expiry_ms = _verified_expiry(verifying_keys, name, level, signature, now_ms)
+            expiry_ms, written_ms = _verified_times(verifying_keys, name, level, signature, now_ms)
+            if written_ms < self._latest.get(name, 0):
+                raise _StaleOverrideError(
+                    "written before a newer override or a removal this replica saw for this logger (a replayed"
+                    " override, or a read from a Redis replica that lags)"
+                )
+            self._remember(name, written_ms)
             if expiry_ms:  # the signed expiry wins over a TTL changed (or removed) in Redis
                 expires_in = min(expires_in or float("inf"), (expiry_ms - now_ms) / 1000)
         return name, level, expires_in

@@ -37,11 +37,13 @@ seconds); meanwhile `sync_status()` (and `c2casgiutils.monitoring.LoggingSyncChe
 `degraded`.
 
 With a broadcast secret (`C2C__BROADCAST__SECRET`) the stored overrides are signed: next to each
-override key, `<SIGNATURE_KEY_PREFIX><prefix><name>` holds `<expiry in ms since the epoch, 0 for
-none>:<hex HMAC-SHA256>` over the logger name, the level and that expiry, with a key derived from
-the secret for this use only (`SIGNATURE_LABEL`), so that a pub/sub signature is no override
-signature. An unsigned, tampered, moved (another name) or expired (replayed) override is ignored
-with a warning naming its key. The override key itself keeps 0.14's format (the plain level).
+override key, `<SIGNATURE_KEY_PREFIX><prefix><name>` holds `<expiry>:<written>:<hex HMAC-SHA256>`
+(times in ms since the epoch, expiry 0 for none) over the logger name, the level and both times,
+with a key derived from the secret for this use only (`SIGNATURE_LABEL`), so that a pub/sub
+signature is no override signature. An unsigned, tampered, moved (another name) or expired
+(replayed) override is ignored with a warning naming its key, and so is one written before a newer
+override or a deletion of that logger this replica saw (an old override written back, signature
+intact): its level stays as it is. The override key itself keeps 0.14's format (the plain level).
 
 Whatever is stored under the prefix, a read of the overrides (the list, the synchronisation) skips
 what is no override (a key name that is not UTF-8, a key of another type, an invalid name or
@@ -360,10 +362,12 @@ class LoggingTool:
         self._disarm(name)
         self._deadlines.pop(name, None)
         if level is None:
-            original = self._original.pop(name, logging.NOTSET)
+            # Only a level this tool set is restored: a logger it never changed keeps the level the
+            # application gave it (a DELETE reaching a replica that did not apply the override).
             existing = _existing_logger(name)  # a logger this process does not have is not created to restore it
-            if existing is not None:
-                existing.setLevel(original)
+            if name in self._original and existing is not None:
+                existing.setLevel(self._original[name])
+            self._original.pop(name, None)
         else:
             logger = logging.getLogger() if name == "root" else logging.getLogger(name)
             self._original.setdefault(name, logger.level)
@@ -419,6 +423,8 @@ class LoggingTool:
                     f"logger {shown(name)!r} not created in this process: {MAX_CREATED_LOGGERS} loggers were"
                     " created for overrides already; a stored override is applied once the application creates it"
                 )
+        if level is None:
+            self._store.removed(name)  # an earlier signed override of it written back is a replay
         result = self.apply(name, level, checked)
         _log_change(name, level, checked, "a broadcast")  # the request id of the caller's change is on the record
         return result
@@ -446,7 +452,9 @@ class LoggingTool:
                 _log_change(name, level, expires_in, "a stored override")
                 changed += 1
         # A read cut at `MAX_KEYS` did not see every key: what it did not see may still be stored.
-        for name in [name for name in self._original if name not in stored] if self._store.complete else []:
+        # Nor is an override it ignored as stale (an older signed one written back): the level stays.
+        gone = [name for name in self._original if name not in stored and name not in self._store.stale]
+        for name in gone if self._store.complete else []:
             self.apply(name, None)
             _log_change(name, None, None, "the stored overrides (its own is gone)")
             changed += 1
