@@ -26,13 +26,13 @@ import pytest
 import c2c_broadcast
 from c2c_broadcast import BroadcastResponse, BroadcastUnavailableError, ErrorAnswer, MissingAnswer, Settings
 from c2c_config import reload_settings
-from c2c_config.redis import request_scope
 from c2c_testing import RedisCluster, RedisSentinel, RedisServer
 
 try:
     import redis.asyncio as aioredis
 
     from c2c_broadcast._wire import encode_request
+    from c2c_config.redis import request_scope
 except ModuleNotFoundError:
     aioredis = None  # type: ignore[assignment]
 
