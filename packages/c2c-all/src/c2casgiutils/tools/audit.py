@@ -238,7 +238,7 @@ async def c2c_audit(
     _: Annotated[None, Depends(require_read_write_access)],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Records per replica")] = 100,
 ) -> AuditResponse:
-    """The last admin actions of every replica, newest first (`GET /c2c/audit`, admin access)."""
+    """The last admin actions of every replica, newest first (`GET /c2c/audit`, read-write access)."""
     import asyncio
 
     from c2c_broadcast import BroadcastUnavailableError, broadcast
