@@ -238,8 +238,8 @@ class OverrideStore:
         self.incomplete_since: float | None = None
         # Hashes of (key, value, reason) warned about, least recently seen first: one warning each.
         self._warned: dict[int, None] = {}
-        # By logger: the newest signed write this process accepted, or the time it saw the override
-        # removed (ms since the epoch), least recently changed first. A signed override written
+        # By logger: the newest signed write this process accepted or made, or when it was told of the
+        # override's deletion (ms since the epoch), least recently changed first. A signed override written
         # earlier is a replay (a deleted or replaced override written back with its signature).
         self._latest: dict[str, int] = {}
         # The loggers whose stored override the last read ignored as stale: their level stays as it is.
@@ -254,7 +254,11 @@ class OverrideStore:
             del self._latest[next(iter(self._latest))]
 
     def removed(self, name: str) -> None:
-        """The override of `name` was deleted, or is no longer stored: a signed one written before now is stale."""
+        """The override of `name` was deleted (a DELETE here, or its broadcast): one signed before now is stale.
+
+        Not called for an override a read merely does not find: a Redis replica that lags can show
+        that absence, and the override written before it would then be refused.
+        """
         self._remember(name, int(time.time() * 1000))
 
     async def persist(self, master: RedisClient, name: str, level: str | None, duration: float | None) -> None:
