@@ -178,17 +178,14 @@ async def access_levels(
     failure the remaining levels are false (fail closed), without asking again. In GitHub mode the
     three share one permission request (cached), so an available GitHub is asked once too.
     """
-    levels: dict[str, bool] = dict.fromkeys(_LEVELS, False)
-    for level in _LEVELS:
+    levels: dict[str, bool] = dict.fromkeys(reversed(_ACCESS_ORDER), False)
+    for level in reversed(_ACCESS_ORDER):  # the weakest first, as the page lists them
         try:
             levels[level] = await _has_access(auth_info, _default_config(level), request, response, levels=True)
         except _github.GitHubUnavailable as error:
             LOG.warning("Access check failed: %s (the other levels not asked: false)", error)
             break
     return levels
-
-
-_LEVELS: tuple[Literal["admin", "read_write", "read_only"], ...] = ("read_only", "read_write", "admin")
 
 
 def _not_logged_in_message() -> str:
